@@ -1,0 +1,1 @@
+"""threadrec streams: Faust app, topics, agents, CLI and the embedded broker."""
