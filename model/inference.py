@@ -1,0 +1,165 @@
+"""Numpy-in/numpy-out EmbSum inference for the streaming path (batching, no grad, autocast).
+
+Retrieval: an item's retrieval vector is the mean of its n CPE codes and a user's interest
+vectors are its m UPE codes. Then <a_i, mean_j b_j> = mean_j K_ij, the average of row i of
+the score matrix K = A B^T; the exact EmbSum score is a softmax-weighted average of the same
+K entries, so max_i over the interest queries (PinnerSage-style) approximates it from above
+the mean, and the exact score reranks the retrieved candidates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.backbones import build_backbone, load_tokenizer
+from model.batching import pad_ragged, tokenize, unpad_states
+from model.config import EmbSumConfig
+from model.embsum import EmbSum
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ItemEncoding:
+    """cpe: (N, n, d) CPE codes; retrieval: (N, d) vectors to index (mean of the codes)."""
+
+    cpe: np.ndarray
+    retrieval: np.ndarray
+
+
+@dataclass
+class SessionEncoding:
+    """embedding: (d,) first-token state; token_states: (T, d) real tokens only."""
+
+    embedding: np.ndarray
+    token_states: np.ndarray
+
+
+@dataclass
+class Summary:
+    """Generated summary text and the global embedding (d,) at its EOS."""
+
+    text: str
+    embedding: np.ndarray
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """Explicit device, else CUDA when available, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_for(device: torch.device):
+    """bf16 (or fp16) autocast on CUDA; nothing on CPU, where float32 keeps parity exact."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy().astype(np.float32, copy=False)
+
+
+class EmbSumInference:
+    """EmbSum behind numpy arrays: encode items/sessions, summarise, user codes, score."""
+
+    batch_size: int = 32
+
+    def __init__(self, model: EmbSum, tokenizer, device: torch.device, metadata: dict | None = None):
+        self.model = model.to(device).eval()
+        self.tokenizer, self.device = tokenizer, device
+        self.config: EmbSumConfig = model.cfg
+        self.dim: int = model.dim
+        self.metadata = metadata or {}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> EmbSumInference:
+        """Load a checkpoint directory written by model.checkpoint.save_checkpoint."""
+        from model.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(path, device=device)
+        return cls(ckpt.model, ckpt.tokenizer, ckpt.device, ckpt.metadata)
+
+    @classmethod
+    def pretrained(cls, config: EmbSumConfig | None = None, device=None) -> EmbSumInference:
+        """Untrained heads on the pretrained backbone (packaged MiniLM by default)."""
+        cfg = config or EmbSumConfig()
+        torch.manual_seed(0)  # untrained heads still reproducible across processes
+        tok = load_tokenizer(cfg)
+        return cls(EmbSum(cfg, build_backbone(cfg, tok)), tok, pick_device(device))
+
+    @torch.no_grad()
+    def encode_items(self, texts: list[str]) -> ItemEncoding:
+        """Item texts -> CPE codes (N, n, d) and retrieval vectors (N, d)."""
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            ids, mask = tokenize(self.tokenizer, texts[i:i + self.batch_size], self.config.max_item_tokens, self.device)
+            with autocast_for(self.device):
+                out.append(_np(self.model.item_codes(ids, mask)))
+        cpe = np.concatenate(out) if out else np.zeros((0, self.config.n, self.dim), np.float32)
+        return ItemEncoding(cpe=cpe, retrieval=cpe.mean(axis=1))
+
+    @torch.no_grad()
+    def encode_sessions(self, texts: list[str]) -> list[SessionEncoding]:
+        """Session texts (any users) -> one SessionEncoding each; sessions are independent."""
+        res: list[SessionEncoding] = []
+        for i in range(0, len(texts), self.batch_size):
+            ids, mask = tokenize(self.tokenizer, texts[i:i + self.batch_size], self.config.max_session_tokens, self.device)
+            with autocast_for(self.device):
+                emb, states = self.model.encode_sessions(ids, mask)
+            for e, s in zip(emb, unpad_states(states, mask), strict=True):
+                res.append(SessionEncoding(embedding=_np(e), token_states=_np(s)))
+        return res
+
+    @torch.no_grad()
+    def summarize(self, users: list[list[SessionEncoding]]) -> list[Summary]:
+        """Per user: greedy summary over the cached token states of its sessions."""
+        res: list[Summary] = []
+        for i in range(0, len(users), self.batch_size):
+            rows = [torch.from_numpy(np.concatenate([s.token_states for s in u])).to(self.device)
+                    for u in users[i:i + self.batch_size]]
+            enc, enc_mask = pad_ragged(rows)  # (U, L, d)
+            with autocast_for(self.device):
+                toks, glob = self.model.generate(enc, enc_mask)
+            texts = self.tokenizer.batch_decode(toks, skip_special_tokens=True)
+            res += [Summary(text=t, embedding=_np(g)) for t, g in zip(texts, glob, strict=True)]
+        return res
+
+    @torch.no_grad()
+    def user_codes(self, session_embeddings: list[np.ndarray], global_embeddings: np.ndarray) -> np.ndarray:
+        """List of (g_u, d) and (U, d) -> UPE codes A (U, m, d)."""
+        rows = [torch.from_numpy(np.asarray(s, np.float32)).to(self.device) for s in session_embeddings]
+        emb, mask = pad_ragged(rows)
+        glob = torch.from_numpy(np.asarray(global_embeddings, np.float32)).to(self.device)
+        return _np(self.model.user_codes(emb, mask, glob))
+
+    def interest_vectors(self, user_codes: np.ndarray) -> np.ndarray:
+        """(U, m, d) -> query vectors (U, m, d); inner product with ItemEncoding.retrieval."""
+        return np.ascontiguousarray(user_codes, dtype=np.float32)
+
+    @torch.no_grad()
+    def score(self, user_codes: np.ndarray, item_cpe: np.ndarray) -> np.ndarray:
+        """(U, m, d) x (U, C, n, d) or shared (C, n, d) -> exact EmbSum scores (U, C)."""
+        a = torch.from_numpy(np.asarray(user_codes, np.float32)).to(self.device)
+        b = torch.from_numpy(np.asarray(item_cpe, np.float32)).to(self.device)
+        return _np(self.model.score(a, b))
+
+    def encode_users(self, histories: list[list[str]]) -> tuple[np.ndarray, list[Summary]]:
+        """Convenience: per user a list of session texts -> (UPE codes (U, m, d), summaries)."""
+        flat = self.encode_sessions([t for h in histories for t in h])
+        users, k = [], 0
+        for h in histories:
+            users.append(flat[k:k + len(h)])
+            k += len(h)
+        sums = self.summarize(users)
+        codes = self.user_codes([np.stack([s.embedding for s in u]) for u in users],
+                                np.stack([s.embedding for s in sums]))
+        return codes, sums
