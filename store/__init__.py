@@ -1,0 +1,43 @@
+"""Durable user state, item records, bounded caches and vector indexes for threadrec.
+
+Never imports faust, kafka, torch, `model` or `streams`. FAISS loads only from store.faiss_index.
+"""
+
+from .base import KVStore
+from .config import CacheConfig, ExpiryConfig, FrequencyConfig, IndexConfig
+from .errors import StateCodecError, StoreClosedError, StoreError, VectorIndexError
+from .item_record import ItemRecord, decode_item_record, encode_item_record
+from .memory_backend import MemoryKV
+from .typed_stores import ItemStore, UserStateStore
+from .user_state import (
+    KIND_CODES,
+    KIND_NAMES,
+    UserState,
+    decode_user_state,
+    encode_user_state,
+    session_content_key,
+)
+
+__all__ = [
+    "KIND_CODES",
+    "KIND_NAMES",
+    "CacheConfig",
+    "ExpiryConfig",
+    "FrequencyConfig",
+    "IndexConfig",
+    "ItemRecord",
+    "ItemStore",
+    "KVStore",
+    "MemoryKV",
+    "StateCodecError",
+    "StoreClosedError",
+    "StoreError",
+    "UserState",
+    "UserStateStore",
+    "VectorIndexError",
+    "decode_item_record",
+    "decode_user_state",
+    "encode_item_record",
+    "encode_user_state",
+    "session_content_key",
+]

@@ -1,0 +1,60 @@
+"""Frozen option dataclasses, one per store component."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Options of the FAISS vector index (inner-product metric)."""
+
+    dim: int = 384
+    # Exact IndexFlatIP below this many items, IVF-Flat at or above it.
+    exact_threshold: int = 50_000
+    # None: about sqrt(n) lists, chosen at each (re)train.
+    nlist: int | None = None
+    # Lists probed per query; 32 gives recall@100 >= 0.95 on clustered 384-d data at 100k-1M.
+    nprobe: int = 32
+    # Retrain IVF when the catalogue has grown by this factor since the last training.
+    retrain_growth: float = 2.0
+    train_iterations: int = 10
+    # k-means sees at most this many points per list (faiss' own default is 256).
+    max_train_points_per_list: int = 64
+    # None: use a GPU when faiss reports one; False: never; True: require one.
+    use_gpu: bool | None = None
+    # Force a searchable replica even on CPU (tests exercise the GPU replica logic with it).
+    force_replica: bool = False
+    # Re-clone the search replica when dead labels exceed this fraction of its size.
+    replica_resync_fraction: float = 0.05
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Options of the bounded least-recently-used cache of recomputable arrays."""
+
+    max_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExpiryConfig:
+    """Monolith-style expiry: users unseen for longer than ttl_seconds (event time) are dropped."""
+
+    ttl_seconds: float = 30 * DAY
+    # At most this many users are dropped per expire() call, so one call stays cheap.
+    max_per_call: int = 100_000
+
+
+@dataclass(frozen=True)
+class FrequencyConfig:
+    """Monolith-style frequency filter: personalise only after min_count engagements."""
+
+    min_count: int = 3
+    # Count-min sketch shape; error <= 2 * events / width with probability 1 - 2**-depth.
+    width: int = 1 << 18
+    depth: int = 4
+    # Halve every counter after this many observations, so passers-by fade out (0: never).
+    decay_every: int = 10_000_000

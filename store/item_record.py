@@ -1,0 +1,62 @@
+"""Item records (text, category, CPE, retrieval vector) and their binary codec."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .binary import Writer, open_frame, values_equal
+
+logger = logging.getLogger(__name__)
+
+ITEM_MAGIC = b"TRIT"
+ITEM_FORMAT = 1
+
+
+@dataclass(eq=False)
+class ItemRecord:
+    """One catalogue item as the online path needs it."""
+
+    item_id: str
+    text: str = ""
+    category: str = ""
+    cpe: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))  # [n, d] float16
+    vector: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [d] float32
+    ts: float = 0.0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ItemRecord):
+            return NotImplemented
+        return all(
+            values_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+        )
+
+
+def encode_item_record(item: ItemRecord) -> bytes:
+    """Encode an ItemRecord to bytes (format ITEM_FORMAT)."""
+    w = Writer()
+    w.pack("d", item.ts)
+    w.text(item.item_id)
+    w.text(item.text)
+    w.text(item.category)
+    w.array(item.cpe, "<f2")
+    w.array(item.vector, "<f4")
+    return w.frame(ITEM_MAGIC, ITEM_FORMAT)
+
+
+def decode_item_record(data: bytes) -> ItemRecord:
+    """Decode bytes from encode_item_record; raises StateCodecError on anything invalid."""
+    _, r = open_frame(data, ITEM_MAGIC, {ITEM_FORMAT}, "item record")
+    (ts,) = r.unpack("d")
+    item = ItemRecord(
+        item_id=r.text(),
+        text=r.text(),
+        category=r.text(),
+        cpe=r.array("<f2", 2),
+        vector=r.array("<f4", 1),
+        ts=ts,
+    )
+    r.finish()
+    return item

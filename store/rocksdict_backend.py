@@ -1,0 +1,61 @@
+"""RocksDB KVStore backend through rocksdict (raw bytes mode, as Faust's rocksdb store uses)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from rocksdict import Options, Rdict, WriteBatch
+
+from .errors import StoreClosedError
+
+logger = logging.getLogger(__name__)
+
+
+class RocksDictKV:
+    """A RocksDB database at `path`; created if missing, reopened with its data otherwise."""
+
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
+        # raw_mode: store bytes as-is, with no rocksdict type prefix, so other readers can share it
+        self._db: Rdict | None = Rdict(str(path), Options(raw_mode=True))
+
+    def _live(self) -> Rdict:
+        if self._db is None:
+            raise StoreClosedError(f"rocksdict store at {self.path} is closed")
+        return self._db
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._live().get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._live()[key] = bytes(value)
+
+    def delete(self, key: bytes) -> None:
+        del self._live()[key]
+
+    def write_batch(
+        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()
+    ) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for key in deletes:
+            batch.delete(key)
+        for key, value in puts:
+            batch.put(key, bytes(value))
+        self._live().write(batch)
+
+    def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        for key, value in self._live().items(from_key=prefix):
+            if not key.startswith(prefix):
+                return
+            yield key, value
+
+    def flush(self) -> None:
+        self._live().flush()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

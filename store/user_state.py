@@ -1,0 +1,129 @@
+"""Per-user state and its compact, versioned binary codec (no pickle, no JSON)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .binary import Reader, Writer, open_frame, values_equal
+from .errors import StateCodecError
+
+logger = logging.getLogger(__name__)
+
+USER_STATE_MAGIC = b"TRUS"
+USER_STATE_FORMAT = 1
+
+# Engagement kinds as stored (uint8); the engagements topic carries the names.
+KIND_CODES: dict[str, int] = {"impression": 0, "view": 1, "click": 2, "like": 3, "share": 4}
+KIND_NAMES: dict[int, str] = {code: name for name, code in KIND_CODES.items()}
+
+
+def _f16(rows: int = 0, dim: int = 0) -> np.ndarray:
+    return np.zeros((rows, dim), np.float16)
+
+
+@dataclass(eq=False)
+class UserState:
+    """Everything the online path keeps for one user; arrays are numpy, sessions index history."""
+
+    user_id: str
+    item_ids: list[str] = field(default_factory=list)
+    timestamps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))  # [n]
+    kinds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # [n]
+    session_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))  # [s]
+    session_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # [g]
+    session_embeddings: np.ndarray = field(default_factory=_f16)  # [g, d] float16
+    global_embedding: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, np.float16)
+    )  # [d] or [0]
+    upe: np.ndarray = field(default_factory=_f16)  # [m, d] float16
+    summary: str = ""
+    total_events: int = 0
+    events_since_summary: int = 0
+    last_seen: float = 0.0
+    version: int = 0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UserState):
+            return NotImplemented
+        return all(
+            values_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+        )
+
+    @property
+    def num_sessions(self) -> int:
+        return len(self.session_starts)
+
+    def session_item_ids(self, index: int) -> list[str]:
+        """Item ids of session `index` (sessions run from their start to the next start)."""
+        starts = self.session_starts.tolist() + [len(self.item_ids)]
+        return self.item_ids[starts[index] : starts[index + 1]]
+
+
+def session_content_key(item_ids: list[str]) -> int:
+    """64-bit content hash of a session's item ids, so consumers can tell which sessions changed."""
+    digest = hashlib.blake2b("\x1f".join(item_ids).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _validate(s: UserState) -> None:
+    n = len(s.item_ids)
+    if len(s.timestamps) != n or len(s.kinds) != n:
+        raise StateCodecError(f"user {s.user_id!r}: history arrays disagree with {n} item ids")
+    starts = np.asarray(s.session_starts, np.int64)
+    if len(starts) and (starts[0] < 0 or starts[-1] > n or np.any(np.diff(starts) < 0)):
+        raise StateCodecError(f"user {s.user_id!r}: session starts must be sorted within history")
+    if len(s.session_keys) != len(s.session_embeddings):
+        raise StateCodecError(f"user {s.user_id!r}: one content key per cached session embedding")
+    if s.total_events < 0 or s.events_since_summary < 0:
+        raise StateCodecError(f"user {s.user_id!r}: counters must be non-negative")
+
+
+def encode_user_state(state: UserState) -> bytes:
+    """Encode a UserState to bytes (format USER_STATE_FORMAT)."""
+    _validate(state)
+    w = Writer()
+    w.pack("qQQd", state.version, state.total_events, state.events_since_summary, state.last_seen)
+    w.text(state.user_id)
+    w.texts(state.item_ids)
+    w.array(state.timestamps, "<f8")
+    w.array(state.kinds, "u1")
+    w.array(state.session_starts, "<u4")
+    w.array(state.session_keys, "<u8")
+    w.array(state.session_embeddings, "<f2")
+    w.array(state.global_embedding, "<f2")
+    w.array(state.upe, "<f2")
+    w.text(state.summary)
+    return w.frame(USER_STATE_MAGIC, USER_STATE_FORMAT)
+
+
+def decode_user_state(data: bytes) -> UserState:
+    """Decode bytes from encode_user_state; raises StateCodecError on anything invalid."""
+    _, r = open_frame(data, USER_STATE_MAGIC, {USER_STATE_FORMAT}, "user state")
+    return _read_v1(r)
+
+
+def _read_v1(r: Reader) -> UserState:
+    version, total, since, last_seen = r.unpack("qQQd")
+    state = UserState(
+        user_id=r.text(),
+        item_ids=r.texts(),
+        timestamps=r.array("<f8", 1),
+        kinds=r.array("u1", 1),
+        session_starts=r.array("<u4", 1),
+        session_keys=r.array("<u8", 1),
+        session_embeddings=r.array("<f2", 2),
+        global_embedding=r.array("<f2", 1),
+        upe=r.array("<f2", 2),
+        summary=r.text(),
+        total_events=total,
+        events_since_summary=since,
+        last_seen=last_seen,
+        version=version,
+    )
+    r.finish()
+    _validate(state)
+    return state

@@ -1,0 +1,71 @@
+"""The KVStore contract, run against every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from store.base import KVStore
+from store.errors import StoreClosedError
+
+
+def test_get_put_delete(kv_factory) -> None:
+    kv = kv_factory()
+    assert isinstance(kv, KVStore)
+    assert kv.get(b"a") is None
+    kv.put(b"a", b"1")
+    kv.put(b"a", b"2")
+    assert kv.get(b"a") == b"2"
+    kv.delete(b"a")
+    kv.delete(b"never-there")
+    assert kv.get(b"a") is None
+
+
+def test_iterate_prefix_in_key_order(kv_factory) -> None:
+    kv = kv_factory()
+    for key in [b"b/2", b"a/9", b"b/10", b"b/1", b"c", b"b"]:
+        kv.put(key, key + b"!")
+    assert [k for k, _ in kv.iterate(b"b/")] == [b"b/1", b"b/10", b"b/2"]
+    assert [v for _, v in kv.iterate(b"b/")] == [b"b/1!", b"b/10!", b"b/2!"]
+    assert [k for k, _ in kv.iterate()] == [b"a/9", b"b", b"b/1", b"b/10", b"b/2", b"c"]
+    assert list(kv.iterate(b"zz")) == []
+
+
+def test_delete_while_iterating(kv_factory) -> None:
+    kv = kv_factory()
+    for i in range(10):
+        kv.put(b"k%02d" % i, b"")
+    for key, _ in kv.iterate(b"k"):
+        kv.delete(key)
+    assert list(kv.iterate()) == []
+
+
+def test_write_batch_applies_deletes_and_puts(kv_factory) -> None:
+    kv = kv_factory()
+    kv.put(b"old", b"x")
+    kv.write_batch([(b"new", b"y"), (b"n2", b"z")], [b"old"])
+    assert kv.get(b"old") is None
+    assert (kv.get(b"new"), kv.get(b"n2")) == (b"y", b"z")
+
+
+def test_binary_keys_and_values(kv_factory) -> None:
+    kv = kv_factory()
+    key, value = bytes(range(256)), bytes(range(255, -1, -1)) * 100
+    kv.put(key, value)
+    assert kv.get(key) == value
+
+
+def test_closed_store_raises(kv_factory) -> None:
+    kv = kv_factory()
+    kv.close()
+    with pytest.raises(StoreClosedError):
+        kv.get(b"a")
+
+
+def test_rocksdict_persists_across_reopen(kv_factory) -> None:
+    if kv_factory.backend != "rocksdict":
+        pytest.skip("memory backend does not persist")
+    kv = kv_factory()
+    kv.put(b"k", b"v")
+    kv.flush()
+    kv.close()
+    assert kv_factory().get(b"k") == b"v"
