@@ -12,6 +12,8 @@ from streams.errors import ThreadrecError
 # One module per subcommand; each defines register(subparsers).
 COMMAND_MODULES = [
     "streams.commands.broker_cmd",
+    "streams.commands.data_cmd",
+    "streams.commands.replay_cmd",
     # -- subcommand modules: add new ones above this line --
 ]
 

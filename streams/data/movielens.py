@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from streams.data.records import BadRecord, Engagement, Item, Problems, parse_id, parse_ts
 from streams.data.split import (
+    SPLIT_DESCRIPTION,
     NegativeSampler,
     first_seen,
     impressions_for,
@@ -26,10 +27,6 @@ logger = logging.getLogger(__name__)
 
 NAME = "ml-100k"
 LIKE_THRESHOLD = 4.0
-SPLIT_DESCRIPTION = ("leave-one-out per user over (ts, source row) order: last = test, "
-                     "second-to-last = valid, rest = train; impressions = positive + 4 negatives "
-                     "sampled (seeded) from catalog items published by then that the user had not "
-                     "engaged with at or before that time")
 
 
 def wheel_source() -> Path:

@@ -14,6 +14,10 @@ from streams.data.records import Engagement, Impression, Item
 logger = logging.getLogger(__name__)
 
 NEGATIVES = 4
+SPLIT_DESCRIPTION = ("leave-one-out per user over (ts, source row) order: last = test, "
+                     "second-to-last = valid, rest = train; impressions = positive + 4 negatives "
+                     "sampled (seeded) from catalog items published by then that the user had not "
+                     "engaged with at or before that time")
 
 
 def order_by_time(engagements: Iterable[Engagement]) -> list[Engagement]:
