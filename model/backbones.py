@@ -38,7 +38,7 @@ def packaged_minilm_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _quiet_hf():
+def quiet_hf():
     # warm-starting a decoder reports every new cross-attention weight; expected, so hush it
     old = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -114,7 +114,7 @@ class MiniLMBackbone(Backbone):
             dec = BertLMHeadModel(BertConfig(**hf["decoder"], attn_implementation=impl))
             return cls(enc, dec, tokenizer)
         path = str(cfg.encoder_path or packaged_minilm_dir())
-        with _quiet_hf():
+        with quiet_hf():
             enc = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False,
                                             attn_implementation=impl)
             dec = BertLMHeadModel.from_pretrained(path, local_files_only=True, is_decoder=True,
@@ -160,7 +160,7 @@ class T5Backbone(Backbone):
         if hf is not None:
             return cls(T5ForConditionalGeneration(T5Config(**hf["t5"], attn_implementation=impl)), tokenizer)
         if cfg.t5_path:
-            with _quiet_hf():
+            with quiet_hf():
                 t5 = T5ForConditionalGeneration.from_pretrained(cfg.t5_path, local_files_only=True)
             return cls(t5, tokenizer)
         if cfg.t5_config is None:

@@ -1,0 +1,79 @@
+"""Reader of a prepared data directory (docs/data-format.md): JSON lines, no streams imports."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.errors import DataDirError
+
+logger = logging.getLogger(__name__)
+
+ENGAGED_KINDS = frozenset({"click", "view", "like", "share"})  # "impression" = shown, not engaged
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """All lines of a JSON-lines file; a bad line raises DataDirError naming file and line."""
+    if not path.exists():
+        raise DataDirError(f"missing file {path}")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataDirError(f"{path}:{n}: invalid JSON ({e.msg})") from e
+    return rows
+
+
+@dataclass
+class PreparedData:
+    """Items by id, engagements per split (event-time order), impressions and meta."""
+
+    root: Path
+    items: dict[str, dict[str, Any]]
+    train: list[dict[str, Any]]
+    valid: list[dict[str, Any]]
+    test: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def impressions(self, split: str) -> list[dict[str, Any]]:
+        """impressions_{split}.jsonl rows."""
+        return read_jsonl(self.root / f"impressions_{split}.jsonl")
+
+
+def _engaged(rows: list[dict[str, Any]], items: dict[str, dict], name: str) -> list[dict[str, Any]]:
+    out = []
+    for i, r in enumerate(rows, 1):
+        if "user_id" not in r or "item_id" not in r or "ts" not in r:
+            raise DataDirError(f"{name}:{i}: needs user_id, item_id and ts")
+        if r.get("kind", "click") in ENGAGED_KINDS and r["item_id"] in items:
+            out.append(r)
+    return out
+
+
+def load_prepared(root: str | Path) -> PreparedData:
+    """Load items and the three splits (impressions are read on demand)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataDirError(f"data directory {root} does not exist")
+    items = {str(it["item_id"]): it for it in read_jsonl(root / "items.jsonl")}
+    splits = {s: _engaged(read_jsonl(root / f"{s}.jsonl"), items, f"{root}/{s}.jsonl")
+              for s in ("train", "valid", "test")}
+    meta_path = root / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    logger.info("loaded %s: %d items, %d train engagements", root, len(items), len(splits["train"]))
+    return PreparedData(root, items, splits["train"], splits["valid"], splits["test"], meta)
+
+
+def histories(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Engagements grouped by user, kept in file (event-time, stable) order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(str(r["user_id"]), []).append(r)
+    return out

@@ -1,0 +1,156 @@
+"""Offline evaluation: MIND-protocol impression metrics + full ranking, EmbSum and baselines."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import track
+
+from model.baselines import ContentSimilarity, CoOccurrence, Popularity, Ranker, RecentPopularity
+from model.dataset import PreparedData, histories, load_prepared
+from model.errors import DataDirError
+from model.examples import user_sessions
+from model.inference import EmbSumInference
+from model.metrics import full_ranking_metrics, impression_metrics
+from model.text import item_text, session_text
+
+logger = logging.getLogger(__name__)
+
+
+class EmbSumRanker(Ranker):
+    """Exact EmbSum scores; users and items are encoded once and cached."""
+
+    name = "embsum"
+
+    def __init__(self, inf: EmbSumInference, data: PreparedData, history: dict[str, list[dict]],
+                 progress: bool = False, chunk: int = 16):
+        super().__init__(list(data.items))
+        self.inf, self.data, self.history, self.progress, self.chunk = inf, data, history, progress, chunk
+        self._codes: dict[str, np.ndarray] = {}
+        self._cpe: dict[str, np.ndarray] = {}
+
+    def _encode_items(self, item_ids: Sequence[str]) -> np.ndarray:
+        todo = [i for i in dict.fromkeys(item_ids) if i not in self._cpe]
+        step = 256
+        batches = range(0, len(todo), step)
+        for k in (track(batches, description="encode items") if self.progress and len(todo) > step else batches):
+            enc = self.inf.encode_items([item_text(self.data.items[i]) for i in todo[k:k + step]])
+            self._cpe.update(zip(todo[k:k + step], enc.cpe, strict=True))
+        return np.stack([self._cpe[i] for i in item_ids])
+
+    def _encode_users(self, user_ids: Sequence[str]) -> np.ndarray:
+        todo = [u for u in dict.fromkeys(user_ids) if u not in self._codes]
+        items, cfg = self.data.items, self.inf.config
+        batches = range(0, len(todo), self.chunk)
+        for k in (track(batches, description="encode users") if self.progress and len(todo) > self.chunk else batches):
+            group = todo[k:k + self.chunk]
+            hist = [[session_text(items[i] for i in s) for s in user_sessions(self.history.get(u, []), cfg)] or [""]
+                    for u in group]
+            codes, _ = self.inf.encode_users(hist)
+            self._codes.update(zip(group, codes, strict=True))
+        return np.stack([self._codes[u] for u in user_ids])
+
+    def scores(self, user_ids, item_ids):
+        cpe = self._encode_items(item_ids)  # (C, n, d)
+        codes = self._encode_users(user_ids)  # (U, m, d)
+        out = np.empty((len(user_ids), len(item_ids)), np.float32)
+        for k in range(0, len(user_ids), self.chunk):  # bounds the (U, C, m*n) intermediate
+            for c in range(0, len(item_ids), 2048):
+                out[k:k + self.chunk, c:c + 2048] = self.inf.score(codes[k:k + self.chunk], cpe[c:c + 2048])
+        return out
+
+
+def split_history(data: PreparedData, split: str) -> dict[str, list[dict]]:
+    """History visible when evaluating split: train for valid, train+valid for test."""
+    rows = data.train if split == "valid" else data.train + sorted(data.valid, key=lambda e: float(e["ts"]))
+    return histories(sorted(rows, key=lambda e: float(e["ts"])))
+
+
+def impression_eval(ranker: Ranker, impressions: list[dict]) -> dict[str, float]:
+    """Score each impression's candidates (one batched call) and average the MIND metrics."""
+    users = list(dict.fromkeys(r["user_id"] for r in impressions))
+    cands = list(dict.fromkeys(c for r in impressions for c in r["candidates"]))
+    s = ranker.scores(users, cands)
+    urow, ccol = {u: k for k, u in enumerate(users)}, {c: k for k, c in enumerate(cands)}
+    return impression_metrics((r["labels"], s[urow[r["user_id"]], [ccol[c] for c in r["candidates"]]])
+                              for r in impressions)
+
+
+def full_ranking_eval(ranker: Ranker, users: list[str], targets: dict[str, set[str]],
+                      seen: dict[str, list[dict]], all_items: list[str]) -> dict[str, float]:
+    """Recall/nDCG@10/50 over all items minus each user's seen (history) items."""
+    idx = {i: k for k, i in enumerate(all_items)}
+    s = ranker.scores(users, all_items)
+    per = [full_ranking_metrics(s[k], [idx[i] for i in targets[u]], [idx[e["item_id"]] for e in seen.get(u, [])])
+           for k, u in enumerate(users)]
+    return {f"full_{m}": float(np.mean([p[m] for p in per])) for m in per[0]} if per else {}
+
+
+def select_impressions(data: PreparedData, split: str, max_users: int | None) -> list[dict]:
+    rows = [r for r in data.impressions(split) if all(c in data.items for c in r["candidates"])]
+    if not rows:
+        raise DataDirError(f"{data.root}: impressions_{split}.jsonl has no usable impression")
+    users = sorted(dict.fromkeys(r["user_id"] for r in rows))[:max_users] if max_users else None
+    return [r for r in rows if users is None or r["user_id"] in set(users)]
+
+
+def validate(model, tokenizer, data: PreparedData, max_users: int | None = 200) -> dict[str, float]:
+    """EmbSum impression metrics on impressions_valid (used during training)."""
+    inf = EmbSumInference(model, tokenizer, next(model.parameters()).device)
+    hist = split_history(data, "valid")
+    return impression_eval(EmbSumRanker(inf, data, hist), select_impressions(data, "valid", max_users))
+
+
+def build_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumInference | None,
+                  progress: bool) -> list[Ranker]:
+    ids = list(data.items)
+    hist_ids = {u: [e["item_id"] for e in ev] for u, ev in hist.items()}
+    rankers: list[Ranker] = [EmbSumRanker(inf, data, hist, progress)] if inf is not None else []
+    return rankers + [Popularity(ids, data.train), RecentPopularity(ids, data.train),
+                      CoOccurrence(ids, data.train, hist_ids), ContentSimilarity(ids, data.items, hist_ids)]
+
+
+def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "test",
+             max_users: int | None = None, device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """All models on one split: {"models": {name: metrics}, "data": {...}, "checkpoint": {...}}."""
+    if split not in ("test", "valid"):
+        raise DataDirError(f"unknown split {split!r} (test or valid)")
+    data = load_prepared(data_dir)
+    inf = EmbSumInference.from_checkpoint(checkpoint, device) if checkpoint else None
+    hist = split_history(data, split)
+    imps = select_impressions(data, split, max_users)
+    users = list(dict.fromkeys(r["user_id"] for r in imps))
+    targets: dict[str, set[str]] = {}
+    for e in data.test if split == "test" else data.valid:
+        targets.setdefault(e["user_id"], set()).add(e["item_id"])
+    users_full = [u for u in users if u in targets]
+    result: dict[str, Any] = {"models": {}}
+    for r in build_rankers(data, hist, inf, progress):
+        m = impression_eval(r, imps)
+        m.update(full_ranking_eval(r, users_full, targets, hist, list(data.items)))
+        result["models"][r.name] = m
+    result["data"] = {"dir": str(data_dir), "split": split, "impressions": len(imps), "users": len(users),
+                      "full_ranking_users": len(users_full), "items": len(data.items), "meta": data.meta}
+    result["checkpoint"] = ({"path": str(checkpoint), "config": inf.config.to_dict(), "metadata": inf.metadata}
+                            if inf else None)
+    return result
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """A rich table: one row per model, one column per metric."""
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = list(next(iter(result["models"].values()), {}))
+    d = result["data"]
+    table = Table(title=f"{d['split']}: {d['impressions']} impressions, {d['users']} users, {d['items']} items")
+    table.add_column("model")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for name, vals in result["models"].items():
+        table.add_row(name, *[f"{vals[m]:.4f}" for m in metrics])
+    Console().print(table)

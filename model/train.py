@@ -1,0 +1,172 @@
+"""Training loop: NCE + lambda * L_sum, AdamW with warm-up, clipping, validation, checkpoints, resume.
+
+Reduced CPU settings (2 cores, minutes not hours): --freeze-layers 4 --max-sessions 3
+--steps 30 --batch-size 4 with max_session_tokens 64, max_item_tokens 32, summary_max_tokens 32.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from model.backbones import build_backbone, load_tokenizer
+from model.batching import summary_targets, tokenize
+from model.checkpoint import (
+    load_checkpoint,
+    load_optimizer,
+    read_checkpoint_config,
+    save_checkpoint,
+)
+from model.config import EmbSumConfig
+from model.dataset import PreparedData, histories, load_prepared
+from model.embsum import EmbSum
+from model.examples import Example, NegativeSampler, build_examples
+from model.inference import autocast_for, pick_device
+from model.summaries import Summarizer, make_summarizer
+from model.text import item_text, session_text
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    """Optimisation settings (the model's own knobs live in EmbSumConfig)."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 5e-5  # backbone learning rate
+    head_lr_mult: float = 10.0  # poly codes start random: give the heads a larger rate
+    warmup: float = 0.1  # fraction of steps of linear warm-up
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    eval_every: int = 200  # validate + checkpoint every this many steps (0 = only at the end)
+    eval_users: int = 200  # impressions_valid users scored at each validation
+    seed: int = 0
+    device: str | None = None
+
+
+class BatchBuilder:
+    """Turns Examples into model tensors: sessions, candidates (pos first) and summary targets."""
+
+    def __init__(self, data: PreparedData, cfg: EmbSumConfig, tokenizer, summarizer: Summarizer,
+                 sampler: NegativeSampler, device: torch.device):
+        self.data, self.cfg, self.tok, self.summ = data, cfg, tokenizer, summarizer
+        self.sampler, self.device = sampler, device
+        self._summaries: dict[tuple, str] = {}
+
+    def summary(self, ex: Example) -> str:
+        key = tuple(i for s in ex.sessions for i in s)
+        if key not in self._summaries:
+            self._summaries[key] = self.summ.summarize([self.data.items[i] for i in key])
+        return self._summaries[key]
+
+    def __call__(self, examples: list[Example], start_id: int, eos_id: int) -> dict[str, Any]:
+        cfg, items = self.cfg, self.data.items
+        sess_texts, owner, cands = [], [], []
+        for u, ex in enumerate(examples):
+            for s in ex.sessions:
+                sess_texts.append(session_text(items[i] for i in s))
+                owner.append(u)
+            negs = self.sampler.sample(ex.user_id, cfg.r)
+            negs += random.choices(list(items), k=cfg.r - len(negs))  # tiny catalogues only
+            cands += [item_text(items[i]) for i in [ex.positive, *negs]]
+        sess_ids, sess_mask = tokenize(self.tok, sess_texts, cfg.max_session_tokens, self.device)
+        cand_ids, cand_mask = tokenize(self.tok, cands, cfg.max_item_tokens, self.device)
+        u = len(examples)
+        dec = summary_targets(self.tok, [self.summary(ex) for ex in examples], cfg.summary_max_tokens,
+                              start_id, eos_id, self.device)
+        return {"sess_ids": sess_ids, "sess_mask": sess_mask,
+                "sess_owner": torch.tensor(owner, device=self.device),
+                "cand_ids": cand_ids.view(u, cfg.r + 1, -1), "cand_mask": cand_mask.view(u, cfg.r + 1, -1),
+                "dec": dec}
+
+
+def make_optimizer(model: EmbSum, opts: TrainOptions) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW (heads at a larger rate) with linear warm-up then cosine decay."""
+    heads = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    body = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+    opt = torch.optim.AdamW([{"params": body, "lr": opts.lr},
+                             {"params": heads, "lr": opts.lr * opts.head_lr_mult}],
+                            weight_decay=opts.weight_decay)
+    warm = max(1, int(opts.warmup * opts.steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, opts.steps - warm))))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _build_or_resume(out: Path, cfg: EmbSumConfig, resume: bool, device: torch.device):
+    if resume and (out / "config.json").exists():
+        ck = load_checkpoint(out, device)
+        step = int(read_checkpoint_config(out)["metadata"].get("step", 0))
+        logger.info("resuming from %s at step %d", out, step)
+        return ck.model, ck.tokenizer, step
+    tok = load_tokenizer(cfg)
+    return EmbSum(cfg, build_backbone(cfg, tok)).to(device), tok, 0
+
+
+def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainOptions,
+          resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train EmbSum on data_dir/train.jsonl; checkpoints into out; returns training stats."""
+    from model.evaluate import validate  # evaluate imports inference only; no cycle at import time
+
+    torch.manual_seed(opts.seed)
+    random.seed(opts.seed)
+    out, device = Path(out), pick_device(opts.device)
+    data = load_prepared(data_dir)
+    model, tok, step0 = _build_or_resume(out, cfg, resume, device)
+    cfg = model.cfg
+    user_events = histories(data.train)
+    examples = build_examples(user_events, cfg)
+    if not examples:
+        from model.errors import DataDirError
+        raise DataDirError(f"{data_dir}: no user has two or more train engagements")
+    summarizer = make_summarizer(cfg)
+    builder = BatchBuilder(data, cfg, tok, summarizer, NegativeSampler(list(data.items), user_events, opts.seed), device)
+    opt, sched = make_optimizer(model, opts)
+    if step0 and load_optimizer(out, opt):
+        for _ in range(step0):
+            sched.step()
+    rng = random.Random(opts.seed + step0)
+    stats: dict[str, Any] = {"losses": [], "nce": [], "sum": [], "valid": []}
+    meta = {"summary_source": summarizer.source, "data": {"dir": str(data_dir), "meta": data.meta},
+            "train_examples": len(examples), "options": vars(opts)}
+    t0 = time.time()
+    model.train()
+    with Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
+        task = bar.add_task("train", total=opts.steps, completed=step0, info="")
+        for step in range(step0, opts.steps):
+            batch = builder(rng.sample(examples, min(opts.batch_size, len(examples))),
+                            model.backbone.start_id, model.backbone.eos_id)
+            with autocast_for(device):
+                res = model(batch)
+            opt.zero_grad(set_to_none=True)
+            res["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
+            opt.step()
+            sched.step()
+            for k, key in (("losses", "loss"), ("nce", "nce"), ("sum", "sum")):
+                stats[k].append(float(res[key].detach()))
+            bar.update(task, advance=1, info=f"loss {stats['losses'][-1]:.4f} nce {stats['nce'][-1]:.3f}")
+            last = step + 1 == opts.steps
+            if (opts.eval_every and (step + 1) % opts.eval_every == 0) or last:
+                v = validate(model, tok, data, opts.eval_users)
+                stats["valid"].append({"step": step + 1, **v})
+                model.train()
+                meta.update(step=step + 1, elapsed_s=time.time() - t0, valid=v,
+                            train_loss_last=stats["losses"][-1])
+                save_checkpoint(out, model, tok, metadata=meta, optimizer=opt)
+    stats["elapsed_s"] = time.time() - t0
+    return stats
