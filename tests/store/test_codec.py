@@ -71,14 +71,14 @@ def test_any_state_round_trips(user_id, items, g, d, m, summary, counters, seen)
 
 
 def test_every_truncation_is_rejected(user_state_factory) -> None:
-    data = encode_user_state(user_state_factory(n_items=5, n_sessions=2, m=2, d=4))
+    data = encode_user_state(user_state_factory(n_items=5, n_sessions=2, m=2, dim=4))
     for cut in range(len(data)):
         with pytest.raises(StateCodecError):
             decode_user_state(data[:cut])
 
 
 def test_bit_flips_are_rejected(user_state_factory) -> None:
-    data = bytearray(encode_user_state(user_state_factory(d=8, m=2)))
+    data = bytearray(encode_user_state(user_state_factory(dim=8, m=2)))
     rng = np.random.default_rng(1)
     for pos in rng.integers(0, len(data), 200):
         flipped = bytearray(data)
@@ -88,7 +88,7 @@ def test_bit_flips_are_rejected(user_state_factory) -> None:
 
 
 def test_unknown_version_and_magic_are_rejected(user_state_factory) -> None:
-    data = bytearray(encode_user_state(user_state_factory(d=4)))
+    data = bytearray(encode_user_state(user_state_factory(dim=4)))
     future = bytes(data[:4]) + bytes([99]) + bytes(data[5:])
     with pytest.raises(StateCodecError, match="unknown format version 99"):
         decode_user_state(future)

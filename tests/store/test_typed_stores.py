@@ -42,7 +42,7 @@ def test_expiry_drops_only_stale_users(kv_factory, user_state_factory) -> None:
     now = 1.7e9
     ages = {"fresh": 1 * DAY, "edge": 7 * DAY, "old": 8 * DAY, "ancient": 400 * DAY}
     for user, age in ages.items():
-        s = user_state_factory(user, n_items=3, n_sessions=1, m=1, d=4)
+        s = user_state_factory(user, n_items=3, n_sessions=1, m=1, dim=4)
         s.last_seen = now - age
         store.put(s)
     assert store.expire(now) == 2
@@ -53,7 +53,7 @@ def test_expiry_drops_only_stale_users(kv_factory, user_state_factory) -> None:
 
 def test_expiry_uses_the_latest_last_seen(kv_factory, user_state_factory) -> None:
     store = UserStateStore(kv_factory(), ExpiryConfig(ttl_seconds=DAY))
-    s = user_state_factory("u", n_items=2, n_sessions=1, m=1, d=2)
+    s = user_state_factory("u", n_items=2, n_sessions=1, m=1, dim=2)
     s.last_seen = 0.0
     store.put(s)
     s.last_seen = 10 * DAY  # the user came back: the old index entry must go
@@ -66,7 +66,7 @@ def test_expiry_uses_the_latest_last_seen(kv_factory, user_state_factory) -> Non
 def test_expiry_is_bounded_per_call(kv_factory, user_state_factory) -> None:
     store = UserStateStore(kv_factory(), ExpiryConfig(ttl_seconds=1.0, max_per_call=3))
     for i in range(7):
-        s = user_state_factory(f"u{i}", n_items=1, n_sessions=1, m=0, d=0)
+        s = user_state_factory(f"u{i}", n_items=1, n_sessions=1, m=0, dim=0)
         s.last_seen = float(i)
         store.put(s)
     assert [store.expire(100.0) for _ in range(4)] == [3, 3, 1, 0]

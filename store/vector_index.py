@@ -1,0 +1,176 @@
+"""The vector index interface, string-id mapping and result merging shared by every backend."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import VectorIndexError
+
+if TYPE_CHECKING:
+    from .typed_stores import ItemStore
+
+logger = logging.getLogger(__name__)
+
+Hit = tuple[str, float]
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Inner-product top-k over items keyed by string id; many query vectors per user."""
+
+    dim: int
+
+    def upsert(self, item_ids: list[str], vectors: np.ndarray) -> None:
+        """Insert or replace items (vectors [n, dim]); the last duplicate in a batch wins."""
+        ...
+
+    def remove(self, item_ids: Iterable[str]) -> None:
+        """Remove items; unknown ids are ignored."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int, exclude: set[str] | None = None) -> list[Hit]:
+        """Top-k items over all query rows [q, dim]: max score per item, excluded ids dropped."""
+        ...
+
+    def search_many(
+        self,
+        queries: Sequence[np.ndarray],
+        k: int,
+        excludes: Sequence[set[str] | None] | None = None,
+    ) -> list[list[Hit]]:
+        """search() for many users in one batched call."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, item_id: object) -> bool: ...
+
+
+class IdMap:
+    """String item ids <-> int64 labels. Every upsert takes a fresh label, never reused,
+    so a stale replica can only return labels that are live (current vector) or dead (dropped)."""
+
+    def __init__(self) -> None:
+        self.label_of: dict[str, int] = {}
+        self.id_of: dict[int, str] = {}
+        self.next_label = 0
+
+    def __len__(self) -> int:
+        return len(self.label_of)
+
+    def assign(self, item_ids: list[str]) -> np.ndarray:
+        """Fresh labels for item_ids (callers drop the old labels first)."""
+        labels = np.arange(self.next_label, self.next_label + len(item_ids), dtype=np.int64)
+        self.next_label += len(item_ids)
+        for item_id, label in zip(item_ids, labels.tolist(), strict=True):
+            self.label_of[item_id] = label
+            self.id_of[label] = item_id
+        return labels
+
+    def forget(self, item_ids: Iterable[str]) -> np.ndarray:
+        """Drop item_ids; return the labels they had."""
+        labels = [self.label_of.pop(i) for i in item_ids if i in self.label_of]
+        for label in labels:
+            del self.id_of[label]
+        return np.array(labels, dtype=np.int64)
+
+    def restore(self, item_ids: list[str], labels: np.ndarray, next_label: int) -> None:
+        self.label_of = dict(zip(item_ids, labels.tolist(), strict=True))
+        self.id_of = {label: i for i, label in self.label_of.items()}
+        self.next_label = next_label
+
+
+def dedupe_last(item_ids: list[str], vectors: np.ndarray, dim: int) -> tuple[list[str], np.ndarray]:
+    """Validate shapes, cast to float32 and keep the last row of each repeated id."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape != (len(item_ids), dim):
+        raise VectorIndexError(
+            f"expected vectors of shape ({len(item_ids)}, {dim}), got {vectors.shape}"
+        )
+    last = {item_id: row for row, item_id in enumerate(item_ids)}
+    if len(last) == len(item_ids):
+        return list(item_ids), vectors
+    rows = sorted(last.values())
+    return [item_ids[r] for r in rows], vectors[rows]
+
+
+def as_query_batch(queries: Sequence[np.ndarray], dim: int) -> tuple[np.ndarray, list[int]]:
+    """Stack per-user query arrays into one [Q, dim] float32 matrix; return it and the row counts."""
+    blocks = [np.atleast_2d(np.asarray(q, dtype=np.float32)) for q in queries]
+    for b in blocks:
+        if b.ndim != 2 or b.shape[1] != dim:
+            raise VectorIndexError(f"queries must have shape [q, {dim}], got {b.shape}")
+    counts = [len(b) for b in blocks]
+    stacked = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
+    return np.ascontiguousarray(stacked), counts
+
+
+def fetch_size(k: int, excludes: Sequence[set[str] | None]) -> int:
+    """Neighbours to fetch per query so that k survive exclusion (each query alone suffices)."""
+    return k + max((len(e) for e in excludes if e), default=0)
+
+
+def merge_hits(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    id_of: Mapping[int, str],
+    exclude: set[str] | None,
+) -> list[Hit]:
+    """Merge one user's [q, k'] results: max score per item, unknown labels and exclusions dropped."""
+    labels, scores = labels.ravel(), scores.ravel()
+    keep = labels >= 0  # faiss pads short result lists with -1
+    labels, scores = labels[keep], scores[keep]
+    order = np.argsort(-scores, kind="stable")
+    labels, scores = labels[order], scores[order]
+    _, first = np.unique(labels, return_index=True)  # first occurrence = that item's best score
+    first.sort()
+    hits: list[Hit] = []
+    for i in first.tolist():
+        item_id = id_of.get(int(labels[i]))
+        if item_id is None or (exclude and item_id in exclude):
+            continue
+        hits.append((item_id, float(scores[i])))
+        if len(hits) == k:
+            break
+    return hits
+
+
+def split_and_merge(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    counts: list[int],
+    k: int,
+    id_of: Mapping[int, str],
+    excludes: Sequence[set[str] | None],
+) -> list[list[Hit]]:
+    """Cut a batched [Q, k'] result back into users and merge each."""
+    out, start = [], 0
+    for count, exclude in zip(counts, excludes, strict=True):
+        out.append(
+            merge_hits(
+                labels[start : start + count], scores[start : start + count], k, id_of, exclude
+            )
+        )
+        start += count
+    return out
+
+
+def rebuild_from_store(
+    index: VectorIndex, items: ItemStore, batch_size: int = 65_536
+) -> dict[int, int]:
+    """Load every item vector from the ItemStore into an empty index; return the store's offsets."""
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    for record in items.iterate():
+        if record.vector.shape == (index.dim,):
+            ids.append(record.item_id)
+            rows.append(record.vector)
+    if ids:
+        index.upsert(ids, np.stack(rows))
+    logger.info("rebuilt index with %d items from the item store", len(ids))
+    return items.offsets()
