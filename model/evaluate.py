@@ -153,4 +153,6 @@ def print_table(result: dict[str, Any]) -> None:
         table.add_column(m, justify="right")
     for name, vals in result["models"].items():
         table.add_row(name, *[f"{vals[m]:.4f}" for m in metrics])
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 140)  # keep metric names readable when piped
+    console.print(table)

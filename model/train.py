@@ -10,6 +10,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,10 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
     builder = BatchBuilder(data, cfg, tok, summarizer, NegativeSampler(list(data.items), user_events, opts.seed), device)
     opt, sched = make_optimizer(model, opts)
     if step0 and load_optimizer(out, opt):
-        for _ in range(step0):
-            sched.step()
+        with warnings.catch_warnings():  # fast-forward the schedule to the resumed step
+            warnings.simplefilter("ignore")
+            for _ in range(step0):
+                sched.step()
     rng = random.Random(opts.seed + step0)
     stats: dict[str, Any] = {"losses": [], "nce": [], "sum": [], "valid": []}
     meta = {"summary_source": summarizer.source, "data": {"dir": str(data_dir), "meta": data.meta},

@@ -14,6 +14,8 @@ COMMAND_MODULES = [
     "streams.commands.broker_cmd",
     "streams.commands.data_cmd",
     "streams.commands.replay_cmd",
+    "streams.commands.train_cmd",
+    "streams.commands.evaluate_cmd",
     # -- subcommand modules: add new ones above this line --
 ]
 
