@@ -44,9 +44,12 @@ class Writer:
         self._parts.append(np.fromiter(map(len, raws), "<u4", len(raws)).tobytes())
         self._parts.append(b"".join(raws))
 
-    def array(self, arr: np.ndarray, dtype: str) -> None:
+    def array(self, arr: np.ndarray, dtype: str | None = None) -> None:
         """dtype code, ndim, shape (u32 each), then the raw little-endian values."""
-        a = np.ascontiguousarray(arr, dtype=np.dtype(dtype))
+        a = np.ascontiguousarray(arr, dtype=np.dtype(dtype) if dtype else None)
+        if a.dtype.newbyteorder("<") not in _CODES:
+            raise StateCodecError(f"unsupported array dtype {a.dtype}")
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         self._parts.append(struct.pack(f"<BB{a.ndim}I", _CODES[a.dtype], a.ndim, *a.shape))
         self._parts.append(a.tobytes())
 
@@ -89,12 +92,14 @@ class Reader:
             self._decode(blob[s:e]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
         ]
 
-    def array(self, dtype: str, ndim: int) -> np.ndarray:
+    def array(self, dtype: str | None, ndim: int | None) -> np.ndarray:
+        """An array written by Writer.array; None accepts whatever dtype / ndim was written."""
         code, got_ndim = self.unpack("BB")
-        want = np.dtype(dtype)
-        if _DTYPES.get(code) != want or got_ndim != ndim:
+        got = _DTYPES.get(code)
+        want = got if dtype is None else np.dtype(dtype)
+        if got is None or got != want or got_ndim != (got_ndim if ndim is None else ndim):
             raise StateCodecError(f"{self._what}: expected {want} array of ndim {ndim}")
-        shape = self.unpack(f"{ndim}I")
+        shape = self.unpack(f"{got_ndim}I")
         count = int(np.prod(shape, dtype=np.int64))
         raw = self._take(count * want.itemsize)
         # copy: callers mutate state arrays, and a view would pin the whole input buffer
