@@ -4,10 +4,14 @@ Never imports faust, kafka, torch, `model` or `streams`. FAISS loads only from s
 """
 
 from .base import KVStore
+from .bruteforce_index import BruteForceIndex
 from .config import CacheConfig, ExpiryConfig, FrequencyConfig, IndexConfig
 from .errors import StateCodecError, StoreClosedError, StoreError, VectorIndexError
+from .expiry import LastSeenIndex
+from .frequency import FrequencyFilter
 from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .memory_backend import MemoryKV
+from .token_cache import BoundedCache, CacheStats
 from .typed_stores import ItemStore, UserStateStore
 from .user_state import (
     KIND_CODES,
@@ -17,8 +21,16 @@ from .user_state import (
     encode_user_state,
     session_content_key,
 )
+from .vector_index import VectorIndex, rebuild_from_store
 
 __all__ = [
+    "BoundedCache",
+    "BruteForceIndex",
+    "CacheStats",
+    "FrequencyFilter",
+    "LastSeenIndex",
+    "VectorIndex",
+    "rebuild_from_store",
     "KIND_CODES",
     "KIND_NAMES",
     "CacheConfig",

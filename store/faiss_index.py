@@ -47,6 +47,7 @@ class FaissIndex:
         self._replica_dead = 0  # labels still in the replica but removed from the master
         self._gpu_res = faiss.StandardGpuResources() if self.use_gpu else None
         self.offsets: dict[int, int] = {}
+        self._nprobe = self.config.nprobe
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -126,12 +127,19 @@ class FaissIndex:
         self._set_nprobe(replica)
         return replica
 
+    def set_nprobe(self, nprobe: int) -> None:
+        """Change the lists probed per query (recall/speed trade-off) without rebuilding."""
+        self._nprobe = nprobe
+        for index in (self._master, self._replica):
+            if index is not None:
+                self._set_nprobe(index)
+
     def _set_nprobe(self, index: faiss.Index) -> None:
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
-            ivf.nprobe = self.config.nprobe
+            ivf.nprobe = self._nprobe
         elif hasattr(index, "nprobe"):  # GPU IVF classes
-            index.nprobe = self.config.nprobe
+            index.nprobe = self._nprobe
 
     # ---- mode switching and retraining ----------------------------------------------------
 
@@ -172,7 +180,7 @@ class FaissIndex:
         ivf.train(vectors[np.sort(sample)])
         # a hashtable direct map makes remove_ids O(removed) instead of a scan of every list
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        ivf.nprobe = cfg.nprobe
+        ivf.nprobe = self._nprobe
         return ivf
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
