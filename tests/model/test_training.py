@@ -29,19 +29,19 @@ def test_sessionize_by_gap_and_size():
     assert sessionize(ev, gap_s=100, max_items=2) == [["0", "1"], ["2", "3"], ["4"]]
 
 
-def test_loss_decreases_on_fixed_subset(data_dir, minilm_inf):
+def test_loss_decreases_on_fixed_subset(data_dir, t5_inf):
+    from model.backbones import build_backbone
     from model.embsum import EmbSum
 
-    torch.manual_seed(0)
-    cfg = small_config(freeze_layers=4, max_sessions=2)
-    model = EmbSum(cfg, minilm_inf.model.backbone.__class__.build(cfg, minilm_inf.tokenizer, None))
-    model.backbone.freeze_lower(4)
+    torch.manual_seed(0)  # tiny T5: the same loss path as MiniLM at a fraction of the CPU time
+    cfg = small_config(backbone="t5", t5_config=tiny_t5_config(), max_sessions=2)
+    model = EmbSum(cfg, build_backbone(cfg, t5_inf.tokenizer))
     data = load_prepared(data_dir)
     ev = histories(data.train)
     exs = random.Random(0).sample(build_examples(ev, cfg), 4)
-    bb = BatchBuilder(data, cfg, minilm_inf.tokenizer, FallbackSummarizer(), NegativeSampler(list(data.items), ev), torch.device("cpu"))
+    bb = BatchBuilder(data, cfg, t5_inf.tokenizer, FallbackSummarizer(), NegativeSampler(list(data.items), ev), torch.device("cpu"))
     batch = bb(exs, model.backbone.start_id, model.backbone.eos_id)
-    opt, _ = make_optimizer(model, TrainOptions(lr=3e-4, steps=10))
+    opt, _ = make_optimizer(model, TrainOptions(lr=2e-3, head_lr_mult=1.0, warmup=0.0, steps=10))
     losses = []
     model.train()
     for _ in range(10):
