@@ -1,0 +1,81 @@
+"""Options of the per-event engine: sessions, summary refresh policy, retrieval, fallback, expiry."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from model.config import EmbSumConfig
+
+RefreshMode = Literal["every_event", "every_n", "session_close", "never", "period"]
+REFRESH_MODES: tuple[str, ...] = ("every_event", "every_n", "session_close", "never", "period")
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    """When to regenerate a user's summary (global embedding); UPE is recomputed every event.
+
+    every_event: always; every_n: after `every_n` events since the last refresh;
+    session_close: when an event opens a new session (the previous one closed);
+    never: frozen after the first summary; period: on the first event of each new
+    event-time period of `period_s` seconds (e.g. 86400: a daily, stale summary).
+    A user without a summary always gets one.
+    """
+
+    mode: RefreshMode = "every_event"
+    every_n: int = 5
+    period_s: float = 86_400.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in REFRESH_MODES:
+            raise ValueError(f"refresh mode {self.mode!r} not in {REFRESH_MODES}")
+        if self.every_n < 1 or self.period_s <= 0:
+            raise ValueError("every_n must be >= 1 and period_s > 0")
+
+    @classmethod
+    def parse(cls, text: str) -> RefreshPolicy:
+        """'every_event', 'never', 'session_close', 'every_n:5', 'period:86400'."""
+        mode, _, arg = text.partition(":")
+        if mode == "every_n":
+            return cls("every_n", every_n=int(arg or 5))
+        if mode == "period":
+            return cls("period", period_s=float(arg or 86_400.0))
+        return cls(mode)  # type: ignore[arg-type]
+
+    def due(self, *, has_summary: bool, since: int, opened_session: bool,
+            prev_ts: float, ts: float) -> bool:
+        """True when this event must refresh the summary (since: events since the last one)."""
+        if not has_summary or self.mode == "every_event":
+            return True
+        if self.mode == "every_n":
+            return since >= self.every_n
+        if self.mode == "session_close":
+            return opened_session
+        if self.mode == "period":
+            return int(ts // self.period_s) != int(prev_ts // self.period_s)
+        return False
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the engine decides with; session defaults follow the model's config."""
+
+    top_k: int = 10
+    candidates: int = 50  # retrieved from the index per user before the exact rerank
+    session_gap_s: float = 3600.0  # a gap longer than this opens a new session
+    session_max_items: int = 10  # a session holding this many items is closed
+    max_sessions: int = 8  # g: most recent sessions kept (and encoded) per user
+    max_history: int = 60  # most recent engagements kept per user (seen-item exclusion)
+    refresh: RefreshPolicy = dataclasses.field(default_factory=RefreshPolicy)
+    min_engagements: int = 1  # below this many: popularity fallback (Monolith frequency filter)
+    ttl_s: float = 30 * 86_400.0  # event-time inactivity after which a user's state is dropped
+    popular_window: int = 1000  # recent engagements counted for the fallback
+    model_version: str = "embsum"
+
+    @classmethod
+    def from_model(cls, cfg: EmbSumConfig, **overrides: Any) -> EngineConfig:
+        """Session rules taken from the model's config (as in training), then overrides."""
+        base = dict(session_gap_s=cfg.session_gap_s, session_max_items=cfg.session_max_items,
+                    max_sessions=cfg.max_sessions, max_history=cfg.max_history)
+        return cls(**{**base, **overrides})

@@ -1,0 +1,65 @@
+"""Where the engine keeps user states: any of these adapters (a Faust table, a UserStateStore)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, MutableMapping
+from typing import Protocol, runtime_checkable
+
+from store import UserState, UserStateStore, decode_user_state, encode_user_state
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class StateMapping(Protocol):
+    """User id -> UserState; the engine reads each user once per batch and writes it back once."""
+
+    def get(self, user_id: str) -> UserState | None: ...
+
+    def put(self, state: UserState) -> None: ...
+
+    def delete(self, user_id: str) -> None: ...
+
+    def user_ids(self) -> Iterator[str]: ...
+
+
+class BytesStateMapping:
+    """UserStates encoded with the store codec in any str -> bytes mapping (dict, Faust Table)."""
+
+    def __init__(self, mapping: MutableMapping) -> None:
+        self.mapping = mapping
+
+    def get(self, user_id: str) -> UserState | None:
+        raw = self.mapping.get(user_id)
+        return None if raw is None else decode_user_state(bytes(raw))
+
+    def put(self, state: UserState) -> None:
+        # a fresh assignment, so a Faust table writes its changelog
+        self.mapping[state.user_id] = encode_user_state(state)
+
+    def delete(self, user_id: str) -> None:
+        if self.mapping.get(user_id) is not None:
+            del self.mapping[user_id]
+
+    def user_ids(self) -> Iterator[str]:
+        return iter(list(self.mapping.keys()))
+
+
+class StoreStateMapping:
+    """A UserStateStore (rocksdict or memory) behind the StateMapping protocol."""
+
+    def __init__(self, store: UserStateStore) -> None:
+        self.store = store
+
+    def get(self, user_id: str) -> UserState | None:
+        return self.store.get(user_id)
+
+    def put(self, state: UserState) -> None:
+        self.store.put(state)
+
+    def delete(self, user_id: str) -> None:
+        self.store.delete(user_id)
+
+    def user_ids(self) -> Iterator[str]:
+        return self.store.user_ids()
