@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "streams.commands.replay_cmd",
     "streams.commands.train_cmd",
     "streams.commands.evaluate_cmd",
+    "streams.commands.worker_cmd",
     # -- subcommand modules: add new ones above this line --
 ]
 

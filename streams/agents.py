@@ -1,0 +1,28 @@
+"""Thin faust agents: micro-batch engagements into the engine; replicate items in a task."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from streams.engagement_batch import handle_batch
+from streams.topics import Tables, Topics
+from streams.worker_runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime) -> None:
+    """The engagements agent and the item-replica task of one worker."""
+    size, within = runtime.settings.batch_size, runtime.settings.batch_within_s
+
+    @app.agent(topics.engagements, name="engagements")
+    async def engagements(stream) -> None:
+        async for events in stream.take_events(size, within=within):
+            await handle_batch(events, runtime, topics, tables)
+
+    @app.task
+    async def replicate_items() -> None:
+        if runtime.replicator is not None:
+            await runtime.replicator.run()
