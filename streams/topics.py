@@ -43,7 +43,7 @@ def declare_topics(app: faust.App, k: KafkaSettings) -> Topics:
 def declare_tables(app: faust.App, k: KafkaSettings) -> Tables:
     """Changelog-backed rocksdb tables, co-partitioned with engagements (key = user_id)."""
     def table(name: str) -> faust.Table:
-        return app.Table(name, key_serializer="raw", value_serializer="raw",
+        return app.Table(name, key_type=bytes, value_type=bytes,  # both raw bytes
                          partitions=k.partitions)
 
     return Tables(table("user-state"), table("applied-offset"))
