@@ -75,6 +75,16 @@ class Backbone(nn.Module):
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def decode_step(self, ids: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor,
+                    cache: Any = None) -> tuple[torch.Tensor, Any]:
+        """Incremental decoding: new tokens (B, k) after the cached prefix -> hidden (B, k, d), cache.
+
+        The prefix is unpadded (every row has the same length), as in greedy generation; the
+        cache holds the self-attention keys/values of the prefix and the cross-attention
+        keys/values of enc, so each step costs one token instead of the whole prefix.
+        """
+        raise NotImplementedError
+
     def hf_configs(self) -> dict[str, Any]:
         """HF configs needed to rebuild this backbone without its pretrained weights."""
         raise NotImplementedError
@@ -132,6 +142,13 @@ class MiniLMBackbone(Backbone):
     def lm_logits(self, hidden):
         return self.decoder.cls(hidden)
 
+    def decode_step(self, ids, enc, enc_mask, cache=None):
+        past = cache.get_seq_length() if cache is not None else 0
+        mask = torch.ones(ids.shape[0], past + ids.shape[1], dtype=torch.bool, device=ids.device)
+        out = self.decoder.bert(input_ids=ids, attention_mask=mask, encoder_hidden_states=enc,
+                                encoder_attention_mask=enc_mask, past_key_values=cache, use_cache=True)
+        return out.last_hidden_state, out.past_key_values
+
     def hf_configs(self):
         keep = lambda c: {k: v for k, v in c.to_dict().items() if not k.startswith("_")}  # noqa: E731
         return {"encoder": keep(self.encoder.config), "decoder": keep(self.decoder.config)}
@@ -178,6 +195,13 @@ class T5Backbone(Backbone):
         out = self.t5.decoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=enc,
                               encoder_attention_mask=enc_mask, use_cache=False)
         return out.last_hidden_state
+
+    def decode_step(self, ids, enc, enc_mask, cache=None):
+        past = cache.get_seq_length() if cache is not None else 0
+        mask = torch.ones(ids.shape[0], past + ids.shape[1], dtype=torch.bool, device=ids.device)
+        out = self.t5.decoder(input_ids=ids, attention_mask=mask, encoder_hidden_states=enc,
+                              encoder_attention_mask=enc_mask, past_key_values=cache, use_cache=True)
+        return out.last_hidden_state, out.past_key_values
 
     def lm_logits(self, hidden):
         if self.t5.config.tie_word_embeddings:  # T5 rescales before a tied LM head

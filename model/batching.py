@@ -6,9 +6,18 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 
-def tokenize(tokenizer, texts: list[str], max_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids (B, T) and bool mask (B, T); empty texts still get special tokens."""
-    enc = tokenizer(texts, truncation=True, max_length=max_len, padding=True, return_tensors="pt")
+def tokenize(tokenizer, texts: list[str], max_len: int, device: torch.device,
+             keep: str = "start") -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids (B, T) and bool mask (B, T); empty texts still get special tokens.
+
+    keep="end" truncates from the left (keeps the most recent part of a long history text).
+    """
+    old = tokenizer.truncation_side
+    tokenizer.truncation_side = "left" if keep == "end" else "right"
+    try:
+        enc = tokenizer(texts, truncation=True, max_length=max_len, padding=True, return_tensors="pt")
+    finally:
+        tokenizer.truncation_side = old
     return enc["input_ids"].to(device), enc["attention_mask"].to(device).bool()
 
 

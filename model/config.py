@@ -31,6 +31,10 @@ class EmbSumConfig:
     max_session_tokens: int = 128  # tokens per session text (concatenated items)
     max_item_tokens: int = 64  # tokens per candidate item text
     max_sessions: int = 8  # g: most recent sessions kept per user
+    # "sessions" (paper): each session encoded on its own; "one_chunk" (ablation): the kept
+    # history concatenated into one text of up to max_sessions * max_session_tokens tokens
+    # (at most 512, oldest tokens dropped first), encoded once
+    history_mode: str = "sessions"
     max_history: int = 60  # most recent engagements kept per user (SPAR: 60)
     session_gap_s: float = 3600.0  # a gap longer than this opens a new session
     session_max_items: int = 10  # a session holding this many items is closed
@@ -55,6 +59,12 @@ class EmbSumConfig:
         """Build from a dict, ignoring unknown keys (forward compatibility)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+    def history_token_limit(self) -> int:
+        """Token bound of one encoded history text (a session, or the one chunk)."""
+        if self.history_mode == "one_chunk":
+            return min(512, self.max_sessions * self.max_session_tokens)
+        return self.max_session_tokens
 
     def replace(self, **changes: Any) -> EmbSumConfig:
         """A copy with some fields changed."""

@@ -55,14 +55,23 @@ class EmbSum(nn.Module):
         return self.scorer(a, b)
 
     @torch.no_grad()
-    def generate(self, enc: torch.Tensor, enc_mask: torch.Tensor) -> tuple[list[list[int]], torch.Tensor]:
-        """Greedy summary tokens per user (bounded) and the global embedding at their EOS."""
+    def generate(self, enc: torch.Tensor, enc_mask: torch.Tensor,
+                 use_cache: bool = True) -> tuple[list[list[int]], torch.Tensor]:
+        """Greedy summary tokens per user (bounded) and the global embedding at their EOS.
+
+        use_cache=True decodes one token per step against a key/value cache (same tokens as
+        re-running the decoder over the whole prefix, which use_cache=False does).
+        """
         bb, u = self.backbone, enc.shape[0]
         ids = torch.full((u, 1), bb.start_id, dtype=torch.long, device=enc.device)
         done = torch.zeros(u, dtype=torch.bool, device=enc.device)
+        cache = None
         for _ in range(self.cfg.summary_max_tokens - 2):
-            hidden = bb.decode(ids, torch.ones_like(ids, dtype=torch.bool), enc, enc_mask)
-            nxt = bb.lm_logits(hidden[:, -1]).argmax(-1)  # (U,)
+            if use_cache:
+                last, cache = bb.decode_step(ids[:, -1:] if cache is not None else ids, enc, enc_mask, cache)
+            else:
+                last = bb.decode(ids, torch.ones_like(ids, dtype=torch.bool), enc, enc_mask)
+            nxt = bb.lm_logits(last[:, -1]).argmax(-1)  # (U,)
             nxt = torch.where(done, torch.full_like(nxt, bb.eos_id), nxt)
             ids = torch.cat([ids, nxt[:, None]], dim=1)
             done |= nxt == bb.eos_id

@@ -13,7 +13,7 @@ from rich.progress import track
 from model.baselines import ContentSimilarity, CoOccurrence, Popularity, Ranker, RecentPopularity
 from model.dataset import PreparedData, histories, load_prepared
 from model.errors import DataDirError
-from model.examples import user_sessions
+from model.examples import history_chunks, user_sessions
 from model.inference import EmbSumInference
 from model.metrics import full_ranking_metrics, impression_metrics
 from model.text import item_text, session_text
@@ -48,7 +48,8 @@ class EmbSumRanker(Ranker):
         batches = range(0, len(todo), self.chunk)
         for k in (track(batches, description="encode users") if self.progress and len(todo) > self.chunk else batches):
             group = todo[k:k + self.chunk]
-            hist = [[session_text(items[i] for i in s) for s in user_sessions(self.history.get(u, []), cfg)] or [""]
+            hist = [[session_text(items[i] for i in s)
+                     for s in history_chunks(user_sessions(self.history.get(u, []), cfg), cfg)] or [""]
                     for u in group]
             codes, _ = self.inf.encode_users(hist)
             self._codes.update(zip(group, codes, strict=True))
@@ -98,11 +99,28 @@ def select_impressions(data: PreparedData, split: str, max_users: int | None) ->
     return [r for r in rows if users is None or r["user_id"] in set(users)]
 
 
-def validate(model, tokenizer, data: PreparedData, max_users: int | None = 200) -> dict[str, float]:
-    """EmbSum impression metrics on impressions_valid (used during training)."""
+def split_targets(data: PreparedData, split: str) -> dict[str, set[str]]:
+    """Held-out items per user of a split (the full-ranking positives)."""
+    targets: dict[str, set[str]] = {}
+    for e in data.test if split == "test" else data.valid:
+        targets.setdefault(e["user_id"], set()).add(e["item_id"])
+    return targets
+
+
+def validate(model, tokenizer, data: PreparedData, max_users: int | None = 200,
+             full: bool = True) -> dict[str, float]:
+    """EmbSum impression metrics on impressions_valid (used during training), and full-ranking
+    Recall/nDCG@10/50 on the valid targets of the same users when full is True."""
     inf = EmbSumInference(model, tokenizer, next(model.parameters()).device)
     hist = split_history(data, "valid")
-    return impression_eval(EmbSumRanker(inf, data, hist), select_impressions(data, "valid", max_users))
+    ranker = EmbSumRanker(inf, data, hist)
+    imps = select_impressions(data, "valid", max_users)
+    res = impression_eval(ranker, imps)
+    if full:
+        targets = split_targets(data, "valid")
+        users = [u for u in dict.fromkeys(r["user_id"] for r in imps) if u in targets]
+        res.update(full_ranking_eval(ranker, users, targets, hist, list(data.items)))
+    return res
 
 
 def build_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumInference | None,
@@ -124,9 +142,7 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     hist = split_history(data, split)
     imps = select_impressions(data, split, max_users)
     users = list(dict.fromkeys(r["user_id"] for r in imps))
-    targets: dict[str, set[str]] = {}
-    for e in data.test if split == "test" else data.valid:
-        targets.setdefault(e["user_id"], set()).add(e["item_id"])
+    targets = split_targets(data, split)
     users_full = [u for u in users if u in targets]
     result: dict[str, Any] = {"models": {}}
     for r in build_rankers(data, hist, inf, progress):

@@ -38,6 +38,15 @@ def user_sessions(events: Sequence[dict[str, Any]], cfg: EmbSumConfig) -> list[l
     return sessionize(recent, cfg.session_gap_s, cfg.session_max_items)[-cfg.max_sessions:]
 
 
+def history_chunks(sessions: list[list[str]], cfg: EmbSumConfig) -> list[list[str]]:
+    """What the encoder sees: the sessions themselves, or (history_mode one_chunk) one chunk."""
+    if cfg.history_mode == "one_chunk":
+        return [[i for s in sessions for i in s]] if sessions else []
+    if cfg.history_mode != "sessions":
+        raise ValueError(f"unknown history_mode {cfg.history_mode!r} (sessions or one_chunk)")
+    return sessions
+
+
 def build_examples(user_events: dict[str, list[dict[str, Any]]], cfg: EmbSumConfig,
                    min_history: int = 1) -> list[Example]:
     """For each user and each target position t >= min_history: history = events before t."""

@@ -64,6 +64,11 @@ def autocast_for(device: torch.device):
     return torch.autocast("cuda", dtype=dtype)
 
 
+def _keep(cfg: EmbSumConfig) -> str:
+    """Session texts keep their start (as always); a one-chunk history keeps its recent end."""
+    return "end" if cfg.history_mode == "one_chunk" else "start"
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().astype(np.float32, copy=False)
 
@@ -112,7 +117,8 @@ class EmbSumInference:
         """Session texts (any users) -> one SessionEncoding each; sessions are independent."""
         res: list[SessionEncoding] = []
         for i in range(0, len(texts), self.batch_size):
-            ids, mask = tokenize(self.tokenizer, texts[i:i + self.batch_size], self.config.max_session_tokens, self.device)
+            ids, mask = tokenize(self.tokenizer, texts[i:i + self.batch_size], self.config.history_token_limit(),
+                                 self.device, keep=_keep(self.config))
             with autocast_for(self.device):
                 emb, states = self.model.encode_sessions(ids, mask)
             for e, s in zip(emb, unpad_states(states, mask), strict=True):

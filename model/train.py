@@ -29,7 +29,7 @@ from model.checkpoint import (
 from model.config import EmbSumConfig
 from model.dataset import PreparedData, histories, load_prepared
 from model.embsum import EmbSum
-from model.examples import Example, NegativeSampler, build_examples
+from model.examples import Example, NegativeSampler, build_examples, history_chunks
 from model.inference import autocast_for, pick_device
 from model.summaries import Summarizer, make_summarizer
 from model.text import item_text, session_text
@@ -52,6 +52,10 @@ class TrainOptions:
     eval_users: int = 200  # impressions_valid users scored at each validation
     seed: int = 0
     device: str | None = None
+    # wall-clock budget (validations included): training stops early, validates and saves once
+    # more before the budget runs out; the lr schedule then follows the elapsed fraction of it
+    max_minutes: float | None = None
+    select_metric: str = "auc"  # valid metric (higher = better) that picks out/best
 
 
 class BatchBuilder:
@@ -73,13 +77,14 @@ class BatchBuilder:
         cfg, items = self.cfg, self.data.items
         sess_texts, owner, cands = [], [], []
         for u, ex in enumerate(examples):
-            for s in ex.sessions:
+            for s in history_chunks(ex.sessions, cfg):
                 sess_texts.append(session_text(items[i] for i in s))
                 owner.append(u)
             negs = self.sampler.sample(ex.user_id, cfg.r)
             negs += random.choices(list(items), k=cfg.r - len(negs))  # tiny catalogues only
             cands += [item_text(items[i]) for i in [ex.positive, *negs]]
-        sess_ids, sess_mask = tokenize(self.tok, sess_texts, cfg.max_session_tokens, self.device)
+        sess_ids, sess_mask = tokenize(self.tok, sess_texts, cfg.history_token_limit(), self.device,
+                                       keep="end" if cfg.history_mode == "one_chunk" else "start")
         cand_ids, cand_mask = tokenize(self.tok, cands, cfg.max_item_tokens, self.device)
         u = len(examples)
         dec = summary_targets(self.tok, [self.summary(ex) for ex in examples], cfg.summary_max_tokens,
@@ -90,8 +95,13 @@ class BatchBuilder:
                 "dec": dec}
 
 
-def make_optimizer(model: EmbSum, opts: TrainOptions) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW (heads at a larger rate) with linear warm-up then cosine decay."""
+def make_optimizer(model: EmbSum, opts: TrainOptions,
+                   progress: Any = None) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW (heads at a larger rate) with linear warm-up then cosine decay.
+
+    progress: optional callable step -> fraction of training done in [0, 1] (a time budget);
+    by default the fraction is step / opts.steps.
+    """
     heads = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
     body = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     opt = torch.optim.AdamW([{"params": body, "lr": opts.lr},
@@ -100,12 +110,26 @@ def make_optimizer(model: EmbSum, opts: TrainOptions) -> tuple[torch.optim.Optim
     warm = max(1, int(opts.warmup * opts.steps))
 
     def factor(step: int) -> float:
+        if progress is not None:
+            p = min(1.0, max(step / max(1, opts.steps), progress(step)))
+            if p < opts.warmup:
+                return max(p / opts.warmup, 1.0 / warm)
+            return 0.5 * (1 + math.cos(math.pi * (p - opts.warmup) / max(1e-9, 1 - opts.warmup)))
         if step < warm:
             return (step + 1) / warm
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, opts.steps - warm))))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
+
+def _log_eval(step: int, total: int, elapsed: float, stats: dict[str, Any], v: dict[str, float],
+              best: bool) -> None:
+    """One line per validation, printed even without a progress bar."""
+    k = min(len(stats["losses"]), 20)  # mean over the last steps: single batches are noisy
+    mean = lambda key: sum(stats[key][-k:]) / max(k, 1)  # noqa: E731
+    vals = " ".join(f"{m} {x:.4f}" for m, x in v.items())
+    print(f"[train] step {step}/{total} {elapsed / 60:.1f} min | loss {mean('losses'):.4f} "
+          f"nce {mean('nce'):.4f} sum {mean('sum'):.4f} | valid {vals}{' | best' if best else ''}", flush=True)
 
 def _build_or_resume(out: Path, cfg: EmbSumConfig, resume: bool, device: torch.device):
     if resume and (out / "config.json").exists():
@@ -135,7 +159,9 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
         raise DataDirError(f"{data_dir}: no user has two or more train engagements")
     summarizer = make_summarizer(cfg)
     builder = BatchBuilder(data, cfg, tok, summarizer, NegativeSampler(list(data.items), user_events, opts.seed), device)
-    opt, sched = make_optimizer(model, opts)
+    t0 = time.time()
+    budget_s = opts.max_minutes * 60 if opts.max_minutes else None
+    opt, sched = make_optimizer(model, opts, (lambda _s: (time.time() - t0) / budget_s) if budget_s else None)
     if step0 and load_optimizer(out, opt):
         with warnings.catch_warnings():  # fast-forward the schedule to the resumed step
             warnings.simplefilter("ignore")
@@ -145,12 +171,15 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
     stats: dict[str, Any] = {"losses": [], "nce": [], "sum": [], "valid": []}
     meta = {"summary_source": summarizer.source, "data": {"dir": str(data_dir), "meta": data.meta},
             "train_examples": len(examples), "options": vars(opts)}
-    t0 = time.time()
+    prev = read_checkpoint_config(out / "best")["metadata"] if step0 and (out / "best" / "config.json").exists() else {}
+    best_val = prev.get("valid", {}).get(opts.select_metric, -math.inf)
+    eval_s = 0.0  # duration of the last validation: the budget keeps room for a final one
     model.train()
     with Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
         task = bar.add_task("train", total=opts.steps, completed=step0, info="")
         for step in range(step0, opts.steps):
+            step_t = time.time()
             batch = builder(rng.sample(examples, min(opts.batch_size, len(examples))),
                             model.backbone.start_id, model.backbone.eos_id)
             with autocast_for(device):
@@ -163,13 +192,29 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
             for k, key in (("losses", "loss"), ("nce", "nce"), ("sum", "sum")):
                 stats[k].append(float(res[key].detach()))
             bar.update(task, advance=1, info=f"loss {stats['losses'][-1]:.4f} nce {stats['nce'][-1]:.3f}")
-            last = step + 1 == opts.steps
+            now = time.time()
+            out_of_time = budget_s is not None and now - t0 + eval_s + (now - step_t) >= budget_s
+            last = step + 1 == opts.steps or out_of_time
             if (opts.eval_every and (step + 1) % opts.eval_every == 0) or last:
+                ev_t = time.time()
                 v = validate(model, tok, data, opts.eval_users)
+                eval_s = time.time() - ev_t
                 stats["valid"].append({"step": step + 1, **v})
                 model.train()
+                is_best = v.get(opts.select_metric, -math.inf) > best_val
                 meta.update(step=step + 1, elapsed_s=time.time() - t0, valid=v,
-                            train_loss_last=stats["losses"][-1])
+                            train_loss_last=stats["losses"][-1], stopped_by_time=bool(out_of_time),
+                            select_metric=opts.select_metric)
+                _log_eval(step + 1, opts.steps, time.time() - t0, stats, v, is_best)
+                if is_best:
+                    best_val = v[opts.select_metric]
+                    save_checkpoint(out / "best", model, tok, metadata={**meta, "best": True})
+                meta["best_step"] = (step + 1) if is_best else meta.get("best_step", prev.get("step"))
+                meta["best_valid"] = best_val
                 save_checkpoint(out, model, tok, metadata=meta, optimizer=opt)
+            if out_of_time:
+                logger.info("time budget of %.1f min reached at step %d", opts.max_minutes, step + 1)
+                break
     stats["elapsed_s"] = time.time() - t0
+    stats["step"] = step0 + len(stats["losses"])
     return stats

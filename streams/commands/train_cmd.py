@@ -39,6 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-clock budget incl. validation: stop cleanly, validate and save before it ends")
+    p.add_argument("--history-mode", choices=["sessions", "one_chunk"], default="sessions",
+                   help="encode sessions separately (paper) or the whole history as one chunk (ablation)")
+    p.add_argument("--select-metric", default="auc",
+                   help="valid metric that picks OUT/best (auc, mrr, ndcg@10, full_ndcg@10, ...)")
+    p.add_argument("--head-lr-mult", type=float, default=10.0, help="lr multiplier of the EmbSum heads")
+    p.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the schedule")
     p.set_defaults(func=run)
 
 
@@ -51,14 +59,17 @@ def run(args: argparse.Namespace) -> int:
                        lambda_sum=args.lambda_sum, max_sessions=args.max_sessions,
                        max_session_tokens=args.max_session_tokens, max_item_tokens=args.max_item_tokens,
                        summary_max_tokens=args.summary_max_tokens, freeze_layers=args.freeze_layers,
-                       summary_source=args.summary_source, llm_url=args.llm_url, llm_model=args.llm_model)
+                       summary_source=args.summary_source, llm_url=args.llm_url, llm_model=args.llm_model,
+                       history_mode=args.history_mode)
     opts = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
-                        eval_users=args.eval_users, seed=args.seed, device=args.device)
+                        eval_users=args.eval_users, seed=args.seed, device=args.device,
+                        max_minutes=args.max_minutes, select_metric=args.select_metric,
+                        head_lr_mult=args.head_lr_mult, warmup=args.warmup)
     try:
         stats = train(args.data, args.out, cfg, opts, resume=args.resume, progress=not args.no_progress)
     except ModelError as e:
         raise ModelCommandError(str(e)) from e
     last = stats["valid"][-1] if stats["valid"] else {}
-    print(json.dumps({"checkpoint": args.out, "steps": args.steps, "elapsed_s": round(stats["elapsed_s"], 1),
+    print(json.dumps({"checkpoint": args.out, "steps": stats["step"], "elapsed_s": round(stats["elapsed_s"], 1),
                       "final_loss": stats["losses"][-1] if stats["losses"] else None, "valid": last}))
     return 0

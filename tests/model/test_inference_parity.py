@@ -75,3 +75,24 @@ def test_user_codes_padding(inf):
     both = inf.user_codes([s1, s2], g)
     assert np.allclose(both[0], inf.user_codes([s1], g[:1])[0], atol=1e-5)
     assert np.allclose(both[1], inf.user_codes([s2], g[1:])[0], atol=1e-5)
+
+
+def test_cached_generation_equals_full_prefix(inf):
+    import torch
+
+    from model.batching import pad_ragged
+
+    ss = inf.encode_sessions(HIST)
+    rows = [torch.from_numpy(np.concatenate([s.token_states for s in u])) for u in (ss[:1], ss[1:], ss)]
+    enc, mask = pad_ragged(rows)
+    model = inf.model
+    old = model.cfg.summary_max_tokens
+    model.cfg.summary_max_tokens = 24  # long enough that the cache is exercised over many steps
+    try:
+        t_cache, g_cache = model.generate(enc, mask, use_cache=True)
+        t_full, g_full = model.generate(enc, mask, use_cache=False)
+    finally:
+        model.cfg.summary_max_tokens = old
+    assert t_cache == t_full
+    assert max(len(t) for t in t_full) > 2
+    assert torch.allclose(g_cache, g_full, atol=1e-5)

@@ -67,3 +67,33 @@ def test_train_resume_and_evaluate(data_dir, tmp_path):
     assert res["checkpoint"]["metadata"]["summary_source"] == "fallback"
     for m in res["models"].values():
         assert 0.0 <= m["auc"] <= 1.0 and 0.0 <= m["full_recall@10"] <= 1.0
+
+
+def test_time_budget_best_checkpoint_and_log_lines(data_dir, tmp_path, capsys):
+    cfg = small_config(backbone="t5", t5_config=tiny_t5_config(), max_sessions=2)
+    out = tmp_path / "ckpt"
+    # a budget far below one step: the run stops after its first step, validates and saves
+    st = train(data_dir, out, cfg, TrainOptions(steps=1000, batch_size=2, eval_every=0, eval_users=3,
+                                                max_minutes=1e-4), progress=False)
+    assert st["step"] == 1 and [v["step"] for v in st["valid"]] == [1]
+    assert (out / "model.safetensors").exists() and (out / "best" / "model.safetensors").exists()
+    from model.checkpoint import read_checkpoint_config
+    meta = read_checkpoint_config(out)["metadata"]
+    assert meta["stopped_by_time"] and meta["best_step"] == 1
+    assert "full_ndcg@10" in meta["valid"]
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[train] step")]
+    assert len(lines) == 1 and "valid auc" in lines[0]
+
+
+def test_one_chunk_history_mode(data_dir, tmp_path):
+    from model.examples import history_chunks
+
+    cfg = small_config(backbone="t5", t5_config=tiny_t5_config(), max_sessions=3, history_mode="one_chunk")
+    assert history_chunks([["a", "b"], ["c"]], cfg) == [["a", "b", "c"]]
+    assert history_chunks([["a", "b"], ["c"]], cfg.replace(history_mode="sessions")) == [["a", "b"], ["c"]]
+    assert cfg.history_token_limit() == 3 * cfg.max_session_tokens
+    st = train(data_dir, tmp_path / "oc", cfg, TrainOptions(steps=2, batch_size=2, eval_every=0, eval_users=3),
+               progress=False)
+    assert len(st["losses"]) == 2
+    res = evaluate(data_dir, tmp_path / "oc", split="valid", max_users=3, progress=False)
+    assert res["checkpoint"]["config"]["history_mode"] == "one_chunk"
