@@ -45,19 +45,39 @@ class Popularity(Ranker):
         return np.tile(self.counts[self.cols(item_ids)], (len(user_ids), 1))
 
 
-class RecentPopularity(Popularity):
-    """Train engagements in the last `days` before the end of train, weighted exp(-age/half-life)."""
+class RecentPopularity(Ranker):
+    """Train engagements in the `days` before each user's target time, weighted exp(-age/half-life).
+
+    ref_ts: the time of each user's held-out engagement (its impression); only train
+    engagements strictly before it count, so no later engagement leaks into the score.
+    Users without a reference time (and ref_ts=None) use the end of the train split.
+    """
 
     name = "recent_popularity"
 
-    def __init__(self, item_ids, train, days: float = 14.0, half_life_days: float = 3.0):
-        Ranker.__init__(self, item_ids)
-        self.counts = np.zeros(len(self.item_ids))
-        t_end = max((float(e["ts"]) for e in train), default=0.0)
-        for e in train:
-            age = t_end - float(e["ts"])
-            if age <= days * DAY_S:
-                self.counts[self.index[e["item_id"]]] += 0.5 ** (age / (half_life_days * DAY_S))
+    def __init__(self, item_ids, train, days: float = 14.0, half_life_days: float = 3.0,
+                 ref_ts: dict[str, float] | None = None):
+        super().__init__(item_ids)
+        rows = sorted((float(e["ts"]), self.index[e["item_id"]]) for e in train)
+        self.ts = np.array([t for t, _ in rows], float)
+        self.items = np.array([i for _, i in rows], np.int64)
+        self.t_end = float(self.ts[-1]) + 1.0 if len(rows) else 0.0  # after the last train event
+        self.days, self.half_life_days = days, half_life_days
+        self.ref_ts = ref_ts or {}
+        self._cache: dict[float, np.ndarray] = {}
+
+    def counts_at(self, t: float) -> np.ndarray:
+        """Decayed counts of train engagements in [t - days, t) per item."""
+        if t not in self._cache:
+            lo = np.searchsorted(self.ts, t - self.days * DAY_S, side="left")
+            hi = np.searchsorted(self.ts, t, side="left")
+            w = 0.5 ** ((t - self.ts[lo:hi]) / (self.half_life_days * DAY_S))
+            self._cache[t] = np.bincount(self.items[lo:hi], weights=w, minlength=len(self.item_ids))
+        return self._cache[t]
+
+    def scores(self, user_ids, item_ids):
+        cols = self.cols(item_ids)
+        return np.stack([self.counts_at(float(self.ref_ts.get(u, self.t_end)))[cols] for u in user_ids])
 
 
 class CoOccurrence(Ranker):

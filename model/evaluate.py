@@ -124,11 +124,13 @@ def validate(model, tokenizer, data: PreparedData, max_users: int | None = 200,
 
 
 def build_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumInference | None,
-                  progress: bool) -> list[Ranker]:
+                  progress: bool, ref_ts: dict[str, float] | None = None) -> list[Ranker]:
+    """EmbSum (with a checkpoint) and the baselines. All baselines fit on the train split only;
+    recent popularity counts train engagements before each user's target time (ref_ts)."""
     ids = list(data.items)
     hist_ids = {u: [e["item_id"] for e in ev] for u, ev in hist.items()}
     rankers: list[Ranker] = [EmbSumRanker(inf, data, hist, progress)] if inf is not None else []
-    return rankers + [Popularity(ids, data.train), RecentPopularity(ids, data.train),
+    return rankers + [Popularity(ids, data.train), RecentPopularity(ids, data.train, ref_ts=ref_ts),
                       CoOccurrence(ids, data.train, hist_ids), ContentSimilarity(ids, data.items, hist_ids)]
 
 
@@ -145,7 +147,8 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     targets = split_targets(data, split)
     users_full = [u for u in users if u in targets]
     result: dict[str, Any] = {"models": {}}
-    for r in build_rankers(data, hist, inf, progress):
+    ref_ts = {r["user_id"]: float(r["ts"]) for r in imps}  # the held-out engagement's time
+    for r in build_rankers(data, hist, inf, progress, ref_ts):
         m = impression_eval(r, imps)
         m.update(full_ranking_eval(r, users_full, targets, hist, list(data.items)))
         result["models"][r.name] = m
