@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,8 @@ def build_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumIn
 
 
 def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "test",
-             max_users: int | None = None, device: str | None = None, progress: bool = True) -> dict[str, Any]:
+             max_users: int | None = None, device: str | None = None, progress: bool = True,
+             baselines: bool = True) -> dict[str, Any]:
     """All models on one split: {"models": {name: metrics}, "data": {...}, "checkpoint": {...}}."""
     if split not in ("test", "valid"):
         raise DataDirError(f"unknown split {split!r} (test or valid)")
@@ -148,10 +150,15 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     users_full = [u for u in users if u in targets]
     result: dict[str, Any] = {"models": {}}
     ref_ts = {r["user_id"]: float(r["ts"]) for r in imps}  # the held-out engagement's time
-    for r in build_rankers(data, hist, inf, progress, ref_ts):
+    rankers = build_rankers(data, hist, inf, progress, ref_ts) if baselines or inf is None else \
+        [EmbSumRanker(inf, data, hist, progress)]
+    result["elapsed_s"] = {}
+    for r in rankers:
+        t0 = time.time()
         m = impression_eval(r, imps)
         m.update(full_ranking_eval(r, users_full, targets, hist, list(data.items)))
         result["models"][r.name] = m
+        result["elapsed_s"][r.name] = round(time.time() - t0, 1)
     result["data"] = {"dir": str(data_dir), "split": split, "impressions": len(imps), "users": len(users),
                       "full_ranking_users": len(users_full), "items": len(data.items), "meta": data.meta}
     result["checkpoint"] = ({"path": str(checkpoint), "config": inf.config.to_dict(), "metadata": inf.metadata}

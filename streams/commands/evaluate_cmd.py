@@ -18,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-users", type=int, default=None, help="evaluate only the first N users")
     p.add_argument("--device", default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-baselines", action="store_true", help="score the checkpoint only")
     p.set_defaults(func=run)
 
 
@@ -27,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = evaluate(args.data, args.checkpoint, split=args.split, max_users=args.max_users,
-                          device=args.device, progress=not args.no_progress)
+                          device=args.device, progress=not args.no_progress,
+                          baselines=not args.no_baselines)
     except ModelError as e:
         raise ModelCommandError(str(e)) from e
     print_table(result)
