@@ -38,3 +38,47 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# ---- quality on real data (issue 7): train, evaluate vs baselines, online replay, ablations, README
+# CPU-sized (2 cores): the main run takes about an hour, each ablation ABL_MIN minutes plus its test.
+.PHONY: quality quality-main quality-eval quality-online quality-ablations quality-report
+RECIPE  = --batch-size 16 --lr 2e-4 --eval-users 200 --freeze-layers 3 --max-sessions 4 \
+          --max-session-tokens 96 --max-item-tokens 32 --summary-max-tokens 48 --no-progress
+CKPT    ?= checkpoints/ml-cpu
+ABL_MIN ?= 7
+ABL_USERS ?= 400
+ABLATIONS = full: lambda0:--lambda-sum=0 mn1:--m=1,--n=1 one_chunk:--history-mode=one_chunk
+# the valid-selected checkpoint when the run kept one (OUT/best), else the last
+BEST    = $$(test -d $(CKPT)/best && echo $(CKPT)/best || echo $(CKPT))
+
+quality: quality-main quality-eval quality-online quality-ablations quality-report
+
+$(DATA)/train.jsonl: | $(STAMP)
+	$(BIN)/threadrec data prepare movielens --out $(DATA)
+
+quality-main: $(STAMP) $(DATA)/train.jsonl
+	mkdir -p runs results
+	$(BIN)/threadrec train --data $(DATA) --out $(CKPT) --steps 350 --eval-every 50 --max-minutes 60 $(RECIPE) \
+		| tee runs/train-cpu.log
+
+quality-eval: $(STAMP)
+	$(BIN)/threadrec evaluate --data $(DATA) --checkpoint $(BEST) --split test --no-progress \
+		--json results/quality_test.json
+	$(BIN)/threadrec evaluate --data $(DATA) --checkpoint $(BEST) --split valid --max-users 200 --no-progress \
+		--json results/quality_valid.json
+
+quality-online: $(STAMP)
+	$(BIN)/python bench/bench_online_policies.py --data $(DATA) --checkpoint $(BEST) \
+		--json results/online_policies.json
+
+quality-ablations: $(STAMP) $(DATA)/train.jsonl
+	mkdir -p runs results
+	for spec in $(ABLATIONS); do name=$${spec%%:*}; flags=$$(echo $${spec#*:} | tr ',=' '  '); \
+		$(BIN)/threadrec train --data $(DATA) --out checkpoints/abl-$$name --steps 350 --eval-every 0 \
+			--max-minutes $(ABL_MIN) $(RECIPE) $$flags | tee runs/abl-$$name.log && \
+		$(BIN)/threadrec evaluate --data $(DATA) --checkpoint checkpoints/abl-$$name --split test \
+			--max-users $(ABL_USERS) --no-baselines --no-progress --json results/ablation_$$name\_test.json \
+		|| exit 1; done
+
+quality-report: $(STAMP)
+	$(BIN)/python bench/report_quality.py --results results --readme README.md

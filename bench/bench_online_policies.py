@@ -203,7 +203,9 @@ def main(argv=None) -> int:
         "judged": "recommendation shown before each held-out engagement vs that engagement (next engagement)",
         "exclusion": "all items the user engaged with before the judged engagement",
         "retrieval": f"index top-{args.candidates} by interest vectors, exact EmbSum rerank, top-{args.top_k}",
-        "stale_refresh": "once per UTC day of event time, batched", "k": args.top_k},
+        "stale_refresh": "once per UTC day of event time, batched", "k": args.top_k,
+        "candidates": args.candidates},
+        "data": args.data,
         "checkpoint": {"path": args.checkpoint, "metadata_step": inf.metadata.get("step")},
         "items_encode_s": round(items_s, 1), "policies": {}}
     for policy in [p.strip() for p in args.policies.split(",") if p.strip()]:

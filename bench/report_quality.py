@@ -1,0 +1,233 @@
+"""Write the README's quality section from results/*.json (tables, targets, a PNG plot).
+
+Everything between `<!-- results:start -->` and `<!-- results:end -->` in README.md is
+regenerated; the markers are appended at the end when missing. Numbers come only from the
+JSON files written by `threadrec evaluate` and bench/bench_online_policies.py.
+
+    python bench/report_quality.py --results results --readme README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+IMP = ("auc", "mrr", "ndcg@5", "ndcg@10")
+FULL = ("full_recall@10", "full_recall@50", "full_ndcg@10", "full_ndcg@50")
+LABELS = {"auc": "AUC", "mrr": "MRR", "ndcg@5": "nDCG@5", "ndcg@10": "nDCG@10",
+          "full_recall@10": "R@10 (full)", "full_recall@50": "R@50 (full)",
+          "full_ndcg@10": "nDCG@10 (full)", "full_ndcg@50": "nDCG@50 (full)"}
+ABLATIONS = (("full", "full model (sessions, lambda=0.05, m=32, n=4)"), ("lambda0", "lambda = 0 (no summary loss)"),
+             ("mn1", "m = n = 1 (single user / item code)"), ("one_chunk", "one-chunk history encoding"))
+
+
+def load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def model_table(res: dict) -> list[str]:
+    cols = IMP + FULL
+    lines = ["| model | " + " | ".join(LABELS[c] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, m in res["models"].items():
+        best = {c: max(v[c] for v in res["models"].values()) for c in cols}
+        cells = [(f"**{fmt(m[c])}**" if m[c] == best[c] else fmt(m[c])) for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def data_line(res: dict) -> str:
+    d = res["data"]
+    return (f"{d['split']} split: {d['impressions']} impressions (1 positive + 4 sampled negatives) over "
+            f"{d['users']} users; full ranking over {d['items']} items minus each user's history "
+            f"for {d['full_ranking_users']} users.")
+
+
+def train_line(res: dict) -> str:
+    ck = res.get("checkpoint") or {}
+    meta, cfg = ck.get("metadata", {}), ck.get("config", {})
+    opts = meta.get("options", {})
+    parts = [f"checkpoint `{ck.get('path')}`: step {meta.get('step')}",
+             f"{meta.get('elapsed_s', 0) / 60:.1f} min of CPU training" if meta.get("elapsed_s") else None,
+             f"batch {opts.get('batch_size')}, lr {opts.get('lr')}" if opts else None,
+             f"m={cfg.get('m')}, n={cfg.get('n')}, r={cfg.get('r')}, lambda={cfg.get('lambda_sum')}, "
+             f"g={cfg.get('max_sessions')} sessions x {cfg.get('max_session_tokens')} tokens, "
+             f"history_mode={cfg.get('history_mode', 'sessions')}, frozen layers={cfg.get('freeze_layers')}"]
+    return "; ".join(p for p in parts if p) + "."
+
+
+def targets(test: dict, online: dict | None) -> list[str]:
+    out = []
+    ms = test["models"]
+    if "embsum" in ms:
+        for metric in ("full_ndcg@10", "auc"):
+            beaten = [b for b in ms if b != "embsum" and ms["embsum"][metric] > ms[b][metric]]
+            missed = [b for b in ms if b != "embsum" and b not in beaten]
+            status = "met" if not missed else "missed"
+            detail = ", ".join(f"{b} {fmt(ms[b][metric])}" for b in missed)
+            out.append(f"- EmbSum beats every baseline on test {LABELS[metric]}: **{status}** "
+                       f"(EmbSum {fmt(ms['embsum'][metric])}" + (f"; not beaten: {detail})" if missed else ")"))
+    if online and {"realtime", "stale", "frozen"} <= set(online["policies"]):
+        p = online["policies"]
+        k = online["protocol"]["k"]
+        r = {n: p[n][f"recall@{k}"] for n in ("realtime", "stale", "frozen")}
+        ok = r["realtime"] > r["stale"] and r["realtime"] > r["frozen"]
+        out.append(f"- Real-time beats stale and frozen on online Recall@{k}: **{'met' if ok else 'missed'}** "
+                   f"(realtime {fmt(r['realtime'])}, stale {fmt(r['stale'])}, frozen {fmt(r['frozen'])})")
+    return out
+
+
+def online_table(online: dict) -> list[str]:
+    k = online["protocol"]["k"]
+    lines = [f"| policy | Recall@{k} | nDCG@{k} | judged | warm-user Recall@{k} | warm-user nDCG@{k} | judged (warm) "
+             f"| replay s |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in online["policies"].items():
+        lines.append(f"| {name} | {fmt(r[f'recall@{k}'])} | {fmt(r[f'ndcg@{k}'])} | {r['judged']} | "
+                     f"{fmt(r[f'warm_users_recall@{k}'])} | {fmt(r[f'warm_users_ndcg@{k}'])} | "
+                     f"{r['warm_users_judged']} | {r['replay_s']:.0f} |")
+    return lines
+
+
+def plot_online(online: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = online["protocol"]["k"]
+    names = list(online["policies"])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, metric in zip(axes, (f"recall@{k}", f"ndcg@{k}"), strict=True):
+        vals = [online["policies"][n][metric] for n in names]
+        ax.bar(names, vals, color=["#2b8cbe", "#fdae6b", "#bdbdbd"][: len(names)])
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=9)
+        ax.set_title(f"online next-engagement {metric}")
+        ax.set_ylim(0, max(vals) * 1.25 if max(vals) > 0 else 1)
+    fig.suptitle(f"refresh policy, {online['protocol']['holdout_events']} held-out engagements", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ablation_table(results: Path) -> list[str]:
+    rows = [(key, label, load(results / f"ablation_{key}_test.json")) for key, label in ABLATIONS]
+    rows = [r for r in rows if r[2] is not None]
+    if not rows:
+        return []
+    cols = ("auc", "mrr", "ndcg@10", "full_recall@10", "full_ndcg@10", "full_ndcg@50")
+    lines = ["| variant | steps | valid AUC | valid nDCG@10 (full) | "
+             + " | ".join(f"test {LABELS[c]}" for c in cols) + " |", "|---" * (len(cols) + 4) + "|"]
+    for _key, label, res in rows:
+        m = res["models"]["embsum"]
+        meta = res["checkpoint"]["metadata"]
+        v = meta.get("valid", {})
+        lines.append(f"| {label} | {meta.get('step')} | {fmt(v.get('auc'))} | {fmt(v.get('full_ndcg@10'))} | "
+                     + " | ".join(fmt(m[c]) for c in cols) + " |")
+    first = rows[0][2]
+    budget = first["checkpoint"]["metadata"].get("options", {}).get("max_minutes")
+    lines += ["", f"Each variant: the same recipe and data, a {budget}-minute CPU budget (validation included), "
+              f"test on {first['data']['users']} impression users / {first['data']['full_ranking_users']} "
+              "full-ranking users; valid = the run's final validation (first 200 valid users)."]
+    return lines
+
+
+def eval_command(res: dict | None, out: str, target: str) -> str:
+    if not res:
+        return ""
+    d, ck = res["data"], res.get("checkpoint") or {}
+    users = f" --max-users {d['users']}" if d["users"] < d["meta"].get("counts", {}).get("users", d["users"]) else ""
+    extra = "" if len(res["models"]) > 1 else " --no-baselines"
+    return (f"make {target}` or `threadrec evaluate --data {d['dir']} --checkpoint {ck.get('path')} "
+            f"--split {d['split']}{users}{extra} --json {out}")
+
+
+def online_command(res: dict | None) -> str:
+    if not res:
+        return ""
+    p = res["protocol"]
+    return (f"make quality-online` or `python bench/bench_online_policies.py --data {res.get('data', 'data/movielens')} "
+            f"--checkpoint {res['checkpoint']['path']} --holdout-events {p['holdout_events']} "
+            f"--candidates {p.get('candidates', 100)} --json results/online_policies.json")
+
+
+def ablation_command(res: dict | None) -> str:
+    if not res:
+        return ""
+    minutes = res["checkpoint"]["metadata"].get("options", {}).get("max_minutes")
+    return (f"make quality-ablations ABL_MIN={minutes} ABL_USERS={res['data']['users']}` (each variant: "
+            "threadrec train with the main recipe, --max-minutes, --eval-every 0 and the variant's flag; "
+            "then threadrec evaluate --split test --max-users N --no-baselines; see the Makefile")
+
+
+def build(results: Path, commands: dict[str, str]) -> str:
+    test, valid = load(results / "quality_test.json"), load(results / "quality_valid.json")
+    online = load(results / "online_policies.json")
+    md = ["## Results: EmbSum on MovieLens-100K (CPU)", "",
+          "Generated by `bench/report_quality.py` from `results/*.json`; `make quality` reruns the "
+          "whole pipeline. MIND protocol per impression (AUC, MRR, nDCG@5/10, averaged) and full "
+          "ranking (Recall/nDCG@10/50). Model selection and early stopping use the valid split only.", ""]
+    if test:
+        md += ["### Targets", "", *targets(test, online), ""]
+        md += ["### Test split: EmbSum vs baselines", "", data_line(test), train_line(test), "",
+               *model_table(test), "", f"Reproduce: `{commands['test']}`", ""]
+    if valid:
+        md += ["### Valid split", "", data_line(valid), "", *model_table(valid), "",
+               f"Reproduce: `{commands['valid']}`", ""]
+    if online:
+        p = online["protocol"]
+        md += ["### Online replay: refresh policies", "",
+               f"Held-out period: the last {p['holdout_events']} engagements ({p['cutoff_utc']} to {p['end_utc']} UTC, "
+               f"{p['held_out_days']} days, {p['users']} users of whom {p['warm_users']} have a training-period "
+               f"history; rows by split: {p['held_out_by_split']}). Warm start: each user's state from all of its "
+               f"engagements up to the cutoff. Replay in event-time order through `streams.engine.Engine`; the "
+               f"recommendation shown before each engagement is judged against it. Exclusion: {p['exclusion']}. "
+               f"Retrieval: {p['retrieval']}. Stale: {p['stale_refresh']}. The checkpoint's train split "
+               "(leave-one-out) contains the period's train rows, so the period is held out from user states, "
+               "not from model training.", "", *online_table(online), "",
+               "![metric by refresh policy](results/online_policies.png)", "",
+               f"Reproduce: `{commands['online']}`", ""]
+    abl = ablation_table(results)
+    if abl:
+        md += ["### Ablations (equal, smaller budget)", "", *abl, "", f"Reproduce: `{commands['ablation']}`", ""]
+    notes = results / "quality_notes.md"
+    if notes.exists():
+        md += ["### Notes", "", notes.read_text().strip(), ""]
+    return "\n".join(md).rstrip() + "\n"
+
+
+def write_readme(readme: Path, body: str) -> None:
+    text = readme.read_text() if readme.exists() else ""
+    if START not in text or END not in text:
+        text = text.rstrip("\n") + f"\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{body}{END}{tail}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results", default="results")
+    p.add_argument("--readme", default="README.md")
+    args = p.parse_args(argv)
+    results = Path(args.results)
+    cmds = {"test": eval_command(load(results / "quality_test.json"), "results/quality_test.json", "quality-eval"),
+            "valid": eval_command(load(results / "quality_valid.json"), "results/quality_valid.json", "quality-eval"),
+            "online": online_command(load(results / "online_policies.json")),
+            "ablation": ablation_command(load(results / "ablation_full_test.json"))}
+    online = load(results / "online_policies.json")
+    if online:
+        plot_online(online, results / "online_policies.png")
+    write_readme(Path(args.readme), build(results, cmds))
+    print(f"wrote {args.readme} results section", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
