@@ -161,9 +161,9 @@ def ablation_command(res: dict | None) -> str:
     if not res:
         return ""
     minutes = res["checkpoint"]["metadata"].get("options", {}).get("max_minutes")
-    return (f"make quality-ablations ABL_MIN={minutes} ABL_USERS={res['data']['users']}` (each variant: "
-            "threadrec train with the main recipe, --max-minutes, --eval-every 0 and the variant's flag; "
-            "then threadrec evaluate --split test --max-users N --no-baselines; see the Makefile")
+    return (f"make quality-ablations ABL_MIN={minutes} ABL_USERS={res['data']['users']}` (per variant: "
+            "`threadrec train` with the main recipe plus `--max-minutes`, `--eval-every 0` and the variant's "
+            "flag, then `threadrec evaluate --split test --max-users N --no-baselines`; see the Makefile)")
 
 
 def build(results: Path, commands: dict[str, str]) -> str:
@@ -195,7 +195,7 @@ def build(results: Path, commands: dict[str, str]) -> str:
                f"Reproduce: `{commands['online']}`", ""]
     abl = ablation_table(results)
     if abl:
-        md += ["### Ablations (equal, smaller budget)", "", *abl, "", f"Reproduce: `{commands['ablation']}`", ""]
+        md += ["### Ablations (equal, smaller budget)", "", *abl, "", f"Reproduce: `{commands['ablation']}", ""]
     notes = results / "quality_notes.md"
     if notes.exists():
         md += ["### Notes", "", notes.read_text().strip(), ""]
