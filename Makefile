@@ -68,7 +68,7 @@ quality-eval: $(STAMP)
 		--json results/quality_valid.json
 
 quality-online: $(STAMP)
-	$(BIN)/python bench/bench_online_policies.py --data $(DATA) --checkpoint $(BEST) \
+	$(BIN)/python bench/bench_online_policies.py --data $(DATA) --checkpoint $(BEST) --holdout-events 5000 --max-per-user 25 \
 		--json results/online_policies.json
 
 quality-ablations: $(STAMP) $(DATA)/train.jsonl

@@ -2,7 +2,8 @@
 
 Protocol (all times are event time):
 - Held-out period: the last --holdout-events engagements of the prepared data (every split:
-  train, valid and test rows after the cutoff T). Everything at or before T is the training
+  train, valid and test rows after the cutoff T). To bound CPU time only each user's first
+  --max-per-user held-out engagements are replayed (the rest of the period is dropped). Everything at or before T is the training
   period. Note that the checkpoint was trained on the *train split*, which (leave-one-out)
   contains the train rows after T too: the period is held out from the user states, not
   from the model's training set. The JSON says how many judged events belong to each split.
@@ -26,7 +27,7 @@ Protocol (all times are event time):
   stale (until their first daily refresh) and frozen.
 
     python bench/bench_online_policies.py --data data/movielens --checkpoint checkpoints/ml-cpu \
-        --holdout-events 1500 --json results/online_policies.json
+        --holdout-events 5000 --max-per-user 25 --json results/online_policies.json
 """
 
 from __future__ import annotations
@@ -58,12 +59,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="data/movielens", help="prepared data directory")
     p.add_argument("--checkpoint", required=True, help="EmbSum checkpoint directory")
-    p.add_argument("--holdout-events", type=int, default=1500,
+    p.add_argument("--holdout-events", type=int, default=5000,
                    help="the last N engagements form the held-out period (cutoff T = time before them)")
     p.add_argument("--policies", default=",".join(POLICIES), help="comma-separated subset of " + ",".join(POLICIES))
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--candidates", type=int, default=100, help="retrieved per user before the exact rerank")
-    p.add_argument("--batch", type=int, default=256, help="engagements per engine call (realtime)")
+    p.add_argument("--max-per-user", type=int, default=25,
+                   help="replay (and judge) only each user's first N held-out engagements (CPU budget); 0 = all")
+    p.add_argument("--batch", type=int, default=0,
+                   help="engagements per engine call under realtime (0 = all in one call; the engine batches "
+                        "one event per user per round, results equal one-by-one processing)")
     p.add_argument("--device", default=None)
     p.add_argument("--json", dest="json_out", default="results/online_policies.json")
     return p.parse_args(argv)
@@ -127,8 +132,9 @@ def replay(policy: str, inf, base: Engine | None, cfg: EngineConfig, before: dic
     t1 = time.time()
     if policy == "realtime":
         shown: dict[str, list[str]] = {u: [i for i, _ in rank_for(eng, u, seen[u])] for u in before}
-        for s in range(0, len(held), batch):
-            chunk = held[s:s + batch]
+        step = batch or len(held)
+        for s in range(0, len(held), step):
+            chunk = held[s:s + step]
             results = eng.process_engagements(chunk)
             for e, r in zip(chunk, results, strict=True):
                 u, item = str(e["user_id"]), str(e["item_id"])
@@ -173,7 +179,12 @@ def main(argv=None) -> int:
     rows = [e for e in read_jsonl(Path(args.data) / "engagements.jsonl")
             if e.get("kind") != "impression" and e["item_id"] in data.items]  # event-time order
     cutoff = float(rows[-args.holdout_events - 1]["ts"]) if args.holdout_events < len(rows) else float("-inf")
-    held = [e for e in rows if float(e["ts"]) > cutoff]
+    held_all = [e for e in rows if float(e["ts"]) > cutoff]
+    held, per_user = [], Counter()
+    for e in held_all:  # each user's first max_per_user held-out engagements, still in event-time order
+        if not args.max_per_user or per_user[str(e["user_id"])] < args.max_per_user:
+            per_user[str(e["user_id"])] += 1
+            held.append(e)
     users = {str(e["user_id"]) for e in held}
     before: dict[str, list[dict]] = {}
     for e in rows:
@@ -193,7 +204,8 @@ def main(argv=None) -> int:
     items_s = time.time() - t0
 
     out = {"protocol": {
-        "holdout_events": len(held), "cutoff_ts": cutoff,
+        "holdout_events": len(held_all), "replayed_events": len(held), "max_per_user": args.max_per_user,
+        "cutoff_ts": cutoff,
         "cutoff_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(cutoff)) if math.isfinite(cutoff) else None,
         "end_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(held[-1]["ts"]))),
         "held_out_days": len({int(float(e["ts"]) // DAY_S) for e in held}),
@@ -215,7 +227,7 @@ def main(argv=None) -> int:
         out["policies"][policy] = res
         print(f"[online] {policy}: " + json.dumps({k: v for k, v in res.items() if k != "engine_stats"}), flush=True)
 
-    table = Table(title=f"online replay: {len(held)} held-out engagements after {out['protocol']['cutoff_utc']}, "
+    table = Table(title=f"online replay: {len(held)} of {len(held_all)} held-out engagements after {out['protocol']['cutoff_utc']}, "
                         f"{len(users)} users ({len(before)} warm)")
     k = args.top_k
     for col in ("policy", f"Recall@{k}", f"nDCG@{k}", "judged", f"warm Recall@{k}", f"warm nDCG@{k}", "replay s"):

@@ -110,7 +110,8 @@ def plot_online(online: dict, path: Path) -> None:
             ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=9)
         ax.set_title(f"online next-engagement {metric}")
         ax.set_ylim(0, max(vals) * 1.25 if max(vals) > 0 else 1)
-    fig.suptitle(f"refresh policy, {online['protocol']['holdout_events']} held-out engagements", fontsize=10)
+    fig.suptitle(f"refresh policy, {online['protocol']['replayed_events']} replayed held-out engagements",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -154,6 +155,7 @@ def online_command(res: dict | None) -> str:
     p = res["protocol"]
     return (f"make quality-online` or `python bench/bench_online_policies.py --data {res.get('data', 'data/movielens')} "
             f"--checkpoint {res['checkpoint']['path']} --holdout-events {p['holdout_events']} "
+            f"--max-per-user {p['max_per_user']} "
             f"--candidates {p.get('candidates', 100)} --json results/online_policies.json")
 
 
@@ -184,7 +186,9 @@ def build(results: Path, commands: dict[str, str]) -> str:
         p = online["protocol"]
         md += ["### Online replay: refresh policies", "",
                f"Held-out period: the last {p['holdout_events']} engagements ({p['cutoff_utc']} to {p['end_utc']} UTC, "
-               f"{p['held_out_days']} days, {p['users']} users of whom {p['warm_users']} have a training-period "
+               f"{p['held_out_days']} days); replayed: each user's first {p['max_per_user']} of them, "
+               f"{p['replayed_events']} engagements of "
+               f"{p['users']} users of whom {p['warm_users']} have a training-period "
                f"history; rows by split: {p['held_out_by_split']}). Warm start: each user's state from all of its "
                f"engagements up to the cutoff. Replay in event-time order through `streams.engine.Engine`; the "
                f"recommendation shown before each engagement is judged against it. Exclusion: {p['exclusion']}. "
