@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import faust
 
@@ -20,7 +21,9 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
     @app.agent(topics.engagements, name="engagements")
     async def engagements(stream) -> None:
         async for events in stream.take_events(size, within=within):
+            t0 = time.perf_counter()
             await handle_batch(events, runtime, topics, tables)
+            runtime.agent_s += time.perf_counter() - t0
 
     @app.task
     async def replicate_items() -> None:

@@ -36,6 +36,8 @@ class WorkerSettings(BaseSettings):
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)
     item_wait_s: float = Field(5.0, ge=0)  # how long an unknown item may wait for the items topic
     web_port: int | None = None  # None: faust's web server off
+    stats_file: Path | None = None  # None: no stats file (streams/worker_stats.py)
+    stats_every_s: float = Field(1.0, gt=0)
 
     @property
     def group_id(self) -> str:
@@ -67,6 +69,8 @@ _FLAGS = {  # flag -> (type, help)
     "min_engagements": (int, "engagements before personalising (else popularity)"),
     "ttl_s": (float, "event-time inactivity after which a user's state is dropped"),
     "item_wait_s": (float, "wait for the items topic when an engagement names an unknown item"),
+    "stats_file": (Path, "rewrite this JSON file with the worker's counters (demo, benchmark)"),
+    "stats_every_s": (float, "how often the stats file is rewritten (s)"),
     "app_id": (str, "faust app id / consumer group (topic prefix prepended)"),
 }
 

@@ -42,6 +42,7 @@ class Runtime:
     replicator: ItemReplicator | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     bad_items: int = 0
+    agent_s: float = 0.0  # wall time inside the engagements agent's batches (stats file)
 
     async def apply_items(self, partition: int, records: list) -> None:
         """Upserts (batched) and tombstones in offset order; the stored offsets move with them."""

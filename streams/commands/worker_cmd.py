@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(settings)
     topics, tables = declare_topics(app, settings.kafka), declare_tables(app, settings.kafka)
     register_agents(app, topics, tables, runtime)
+    if settings.stats_file is not None:
+        from streams.worker_stats import register_stats
+
+        register_stats(app, runtime, settings.stats_file, settings.stats_every_s)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()  # handles SIGTERM: stops agents, commits, flushes
     return 0
