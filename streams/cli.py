@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "streams.commands.train_cmd",
     "streams.commands.evaluate_cmd",
     "streams.commands.worker_cmd",
+    "streams.commands.demo_cmd",
     # -- subcommand modules: add new ones above this line --
 ]
 
