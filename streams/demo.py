@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -27,7 +27,7 @@ from streams.demo_report import Report, match
 from streams.demo_view import live_view
 from streams.errors import ThreadrecError
 from streams.settings import KafkaSettings
-from streams.worker_process import WorkerFailed, WorkerProcess
+from streams.worker_process import WorkerFailed, WorkerProcess, start_replay, stop_process
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ def prepare(opts: DemoOptions, console: Console) -> tuple[Path, HeldOut, Path]:
                   f"of {users} users; {len(ho.history)} of them have earlier history "
                   f"({sum(map(len, ho.history.values())):,} engagements) to warm their state")
     if opts.checkpoint is not None:
+        if not (Path(opts.checkpoint) / "config.json").is_file():
+            raise DemoError(f"{opts.checkpoint} is not a checkpoint directory (no config.json)")
         return data, ho, Path(opts.checkpoint)
     console.print(f"quick checkpoint (<= {opts.quick_minutes:g} min of training, cached) ...")
     ckpt, trained = quick_checkpoint(data, ho.cut_ts, opts.quick_minutes)
@@ -178,33 +180,25 @@ def _create_topics(k: KafkaSettings) -> None:
 
 def _replay_and_watch(k: KafkaSettings, opts: DemoOptions, ho: HeldOut, run_dir: Path,
                       worker: WorkerProcess, collector: Collector, console: Console) -> Report:
-    """Replay the engagements in a thread; show recommendations as they arrive; build the report."""
-    from streams.replay import replay_to_broker
-
+    """Replay the engagements (`threadrec replay`); show recommendations as they arrive; report."""
     path = run_dir / "replay.jsonl"
     write_jsonl(path, ho.replay)
     before = worker.stats() or {}
-    sent: dict = {}
     t0 = time.time()
-
-    def send() -> None:
-        try:
-            sent["report"] = replay_to_broker([path], k, rate=opts.rate, progress=False,
-                                              create_topics=False)
-        except BaseException as e:  # reported by the watcher
-            sent["error"] = e
-
-    threading.Thread(target=send, name="demo-replay", daemon=True).start()
+    replay = start_replay(k, path, opts.rate, opts.workdir / "replay.log")
     featured = [u for u, _ in Counter(e["user_id"] for e in ho.replay).most_common(opts.featured)]
-    watch = Watch(len(ho.replay), opts.stall_s)
-    with Live(console=console, refresh_per_second=2, transient=False) as live:
-        while not watch.check(sent, collector, worker):
+    watch = Watch(len(ho.replay), opts.stall_s, opts.workdir / "replay.log")
+    try:
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            while not watch.check(replay, collector, worker):
+                if opts.live:
+                    live.update(live_view(match(collector.data), featured, ho.items, watch.status))
+                time.sleep(0.5)
             if opts.live:
                 live.update(live_view(match(collector.data), featured, ho.items, watch.status))
-            time.sleep(0.5)
-        if opts.live:
-            live.update(live_view(match(collector.data), featured, ho.items, watch.status))
-    return _report(collector, worker, before, t0, sent["report"])
+    finally:
+        stop_process(replay)
+    return _report(collector, worker, before, t0)
 
 
 @dataclass
@@ -213,14 +207,16 @@ class Watch:
 
     expected: int
     stall_s: float
+    replay_log: Path
     status: str = "starting the replay"
     _last: int = -1
     _since: float = 0.0
 
-    def check(self, sent: dict, collector: Collector, worker: WorkerProcess) -> bool:
+    def check(self, replay: subprocess.Popen, collector: Collector, worker: WorkerProcess) -> bool:
         """True when every replayed engagement got its output; DemoError when stuck."""
-        if "error" in sent:
-            raise DemoError(f"replay failed: {sent['error']}")
+        sent = replay.poll() == 0
+        if replay.returncode not in (None, 0):
+            raise DemoError(f"replay exited with code {replay.returncode} (log: {self.replay_log})")
         if collector.error is not None:
             raise DemoError(f"reading the topics failed: {collector.error}")
         worker.check_alive()
@@ -231,24 +227,23 @@ class Watch:
         now = time.monotonic()
         if total != self._last:
             self._last, self._since = total, now
-        elif "report" in sent and now - self._since > self.stall_s:
+        elif sent and now - self._since > self.stall_s:
             raise DemoError(f"no output for {self.stall_s:.0f}s: {self.status} (log: {worker.log})")
-        return "report" in sent and n_in >= self.expected and n_rec + n_dead >= self.expected
+        return sent and n_in >= self.expected and n_rec + n_dead >= self.expected
 
 
-def _report(collector: Collector, worker: WorkerProcess, before: dict, t0: float,
-            sent) -> Report:
+def _report(collector: Collector, worker: WorkerProcess, before: dict, t0: float) -> Report:
     """The report from what was read back, plus the worker's counters for this replay."""
     time.sleep(1.0)  # one more stats write after the last batch (written every 0.5 s)
     judged = match(collector.data)
     with collector.data.lock:
         last = max((r.arrival_ts for r in collector.data.recommendations), default=time.time())
+        n_in = len(collector.data.engagements)  # read back from the topic
         n_rec, n_dead = len(collector.data.recommendations), len(collector.data.deadletters)
         reasons = Counter(d.get("error", "").split(":")[0] for d in collector.data.deadletters)
     after = worker.stats() or {}
     counters = ("events", "batches", "summaries", "sessions_encoded", "sessions_recomputed",
                 "fallbacks", "model_s", "store_s", "index_s", "agent_s")
     diff = {c: after.get(c, 0) - before.get(c, 0) for c in counters}
-    n_in = sum(v for t, v in sent.counts.items() if t.endswith("engagements"))
     return Report(n_in, n_rec, n_dead, [j.latency_s for j in judged], last - t0, judged,
                   extra={"worker": diff, "deadletter_reasons": dict(reasons)})

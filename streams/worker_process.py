@@ -30,6 +30,31 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def start_replay(k: KafkaSettings, source: Path, rate: float | None, log: Path) -> subprocess.Popen:
+    """`threadrec replay SOURCE` as a subprocess (the CLI users run; stoppable at any time)."""
+    cmd = [sys.executable, "-m", "streams.cli", "replay", str(source), "--no-progress",
+           "--bootstrap", k.bootstrap, "--broker-kind", k.broker_kind, "--partitions", str(k.partitions)]
+    if k.topic_prefix:
+        cmd += ["--topic-prefix", k.topic_prefix]
+    if rate:
+        cmd += ["--rate", str(rate)]
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after timeout_s; nothing when it has already exited."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class WorkerProcess:
     """Starts `python -m streams.cli worker ...` with a stats file; stop() sends SIGTERM."""
 
