@@ -56,6 +56,9 @@ class TrainOptions:
     # more before the budget runs out; the lr schedule then follows the elapsed fraction of it
     max_minutes: float | None = None
     select_metric: str = "auc"  # valid metric (higher = better) that picks out/best
+    # "example": batches drawn uniformly over (user, position) examples, so heavy users dominate;
+    # "user": a user uniformly, then one of its positions, as evaluation weighs every user once
+    sample_by: str = "example"
 
 
 class BatchBuilder:
@@ -131,6 +134,19 @@ def _log_eval(step: int, total: int, elapsed: float, stats: dict[str, Any], v: d
     print(f"[train] step {step}/{total} {elapsed / 60:.1f} min | loss {mean('losses'):.4f} "
           f"nce {mean('nce'):.4f} sum {mean('sum'):.4f} | valid {vals}{' | best' if best else ''}", flush=True)
 
+def _drawer(examples: list[Example], opts: TrainOptions):
+    """rng -> one batch of examples, by example (default) or by user (see TrainOptions.sample_by)."""
+    if opts.sample_by == "example":
+        return lambda rng: rng.sample(examples, min(opts.batch_size, len(examples)))
+    if opts.sample_by != "user":
+        raise ValueError(f"unknown sample_by {opts.sample_by!r} (example or user)")
+    by_user: dict[str, list[Example]] = {}
+    for ex in examples:
+        by_user.setdefault(ex.user_id, []).append(ex)
+    users = sorted(by_user)
+    return lambda rng: [rng.choice(by_user[u]) for u in rng.sample(users, min(opts.batch_size, len(users)))]
+
+
 def _build_or_resume(out: Path, cfg: EmbSumConfig, resume: bool, device: torch.device):
     if resume and (out / "config.json").exists():
         ck = load_checkpoint(out, device)
@@ -168,6 +184,7 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
             for _ in range(step0):
                 sched.step()
     rng = random.Random(opts.seed + step0)
+    draw = _drawer(examples, opts)
     stats: dict[str, Any] = {"losses": [], "nce": [], "sum": [], "valid": []}
     meta = {"summary_source": summarizer.source, "data": {"dir": str(data_dir), "meta": data.meta},
             "train_examples": len(examples), "options": vars(opts)}
@@ -180,8 +197,7 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
         task = bar.add_task("train", total=opts.steps, completed=step0, info="")
         for step in range(step0, opts.steps):
             step_t = time.time()
-            batch = builder(rng.sample(examples, min(opts.batch_size, len(examples))),
-                            model.backbone.start_id, model.backbone.eos_id)
+            batch = builder(draw(rng), model.backbone.start_id, model.backbone.eos_id)
             with autocast_for(device):
                 res = model(batch)
             opt.zero_grad(set_to_none=True)

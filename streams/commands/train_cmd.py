@@ -47,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="valid metric that picks OUT/best (auc, mrr, ndcg@10, full_ndcg@10, ...)")
     p.add_argument("--head-lr-mult", type=float, default=10.0, help="lr multiplier of the EmbSum heads")
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the schedule")
+    p.add_argument("--sample-by", choices=["example", "user"], default="example",
+                   help="draw batches uniformly over examples, or over users (as evaluation weighs them)")
     p.set_defaults(func=run)
 
 
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     opts = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
                         eval_users=args.eval_users, seed=args.seed, device=args.device,
                         max_minutes=args.max_minutes, select_metric=args.select_metric,
-                        head_lr_mult=args.head_lr_mult, warmup=args.warmup)
+                        head_lr_mult=args.head_lr_mult, warmup=args.warmup, sample_by=args.sample_by)
     try:
         stats = train(args.data, args.out, cfg, opts, resume=args.resume, progress=not args.no_progress)
     except ModelError as e:

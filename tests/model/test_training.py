@@ -97,3 +97,13 @@ def test_one_chunk_history_mode(data_dir, tmp_path):
     assert len(st["losses"]) == 2
     res = evaluate(data_dir, tmp_path / "oc", split="valid", max_users=3, progress=False)
     assert res["checkpoint"]["config"]["history_mode"] == "one_chunk"
+
+
+def test_sample_by_user_draws_distinct_users(data_dir):
+    from model.train import _drawer
+
+    data = load_prepared(data_dir)
+    exs = build_examples(histories(data.train), small_config())
+    draw = _drawer(exs, TrainOptions(batch_size=4, sample_by="user"))
+    batch = draw(random.Random(0))
+    assert len(batch) == 4 and len({e.user_id for e in batch}) == 4
