@@ -40,13 +40,14 @@ clean-venv:
 	rm -rf $(VENV)
 
 # ---- quality on real data (issue 7): train, evaluate vs baselines, online replay, ablations, README
-# CPU-sized (2 cores): the main run takes about an hour, each ablation ABL_MIN minutes plus its test.
+# CPU-sized (2 cores): the main run takes MAIN_MIN minutes, each ablation ABL_MIN minutes plus its test.
 .PHONY: quality quality-main quality-eval quality-online quality-ablations quality-report
-RECIPE  = --batch-size 16 --lr 2e-4 --eval-users 200 --freeze-layers 3 --max-sessions 4 \
+RECIPE  = --sample-by user --batch-size 16 --lr 1e-4 --eval-users 200 --freeze-layers 3 --max-sessions 4 \
           --max-session-tokens 96 --max-item-tokens 32 --summary-max-tokens 48 --no-progress
-CKPT    ?= checkpoints/ml-cpu
-ABL_MIN ?= 7
-ABL_USERS ?= 400
+CKPT    ?= checkpoints/ml-cpu2
+MAIN_MIN ?= 32
+ABL_MIN ?= 5
+ABL_USERS ?= 200
 ABLATIONS = full: lambda0:--lambda-sum=0 mn1:--m=1,--n=1 one_chunk:--history-mode=one_chunk
 # the valid-selected checkpoint when the run kept one (OUT/best), else the last
 BEST    = $$(test -d $(CKPT)/best && echo $(CKPT)/best || echo $(CKPT))
@@ -58,8 +59,8 @@ $(DATA)/train.jsonl: | $(STAMP)
 
 quality-main: $(STAMP) $(DATA)/train.jsonl
 	mkdir -p runs results
-	$(BIN)/threadrec train --data $(DATA) --out $(CKPT) --steps 350 --eval-every 50 --max-minutes 60 $(RECIPE) \
-		| tee runs/train-cpu.log
+	$(BIN)/threadrec train --data $(DATA) --out $(CKPT) --steps 350 --eval-every 40 --max-minutes $(MAIN_MIN) $(RECIPE) \
+		| tee runs/train-cpu2.log
 
 quality-eval: $(STAMP)
 	$(BIN)/threadrec evaluate --data $(DATA) --checkpoint $(BEST) --split test --no-progress \
