@@ -198,7 +198,9 @@ def _replay_and_watch(k: KafkaSettings, opts: DemoOptions, ho: HeldOut, run_dir:
                 live.update(live_view(match(collector.data), featured, ho.items, watch.status))
     finally:
         stop_process(replay)
-    return _report(collector, worker, before, t0)
+    report = _report(collector, worker, before, t0)
+    report.extra["online_popularity"] = ho.popularity_online()
+    return report
 
 
 @dataclass

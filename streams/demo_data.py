@@ -10,9 +10,12 @@ model nor the warm state has seen what is replayed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,26 @@ class HeldOut:
     replay: list[dict[str, Any]]  # engagements to replay, event-time order
     history: dict[str, list[dict[str, Any]]]  # replayed users' engagements before the period
     items: dict[str, dict[str, Any]]  # item_id -> item (titles for the live view)
+    popular: list[str] = dataclasses.field(default_factory=list)  # by engagements before the period
+
+    def popularity_online(self, k: int = 10) -> dict[str, float | int]:
+        """Recall/nDCG@k of "most popular before the period, not yet seen" on the same judged
+        pairs as the demo (each replayed engagement -> the same user's next one): context."""
+        seen = {u: {e["item_id"] for e in h} for u, h in self.history.items()}
+        last: dict[str, str] = {}
+        hits, ndcg, n = 0, 0.0, 0
+        for e in self.replay:
+            u = e["user_id"]
+            if u in last:
+                s = seen.setdefault(u, set())
+                top = [i for i in self.popular[: k + len(s)] if i not in s][:k]
+                n += 1
+                if e["item_id"] in top:
+                    hits += 1
+                    ndcg += 1 / math.log2(top.index(e["item_id"]) + 2)
+            seen.setdefault(u, set()).add(e["item_id"])
+            last[u] = e["item_id"]
+        return {"recall@10": hits / n if n else 0.0, "ndcg@10": ndcg / n if n else 0.0, "judged": n}
 
 
 def held_out(data_dir: Path, holdout: int, events: int) -> HeldOut:
@@ -60,7 +83,9 @@ def held_out(data_dir: Path, holdout: int, events: int) -> HeldOut:
         if e["user_id"] in users:
             history.setdefault(e["user_id"], []).append(_contract(e))
     items = {str(it["item_id"]): it for it in read_jsonl(data_dir / "items.jsonl")}
-    return HeldOut(float(all_events[start]["ts"]), replay, history, items)
+    counts = Counter(str(e["item_id"]) for e in all_events[:start])
+    return HeldOut(float(all_events[start]["ts"]), replay, history, items,
+                   [i for i, _ in counts.most_common()])
 
 
 def _contract(e: dict[str, Any]) -> dict[str, Any]:

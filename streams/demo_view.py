@@ -72,6 +72,10 @@ def report_table(report: Report) -> Table:
             (f"online Recall@10 (next engagement, {d['online']['judged']} judged)",
              f"{d['online']['recall@10']:.4f}"),
             ("online nDCG@10", f"{d['online']['ndcg@10']:.4f}")]
+    pop = d.get("online_popularity")
+    if pop:
+        rows.append(("popularity (context): Recall@10 / nDCG@10",
+                     f"{pop['recall@10']:.4f} / {pop['ndcg@10']:.4f}"))
     for k, v in rows:
         t.add_row(k, v)
     return t

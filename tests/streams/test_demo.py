@@ -37,6 +37,7 @@ def test_demo_reports_every_engagement_with_latency_and_metrics(kafka_broker, ti
     assert 0 <= rep["online"]["recall@10"] <= 1 and 0 <= rep["online"]["ndcg@10"] <= rep["online"]["recall@10"]
     # every user's recommendations but the last are judged against a next engagement
     assert 0 < rep["online"]["judged"] < rep["recommendations_out"]
+    assert rep["online_popularity"]["judged"] == rep["online"]["judged"]  # same judged pairs
     assert rep["worker"]["events"] == 40 and rep["worker"]["model_s"] > 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "threadrec demo report" in res.stdout
