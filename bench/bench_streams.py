@@ -1,0 +1,111 @@
+"""Streams benchmark: sustained events/s and event-to-recommendation latency through the broker at a
+fixed offered load, and where a worker's time goes (model / store / index / Kafka+Faust).
+
+Runs the demo pipeline without the live view (bundled broker, a real `threadrec worker`
+subprocess, warm users, MovieLens-100K held-out period replayed at --rate). The worker's stats
+file gives model_s/store_s/index_s (engine counters) and agent_s (time inside the engagements
+agent's batches); Kafka/Faust inside the agent = agent_s - engine time; the rest of the wall
+time (first engagement produced -> last recommendation received) is the worker waiting for
+input plus transport outside the agent.
+
+    python bench/bench_streams.py --rate 8 --events 600 --json bench/results/streams.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from streams.demo import DemoOptions, run_demo  # noqa: E402
+from streams.demo_report import Report  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rate", type=float, default=8.0, help="offered load, engagements/s")
+    p.add_argument("--events", type=int, default=600, help="held-out engagements to replay")
+    p.add_argument("--data", type=Path, help="prepared data dir (default MovieLens-100K)")
+    p.add_argument("--checkpoint", type=Path, help="default: the demo's cached quick checkpoint")
+    p.add_argument("--refresh", default="session_close", help="worker summary refresh policy")
+    p.add_argument("--batch-size", type=int, default=64, help="worker micro-batch size")
+    p.add_argument("--device", help="torch device of the worker")
+    p.add_argument("--json", type=Path, default=ROOT / "bench/results/streams.json")
+    return p.parse_args(argv)
+
+
+def breakdown(rep: Report) -> dict[str, dict[str, float]]:
+    """Per-event milliseconds and shares of the worker's busy time and of the wall time."""
+    w, n = rep.extra["worker"], max(1, rep.extra["worker"]["events"])
+    engine = w["model_s"] + w["store_s"] + w["index_s"]
+    parts = {"model": w["model_s"], "store": w["store_s"], "index": w["index_s"],
+             "kafka_faust": max(0.0, w["agent_s"] - engine)}
+    busy = sum(parts.values())
+    idle = max(0.0, rep.wall_s - busy)
+    return {"per_event_ms": {k: 1000 * v / n for k, v in parts.items()},
+            "share_of_busy": {k: v / busy if busy else 0.0 for k, v in parts.items()},
+            "share_of_wall": {**{k: v / rep.wall_s for k, v in parts.items()},
+                              "idle_or_outside_agent": idle / rep.wall_s}}
+
+
+def table(result: dict) -> Table:
+    t = Table(title=f"streams @ {result['offered_rate']:g} engagements/s offered")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    r = result["report"]
+    t.add_row("engagements in / recommendations out / dead", f"{r['engagements_in']} / "
+              f"{r['recommendations_out']} / {r['deadlettered']}")
+    t.add_row("sustained events/s", f"{r['events_per_s']:.2f}")
+    t.add_row("latency p50 / p99 (ms)", f"{r['latency_ms']['p50']:.0f} / {r['latency_ms']['p99']:.0f}")
+    b = result["breakdown"]
+    for k, ms in b["per_event_ms"].items():
+        t.add_row(f"{k}: ms/event (share of busy, of wall)",
+                  f"{ms:.1f} ({b['share_of_busy'][k]:.0%}, {b['share_of_wall'][k]:.0%})")
+    t.add_row("idle / outside the agent (share of wall)",
+              f"{b['share_of_wall']['idle_or_outside_agent']:.0%}")
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console()
+    opts = DemoOptions(data=args.data, checkpoint=args.checkpoint, events=args.events, rate=args.rate,
+                       refresh=args.refresh, batch_size=args.batch_size, device=args.device,
+                       live=False, workdir=ROOT / "runs/bench-streams")
+    load = os.getloadavg()[0]
+    t0 = time.time()
+    rep = run_demo(opts, console)
+    result = {"offered_rate": args.rate, "events": args.events, "refresh": args.refresh,
+              "batch_size": args.batch_size, "report": rep.as_json(), "breakdown": breakdown(rep),
+              "total_s": time.time() - t0,
+              "checkpoint": str(args.checkpoint or "the demo's cached quick checkpoint"),
+              "definitions": {
+                  "latency": "engagement record timestamp (produce) -> recommendation consumed",
+                  "events_per_s": "engagements / (first engagement produced -> last output)",
+                  "kafka_faust": "time inside the engagements agent's batches minus engine time "
+                                 "(validation, table reads/writes, sends)",
+                  "idle_or_outside_agent": "wall time minus the agent's busy time"},
+              "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": load,
+                          "platform": platform.platform(), "device": args.device or "default"}}
+    console.print(table(result))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
