@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as e:  # anything else still ends as one line (details with -v)
         logger.debug("demo failed", exc_info=True)
         raise DemoError(f"{type(e).__name__}: {e}") from e
+    console.print()
     console.print(report_table(report))
     if args.json:
         write_json(report, args.json)
