@@ -200,6 +200,14 @@ def build(results: Path, commands: dict[str, str]) -> str:
     abl = ablation_table(results)
     if abl:
         md += ["### Ablations (equal, smaller budget)", "", *abl, "", f"Reproduce: `{commands['ablation']}", ""]
+    first = load(results / "first_run_valid.json")
+    if first:
+        md += ["### Earlier recipe (stopped)", "", f"{first['run']}. Valid (first 200 users) at its checkpoints "
+               f"({first['source']}):", "", "| step | minutes | train loss (last batch) | valid AUC | valid MRR |",
+               "|---|---|---|---|---|"]
+        md += [f"| {v['step']} | {v['elapsed_s'] / 60:.1f} | {v['train_loss_last']:.4f} | {fmt(v['auc'])} | "
+               f"{fmt(v['mrr'])} |" for v in first["validations"]]
+        md += [""]
     notes = results / "quality_notes.md"
     if notes.exists():
         md += ["### Notes", "", notes.read_text().strip(), ""]

@@ -218,7 +218,7 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
                 stats["valid"].append({"step": step + 1, **v})
                 model.train()
                 is_best = v.get(opts.select_metric, -math.inf) > best_val
-                meta.update(step=step + 1, elapsed_s=time.time() - t0, valid=v,
+                meta.update(step=step + 1, elapsed_s=time.time() - t0, valid=v, valid_history=stats["valid"],
                             train_loss_last=stats["losses"][-1], stopped_by_time=bool(out_of_time),
                             select_metric=opts.select_metric)
                 _log_eval(step + 1, opts.steps, time.time() - t0, stats, v, is_best)
