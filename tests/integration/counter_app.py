@@ -36,12 +36,13 @@ totals = app.Table("totals", default=lambda: [0, 0], partitions=4)
 
 @app.agent(source)
 async def count(stream):
-    async for key, value in stream.items():
+    async for event in stream.events():
+        key, value = event.key, event.value
         k = key.decode()
         n, s = totals[k]
         n, s = n + 1, s + int(value)
         totals[k] = [n, s]  # reassign so the changelog sees the change
-        await sink.send(key=key, value=json.dumps({"key": k, "n": n, "sum": s}).encode())
+        await sink.send(key=key, value=json.dumps({"key": k, "n": n, "sum": s, "offset": event.message.offset}).encode())
 
 
 if __name__ == "__main__":
