@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_index.py --json bench/results/index.json
 	$(BIN)/python bench/bench_session_encode.py --json bench/results/session_encode.json
+	$(BIN)/python bench/bench_streams.py --rate 8 --events 600 --json bench/results/streams.json
 
 clean-venv:
 	rm -rf $(VENV)
