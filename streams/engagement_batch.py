@@ -1,4 +1,5 @@
-"""One micro-batch of the engagements agent: validate, dedupe, engine call, send, write tables."""
+"""One micro-batch of the engagements agent: sequence (repair gaps, drop redeliveries), validate,
+engine call, send, write tables."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from streams.messages import (
     parse_engagement,
     source_ref,
 )
+from streams.offset_continuity import PartitionCursor, Verdict
 from streams.topics import Tables, Topics
 from streams.worker_runtime import Runtime
 
@@ -42,8 +44,41 @@ async def dead_letter(topics: Topics, msg, error: str) -> None:
     await topics.deadletter.send(key=msg.key, value=dumps(rec))
 
 
-async def _validate(events: list, topics: Topics, tables: Tables) -> list[tuple[object, dict]]:
-    """Parsed (event, engagement) pairs; bad records dead-lettered, redeliveries dropped."""
+def offset_key(partition: int) -> bytes:
+    """Key of a partition's next expected offset in the offsets table."""
+    return str(partition).encode()
+
+
+async def _in_sequence(events: list, runtime: Runtime, tables: Tables) -> tuple[list, PartitionCursor]:
+    """The batch with skipped offsets re-read in front of the event that revealed them and
+    redeliveries dropped (streams/offset_continuity.py); and the cursor after it."""
+    first: dict[int, object] = {}
+    for ev in events:
+        first.setdefault(ev.message.partition, ev)
+    expected: dict[int, int | None] = {}
+    for partition, ev in first.items():
+        # the key lives in the partition's own store and changelog: read it as that partition
+        with acting_as(ev):
+            raw = tables.offsets.get(offset_key(partition))
+        expected[partition] = int(raw) if raw is not None else await runtime.baseline(partition)
+    cursor = PartitionCursor.starting_at(expected)
+    ordered = []
+    for ev in events:
+        msg = ev.message
+        decision = cursor.check(msg.partition, msg.offset)
+        if decision.verdict is Verdict.DUPLICATE:
+            logger.info("skipping redelivered engagement %d@%d", msg.partition, msg.offset)
+            runtime.duplicates_skipped += 1
+            continue
+        if decision.verdict is Verdict.REPAIR:
+            ordered += await runtime.repair(msg.partition, decision.missing)
+        cursor.accept(msg.partition, msg.offset)
+        ordered.append(ev)
+    return ordered, cursor
+
+
+async def _validate(events: list, topics: Topics) -> list[tuple[object, dict]]:
+    """Parsed (event, engagement) pairs; bad records dead-lettered."""
     valid = []
     for ev in events:
         try:
@@ -51,18 +86,24 @@ async def _validate(events: list, topics: Topics, tables: Tables) -> list[tuple[
         except InvalidMessage as e:
             await dead_letter(topics, ev.message, str(e))
             continue
-        with acting_as(ev):
-            applied = tables.applied.get(eng["user_id"].encode())
-        if applied is not None and ev.message.offset <= int(applied):
-            logger.info("skipping redelivered engagement %s", ev.message.offset)
-            continue
         valid.append((ev, eng))
     return valid
 
 
 async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: Tables) -> None:
     """Everything one take() batch needs; one message out per valid engagement."""
-    valid = await _validate(events, topics, tables)
+    ordered, cursor = await _in_sequence(events, runtime, tables)
+    await _handle_valid(await _validate(ordered, topics), runtime, topics, tables)
+    # after the sends and state writes: a crash before this line re-handles, never skips
+    last = {ev.message.partition: ev for ev in ordered}
+    for partition in cursor.moved:
+        with acting_as(last[partition]):
+            tables.offsets[offset_key(partition)] = str(cursor.expected[partition]).encode()
+
+
+async def _handle_valid(valid: list[tuple[object, dict]], runtime: Runtime, topics: Topics,
+                        tables: Tables) -> None:
+    """Engine call, sends and user-state writes for the valid engagements of a batch."""
     if not valid:
         return
     known = runtime.engine.items
@@ -85,7 +126,6 @@ async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: T
         elif res.error is not None:
             await dead_letter(topics, ev.message, res.error)
     for user, ev in last.items():
-        with acting_as(ev):
-            if states.get(user) is not None and states[user] is not before[user]:
+        if states.get(user) is not None and states[user] is not before[user]:
+            with acting_as(ev):
                 tables.states[user.encode()] = states[user]
-            tables.applied[user.encode()] = str(ev.message.offset).encode()

@@ -26,10 +26,14 @@ class Topics:
 
 @dataclass
 class Tables:
-    """user_id (bytes) -> encoded UserState; user_id -> last applied engagement offset."""
+    """user_id (bytes) -> encoded UserState; engagements partition (ascii) -> next expected offset.
+
+    The offsets table is also what drops redelivered engagements (one user's events all
+    live on one partition, so a per-partition offset covers every user of it).
+    """
 
     states: faust.Table
-    applied: faust.Table
+    offsets: faust.Table
 
 
 def declare_topics(app: faust.App, k: KafkaSettings) -> Topics:
@@ -46,4 +50,4 @@ def declare_tables(app: faust.App, k: KafkaSettings) -> Tables:
         return app.Table(name, key_type=bytes, value_type=bytes,  # both raw bytes
                          partitions=k.partitions)
 
-    return Tables(table("user-state"), table("applied-offset"))
+    return Tables(table("user-state"), table("partition-offset"))

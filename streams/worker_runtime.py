@@ -15,6 +15,7 @@ from store import BoundedCache, CacheConfig, ItemStore, rebuild_from_store
 from store.config import IndexConfig
 from streams.app import aiokafka_security_kwargs
 from streams.engine import Engine
+from streams.gap_fetcher import FetchedEvent, GapFetcher
 from streams.item_replicator import ItemReplicator
 from streams.messages import InvalidMessage, parse_item, tombstone_id
 from streams.state_mapping import BytesStateMapping
@@ -35,14 +36,35 @@ def load_model(settings: WorkerSettings) -> tuple[EmbSumInference, str]:
 
 @dataclass
 class Runtime:
-    """The engine, its lock and the item replica of one worker."""
+    """The engine, its lock, the item replica and the engagements gap fetcher of one worker."""
 
     settings: WorkerSettings
     engine: Engine
     replicator: ItemReplicator | None = None
+    fetcher: GapFetcher | None = None  # None (unit tests without a broker): gaps are not repaired
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     bad_items: int = 0
     agent_s: float = 0.0  # wall time inside the engagements agent's batches (stats file)
+    gaps_repaired: int = 0  # skipped engagement ranges re-read from the broker
+    records_reread: int = 0  # records those re-reads returned
+    duplicates_skipped: int = 0  # redelivered engagements dropped
+
+    async def repair(self, partition: int, missing: range) -> list[FetchedEvent]:
+        """The records of `missing` (skipped by faust) read from the broker, in offset order."""
+        if self.fetcher is None:
+            logger.error("engagements %d: offsets [%d, %d) skipped and no fetcher to re-read them",
+                         partition, missing.start, missing.stop)
+            return []
+        records = await self.fetcher.fetch(partition, missing.start, missing.stop)
+        self.gaps_repaired += 1
+        self.records_reread += len(records)
+        logger.warning("engagements %d: faust skipped offsets [%d, %d); re-read %d records "
+                       "from the broker", partition, missing.start, missing.stop, len(records))
+        return records
+
+    async def baseline(self, partition: int) -> int | None:
+        """Expected offset of a partition this worker has no record of (see GapFetcher)."""
+        return None if self.fetcher is None else await self.fetcher.baseline(partition)
 
     async def apply_items(self, partition: int, records: list) -> None:
         """Upserts (batched) and tombstones in offset order; the stored offsets move with them."""
@@ -94,4 +116,6 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
     runtime.replicator = ItemReplicator(settings.kafka, settings.kafka.topic("items"),
                                         runtime.apply_items, offsets,
                                         aiokafka_security_kwargs(settings.kafka))
+    runtime.fetcher = GapFetcher(settings.kafka, settings.kafka.topic("engagements"),
+                                 settings.group_id, aiokafka_security_kwargs(settings.kafka))
     return runtime

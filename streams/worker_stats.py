@@ -1,8 +1,9 @@
 """A worker's counters as a JSON file, rewritten every few seconds (demo and benchmark read it).
 
 Holds the engine's counters (model_s, store_s, index_s, ...), the time the engagements agent
-spent per batch in total (agent_s: engine + validation + table reads/writes + sends), and
-whether the worker has its partitions and finished table recovery (ready).
+spent per batch in total (agent_s: engine + validation + table reads/writes + sends),
+whether the worker has its partitions and finished table recovery (ready), and the offset
+continuity counters: gaps_repaired, records_reread, duplicates_skipped.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
     """Everything the stats file holds, as one dict."""
     return {**runtime.engine.stats.as_dict(), "agent_s": runtime.agent_s,
             "bad_items": runtime.bad_items, "ready": worker_ready(app),
+            # faust rebalance gaps (docs/faust-rebalance-gap.md)
+            "gaps_repaired": runtime.gaps_repaired, "records_reread": runtime.records_reread,
+            "duplicates_skipped": runtime.duplicates_skipped,
             "pid": os.getpid(), "written_ts": time.time()}
 
 
