@@ -200,6 +200,15 @@ def build(results: Path, commands: dict[str, str]) -> str:
     abl = ablation_table(results)
     if abl:
         md += ["### Ablations (equal, smaller budget)", "", *abl, "", f"Reproduce: `{commands['ablation']}", ""]
+    run = load(results / "main_run_validations.json")
+    if run:
+        md += ["### Main run: validations (valid split, first 200 users by id)", "", f"`{run['command']}`", "",
+               "| step | minutes | loss (mean of last steps) | valid AUC | valid MRR | valid R@10 (full) | "
+               "valid nDCG@10 (full) | best so far |", "|---|---|---|---|---|---|---|---|"]
+        md += [f"| {v['step']} | {v['minutes']:.1f} | {v['loss']:.4f} | {fmt(v['auc'])} | {fmt(v['mrr'])} | "
+               f"{fmt(v.get('full_recall@10'))} | {fmt(v.get('full_ndcg@10'))} | {'yes' if v['best_so_far'] else ''} |"
+               for v in run["validations"]]
+        md += [""]
     first = load(results / "first_run_valid.json")
     if first:
         md += ["### Earlier recipe (stopped)", "", f"{first['run']}. Valid (first 200 users) at its checkpoints "
