@@ -48,7 +48,7 @@ RECIPE  = --sample-by user --batch-size 16 --lr 1e-4 --eval-users 200 --freeze-l
 CKPT    ?= checkpoints/ml-cpu2
 MAIN_MIN ?= 32
 ABL_MIN ?= 5
-ABL_USERS ?= 200
+ABL_USERS ?= 100
 ABLATIONS = full: lambda0:--lambda-sum=0 mn1:--m=1,--n=1 one_chunk:--history-mode=one_chunk
 # the valid-selected checkpoint when the run kept one (OUT/best), else the last
 BEST    = $$(test -d $(CKPT)/best && echo $(CKPT)/best || echo $(CKPT))
@@ -77,7 +77,7 @@ quality-ablations: $(STAMP) $(DATA)/train.jsonl
 	mkdir -p runs results
 	for spec in $(ABLATIONS); do name=$${spec%%:*}; flags=$$(echo $${spec#*:} | tr ',=' '  '); \
 		$(BIN)/threadrec train --data $(DATA) --out checkpoints/abl-$$name --steps 350 --eval-every 0 \
-			--max-minutes $(ABL_MIN) $(RECIPE) $$flags | tee runs/abl-$$name.log && \
+			--max-minutes $(ABL_MIN) $(RECIPE) --eval-users $(ABL_USERS) $$flags | tee runs/abl-$$name.log && \
 		$(BIN)/threadrec evaluate --data $(DATA) --checkpoint checkpoints/abl-$$name --split test \
 			--max-users $(ABL_USERS) --no-baselines --no-progress --json results/ablation_$$name\_test.json \
 		|| exit 1; done
