@@ -133,9 +133,11 @@ def ablation_table(results: Path) -> list[str]:
                      + " | ".join(fmt(m[c]) for c in cols) + " |")
     first = rows[0][2]
     budget = first["checkpoint"]["metadata"].get("options", {}).get("max_minutes")
-    lines += ["", f"Each variant: the same recipe and data, a {budget}-minute CPU budget (validation included), "
-              f"test on {first['data']['users']} impression users / {first['data']['full_ranking_users']} "
-              "full-ranking users; valid = the run's final validation (first 200 valid users)."]
+    eval_users = first["checkpoint"]["metadata"].get("options", {}).get("eval_users")
+    lines += ["", f"Each variant: the same recipe and data, a {budget}-minute wall-clock budget (its final "
+              f"validation included), test on the first {first['data']['users']} test users by id "
+              f"({first['data']['full_ranking_users']} in full ranking); valid = the run's final validation "
+              f"(first {eval_users} valid users by id)."]
     return lines
 
 
