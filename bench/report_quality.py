@@ -118,7 +118,8 @@ def plot_online(online: dict, path: Path) -> None:
 
 
 def ablation_table(results: Path) -> list[str]:
-    rows = [(key, label, load(results / f"ablation_{key}_test.json")) for key, label in ABLATIONS]
+    rows = [(key, label, load(results / f"ablation_{key}_test.json") or load(results / f"ablation_{key}_valid.json"))
+            for key, label in ABLATIONS]
     rows = [r for r in rows if r[2] is not None]
     if not rows:
         return []
@@ -126,17 +127,19 @@ def ablation_table(results: Path) -> list[str]:
     lines = ["| variant | steps | valid AUC | valid nDCG@10 (full) | "
              + " | ".join(f"test {LABELS[c]}" for c in cols) + " |", "|---" * (len(cols) + 4) + "|"]
     for _key, label, res in rows:
-        m = res["models"]["embsum"]
+        m = res.get("models", {}).get("embsum", {})
         meta = res["checkpoint"]["metadata"]
         v = meta.get("valid", {})
         lines.append(f"| {label} | {meta.get('step')} | {fmt(v.get('auc'))} | {fmt(v.get('full_ndcg@10'))} | "
-                     + " | ".join(fmt(m[c]) for c in cols) + " |")
+                     + " | ".join(fmt(m.get(c)) for c in cols) + " |")
     first = rows[0][2]
     budget = first["checkpoint"]["metadata"].get("options", {}).get("max_minutes")
     eval_users = first["checkpoint"]["metadata"].get("options", {}).get("eval_users")
+    test = (f"test on the first {first['data']['users']} test users by id "
+            f"({first['data']['full_ranking_users']} in full ranking)" if "data" in first
+            else "test not evaluated in time (n/a)")
     lines += ["", f"Each variant: the same recipe and data, a {budget}-minute wall-clock budget (its final "
-              f"validation included), test on the first {first['data']['users']} test users by id "
-              f"({first['data']['full_ranking_users']} in full ranking); valid = the run's final validation "
+              f"validation included), {test}; valid = the run's final validation "
               f"(first {eval_users} valid users by id)."]
     return lines
 
