@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.processes import stop_process
 
 pytestmark = pytest.mark.broker
 PROBE = b"probe"
@@ -25,15 +26,6 @@ def _start_worker(broker, prefix: str, datadir: Path, log: Path) -> subprocess.P
            "COUNTER_PREFIX": prefix, "COUNTER_DATADIR": str(datadir)}
     cmd = [sys.executable, "-m", "tests.integration.counter_app", "worker", "-l", "warn", "--without-web"]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _produce(producer, topic: str, events: list[tuple[str, int]]) -> None:
@@ -116,7 +108,7 @@ def test_agent_table_survive_restart_with_fresh_local_state(kafka_broker, topic_
         final = _final_by_key(out)
         assert {k: [v["n"], v["sum"]] for k, v in final.items()} == dict(expect)
     finally:
-        _stop(worker)
+        stop_process(worker)
 
     # A new worker on an empty data dir must rebuild the table from its changelog:
     # continuing sums prove the state was recovered, not restarted from zero.
@@ -133,4 +125,4 @@ def test_agent_table_survive_restart_with_fresh_local_state(kafka_broker, topic_
         final = _final_by_key(out)
         assert {k: [v["n"], v["sum"]] for k, v in final.items()} == dict(expect)
     finally:
-        _stop(worker)
+        stop_process(worker)

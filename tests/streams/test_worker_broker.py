@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from streams.replay import replay_to_broker
 from streams.settings import KafkaSettings
 from streams.worker_config import WorkerSettings
 from tests.fixtures.kafka import consume_all
+from tests.fixtures.processes import stop_process
 from tests.fixtures.synthetic_data import write_prepared_dir
 
 pytestmark = pytest.mark.broker
@@ -45,15 +45,6 @@ def _start(broker, prefix: str, ckpt: Path, data: Path, log: Path,
         cmd += ["--" + k.replace("_", "-"), str(v)]
     return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _offline(ckpt: Path, k: KafkaSettings, items: list[dict], events: list[dict]) -> list[dict]:
@@ -126,7 +117,7 @@ def test_replay_through_worker_gives_one_exact_recommendation_per_engagement(
                            timeout_s=150, abort=lambda: worker.poll() is not None)
         dead = consume_all(kafka_broker.bootstrap, k.topic("deadletter"), 3, timeout_s=20)
     finally:
-        _stop(worker)
+        stop_process(worker)
     assert len(recs) == len(events), log.read_text()[-3000:]
     reasons = sorted(json.loads(d.value)["error"].split(":")[0] for d in dead)
     assert reasons == ["malformed JSON", "unknown item", "wrong type"]
@@ -158,7 +149,7 @@ def test_worker_restart_resumes_with_state_intact(kafka_broker, tiny_checkpoint,
         sender.start()
         time.sleep(0.5)
     finally:
-        _stop(worker)
+        stop_process(worker)
     sender.join()
     mid = len(consume_all(kafka_broker.bootstrap, topic, len(events), timeout_s=3))
     assert mid < len(events), "the worker finished before it was stopped; nothing to resume"
@@ -170,7 +161,7 @@ def test_worker_restart_resumes_with_state_intact(kafka_broker, tiny_checkpoint,
         time.sleep(1.0)
         recs += consume_all(kafka_broker.bootstrap, topic, 10**6, timeout_s=2)[len(recs):]
     finally:
-        _stop(worker)
+        stop_process(worker)
     assert len(recs) == len(events), log.read_text()[-3000:]
     engagements = _engagement_offsets(kafka_broker, k.topic("engagements"), len(events))
     _check_parity([json.loads(r.value) for r in recs], engagements,
@@ -229,7 +220,7 @@ def test_worker_rereads_engagements_the_group_committed_past(kafka_broker, produ
                             timeout_s=2)[len(recs):]
         st = read_stats(stats) or {}
     finally:
-        _stop(worker)
+        stop_process(worker)
     assert len(recs) == len(events), log.read_text()[-3000:]
     # faust may drop more at start-up on its own (the bug itself): at least the seeded gaps
     assert st.get("records_reread", 0) >= sum(skip.values()), st
