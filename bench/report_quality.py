@@ -168,7 +168,8 @@ def ablation_command(res: dict | None) -> str:
     if not res:
         return ""
     minutes = res["checkpoint"]["metadata"].get("options", {}).get("max_minutes")
-    return (f"make quality-ablations ABL_MIN={minutes} ABL_USERS={res['data']['users']}` (per variant: "
+    users = res.get("data", {}).get("users") or res["checkpoint"]["metadata"].get("options", {}).get("eval_users")
+    return (f"make quality-ablations ABL_MIN={minutes} ABL_USERS={users}` (per variant: "
             "`threadrec train` with the main recipe plus `--max-minutes`, `--eval-every 0` and the variant's "
             "flag, then `threadrec evaluate --split test --max-users N --no-baselines`; see the Makefile)")
 
@@ -246,7 +247,8 @@ def main(argv=None) -> int:
     cmds = {"test": eval_command(load(results / "quality_test.json"), "results/quality_test.json", "quality-eval"),
             "valid": eval_command(load(results / "quality_valid.json"), "results/quality_valid.json", "quality-eval"),
             "online": online_command(load(results / "online_policies.json")),
-            "ablation": ablation_command(load(results / "ablation_full_test.json"))}
+            "ablation": ablation_command(load(results / "ablation_full_test.json")
+                                         or load(results / "ablation_full_valid.json"))}
     online = load(results / "online_policies.json")
     if online:
         plot_online(online, results / "online_policies.png")
