@@ -27,6 +27,7 @@ from streams.data.records import (
     engagement_from_json,
     item_from_json,
     iter_jsonl,
+    require_known_item,
 )
 from streams.errors import BrokerError, DataError
 from streams.settings import KafkaSettings
@@ -74,8 +75,7 @@ def _parse(path: Path, rows: list[tuple[int, dict]], parse: Callable, problems: 
     for lineno, row in rows:
         try:
             rec = parse(row)
-            if known is not None and isinstance(rec, Engagement) and rec.item_id not in known:
-                raise BadRecord("unknown item", f"item {rec.item_id!r} is not in the items")
+            require_known_item(rec, known)
         except BadRecord as e:
             problems.bad(path, lineno, e.reason, str(e))
             continue

@@ -241,10 +241,15 @@ def read_engagements(path: Path, problems: Problems,
     for lineno, row in iter_jsonl(path, problems):
         try:
             eng = engagement_from_json(row)
-            if known_items is not None and eng.item_id not in known_items:
-                raise BadRecord("unknown item", f"item {eng.item_id!r} is not in the items")
+            require_known_item(eng, known_items)
         except BadRecord as e:
             problems.bad(path, lineno, e.reason, str(e))
             continue
         out.append(eng)
     return out
+
+
+def require_known_item(record: object, known: set[str] | None) -> None:
+    """Raise BadRecord when an engagement names an item outside `known` (None = no check)."""
+    if known is not None and isinstance(record, Engagement) and record.item_id not in known:
+        raise BadRecord("unknown item", f"item {record.item_id!r} is not in the items")
