@@ -45,10 +45,10 @@ clean-venv:
 .PHONY: quality quality-main quality-eval quality-online quality-ablations quality-report
 RECIPE  = --sample-by user --batch-size 16 --lr 1e-4 --eval-users 200 --freeze-layers 3 --max-sessions 4 \
           --max-session-tokens 96 --max-item-tokens 32 --summary-max-tokens 48 --no-progress
-CKPT    ?= checkpoints/ml-cpu2
-MAIN_MIN ?= 32
-ABL_MIN ?= 5
-ABL_USERS ?= 100
+CKPT    ?= checkpoints/ml-cpu3
+MAIN_MIN ?= 50
+ABL_MIN ?= 10
+ABL_USERS ?= 200
 ABLATIONS = full: lambda0:--lambda-sum=0 mn1:--m=1,--n=1 one_chunk:--history-mode=one_chunk
 # the valid-selected checkpoint when the run kept one (OUT/best), else the last
 BEST    = $$(test -d $(CKPT)/best && echo $(CKPT)/best || echo $(CKPT))
@@ -60,8 +60,9 @@ $(DATA)/train.jsonl: | $(STAMP)
 
 quality-main: $(STAMP) $(DATA)/train.jsonl
 	mkdir -p runs results
-	$(BIN)/threadrec train --data $(DATA) --out $(CKPT) --steps 350 --eval-every 40 --max-minutes $(MAIN_MIN) $(RECIPE) \
-		| tee runs/train-cpu2.log
+	$(BIN)/threadrec train --data $(DATA) --out $(CKPT) --steps 3000 --eval-every 150 --max-minutes $(MAIN_MIN) $(RECIPE) \
+		| tee runs/train-main.log
+	cp $(CKPT)/validations.json results/main_run_validations.json
 
 quality-eval: $(STAMP)
 	$(BIN)/threadrec evaluate --data $(DATA) --checkpoint $(BEST) --split test --no-progress \
@@ -76,10 +77,10 @@ quality-online: $(STAMP)
 quality-ablations: $(STAMP) $(DATA)/train.jsonl
 	mkdir -p runs results
 	for spec in $(ABLATIONS); do name=$${spec%%:*}; flags=$$(echo $${spec#*:} | tr ',=' '  '); \
-		$(BIN)/threadrec train --data $(DATA) --out checkpoints/abl-$$name --steps 350 --eval-every 0 \
+		$(BIN)/threadrec train --data $(DATA) --out checkpoints/abl-$$name --steps 3000 --eval-every 0 \
 			--max-minutes $(ABL_MIN) $(RECIPE) --eval-users $(ABL_USERS) $$flags | tee runs/abl-$$name.log && \
 		$(BIN)/threadrec evaluate --data $(DATA) --checkpoint checkpoints/abl-$$name --split test \
-			--max-users $(ABL_USERS) --no-baselines --no-progress --json results/ablation_$$name\_test.json \
+			--no-baselines --no-progress --json results/ablation_$$name\_test.json \
 		|| exit 1; done
 
 quality-report: $(STAMP)

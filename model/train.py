@@ -6,6 +6,7 @@ Reduced CPU settings (2 cores, minutes not hours): --freeze-layers 4 --max-sessi
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -30,7 +31,8 @@ from model.config import EmbSumConfig
 from model.dataset import PreparedData, histories, load_prepared
 from model.embsum import EmbSum
 from model.examples import Example, NegativeSampler, build_examples, history_chunks
-from model.inference import autocast_for, pick_device
+from model.inference import pick_device
+from model.precision import grad_scaler, resolve_precision, train_autocast
 from model.summaries import Summarizer, make_summarizer
 from model.text import item_text, session_text
 
@@ -59,6 +61,9 @@ class TrainOptions:
     # "example": batches drawn uniformly over (user, position) examples, so heavy users dominate;
     # "user": a user uniformly, then one of its positions, as evaluation weighs every user once
     sample_by: str = "example"
+    # autocast dtype: auto = bf16 on CUDA (fp16 + loss scaling where bf16 is missing) and on CPUs
+    # with native bf16 (AVX512-BF16/AMX, about 1.3x faster steps here), float32 elsewhere
+    precision: str = "auto"
 
 
 class BatchBuilder:
@@ -134,6 +139,21 @@ def _log_eval(step: int, total: int, elapsed: float, stats: dict[str, Any], v: d
     print(f"[train] step {step}/{total} {elapsed / 60:.1f} min | loss {mean('losses'):.4f} "
           f"nce {mean('nce'):.4f} sum {mean('sum'):.4f} | valid {vals}{' | best' if best else ''}", flush=True)
 
+def _record_validation(out: Path, command: str | None, step: int, elapsed: float, stats: dict[str, Any],
+                       v: dict[str, float], best: bool) -> None:
+    """Append this validation (with the mean recent losses) to OUT/validations.json, the run's curve."""
+    k = min(len(stats["losses"]), 20)
+    mean = lambda key: sum(stats[key][-k:]) / max(k, 1)  # noqa: E731
+    path = out / "validations.json"
+    log = json.loads(path.read_text()) if path.exists() else {}
+    log = {"command": command or log.get("command"), "source": "written by model.train at each validation",
+           "validations": [*log.get("validations", []),
+                           {"step": step, "minutes": round(elapsed / 60, 2), "loss": mean("losses"),
+                            "nce": mean("nce"), "sum": mean("sum"), "best_so_far": best, **v}]}
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(log, indent=1))
+
+
 def _drawer(examples: list[Example], opts: TrainOptions):
     """rng -> one batch of examples, by example (default) or by user (see TrainOptions.sample_by)."""
     if opts.sample_by == "example":
@@ -158,8 +178,11 @@ def _build_or_resume(out: Path, cfg: EmbSumConfig, resume: bool, device: torch.d
 
 
 def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainOptions,
-          resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train EmbSum on data_dir/train.jsonl; checkpoints into out; returns training stats."""
+          resume: bool = False, progress: bool = True, command: str | None = None) -> dict[str, Any]:
+    """Train EmbSum on data_dir/train.jsonl; checkpoints into out; returns training stats.
+
+    command: the command line that started the run, kept with the validation curve.
+    """
     from model.evaluate import validate  # evaluate imports inference only; no cycle at import time
 
     torch.manual_seed(opts.seed)
@@ -175,6 +198,8 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
         raise DataDirError(f"{data_dir}: no user has two or more train engagements")
     summarizer = make_summarizer(cfg)
     builder = BatchBuilder(data, cfg, tok, summarizer, NegativeSampler(list(data.items), user_events, opts.seed), device)
+    amp_dtype = resolve_precision(opts.precision, device)
+    scaler = grad_scaler(device, amp_dtype)
     t0 = time.time()
     budget_s = opts.max_minutes * 60 if opts.max_minutes else None
     opt, sched = make_optimizer(model, opts, (lambda _s: (time.time() - t0) / budget_s) if budget_s else None)
@@ -186,10 +211,12 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
     rng = random.Random(opts.seed + step0)
     draw = _drawer(examples, opts)
     stats: dict[str, Any] = {"losses": [], "nce": [], "sum": [], "valid": []}
-    meta = {"summary_source": summarizer.source, "data": {"dir": str(data_dir), "meta": data.meta},
+    meta = {"summary_source": summarizer.source, "train_dtype": str(amp_dtype or torch.float32), "data": {"dir": str(data_dir), "meta": data.meta},
             "train_examples": len(examples), "options": vars(opts)}
     prev = read_checkpoint_config(out / "best")["metadata"] if step0 and (out / "best" / "config.json").exists() else {}
     best_val = prev.get("valid", {}).get(opts.select_metric, -math.inf)
+    if not step0:
+        (out / "validations.json").unlink(missing_ok=True)  # a fresh run starts a fresh curve
     eval_s = 0.0  # duration of the last validation: the budget keeps room for a final one
     model.train()
     with Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -198,12 +225,14 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
         for step in range(step0, opts.steps):
             step_t = time.time()
             batch = builder(draw(rng), model.backbone.start_id, model.backbone.eos_id)
-            with autocast_for(device):
+            with train_autocast(device, amp_dtype):
                 res = model(batch)
             opt.zero_grad(set_to_none=True)
-            res["loss"].backward()
+            scaler.scale(res["loss"]).backward()
+            scaler.unscale_(opt)  # clip the true gradients
             torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             for k, key in (("losses", "loss"), ("nce", "nce"), ("sum", "sum")):
                 stats[k].append(float(res[key].detach()))
@@ -215,9 +244,10 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
                 ev_t = time.time()
                 v = validate(model, tok, data, opts.eval_users)
                 eval_s = time.time() - ev_t
-                stats["valid"].append({"step": step + 1, **v})
                 model.train()
                 is_best = v.get(opts.select_metric, -math.inf) > best_val
+                stats["valid"].append({"step": step + 1, **v})
+                _record_validation(out, command, step + 1, time.time() - t0, stats, v, is_best)
                 meta.update(step=step + 1, elapsed_s=time.time() - t0, valid=v, valid_history=stats["valid"],
                             train_loss_last=stats["losses"][-1], stopped_by_time=bool(out_of_time),
                             select_metric=opts.select_metric)

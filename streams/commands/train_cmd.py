@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 
 from streams.errors import ThreadrecError
 
@@ -49,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the schedule")
     p.add_argument("--sample-by", choices=["example", "user"], default="example",
                    help="draw batches uniformly over examples, or over users (as evaluation weighs them)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="training autocast: auto = bf16 on CUDA and on CPUs with native bf16, else fp32")
     p.set_defaults(func=run)
 
 
@@ -66,9 +70,11 @@ def run(args: argparse.Namespace) -> int:
     opts = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
                         eval_users=args.eval_users, seed=args.seed, device=args.device,
                         max_minutes=args.max_minutes, select_metric=args.select_metric,
-                        head_lr_mult=args.head_lr_mult, warmup=args.warmup, sample_by=args.sample_by)
+                        head_lr_mult=args.head_lr_mult, warmup=args.warmup, sample_by=args.sample_by,
+                        precision=args.precision)
     try:
-        stats = train(args.data, args.out, cfg, opts, resume=args.resume, progress=not args.no_progress)
+        stats = train(args.data, args.out, cfg, opts, resume=args.resume, progress=not args.no_progress,
+                      command="threadrec " + shlex.join(sys.argv[1:]))
     except ModelError as e:
         raise ModelCommandError(str(e)) from e
     last = stats["valid"][-1] if stats["valid"] else {}

@@ -62,6 +62,10 @@ def test_train_resume_and_evaluate(data_dir, tmp_path):
     st2 = train(data_dir, out, cfg, TrainOptions(steps=5, batch_size=2, eval_every=0, eval_users=3),
                 resume=True, progress=False)
     assert len(st2["losses"]) == 2  # continued from step 3
+    import json  # the curve survives the resume and gains the resumed run's final validation
+    curve = json.loads((out / "validations.json").read_text())["validations"]
+    assert [v["step"] for v in curve] == [2, 3, 5] and all("loss" in v and "auc" in v for v in curve)
+    assert [v["best_so_far"] for v in curve][0] is True
     res = evaluate(data_dir, out, split="test", max_users=4, progress=False)
     assert set(res["models"]) == {"embsum", "popularity", "recent_popularity", "cooccurrence", "content_minilm"}
     assert res["checkpoint"]["metadata"]["summary_source"] == "fallback"
@@ -107,3 +111,29 @@ def test_sample_by_user_draws_distinct_users(data_dir):
     draw = _drawer(exs, TrainOptions(batch_size=4, sample_by="user"))
     batch = draw(random.Random(0))
     assert len(batch) == 4 and len({e.user_id for e in batch}) == 4
+
+
+def test_precision_resolution():
+    from model.precision import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) is torch.bfloat16
+    assert resolve_precision("auto", torch.device("cuda")) in (torch.bfloat16, torch.float16)
+    with pytest.raises(ValueError, match="CUDA"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision("fp8", cpu)
+
+
+def test_bf16_training_keeps_float32_weights(data_dir, tmp_path):
+    from model.checkpoint import read_checkpoint_config
+
+    cfg = small_config(backbone="t5", t5_config=tiny_t5_config(), max_sessions=2)
+    st = train(data_dir, tmp_path / "bf", cfg, TrainOptions(steps=2, batch_size=2, eval_every=0, eval_users=3,
+                                                         precision="bf16"), progress=False)
+    assert all(torch.isfinite(torch.tensor(x)) for x in st["losses"])
+    ck = read_checkpoint_config(tmp_path / "bf")
+    assert ck["metadata"]["train_dtype"] == "torch.bfloat16"
+    from model.checkpoint import load_checkpoint
+    assert all(p.dtype == torch.float32 for p in load_checkpoint(tmp_path / "bf", "cpu").model.parameters())
