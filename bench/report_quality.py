@@ -135,9 +135,9 @@ def ablation_table(results: Path) -> list[str]:
     first = rows[0][2]
     budget = first["checkpoint"]["metadata"].get("options", {}).get("max_minutes")
     eval_users = first["checkpoint"]["metadata"].get("options", {}).get("eval_users")
-    test = (f"test on the first {first['data']['users']} test users by id "
-            f"({first['data']['full_ranking_users']} in full ranking)" if "data" in first
-            else "test not evaluated in time (n/a)")
+    test = ("test not evaluated in time (n/a)" if "data" not in first else
+            f"test on all {first['data']['users']} test users" if first["data"]["users"] == first["data"]["meta"]
+            .get("counts", {}).get("users") else f"test on the first {first['data']['users']} test users by id")
     lines += ["", f"Each variant: the same recipe and data, a {budget}-minute wall-clock budget (its final "
               f"validation included), {test}; valid = the run's final validation "
               f"(first {eval_users} valid users by id)."]
@@ -167,11 +167,10 @@ def online_command(res: dict | None) -> str:
 def ablation_command(res: dict | None) -> str:
     if not res:
         return ""
-    minutes = res["checkpoint"]["metadata"].get("options", {}).get("max_minutes")
-    users = res.get("data", {}).get("users") or res["checkpoint"]["metadata"].get("options", {}).get("eval_users")
-    return (f"make quality-ablations ABL_MIN={minutes} ABL_USERS={users}` (per variant: "
-            "`threadrec train` with the main recipe plus `--max-minutes`, `--eval-every 0` and the variant's "
-            "flag, then `threadrec evaluate --split test --max-users N --no-baselines`; see the Makefile)")
+    opts = res["checkpoint"]["metadata"].get("options", {})
+    return (f"make quality-ablations ABL_MIN={opts.get('max_minutes')} ABL_USERS={opts.get('eval_users')}` "
+            "(per variant: `threadrec train` with the main recipe plus `--max-minutes`, `--eval-every 0` and "
+            "the variant's flag, then `threadrec evaluate --split test --no-baselines`; see the Makefile)")
 
 
 def build(results: Path, commands: dict[str, str]) -> str:

@@ -72,7 +72,7 @@ def refresh_users(eng: Engine, events_by_user: Mapping[str, Sequence[Mapping[str
         fresh = rounds.encode_changed(eng, chunk, ws)
         rounds.refresh_summaries(eng, chunk, ws, fresh)
         rounds.user_codes(eng, chunk, ws)
-    eng._write_back(works)  # the engine's own write-back (embeddings of kept sessions only)
+    eng.write_back(works)  # the engine's own write-back (embeddings of kept sessions only)
     return len(tasks)
 
 

@@ -107,7 +107,7 @@ class Engine:
                 queued.setdefault(task.user_id, []).append(task)
         for batch in _rounds(queued):
             self._run_round(batch, results)
-        self._write_back(works)
+        self.write_back(works)
         self._count(results, len(events))
         self.last_batch = _diff(self.stats, before)
         return results
@@ -186,8 +186,8 @@ class Engine:
         for t, w, hits in zip(tasks, ws, rounds.rank(self, tasks, codes), strict=True):
             results[t.index].recommendation = self._message(t.user_id, hits, w.state.summary, t.source)
 
-    def _write_back(self, works: dict[str, UserWork]) -> None:
-        """Each changed user's final state, with embeddings of its current sessions only."""
+    def write_back(self, works: dict[str, UserWork]) -> None:
+        """Store each changed user's final state, with embeddings of its current sessions only."""
         with self.stats.timed("store"):
             for work in works.values():
                 if not work.dirty:
