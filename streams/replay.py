@@ -34,6 +34,8 @@ from streams.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
+COMPACTED_TOPICS = ("items",)  # logical names whose topics keep the latest record per key
+
 SPLIT_FILES = {"all": "engagements.jsonl", "train": "train.jsonl", "valid": "valid.jsonl",
                "test": "test.jsonl"}
 
@@ -171,9 +173,22 @@ class Pacer:
             time.sleep(due - now)
 
 
+def new_topics(settings: KafkaSettings, names: Sequence[str], replication_factor: int = 1) -> list:
+    """kafka-python NewTopic specs: settings.partitions each, compaction for COMPACTED_TOPICS."""
+    from kafka.admin import NewTopic
+
+    compacted = {settings.topic(t) for t in COMPACTED_TOPICS}
+    return [NewTopic(n, settings.partitions, replication_factor,
+                     topic_configs={"cleanup.policy": "compact"} if n in compacted else {}) for n in names]
+
+
 def ensure_topics(settings: KafkaSettings, names: Sequence[str], replication_factor: int = 1) -> None:
-    """Create the topics that are missing, with settings.partitions partitions."""
-    from kafka.admin import KafkaAdminClient, NewTopic
+    """Create the topics that are missing, with settings.partitions partitions.
+
+    The items topic is a catalogue keyed by item_id with tombstones, so it is created compacted:
+    the latest record per item survives, deleted items vanish (brokers without compaction ignore it).
+    """
+    from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     try:
@@ -184,8 +199,7 @@ def ensure_topics(settings: KafkaSettings, names: Sequence[str], replication_fac
         missing = [n for n in names if n not in set(admin.list_topics())]
         if missing:
             try:
-                admin.create_topics([NewTopic(n, settings.partitions, replication_factor)
-                                     for n in missing])
+                admin.create_topics(new_topics(settings, missing, replication_factor))
             except TopicAlreadyExistsError:
                 pass  # created concurrently by someone else: fine
             logger.info("created topics %s", missing)

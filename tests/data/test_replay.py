@@ -103,3 +103,13 @@ def test_load_replay_from_files_any_order(tmp_path):
     assert [i.item_id for i in items] == [f"i{n}" for n in range(6)]
     assert [e.ts for e in engs] == [float(n) for n in range(30)]
     assert engs[3].extra == {"rating": 3}
+
+
+def test_items_topic_is_created_compacted():
+    from streams.replay import new_topics
+
+    k = KafkaSettings(topic_prefix="t-", partitions=3)
+    specs = {t.name: t for t in new_topics(k, [k.topic("items"), k.topic("engagements")])}
+    assert specs["t-items"].topic_configs == {"cleanup.policy": "compact"}
+    assert specs["t-engagements"].topic_configs == {}
+    assert {t.num_partitions for t in specs.values()} == {3}
