@@ -117,6 +117,28 @@ def plot_online(online: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_curve(run: dict, valid: dict | None, path: Path) -> None:
+    """Valid AUC and full nDCG@10 along the main run, with the baselines' valid values as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vs = run["validations"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, metric in zip(axes, ("auc", "full_ndcg@10"), strict=True):
+        ax.plot([v["minutes"] for v in vs], [v[metric] for v in vs], "o-", color="#2b8cbe", label="EmbSum")
+        for (name, m), color in zip(((n, m) for n, m in (valid or {}).get("models", {}).items() if n != "embsum"),
+                                    ("#fdae6b", "#e6550d", "#31a354", "#bdbdbd"), strict=False):
+            ax.axhline(m[metric], ls="--", lw=1, color=color, label=name)
+        ax.set_xlabel("training minutes")
+        ax.set_title(f"valid {LABELS[metric]}")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def ablation_table(results: Path) -> list[str]:
     rows = [(key, label, load(results / f"ablation_{key}_test.json") or load(results / f"ablation_{key}_valid.json"))
             for key, label in ABLATIONS]
@@ -141,6 +163,23 @@ def ablation_table(results: Path) -> list[str]:
     lines += ["", f"Each variant: the same recipe and data, a {budget}-minute wall-clock budget (its final "
               f"validation included), {test}; valid = the run's final validation "
               f"(first {eval_users} valid users by id)."]
+    return lines
+
+
+def runs_table(results: Path) -> list[str]:
+    """EmbSum's test metrics per main-recipe run: earlier runs (results/earlier_run_*_test.json) and now."""
+    files = [*sorted(results.glob("earlier_run_*_test.json")), results / "quality_test.json"]
+    rows = [(f.name, load(f)) for f in files if f.exists()]
+    if len(rows) < 2:
+        return []
+    lines = ["| results file | checkpoint | budget (min) | best step | train dtype | test AUC | test R@10 (full) | "
+             "test nDCG@10 (full) |", "|---|---|---|---|---|---|---|---|"]
+    for name, res in rows:
+        ck = res["checkpoint"]
+        meta, m = ck["metadata"], res["models"]["embsum"]
+        lines.append(f"| `{name}` | `{ck['path']}` | {meta.get('options', {}).get('max_minutes')} | "
+                     f"{meta.get('step')} | {meta.get('train_dtype', 'torch.float32')} | {fmt(m['auc'])} | "
+                     f"{fmt(m['full_recall@10'])} | {fmt(m['full_ndcg@10'])} |")
     return lines
 
 
@@ -213,7 +252,10 @@ def build(results: Path, commands: dict[str, str]) -> str:
         md += [f"| {v['step']} | {v['minutes']:.1f} | {v['loss']:.4f} | {fmt(v['auc'])} | {fmt(v['mrr'])} | "
                f"{fmt(v.get('full_recall@10'))} | {fmt(v.get('full_ndcg@10'))} | {'yes' if v['best_so_far'] else ''} |"
                for v in run["validations"]]
-        md += [""]
+        md += ["", "![valid metrics along the main run](results/main_run_curve.png)", ""]
+    runs = runs_table(results)
+    if runs:
+        md += ["### Runs of the main recipe (test split, EmbSum)", "", *runs, ""]
     first = load(results / "first_run_valid.json")
     if first:
         md += ["### Earlier recipe (stopped)", "", f"{first['run']}. Valid (first 200 users) at its checkpoints "
@@ -248,6 +290,9 @@ def main(argv=None) -> int:
             "online": online_command(load(results / "online_policies.json")),
             "ablation": ablation_command(load(results / "ablation_full_test.json")
                                          or load(results / "ablation_full_valid.json"))}
+    run = load(results / "main_run_validations.json")
+    if run:
+        plot_curve(run, load(results / "quality_valid.json"), results / "main_run_curve.png")
     online = load(results / "online_policies.json")
     if online:
         plot_online(online, results / "online_policies.png")
