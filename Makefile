@@ -42,7 +42,7 @@ clean-venv:
 
 # ---- quality on real data (issue 7): train, evaluate vs baselines, online replay, ablations, README
 # CPU-sized (2 cores): the main run takes MAIN_MIN minutes, each ablation ABL_MIN minutes plus its test.
-.PHONY: quality quality-main quality-gpu quality-eval quality-online quality-ablations quality-report
+.PHONY: quality quality-main quality-gpu quality-eval quality-online quality-online-heldout quality-ablations quality-report
 RECIPE  = --sample-by user --batch-size 16 --lr 1e-4 --eval-users 200 --freeze-layers 3 --max-sessions 4 \
           --max-session-tokens 96 --max-item-tokens 32 --summary-max-tokens 48 --no-progress
 CKPT    ?= checkpoints/ml-cpu3
@@ -53,7 +53,7 @@ ABLATIONS = full: lambda0:--lambda-sum=0 mn1:--m=1,--n=1 one_chunk:--history-mod
 # the valid-selected checkpoint when the run kept one (OUT/best), else the last
 BEST    = $$(test -d $(CKPT)/best && echo $(CKPT)/best || echo $(CKPT))
 
-quality: quality-main quality-eval quality-online quality-ablations quality-report
+quality: quality-main quality-eval quality-online quality-ablations quality-online-heldout quality-report
 
 $(DATA)/train.jsonl: | $(STAMP)
 	$(BIN)/threadrec data prepare movielens --out $(DATA)
@@ -82,8 +82,21 @@ quality-eval: $(STAMP)
 		--json results/quality_valid.json
 
 quality-online: $(STAMP)
-	$(BIN)/python bench/bench_online_policies.py --data $(DATA) --checkpoint $(BEST) --holdout-events 5000 --max-per-user 25 \
-		--json results/online_policies.json
+	$(BIN)/python bench/bench_online_policies.py --data $(DATA) --checkpoint $(BEST) --holdout-events $(HOLDOUT) \
+		--max-per-user 25 --json results/online_policies.json
+
+# the same experiment with a model that never trained on the held-out period (train rows after the
+# cutoff dropped); the main checkpoint's train split holds the period's train rows
+HOLDOUT ?= 5000
+ONLINE_CKPT ?= checkpoints/ml-cpu3-heldout
+ONLINE_MIN ?= 25
+quality-online-heldout: $(STAMP) $(DATA)/train.jsonl
+	mkdir -p runs results
+	$(BIN)/threadrec train --data $(DATA) --out $(ONLINE_CKPT) --steps 3000 --eval-every 150 --max-minutes $(ONLINE_MIN) \
+		$(RECIPE) --holdout-events $(HOLDOUT) | tee runs/train-heldout.log
+	$(BIN)/python bench/bench_online_policies.py --data $(DATA) --holdout-events $(HOLDOUT) --max-per-user 25 \
+		--checkpoint $$(test -d $(ONLINE_CKPT)/best && echo $(ONLINE_CKPT)/best || echo $(ONLINE_CKPT)) \
+		--json results/online_policies_heldout.json
 
 quality-ablations: $(STAMP) $(DATA)/train.jsonl
 	mkdir -p runs results

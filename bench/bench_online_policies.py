@@ -4,9 +4,11 @@ Protocol (all times are event time):
 - Held-out period: the last --holdout-events engagements of the prepared data (every split:
   train, valid and test rows after the cutoff T). To bound CPU time only each user's first
   --max-per-user held-out engagements are replayed (the rest of the period is dropped). Everything at or before T is the training
-  period. Note that the checkpoint was trained on the *train split*, which (leave-one-out)
-  contains the train rows after T too: the period is held out from the user states, not
-  from the model's training set. The JSON says how many judged events belong to each split.
+  period. A checkpoint trained with `threadrec train --holdout-events N` (same N) never saw an
+  engagement of the period; one trained on the whole *train split* (leave-one-out) did see the
+  period's train rows, so for it the period is held out from the user states only. The JSON
+  says which (checkpoint.period_held_out_from_training) and how many judged events belong to
+  each split.
 - Warm start: every user active in the held-out period gets its state from all of its
   engagements up to T (sessionised by the engine's rules; one encoder pass per session and
   one summary per user: streams.bulk_refresh). The engine's popularity fallback observes the
@@ -43,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.dataset import load_prepared, read_jsonl  # noqa: E402
+from model.dataset import event_rows, holdout_cutoff, load_prepared  # noqa: E402
 from model.inference import EmbSumInference  # noqa: E402
 from store import BoundedCache, BruteForceIndex  # noqa: E402
 from streams.bulk_refresh import append_only, rank_for, refresh_users  # noqa: E402
@@ -176,9 +178,8 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     data = load_prepared(args.data)
-    rows = [e for e in read_jsonl(Path(args.data) / "engagements.jsonl")
-            if e.get("kind") != "impression" and e["item_id"] in data.items]  # event-time order
-    cutoff = float(rows[-args.holdout_events - 1]["ts"]) if args.holdout_events < len(rows) else float("-inf")
+    rows = event_rows(data)
+    cutoff = holdout_cutoff(rows, args.holdout_events)
     held_all = [e for e in rows if float(e["ts"]) > cutoff]
     held, per_user = [], Counter()
     for e in held_all:  # each user's first max_per_user held-out engagements, still in event-time order
@@ -218,7 +219,10 @@ def main(argv=None) -> int:
         "stale_refresh": "once per UTC day of event time, batched", "k": args.top_k,
         "candidates": args.candidates},
         "data": args.data,
-        "checkpoint": {"path": args.checkpoint, "metadata_step": inf.metadata.get("step")},
+        "checkpoint": {"path": args.checkpoint, "metadata_step": inf.metadata.get("step"),
+                       "train_cutoff_ts": inf.metadata.get("train_cutoff_ts"),
+                       # True when the model never trained on an engagement of the replayed period
+                       "period_held_out_from_training": (inf.metadata.get("train_cutoff_ts") or math.inf) <= cutoff},
         "items_encode_s": round(items_s, 1), "policies": {}}
     for policy in [p.strip() for p in args.policies.split(",") if p.strip()]:
         if policy not in POLICIES:

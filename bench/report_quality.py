@@ -62,7 +62,7 @@ def train_line(res: dict) -> str:
     return "; ".join(p for p in parts if p) + "."
 
 
-def targets(test: dict, online: dict | None) -> list[str]:
+def targets(test: dict, onlines: list[tuple[str, dict]]) -> list[str]:
     out = []
     ms = test["models"]
     if "embsum" in ms:
@@ -73,12 +73,14 @@ def targets(test: dict, online: dict | None) -> list[str]:
             detail = ", ".join(f"{b} {fmt(ms[b][metric])}" for b in missed)
             out.append(f"- EmbSum beats every baseline on test {LABELS[metric]}: **{status}** "
                        f"(EmbSum {fmt(ms['embsum'][metric])}" + (f"; not beaten: {detail})" if missed else ")"))
-    if online and {"realtime", "stale", "frozen"} <= set(online["policies"]):
-        p = online["policies"]
-        k = online["protocol"]["k"]
+    for label, online in onlines:
+        if not {"realtime", "stale", "frozen"} <= set(online["policies"]):
+            continue
+        p, k = online["policies"], online["protocol"]["k"]
         r = {n: p[n][f"recall@{k}"] for n in ("realtime", "stale", "frozen")}
         ok = r["realtime"] > r["stale"] and r["realtime"] > r["frozen"]
-        out.append(f"- Real-time beats stale and frozen on online Recall@{k}: **{'met' if ok else 'missed'}** "
+        out.append(f"- Real-time beats stale and frozen on online Recall@{k} ({label}): "
+                   f"**{'met' if ok else 'missed'}** "
                    f"(realtime {fmt(r['realtime'])}, stale {fmt(r['stale'])}, frozen {fmt(r['frozen'])})")
     return out
 
@@ -94,23 +96,31 @@ def online_table(online: dict) -> list[str]:
     return lines
 
 
-def plot_online(online: dict, path: Path) -> None:
+def plot_online(onlines: list[tuple[str, dict]], path: Path) -> None:
+    """Bars of online Recall@k and nDCG@k per refresh policy, one group per checkpoint."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    k = online["protocol"]["k"]
-    names = list(online["policies"])
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    k = onlines[0][1]["protocol"]["k"]
+    names = list(onlines[0][1]["policies"])
+    width = 0.8 / len(onlines)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, metric in zip(axes, (f"recall@{k}", f"ndcg@{k}"), strict=True):
-        vals = [online["policies"][n][metric] for n in names]
-        ax.bar(names, vals, color=["#2b8cbe", "#fdae6b", "#bdbdbd"][: len(names)])
-        for i, v in enumerate(vals):
-            ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=9)
+        top = 0.0
+        for j, ((label, online), color) in enumerate(zip(onlines, ("#2b8cbe", "#fdae6b"), strict=False)):
+            vals = [online["policies"][n][metric] for n in names]
+            xs = [i + (j - (len(onlines) - 1) / 2) * width for i in range(len(names))]
+            ax.bar(xs, vals, width, color=color, label=label)
+            for x, v in zip(xs, vals, strict=True):
+                ax.text(x, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
+            top = max(top, *vals)
+        ax.set_xticks(range(len(names)), names)
         ax.set_title(f"online next-engagement {metric}")
-        ax.set_ylim(0, max(vals) * 1.25 if max(vals) > 0 else 1)
-    fig.suptitle(f"refresh policy, {online['protocol']['replayed_events']} replayed held-out engagements",
+        ax.set_ylim(0, top * 1.3 if top > 0 else 1)
+    axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"refresh policy, {onlines[0][1]['protocol']['replayed_events']} replayed held-out engagements",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -193,14 +203,22 @@ def eval_command(res: dict | None, out: str, target: str) -> str:
             f"--split {d['split']}{users}{extra} --json {out}")
 
 
-def online_command(res: dict | None) -> str:
-    if not res:
-        return ""
+def online_command(res: dict, out: str) -> str:
     p = res["protocol"]
-    return (f"make quality-online` or `python bench/bench_online_policies.py --data {res.get('data', 'data/movielens')} "
+    target = "quality-online-heldout" if res["checkpoint"].get("period_held_out_from_training") else "quality-online"
+    return (f"make {target}` or `python bench/bench_online_policies.py --data {res.get('data', 'data/movielens')} "
             f"--checkpoint {res['checkpoint']['path']} --holdout-events {p['holdout_events']} "
-            f"--max-per-user {p['max_per_user']} "
-            f"--candidates {p.get('candidates', 100)} --json results/online_policies.json")
+            f"--max-per-user {p['max_per_user']} --candidates {p.get('candidates', 100)} --json {out}")
+
+
+ONLINE_FILES = (("main checkpoint", "online_policies.json"),
+                ("checkpoint trained before the period", "online_policies_heldout.json"))
+
+
+def online_results(results: Path) -> list[tuple[str, dict, str]]:
+    """(label, result, path) for each online replay result present."""
+    return [(label, res, f"results/{name}") for label, name in ONLINE_FILES
+            if (res := load(results / name)) is not None]
 
 
 def ablation_command(res: dict | None) -> str:
@@ -214,33 +232,37 @@ def ablation_command(res: dict | None) -> str:
 
 def build(results: Path, commands: dict[str, str]) -> str:
     test, valid = load(results / "quality_test.json"), load(results / "quality_valid.json")
-    online = load(results / "online_policies.json")
+    onlines = online_results(results)
     md = ["## Results: EmbSum on MovieLens-100K (CPU)", "",
           "Generated by `bench/report_quality.py` from `results/*.json`; `make quality` reruns the "
           "whole pipeline. MIND protocol per impression (AUC, MRR, nDCG@5/10, averaged) and full "
           "ranking (Recall/nDCG@10/50). Model selection and early stopping use the valid split only.", ""]
     if test:
-        md += ["### Targets", "", *targets(test, online), ""]
+        md += ["### Targets", "", *targets(test, [(label, o) for label, o, _ in onlines]), ""]
         md += ["### Test split: EmbSum vs baselines", "", data_line(test), train_line(test), "",
                *model_table(test), "", f"Reproduce: `{commands['test']}`", ""]
     if valid:
         md += ["### Valid split", "", data_line(valid), "", *model_table(valid), "",
                f"Reproduce: `{commands['valid']}`", ""]
-    if online:
-        p = online["protocol"]
+    if onlines:
+        p = onlines[0][1]["protocol"]
         md += ["### Online replay: refresh policies", "",
                f"Held-out period: the last {p['holdout_events']} engagements ({p['cutoff_utc']} to {p['end_utc']} UTC, "
                f"{p['held_out_days']} days); replayed: each user's first {p['max_per_user']} of them, "
                f"{p['replayed_events']} engagements of "
                f"{p['users']} users of whom {p['warm_users']} have a training-period "
-               f"history; rows by split: {p['held_out_by_split']}). Warm start: each user's state from all of its "
+               f"history (rows by split: {p['held_out_by_split']}). Warm start: each user's state from all of its "
                f"engagements up to the cutoff. Replay in event-time order through `streams.engine.Engine`; the "
                f"recommendation shown before each engagement is judged against it. Exclusion: {p['exclusion']}. "
-               f"Retrieval: {p['retrieval']}. Stale: {p['stale_refresh']}. The checkpoint's train split "
-               "(leave-one-out) contains the period's train rows, so the period is held out from user states, "
-               "not from model training.", "", *online_table(online), "",
-               "![metric by refresh policy](results/online_policies.png)", "",
-               f"Reproduce: `{commands['online']}`", ""]
+               f"Retrieval: {p['retrieval']}. Stale: {p['stale_refresh']}.", ""]
+        for label, online, file in onlines:
+            md += [f"#### {label}", "", f"Checkpoint `{online['checkpoint']['path']}`; " + (
+                   "it never trained on an engagement of the period (`--holdout-events`)."
+                   if online["checkpoint"].get("period_held_out_from_training") else
+                   "its train split (leave-one-out) holds the period's train rows, so the period is held out "
+                   "from user states, not from model training."), "", *online_table(online), "",
+                   f"Reproduce: `{online_command(online, file)}`", ""]
+        md += ["![metric by refresh policy](results/online_policies.png)", ""]
     abl = ablation_table(results)
     if abl:
         md += ["### Ablations (equal, smaller budget)", "", *abl, "", f"Reproduce: `{commands['ablation']}", ""]
@@ -287,15 +309,14 @@ def main(argv=None) -> int:
     results = Path(args.results)
     cmds = {"test": eval_command(load(results / "quality_test.json"), "results/quality_test.json", "quality-eval"),
             "valid": eval_command(load(results / "quality_valid.json"), "results/quality_valid.json", "quality-eval"),
-            "online": online_command(load(results / "online_policies.json")),
             "ablation": ablation_command(load(results / "ablation_full_test.json")
                                          or load(results / "ablation_full_valid.json"))}
     run = load(results / "main_run_validations.json")
     if run:
         plot_curve(run, load(results / "quality_valid.json"), results / "main_run_curve.png")
-    online = load(results / "online_policies.json")
-    if online:
-        plot_online(online, results / "online_policies.png")
+    onlines = online_results(results)
+    if onlines:
+        plot_online([(label, o) for label, o, _ in onlines], results / "online_policies.png")
     write_readme(Path(args.readme), build(results, cmds))
     print(f"wrote {args.readme} results section", file=sys.stderr)
     return 0

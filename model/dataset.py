@@ -77,3 +77,14 @@ def histories(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for r in rows:
         out.setdefault(str(r["user_id"]), []).append(r)
     return out
+
+
+def event_rows(data: PreparedData) -> list[dict[str, Any]]:
+    """Every split's engagements from engagements.jsonl (no impressions, known items), event-time order."""
+    return [e for e in read_jsonl(data.root / "engagements.jsonl")
+            if e.get("kind") != "impression" and str(e["item_id"]) in data.items]
+
+
+def holdout_cutoff(rows: list[dict[str, Any]], holdout_events: int) -> float:
+    """Event time T that leaves the last holdout_events rows after it (-inf when there are fewer rows)."""
+    return float(rows[-holdout_events - 1]["ts"]) if 0 < holdout_events < len(rows) else float("-inf")

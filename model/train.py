@@ -28,7 +28,7 @@ from model.checkpoint import (
     save_checkpoint,
 )
 from model.config import EmbSumConfig
-from model.dataset import PreparedData, histories, load_prepared
+from model.dataset import PreparedData, event_rows, histories, holdout_cutoff, load_prepared
 from model.embsum import EmbSum
 from model.examples import Example, NegativeSampler, build_examples, history_chunks
 from model.inference import pick_device
@@ -61,6 +61,9 @@ class TrainOptions:
     # "example": batches drawn uniformly over (user, position) examples, so heavy users dominate;
     # "user": a user uniformly, then one of its positions, as evaluation weighs every user once
     sample_by: str = "example"
+    # > 0: train only on engagements at or before the time that leaves the data's last N engagements
+    # (every split) after it, so an online replay of that period uses a model that never saw it
+    holdout_events: int = 0
     # autocast dtype: auto = bf16 on CUDA (fp16 + loss scaling where bf16 is missing) and on CPUs
     # with native bf16 (AVX512-BF16/AMX, about 1.3x faster steps here), float32 elsewhere
     precision: str = "auto"
@@ -191,6 +194,9 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
     data = load_prepared(data_dir)
     model, tok, step0 = _build_or_resume(out, cfg, resume, device)
     cfg = model.cfg
+    cutoff = holdout_cutoff(event_rows(data), opts.holdout_events) if opts.holdout_events else None
+    if cutoff is not None:
+        data.train = [e for e in data.train if float(e["ts"]) <= cutoff]
     user_events = histories(data.train)
     examples = build_examples(user_events, cfg)
     if not examples:
@@ -212,7 +218,7 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
     draw = _drawer(examples, opts)
     stats: dict[str, Any] = {"losses": [], "nce": [], "sum": [], "valid": []}
     meta = {"summary_source": summarizer.source, "train_dtype": str(amp_dtype or torch.float32), "data": {"dir": str(data_dir), "meta": data.meta},
-            "train_examples": len(examples), "options": vars(opts)}
+            "train_examples": len(examples), "options": vars(opts), "train_cutoff_ts": cutoff}
     prev = read_checkpoint_config(out / "best")["metadata"] if step0 and (out / "best" / "config.json").exists() else {}
     best_val = prev.get("valid", {}).get(opts.select_metric, -math.inf)
     if not step0:

@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="draw batches uniformly over examples, or over users (as evaluation weighs them)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="training autocast: auto = bf16 on CUDA and on CPUs with native bf16, else fp32")
+    p.add_argument("--holdout-events", type=int, default=0,
+                   help="train only before the data's last N engagements (the online replay's held-out period)")
     p.set_defaults(func=run)
 
 
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                         eval_users=args.eval_users, seed=args.seed, device=args.device,
                         max_minutes=args.max_minutes, select_metric=args.select_metric,
                         head_lr_mult=args.head_lr_mult, warmup=args.warmup, sample_by=args.sample_by,
-                        precision=args.precision)
+                        precision=args.precision, holdout_events=args.holdout_events)
     try:
         stats = train(args.data, args.out, cfg, opts, resume=args.resume, progress=not args.no_progress,
                       command="threadrec " + shlex.join(sys.argv[1:]))

@@ -137,3 +137,23 @@ def test_bf16_training_keeps_float32_weights(data_dir, tmp_path):
     assert ck["metadata"]["train_dtype"] == "torch.bfloat16"
     from model.checkpoint import load_checkpoint
     assert all(p.dtype == torch.float32 for p in load_checkpoint(tmp_path / "bf", "cpu").model.parameters())
+
+
+def test_holdout_events_trains_only_before_the_period(data_dir, tmp_path):
+    from model.checkpoint import read_checkpoint_config
+    from model.dataset import event_rows, holdout_cutoff
+
+    data = load_prepared(data_dir)
+    rows = event_rows(data)
+    n = len(rows) // 3
+    cutoff = holdout_cutoff(rows, n)
+    assert sum(float(e["ts"]) > cutoff for e in rows) <= n < sum(float(e["ts"]) >= cutoff for e in rows)
+    assert holdout_cutoff(rows, len(rows)) == float("-inf") and holdout_cutoff(rows, 0) == float("-inf")
+    cfg = small_config(backbone="t5", t5_config=tiny_t5_config(), max_sessions=2)
+    train(data_dir, tmp_path / "h", cfg, TrainOptions(steps=1, batch_size=2, eval_every=0, eval_users=3,
+                                                      holdout_events=n), progress=False)
+    meta = read_checkpoint_config(tmp_path / "h")["metadata"]
+    full = len(build_examples(histories(data.train), cfg))
+    before = [e for e in data.train if float(e["ts"]) <= cutoff]
+    assert meta["train_cutoff_ts"] == cutoff and meta["train_examples"] == len(build_examples(histories(before), cfg))
+    assert meta["train_examples"] < full
