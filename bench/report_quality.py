@@ -170,8 +170,8 @@ def ablation_table(results: Path) -> list[str]:
     test = ("test not evaluated in time (n/a)" if "data" not in first else
             f"test on all {first['data']['users']} test users" if first["data"]["users"] == first["data"]["meta"]
             .get("counts", {}).get("users") else f"test on the first {first['data']['users']} test users by id")
-    lines += ["", f"Each variant: the same recipe and data, a {budget}-minute wall-clock budget (its final "
-              f"validation included), {test}; valid = the run's final validation "
+    lines += ["", f"Each variant: the same recipe and data, a {budget}-minute wall-clock training budget (then "
+              f"one final validation), {test}; valid = the run's final validation "
               f"(first {eval_users} valid users by id)."]
     return lines
 
