@@ -142,6 +142,7 @@ def _log_eval(step: int, total: int, elapsed: float, stats: dict[str, Any], v: d
     print(f"[train] step {step}/{total} {elapsed / 60:.1f} min | loss {mean('losses'):.4f} "
           f"nce {mean('nce'):.4f} sum {mean('sum'):.4f} | valid {vals}{' | best' if best else ''}", flush=True)
 
+
 def _record_validation(out: Path, command: str | None, step: int, elapsed: float, stats: dict[str, Any],
                        v: dict[str, float], best: bool) -> None:
     """Append this validation (with the mean recent losses) to OUT/validations.json, the run's curve."""
@@ -217,8 +218,9 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
     rng = random.Random(opts.seed + step0)
     draw = _drawer(examples, opts)
     stats: dict[str, Any] = {"losses": [], "nce": [], "sum": [], "valid": []}
-    meta = {"summary_source": summarizer.source, "train_dtype": str(amp_dtype or torch.float32), "data": {"dir": str(data_dir), "meta": data.meta},
-            "train_examples": len(examples), "options": vars(opts), "train_cutoff_ts": cutoff}
+    meta = {"summary_source": summarizer.source, "train_dtype": str(amp_dtype or torch.float32),
+            "data": {"dir": str(data_dir), "meta": data.meta}, "train_examples": len(examples),
+            "options": vars(opts), "train_cutoff_ts": cutoff}
     prev = read_checkpoint_config(out / "best")["metadata"] if step0 and (out / "best" / "config.json").exists() else {}
     best_val = prev.get("valid", {}).get(opts.select_metric, -math.inf)
     if not step0:
