@@ -222,7 +222,9 @@ def main(argv=None) -> int:
         "checkpoint": {"path": args.checkpoint, "metadata_step": inf.metadata.get("step"),
                        "train_cutoff_ts": inf.metadata.get("train_cutoff_ts"),
                        # True when the model never trained on an engagement of the replayed period
-                       "period_held_out_from_training": (inf.metadata.get("train_cutoff_ts") or math.inf) <= cutoff},
+                       "period_held_out_from_training": (
+                           inf.metadata.get("train_cutoff_ts") is not None
+                           and inf.metadata["train_cutoff_ts"] <= cutoff)},
         "items_encode_s": round(items_s, 1), "policies": {}}
     for policy in [p.strip() for p in args.policies.split(",") if p.strip()]:
         if policy not in POLICIES:

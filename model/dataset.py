@@ -86,5 +86,10 @@ def event_rows(data: PreparedData) -> list[dict[str, Any]]:
 
 
 def holdout_cutoff(rows: list[dict[str, Any]], holdout_events: int) -> float:
-    """Event time T that leaves the last holdout_events rows after it (-inf when there are fewer rows)."""
-    return float(rows[-holdout_events - 1]["ts"]) if 0 < holdout_events < len(rows) else float("-inf")
+    """Event time T that leaves the last holdout_events rows after it.
+
+    +inf (nothing held out) when holdout_events <= 0; -inf (everything) when it covers every row.
+    """
+    if holdout_events <= 0:
+        return float("inf")
+    return float(rows[-holdout_events - 1]["ts"]) if holdout_events < len(rows) else float("-inf")

@@ -148,7 +148,7 @@ def test_holdout_events_trains_only_before_the_period(data_dir, tmp_path):
     n = len(rows) // 3
     cutoff = holdout_cutoff(rows, n)
     assert sum(float(e["ts"]) > cutoff for e in rows) <= n < sum(float(e["ts"]) >= cutoff for e in rows)
-    assert holdout_cutoff(rows, len(rows)) == float("-inf") and holdout_cutoff(rows, 0) == float("-inf")
+    assert holdout_cutoff(rows, len(rows)) == float("-inf") and holdout_cutoff(rows, 0) == float("inf")
     cfg = small_config(backbone="t5", t5_config=tiny_t5_config(), max_sessions=2)
     train(data_dir, tmp_path / "h", cfg, TrainOptions(steps=1, batch_size=2, eval_every=0, eval_users=3,
                                                       holdout_events=n), progress=False)
