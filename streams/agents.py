@@ -22,7 +22,11 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
     async def engagements(stream) -> None:
         async for events in stream.take_events(size, within=within):
             t0 = time.perf_counter()
-            await handle_batch(events, runtime, topics, tables)
+            try:
+                await handle_batch(events, runtime, topics, tables)
+            except BaseException as exc:  # noqa: B036 - any failure here must stop the worker
+                runtime.fail(exc)
+                raise
             runtime.agent_s += time.perf_counter() - t0
 
     @app.task

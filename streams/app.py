@@ -47,7 +47,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
     servers = ";".join(f"kafka://{h.strip()}" for h in k.bootstrap.split(","))
     kw = dict(broker=servers, store="rocksdb://", datadir=str(settings.data_dir / "faust"),
               topic_partitions=k.partitions, topic_replication_factor=1,
-              web_enabled=settings.web_port is not None, **k.client.faust_kwargs())
+              web_enabled=settings.web_port is not None,
+              # outputs are bounded by the same limit (streams/outbox.py)
+              producer_max_request_size=settings.limits.message_bytes, **k.client.faust_kwargs())
     if settings.web_port is not None:
         kw["web_port"] = settings.web_port
     creds = broker_credentials(k)

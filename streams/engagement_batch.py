@@ -10,14 +10,9 @@ from contextlib import contextmanager
 
 from faust import streams as faust_streams
 
-from streams.messages import (
-    InvalidMessage,
-    deadletter_record,
-    dumps,
-    parse_engagement,
-    source_ref,
-)
+from streams.messages import InvalidMessage, dumps, parse_engagement, source_ref
 from streams.offset_continuity import PartitionCursor, Verdict
+from streams.outbox import Outbox
 from streams.topics import Tables, Topics
 from streams.worker_runtime import Runtime
 
@@ -37,11 +32,6 @@ def acting_as(event) -> Iterator[None]:
         yield
     finally:
         faust_streams._current_event.reset(token)
-
-
-async def dead_letter(topics: Topics, msg, error: str) -> None:
-    rec = deadletter_record(msg.topic, msg.partition, msg.offset, msg.key, msg.value, error)
-    await topics.deadletter.send(key=msg.key, value=dumps(rec))
 
 
 def offset_key(partition: int) -> bytes:
@@ -77,14 +67,14 @@ async def _in_sequence(events: list, runtime: Runtime, tables: Tables) -> tuple[
     return ordered, cursor
 
 
-async def _validate(events: list, topics: Topics) -> list[tuple[object, dict]]:
+async def _validate(events: list, outbox: Outbox) -> list[tuple[object, dict]]:
     """Parsed (event, engagement) pairs; bad records dead-lettered."""
     valid = []
     for ev in events:
         try:
-            eng = parse_engagement(ev.message.value)
+            eng = parse_engagement(ev.message.value, ev.message.key, outbox.limits)
         except InvalidMessage as e:
-            await dead_letter(topics, ev.message, str(e))
+            await outbox.dead_letter(ev.message, str(e))
             continue
         valid.append((ev, eng))
     return valid
@@ -93,7 +83,10 @@ async def _validate(events: list, topics: Topics) -> list[tuple[object, dict]]:
 async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: Tables) -> None:
     """Everything one take() batch needs; one message out per valid engagement."""
     ordered, cursor = await _in_sequence(events, runtime, tables)
-    await _handle_valid(await _validate(ordered, topics), runtime, topics, tables)
+    outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
+                    counts=runtime.send_counts)
+    await _handle_valid(await _validate(ordered, outbox), runtime, outbox, tables)
+    await outbox.flush()
     # after the sends and state writes: a crash before this line re-handles, never skips
     last = {ev.message.partition: ev for ev in ordered}
     for partition in cursor.moved:
@@ -101,7 +94,7 @@ async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: T
             tables.offsets[offset_key(partition)] = str(cursor.expected[partition]).encode()
 
 
-async def _handle_valid(valid: list[tuple[object, dict]], runtime: Runtime, topics: Topics,
+async def _handle_valid(valid: list[tuple[object, dict]], runtime: Runtime, outbox: Outbox,
                         tables: Tables) -> None:
     """Engine call, sends and user-state writes for the valid engagements of a batch."""
     if not valid:
@@ -121,10 +114,9 @@ async def _handle_valid(valid: list[tuple[object, dict]], runtime: Runtime, topi
     results = await runtime.process([e for _, e in valid], sources, states)
     for (ev, eng), res in zip(valid, results, strict=True):
         if res.recommendation is not None:
-            await topics.recommendations.send(key=eng["user_id"].encode(),
-                                              value=dumps(res.recommendation))
+            await outbox.recommend(eng["user_id"].encode(), dumps(res.recommendation), ev.message)
         elif res.error is not None:
-            await dead_letter(topics, ev.message, res.error)
+            await outbox.dead_letter(ev.message, res.error)
     for user, ev in last.items():
         if states.get(user) is not None and states[user] is not before[user]:
             with acting_as(ev):

@@ -1,17 +1,37 @@
-"""Parse and validate raw topic records (DESIGN.md contracts); build dead-letter records.
+"""Parse and validate raw topic records (the README's contracts); build dead-letter records.
 
-Every rejection carries a short reason ("malformed JSON", "missing field", "wrong type",
-"bad kind", "unknown item") plus detail, which the dead-letter record's `error` holds.
+Every rejection carries a short reason ("oversize payload", "malformed JSON", "missing field",
+"wrong type", "oversize field", "bad ts", "key mismatch", "bad kind", "unknown item") plus
+detail, which the dead-letter record's `error` holds. Every size is bounded by MessageLimits,
+so nothing the worker writes can exceed the producer's request size.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 from typing import Any
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 logger = logging.getLogger(__name__)
+
+
+class MessageLimits(BaseSettings):
+    """Size bounds for what the worker reads and writes (env THREADREC_LIMIT_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADREC_LIMIT_", extra="ignore")
+
+    payload_bytes: int = Field(65_536, ge=256)  # one engagement or item value
+    id_bytes: int = Field(256, ge=8)  # user_id, item_id (UTF-8)
+    text_bytes: int = Field(16_384, ge=64)  # title, body, category each
+    # the producer's max request size: an output above it is dead-lettered, never sent
+    message_bytes: int = Field(1_000_000, ge=16_384)
+    deadletter_payload_bytes: int = Field(4_096, ge=64)  # a dead letter keeps this much payload
+    send_attempts: int = Field(3, ge=1)  # per output record before it is dead-lettered
 
 KINDS = ("click", "view", "like", "share", "impression")
 
@@ -24,9 +44,11 @@ class InvalidMessage(ValueError):
         self.reason = reason
 
 
-def _load(value: bytes | None) -> dict[str, Any]:
+def _load(value: bytes | None, limits: MessageLimits) -> dict[str, Any]:
     if value is None:
         raise InvalidMessage("malformed JSON", "null value")
+    if len(value) > limits.payload_bytes:
+        raise InvalidMessage("oversize payload", f"{len(value)} bytes > {limits.payload_bytes}")
     try:
         obj = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -36,50 +58,77 @@ def _load(value: bytes | None) -> dict[str, Any]:
     return obj
 
 
-def _text(obj: dict, name: str, required: bool = True) -> str | None:
+def _text(obj: dict, name: str, limit: int, required: bool = True) -> str | None:
     v = obj.get(name)
     if v is None:
         if required:
             raise InvalidMessage("missing field", f"{name!r} is required")
         return None
     if not isinstance(v, str) or (required and not v.strip()):
-        raise InvalidMessage("wrong type", f"{name!r} must be a non-empty string, got {v!r}")
+        raise InvalidMessage("wrong type", f"{name!r} must be a non-empty string, got {_short(v)}")
+    size = len(v.encode("utf-8"))
+    if size > limit:
+        raise InvalidMessage("oversize field", f"{name!r} has {size} bytes > {limit}")
     return v
 
 
-def _ts(obj: dict) -> float:
+def _short(v: Any) -> str:
+    """repr of a bad value, cut so an error string stays small."""
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _ts(obj: dict, positive: bool) -> float:
     v = obj.get("ts")
     if v is None:
         raise InvalidMessage("missing field", "'ts' is required")
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise InvalidMessage("wrong type", f"'ts' must be epoch seconds (a number), got {v!r}")
+        raise InvalidMessage("wrong type", f"'ts' must be epoch seconds (a number), got {_short(v)}")
+    if v < 0 or (positive and v == 0):
+        need = "positive" if positive else "non-negative"
+        raise InvalidMessage("bad ts", f"'ts' must be {need} epoch seconds, got {v!r}")
     return float(v)
 
 
-def parse_item(value: bytes | None) -> dict[str, Any]:
+def parse_item(value: bytes | None, limits: MessageLimits | None = None) -> dict[str, Any]:
     """An `items` value -> {item_id, title, body, category, ts}; raises InvalidMessage."""
-    obj = _load(value)
-    item = {"item_id": _text(obj, "item_id"), "title": _text(obj, "title"),
-            "body": _text(obj, "body", False) or "", "category": _text(obj, "category", False) or "",
-            "ts": _ts(obj)}
-    return item
+    lim = limits or MessageLimits()
+    obj = _load(value, lim)
+    return {"item_id": _text(obj, "item_id", lim.id_bytes), "title": _text(obj, "title", lim.text_bytes),
+            "body": _text(obj, "body", lim.text_bytes, False) or "",
+            "category": _text(obj, "category", lim.text_bytes, False) or "",
+            "ts": _ts(obj, positive=False)}  # a catalogue entry may carry no real time
 
 
-def parse_engagement(value: bytes | None) -> dict[str, Any]:
-    """An `engagements` value -> {user_id, item_id, ts, kind}; raises InvalidMessage."""
-    obj = _load(value)
-    event = {"user_id": _text(obj, "user_id"), "item_id": _text(obj, "item_id"), "ts": _ts(obj),
-             "kind": _text(obj, "kind")}
+def parse_engagement(value: bytes | None, key: bytes | None = None,
+                     limits: MessageLimits | None = None) -> dict[str, Any]:
+    """An `engagements` value -> {user_id, item_id, ts, kind}; raises InvalidMessage.
+
+    With `key` given it must equal user_id: one user's events must share a partition.
+    """
+    lim = limits or MessageLimits()
+    obj = _load(value, lim)
+    event = {"user_id": _text(obj, "user_id", lim.id_bytes), "item_id": _text(obj, "item_id", lim.id_bytes),
+             "ts": _ts(obj, positive=True), "kind": _text(obj, "kind", 16)}
     if event["kind"] not in KINDS:
         raise InvalidMessage("bad kind", f"kind {event['kind']!r} not in {', '.join(KINDS)}")
+    if key is not None and key != event["user_id"].encode("utf-8"):
+        raise InvalidMessage("key mismatch", f"record key {_short(bounded(key, 64))} is not the user_id")
     return event
 
 
-def tombstone_id(key: bytes | None) -> str:
+def tombstone_id(key: bytes | None, limits: MessageLimits | None = None) -> str:
     """The item id a null `items` value removes (its key)."""
     if not key:
         raise InvalidMessage("missing field", "a tombstone needs the item id as its key")
+    if len(key) > (limits or MessageLimits()).id_bytes:
+        raise InvalidMessage("oversize field", f"tombstone key has {len(key)} bytes")
     return key.decode("utf-8", errors="replace")
+
+
+def bounded(b: bytes | None, limit: int) -> bytes | None:
+    """`b` cut to at most `limit` bytes (None stays None)."""
+    return None if b is None else b[:limit]
 
 
 def source_ref(topic: str, partition: int, offset: int, ts: float | None) -> dict[str, Any]:
@@ -88,13 +137,23 @@ def source_ref(topic: str, partition: int, offset: int, ts: float | None) -> dic
 
 
 def deadletter_record(source_topic: str, partition: int, offset: int, key: bytes | None,
-                      payload: bytes | None, error: str) -> dict[str, Any]:
-    """The `deadletter` value: the original record (as text) and why it was rejected."""
-    def text(b: bytes | None) -> str | None:
-        return None if b is None else b.decode("utf-8", errors="replace")
+                      payload: bytes | None, error: str,
+                      limits: MessageLimits | None = None) -> dict[str, Any]:
+    """The `deadletter` value: the original record (as text, cut to a bounded size, with its
+    full size and SHA-256 so it can be matched) and why it was rejected."""
+    lim = limits or MessageLimits()
 
-    return {"source_topic": source_topic, "partition": partition, "offset": offset,
-            "key": text(key), "payload": text(payload), "error": error}
+    def text(b: bytes | None, limit: int) -> str | None:
+        return None if b is None else b[:limit].decode("utf-8", errors="replace")
+
+    rec = {"source_topic": source_topic, "partition": partition, "offset": offset,
+           "key": text(key, lim.id_bytes), "payload": text(payload, lim.deadletter_payload_bytes),
+           "error": error[:1024]}
+    if payload is not None:
+        rec["payload_bytes"] = len(payload)
+        rec["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+        rec["truncated"] = len(payload) > lim.deadletter_payload_bytes
+    return rec
 
 
 def dumps(obj: dict[str, Any]) -> bytes:

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.config import EmbSumConfig
 from streams.engine_config import EngineConfig, RefreshPolicy
+from streams.messages import MessageLimits
 from streams.settings import KafkaSettings, add_kafka_arguments, kafka_settings_from_args
 
 
@@ -19,6 +20,7 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THREADREC_", extra="ignore")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    limits: MessageLimits = Field(default_factory=MessageLimits)  # env THREADREC_LIMIT_*
     app_id: str = "threadrec"  # consumer group; the topic prefix is prepended
     checkpoint: Path | None = None  # None: pretrained backbone with untrained heads (warned)
     device: str | None = None  # None: CUDA when present, else CPU

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from model.inference import EmbSumInference
@@ -22,6 +25,8 @@ from streams.state_mapping import BytesStateMapping
 from streams.worker_config import WorkerSettings
 
 logger = logging.getLogger(__name__)
+
+FATAL_EXIT_CODE = 3  # the engagements agent failed (see Runtime.fail)
 
 
 def load_model(settings: WorkerSettings) -> tuple[EmbSumInference, str]:
@@ -48,6 +53,16 @@ class Runtime:
     gaps_repaired: int = 0  # skipped engagement ranges re-read from the broker
     records_reread: int = 0  # records those re-reads returned
     duplicates_skipped: int = 0  # redelivered engagements dropped
+    send_counts: Counter = field(default_factory=Counter)  # streams/outbox.py counters
+    exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
+
+    def fail(self, exc: BaseException) -> None:
+        """The engagements agent cannot go on: exit non-zero so nothing is committed past the
+        failed batch and a supervisor sees it (a faust agent crash alone leaves an idle worker)."""
+        if isinstance(exc, asyncio.CancelledError):
+            return  # shutdown, not a failure
+        logger.critical("engagements agent failed, exiting: %r", exc, exc_info=exc)
+        self.exit(FATAL_EXIT_CODE)
 
     async def repair(self, partition: int, missing: range) -> list[FetchedEvent]:
         """The records of `missing` (skipped by faust) read from the broker, in offset order."""
@@ -75,9 +90,10 @@ class Runtime:
                 if rec.value is None:
                     await self._flush_items(pending, offsets)
                     pending = []
-                    await self._run(self.engine.remove_items, [tombstone_id(rec.key)], offsets)
+                    await self._run(self.engine.remove_items,
+                                    [tombstone_id(rec.key, self.settings.limits)], offsets)
                 else:
-                    pending.append(parse_item(rec.value))
+                    pending.append(parse_item(rec.value, self.settings.limits))
             except InvalidMessage as e:
                 # every worker reads every item record, so bad ones are logged, not dead-lettered
                 self.bad_items += 1

@@ -13,7 +13,7 @@ from model.inference import EmbSumInference
 from store import BruteForceIndex
 from streams.engine import Engine
 from streams.engine_config import EngineConfig
-from tests.fixtures.synthetic_data import make_engagements, make_items
+from tests.fixtures.synthetic_data import make_engagements, make_items, write_prepared_dir
 
 
 def tiny_config() -> EmbSumConfig:
@@ -62,3 +62,9 @@ def engine_factory(tiny_model, catalogue):
         return eng
 
     return make
+
+
+@pytest.fixture
+def prepared(tmp_path) -> Path:
+    """A prepared data dir: 30 items, 8 users with 6 engagements each."""
+    return write_prepared_dir(tmp_path / "data", n_items=30, n_users=8, per_user=6, seed=3)

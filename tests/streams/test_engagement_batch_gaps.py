@@ -19,7 +19,7 @@ TOPIC = "engagements"
 
 def _msg(partition: int, offset: int, value: bytes | None = None) -> FetchedMessage:
     if value is None:
-        value = json.dumps({"user_id": f"u{partition}", "item_id": "i1", "ts": float(offset),
+        value = json.dumps({"user_id": f"u{partition}", "item_id": "i1", "ts": offset + 1.0,
                             "kind": "click"}).encode()
     return FetchedMessage(TOPIC, partition, offset, f"u{partition}".encode(), value, float(offset))
 
@@ -61,8 +61,11 @@ class _Topic:
     def __init__(self) -> None:
         self.sent: list[dict] = []
 
-    async def send(self, key, value) -> None:
+    async def send(self, key, value) -> asyncio.Future:
         self.sent.append(json.loads(value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)  # faust's send returns the delivery future
+        return done
 
 
 def _setup(offsets: dict[bytes, bytes], fetcher: _Fetcher):

@@ -21,7 +21,6 @@ from streams.settings import KafkaSettings
 from streams.worker_config import WorkerSettings
 from tests.fixtures.kafka import consume_all
 from tests.fixtures.processes import stop_process
-from tests.fixtures.synthetic_data import write_prepared_dir
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,11 +87,6 @@ def _check_parity(recs: list[dict], engagements: dict, offline: list[dict], even
         assert got[0]["summary"] == want["summary"]
         compared += 1
     assert compared >= len(engagements) // 2
-
-
-@pytest.fixture
-def prepared(tmp_path) -> Path:
-    return write_prepared_dir(tmp_path / "data", n_items=30, n_users=8, per_user=6, seed=3)
 
 
 def test_replay_through_worker_gives_one_exact_recommendation_per_engagement(

@@ -1,0 +1,63 @@
+"""Through the real broker: oversize records must not stop the worker (issue: one-message outage).
+
+A 2 MB engagement payload used to become a 2 MB dead letter, and a valid engagement with a
+600 kB user_id a 1.2 MB recommendation; both broke the producer's 1 MiB request limit, the
+agent died, and every later engagement got nothing while the process looked healthy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+import pytest
+
+from streams.replay import replay_to_broker
+from tests.fixtures.kafka import consume_all
+from tests.fixtures.processes import stop_process
+from tests.streams.test_worker_broker import _read, _settings, _start
+
+pytestmark = pytest.mark.broker
+
+
+def test_oversize_messages_are_dead_lettered_and_later_engagements_still_recommended(
+        kafka_broker, producer_factory, tiny_checkpoint, prepared, tmp_path):
+    prefix = f"wo-{uuid.uuid4().hex[:8]}-"
+    k = _settings(kafka_broker, prefix)
+    events = _read(prepared / "engagements.jsonl")
+    replay_to_broker([prepared / "items.jsonl"], k, progress=False)
+    log = tmp_path / "worker.log"
+    worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log)
+    first, later = events[: len(events) // 2], events[len(events) // 2:]
+    item_text = json.dumps({"item_id": "i-big", "title": "t", "body": "x" * 2_000_000,
+                            "ts": 1.0e6}).encode()
+    huge_user = "u" * 600_000
+    huge_valid = json.dumps({"user_id": huge_user, "item_id": first[0]["item_id"],
+                             "ts": first[0]["ts"], "kind": "click"}).encode()
+    producer = producer_factory(max_request_size=8_000_000)
+    topic = k.topic("engagements")
+    try:
+        for e in first:
+            producer.send(topic, key=e["user_id"].encode(), value=json.dumps(e).encode())
+        producer.send(topic, key=b"u-big", value=item_text)
+        producer.send(topic, key=huge_user.encode(), value=huge_valid)
+        for e in later:
+            producer.send(topic, key=e["user_id"].encode(), value=json.dumps(e).encode())
+        producer.flush()
+        recs = consume_all(kafka_broker.bootstrap, k.topic("recommendations"), len(events),
+                           timeout_s=150, abort=lambda: worker.poll() is not None)
+        dead = consume_all(kafka_broker.bootstrap, k.topic("deadletter"), 2, timeout_s=30)
+        assert worker.poll() is None, log.read_text()[-3000:]
+    finally:
+        stop_process(worker)
+    got = {(json.loads(r.value)["user_id"], json.loads(r.value)["source"]["offset"]) for r in recs}
+    assert len(recs) == len(events) == len(got), log.read_text()[-3000:]
+    assert {u for u, _ in got} == {e["user_id"] for e in events}
+    letters = sorted((json.loads(d.value) for d in dead), key=lambda d: d["offset"])
+    assert [d["error"].split(":")[0] for d in letters] == ["oversize payload", "oversize payload"]
+    for d, raw, rec in zip(letters, [item_text, huge_valid], dead, strict=True):
+        assert d["payload_bytes"] == len(raw) and d["truncated"] is True
+        assert d["payload_sha256"] == hashlib.sha256(raw).hexdigest()
+        assert raw.decode().startswith(d["payload"]) and len(rec.value) < 16_384
+        assert rec.key is not None and len(rec.key) <= 256
