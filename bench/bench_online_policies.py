@@ -11,10 +11,10 @@ Protocol (all times are event time):
   each split.
 - Warm start: every user active in the held-out period gets its state from all of its
   engagements up to T (sessionised by the engine's rules; one encoder pass per session and
-  one summary per user: streams.bulk_refresh). The engine's popularity fallback observes the
+  one summary per user: streams.engine.bulk_refresh). The engine's popularity fallback observes the
   training-period engagements too.
 - Replay: the held-out engagements in event-time order, through the per-event engine
-  (streams.engine.Engine, no Kafka). Before each engagement e of user u the recommendation
+  (streams.engine.engine.Engine, no Kafka). Before each engagement e of user u the recommendation
   currently shown to u (top-K, excluding everything u engaged with before e) is judged against
   e: Recall@K = hit, nDCG@K = 1/log2(1 + rank). Events of users with no earlier engagement
   at all are not judged (nothing to personalise).
@@ -48,10 +48,10 @@ sys.path.insert(0, str(ROOT))
 from model.dataset import event_rows, holdout_cutoff, load_prepared  # noqa: E402
 from model.inference import EmbSumInference  # noqa: E402
 from store import BoundedCache, BruteForceIndex  # noqa: E402
-from streams.bulk_refresh import append_only, rank_for, refresh_users  # noqa: E402
-from streams.engine import Engine  # noqa: E402
-from streams.engine_config import EngineConfig, RefreshPolicy  # noqa: E402
-from streams.state_mapping import BytesStateMapping  # noqa: E402
+from streams.engine.bulk_refresh import append_only, rank_for, refresh_users  # noqa: E402
+from streams.engine.config import EngineConfig, RefreshPolicy  # noqa: E402
+from streams.engine.engine import Engine  # noqa: E402
+from streams.engine.state_mapping import BytesStateMapping  # noqa: E402
 
 DAY_S = 86400.0
 POLICIES = ("realtime", "stale", "frozen")

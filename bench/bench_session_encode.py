@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from model.config import EmbSumConfig
-from model.inference import EmbSumInference, autocast_for, pick_device
+from model.device import autocast_for, pick_device
+from model.inference import EmbSumInference
 
 
 def matmul_flops(device: torch.device, n: int = 1024, reps: int = 5) -> float:

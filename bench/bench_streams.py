@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from streams.demo import DemoOptions, run_demo  # noqa: E402
-from streams.demo_report import Report  # noqa: E402
+from streams.demo.report import Report  # noqa: E402
+from streams.demo.run import DemoOptions, run_demo  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

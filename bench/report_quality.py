@@ -252,7 +252,7 @@ def build(results: Path, commands: dict[str, str]) -> str:
                f"{p['replayed_events']} engagements of "
                f"{p['users']} users of whom {p['warm_users']} have a training-period "
                f"history (rows by split: {p['held_out_by_split']}). Warm start: each user's state from all of its "
-               f"engagements up to the cutoff. Replay in event-time order through `streams.engine.Engine`; the "
+               f"engagements up to the cutoff. Replay in event-time order through `streams.engine.engine.Engine`; the "
                f"recommendation shown before each engagement is judged against it. Exclusion: {p['exclusion']}. "
                f"Retrieval: {p['retrieval']}. Stale: {p['stale_refresh']}.", ""]
         for label, online, file in onlines:

@@ -16,9 +16,9 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from model.backbones import build_backbone, load_tokenizer
 from model.config import EmbSumConfig
+from model.device import pick_device
 from model.embsum import EmbSum
 from model.errors import CheckpointError
-from model.inference import pick_device
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ the mean, and the exact score reranks the retrieved candidates.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from model.backbones import build_backbone, load_tokenizer
 from model.batching import pad_ragged, tokenize, unpad_states
 from model.config import EmbSumConfig
+from model.device import autocast_for, pick_device
 from model.embsum import EmbSum
 
 logger = logging.getLogger(__name__)
@@ -47,21 +47,6 @@ class Summary:
 
     text: str
     embedding: np.ndarray
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """Explicit device, else CUDA when available, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast_for(device: torch.device):
-    """bf16 (or fp16) autocast on CUDA; nothing on CPU, where float32 keeps parity exact."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
 
 
 def _keep(cfg: EmbSumConfig) -> str:

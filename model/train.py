@@ -29,9 +29,9 @@ from model.checkpoint import (
 )
 from model.config import EmbSumConfig
 from model.dataset import PreparedData, event_rows, histories, holdout_cutoff, load_prepared
+from model.device import pick_device
 from model.embsum import EmbSum
 from model.examples import Example, NegativeSampler, build_examples, history_chunks
-from model.inference import pick_device
 from model.precision import grad_scaler, resolve_precision, train_autocast
 from model.summaries import Summarizer, make_summarizer
 from model.text import item_text, session_text

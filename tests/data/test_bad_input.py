@@ -11,7 +11,7 @@ from streams.data.custom import prepare_custom
 from streams.data.mind import prepare_mind
 from streams.data.movielens import prepare_movielens
 from streams.errors import DataError
-from streams.replay import load_replay
+from streams.kafka.replay import load_replay
 from tests.data.helpers import read_jsonl, write_jsonl, write_mind_set, write_ml
 
 ITEMS = [{"item_id": "a", "title": "A"}, {"item_id": "b", "title": "B"}]

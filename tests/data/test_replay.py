@@ -11,8 +11,8 @@ import pytest
 
 from streams.cli import main
 from streams.data.records import Engagement, Item
-from streams.replay import Pacer, load_replay, plan, replay_to_broker
-from streams.settings import KafkaSettings
+from streams.kafka.replay import Pacer, load_replay, plan, replay_to_broker
+from streams.kafka.settings import KafkaSettings
 from tests.data.helpers import write_jsonl
 from tests.fixtures.kafka import consume_all
 
@@ -106,7 +106,7 @@ def test_load_replay_from_files_any_order(tmp_path):
 
 
 def test_items_topic_is_created_compacted():
-    from streams.replay import new_topics
+    from streams.kafka.replay import new_topics
 
     k = KafkaSettings(topic_prefix="t-", partitions=3)
     specs = {t.name: t for t in new_topics(k, [k.topic("items"), k.topic("engagements")])}

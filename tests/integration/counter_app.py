@@ -13,7 +13,7 @@ import os
 
 import faust
 
-from streams.broker import settings_for
+from streams.kafka.broker import settings_for
 
 BOOTSTRAP = os.environ["COUNTER_BOOTSTRAP"]
 KIND = os.environ.get("COUNTER_BROKER_KIND", "tansu")

@@ -11,8 +11,8 @@ import torch
 from model.config import EmbSumConfig, tiny_t5_config
 from model.inference import EmbSumInference
 from store import BruteForceIndex
-from streams.engine import Engine
-from streams.engine_config import EngineConfig
+from streams.engine.config import EngineConfig
+from streams.engine.engine import Engine
 from tests.fixtures.synthetic_data import make_engagements, make_items, write_prepared_dir
 
 

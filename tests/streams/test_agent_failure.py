@@ -6,10 +6,10 @@ import asyncio
 
 import faust
 
-import streams.agents as agents
-from streams.topics import declare_tables, declare_topics
-from streams.worker_config import WorkerSettings
-from streams.worker_runtime import FATAL_EXIT_CODE, Runtime
+from streams.worker import agents
+from streams.worker.config import WorkerSettings
+from streams.worker.runtime import FATAL_EXIT_CODE, Runtime
+from streams.worker.topics import declare_tables, declare_topics
 
 
 def test_a_batch_failure_exits_the_worker_with_the_fatal_code(tmp_path, monkeypatch):

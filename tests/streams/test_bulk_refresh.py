@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.bulk_refresh import append_only, rank_for, refresh_users
+from streams.engine.bulk_refresh import append_only, rank_for, refresh_users
 
 
 def _by_user(events):

@@ -7,12 +7,12 @@ import asyncio
 import json
 from types import SimpleNamespace
 
-from streams.engagement_batch import handle_batch, offset_key
-from streams.engine_types import EventResult
-from streams.gap_fetcher import FetchedEvent, FetchedMessage
-from streams.topics import Tables
-from streams.worker_config import WorkerSettings
-from streams.worker_runtime import Runtime
+from streams.engine.types import EventResult
+from streams.kafka.gap_fetcher import FetchedEvent, FetchedMessage
+from streams.worker.batch import handle_batch, offset_key
+from streams.worker.config import WorkerSettings
+from streams.worker.runtime import Runtime
+from streams.worker.topics import Tables
 
 TOPIC = "engagements"
 

@@ -8,7 +8,7 @@ import pytest
 from model.examples import sessionize
 from model.text import ITEM_SEP
 from store import BoundedCache, CacheConfig
-from streams.engine_config import RefreshPolicy
+from streams.engine.config import RefreshPolicy
 
 
 def _by_user(events: list[dict]) -> dict[str, list[dict]]:

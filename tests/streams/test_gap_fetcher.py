@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from streams.gap_fetcher import GapFetcher
-from streams.settings import KafkaSettings
+from streams.kafka.gap_fetcher import GapFetcher
+from streams.kafka.settings import KafkaSettings
 
 pytestmark = pytest.mark.broker
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from streams.messages import (
+from streams.kafka.messages import (
     InvalidMessage,
     MessageLimits,
     deadletter_record,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.offset_continuity import Decision, PartitionCursor, Verdict, decide
+from streams.worker.offsets import Decision, PartitionCursor, Verdict, decide
 
 
 def test_next_offset_is_processed():

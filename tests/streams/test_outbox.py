@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from streams.messages import MessageLimits
-from streams.outbox import FatalSendError, Outbox
+from streams.kafka.messages import MessageLimits
+from streams.worker.outbox import FatalSendError, Outbox
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from store import UserState
-from streams.sessionizer import append_event, session_keys, sessions
+from streams.engine.sessionizer import append_event, session_keys, sessions
 
 RULES = dict(gap_s=100.0, max_items=3, max_sessions=2, max_history=7)
 

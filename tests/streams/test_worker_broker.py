@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from model.inference import EmbSumInference
-from streams.engine import Engine
-from streams.replay import replay_to_broker
-from streams.settings import KafkaSettings
-from streams.worker_config import WorkerSettings
+from streams.engine.engine import Engine
+from streams.kafka.replay import replay_to_broker
+from streams.kafka.settings import KafkaSettings
+from streams.worker.config import WorkerSettings
 from tests.fixtures.kafka import consume_all
 from tests.fixtures.processes import stop_process
 
@@ -183,8 +183,8 @@ def test_worker_rereads_engagements_the_group_committed_past(kafka_broker, produ
     committed offset is past engagements the worker never handled (its offsets table, seeded
     through the changelog, says 0), as after faust dropped records fetched under an old
     generation and acked later ones; the worker must re-read them from the broker."""
-    from streams.replay import ensure_topics
-    from streams.worker_stats import read_stats
+    from streams.kafka.replay import ensure_topics
+    from streams.worker.stats import read_stats
 
     prefix = f"wg-{uuid.uuid4().hex[:8]}-"
     k = _settings(kafka_broker, prefix)

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from streams.replay import replay_to_broker
+from streams.kafka.replay import replay_to_broker
 from tests.fixtures.kafka import consume_all
 from tests.fixtures.processes import stop_process
 from tests.streams.test_worker_broker import _read, _settings, _start

@@ -1,0 +1,21 @@
+"""`threadrec broker`: run the bundled Kafka-compatible broker in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from streams.kafka.broker import EmbeddedBroker
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("broker", help="run the bundled Kafka-compatible broker (tansu)")
+    p.add_argument("--port", type=int, default=9092, help="loopback port (default 9092)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    with EmbeddedBroker(port=args.port) as broker:
+        print(f"broker listening on {broker.bootstrap} (memory storage); Ctrl-C stops it", flush=True)
+        while True:
+            time.sleep(3600)

@@ -1,0 +1,38 @@
+"""`threadrec evaluate`: EmbSum and baselines on impressions + full ranking; JSON + table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from streams.cli.train import ModelCommandError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint and the baselines")
+    p.add_argument("--data", required=True, help="prepared data directory")
+    p.add_argument("--checkpoint", default=None, help="EmbSum checkpoint dir (omit: baselines only)")
+    p.add_argument("--json", dest="json_out", default=None, help="write results JSON here")
+    p.add_argument("--split", choices=["test", "valid"], default="test")
+    p.add_argument("--max-users", type=int, default=None, help="evaluate only the first N users")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-baselines", action="store_true", help="score the checkpoint only")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from model.errors import ModelError
+    from model.evaluate import evaluate, print_table
+
+    try:
+        result = evaluate(args.data, args.checkpoint, split=args.split, max_users=args.max_users,
+                          device=args.device, progress=not args.no_progress,
+                          baselines=not args.no_baselines)
+    except ModelError as e:
+        raise ModelCommandError(str(e)) from e
+    print_table(result)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2, default=str))
+    return 0

@@ -1,0 +1,44 @@
+"""`threadrec worker`: run one stream worker (engagements -> recommendations) against a broker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from streams.worker.config import add_worker_arguments, worker_settings_from_args
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("worker", help="run a stream worker: engagements in, recommendations out")
+    p.add_argument("--loglevel", default="warn", help="faust worker log level (default warn)")
+    add_worker_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build settings, load the model, create topics, then run the faust worker until stopped."""
+    import faust
+
+    from streams.kafka.replay import ensure_topics
+    from streams.worker.agents import register_agents
+    from streams.worker.app import create_app
+    from streams.worker.runtime import build_runtime, load_model
+    from streams.worker.topics import TOPIC_NAMES, declare_tables, declare_topics
+
+    settings = worker_settings_from_args(args)
+    ensure_topics(settings.kafka, [settings.kafka.topic(n) for n in TOPIC_NAMES])
+    model, version = load_model(settings)
+    logger.info("model %s on %s", version, model.device)
+    runtime = build_runtime(settings, model, version)
+    app = create_app(settings)
+    topics, tables = declare_topics(app, settings.kafka), declare_tables(app, settings.kafka)
+    register_agents(app, topics, tables, runtime)
+    if settings.stats_file is not None:
+        from streams.worker.stats import register_stats
+
+        register_stats(app, runtime, settings.stats_file, settings.stats_every_s)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()  # handles SIGTERM: stops agents, commits, flushes
+    return 0

@@ -1,0 +1,1 @@
+"""`threadrec demo`: the whole pipeline on one machine, with a report."""

@@ -1,0 +1,66 @@
+"""The demo's quick checkpoint: a few minutes of CPU training, cached under its recipe's key.
+
+The cache entry checkpoints/demo-quick/<key>/ holds the training data (the dataset cut before
+the held-out period), the checkpoint (model/) and done.json once training finished; an entry
+without done.json (interrupted) is trained again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from streams.demo.data import cut_before
+
+logger = logging.getLogger(__name__)
+
+#: Small enough for a few minutes on 2 CPU cores; same backbone as the offline default.
+QUICK_MODEL = dict(backbone="minilm", m=16, n=4, r=4, max_sessions=4, max_session_tokens=64,
+                   max_item_tokens=32, summary_max_tokens=32, freeze_layers=3)
+QUICK_TRAIN = dict(steps=2000, batch_size=16, lr=2e-4, eval_every=0, eval_users=100, seed=0)
+
+
+def recipe(data_dir: Path, cut_ts: float, minutes: float) -> dict[str, Any]:
+    """Everything the quick checkpoint depends on (its cache key is a hash of this)."""
+    meta = data_dir / "meta.json"
+    counts = json.loads(meta.read_text()).get("counts") if meta.exists() else None
+    return {"model": QUICK_MODEL, "train": {**QUICK_TRAIN, "max_minutes": minutes},
+            "data": {"dir": str(data_dir.resolve()), "counts": counts, "before_ts": cut_ts},
+            "version": 1}
+
+
+def recipe_key(rec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def quick_checkpoint(data_dir: Path, cut_ts: float, minutes: float,
+                     cache_root: Path = Path("checkpoints/demo-quick")) -> tuple[Path, bool]:
+    """(checkpoint dir, trained now?): the cached quick checkpoint, trained first when missing."""
+    rec = recipe(data_dir, cut_ts, minutes)
+    entry = cache_root / recipe_key(rec)
+    if (entry / "done.json").is_file():
+        logger.info("reusing quick checkpoint %s", entry / "model")
+        return entry / "model", False
+    if entry.exists():
+        shutil.rmtree(entry)  # an interrupted run: start again
+    train_dir = cut_before(data_dir, entry / "data", cut_ts)
+    t0 = time.time()
+    stats = _train(train_dir, entry / "model", rec)
+    done = {"recipe": rec, "steps": stats["step"], "train_s": round(time.time() - t0, 1),
+            "valid": stats["valid"][-1] if stats["valid"] else {}}
+    (entry / "done.json").write_text(json.dumps(done, indent=2))
+    return entry / "model", True
+
+
+def _train(train_dir: Path, out: Path, rec: dict[str, Any]) -> dict[str, Any]:
+    from model.config import EmbSumConfig
+    from model.train import TrainOptions, train
+
+    cfg = EmbSumConfig(**rec["model"])
+    opts = TrainOptions(device="cpu", **rec["train"])
+    return train(train_dir, out, cfg, opts, progress=True)

@@ -1,0 +1,88 @@
+"""Reads the demo's topics back while it runs: engagements (what went in), recommendations (with
+their arrival time) and dead letters. One consumer thread, no group (manual assignment)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.kafka.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Arrived:
+    """A recommendation as consumed: its value and when it reached us (epoch seconds)."""
+
+    value: dict[str, Any]
+    arrival_ts: float
+
+
+@dataclass
+class Collected:
+    """Everything read so far; guarded by `lock` (the consumer thread appends)."""
+
+    engagements: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    produce_ts: dict[tuple[int, int], float] = field(default_factory=dict)
+    recommendations: list[Arrived] = field(default_factory=list)
+    deadletters: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def counts(self) -> tuple[int, int, int]:
+        with self.lock:
+            return len(self.engagements), len(self.recommendations), len(self.deadletters)
+
+
+class Collector(threading.Thread):
+    """Consumes engagements, recommendations and deadletter from offset 0 until stopped."""
+
+    def __init__(self, k: KafkaSettings) -> None:
+        super().__init__(name="demo-collector", daemon=True)
+        self.k = k
+        self.data = Collected()
+        self.error: BaseException | None = None
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # surfaced by the demo as one line
+            self.error = e
+
+    def _loop(self) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        names = {self.k.topic(n): n for n in ("engagements", "recommendations", "deadletter")}
+        c = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                          fetch_max_wait_ms=50, **self.k.kafka_python_kwargs())
+        try:
+            tps = [TopicPartition(t, p) for t in names for p in (c.partitions_for_topic(t) or [])]
+            c.assign(tps)
+            c.seek_to_beginning(*tps)
+            while not self._halt.is_set():
+                batches = c.poll(timeout_ms=100)
+                now = time.time()  # arrival time of everything in this poll
+                for tp, records in batches.items():
+                    self._add(names[tp.topic], records, now)
+        finally:
+            c.close()
+
+    def _add(self, kind: str, records: list, now: float) -> None:
+        with self.data.lock:
+            for r in records:
+                if kind == "engagements":
+                    self.data.engagements[(r.partition, r.offset)] = json.loads(r.value)
+                    self.data.produce_ts[(r.partition, r.offset)] = r.timestamp / 1000.0
+                elif kind == "recommendations":
+                    self.data.recommendations.append(Arrived(json.loads(r.value), now))
+                else:
+                    self.data.deadletters.append(json.loads(r.value))
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)

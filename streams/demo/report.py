@@ -1,0 +1,138 @@
+"""The demo's numbers: latency, throughput and online Recall/nDCG@10 from what was read back.
+
+Latency of a recommendation = its arrival at the demo's consumer minus the produce time of the
+engagement it answers (the engagement record's Kafka timestamp; same machine clock). Online
+metrics judge each recommendation against the same user's next engagement in the replay;
+recommendations after a user's last replayed engagement have nothing to be judged against.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streams.demo.collect import Collected
+
+logger = logging.getLogger(__name__)
+
+K = 10
+
+
+@dataclass
+class Judged:
+    """One recommendation matched to its engagement and to that user's next engagement."""
+
+    user_id: str
+    item_id: str  # the engagement it answers
+    next_item: str | None
+    items: list[str]
+    scores: list[float]
+    summary: str | None
+    latency_s: float
+
+    @property
+    def rank(self) -> int | None:
+        """0-based rank of the next engagement in the top K, None when absent."""
+        top = self.items[:K]
+        return top.index(self.next_item) if self.next_item in top else None
+
+
+@dataclass
+class Report:
+    engagements_in: int
+    recommendations_out: int
+    deadlettered: int
+    latencies_s: list[float]
+    wall_s: float
+    judged: list[Judged] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def online(self) -> dict[str, float | int]:
+        scored = [j for j in self.judged if j.next_item is not None]
+        if not scored:
+            return {"recall@10": 0.0, "ndcg@10": 0.0, "judged": 0}
+        ranks = [j.rank for j in scored]
+        return {"recall@10": sum(r is not None for r in ranks) / len(ranks),
+                "ndcg@10": sum(1 / math.log2(r + 2) for r in ranks if r is not None) / len(ranks),
+                "judged": len(ranks)}
+
+    def as_json(self) -> dict[str, Any]:
+        lat = np.asarray(self.latencies_s) * 1000.0
+
+        def pct(q: float) -> float:
+            return float(np.percentile(lat, q)) if len(lat) else 0.0
+
+        return {"engagements_in": self.engagements_in,
+                "recommendations_out": self.recommendations_out,
+                "deadlettered": self.deadlettered,
+                "latency_ms": {"p50": pct(50), "p99": pct(99), "mean": float(lat.mean()) if len(lat) else 0.0,
+                               "max": float(lat.max()) if len(lat) else 0.0},
+                "events_per_s": self.engagements_in / self.wall_s if self.wall_s > 0 else 0.0,
+                "wall_s": self.wall_s, "online": self.online(), **self.extra}
+
+
+def match(data: Collected) -> list[Judged]:
+    """Recommendations joined with their engagements (by partition/offset) and the next one."""
+    with data.lock:
+        engagements = dict(data.engagements)
+        produce_ts = dict(data.produce_ts)
+        recs = list(data.recommendations)
+    nxt = next_engagements(engagements)
+    out = []
+    for rec in recs:
+        src = rec.value.get("source") or {}
+        pos = (src.get("partition"), src.get("offset"))
+        eng = engagements.get(pos)
+        if eng is None:
+            continue
+        out.append(Judged(eng["user_id"], eng["item_id"], nxt.get(pos),
+                          [x["item_id"] for x in rec.value["items"]],
+                          [x["score"] for x in rec.value["items"]], rec.value.get("summary"),
+                          rec.arrival_ts - produce_ts[pos]))
+    return out
+
+
+def next_engagements(engagements: dict[tuple[int, int], dict]) -> dict[tuple[int, int], str]:
+    """(partition, offset) -> the item of the same user's next engagement (offset order)."""
+    by_user: dict[str, list[tuple[tuple[int, int], dict]]] = {}
+    for pos, e in sorted(engagements.items()):
+        by_user.setdefault(e["user_id"], []).append((pos, e))
+    out = {}
+    for seq in by_user.values():
+        for (pos, _), (_, later) in zip(seq, seq[1:], strict=False):
+            out[pos] = later["item_id"]
+    return out
+
+
+def write_json(report: Report, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+
+
+def plot_latency(report: Report, path: Path) -> None:
+    """Histogram of event-to-recommendation latency with p50/p99 marked (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lat = np.asarray(report.latencies_s) * 1000.0
+    summary = report.as_json()["latency_ms"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(lat, bins=min(60, max(5, len(lat) // 10)), color="#4c72b0")
+    for q, style in (("p50", "--"), ("p99", ":")):
+        ax.axvline(summary[q], color="k", linestyle=style, label=f"{q} {summary[q]:.0f} ms")
+    ax.set_xlabel("engagement produced -> recommendation received (ms)")
+    ax.set_ylabel("recommendations")
+    ax.set_title(f"threadrec demo: {report.recommendations_out} recommendations")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

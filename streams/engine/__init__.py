@@ -1,0 +1,1 @@
+"""The per-event engine: sessionize, encode, refresh, retrieve, rerank. No Kafka."""

@@ -1,0 +1,246 @@
+"""The per-event engine: engagements in, recommendations out. No Kafka, no Faust.
+
+A batch is planned in arrival order (sessionize, counters, fallback, refresh decisions:
+cheap bookkeeping), then the model work runs in rounds holding at most one event per
+user, so every model call is batched across users and the result equals one-by-one runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from model.inference import EmbSumInference
+from model.text import item_text
+from store import BoundedCache, ItemRecord, ItemStore, UserState, VectorIndex
+from streams.engine import rounds
+from streams.engine.config import EngineConfig
+from streams.engine.popularity import RecentPopularity
+from streams.engine.sessionizer import append_event, session_keys, sessions
+from streams.engine.state_mapping import BytesStateMapping, StateMapping
+from streams.engine.types import EngineStats, EventResult, Task, UnknownItemError, UserWork
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Engine", "EngineConfig", "EventResult", "UnknownItemError"]
+
+
+class Engine:
+    """Keeps items, the vector index and user states up to date; recommends per engagement."""
+
+    def __init__(self, model: EmbSumInference, *, items: ItemStore, index: VectorIndex,
+                 states: StateMapping, token_cache: BoundedCache,
+                 config: EngineConfig | None = None) -> None:
+        self.model, self.items, self.index = model, items, index
+        self.states, self.token_cache = states, token_cache
+        self.config = config or EngineConfig.from_model(model.config)
+        self.popularity = RecentPopularity(self.config.popular_window)
+        self.stats = EngineStats()
+        self.last_batch = EngineStats()
+
+    @classmethod
+    def in_memory(cls, model: EmbSumInference, config: EngineConfig | None = None,
+                  index: VectorIndex | None = None) -> Engine:
+        """Memory-backed stores and an exact FAISS index (tests, offline parity, benchmarks)."""
+        if index is None:
+            from store.config import IndexConfig
+            from store.faiss_index import FaissIndex
+
+            index = FaissIndex(IndexConfig(dim=model.dim))
+        return cls(model, items=ItemStore.open(None), index=index, states=BytesStateMapping({}),
+                   token_cache=BoundedCache.in_memory(), config=config)
+
+    # ---- items --------------------------------------------------------------------------
+
+    def upsert_items(self, items: Sequence[Mapping[str, Any]],
+                     offsets: dict[int, int] | None = None) -> int:
+        """Encode items (one batched call), store them and upsert their retrieval vectors."""
+        if not items:
+            return 0
+        texts = [item_text(it) for it in items]
+        with self.stats.timed("model"):
+            enc = self.model.encode_items(texts)
+        ids = [str(it["item_id"]) for it in items]
+        with self.stats.timed("store"):
+            for k, (it, text) in enumerate(zip(items, texts, strict=True)):
+                rec = ItemRecord(ids[k], text, str(it.get("category") or ""),
+                                 enc.cpe[k].astype(np.float16), enc.retrieval[k],
+                                 float(it.get("ts") or 0.0))
+                self.items.put(rec, offsets if k == len(items) - 1 else None)
+        with self.stats.timed("index"):
+            self.index.upsert(ids, enc.retrieval)
+        self.stats.items_upserted += len(ids)
+        return len(ids)
+
+    def remove_items(self, item_ids: Iterable[str], offsets: dict[int, int] | None = None) -> None:
+        """Tombstones: drop items from the store, the index and the fallback."""
+        ids = list(item_ids)
+        with self.stats.timed("store"):
+            for item_id in ids:
+                self.items.delete(item_id)
+            if offsets:
+                self.items.commit_offsets(offsets)
+        with self.stats.timed("index"):
+            self.index.remove(ids)
+        for item_id in ids:
+            self.popularity.forget(item_id)
+        self.stats.items_removed += len(ids)
+
+    # ---- engagements --------------------------------------------------------------------
+
+    def process_engagements(self, events: Sequence[Mapping[str, Any]],
+                            sources: Sequence[Mapping[str, Any] | None] | None = None
+                            ) -> list[EventResult]:
+        """One EventResult per event, in order; a bad event never stops the batch."""
+        before = EngineStats(**self.stats.as_dict())
+        sources = list(sources) if sources is not None else [None] * len(events)
+        results = [EventResult(i) for i in range(len(events))]
+        works: dict[str, UserWork] = {}
+        queued: dict[str, list[Task]] = {}
+        for i, (ev, src) in enumerate(zip(events, sources, strict=True)):
+            task = self._plan(ev, dict(src) if src else None, results[i], works)
+            if task is not None:
+                queued.setdefault(task.user_id, []).append(task)
+        for batch in _rounds(queued):
+            self._run_round(batch, results)
+        self.write_back(works)
+        self._count(results, len(events))
+        self.last_batch = _diff(self.stats, before)
+        return results
+
+    def process_one(self, event: Mapping[str, Any],
+                    source: Mapping[str, Any] | None = None) -> EventResult:
+        return self.process_engagements([event], [source])[0]
+
+    def _plan(self, ev: Mapping[str, Any], src: dict | None, res: EventResult,
+              works: dict[str, UserWork]) -> Task | None:
+        """Bookkeeping for one event in arrival order; model work is queued as a Task."""
+        if ev["kind"] == "impression":
+            res.skipped = "impression"  # shown, not engaged: never enters history
+            return None
+        user_id, item_id, ts = str(ev["user_id"]), str(ev["item_id"]), float(ev["ts"])
+        with self.stats.timed("store"):
+            known = item_id in self.items
+        if not known:
+            res.error = f"unknown item: {item_id!r} is not in the catalogue"
+            return None
+        work = self._work(works, user_id, ts)
+        state, cfg = work.state, self.config
+        prev_ts = float(state.last_seen)
+        opened = append_event(state, item_id, ts, ev["kind"], gap_s=cfg.session_gap_s,
+                              max_items=cfg.session_max_items, max_sessions=cfg.max_sessions,
+                              max_history=cfg.max_history)
+        state.total_events += 1
+        state.events_since_summary += 1
+        state.last_seen = max(prev_ts, ts)
+        work.dirty = True
+        self.popularity.observe(item_id)
+        if state.total_events < cfg.min_engagements:
+            res.recommendation = self._fallback(state, src)
+            return None
+        refresh = cfg.refresh.due(has_summary=work.has_summary, since=state.events_since_summary,
+                                  opened_session=opened, prev_ts=prev_ts, ts=ts)
+        if refresh:
+            state.events_since_summary = 0
+            work.has_summary = True
+        return Task(res.index, user_id, session_keys(state), sessions(state),
+                    set(state.item_ids), refresh, src, work)
+
+    def _work(self, works: dict[str, UserWork], user_id: str, ts: float) -> UserWork:
+        """The user's working state; loaded once per batch, reset when expired (event-time TTL)."""
+        work = works.get(user_id)
+        if work is None:
+            with self.stats.timed("store"):
+                state = self.states.get(user_id)
+            work = _load(state, user_id)
+            works[user_id] = work
+        if work.state.item_ids and ts - work.state.last_seen > self.config.ttl_s:
+            self.stats.expired += 1
+            # queued tasks keep the old working state; later events start from nothing
+            works[user_id] = work = _load(None, user_id)
+            work.dirty = True
+        return work
+
+    def _fallback(self, state: UserState, src: dict | None) -> dict[str, Any]:
+        self.stats.fallbacks += 1
+        top = self.popularity.top(self.config.top_k, set(state.item_ids))
+        return self._message(state.user_id, top, state.summary or None, src)
+
+    def _message(self, user_id: str, hits: list[tuple[str, float]], summary: str | None,
+                 src: dict | None) -> dict[str, Any]:
+        """A `recommendations` record per the DESIGN.md contract."""
+        return {"user_id": user_id, "items": [{"item_id": i, "score": s} for i, s in hits],
+                "summary": summary, "model_version": self.config.model_version,
+                "source": src, "produced_ts": time.time()}
+
+    def _run_round(self, tasks: list[Task], results: list[EventResult]) -> None:
+        """Model work for one event per user, all users batched together."""
+        ws = [t.work for t in tasks]
+        fresh = rounds.encode_changed(self, tasks, ws)
+        rounds.refresh_summaries(self, tasks, ws, fresh)
+        codes = rounds.user_codes(self, tasks, ws)
+        for t, w, hits in zip(tasks, ws, rounds.rank(self, tasks, codes), strict=True):
+            results[t.index].recommendation = self._message(t.user_id, hits, w.state.summary, t.source)
+
+    def write_back(self, works: dict[str, UserWork]) -> None:
+        """Store each changed user's final state, with embeddings of its current sessions only."""
+        with self.stats.timed("store"):
+            for work in works.values():
+                if not work.dirty:
+                    continue
+                st = work.state
+                keys = [k for k in session_keys(st) if k in work.embeddings]
+                st.session_keys = np.array(keys, np.uint64)
+                st.session_embeddings = (np.stack([work.embeddings[k] for k in keys]) if keys
+                                         else np.zeros((0, self.model.dim), np.float16))
+                st.version += 1
+                self.states.put(st)
+
+    def _count(self, results: list[EventResult], n: int) -> None:
+        self.stats.batches += 1
+        self.stats.events += n
+        self.stats.recommendations += sum(r.recommendation is not None for r in results)
+        self.stats.errors += sum(r.error is not None for r in results)
+        self.stats.skipped += sum(r.skipped is not None for r in results)
+
+    def expire_inactive(self, now: float) -> int:
+        """Drop users last seen more than ttl_s before event time `now`; return how many."""
+        stale = []
+        for user_id in self.states.user_ids():
+            st = self.states.get(user_id)
+            if st is not None and now - st.last_seen > self.config.ttl_s:
+                stale.append(user_id)
+        for user_id in stale:
+            self.states.delete(user_id)
+        self.stats.expired += len(stale)
+        return len(stale)
+
+    def recommend(self, user_id: str) -> list[tuple[str, float]]:
+        """Current top-K for a stored user from its saved UPE (no state change)."""
+        st = self.states.get(user_id)
+        if st is None or not len(st.upe):
+            return []
+        task = Task(0, user_id, [], [], set(st.item_ids), False, None)
+        return rounds.rank(self, [task], [st.upe.astype(np.float32)])[0]
+
+
+def _load(state: UserState | None, user_id: str) -> UserWork:
+    if state is None:
+        return UserWork(UserState(user_id=user_id), {}, has_summary=False)
+    embs = dict(zip(state.session_keys.tolist(), state.session_embeddings, strict=True))
+    return UserWork(state, embs, has_summary=len(state.global_embedding) > 0)
+
+
+def _rounds(queued: dict[str, list[Task]]) -> list[list[Task]]:
+    """Round r holds the r-th queued task of every user that has one."""
+    depth = max((len(q) for q in queued.values()), default=0)
+    return [[q[r] for q in queued.values() if len(q) > r] for r in range(depth)]
+
+
+def _diff(now: EngineStats, before: EngineStats) -> EngineStats:
+    a, b = now.as_dict(), before.as_dict()
+    return EngineStats(**{k: a[k] - b[k] for k in a})

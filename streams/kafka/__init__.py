@@ -1,0 +1,1 @@
+"""Kafka plumbing: settings and broker quirks, contracts, replay, replicas, re-reads."""

@@ -1,0 +1,85 @@
+"""Per-worker replica of the `items` topic: every worker reads every partition in full.
+
+A plain aiokafka consumer without a group (manual assignment): no group join, nothing to
+rebalance, works the same on Kafka and tansu. Positions are kept with the local item store
+(ItemStore offsets), so a restart with the same data dir resumes where it stopped; an empty
+data dir reads the topic from the beginning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.kafka.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+Apply = Callable[[int, list], Awaitable[None]]  # (partition, records) -> None
+
+
+class ItemReplicator:
+    """Consumes all of `topic`; apply() gets each partition's records in offset order."""
+
+    def __init__(self, k: KafkaSettings, topic: str, apply: Apply, offsets: dict[int, int],
+                 security: dict | None = None) -> None:
+        self.k, self.topic, self.apply = k, topic, apply
+        self.positions = dict(offsets)  # partition -> next offset applied
+        self._security = security or {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        c = AIOKafkaConsumer(bootstrap_servers=self.k.bootstrap, group_id=None,
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             **self._security)
+        await c.start()
+        parts = None
+        for _ in range(100):  # metadata of a just-created topic can lag a little
+            parts = c.partitions_for_topic(self.topic)
+            if parts:
+                break
+            await c.topics()  # refreshes cluster metadata
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts or [])]
+        c.assign(tps)
+        for tp in tps:
+            if tp.partition in self.positions:
+                c.seek(tp, self.positions[tp.partition])
+            else:
+                await c.seek_to_beginning(tp)
+        self._consumer = c
+        self._ready.set()
+        logger.info("item replica on %s, %d partitions, from %s", self.topic, len(tps), self.positions)
+
+    async def run(self) -> None:
+        """Start, then apply batches until cancelled."""
+        await self.start()
+        assert self._consumer is not None
+        try:
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=512)
+                for tp, records in batches.items():
+                    await self.apply(tp.partition, records)
+                    self.positions[tp.partition] = records[-1].offset + 1
+        finally:
+            await self._consumer.stop()
+
+    async def catch_up(self, timeout_s: float) -> bool:
+        """Wait until everything in the topic now has been applied; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        assert self._consumer is not None
+        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+        while time.monotonic() < deadline:
+            if all(self.positions.get(tp.partition, 0) >= end for tp, end in ends.items()):
+                return True
+            await asyncio.sleep(0.05)
+        return False

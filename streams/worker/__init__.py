@@ -1,0 +1,1 @@
+"""The Faust worker: app, topics, tables, thin agents, the batch path, runtime, stats."""

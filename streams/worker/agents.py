@@ -1,0 +1,35 @@
+"""Thin faust agents: micro-batch engagements into the engine; replicate items in a task."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+
+from streams.worker.batch import handle_batch
+from streams.worker.runtime import Runtime
+from streams.worker.topics import Tables, Topics
+
+logger = logging.getLogger(__name__)
+
+
+def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime) -> None:
+    """The engagements agent and the item-replica task of one worker."""
+    size, within = runtime.settings.batch_size, runtime.settings.batch_within_s
+
+    @app.agent(topics.engagements, name="engagements")
+    async def engagements(stream) -> None:
+        async for events in stream.take_events(size, within=within):
+            t0 = time.perf_counter()
+            try:
+                await handle_batch(events, runtime, topics, tables)
+            except BaseException as exc:  # noqa: B036 - any failure here must stop the worker
+                runtime.fail(exc)
+                raise
+            runtime.agent_s += time.perf_counter() - t0
+
+    @app.task
+    async def replicate_items() -> None:
+        if runtime.replicator is not None:
+            await runtime.replicator.run()

@@ -1,0 +1,123 @@
+"""One micro-batch of the engagements agent: sequence (repair gaps, drop redeliveries), validate,
+engine call, send, write tables."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from faust import streams as faust_streams
+
+from streams.kafka.messages import InvalidMessage, dumps, parse_engagement, source_ref
+from streams.worker.offsets import PartitionCursor, Verdict
+from streams.worker.outbox import Outbox
+from streams.worker.runtime import Runtime
+from streams.worker.topics import Tables, Topics
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def acting_as(event) -> Iterator[None]:
+    """Make `event` faust's current event for table reads/writes.
+
+    After stream.take the current event is the batch's last one, and faust reads and
+    writes a table key in the local DB (and changelog partition) of the current event's
+    partition; each user's key must use its own engagement's partition instead.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def offset_key(partition: int) -> bytes:
+    """Key of a partition's next expected offset in the offsets table."""
+    return str(partition).encode()
+
+
+async def _in_sequence(events: list, runtime: Runtime, tables: Tables) -> tuple[list, PartitionCursor]:
+    """The batch with skipped offsets re-read in front of the event that revealed them and
+    redeliveries dropped (streams/worker/offsets.py); and the cursor after it."""
+    first: dict[int, object] = {}
+    for ev in events:
+        first.setdefault(ev.message.partition, ev)
+    expected: dict[int, int | None] = {}
+    for partition, ev in first.items():
+        # the key lives in the partition's own store and changelog: read it as that partition
+        with acting_as(ev):
+            raw = tables.offsets.get(offset_key(partition))
+        expected[partition] = int(raw) if raw is not None else await runtime.baseline(partition)
+    cursor = PartitionCursor.starting_at(expected)
+    ordered = []
+    for ev in events:
+        msg = ev.message
+        decision = cursor.check(msg.partition, msg.offset)
+        if decision.verdict is Verdict.DUPLICATE:
+            logger.info("skipping redelivered engagement %d@%d", msg.partition, msg.offset)
+            runtime.duplicates_skipped += 1
+            continue
+        if decision.verdict is Verdict.REPAIR:
+            ordered += await runtime.repair(msg.partition, decision.missing)
+        cursor.accept(msg.partition, msg.offset)
+        ordered.append(ev)
+    return ordered, cursor
+
+
+async def _validate(events: list, outbox: Outbox) -> list[tuple[object, dict]]:
+    """Parsed (event, engagement) pairs; bad records dead-lettered."""
+    valid = []
+    for ev in events:
+        try:
+            eng = parse_engagement(ev.message.value, ev.message.key, outbox.limits)
+        except InvalidMessage as e:
+            await outbox.dead_letter(ev.message, str(e))
+            continue
+        valid.append((ev, eng))
+    return valid
+
+
+async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: Tables) -> None:
+    """Everything one take() batch needs; one message out per valid engagement."""
+    ordered, cursor = await _in_sequence(events, runtime, tables)
+    outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
+                    counts=runtime.send_counts)
+    await _handle_valid(await _validate(ordered, outbox), runtime, outbox, tables)
+    await outbox.flush()
+    # after the sends and state writes: a crash before this line re-handles, never skips
+    last = {ev.message.partition: ev for ev in ordered}
+    for partition in cursor.moved:
+        with acting_as(last[partition]):
+            tables.offsets[offset_key(partition)] = str(cursor.expected[partition]).encode()
+
+
+async def _handle_valid(valid: list[tuple[object, dict]], runtime: Runtime, outbox: Outbox,
+                        tables: Tables) -> None:
+    """Engine call, sends and user-state writes for the valid engagements of a batch."""
+    if not valid:
+        return
+    known = runtime.engine.items
+    if runtime.replicator and any(e["item_id"] not in known for _, e in valid):
+        # replay sends an item before its first engagement: let the item replica catch up
+        await runtime.replicator.catch_up(runtime.settings.item_wait_s)
+    last = {e["user_id"]: ev for ev, e in valid}
+    states: dict[str, bytes | None] = {}
+    for user, ev in last.items():
+        with acting_as(ev):
+            states[user] = tables.states.get(user.encode())
+    before = dict(states)
+    sources = [source_ref(ev.message.topic, ev.message.partition, ev.message.offset,
+                          ev.message.timestamp) for ev, _ in valid]
+    results = await runtime.process([e for _, e in valid], sources, states)
+    for (ev, eng), res in zip(valid, results, strict=True):
+        if res.recommendation is not None:
+            await outbox.recommend(eng["user_id"].encode(), dumps(res.recommendation), ev.message)
+        elif res.error is not None:
+            await outbox.dead_letter(ev.message, res.error)
+    for user, ev in last.items():
+        if states.get(user) is not None and states[user] is not before[user]:
+            with acting_as(ev):
+                tables.states[user.encode()] = states[user]

@@ -1,0 +1,137 @@
+"""What a worker holds besides faust: the model, the engine over local stores, the item replica.
+
+The engine is plain blocking Python: it runs in a thread (so the event loop keeps heart-
+beating) and one lock serialises it between the item replica and the engagement agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from model.inference import EmbSumInference
+from store import BoundedCache, CacheConfig, ItemStore, rebuild_from_store
+from store.config import IndexConfig
+from streams.engine.engine import Engine
+from streams.engine.state_mapping import BytesStateMapping
+from streams.kafka.gap_fetcher import FetchedEvent, GapFetcher
+from streams.kafka.item_replica import ItemReplicator
+from streams.kafka.messages import InvalidMessage, parse_item, tombstone_id
+from streams.worker.app import aiokafka_security_kwargs
+from streams.worker.config import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+FATAL_EXIT_CODE = 3  # the engagements agent failed (see Runtime.fail)
+
+
+def load_model(settings: WorkerSettings) -> tuple[EmbSumInference, str]:
+    """The checkpoint's model, or pretrained heads with a warning; and a model_version string."""
+    if settings.checkpoint is not None:
+        model = EmbSumInference.from_checkpoint(settings.checkpoint, device=settings.device)
+        version = str(model.metadata.get("version") or settings.checkpoint.name)
+        return model, version
+    logger.warning("no --checkpoint: EmbSum heads are untrained; recommendations are not meaningful")
+    return EmbSumInference.pretrained(device=settings.device), "pretrained-untrained"
+
+
+@dataclass
+class Runtime:
+    """The engine, its lock, the item replica and the engagements gap fetcher of one worker."""
+
+    settings: WorkerSettings
+    engine: Engine
+    replicator: ItemReplicator | None = None
+    fetcher: GapFetcher | None = None  # None (unit tests without a broker): gaps are not repaired
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    bad_items: int = 0
+    agent_s: float = 0.0  # wall time inside the engagements agent's batches (stats file)
+    gaps_repaired: int = 0  # skipped engagement ranges re-read from the broker
+    records_reread: int = 0  # records those re-reads returned
+    duplicates_skipped: int = 0  # redelivered engagements dropped
+    send_counts: Counter = field(default_factory=Counter)  # streams/worker/outbox.py counters
+    exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
+
+    def fail(self, exc: BaseException) -> None:
+        """The engagements agent cannot go on: exit non-zero so nothing is committed past the
+        failed batch and a supervisor sees it (a faust agent crash alone leaves an idle worker)."""
+        if isinstance(exc, asyncio.CancelledError):
+            return  # shutdown, not a failure
+        logger.critical("engagements agent failed, exiting: %r", exc, exc_info=exc)
+        self.exit(FATAL_EXIT_CODE)
+
+    async def repair(self, partition: int, missing: range) -> list[FetchedEvent]:
+        """The records of `missing` (skipped by faust) read from the broker, in offset order."""
+        if self.fetcher is None:
+            logger.error("engagements %d: offsets [%d, %d) skipped and no fetcher to re-read them",
+                         partition, missing.start, missing.stop)
+            return []
+        records = await self.fetcher.fetch(partition, missing.start, missing.stop)
+        self.gaps_repaired += 1
+        self.records_reread += len(records)
+        logger.warning("engagements %d: faust skipped offsets [%d, %d); re-read %d records "
+                       "from the broker", partition, missing.start, missing.stop, len(records))
+        return records
+
+    async def baseline(self, partition: int) -> int | None:
+        """Expected offset of a partition this worker has no record of (see GapFetcher)."""
+        return None if self.fetcher is None else await self.fetcher.baseline(partition)
+
+    async def apply_items(self, partition: int, records: list) -> None:
+        """Upserts (batched) and tombstones in offset order; the stored offsets move with them."""
+        pending: list[dict] = []
+        for rec in records:
+            offsets = {partition: rec.offset + 1}
+            try:
+                if rec.value is None:
+                    await self._flush_items(pending, offsets)
+                    pending = []
+                    await self._run(self.engine.remove_items,
+                                    [tombstone_id(rec.key, self.settings.limits)], offsets)
+                else:
+                    pending.append(parse_item(rec.value, self.settings.limits))
+            except InvalidMessage as e:
+                # every worker reads every item record, so bad ones are logged, not dead-lettered
+                self.bad_items += 1
+                logger.warning("items %d@%d rejected: %s", partition, rec.offset, e)
+        if records:
+            await self._flush_items(pending, {partition: records[-1].offset + 1})
+
+    async def _flush_items(self, items: list[dict], offsets: dict[int, int]) -> None:
+        if items:
+            await self._run(self.engine.upsert_items, items, offsets)
+
+    async def _run(self, fn, *args):
+        async with self.lock:
+            return await asyncio.to_thread(fn, *args)
+
+    async def process(self, events: list[dict], sources: list[dict], states: dict[str, bytes]):
+        """Engine call on prefetched encoded states; `states` holds the new bytes afterwards."""
+        async with self.lock:
+            self.engine.states = BytesStateMapping(states)
+            return await asyncio.to_thread(self.engine.process_engagements, events, sources)
+
+
+def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str) -> Runtime:
+    """Engine over a rocksdict item store + token cache in data_dir; index rebuilt from the store."""
+    from store.faiss_index import FaissIndex
+
+    local = settings.data_dir / "local"
+    local.mkdir(parents=True, exist_ok=True)
+    items = ItemStore.open(local / "items")
+    index = FaissIndex(IndexConfig(dim=model.dim))
+    offsets = rebuild_from_store(index, items)
+    cache = BoundedCache.open(local / "token-cache", CacheConfig(max_bytes=settings.token_cache_bytes))
+    engine = Engine(model, items=items, index=index, states=BytesStateMapping({}), token_cache=cache,
+                    config=settings.engine_config(model.config, version))
+    runtime = Runtime(settings, engine)
+    runtime.replicator = ItemReplicator(settings.kafka, settings.kafka.topic("items"),
+                                        runtime.apply_items, offsets,
+                                        aiokafka_security_kwargs(settings.kafka))
+    runtime.fetcher = GapFetcher(settings.kafka, settings.kafka.topic("engagements"),
+                                 settings.group_id, aiokafka_security_kwargs(settings.kafka))
+    return runtime

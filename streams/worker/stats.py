@@ -1,0 +1,65 @@
+"""A worker's counters as a JSON file, rewritten every few seconds (demo and benchmark read it).
+
+Holds the engine's counters (model_s, store_s, index_s, ...), the time the engagements agent
+spent per batch in total (agent_s: engine + validation + table reads/writes + sends),
+whether the worker has its partitions and finished table recovery (ready), and the offset
+continuity counters: gaps_repaired, records_reread, duplicates_skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from streams.worker.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def worker_ready(app: faust.App) -> bool:
+    """Partitions assigned, not rebalancing, table recovery done."""
+    try:
+        return (bool(app.assignor.assigned_actives()) and not app.rebalancing
+                and app.tables.recovery.completed.is_set())
+    except AttributeError:  # not started yet
+        return False
+
+
+def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
+    """Everything the stats file holds, as one dict."""
+    return {**runtime.engine.stats.as_dict(), "agent_s": runtime.agent_s,
+            "bad_items": runtime.bad_items, "ready": worker_ready(app),
+            # faust rebalance gaps (docs/faust-rebalance-gap.md)
+            "gaps_repaired": runtime.gaps_repaired, "records_reread": runtime.records_reread,
+            "duplicates_skipped": runtime.duplicates_skipped,
+            "pid": os.getpid(), "written_ts": time.time()}
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write then rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def register_stats(app: faust.App, runtime: Runtime, path: Path, every_s: float) -> None:
+    """A faust timer that rewrites `path` every `every_s` seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    @app.timer(interval=every_s)
+    async def write_stats() -> None:
+        write_json_atomic(path, snapshot(app, runtime))
+
+
+def read_stats(path: Path) -> dict[str, Any] | None:
+    """The last stats a worker wrote, or None before the first write."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,53 @@
+"""Topics and tables of the worker (names carry the configured prefix)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import faust
+
+from streams.kafka.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+TOPIC_NAMES = ("items", "engagements", "recommendations", "deadletter")
+
+
+@dataclass
+class Topics:
+    """Raw-bytes topics (we parse and validate ourselves, so bad records can be dead-lettered)."""
+
+    engagements: faust.TopicT
+    recommendations: faust.TopicT
+    deadletter: faust.TopicT
+    items_name: str  # consumed by the per-worker item replica, not by a faust agent
+
+
+@dataclass
+class Tables:
+    """user_id (bytes) -> encoded UserState; engagements partition (ascii) -> next expected offset.
+
+    The offsets table is also what drops redelivered engagements (one user's events all
+    live on one partition, so a per-partition offset covers every user of it).
+    """
+
+    states: faust.Table
+    offsets: faust.Table
+
+
+def declare_topics(app: faust.App, k: KafkaSettings) -> Topics:
+    def raw(name: str) -> faust.TopicT:
+        return app.topic(k.topic(name), key_serializer="raw", value_serializer="raw",
+                         partitions=k.partitions)
+
+    return Topics(raw("engagements"), raw("recommendations"), raw("deadletter"), k.topic("items"))
+
+
+def declare_tables(app: faust.App, k: KafkaSettings) -> Tables:
+    """Changelog-backed rocksdb tables, co-partitioned with engagements (key = user_id)."""
+    def table(name: str) -> faust.Table:
+        return app.Table(name, key_type=bytes, value_type=bytes,  # both raw bytes
+                         partitions=k.partitions)
+
+    return Tables(table("user-state"), table("partition-offset"))
