@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from streams.kafka.settings import add_kafka_arguments, kafka_settings_from_args
+from streams.cli.flags import add_kafka_flags, kafka_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--replication-factor", type=int, default=1,
                    help="for topics this command creates (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_kafka_arguments(p)
-    p.add_argument("--partitions", type=int, help="partitions of created topics (env THREADREC_PARTITIONS)")
+    add_kafka_flags(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from streams.kafka.replay import replay_to_broker
 
-    settings = kafka_settings_from_args(args)
+    settings = kafka_from_args(args)
     source = args.source[0] if len(args.source) == 1 else args.source
     report = replay_to_broker(source, settings, speed=args.speed, rate=args.rate, limit=args.limit,
                               split=args.from_split, keep_extra=args.keep_extra,

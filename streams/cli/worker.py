@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from streams.worker.config import add_worker_arguments, worker_settings_from_args
+from streams.cli.flags import add_flags, add_kafka_flags, given, kafka_from_args
+from streams.worker.config import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -13,7 +14,8 @@ logger = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("worker", help="run a stream worker: engagements in, recommendations out")
     p.add_argument("--loglevel", default="warn", help="faust worker log level (default warn)")
-    add_worker_arguments(p)
+    add_kafka_flags(p)
+    add_flags(p.add_argument_group("worker"), WorkerSettings, skip=("kafka", "limits"))
     p.set_defaults(func=run)
 
 
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.worker.runtime import build_runtime, load_model
     from streams.worker.topics import TOPIC_NAMES, declare_tables, declare_topics
 
-    settings = worker_settings_from_args(args)
+    settings = WorkerSettings(kafka=kafka_from_args(args), **given(args, WorkerSettings))
     ensure_topics(settings.kafka, [settings.kafka.topic(n) for n in TOPIC_NAMES])
     model, version = load_model(settings)
     logger.info("model %s on %s", version, model.device)

@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from store import UserState
-from streams.engine import rounds
 from streams.engine.engine import Engine
 from streams.engine.sessionizer import append_event, session_keys, sessions
 from streams.engine.types import Task, UserWork
@@ -69,10 +68,11 @@ def refresh_users(eng: Engine, events_by_user: Mapping[str, Sequence[Mapping[str
     for k in range(0, len(tasks), batch_users):
         chunk = tasks[k:k + batch_users]
         ws = [t.work for t in chunk]
-        fresh = rounds.encode_changed(eng, chunk, ws)
-        rounds.refresh_summaries(eng, chunk, ws, fresh)
-        rounds.user_codes(eng, chunk, ws)
-    eng.write_back(works)  # the engine's own write-back (embeddings of kept sessions only)
+        fresh = eng.rounds.encode_changed(chunk, ws)
+        eng.rounds.refresh_summaries(chunk, ws, fresh)
+        eng.rounds.user_codes(chunk, ws)
+    for st in eng.finalize(works).values():  # embeddings of kept sessions only, as the engine does
+        eng.states.put(st)
     return len(tasks)
 
 
@@ -82,4 +82,4 @@ def rank_for(eng: Engine, user_id: str, seen: set[str]) -> list[tuple[str, float
     if st is None or not len(st.upe):
         return eng.popularity.top(eng.config.top_k, seen)
     task = Task(0, user_id, [], [], seen, False, None)
-    return rounds.rank(eng, [task], [st.upe.astype("float32")])[0]
+    return eng.rounds.rank([task], [st.upe.astype("float32")])[0]

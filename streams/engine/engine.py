@@ -17,16 +17,16 @@ import numpy as np
 from model.inference import EmbSumInference
 from model.text import item_text
 from store import BoundedCache, ItemRecord, ItemStore, UserState, VectorIndex
-from streams.engine import rounds
 from streams.engine.config import EngineConfig
 from streams.engine.popularity import RecentPopularity
+from streams.engine.rounds import ModelRounds
 from streams.engine.sessionizer import append_event, session_keys, sessions
 from streams.engine.state_mapping import BytesStateMapping, StateMapping
-from streams.engine.types import EngineStats, EventResult, Task, UnknownItemError, UserWork
+from streams.engine.types import BatchOutcome, EngineStats, EventResult, Task, UserWork
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Engine", "EngineConfig", "EventResult", "UnknownItemError"]
+__all__ = ["BatchOutcome", "Engine", "EngineConfig", "EventResult"]
 
 
 class Engine:
@@ -35,12 +35,19 @@ class Engine:
     def __init__(self, model: EmbSumInference, *, items: ItemStore, index: VectorIndex,
                  states: StateMapping, token_cache: BoundedCache,
                  config: EngineConfig | None = None) -> None:
-        self.model, self.items, self.index = model, items, index
-        self.states, self.token_cache = states, token_cache
-        self.config = config or EngineConfig.from_model(model.config)
-        self.popularity = RecentPopularity(self.config.popular_window)
-        self.stats = EngineStats()
+        self.states = states
+        config = config or EngineConfig.from_model(model.config)
+        # the model, stores, index, config and counters have one owner, shared with bulk refresh
+        self.rounds = ModelRounds(model, items, index, token_cache, config, EngineStats())
+        self.popularity = RecentPopularity(config.popular_window)
         self.last_batch = EngineStats()
+
+    model = property(lambda self: self.rounds.model)
+    items = property(lambda self: self.rounds.items)
+    index = property(lambda self: self.rounds.index)
+    token_cache = property(lambda self: self.rounds.token_cache)
+    config = property(lambda self: self.rounds.config)
+    stats = property(lambda self: self.rounds.stats)
 
     @classmethod
     def in_memory(cls, model: EmbSumInference, config: EngineConfig | None = None,
@@ -95,29 +102,44 @@ class Engine:
     def process_engagements(self, events: Sequence[Mapping[str, Any]],
                             sources: Sequence[Mapping[str, Any] | None] | None = None
                             ) -> list[EventResult]:
-        """One EventResult per event, in order; a bad event never stops the batch."""
+        """One EventResult per event, in order, with states read from and written to
+        `self.states` (offline use: tests, replay, benchmarks)."""
+        users = {str(ev["user_id"]) for ev in events}
+        with self.stats.timed("store"):
+            states = {u: self.states.get(u) for u in users}
+        batch = self.process_batch(events, sources, states)
+        with self.stats.timed("store"):
+            for st in batch.changed.values():
+                self.states.put(st)
+        return batch.results
+
+    def process_batch(self, events: Sequence[Mapping[str, Any]],
+                      sources: Sequence[Mapping[str, Any] | None] | None,
+                      states: Mapping[str, UserState | None]) -> BatchOutcome:
+        """Results for `events` given the stored state of each of their users (None: new);
+        the changed states come back in the outcome, nothing is stored here."""
         before = EngineStats(**self.stats.as_dict())
         sources = list(sources) if sources is not None else [None] * len(events)
         results = [EventResult(i) for i in range(len(events))]
         works: dict[str, UserWork] = {}
         queued: dict[str, list[Task]] = {}
         for i, (ev, src) in enumerate(zip(events, sources, strict=True)):
-            task = self._plan(ev, dict(src) if src else None, results[i], works)
+            task = self._plan(ev, dict(src) if src else None, results[i], works, states)
             if task is not None:
                 queued.setdefault(task.user_id, []).append(task)
         for batch in _rounds(queued):
             self._run_round(batch, results)
-        self.write_back(works)
+        changed = self.finalize(works)
         self._count(results, len(events))
         self.last_batch = _diff(self.stats, before)
-        return results
+        return BatchOutcome(results, changed)
 
     def process_one(self, event: Mapping[str, Any],
                     source: Mapping[str, Any] | None = None) -> EventResult:
         return self.process_engagements([event], [source])[0]
 
     def _plan(self, ev: Mapping[str, Any], src: dict | None, res: EventResult,
-              works: dict[str, UserWork]) -> Task | None:
+              works: dict[str, UserWork], stored: Mapping[str, UserState | None]) -> Task | None:
         """Bookkeeping for one event in arrival order; model work is queued as a Task."""
         if ev["kind"] == "impression":
             res.skipped = "impression"  # shown, not engaged: never enters history
@@ -128,7 +150,7 @@ class Engine:
         if not known:
             res.error = f"unknown item: {item_id!r} is not in the catalogue"
             return None
-        work = self._work(works, user_id, ts)
+        work = self._work(works, user_id, ts, stored)
         state, cfg = work.state, self.config
         prev_ts = float(state.last_seen)
         opened = append_event(state, item_id, ts, ev["kind"], gap_s=cfg.session_gap_s,
@@ -150,13 +172,12 @@ class Engine:
         return Task(res.index, user_id, session_keys(state), sessions(state),
                     set(state.item_ids), refresh, src, work)
 
-    def _work(self, works: dict[str, UserWork], user_id: str, ts: float) -> UserWork:
+    def _work(self, works: dict[str, UserWork], user_id: str, ts: float,
+              stored: Mapping[str, UserState | None]) -> UserWork:
         """The user's working state; loaded once per batch, reset when expired (event-time TTL)."""
         work = works.get(user_id)
         if work is None:
-            with self.stats.timed("store"):
-                state = self.states.get(user_id)
-            work = _load(state, user_id)
+            work = _load(stored.get(user_id), user_id)
             works[user_id] = work
         if work.state.item_ids and ts - work.state.last_seen > self.config.ttl_s:
             self.stats.expired += 1
@@ -180,25 +201,26 @@ class Engine:
     def _run_round(self, tasks: list[Task], results: list[EventResult]) -> None:
         """Model work for one event per user, all users batched together."""
         ws = [t.work for t in tasks]
-        fresh = rounds.encode_changed(self, tasks, ws)
-        rounds.refresh_summaries(self, tasks, ws, fresh)
-        codes = rounds.user_codes(self, tasks, ws)
-        for t, w, hits in zip(tasks, ws, rounds.rank(self, tasks, codes), strict=True):
+        fresh = self.rounds.encode_changed(tasks, ws)
+        self.rounds.refresh_summaries(tasks, ws, fresh)
+        codes = self.rounds.user_codes(tasks, ws)
+        for t, w, hits in zip(tasks, ws, self.rounds.rank(tasks, codes), strict=True):
             results[t.index].recommendation = self._message(t.user_id, hits, w.state.summary, t.source)
 
-    def write_back(self, works: dict[str, UserWork]) -> None:
-        """Store each changed user's final state, with embeddings of its current sessions only."""
-        with self.stats.timed("store"):
-            for work in works.values():
-                if not work.dirty:
-                    continue
-                st = work.state
-                keys = [k for k in session_keys(st) if k in work.embeddings]
-                st.session_keys = np.array(keys, np.uint64)
-                st.session_embeddings = (np.stack([work.embeddings[k] for k in keys]) if keys
-                                         else np.zeros((0, self.model.dim), np.float16))
-                st.version += 1
-                self.states.put(st)
+    def finalize(self, works: dict[str, UserWork]) -> dict[str, UserState]:
+        """Each changed user's final state, with embeddings of its current sessions only."""
+        changed = {}
+        for user_id, work in works.items():
+            if not work.dirty:
+                continue
+            st = work.state
+            keys = [k for k in session_keys(st) if k in work.embeddings]
+            st.session_keys = np.array(keys, np.uint64)
+            st.session_embeddings = (np.stack([work.embeddings[k] for k in keys]) if keys
+                                     else np.zeros((0, self.model.dim), np.float16))
+            st.version += 1
+            changed[user_id] = st
+        return changed
 
     def _count(self, results: list[EventResult], n: int) -> None:
         self.stats.batches += 1
@@ -218,14 +240,6 @@ class Engine:
             self.states.delete(user_id)
         self.stats.expired += len(stale)
         return len(stale)
-
-    def recommend(self, user_id: str) -> list[tuple[str, float]]:
-        """Current top-K for a stored user from its saved UPE (no state change)."""
-        st = self.states.get(user_id)
-        if st is None or not len(st.upe):
-            return []
-        task = Task(0, user_id, [], [], set(st.item_ids), False, None)
-        return rounds.rank(self, [task], [st.upe.astype(np.float32)])[0]
 
 
 def _load(state: UserState | None, user_id: str) -> UserWork:

@@ -7,16 +7,15 @@ so a cache hit, a recompute and a value read back from the state store agree bit
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
-from model.inference import SessionEncoding
+from model.inference import EmbSumInference, SessionEncoding
 from model.text import ITEM_SEP
-from streams.engine.types import Task, UserWork
-
-if TYPE_CHECKING:
-    from streams.engine.engine import Engine
+from store import BoundedCache, ItemStore, VectorIndex
+from streams.engine.config import EngineConfig
+from streams.engine.types import EngineStats, Task, UserWork
 
 logger = logging.getLogger(__name__)
 
@@ -29,116 +28,128 @@ def cache_key(key: int) -> str:
     return f"s{key:016x}"
 
 
-def session_texts(eng: Engine, sessions: list[list[str]]) -> list[str]:
-    """Encoder input per session; items removed from the catalogue contribute nothing."""
-    with eng.stats.timed("store"):
+@dataclass
+class ModelRounds:
+    """The model work of one round over the engine's model, stores and index (the engine and
+    bulk refresh share it, so a refreshed state equals the one reached event by event)."""
+
+    model: EmbSumInference
+    items: ItemStore
+    index: VectorIndex
+    token_cache: BoundedCache
+    config: EngineConfig
+    stats: EngineStats
+
+    def session_texts(self, sessions: list[list[str]]) -> list[str]:
+        """Encoder input per session; items removed from the catalogue contribute nothing."""
+        with self.stats.timed("store"):
+            out = []
+            for ids in sessions:
+                records = [self.items.get(i) for i in ids]
+                out.append(ITEM_SEP.join(r.text for r in records if r is not None))
+            return out
+
+
+    def encode_changed(self, tasks: list[Task], works: list[UserWork]) -> dict[int, np.ndarray]:
+        """Encode every session of the round that its user has no embedding for (once per key)."""
+        todo: dict[int, list[str]] = {}
+        for t, w in zip(tasks, works, strict=True):
+            for key, ids in zip(t.keys, t.sessions, strict=True):
+                if key not in w.embeddings:
+                    todo.setdefault(key, ids)
+        if not todo:
+            return {}
+        texts = self.session_texts(list(todo.values()))
+        with self.stats.timed("model"):
+            encoded = self.model.encode_sessions(texts)
+        self.stats.sessions_encoded += len(encoded)
+        fresh = {key: f16(enc.token_states) for key, enc in zip(todo, encoded, strict=True)}
+        embs = {key: f16(enc.embedding) for key, enc in zip(todo, encoded, strict=True)}
+        with self.stats.timed("store"):
+            for key, states in fresh.items():
+                self.token_cache.put(cache_key(key), states)
+        for t, w in zip(tasks, works, strict=True):
+            for key in t.keys:
+                w.embeddings.setdefault(key, embs.get(key))
+        return fresh
+
+
+    def token_states(self, keys_by_task: list[tuple[list[int], list[list[str]]]],
+                     fresh: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Token states for every listed session: this round's, the cache's, else recomputed."""
+        found = dict(fresh)
+        missing: dict[int, list[str]] = {}
+        with self.stats.timed("store"):
+            for keys, sessions in keys_by_task:
+                for key, ids in zip(keys, sessions, strict=True):
+                    if key in found or key in missing:
+                        continue
+                    cached = self.token_cache.get(cache_key(key))
+                    if cached is None:
+                        missing[key] = ids
+                    else:
+                        found[key] = cached
+        if missing:
+            texts = self.session_texts(list(missing.values()))
+            with self.stats.timed("model"):
+                encoded = self.model.encode_sessions(texts)
+            self.stats.sessions_recomputed += len(encoded)
+            for key, enc in zip(missing, encoded, strict=True):
+                found[key] = f16(enc.token_states)
+                self.token_cache.put(cache_key(key), found[key])
+        return found
+
+
+    def refresh_summaries(self, tasks: list[Task], works: list[UserWork],
+                          fresh: dict[int, np.ndarray]) -> None:
+        """Regenerate summary text + global embedding for the tasks whose policy says so."""
+        chosen = [(t, w) for t, w in zip(tasks, works, strict=True) if t.refresh]
+        if not chosen:
+            return
+        states = self.token_states([(t.keys, t.sessions) for t, _ in chosen], fresh)
+        users = [[SessionEncoding(w.embeddings[k].astype(np.float32), states[k].astype(np.float32))
+                  for k in t.keys] for t, w in chosen]
+        with self.stats.timed("model"):
+            summaries = self.model.summarize(users)
+        self.stats.summaries += len(summaries)
+        for (_, w), s in zip(chosen, summaries, strict=True):
+            w.state.global_embedding = f16(s.embedding)
+            w.state.summary = s.text
+
+
+    def user_codes(self, tasks: list[Task], works: list[UserWork]) -> list[np.ndarray]:
+        """UPE (m, d) per task from its sessions' embeddings and the user's global embedding."""
+        sess = [np.stack([w.embeddings[k] for k in t.keys]).astype(np.float32)
+                for t, w in zip(tasks, works, strict=True)]
+        glob = np.stack([w.state.global_embedding.astype(np.float32) for w in works])
+        with self.stats.timed("model"):
+            codes = self.model.user_codes(sess, glob)
         out = []
-        for ids in sessions:
-            records = [eng.items.get(i) for i in ids]
-            out.append(ITEM_SEP.join(r.text for r in records if r is not None))
+        for w, c in zip(works, codes, strict=True):
+            w.state.upe = f16(c)
+            out.append(w.state.upe.astype(np.float32))
         return out
 
 
-def encode_changed(eng: Engine, tasks: list[Task], works: list[UserWork]) -> dict[int, np.ndarray]:
-    """Encode every session of the round that its user has no embedding for (once per key)."""
-    todo: dict[int, list[str]] = {}
-    for t, w in zip(tasks, works, strict=True):
-        for key, ids in zip(t.keys, t.sessions, strict=True):
-            if key not in w.embeddings:
-                todo.setdefault(key, ids)
-    if not todo:
-        return {}
-    texts = session_texts(eng, list(todo.values()))
-    with eng.stats.timed("model"):
-        encoded = eng.model.encode_sessions(texts)
-    eng.stats.sessions_encoded += len(encoded)
-    fresh = {key: f16(enc.token_states) for key, enc in zip(todo, encoded, strict=True)}
-    embs = {key: f16(enc.embedding) for key, enc in zip(todo, encoded, strict=True)}
-    with eng.stats.timed("store"):
-        for key, states in fresh.items():
-            eng.token_cache.put(cache_key(key), states)
-    for t, w in zip(tasks, works, strict=True):
-        for key in t.keys:
-            w.embeddings.setdefault(key, embs.get(key))
-    return fresh
-
-
-def token_states(eng: Engine, keys_by_task: list[tuple[list[int], list[list[str]]]],
-                 fresh: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    """Token states for every listed session: this round's, the cache's, else recomputed."""
-    found = dict(fresh)
-    missing: dict[int, list[str]] = {}
-    with eng.stats.timed("store"):
-        for keys, sessions in keys_by_task:
-            for key, ids in zip(keys, sessions, strict=True):
-                if key in found or key in missing:
-                    continue
-                cached = eng.token_cache.get(cache_key(key))
-                if cached is None:
-                    missing[key] = ids
-                else:
-                    found[key] = cached
-    if missing:
-        texts = session_texts(eng, list(missing.values()))
-        with eng.stats.timed("model"):
-            encoded = eng.model.encode_sessions(texts)
-        eng.stats.sessions_recomputed += len(encoded)
-        for key, enc in zip(missing, encoded, strict=True):
-            found[key] = f16(enc.token_states)
-            eng.token_cache.put(cache_key(key), found[key])
-    return found
-
-
-def refresh_summaries(eng: Engine, tasks: list[Task], works: list[UserWork],
-                      fresh: dict[int, np.ndarray]) -> None:
-    """Regenerate summary text + global embedding for the tasks whose policy says so."""
-    chosen = [(t, w) for t, w in zip(tasks, works, strict=True) if t.refresh]
-    if not chosen:
-        return
-    states = token_states(eng, [(t.keys, t.sessions) for t, _ in chosen], fresh)
-    users = [[SessionEncoding(w.embeddings[k].astype(np.float32), states[k].astype(np.float32))
-              for k in t.keys] for t, w in chosen]
-    with eng.stats.timed("model"):
-        summaries = eng.model.summarize(users)
-    eng.stats.summaries += len(summaries)
-    for (_, w), s in zip(chosen, summaries, strict=True):
-        w.state.global_embedding = f16(s.embedding)
-        w.state.summary = s.text
-
-
-def user_codes(eng: Engine, tasks: list[Task], works: list[UserWork]) -> list[np.ndarray]:
-    """UPE (m, d) per task from its sessions' embeddings and the user's global embedding."""
-    sess = [np.stack([w.embeddings[k] for k in t.keys]).astype(np.float32)
-            for t, w in zip(tasks, works, strict=True)]
-    glob = np.stack([w.state.global_embedding.astype(np.float32) for w in works])
-    with eng.stats.timed("model"):
-        codes = eng.model.user_codes(sess, glob)
-    out = []
-    for w, c in zip(works, codes, strict=True):
-        w.state.upe = f16(c)
-        out.append(w.state.upe.astype(np.float32))
-    return out
-
-
-def rank(eng: Engine, tasks: list[Task], codes: list[np.ndarray]) -> list[list[tuple[str, float]]]:
-    """Retrieve with the interest vectors, drop seen items, rerank with the exact score."""
-    queries = [eng.model.interest_vectors(c[None])[0] for c in codes]
-    with eng.stats.timed("index"):
-        hits = eng.index.search_many(queries, eng.config.candidates, [t.seen for t in tasks])
-    cands = [[i for i, _ in h] for h in hits]
-    width = max((len(c) for c in cands), default=0)
-    if width == 0:
-        return [[] for _ in tasks]
-    cpe = np.zeros((len(tasks), width, eng.model.config.n, eng.model.dim), np.float32)
-    with eng.stats.timed("store"):
+    def rank(self, tasks: list[Task], codes: list[np.ndarray]) -> list[list[tuple[str, float]]]:
+        """Retrieve with the interest vectors, drop seen items, rerank with the exact score."""
+        queries = [self.model.interest_vectors(c[None])[0] for c in codes]
+        with self.stats.timed("index"):
+            hits = self.index.search_many(queries, self.config.candidates, [t.seen for t in tasks])
+        cands = [[i for i, _ in h] for h in hits]
+        width = max((len(c) for c in cands), default=0)
+        if width == 0:
+            return [[] for _ in tasks]
+        cpe = np.zeros((len(tasks), width, self.model.config.n, self.model.dim), np.float32)
+        with self.stats.timed("store"):
+            for u, ids in enumerate(cands):
+                for j, item_id in enumerate(ids):
+                    cpe[u, j] = self.items.get(item_id).cpe.astype(np.float32)
+        with self.stats.timed("model"):
+            scores = self.model.score(np.stack(codes), cpe)  # (U, width); padding columns ignored
+        out = []
         for u, ids in enumerate(cands):
-            for j, item_id in enumerate(ids):
-                cpe[u, j] = eng.items.get(item_id).cpe.astype(np.float32)
-    with eng.stats.timed("model"):
-        scores = eng.model.score(np.stack(codes), cpe)  # (U, width); padding columns ignored
-    out = []
-    for u, ids in enumerate(cands):
-        s = scores[u, : len(ids)]
-        order = np.argsort(-s, kind="stable")[: eng.config.top_k]
-        out.append([(ids[j], float(s[j])) for j in order])
-    return out
+            s = scores[u, : len(ids)]
+            order = np.argsort(-s, kind="stable")[: self.config.top_k]
+            out.append([(ids[j], float(s[j])) for j in order])
+        return out

@@ -13,10 +13,6 @@ import numpy as np
 from store import UserState
 
 
-class UnknownItemError(LookupError):
-    """An engagement names an item that is not in the catalogue (dead-letter it)."""
-
-
 @dataclass
 class EventResult:
     """What one input engagement produced: a recommendation, an error, or a skip reason."""
@@ -25,6 +21,14 @@ class EventResult:
     recommendation: dict[str, Any] | None = None
     error: str | None = None  # reason for the dead-letter topic
     skipped: str | None = None  # e.g. "impression": valid, but nothing to recommend
+
+
+@dataclass
+class BatchOutcome:
+    """What one engine batch gives back: a result per event and every state it changed."""
+
+    results: list[EventResult]
+    changed: dict[str, UserState]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import ssl
 from typing import Literal
 
 from pydantic import Field
@@ -16,18 +16,18 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="THREADREC_", extra="ignore")
 
-    bootstrap: str = "127.0.0.1:9092"
-    broker_kind: Literal["kafka", "tansu"] = "kafka"
-    topic_prefix: str = ""
-    partitions: int = Field(4, ge=1)
-    # TLS / SASL pass through to every client (kafka-python, aiokafka/faust).
+    bootstrap: str = "127.0.0.1:9092"  # broker address HOST:PORT[,HOST:PORT]
+    broker_kind: Literal["kafka", "tansu"] = "kafka"  # client quirks to apply (tansu: bundled)
+    topic_prefix: str = ""  # prefix of every topic name
+    partitions: int = Field(4, ge=1)  # partitions of topics this process creates
+    # TLS / SASL pass through to every client (kafka-python, aiokafka/faust)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
-    sasl_username: str | None = None
-    sasl_password: str | None = None
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
+    sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    sasl_username: str | None = None  # SASL user
+    sasl_password: str | None = None  # SASL password (prefer THREADREC_SASL_PASSWORD)
+    ssl_cafile: str | None = None  # CA bundle (PEM) that signs the broker's certificate
+    ssl_certfile: str | None = None  # client certificate (PEM) for mutual TLS
+    ssl_keyfile: str | None = None  # client key (PEM) for mutual TLS
 
     def topic(self, name: str) -> str:
         """Full topic name: prefix + one of items, engagements, recommendations, deadletter."""
@@ -36,6 +36,23 @@ class KafkaSettings(BaseSettings):
     @property
     def client(self) -> ClientSettings:
         return settings_for(self.broker_kind)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client TLS context from the CA/cert/key files, or None for plaintext protocols."""
+        if not self.security_protocol.endswith("SSL"):
+            return None
+        ctx = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return ctx
+
+    def aiokafka_security_kwargs(self) -> dict:
+        """Security kwargs for plain aiokafka clients (item replica, gap fetcher)."""
+        kw: dict = {"security_protocol": self.security_protocol, "ssl_context": self.ssl_context()}
+        if self.sasl_mechanism:
+            kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                      sasl_plain_password=self.sasl_password)
+        return kw
 
     def kafka_python_kwargs(self) -> dict:
         """Connection + security kwargs for kafka-python clients."""
@@ -51,25 +68,3 @@ class KafkaSettings(BaseSettings):
     def producer_kwargs(self) -> dict:
         """kafka-python KafkaProducer kwargs, broker quirks included."""
         return {**self.kafka_python_kwargs(), **self.client.kafka_python_producer_kwargs()}
-
-
-def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
-    """CLI flags that override the THREADREC_* environment."""
-    g = parser.add_argument_group("kafka")
-    g.add_argument("--bootstrap", help="broker address HOST:PORT (env THREADREC_BOOTSTRAP)")
-    g.add_argument("--broker-kind", choices=["kafka", "tansu"], help="client quirks to apply")
-    g.add_argument("--topic-prefix", help="prefix for all topic names")
-    g.add_argument("--security-protocol", choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
-    g.add_argument("--sasl-mechanism")
-    g.add_argument("--sasl-username")
-    g.add_argument("--sasl-password")
-    g.add_argument("--ssl-cafile")
-    g.add_argument("--ssl-certfile")
-    g.add_argument("--ssl-keyfile")
-
-
-def kafka_settings_from_args(args: argparse.Namespace) -> KafkaSettings:
-    """KafkaSettings from env, with CLI flags that were given taking precedence."""
-    fields = KafkaSettings.model_fields
-    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    return KafkaSettings(**given)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 
 import faust
 
@@ -13,32 +12,13 @@ from streams.worker.config import WorkerSettings
 logger = logging.getLogger(__name__)
 
 
-def ssl_context(k: KafkaSettings) -> ssl.SSLContext | None:
-    """A client TLS context from the CA/cert/key files, or None for plaintext protocols."""
-    if not k.security_protocol.endswith("SSL"):
-        return None
-    ctx = ssl.create_default_context(cafile=k.ssl_cafile)
-    if k.ssl_certfile:
-        ctx.load_cert_chain(k.ssl_certfile, k.ssl_keyfile)
-    return ctx
-
-
 def broker_credentials(k: KafkaSettings):
     """faust credentials for SASL and/or TLS (None: plaintext)."""
-    ctx = ssl_context(k)
+    ctx = k.ssl_context()
     if k.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(username=k.sasl_username, password=k.sasl_password,
                                      mechanism=k.sasl_mechanism or "PLAIN", ssl_context=ctx)
     return faust.SSLCredentials(ctx) if ctx is not None else None
-
-
-def aiokafka_security_kwargs(k: KafkaSettings) -> dict:
-    """The same security for plain aiokafka clients (the item replica consumer)."""
-    kw: dict = {"security_protocol": k.security_protocol, "ssl_context": ssl_context(k)}
-    if k.sasl_mechanism:
-        kw.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
-                  sasl_plain_password=k.sasl_password)
-    return kw
 
 
 def create_app(settings: WorkerSettings) -> faust.App:

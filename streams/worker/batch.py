@@ -81,12 +81,22 @@ async def _validate(events: list, outbox: Outbox) -> list[tuple[object, dict]]:
 
 
 async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: Tables) -> None:
-    """Everything one take() batch needs; one message out per valid engagement."""
+    """One take() batch, in a straight line: sequence, validate, engine, send, write states,
+    record offsets; one message out per engagement (a recommendation or a dead letter)."""
     ordered, cursor = await _in_sequence(events, runtime, tables)
     outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
                     counts=runtime.send_counts)
-    await _handle_valid(await _validate(ordered, outbox), runtime, outbox, tables)
+    valid = await _validate(ordered, outbox)
+    changed: dict[str, bytes] = {}
+    if valid:
+        await _items_caught_up(valid, runtime)
+        sources = [source_ref(ev.message.topic, ev.message.partition, ev.message.offset,
+                              ev.message.timestamp) for ev, _ in valid]
+        results, changed = await runtime.process([e for _, e in valid], sources,
+                                                 _read_states(valid, tables))
+        await _send_results(valid, results, outbox)
     await outbox.flush()
+    _write_states(valid, changed, tables)
     # after the sends and state writes: a crash before this line re-handles, never skips
     last = {ev.message.partition: ev for ev in ordered}
     for partition in cursor.moved:
@@ -94,30 +104,38 @@ async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: T
             tables.offsets[offset_key(partition)] = str(cursor.expected[partition]).encode()
 
 
-async def _handle_valid(valid: list[tuple[object, dict]], runtime: Runtime, outbox: Outbox,
-                        tables: Tables) -> None:
-    """Engine call, sends and user-state writes for the valid engagements of a batch."""
-    if not valid:
-        return
+async def _items_caught_up(valid: list[tuple[object, dict]], runtime: Runtime) -> None:
+    """Replay sends an item before its first engagement: let the item replica catch up."""
     known = runtime.engine.items
     if runtime.replicator and any(e["item_id"] not in known for _, e in valid):
-        # replay sends an item before its first engagement: let the item replica catch up
         await runtime.replicator.catch_up(runtime.settings.item_wait_s)
-    last = {e["user_id"]: ev for ev, e in valid}
-    states: dict[str, bytes | None] = {}
-    for user, ev in last.items():
+
+
+def _last_event_per_user(valid: list[tuple[object, dict]]) -> dict[str, object]:
+    return {e["user_id"]: ev for ev, e in valid}
+
+
+def _read_states(valid: list[tuple[object, dict]], tables: Tables) -> dict[str, bytes | None]:
+    """Each user's stored state, read as its own engagement's partition."""
+    states = {}
+    for user, ev in _last_event_per_user(valid).items():
         with acting_as(ev):
             states[user] = tables.states.get(user.encode())
-    before = dict(states)
-    sources = [source_ref(ev.message.topic, ev.message.partition, ev.message.offset,
-                          ev.message.timestamp) for ev, _ in valid]
-    results = await runtime.process([e for _, e in valid], sources, states)
+    return states
+
+
+async def _send_results(valid: list[tuple[object, dict]], results: list, outbox: Outbox) -> None:
     for (ev, eng), res in zip(valid, results, strict=True):
         if res.recommendation is not None:
             await outbox.recommend(eng["user_id"].encode(), dumps(res.recommendation), ev.message)
         elif res.error is not None:
             await outbox.dead_letter(ev.message, res.error)
-    for user, ev in last.items():
-        if states.get(user) is not None and states[user] is not before[user]:
-            with acting_as(ev):
-                tables.states[user.encode()] = states[user]
+
+
+def _write_states(valid: list[tuple[object, dict]], changed: dict[str, bytes],
+                  tables: Tables) -> None:
+    """The engine's changed states into the table (and so its changelog partition)."""
+    last = _last_event_per_user(valid)
+    for user, raw in changed.items():
+        with acting_as(last[user]):
+            tables.states[user.encode()] = raw

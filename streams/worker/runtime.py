@@ -14,14 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from model.inference import EmbSumInference
-from store import BoundedCache, CacheConfig, ItemStore, rebuild_from_store
+from store import (
+    BoundedCache,
+    CacheConfig,
+    ItemStore,
+    decode_user_state,
+    encode_user_state,
+    rebuild_from_store,
+)
 from store.config import IndexConfig
 from streams.engine.engine import Engine
 from streams.engine.state_mapping import BytesStateMapping
+from streams.engine.types import EventResult
 from streams.kafka.gap_fetcher import FetchedEvent, GapFetcher
 from streams.kafka.item_replica import ItemReplicator
 from streams.kafka.messages import InvalidMessage, parse_item, tombstone_id
-from streams.worker.app import aiokafka_security_kwargs
 from streams.worker.config import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -109,11 +116,17 @@ class Runtime:
         async with self.lock:
             return await asyncio.to_thread(fn, *args)
 
-    async def process(self, events: list[dict], sources: list[dict], states: dict[str, bytes]):
-        """Engine call on prefetched encoded states; `states` holds the new bytes afterwards."""
+    async def process(self, events: list[dict], sources: list[dict],
+                      states: dict[str, bytes | None]) -> tuple[list[EventResult], dict[str, bytes]]:
+        """Engine call on the users' encoded states: results, and the changed states encoded."""
         async with self.lock:
-            self.engine.states = BytesStateMapping(states)
-            return await asyncio.to_thread(self.engine.process_engagements, events, sources)
+            return await asyncio.to_thread(self._process, events, sources, states)
+
+    def _process(self, events: list[dict], sources: list[dict],
+                 raw: dict[str, bytes | None]) -> tuple[list[EventResult], dict[str, bytes]]:
+        states = {u: None if b is None else decode_user_state(bytes(b)) for u, b in raw.items()}
+        out = self.engine.process_batch(events, sources, states)
+        return out.results, {u: encode_user_state(st) for u, st in out.changed.items()}
 
 
 def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str) -> Runtime:
@@ -131,7 +144,7 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
     runtime = Runtime(settings, engine)
     runtime.replicator = ItemReplicator(settings.kafka, settings.kafka.topic("items"),
                                         runtime.apply_items, offsets,
-                                        aiokafka_security_kwargs(settings.kafka))
+                                        settings.kafka.aiokafka_security_kwargs())
     runtime.fetcher = GapFetcher(settings.kafka, settings.kafka.topic("engagements"),
-                                 settings.group_id, aiokafka_security_kwargs(settings.kafka))
+                                 settings.group_id, settings.kafka.aiokafka_security_kwargs())
     return runtime

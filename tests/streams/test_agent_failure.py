@@ -39,3 +39,26 @@ def test_shutdown_cancellation_is_not_a_failure(tmp_path):
     runtime = Runtime(WorkerSettings(data_dir=tmp_path), engine=None, exit=codes.append)
     runtime.fail(asyncio.CancelledError())
     assert codes == []
+
+
+def test_faust_private_current_event_is_still_what_table_keys_follow():
+    """streams/worker/batch.py acting_as sets faust's private `_current_event` (no public API
+    picks the partition a table write goes to after stream.take); fail if faust changes it."""
+    import contextvars
+    import weakref
+
+    from faust import streams as faust_streams
+    from faust.streams import current_event
+
+    from streams.worker.batch import acting_as
+
+    assert isinstance(faust_streams._current_event, contextvars.ContextVar)
+
+    class Ev:
+        pass
+
+    ev = Ev()
+    with acting_as(ev):
+        assert current_event() is ev
+    assert current_event() is not ev
+    assert weakref.ref(ev)() is ev

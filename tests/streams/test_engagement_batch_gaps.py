@@ -7,7 +7,7 @@ import asyncio
 import json
 from types import SimpleNamespace
 
-from streams.engine.types import EventResult
+from streams.engine.types import BatchOutcome, EventResult
 from streams.kafka.gap_fetcher import FetchedEvent, FetchedMessage
 from streams.worker.batch import handle_batch, offset_key
 from streams.worker.config import WorkerSettings
@@ -33,15 +33,14 @@ class _Event:
 
 class _Engine:
     items = {"i1": {}}
-    states = None
 
     def __init__(self) -> None:
         self.seen: list[tuple[int, int]] = []
 
-    def process_engagements(self, events, sources):
+    def process_batch(self, events, sources, states):
         self.seen += [(s["partition"], s["offset"]) for s in sources]
-        return [EventResult(i, recommendation={"user_id": e["user_id"], "source": s})
-                for i, (e, s) in enumerate(zip(events, sources, strict=True))]
+        return BatchOutcome([EventResult(i, recommendation={"user_id": e["user_id"], "source": s})
+                             for i, (e, s) in enumerate(zip(events, sources, strict=True))], {})
 
 
 class _Fetcher:

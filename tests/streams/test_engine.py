@@ -48,7 +48,7 @@ def test_incremental_equals_full_recompute_even_after_cache_loss(engine_factory,
         np.testing.assert_allclose(upe, _full_recompute(eng, history), atol=2e-3, rtol=1e-3)
     # a worker that lost its token cache recomputes from history text and agrees
     cold = engine_factory()
-    cold.token_cache = BoundedCache.in_memory(CacheConfig(max_bytes=1))
+    cold.rounds.token_cache = BoundedCache.in_memory(CacheConfig(max_bytes=1))
     for e in events:
         cold.process_one(e)
     assert cold.stats.sessions_recomputed > 0

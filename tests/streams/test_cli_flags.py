@@ -1,0 +1,74 @@
+"""CLI flags come from the config classes: names, types, choices, help and defaults said once."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.cli.flags import add_flags, given
+from streams.cli.main import build_parser
+from streams.worker.config import WorkerSettings
+
+
+@dataclass
+class Opts:
+    steps: int = 1000  # optimiser steps
+    # the tokens kept per session
+    max_tokens: int | None = None
+    mode: Literal["a", "b"] = "a"  # which mode
+    out: Path = Path("x")
+    live: bool = True
+    table: dict | None = None  # not settable from a CLI
+
+
+class Env(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLAGTEST_")
+    rate: float = Field(2.5, gt=0)  # events per second
+
+
+def _parser(cls) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser()
+    add_flags(p, cls)
+    return p
+
+
+def test_flags_follow_the_fields_and_their_comments():
+    p = _parser(Opts)
+    helps = {a.dest: a.help for a in p._actions}
+    assert helps["steps"] == "optimiser steps (default: 1000)"
+    assert helps["max_tokens"] == "the tokens kept per session"
+    assert "table" not in helps
+    args = p.parse_args(["--steps", "5", "--mode", "b", "--out", "y", "--no-live"])
+    assert given(args, Opts) == {"steps": 5, "mode": "b", "out": Path("y"), "live": False}
+    assert given(p.parse_args([]), Opts) == {}  # nothing given: the class decides
+
+
+def test_a_bad_choice_or_type_is_refused():
+    p = _parser(Opts)
+    for bad in (["--mode", "c"], ["--steps", "many"]):
+        try:
+            p.parse_args(bad)
+        except SystemExit as e:
+            assert e.code == 2
+        else:
+            raise AssertionError(bad)
+
+
+def test_environment_applies_when_no_flag_is_given(monkeypatch):
+    monkeypatch.setenv("FLAGTEST_RATE", "7")
+    p = _parser(Env)
+    assert Env(**given(p.parse_args([]), Env)).rate == 7
+    assert Env(**given(p.parse_args(["--rate", "3"]), Env)).rate == 3
+
+
+def test_every_worker_setting_has_a_flag():
+    sub = build_parser()._subparsers._group_actions[0].choices["worker"]
+    dests = {a.dest for a in sub._actions}
+    assert set(WorkerSettings.model_fields) - {"kafka", "limits"} <= dests
+    args = sub.parse_args(["--batch-size", "7", "--bootstrap", "h:1", "--data-dir", "d"])
+    assert (args.batch_size, args.bootstrap, args.data_dir) == (7, "h:1", Path("d"))

@@ -1,0 +1,33 @@
+"""Engine.process_batch: states in, changed states out, nothing stored by the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def test_process_batch_returns_changed_states_and_stores_nothing(engine_factory, events):
+    eng, ref = engine_factory(), engine_factory()
+    first, rest = events[:20], events[20:]
+    out = eng.process_batch(first, None, {})
+    ref.process_engagements(first)
+    users = {e["user_id"] for e in first}
+    assert set(out.changed) == users and len(out.results) == len(first)
+    assert all(eng.states.get(u) is None for u in users)
+    for u, st in out.changed.items():
+        np.testing.assert_array_equal(st.upe, ref.states.get(u).upe)
+    # the next batch starts from what the previous one returned, as the worker's table does
+    later = {e["user_id"] for e in rest}
+    out2 = eng.process_batch(rest, None, {u: out.changed.get(u) for u in later})
+    ref.process_engagements(rest)
+    for u, st in out2.changed.items():
+        want = ref.states.get(u)
+        assert st.version == want.version and list(st.item_ids) == list(want.item_ids)
+        np.testing.assert_array_equal(st.upe, want.upe)
+
+
+def test_impressions_and_unknown_items_change_no_state(engine_factory, events):
+    eng = engine_factory()
+    e = events[0]
+    out = eng.process_batch([{**e, "kind": "impression"}, {**e, "item_id": "nope"}], None, {})
+    assert out.changed == {}
+    assert out.results[0].skipped == "impression" and out.results[1].error.startswith("unknown item")

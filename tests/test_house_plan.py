@@ -1,0 +1,115 @@
+"""The house plan, checked from the source with `ast`: layers inside streams/ point one way,
+no import cycles in model/, store/, streams/, a small streams/ root, short functions."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("model", "store", "streams")
+KAFKA = {"faust", "kafka", "aiokafka", "mode"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module named by an import anywhere in the file (function-local ones too)."""
+    name, out = _module_name(path), set()
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            out |= {base} | {f"{base}.{a.name}" for a in node.names}
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    return {m: {t for t in _imports(p) if t in files and t != m} for m, p in files.items()}
+
+
+GRAPH = _graph()
+RAW = {_module_name(p): _imports(p) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+
+
+def _in(pkg: str) -> dict[str, set[str]]:
+    return {m: ts for m, ts in RAW.items() if m == pkg or m.startswith(pkg + ".")}
+
+
+def test_no_import_cycles():
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(GRAPH[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(GRAPH):
+        if node not in state:
+            visit(node, [])
+    assert cycles == []
+
+
+def test_the_engine_imports_no_kafka_client_and_no_other_streams_layer():
+    for mod, targets in _in("streams.engine").items():
+        roots = {t.split(".")[0] for t in targets}
+        assert not roots & KAFKA, mod
+        assert not {t for t in targets if t.startswith("streams.")
+                    and not t.startswith(("streams.engine", "streams.errors"))}, mod
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), [
+    ("streams.kafka", ("streams.engine", "streams.worker", "streams.demo", "streams.cli")),
+    ("streams.worker", ("streams.demo", "streams.cli")),
+    ("streams.demo", ("streams.cli",)),
+    ("streams.data", ("streams.engine", "streams.worker", "streams.demo", "streams.cli")),
+])
+def test_layers_point_one_way(layer, forbidden):
+    for mod, targets in _in(layer).items():
+        assert not {t for t in targets if t.startswith(forbidden)}, mod
+
+
+def test_nothing_imports_the_cli():
+    outside = {m: ts for m, ts in RAW.items() if not m.startswith("streams.cli")}
+    assert not {m for m, ts in outside.items() if any(t.startswith("streams.cli") for t in ts)}
+
+
+def test_model_and_store_stay_apart():
+    for mod, targets in _in("model").items():
+        assert not {t.split(".")[0] for t in targets} & {"store", "streams", *KAFKA}, mod
+    for mod, targets in _in("store").items():
+        assert not {t.split(".")[0] for t in targets} & {"model", "streams", *KAFKA}, mod
+
+
+def test_streams_root_holds_at_most_five_modules():
+    flat = [p.name for p in (ROOT / "streams").glob("*.py") if p.name != "__init__.py"]
+    assert len(flat) <= 5, flat
+
+
+def test_no_function_over_50_lines():
+    long = []
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > 50:
+                        long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n})")
+    assert long == []
