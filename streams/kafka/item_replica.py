@@ -32,6 +32,8 @@ class ItemReplicator:
         self._security = security or {}
         self._consumer: AIOKafkaConsumer | None = None
         self._ready = asyncio.Event()
+        self.start_ends: dict[int, int] = {}  # end offsets seen at start: the catch-up target
+        self.caught_up = asyncio.Event()  # set once every record there at start is applied
 
     async def start(self) -> None:
         c = AIOKafkaConsumer(bootstrap_servers=self.k.bootstrap, group_id=None,
@@ -52,9 +54,21 @@ class ItemReplicator:
                 c.seek(tp, self.positions[tp.partition])
             else:
                 await c.seek_to_beginning(tp)
+        self.start_ends = {tp.partition: end for tp, end in (await c.end_offsets(tps)).items()}
         self._consumer = c
         self._ready.set()
-        logger.info("item replica on %s, %d partitions, from %s", self.topic, len(tps), self.positions)
+        logger.info("item replica on %s, %d partitions, from %s to %s", self.topic, len(tps),
+                    self.positions, self.start_ends)
+        self._check_caught_up()
+
+    def behind(self) -> int:
+        """Records between the applied positions and the end offsets seen at start."""
+        return sum(max(0, end - self.positions.get(p, 0)) for p, end in self.start_ends.items())
+
+    def _check_caught_up(self) -> None:
+        if not self.caught_up.is_set() and self._ready.is_set() and self.behind() == 0:
+            logger.info("item replica caught up with %s", self.start_ends)
+            self.caught_up.set()
 
     async def run(self) -> None:
         """Start, then apply batches until cancelled."""
@@ -66,6 +80,7 @@ class ItemReplicator:
                 for tp, records in batches.items():
                     await self.apply(tp.partition, records)
                     self.positions[tp.partition] = records[-1].offset + 1
+                self._check_caught_up()
         finally:
             await self._consumer.stop()
 

@@ -23,6 +23,7 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
         async for events in stream.take_events(size, within=within):
             t0 = time.perf_counter()
             try:
+                await runtime.wait_for_replicas()  # at once after the first time
                 await handle_batch(events, runtime, topics, tables)
             except BaseException as exc:  # noqa: B036 - any failure here must stop the worker
                 runtime.fail(exc)

@@ -105,10 +105,16 @@ async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: T
 
 
 async def _items_caught_up(valid: list[tuple[object, dict]], runtime: Runtime) -> None:
-    """Replay sends an item before its first engagement: let the item replica catch up."""
-    known = runtime.engine.items
-    if runtime.replicator and any(e["item_id"] not in known for _, e in valid):
-        await runtime.replicator.catch_up(runtime.settings.item_wait_s)
+    """An unknown item may be on its way (replay sends an item just before its first
+    engagement): wait until the replica holds everything in the topic now, however long it
+    takes, so only an item that is really unknown is dead-lettered."""
+    known, rep = runtime.engine.items, runtime.replicator
+    if rep is None or all(e["item_id"] in known for _, e in valid):
+        return
+    while not await rep.catch_up(runtime.settings.item_wait_s):
+        runtime.replica_stalls += 1
+        logger.warning("item replica not current after %.0fs (%d records behind the start "
+                       "ends); engagements wait", runtime.settings.item_wait_s, rep.behind())
 
 
 def _last_event_per_user(valid: list[tuple[object, dict]]) -> dict[str, object]:

@@ -36,7 +36,8 @@ class WorkerSettings(BaseSettings):
     ttl_s: float = Field(30 * 86_400.0, gt=0)  # event-time inactivity that drops a user's state
     data_dir: Path = Path("threadrec-data")  # faust tables, item store, token cache
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)  # bound of the local token-state cache
-    item_wait_s: float = Field(5.0, ge=0)  # how long an unknown item may wait for the items topic
+    item_wait_s: float = Field(5.0, ge=0)  # one wait of an unknown item for the items replica
+    replica_wait_s: float = Field(900.0, gt=0)  # longest start-up wait for the items replica
     web_port: int | None = None  # faust web server port (none: off)
     stats_file: Path | None = None  # rewrite this JSON file with the worker's counters
     stats_every_s: float = Field(1.0, gt=0)  # how often the stats file is rewritten (s)

@@ -7,8 +7,10 @@ beating) and one lock serialises it between the item replica and the engagement 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from store.config import IndexConfig
 from streams.engine.engine import Engine
 from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
+from streams.errors import ThreadrecError
 from streams.kafka.gap_fetcher import FetchedEvent, GapFetcher
 from streams.kafka.item_replica import ItemReplicator
 from streams.kafka.messages import InvalidMessage, parse_item, tombstone_id
@@ -34,6 +37,10 @@ from streams.worker.config import WorkerSettings
 logger = logging.getLogger(__name__)
 
 FATAL_EXIT_CODE = 3  # the engagements agent failed (see Runtime.fail)
+
+
+class ReplicaLagError(ThreadrecError):
+    """The item replica did not catch up within replica_wait_s."""
 
 
 def load_model(settings: WorkerSettings) -> tuple[EmbSumInference, str]:
@@ -60,8 +67,34 @@ class Runtime:
     gaps_repaired: int = 0  # skipped engagement ranges re-read from the broker
     records_reread: int = 0  # records those re-reads returned
     duplicates_skipped: int = 0  # redelivered engagements dropped
+    replica_wait_s: float | None = None  # how long serving waited for the item replica
+    replica_stalls: int = 0  # item_wait_s waits that ended with the replica still behind
     send_counts: Counter = field(default_factory=Counter)  # streams/worker/outbox.py counters
     exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
+
+    def replicas_current(self) -> bool:
+        """The item replica holds what the topic held at start (always, without a replica)."""
+        return self.replicator is None or self.replicator.caught_up.is_set()
+
+    async def wait_for_replicas(self) -> None:
+        """Serve nothing before the item replica holds what the topic held at start, so no
+        valid engagement meets a lagging replica; past replica_wait_s the worker fails."""
+        rep = self.replicator
+        if rep is None or rep.caught_up.is_set():
+            return
+        t0 = time.monotonic()
+        while not rep.caught_up.is_set():
+            waited = time.monotonic() - t0
+            if waited > self.settings.replica_wait_s:
+                raise ReplicaLagError(f"item replica still {rep.behind()} records behind after "
+                                      f"{waited:.0f}s (replica_wait_s)")
+            step = min(5.0, self.settings.replica_wait_s - waited + 0.01)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(rep.caught_up.wait(), step)
+            if not rep.caught_up.is_set():
+                logger.info("waiting for the item replica: %d records to go", rep.behind())
+        self.replica_wait_s = time.monotonic() - t0
+        logger.info("item replica caught up after %.1fs; serving engagements", self.replica_wait_s)
 
     def fail(self, exc: BaseException) -> None:
         """The engagements agent cannot go on: exit non-zero so nothing is committed past the

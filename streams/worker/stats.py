@@ -34,7 +34,10 @@ def worker_ready(app: faust.App) -> bool:
 def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
     """Everything the stats file holds, as one dict."""
     return {**runtime.engine.stats.as_dict(), "agent_s": runtime.agent_s,
-            "bad_items": runtime.bad_items, "ready": worker_ready(app),
+            "bad_items": runtime.bad_items,
+            "ready": worker_ready(app) and runtime.replicas_current(),
+            "replica_wait_s": runtime.replica_wait_s, "replica_stalls": runtime.replica_stalls,
+            **runtime.send_counts,
             # faust rebalance gaps (docs/faust-rebalance-gap.md)
             "gaps_repaired": runtime.gaps_repaired, "records_reread": runtime.records_reread,
             "duplicates_skipped": runtime.duplicates_skipped,
