@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.worker.agents import register_agents
     from streams.worker.app import create_app
     from streams.worker.runtime import build_runtime, load_model
+    from streams.worker.stats import register_metrics, register_stats
     from streams.worker.topics import TOPIC_NAMES, declare_tables, declare_topics
 
     settings = WorkerSettings(kafka=kafka_from_args(args), **given(args, WorkerSettings))
@@ -37,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(settings)
     topics, tables = declare_topics(app, settings.kafka), declare_tables(app, settings.kafka)
     register_agents(app, topics, tables, runtime)
+    register_metrics(app, runtime, settings.kafka.topic("engagements"), settings.stats_every_s)
+    runtime.metrics.model_version.labels(version=version).set(1)
+    if settings.metrics_port is not None:
+        runtime.metrics.serve(settings.metrics_host, settings.metrics_port)
     if settings.stats_file is not None:
-        from streams.worker.stats import register_stats
-
         register_stats(app, runtime, settings.stats_file, settings.stats_every_s)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()  # handles SIGTERM: stops agents, commits, flushes

@@ -31,7 +31,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
               # outputs are bounded by the same limit (streams/worker/outbox.py)
               producer_max_request_size=settings.limits.message_bytes, **k.client.faust_kwargs())
     if settings.web_port is not None:
-        kw["web_port"] = settings.web_port
+        kw.update(web_port=settings.web_port, web_bind=settings.web_host, web_host=settings.web_host)
     creds = broker_credentials(k)
     if creds is not None:
         kw["broker_credentials"] = creds

@@ -4,6 +4,7 @@ engine call, send, write tables."""
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,24 +85,34 @@ async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: T
     """One take() batch, in a straight line: sequence, validate, engine, send, write states,
     record offsets; one message out per engagement (a recommendation or a dead letter)."""
     ordered, cursor = await _in_sequence(events, runtime, tables)
+    runtime.metrics.events.inc(len(ordered))
     outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
-                    counts=runtime.send_counts)
+                    counts=runtime.send_counts, metrics=runtime.metrics)
     valid = await _validate(ordered, outbox)
-    changed: dict[str, bytes] = {}
+    results, changed = [], {}
     if valid:
         await _items_caught_up(valid, runtime)
         sources = [source_ref(ev.message.topic, ev.message.partition, ev.message.offset,
                               ev.message.timestamp) for ev, _ in valid]
         results, changed = await runtime.process([e for _, e in valid], sources,
                                                  _read_states(valid, tables))
-        await _send_results(valid, results, outbox)
+    t0 = time.perf_counter()
+    await _send_results(valid, results, outbox)
     await outbox.flush()
     _write_states(valid, changed, tables)
-    # after the sends and state writes: a crash before this line re-handles, never skips
+    runtime.metrics.stages({"kafka": time.perf_counter() - t0})
+    # after the sends and state writes: a crash before this re-handles, never skips
+    _record_offsets(ordered, cursor, runtime, tables)
+
+
+def _record_offsets(ordered: list, cursor: PartitionCursor, runtime: Runtime,
+                    tables: Tables) -> None:
+    """Each partition's next expected offset, in its own changelog partition."""
     last = {ev.message.partition: ev for ev in ordered}
     for partition in cursor.moved:
         with acting_as(last[partition]):
             tables.offsets[offset_key(partition)] = str(cursor.expected[partition]).encode()
+        runtime.handled[partition] = cursor.expected[partition]
 
 
 async def _items_caught_up(valid: list[tuple[object, dict]], runtime: Runtime) -> None:

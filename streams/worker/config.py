@@ -39,6 +39,9 @@ class WorkerSettings(BaseSettings):
     item_wait_s: float = Field(5.0, ge=0)  # one wait of an unknown item for the items replica
     replica_wait_s: float = Field(900.0, gt=0)  # longest start-up wait for the items replica
     web_port: int | None = None  # faust web server port (none: off)
+    web_host: str = "127.0.0.1"  # address the faust web server binds
+    metrics_port: int | None = None  # Prometheus /metrics port (none: off)
+    metrics_host: str = "127.0.0.1"  # address the metrics server binds
     stats_file: Path | None = None  # rewrite this JSON file with the worker's counters
     stats_every_s: float = Field(1.0, gt=0)  # how often the stats file is rewritten (s)
 

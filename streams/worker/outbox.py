@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from streams.errors import ThreadrecError
 from streams.kafka.messages import MessageLimits, deadletter_record, dumps
+from streams.worker.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Outbox:
     pending: list[_Pending] = field(default_factory=list)
     # dead_letters, send_retries, outputs_dead_lettered
     counts: Counter = field(default_factory=Counter)
+    metrics: WorkerMetrics | None = None
 
     async def recommend(self, key: bytes, value: bytes, origin) -> None:
         """Send a recommendation, or dead-letter its source when it is over the size bound."""
@@ -67,6 +69,8 @@ class Outbox:
                                 origin.value, error, self.limits)
         key = None if origin.key is None else origin.key[: self.limits.id_bytes]
         self.counts["dead_letters"] += 1
+        if self.metrics is not None:
+            self.metrics.dead_letter(origin.topic, error)
         await self._send(_Pending(self.deadletter, key, dumps(rec), origin, True))
 
     async def _send(self, p: _Pending) -> None:
@@ -83,15 +87,21 @@ class Outbox:
             if p.error is None:
                 try:
                     await p.future
+                    self._delivered(p)
                     continue
                 except Exception as e:
                     p.error = e
             await self._recover(p)
 
+    def _delivered(self, p: _Pending) -> None:
+        if self.metrics is not None and not p.is_deadletter:
+            self.metrics.sent([getattr(p.origin, "timestamp", None)])
+
     async def _recover(self, p: _Pending) -> None:
         logger.warning("send to %s failed (%r); retrying", p.topic, p.error)
         try:
             await self._send_retrying(p)
+            self._delivered(p)
             return
         except Exception as e:
             p.error = e
@@ -108,4 +118,6 @@ class Outbox:
         async for attempt in retrying:
             with attempt:
                 self.counts["send_retries"] += 1
+                if self.metrics is not None:
+                    self.metrics.send_retries.inc()
                 await (await p.topic.send(key=p.key, value=p.value))

@@ -33,6 +33,7 @@ from streams.kafka.gap_fetcher import FetchedEvent, GapFetcher
 from streams.kafka.item_replica import ItemReplicator
 from streams.kafka.messages import InvalidMessage, parse_item, tombstone_id
 from streams.worker.config import WorkerSettings
+from streams.worker.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class Runtime:
     replica_wait_s: float | None = None  # how long serving waited for the item replica
     replica_stalls: int = 0  # item_wait_s waits that ended with the replica still behind
     send_counts: Counter = field(default_factory=Counter)  # streams/worker/outbox.py counters
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    handled: dict[int, int] = field(default_factory=dict)  # partition -> next offset to handle
     exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
 
     def replicas_current(self) -> bool:
@@ -94,6 +97,7 @@ class Runtime:
             if not rep.caught_up.is_set():
                 logger.info("waiting for the item replica: %d records to go", rep.behind())
         self.replica_wait_s = time.monotonic() - t0
+        self.metrics.replica_wait.set(self.replica_wait_s)
         logger.info("item replica caught up after %.1fs; serving engagements", self.replica_wait_s)
 
     def fail(self, exc: BaseException) -> None:
@@ -159,6 +163,10 @@ class Runtime:
                  raw: dict[str, bytes | None]) -> tuple[list[EventResult], dict[str, bytes]]:
         states = {u: None if b is None else decode_user_state(bytes(b)) for u, b in raw.items()}
         out = self.engine.process_batch(events, sources, states)
+        last = self.engine.last_batch
+        self.metrics.stages({"model": last.model_s, "store": last.store_s, "index": last.index_s})
+        for st in out.changed.values():
+            self.metrics.summary_staleness.observe(st.events_since_summary)
         return out.results, {u: encode_user_state(st) for u, st in out.changed.items()}
 
 

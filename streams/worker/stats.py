@@ -66,3 +66,21 @@ def read_stats(path: Path) -> dict[str, Any] | None:
         return json.loads(Path(path).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def register_metrics(app: faust.App, runtime: Runtime, engagements_topic: str,
+                     every_s: float) -> None:
+    """A faust timer that refreshes the gauges: lag per engagements partition, replica."""
+
+    @app.timer(interval=every_s)
+    async def refresh_gauges() -> None:
+        m = runtime.metrics
+        for tp in app.consumer.assignment():
+            if tp.topic != engagements_topic:
+                continue
+            handled = runtime.handled.get(tp.partition)
+            if handled is None:
+                handled = await app.consumer.position(tp) or 0
+            m.lag.labels(partition=str(tp.partition)).set(max(0, app.consumer.highwater(tp) - handled))
+        if runtime.replicator is not None:
+            m.replica_behind.set(runtime.replicator.behind())

@@ -34,7 +34,7 @@ def _settings(broker, prefix: str) -> KafkaSettings:
 
 
 def _start(broker, prefix: str, ckpt: Path, data: Path, log: Path,
-           stats: Path | None = None) -> subprocess.Popen:
+           stats: Path | None = None, extra: tuple[str, ...] = ()) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap", broker.bootstrap,
            "--broker-kind", broker.kind, "--topic-prefix", prefix, "--checkpoint", str(ckpt),
            "--data-dir", str(data), "--device", "cpu"]
@@ -42,6 +42,7 @@ def _start(broker, prefix: str, ckpt: Path, data: Path, log: Path,
         cmd += ["--stats-file", str(stats), "--stats-every-s", "0.2"]
     for k, v in FLAGS.items():
         cmd += ["--" + k.replace("_", "-"), str(v)]
+    cmd += list(extra)
     return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 

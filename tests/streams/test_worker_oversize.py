@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import time
+import urllib.request
 import uuid
 
 import pytest
 
+from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
 from tests.fixtures.kafka import consume_all
-from tests.fixtures.processes import stop_process
 from tests.streams.test_worker_broker import _read, _settings, _start
 
 pytestmark = pytest.mark.broker
@@ -28,7 +31,9 @@ def test_oversize_messages_are_dead_lettered_and_later_engagements_still_recomme
     events = _read(prepared / "engagements.jsonl")
     replay_to_broker([prepared / "items.jsonl"], k, progress=False)
     log = tmp_path / "worker.log"
-    worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log)
+    port = free_port()
+    worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log,
+                    extra=("--metrics-port", str(port)))
     first, later = events[: len(events) // 2], events[len(events) // 2:]
     item_text = json.dumps({"item_id": "i-big", "title": "t", "body": "x" * 2_000_000,
                             "ts": 1.0e6}).encode()
@@ -49,8 +54,10 @@ def test_oversize_messages_are_dead_lettered_and_later_engagements_still_recomme
                            timeout_s=150, abort=lambda: worker.poll() is not None)
         dead = consume_all(kafka_broker.bootstrap, k.topic("deadletter"), 2, timeout_s=30)
         assert worker.poll() is None, log.read_text()[-3000:]
+        time.sleep(1.5)  # one gauge refresh
+        metrics = scrape(port)
     finally:
-        stop_process(worker)
+        stop_process(worker, timeout_s=30)
     got = {(json.loads(r.value)["user_id"], json.loads(r.value)["source"]["offset"]) for r in recs}
     assert len(recs) == len(events) == len(got), log.read_text()[-3000:]
     assert {u for u, _ in got} == {e["user_id"] for e in events}
@@ -61,3 +68,32 @@ def test_oversize_messages_are_dead_lettered_and_later_engagements_still_recomme
         assert d["payload_sha256"] == hashlib.sha256(raw).hexdigest()
         assert raw.decode().startswith(d["payload"]) and len(rec.value) < 16_384
         assert rec.key is not None and len(rec.key) <= 256
+    # the operator's view of the same run
+    assert metrics["threadrec_recommendations_total"] == len(events)
+    assert metrics["threadrec_engagements_total"] == len(events) + 2
+    assert metrics['threadrec_dead_letters_total{reason="oversize payload",source="%s"}'
+                   % k.topic("engagements")] == 2
+    assert metrics["threadrec_end_to_end_seconds_count"] == len(events)
+    for stage in ("model", "store", "index", "kafka"):
+        assert metrics['threadrec_stage_seconds_count{stage="%s"}' % stage] > 0
+    assert metrics["threadrec_item_replica_behind"] == 0
+    assert metrics['threadrec_model_info{version="tiny-test"}'] == 1
+    assert {key for key in metrics if key.startswith("threadrec_consumer_lag{")}
+    assert "threadrec_summary_staleness_events_count" in metrics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The Prometheus text format as {series with labels: value}."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
