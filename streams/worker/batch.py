@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from faust import streams as faust_streams
 
 from streams.kafka.messages import InvalidMessage, dumps, parse_engagement, source_ref
+from streams.worker.event_time import EventClock
 from streams.worker.offsets import PartitionCursor, Verdict
 from streams.worker.outbox import Outbox
 from streams.worker.runtime import Runtime
@@ -68,12 +69,13 @@ async def _in_sequence(events: list, runtime: Runtime, tables: Tables) -> tuple[
     return ordered, cursor
 
 
-async def _validate(events: list, outbox: Outbox) -> list[tuple[object, dict]]:
+async def _validate(events: list, outbox: Outbox, clock: EventClock) -> list[tuple[object, dict]]:
     """Parsed (event, engagement) pairs; bad records dead-lettered."""
     valid = []
     for ev in events:
         try:
             eng = parse_engagement(ev.message.value, ev.message.key, outbox.limits)
+            clock.check(ev.message.partition, eng["ts"])
         except InvalidMessage as e:
             await outbox.dead_letter(ev.message, str(e))
             continue
@@ -88,7 +90,7 @@ async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: T
     runtime.metrics.events.inc(len(ordered))
     outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
                     counts=runtime.send_counts, metrics=runtime.metrics)
-    valid = await _validate(ordered, outbox)
+    valid = await _validate(ordered, outbox, runtime.clock)
     results, changed = [], {}
     if valid:
         await _items_caught_up(valid, runtime)

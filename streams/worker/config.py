@@ -38,6 +38,9 @@ class WorkerSettings(BaseSettings):
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)  # bound of the local token-state cache
     item_wait_s: float = Field(5.0, ge=0)  # one wait of an unknown item for the items replica
     replica_wait_s: float = Field(900.0, gt=0)  # longest start-up wait for the items replica
+    future_skew_s: float = Field(86_400.0, ge=0)  # an engagement ts may lead wall time by this
+    # ... and lead its partition's highest accepted ts by this (a replay's gaps stay below it)
+    watermark_skew_s: float = Field(30 * 86_400.0, ge=0)
     web_port: int | None = None  # faust web server port (none: off)
     web_host: str = "127.0.0.1"  # address the faust web server binds
     metrics_port: int | None = None  # Prometheus /metrics port (none: off)

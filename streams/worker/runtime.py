@@ -33,6 +33,7 @@ from streams.kafka.gap_fetcher import FetchedEvent, GapFetcher
 from streams.kafka.item_replica import ItemReplicator
 from streams.kafka.messages import InvalidMessage, parse_item, tombstone_id
 from streams.worker.config import WorkerSettings
+from streams.worker.event_time import EventClock
 from streams.worker.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,11 @@ class Runtime:
     send_counts: Counter = field(default_factory=Counter)  # streams/worker/outbox.py counters
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     handled: dict[int, int] = field(default_factory=dict)  # partition -> next offset to handle
+    clock: EventClock | None = None  # event-time checks (built from settings when None)
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            self.clock = EventClock(self.settings.future_skew_s, self.settings.watermark_skew_s)
     exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
 
     def replicas_current(self) -> bool:
@@ -117,8 +123,10 @@ class Runtime:
         records = await self.fetcher.fetch(partition, missing.start, missing.stop)
         self.gaps_repaired += 1
         self.records_reread += len(records)
-        logger.warning("engagements %d: faust skipped offsets [%d, %d); re-read %d records "
-                       "from the broker", partition, missing.start, missing.stop, len(records))
+        # routine after a restart or rebalance (docs/faust-rebalance-gap.md): INFO, not a warning
+        logger.info("engagements %d: faust skipped offsets [%d, %d); re-read %d records from the "
+                    "broker (gap repairs so far: %d)", partition, missing.start, missing.stop,
+                    len(records), self.gaps_repaired)
         return records
 
     async def baseline(self, partition: int) -> int | None:

@@ -7,7 +7,7 @@ import asyncio
 import json
 from types import SimpleNamespace
 
-from streams.engine.types import BatchOutcome, EventResult
+from streams.engine.types import BatchOutcome, EngineStats, EventResult
 from streams.kafka.gap_fetcher import FetchedEvent, FetchedMessage
 from streams.worker.batch import handle_batch, offset_key
 from streams.worker.config import WorkerSettings
@@ -33,6 +33,7 @@ class _Event:
 
 class _Engine:
     items = {"i1": {}}
+    last_batch = EngineStats()
 
     def __init__(self) -> None:
         self.seen: list[tuple[int, int]] = []

@@ -206,7 +206,8 @@ def test_worker_rereads_engagements_the_group_committed_past(kafka_broker, produ
         producer.send(changelog, key=str(p).encode(), value=b"0", partition=p)
     producer.flush()
     log, stats = tmp_path / "worker.log", tmp_path / "stats.json"
-    worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log, stats=stats)
+    worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log, stats=stats,
+                    extra=("--loglevel", "info"))  # gap repairs log at INFO
     try:
         recs = consume_all(kafka_broker.bootstrap, k.topic("recommendations"), len(events),
                            timeout_s=150, abort=lambda: worker.poll() is not None)
