@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from model.dataset import event_rows, holdout_cutoff, load_prepared  # noqa: E402
 from model.inference import EmbSumInference  # noqa: E402
+from model.metrics import NextEngagement  # noqa: E402
 from store import BoundedCache, BruteForceIndex  # noqa: E402
 from streams.engine.bulk_refresh import append_only, rank_for, refresh_users  # noqa: E402
 from streams.engine.config import EngineConfig, RefreshPolicy  # noqa: E402
@@ -93,31 +94,22 @@ def make_engine(inf: EmbSumInference, base: Engine | None, cfg: EngineConfig) ->
 
 
 class Judge:
-    """Accumulates Recall@K / nDCG@K of the recommendation shown before each engagement."""
+    """Recall@K / nDCG@K of the recommendation shown before each engagement, overall and for
+    users with history before the period (warm), with the judged count per split."""
 
     def __init__(self, k: int):
-        self.k, self.hits, self.ndcg, self.n = k, 0, 0.0, 0
+        self.all, self.warm = NextEngagement(k), NextEngagement(k)
         self.by_split: Counter[str] = Counter()
-        self.warm_hits, self.warm_ndcg, self.warm_n = 0, 0.0, 0
 
     def __call__(self, rec: list[str], target: str, split: str, warm: bool) -> None:
-        top = rec[: self.k]
-        gain = 1.0 / math.log2(top.index(target) + 2) if target in top else 0.0
-        self.n += 1
-        self.hits += gain > 0
-        self.ndcg += gain
+        self.all.add(rec, target)
         self.by_split[split] += 1
         if warm:
-            self.warm_n += 1
-            self.warm_hits += gain > 0
-            self.warm_ndcg += gain
+            self.warm.add(rec, target)
 
     def result(self) -> dict:
-        k = self.k
-        return {f"recall@{k}": self.hits / max(self.n, 1), f"ndcg@{k}": self.ndcg / max(self.n, 1),
-                "judged": self.n, "judged_by_split": dict(self.by_split),
-                f"warm_users_recall@{k}": self.warm_hits / max(self.warm_n, 1),
-                f"warm_users_ndcg@{k}": self.warm_ndcg / max(self.warm_n, 1), "warm_users_judged": self.warm_n}
+        warm = {f"warm_users_{m}": v for m, v in self.warm.result().items()}
+        return {**self.all.result(), "judged_by_split": dict(self.by_split), **warm}
 
 
 def replay(policy: str, inf, base: Engine | None, cfg: EngineConfig, before: dict[str, list[dict]],

@@ -45,8 +45,9 @@ class Popularity(Ranker):
         return np.tile(self.counts[self.cols(item_ids)], (len(user_ids), 1))
 
 
-class RecentPopularity(Ranker):
-    """Train engagements in the `days` before each user's target time, weighted exp(-age/half-life).
+class DecayedPopularity(Ranker):
+    """Train engagements in the `days` before each user's target time, weighted exp(-age/half-life)
+    (reported as "recent_popularity"; not the engine's worker-local streams RecentPopularity).
 
     ref_ts: the time of each user's held-out engagement (its impression); only train
     engagements strictly before it count, so no later engagement leaks into the score.
@@ -120,12 +121,13 @@ class ContentSimilarity(Ranker):
         from transformers import AutoTokenizer, BertModel
 
         from model.backbones import packaged_minilm_dir, quiet_hf
+        from model.device import pick_device
         from model.text import item_text
 
         super().__init__(item_ids)
         path = str(packaged_minilm_dir())
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = pick_device(device)
         with quiet_hf():  # the packaged checkpoint carries an unused pooler
             enc = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False).to(dev).eval()
         vecs = []

@@ -1,4 +1,4 @@
-"""Reader of a prepared data directory (docs/data-format.md): JSON lines, no streams imports."""
+"""Reader of a prepared data directory (docs/data-format.md) into splits; no streams imports."""
 
 from __future__ import annotations
 
@@ -9,26 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import DataDirError
+from model.records import ENGAGED_KINDS, read_jsonl
 
 logger = logging.getLogger(__name__)
-
-ENGAGED_KINDS = frozenset({"click", "view", "like", "share"})  # "impression" = shown, not engaged
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All lines of a JSON-lines file; a bad line raises DataDirError naming file and line."""
-    if not path.exists():
-        raise DataDirError(f"missing file {path}")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataDirError(f"{path}:{n}: invalid JSON ({e.msg})") from e
-    return rows
 
 
 @dataclass
@@ -82,7 +65,7 @@ def histories(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def event_rows(data: PreparedData) -> list[dict[str, Any]]:
     """Every split's engagements from engagements.jsonl (no impressions, known items), event-time order."""
     return [e for e in read_jsonl(data.root / "engagements.jsonl")
-            if e.get("kind") != "impression" and str(e["item_id"]) in data.items]
+            if e.get("kind", "click") in ENGAGED_KINDS and str(e["item_id"]) in data.items]
 
 
 def holdout_cutoff(rows: list[dict[str, Any]], holdout_events: int) -> float:

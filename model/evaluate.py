@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
-from model.baselines import ContentSimilarity, CoOccurrence, Popularity, Ranker, RecentPopularity
+from model.baselines import ContentSimilarity, CoOccurrence, DecayedPopularity, Popularity, Ranker
 from model.dataset import PreparedData, histories, load_prepared
 from model.errors import DataDirError
 from model.examples import history_chunks, user_sessions
@@ -131,7 +131,7 @@ def build_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumIn
     ids = list(data.items)
     hist_ids = {u: [e["item_id"] for e in ev] for u, ev in hist.items()}
     rankers: list[Ranker] = [EmbSumRanker(inf, data, hist, progress)] if inf is not None else []
-    return rankers + [Popularity(ids, data.train), RecentPopularity(ids, data.train, ref_ts=ref_ts),
+    return rankers + [Popularity(ids, data.train), DecayedPopularity(ids, data.train, ref_ts=ref_ts),
                       CoOccurrence(ids, data.train, hist_ids), ContentSimilarity(ids, data.items, hist_ids)]
 
 

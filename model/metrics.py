@@ -1,7 +1,8 @@
-"""Ranking metrics as small numpy functions (MIND protocol per impression; full ranking)."""
+"""Ranking metrics: MIND protocol per impression, full ranking, and online next-engagement."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -75,3 +76,25 @@ def full_ranking_metrics(scores: np.ndarray, positives: Sequence[int], excluded:
         ideal = dcg_at_k(np.ones(min(len(pos), k)), k)
         out[f"ndcg@{k}"] = dcg_at_k(hits, k) / ideal if ideal > 0 else 0.0
     return out
+
+
+class NextEngagement:
+    """Online Recall@k / nDCG@k: each ranking shown to a user is judged by that user's next
+    engagement, the one relevant item (so its nDCG is 1/log2(2 + rank) inside the top k)."""
+
+    def __init__(self, k: int = 10):
+        self.k, self.hits, self.ndcg, self.n = k, 0, 0.0, 0
+
+    def add(self, ranked: Sequence[str], target: str) -> float:
+        """Judge one ranking against its target; returns the gain (0.0 when outside the top k)."""
+        top = list(ranked[: self.k])
+        gain = 1.0 / math.log2(top.index(target) + 2) if target in top else 0.0
+        self.n += 1
+        self.hits += target in top
+        self.ndcg += gain
+        return gain
+
+    def result(self) -> dict[str, float | int]:
+        """{"recall@k", "ndcg@k"} means over the judged rankings (0.0 when none) and "judged"."""
+        n = max(self.n, 1)
+        return {f"recall@{self.k}": self.hits / n, f"ndcg@{self.k}": self.ndcg / n, "judged": self.n}

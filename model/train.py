@@ -181,20 +181,105 @@ def _build_or_resume(out: Path, cfg: EmbSumConfig, resume: bool, device: torch.d
     return EmbSum(cfg, build_backbone(cfg, tok)).to(device), tok, 0
 
 
-def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainOptions,
-          resume: bool = False, progress: bool = True, command: str | None = None) -> dict[str, Any]:
-    """Train EmbSum on data_dir/train.jsonl; checkpoints into out; returns training stats.
+class _Run:
+    """One run's moving parts between steps: optimiser, loss scaler, time budget, stats, best so far."""
 
-    command: the command line that started the run, kept with the validation curve.
-    """
-    from model.evaluate import validate  # evaluate imports inference only; no cycle at import time
+    def __init__(self, out: Path, opts: TrainOptions, command: str | None, model: EmbSum, tok,
+                 data: PreparedData, device: torch.device, step0: int):
+        self.out, self.opts, self.command = out, opts, command
+        self.model, self.tok, self.data, self.device = model, tok, data, device
+        self.amp_dtype = resolve_precision(opts.precision, device)
+        self.scaler = grad_scaler(device, self.amp_dtype)
+        self.t0 = time.time()
+        self.budget_s = opts.max_minutes * 60 if opts.max_minutes else None
+        self.opt, self.sched = self._optimizer(step0)
+        self.stats: dict[str, Any] = {"losses": [], "nce": [], "sum": [], "valid": []}
+        self.meta: dict[str, Any] = {}
+        best_dir = out / "best"
+        self.prev = read_checkpoint_config(best_dir)["metadata"] if step0 and (best_dir / "config.json").exists() else {}
+        self.best_val = self.prev.get("valid", {}).get(opts.select_metric, -math.inf)
+        if not step0:
+            (out / "validations.json").unlink(missing_ok=True)  # a fresh run starts a fresh curve
+        self.eval_s = 0.0  # duration of the last validation: the budget keeps room for a final one
 
-    torch.manual_seed(opts.seed)
-    random.seed(opts.seed)
-    out, device = Path(out), pick_device(opts.device)
-    data = load_prepared(data_dir)
-    model, tok, step0 = _build_or_resume(out, cfg, resume, device)
-    cfg = model.cfg
+    def _optimizer(self, step0: int) -> tuple[torch.optim.Optimizer, Any]:
+        budget_s, t0 = self.budget_s, self.t0
+        opt, sched = make_optimizer(self.model, self.opts,
+                                    (lambda _s: (time.time() - t0) / budget_s) if budget_s else None)
+        if step0 and load_optimizer(self.out, opt):
+            with warnings.catch_warnings():  # fast-forward the schedule to the resumed step
+                warnings.simplefilter("ignore")
+                for _ in range(step0):
+                    sched.step()
+        return opt, sched
+
+    def step(self, batch: dict[str, Any]) -> None:
+        """One optimiser step on batch; its losses go to stats."""
+        with train_autocast(self.device, self.amp_dtype):
+            res = self.model(batch)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(res["loss"]).backward()
+        self.scaler.unscale_(self.opt)  # clip the true gradients
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        for k, key in (("losses", "loss"), ("nce", "nce"), ("sum", "sum")):
+            self.stats[k].append(float(res[key].detach()))
+
+    def out_of_time(self, step_t: float) -> bool:
+        """True when another step of this one's length plus a validation would pass the budget."""
+        now = time.time()
+        return self.budget_s is not None and now - self.t0 + self.eval_s + (now - step_t) >= self.budget_s
+
+    def validate(self, step: int, out_of_time: bool) -> None:
+        """Validate, append to the curve, log, and save the checkpoint (and out/best when best)."""
+        # evaluate imports inference only; no cycle at import time
+        from model.evaluate import validate
+
+        opts, ev_t = self.opts, time.time()
+        v = validate(self.model, self.tok, self.data, opts.eval_users)
+        self.eval_s = time.time() - ev_t
+        self.model.train()
+        is_best = v.get(opts.select_metric, -math.inf) > self.best_val
+        self.stats["valid"].append({"step": step, **v})
+        _record_validation(self.out, self.command, step, time.time() - self.t0, self.stats, v, is_best)
+        self.meta.update(step=step, elapsed_s=time.time() - self.t0, valid=v, valid_history=self.stats["valid"],
+                         train_loss_last=self.stats["losses"][-1], stopped_by_time=bool(out_of_time),
+                         select_metric=opts.select_metric)
+        _log_eval(step, opts.steps, time.time() - self.t0, self.stats, v, is_best)
+        if is_best:
+            self.best_val = v[opts.select_metric]
+            save_checkpoint(self.out / "best", self.model, self.tok, metadata={**self.meta, "best": True})
+        self.meta["best_step"] = step if is_best else self.meta.get("best_step", self.prev.get("step"))
+        self.meta["best_valid"] = self.best_val
+        save_checkpoint(self.out, self.model, self.tok, metadata=self.meta, optimizer=self.opt)
+
+
+def _loop(run: _Run, builder: BatchBuilder, draw, step0: int, progress: bool) -> None:
+    """Steps from step0 to opts.steps (or the time budget), validating every eval_every and last."""
+    opts, model = run.opts, run.model
+    rng = random.Random(opts.seed + step0)
+    model.train()
+    with Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
+        task = bar.add_task("train", total=opts.steps, completed=step0, info="")
+        for step in range(step0, opts.steps):
+            step_t = time.time()
+            run.step(builder(draw(rng), model.backbone.start_id, model.backbone.eos_id))
+            stats = run.stats
+            bar.update(task, advance=1, info=f"loss {stats['losses'][-1]:.4f} nce {stats['nce'][-1]:.3f}")
+            out_of_time = run.out_of_time(step_t)
+            last = step + 1 == opts.steps or out_of_time
+            if (opts.eval_every and (step + 1) % opts.eval_every == 0) or last:
+                run.validate(step + 1, out_of_time)
+            if out_of_time:
+                logger.info("time budget of %.1f min reached at step %d", opts.max_minutes, step + 1)
+                break
+
+
+def _train_examples(data: PreparedData, cfg: EmbSumConfig, opts: TrainOptions, data_dir: str | Path):
+    """(examples, user histories, cutoff): train rows up to the holdout cutoff, grouped by user."""
     cutoff = holdout_cutoff(event_rows(data), opts.holdout_events) if opts.holdout_events else None
     if cutoff is not None:
         data.train = [e for e in data.train if float(e["ts"]) <= cutoff]
@@ -203,72 +288,31 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
     if not examples:
         from model.errors import DataDirError
         raise DataDirError(f"{data_dir}: no user has two or more train engagements")
+    return examples, user_events, cutoff
+
+
+def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainOptions,
+          resume: bool = False, progress: bool = True, command: str | None = None) -> dict[str, Any]:
+    """Train EmbSum on data_dir/train.jsonl; checkpoints into out; returns training stats.
+
+    command: the command line that started the run, kept with the validation curve.
+    """
+    torch.manual_seed(opts.seed)
+    random.seed(opts.seed)
+    out, device = Path(out), pick_device(opts.device)
+    data = load_prepared(data_dir)
+    model, tok, step0 = _build_or_resume(out, cfg, resume, device)
+    cfg = model.cfg
+    examples, user_events, cutoff = _train_examples(data, cfg, opts, data_dir)
     summarizer = make_summarizer(cfg)
-    builder = BatchBuilder(data, cfg, tok, summarizer, NegativeSampler(list(data.items), user_events, opts.seed), device)
-    amp_dtype = resolve_precision(opts.precision, device)
-    scaler = grad_scaler(device, amp_dtype)
-    t0 = time.time()
-    budget_s = opts.max_minutes * 60 if opts.max_minutes else None
-    opt, sched = make_optimizer(model, opts, (lambda _s: (time.time() - t0) / budget_s) if budget_s else None)
-    if step0 and load_optimizer(out, opt):
-        with warnings.catch_warnings():  # fast-forward the schedule to the resumed step
-            warnings.simplefilter("ignore")
-            for _ in range(step0):
-                sched.step()
-    rng = random.Random(opts.seed + step0)
-    draw = _drawer(examples, opts)
-    stats: dict[str, Any] = {"losses": [], "nce": [], "sum": [], "valid": []}
-    meta = {"summary_source": summarizer.source, "train_dtype": str(amp_dtype or torch.float32),
-            "data": {"dir": str(data_dir), "meta": data.meta}, "train_examples": len(examples),
-            "options": vars(opts), "train_cutoff_ts": cutoff}
-    prev = read_checkpoint_config(out / "best")["metadata"] if step0 and (out / "best" / "config.json").exists() else {}
-    best_val = prev.get("valid", {}).get(opts.select_metric, -math.inf)
-    if not step0:
-        (out / "validations.json").unlink(missing_ok=True)  # a fresh run starts a fresh curve
-    eval_s = 0.0  # duration of the last validation: the budget keeps room for a final one
-    model.train()
-    with Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
-        task = bar.add_task("train", total=opts.steps, completed=step0, info="")
-        for step in range(step0, opts.steps):
-            step_t = time.time()
-            batch = builder(draw(rng), model.backbone.start_id, model.backbone.eos_id)
-            with train_autocast(device, amp_dtype):
-                res = model(batch)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(res["loss"]).backward()
-            scaler.unscale_(opt)  # clip the true gradients
-            torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            for k, key in (("losses", "loss"), ("nce", "nce"), ("sum", "sum")):
-                stats[k].append(float(res[key].detach()))
-            bar.update(task, advance=1, info=f"loss {stats['losses'][-1]:.4f} nce {stats['nce'][-1]:.3f}")
-            now = time.time()
-            out_of_time = budget_s is not None and now - t0 + eval_s + (now - step_t) >= budget_s
-            last = step + 1 == opts.steps or out_of_time
-            if (opts.eval_every and (step + 1) % opts.eval_every == 0) or last:
-                ev_t = time.time()
-                v = validate(model, tok, data, opts.eval_users)
-                eval_s = time.time() - ev_t
-                model.train()
-                is_best = v.get(opts.select_metric, -math.inf) > best_val
-                stats["valid"].append({"step": step + 1, **v})
-                _record_validation(out, command, step + 1, time.time() - t0, stats, v, is_best)
-                meta.update(step=step + 1, elapsed_s=time.time() - t0, valid=v, valid_history=stats["valid"],
-                            train_loss_last=stats["losses"][-1], stopped_by_time=bool(out_of_time),
-                            select_metric=opts.select_metric)
-                _log_eval(step + 1, opts.steps, time.time() - t0, stats, v, is_best)
-                if is_best:
-                    best_val = v[opts.select_metric]
-                    save_checkpoint(out / "best", model, tok, metadata={**meta, "best": True})
-                meta["best_step"] = (step + 1) if is_best else meta.get("best_step", prev.get("step"))
-                meta["best_valid"] = best_val
-                save_checkpoint(out, model, tok, metadata=meta, optimizer=opt)
-            if out_of_time:
-                logger.info("time budget of %.1f min reached at step %d", opts.max_minutes, step + 1)
-                break
-    stats["elapsed_s"] = time.time() - t0
+    sampler = NegativeSampler(list(data.items), user_events, opts.seed)
+    builder = BatchBuilder(data, cfg, tok, summarizer, sampler, device)
+    run = _Run(out, opts, command, model, tok, data, device, step0)
+    run.meta = {"summary_source": summarizer.source, "train_dtype": str(run.amp_dtype or torch.float32),
+                "data": {"dir": str(data_dir), "meta": data.meta}, "train_examples": len(examples),
+                "options": vars(opts), "train_cutoff_ts": cutoff}
+    _loop(run, builder, _drawer(examples, opts), step0, progress)
+    stats = run.stats
+    stats["elapsed_s"] = time.time() - run.t0
     stats["step"] = step0 + len(stats["losses"])
     return stats

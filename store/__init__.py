@@ -5,17 +5,15 @@ Never imports faust, kafka, torch, `model` or `streams`. FAISS loads only from s
 
 from .base import KVStore
 from .bruteforce_index import BruteForceIndex
-from .config import CacheConfig, ExpiryConfig, FrequencyConfig, IndexConfig
+from .config import CacheConfig, FrequencyConfig, IndexConfig
 from .errors import StateCodecError, StoreClosedError, StoreError, VectorIndexError
-from .expiry import LastSeenIndex
 from .frequency import FrequencyFilter
 from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .memory_backend import MemoryKV
 from .token_cache import BoundedCache, CacheStats
-from .typed_stores import ItemStore, UserStateStore
+from .typed_stores import ItemStore
 from .user_state import (
     KIND_CODES,
-    KIND_NAMES,
     UserState,
     decode_user_state,
     encode_user_state,
@@ -28,13 +26,10 @@ __all__ = [
     "BruteForceIndex",
     "CacheStats",
     "FrequencyFilter",
-    "LastSeenIndex",
     "VectorIndex",
     "rebuild_from_store",
     "KIND_CODES",
-    "KIND_NAMES",
     "CacheConfig",
-    "ExpiryConfig",
     "FrequencyConfig",
     "IndexConfig",
     "ItemRecord",
@@ -45,7 +40,6 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "UserState",
-    "UserStateStore",
     "VectorIndexError",
     "decode_item_record",
     "decode_user_state",

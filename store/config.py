@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DAY = 86_400.0
-
 
 @dataclass(frozen=True)
 class IndexConfig:
@@ -37,15 +35,6 @@ class CacheConfig:
     """Options of the bounded least-recently-used cache of recomputable arrays."""
 
     max_bytes: int = 512 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class ExpiryConfig:
-    """Monolith-style expiry: users unseen for longer than ttl_seconds (event time) are dropped."""
-
-    ttl_seconds: float = 30 * DAY
-    # At most this many users are dropped per expire() call, so one call stays cheap.
-    max_per_call: int = 100_000
 
 
 @dataclass(frozen=True)

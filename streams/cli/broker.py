@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import time
 
 from streams.kafka.broker import EmbeddedBroker
@@ -15,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # SIGTERM must unwind the `with` so the broker process (its own session) stops too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with EmbeddedBroker(port=args.port) as broker:
         print(f"broker listening on {broker.bootstrap} (memory storage); Ctrl-C stops it", flush=True)
         while True:

@@ -9,14 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from streams.data.records import (
     BadRecord,
     Engagement,
     Item,
     Problems,
-    iter_jsonl,
+    jsonl_rows,
     parse_id,
     parse_kind,
     parse_text,
@@ -25,7 +23,7 @@ from streams.data.records import (
 )
 from streams.data.split import (
     SPLIT_DESCRIPTION,
-    NegativeSampler,
+    ImpressionNegativeSampler,
     first_seen,
     impressions_for,
     leave_one_out,
@@ -33,6 +31,7 @@ from streams.data.split import (
 )
 from streams.data.tabular import iter_csv
 from streams.data.writer import Prepared, summary_lines, write_prepared
+from streams.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class Columns:
 
 def _rows(path: Path, fmt: str, problems: Problems, delimiter: str) -> Iterator[tuple[int, dict]]:
     if fmt == "jsonl":
-        return iter_jsonl(path, problems)
+        return jsonl_rows(path, problems)
     return iter_csv(path, problems, delimiter)
 
 
@@ -100,7 +99,7 @@ def load_engagements(path: Path, fmt: str, cols: Columns, items: dict[str, Item]
                      problems: Problems, delimiter: str = ",") -> list[Engagement]:
     out: list[Engagement] = []
     rows = _rows(path, fmt, problems, delimiter)
-    for lineno, row in tqdm(rows, desc=f"read {path.name}", unit="row", disable=None, leave=False):
+    for lineno, row in progress(rows, f"read {path.name}"):
         try:
             out.append(_engagement(row, cols, items))
         except BadRecord as e:
@@ -133,7 +132,7 @@ def build_custom(items_path: Path, engagements_path: Path, fmt: str, cols: Colum
                                              problems, delimiter))
     moved = _settle_item_times(items, ordered)
     split = leave_one_out(ordered)
-    sampler = NegativeSampler(items.values(), ordered, seed)
+    sampler = ImpressionNegativeSampler(items.values(), ordered, seed)
     return Prepared(source=f"{fmt} ({items_path}, {engagements_path})", items=list(items.values()),
                     engagements=ordered, split=split,
                     impressions_valid=impressions_for(split.valid, sampler, "valid"),

@@ -20,13 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from streams.data.records import BadRecord, Engagement, Impression, Item, Problems, parse_id
 from streams.data.split import Split, first_seen
 from streams.data.tabular import iter_tsv
 from streams.data.writer import Prepared, summary_lines, write_prepared
 from streams.errors import DataError
+from streams.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +114,7 @@ def _behavior(row: dict[str, str], items: dict[str, Item]) -> Behavior:
 def load_behaviors(path: Path, items: dict[str, Item], problems: Problems) -> list[Behavior]:
     out: list[Behavior] = []
     rows = iter_tsv(path, problems, BEHAVIOR_FIELDS, min_fields=5)
-    for lineno, row in tqdm(rows, desc=f"read {path.parent.name}/behaviors", unit="row",
-                            disable=None, leave=False):
+    for lineno, row in progress(rows, f"read {path.parent.name}/behaviors"):
         try:
             out.append(_behavior(row, items))
         except BadRecord as e:

@@ -8,12 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from streams.data.records import BadRecord, Engagement, Item, Problems, parse_id, parse_ts
 from streams.data.split import (
     SPLIT_DESCRIPTION,
-    NegativeSampler,
+    ImpressionNegativeSampler,
     first_seen,
     impressions_for,
     leave_one_out,
@@ -22,6 +20,7 @@ from streams.data.split import (
 from streams.data.tabular import iter_atomic
 from streams.data.writer import Prepared, summary_lines, write_prepared
 from streams.errors import DataError
+from streams.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def load_engagements(path: Path, items: dict[str, Item], problems: Problems) -> 
     """Ratings in source row order."""
     out: list[Engagement] = []
     rows = iter_atomic(path, problems, ("user_id", "item_id", "rating", "timestamp"))
-    for lineno, row in tqdm(rows, desc="read ratings", unit="row", disable=None, leave=False):
+    for lineno, row in progress(rows, "read ratings"):
         try:
             out.append(_engagement(row, items))
         except BadRecord as e:
@@ -100,7 +99,7 @@ def build_movielens(source: Path, seed: int, problems: Problems) -> Prepared:
         # Published at its first rating; never-rated items are there from the start.
         item.ts = seen_at.get(item.item_id, start)
     split = leave_one_out(ordered)
-    sampler = NegativeSampler(items.values(), ordered, seed)
+    sampler = ImpressionNegativeSampler(items.values(), ordered, seed)
     return Prepared(source=f"movielens-100k ({source})", items=list(items.values()),
                     engagements=ordered, split=split,
                     impressions_valid=impressions_for(split.valid, sampler, "valid"),

@@ -8,7 +8,6 @@ reason so the caller can report what was left out (nothing is dropped silently).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 from collections import Counter
@@ -17,12 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from model.records import ENGAGED_KINDS, KINDS, iter_jsonl
 from streams.errors import DataError
 
 logger = logging.getLogger(__name__)
-
-KINDS = ("click", "view", "like", "share", "impression")
-POSITIVE_KINDS = frozenset(KINDS) - {"impression"}
 
 
 class BadRecord(ValueError):
@@ -78,7 +75,7 @@ class Item:
                 "category": self.category, "ts": self.ts, **self.extra}
 
     def contract(self) -> dict[str, Any]:
-        """The `items` topic value of DESIGN.md (no extra fields)."""
+        """The `items` topic value (docs/architecture.md, topics and contracts): no extra fields."""
         return {"item_id": self.item_id, "title": self.title, "body": self.body,
                 "category": self.category, "ts": self.ts}
 
@@ -95,14 +92,14 @@ class Engagement:
 
     @property
     def positive(self) -> bool:
-        return self.kind in POSITIVE_KINDS
+        return self.kind in ENGAGED_KINDS
 
     def to_json(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "item_id": self.item_id, "ts": self.ts,
                 "kind": self.kind, **self.extra}
 
     def contract(self) -> dict[str, Any]:
-        """The `engagements` topic value of DESIGN.md (no extra fields)."""
+        """The `engagements` topic value (docs/architecture.md, topics and contracts): no extra fields."""
         return {"user_id": self.user_id, "item_id": self.item_id, "ts": self.ts, "kind": self.kind}
 
 
@@ -180,28 +177,14 @@ def require(row: dict[str, Any], name: str) -> Any:
 
 # -- prepared-format readers -------------------------------------------------------
 
-def iter_jsonl(path: Path, problems: Problems) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; bad JSON goes to `problems`."""
+def jsonl_rows(path: Path, problems: Problems) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line of a JSON Lines file; bad lines go to `problems`."""
     try:
-        fh = path.open(encoding="utf-8")
+        yield from iter_jsonl(path, lambda lineno, detail: problems.bad(path, lineno, "malformed line", detail))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from e
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
-    with fh:
-        try:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    problems.bad(path, lineno, "malformed line", f"invalid JSON ({e.msg})")
-                    continue
-                if not isinstance(obj, dict):
-                    problems.bad(path, lineno, "malformed line", "expected a JSON object")
-                    continue
-                yield lineno, obj
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text ({e.reason})") from e
 
 
 def item_from_json(row: dict[str, Any]) -> Item:
@@ -221,32 +204,6 @@ def engagement_from_json(row: dict[str, Any]) -> Engagement:
                       ts=parse_ts(require(row, "ts")),
                       kind=parse_kind(require(row, "kind")),
                       extra={k: v for k, v in row.items() if k not in known})
-
-
-def read_items(path: Path, problems: Problems) -> list[Item]:
-    """Items of a prepared items.jsonl, validated."""
-    out: list[Item] = []
-    for lineno, row in iter_jsonl(path, problems):
-        try:
-            out.append(item_from_json(row))
-        except BadRecord as e:
-            problems.bad(path, lineno, e.reason, str(e))
-    return out
-
-
-def read_engagements(path: Path, problems: Problems,
-                     known_items: set[str] | None = None) -> list[Engagement]:
-    """Engagements of a prepared jsonl file, validated (item ids checked when known_items)."""
-    out: list[Engagement] = []
-    for lineno, row in iter_jsonl(path, problems):
-        try:
-            eng = engagement_from_json(row)
-            require_known_item(eng, known_items)
-        except BadRecord as e:
-            problems.bad(path, lineno, e.reason, str(e))
-            continue
-        out.append(eng)
-    return out
 
 
 def require_known_item(record: object, known: set[str] | None) -> None:

@@ -61,8 +61,9 @@ def leave_one_out(ordered: Sequence[Engagement]) -> Split:
     return split
 
 
-class NegativeSampler:
-    """Samples items a user had not engaged with at or before a time, from the catalog then."""
+class ImpressionNegativeSampler:
+    """Negatives of evaluation impressions: items a user had not engaged with at or before a time,
+    from the catalog then (training negatives: model.examples.NegativeSampler)."""
 
     def __init__(self, items: Iterable[Item], ordered: Sequence[Engagement], seed: int) -> None:
         catalog = sorted(items, key=lambda it: (it.ts, it.item_id))
@@ -97,7 +98,7 @@ class NegativeSampler:
         return picked, rng
 
 
-def sampled_impression(sampler: NegativeSampler, positive: Engagement, tag: str) -> Impression:
+def sampled_impression(sampler: ImpressionNegativeSampler, positive: Engagement, tag: str) -> Impression:
     """The positive plus sampled negatives, shuffled so position leaks nothing."""
     negatives, rng = sampler.sample(positive.user_id, positive.ts, tag)
     cands = [(positive.item_id, 1)] + [(n, 0) for n in negatives]
@@ -105,7 +106,7 @@ def sampled_impression(sampler: NegativeSampler, positive: Engagement, tag: str)
     return Impression(positive.user_id, positive.ts, [c for c, _ in cands], [lab for _, lab in cands])
 
 
-def impressions_for(split_events: Sequence[Engagement], sampler: NegativeSampler,
+def impressions_for(split_events: Sequence[Engagement], sampler: ImpressionNegativeSampler,
                     tag: str) -> list[Impression]:
     """One sampled impression per held-out positive of a split, in event-time order."""
     return [sampled_impression(sampler, e, tag) for e in split_events if e.positive]

@@ -5,16 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from model.records import write_jsonl
 from streams.data.records import Engagement, Impression, Item, Problems
 from streams.data.split import Split
 from streams.errors import DataError
+from streams.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +48,6 @@ class Prepared:
         }
 
 
-def _write_jsonl(path: Path, rows: Iterable[Any], total: int) -> None:
-    # Write to a temp name then rename, so a crash never leaves a half file that looks done.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in tqdm(rows, total=total, desc=f"write {path.name}", unit="rec",
-                        disable=None, leave=False):
-            fh.write(json.dumps(row.to_json(), ensure_ascii=False))
-            fh.write("\n")
-    os.replace(tmp, path)
-
-
 def write_prepared(out_dir: Path, prep: Prepared, problems: Problems) -> dict[str, Any]:
     """Write all files of the prepared format; meta.json last (its presence means complete)."""
     out_dir = Path(out_dir)
@@ -75,7 +63,7 @@ def write_prepared(out_dir: Path, prep: Prepared, problems: Problems) -> dict[st
         ("test.jsonl", prep.split.test), ("impressions_valid.jsonl", prep.impressions_valid),
         ("impressions_test.jsonl", prep.impressions_test)]
     for name, rows in files:
-        _write_jsonl(out_dir / name, rows, len(rows))
+        write_jsonl(out_dir / name, (r.to_json() for r in progress(rows, f"write {name}", len(rows))))
     meta = prep.meta(problems)
     meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     logger.info("prepared %s in %s", prep.source, out_dir)

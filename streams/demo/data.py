@@ -13,30 +13,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model.metrics import NextEngagement
+from model.records import read_jsonl, write_jsonl
 from streams.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 CUT_FILES = ("train.jsonl", "valid.jsonl", "test.jsonl", "impressions_valid.jsonl",
              "impressions_test.jsonl")
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 @dataclass
@@ -54,19 +44,15 @@ class HeldOut:
         pairs as the demo (each replayed engagement -> the same user's next one): context."""
         seen = {u: {e["item_id"] for e in h} for u, h in self.history.items()}
         last: dict[str, str] = {}
-        hits, ndcg, n = 0, 0.0, 0
+        judge = NextEngagement(k)
         for e in self.replay:
             u = e["user_id"]
             if u in last:
                 s = seen.setdefault(u, set())
-                top = [i for i in self.popular[: k + len(s)] if i not in s][:k]
-                n += 1
-                if e["item_id"] in top:
-                    hits += 1
-                    ndcg += 1 / math.log2(top.index(e["item_id"]) + 2)
+                judge.add([i for i in self.popular[: k + len(s)] if i not in s][:k], e["item_id"])
             seen.setdefault(u, set()).add(e["item_id"])
             last[u] = e["item_id"]
-        return {"recall@10": hits / n if n else 0.0, "ndcg@10": ndcg / n if n else 0.0, "judged": n}
+        return judge.result()
 
 
 def held_out(data_dir: Path, holdout: int, events: int) -> HeldOut:
@@ -89,7 +75,7 @@ def held_out(data_dir: Path, holdout: int, events: int) -> HeldOut:
 
 
 def _contract(e: dict[str, Any]) -> dict[str, Any]:
-    """The `engagements` topic fields only (DESIGN.md contract)."""
+    """The `engagements` topic fields only (docs/architecture.md, topics and contracts)."""
     return {"user_id": str(e["user_id"]), "item_id": str(e["item_id"]), "ts": float(e["ts"]),
             "kind": e.get("kind", "click")}
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from model.metrics import NextEngagement
 from streams.demo.collect import Collected
 
 logger = logging.getLogger(__name__)
@@ -54,13 +54,12 @@ class Report:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def online(self) -> dict[str, float | int]:
-        scored = [j for j in self.judged if j.next_item is not None]
-        if not scored:
-            return {"recall@10": 0.0, "ndcg@10": 0.0, "judged": 0}
-        ranks = [j.rank for j in scored]
-        return {"recall@10": sum(r is not None for r in ranks) / len(ranks),
-                "ndcg@10": sum(1 / math.log2(r + 2) for r in ranks if r is not None) / len(ranks),
-                "judged": len(ranks)}
+        """Recall/nDCG@K of the recommendations that have a next engagement to be judged by."""
+        judge = NextEngagement(K)
+        for j in self.judged:
+            if j.next_item is not None:
+                judge.add(j.items, j.next_item)
+        return judge.result()
 
     def as_json(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_s) * 1000.0

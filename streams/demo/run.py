@@ -21,13 +21,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from model.records import write_jsonl
 from streams.demo.collect import Collector
-from streams.demo.data import HeldOut, held_out, holdout_of, write_jsonl
+from streams.demo.data import HeldOut, held_out, holdout_of
 from streams.demo.report import Report, match
 from streams.demo.view import live_view
 from streams.errors import ThreadrecError
+from streams.kafka.broker import free_port
+from streams.kafka.processes import stop_process
 from streams.kafka.settings import KafkaSettings
-from streams.worker.process import WorkerFailed, WorkerProcess, start_replay, stop_process
+from streams.worker.process import WorkerFailed, WorkerProcess, start_replay
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +57,12 @@ class DemoOptions:
     featured: int = 3
     live: bool = True
     stall_s: float = 120.0  # give up when nothing new arrives for this long after the replay
-
-
-def limit_torch_threads() -> None:
-    """One torch thread on small machines unless OMP_NUM_THREADS says otherwise (see
-    worker_process.worker_env: spinning intra-op threads on 2 shared cores were far slower)."""
-    import os
-
-    if "OMP_NUM_THREADS" not in os.environ and (os.cpu_count() or 1) <= 4:
-        import torch
-
-        torch.set_num_threads(1)
+    metrics_port: int | None = None  # the worker's Prometheus port (none: a free one)
 
 
 def prepare(opts: DemoOptions, console: Console) -> tuple[Path, HeldOut, Path]:
     """Data dir, held-out period and checkpoint (training the quick one when needed)."""
+    from model.device import limit_torch_threads
     from streams.demo.checkpoint import quick_checkpoint
 
     limit_torch_threads()
@@ -98,7 +92,7 @@ def prepare(opts: DemoOptions, console: Console) -> tuple[Path, HeldOut, Path]:
 
 def worker_flags(opts: DemoOptions) -> dict:
     return dict(refresh=opts.refresh, batch_size=opts.batch_size, device=opts.device,
-                item_wait_s=120.0, batch_within_s=0.1)
+                batch_within_s=0.1, metrics_port=opts.metrics_port or free_port())
 
 
 def warm(k: KafkaSettings, opts: DemoOptions, ckpt: Path, ho: HeldOut, console: Console) -> int:
@@ -147,9 +141,11 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> Report:
         collector = Collector(k)
         collector.start()
         stack.callback(collector.stop)
+        flags = worker_flags(opts)
         worker = WorkerProcess(k, ckpt, run_dir / "worker", opts.workdir / "worker.log",
-                               **worker_flags(opts)).start()
+                               **flags).start()
         stack.callback(worker.stop)
+        console.print(f"worker metrics (Prometheus): http://127.0.0.1:{flags['metrics_port']}/metrics")
         try:
             load_items(k, worker, data, len(ho.items), console)
             report = _replay_and_watch(k, opts, ho, run_dir, worker, collector, console)

@@ -1,4 +1,4 @@
-"""Where the engine keeps user states: any of these adapters (a Faust table, a UserStateStore)."""
+"""Where the engine keeps user states: the StateMapping protocol and its bytes-mapping adapter."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator, MutableMapping
 from typing import Protocol, runtime_checkable
 
-from store import UserState, UserStateStore, decode_user_state, encode_user_state
+from store import UserState, decode_user_state, encode_user_state
 
 logger = logging.getLogger(__name__)
 
@@ -44,22 +44,3 @@ class BytesStateMapping:
 
     def user_ids(self) -> Iterator[str]:
         return iter(list(self.mapping.keys()))
-
-
-class StoreStateMapping:
-    """A UserStateStore (rocksdict or memory) behind the StateMapping protocol."""
-
-    def __init__(self, store: UserStateStore) -> None:
-        self.store = store
-
-    def get(self, user_id: str) -> UserState | None:
-        return self.store.get(user_id)
-
-    def put(self, state: UserState) -> None:
-        self.store.put(state)
-
-    def delete(self, user_id: str) -> None:
-        self.store.delete(user_id)
-
-    def user_ids(self) -> Iterator[str]:
-        return self.store.user_ids()

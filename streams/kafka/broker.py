@@ -1,6 +1,6 @@
 """The embedded Kafka-compatible broker (tansu) and client settings per broker kind.
 
-Facts about tansu that these settings encode are measured in DESIGN.md:
+Facts about tansu that these settings encode, measured against the bundled broker:
 batched produce makes it report wrong end offsets (so producers send one record
 per batch), group joins wait about session_timeout/2 (so short timeouts), and
 idempotent/transactional aiokafka producers fail.
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from streams.errors import BrokerError
+from streams.kafka.processes import stop_process
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class ClientSettings:
         }
 
 
-#: Settings for the bundled tansu broker (DESIGN.md, "Running Kafka here").
+#: Settings for the bundled tansu broker (the facts in this module's docstring).
 TANSU_SETTINGS = ClientSettings(
     producer_max_batch_size=1, producer_batch_size=1, session_timeout_s=6.0, heartbeat_interval_s=1.0
 )
@@ -114,6 +115,16 @@ def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
     raise BrokerError(f"nothing listening on {host}:{port} after {timeout_s:.0f}s")
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """BrokerError when host:port is taken (a broker would fail to bind it)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise BrokerError(f"port {port} on {host} is taken ({e.strerror}); "
+                              "stop what listens there or pass another --port") from e
+
+
 class EmbeddedBroker:
     """A tansu broker process on a loopback port, memory storage; a context manager."""
 
@@ -128,6 +139,7 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self) -> EmbeddedBroker:
+        _check_port_free(self.host, self.port)
         url = f"tcp://{self.host}:{self.port}"
         cmd = [str(tansu_binary()), "broker", "--listener-url", url,
                "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
@@ -136,6 +148,9 @@ class EmbeddedBroker:
                                       start_new_session=True)
         try:
             wait_for_port(self.host, self.port)
+            if self._proc.poll() is not None:  # someone else answered on the port
+                raise BrokerError(f"tansu exited with code {self._proc.returncode} "
+                                  f"(log: {self._log.name})")
         except BrokerError:
             self.stop()
             raise
@@ -143,13 +158,7 @@ class EmbeddedBroker:
         return self
 
     def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop_process(self._proc, timeout_s=5)
         self._proc = None
 
     def __enter__(self) -> EmbeddedBroker:

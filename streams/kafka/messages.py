@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model.records import KINDS
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,8 +34,6 @@ class MessageLimits(BaseSettings):
     message_bytes: int = Field(1_000_000, ge=16_384)
     deadletter_payload_bytes: int = Field(4_096, ge=64)  # a dead letter keeps this much payload
     send_attempts: int = Field(3, ge=1)  # per output record before it is dead-lettered
-
-KINDS = ("click", "view", "like", "share", "impression")
 
 
 class InvalidMessage(ValueError):

@@ -3,7 +3,7 @@
 Events go out in event-time order: an item is sent at its ts (items before
 engagements on ties) and, at the latest, just before the first engagement that
 needs it. Keys: item_id for items, user_id for engagements. Values follow the
-DESIGN.md contracts; extra fields (e.g. `rating`) are dropped unless keep_extra.
+topic contracts (docs/architecture.md); extra fields (e.g. `rating`) are dropped unless keep_extra.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from streams.data.records import (
     BadRecord,
     Engagement,
@@ -26,11 +24,12 @@ from streams.data.records import (
     Problems,
     engagement_from_json,
     item_from_json,
-    iter_jsonl,
+    jsonl_rows,
     require_known_item,
 )
 from streams.errors import BrokerError, DataError
 from streams.kafka.settings import KafkaSettings
+from streams.progress import progress as show_progress
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ class ReplayReport:
 # -- loading ----------------------------------------------------------------------
 
 def _classify(path: Path, problems: Problems) -> tuple[str, list[tuple[int, dict]]]:
-    rows = list(iter_jsonl(path, problems))
+    rows = list(jsonl_rows(path, problems))
     kind = "engagements" if rows and "user_id" in rows[0][1] else "items"
     return kind, rows
 
@@ -236,8 +235,8 @@ def replay_to_broker(source: Path | Sequence[Path], settings: KafkaSettings, *,
     producer = _producer(settings)
     started = time.perf_counter()
     try:
-        for ts, rec in tqdm(plan(items, engagements, limit), total=total, unit="ev", desc="replay",
-                            disable=None if progress else True):
+        for ts, rec in show_progress(plan(items, engagements, limit), "replay", total=total,
+                                     enabled=progress, transient=False):
             pacer.wait(ts)
             value = rec.to_json() if keep_extra else rec.contract()
             if isinstance(rec, Item):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import ThreadrecError
+from streams.kafka.processes import stop_process
 from streams.kafka.settings import KafkaSettings
 from streams.worker.stats import read_stats
 
@@ -22,10 +22,11 @@ class WorkerFailed(ThreadrecError):
 
 
 def worker_env() -> dict[str, str]:
-    """One torch thread on small machines unless OMP_NUM_THREADS is set: on 2 shared cores,
-    intra-op threads spinning against other processes made small model calls ~30x slower."""
+    """This environment, with OMP_NUM_THREADS=1 where model.device.one_torch_thread says so."""
+    from model.device import one_torch_thread  # loads torch: only when a worker starts
+
     env = dict(os.environ)
-    if "OMP_NUM_THREADS" not in env and (os.cpu_count() or 1) <= 4:
+    if one_torch_thread(env):
         env["OMP_NUM_THREADS"] = "1"
     return env
 
@@ -41,18 +42,6 @@ def start_replay(k: KafkaSettings, source: Path, rate: float | None, log: Path) 
     with log.open("wb") as out:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-
-
-def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after timeout_s; nothing when it has already exited."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class WorkerProcess:
@@ -101,15 +90,8 @@ class WorkerProcess:
         raise WorkerFailed(f"worker not {what} after {timeout_s:.0f}s (log: {self.log})")
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM (faust stops agents, commits, flushes), then SIGKILL if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        """SIGTERM (faust stops agents, commits, flushes), then SIGKILL its group if it hangs."""
+        stop_process(self.proc, timeout_s, group=True)
 
     def __enter__(self) -> WorkerProcess:
         return self.start()

@@ -46,10 +46,6 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
-
-
 def news_row(nid: str, cat: str = "news", title: str | None = None) -> str:
     return "\t".join([nid, cat, f"{cat}sub", title or f"Title {nid}", f"Abstract {nid}",
                       f"https://x/{nid}", "[]", "[]"])

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
+from model.records import read_jsonl
 from streams.cli import main
 from streams.data.custom import prepare_custom
 from streams.data.mind import prepare_mind
 from streams.data.movielens import prepare_movielens
 from streams.errors import DataError
 from streams.kafka.replay import load_replay
-from tests.data.helpers import read_jsonl, write_jsonl, write_mind_set, write_ml
+from tests.data.helpers import write_jsonl, write_mind_set, write_ml
 
 ITEMS = [{"item_id": "a", "title": "A"}, {"item_id": "b", "title": "B"}]
 GOOD = [{"user_id": "u", "item_id": "a", "ts": 1, "kind": "click"},

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from model.records import read_jsonl
 from streams.cli import main
 from streams.data.custom import Columns, prepare_custom
-from tests.data.helpers import read_jsonl, write_jsonl
+from tests.data.helpers import write_jsonl
 
 
 def test_jsonl_with_renamed_columns(tmp_path):

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
+from model.records import read_jsonl
 from streams.cli import main
 from streams.data.mind import find_sets, prepare_mind
 from streams.errors import DataError
-from tests.data.helpers import read_jsonl, write_mind_set
+from tests.data.helpers import write_mind_set
 
 NEWS = [f"N{i}" for i in range(1, 10)]
 TRAIN = [  # impression_id, user, time, history, impressions

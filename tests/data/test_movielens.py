@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from model.records import read_jsonl
 from streams.cli import main
 from streams.data.movielens import ensure_movielens, prepare_movielens
-from tests.data.helpers import read_jsonl, write_ml
+from tests.data.helpers import write_ml
 
 
 @pytest.fixture

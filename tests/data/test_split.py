@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from streams.data.records import Engagement, Item
-from streams.data.split import NegativeSampler, leave_one_out, order_by_time, sampled_impression
+from streams.data.split import (
+    ImpressionNegativeSampler,
+    leave_one_out,
+    order_by_time,
+    sampled_impression,
+)
 
 
 def E(u, i, ts, kind="click"):
@@ -35,7 +40,7 @@ def test_users_with_one_or_two_positives():
 def test_sampler_excludes_seen_and_ties_and_unpublished():
     items = [Item(str(i), f"t{i}", ts=0.0) for i in range(1, 7)] + [Item("late", "t", ts=99.0)]
     evs = order_by_time([E("u", "1", 1), E("u", "2", 2), E("u", "3", 2), E("u", "4", 50)])
-    sampler = NegativeSampler(items, evs, seed=0)
+    sampler = ImpressionNegativeSampler(items, evs, seed=0)
     imp = sampled_impression(sampler, evs[1], "valid")  # item 2 at ts 2; item 3 ties it
     negs = {c for c, lab in zip(imp.candidates, imp.labels, strict=True) if not lab}
     assert negs == {"4", "5", "6"}  # only unseen published ones, fewer than 4 available
@@ -45,7 +50,7 @@ def test_sampler_excludes_seen_and_ties_and_unpublished():
 def test_sampler_large_catalog_deterministic():
     items = [Item(str(i), "t", ts=0.0) for i in range(1000)]
     evs = [E("u", str(i), i) for i in range(10)]
-    a = sampled_impression(NegativeSampler(items, evs, seed=7), evs[-1], "test")
-    b = sampled_impression(NegativeSampler(items, evs, seed=7), evs[-1], "test")
+    a = sampled_impression(ImpressionNegativeSampler(items, evs, seed=7), evs[-1], "test")
+    b = sampled_impression(ImpressionNegativeSampler(items, evs, seed=7), evs[-1], "test")
     assert a == b and len(a.candidates) == 5
     assert not {c for c, lab in zip(a.candidates, a.labels, strict=True) if not lab} & {str(i) for i in range(10)}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.processes import stop_process
+from streams.kafka.processes import stop_process
 
 pytestmark = pytest.mark.broker
 PROBE = b"probe"
@@ -108,7 +108,7 @@ def test_agent_table_survive_restart_with_fresh_local_state(kafka_broker, topic_
         final = _final_by_key(out)
         assert {k: [v["n"], v["sum"]] for k, v in final.items()} == dict(expect)
     finally:
-        stop_process(worker)
+        stop_process(worker, timeout_s=30)
 
     # A new worker on an empty data dir must rebuild the table from its changelog:
     # continuing sums prove the state was recovered, not restarted from zero.
@@ -125,4 +125,4 @@ def test_agent_table_survive_restart_with_fresh_local_state(kafka_broker, topic_
         final = _final_by_key(out)
         assert {k: [v["n"], v["sum"]] for k, v in final.items()} == dict(expect)
     finally:
-        stop_process(worker)
+        stop_process(worker, timeout_s=30)

@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from model.metrics import auc, full_ranking_metrics, impression_metrics, mrr, ndcg_at_k
+from model.metrics import (
+    NextEngagement,
+    auc,
+    full_ranking_metrics,
+    impression_metrics,
+    mrr,
+    ndcg_at_k,
+)
 
 
 def test_hand_computed_impression():
@@ -42,3 +49,14 @@ def test_full_ranking_excludes_seen():
     assert m["recall@1"] == 0.0 and m["recall@3"] == 0.0
     m = full_ranking_metrics(scores, positives=[2], excluded=[], ks=(3,))
     assert m["ndcg@3"] == pytest.approx(1 / np.log2(4))
+
+
+def test_next_engagement_hand_computed():
+    judge = NextEngagement(k=2)
+    assert judge.result() == {"recall@2": 0.0, "ndcg@2": 0.0, "judged": 0}
+    assert judge.add(["a", "b", "c"], "a") == 1.0
+    assert judge.add(["a", "b", "c"], "b") == pytest.approx(1 / np.log2(3))
+    assert judge.add(["a", "b", "c"], "c") == 0.0  # outside the top 2
+    r = judge.result()
+    assert r["judged"] == 3 and r["recall@2"] == pytest.approx(2 / 3)
+    assert r["ndcg@2"] == pytest.approx((1 + 1 / np.log2(3)) / 3)

@@ -41,6 +41,7 @@ def test_demo_reports_every_engagement_with_latency_and_metrics(kafka_broker, ti
     assert rep["worker"]["events"] == 40 and rep["worker"]["model_s"] > 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "threadrec demo report" in res.stdout
+    assert "/metrics" in res.stdout  # where an operator scrapes the worker
 
 
 def test_demo_fails_with_one_line_on_a_missing_data_dir(kafka_broker, tiny_checkpoint, tmp_path):

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 from model.inference import EmbSumInference
+from model.records import read_jsonl, write_jsonl
 from streams.engine.engine import Engine
+from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
 from streams.kafka.settings import KafkaSettings
 from streams.worker.config import WorkerSettings
 from tests.fixtures.kafka import consume_all
-from tests.fixtures.processes import stop_process
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,10 +55,6 @@ def _offline(ckpt: Path, k: KafkaSettings, items: list[dict], events: list[dict]
     eng = Engine.in_memory(model, ws.engine_config(model.config, "x"))
     eng.upsert_items(items)
     return [r.recommendation for r in eng.process_engagements(events)]
-
-
-def _read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _engagement_offsets(broker, topic: str, n: int) -> dict[tuple[int, int], dict]:
@@ -94,7 +91,7 @@ def test_replay_through_worker_gives_one_exact_recommendation_per_engagement(
         kafka_broker, producer_factory, tiny_checkpoint, prepared, tmp_path):
     prefix = f"wk-{uuid.uuid4().hex[:8]}-"
     k = _settings(kafka_broker, prefix)
-    items, events = _read(prepared / "items.jsonl"), _read(prepared / "engagements.jsonl")
+    items, events = read_jsonl(prepared / "items.jsonl"), read_jsonl(prepared / "engagements.jsonl")
     log = tmp_path / "worker.log"
     worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log)
     try:
@@ -112,7 +109,7 @@ def test_replay_through_worker_gives_one_exact_recommendation_per_engagement(
                            timeout_s=150, abort=lambda: worker.poll() is not None)
         dead = consume_all(kafka_broker.bootstrap, k.topic("deadletter"), 3, timeout_s=20)
     finally:
-        stop_process(worker)
+        stop_process(worker, timeout_s=30)
     assert len(recs) == len(events), log.read_text()[-3000:]
     reasons = sorted(json.loads(d.value)["error"].split(":")[0] for d in dead)
     assert reasons == ["malformed JSON", "unknown item", "wrong type"]
@@ -126,10 +123,10 @@ def test_replay_through_worker_gives_one_exact_recommendation_per_engagement(
 def test_worker_restart_resumes_with_state_intact(kafka_broker, tiny_checkpoint, prepared, tmp_path):
     prefix = f"wr-{uuid.uuid4().hex[:8]}-"
     k = _settings(kafka_broker, prefix)
-    items, events = _read(prepared / "items.jsonl"), _read(prepared / "engagements.jsonl")
+    items, events = read_jsonl(prepared / "items.jsonl"), read_jsonl(prepared / "engagements.jsonl")
     half = len(events) // 2
-    (tmp_path / "a.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events[:half]))
-    (tmp_path / "b.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events[half:]))
+    write_jsonl(tmp_path / "a.jsonl", events[:half])
+    write_jsonl(tmp_path / "b.jsonl", events[half:])
     replay_to_broker([prepared / "items.jsonl"], k, progress=False)
     replay_to_broker([tmp_path / "a.jsonl"], k, progress=False)
     log, topic = tmp_path / "worker.log", k.topic("recommendations")
@@ -144,7 +141,7 @@ def test_worker_restart_resumes_with_state_intact(kafka_broker, tiny_checkpoint,
         sender.start()
         time.sleep(0.5)
     finally:
-        stop_process(worker)
+        stop_process(worker, timeout_s=30)
     sender.join()
     mid = len(consume_all(kafka_broker.bootstrap, topic, len(events), timeout_s=3))
     assert mid < len(events), "the worker finished before it was stopped; nothing to resume"
@@ -156,7 +153,7 @@ def test_worker_restart_resumes_with_state_intact(kafka_broker, tiny_checkpoint,
         time.sleep(1.0)
         recs += consume_all(kafka_broker.bootstrap, topic, 10**6, timeout_s=2)[len(recs):]
     finally:
-        stop_process(worker)
+        stop_process(worker, timeout_s=30)
     assert len(recs) == len(events), log.read_text()[-3000:]
     engagements = _engagement_offsets(kafka_broker, k.topic("engagements"), len(events))
     _check_parity([json.loads(r.value) for r in recs], engagements,
@@ -189,7 +186,7 @@ def test_worker_rereads_engagements_the_group_committed_past(kafka_broker, produ
 
     prefix = f"wg-{uuid.uuid4().hex[:8]}-"
     k = _settings(kafka_broker, prefix)
-    items, events = _read(prepared / "items.jsonl"), _read(prepared / "engagements.jsonl")
+    items, events = read_jsonl(prepared / "items.jsonl"), read_jsonl(prepared / "engagements.jsonl")
     replay_to_broker([prepared / "items.jsonl", prepared / "engagements.jsonl"], k, progress=False)
     etopic, group = k.topic("engagements"), f"{prefix}threadrec"
     engagements = _engagement_offsets(kafka_broker, etopic, len(events))
@@ -216,7 +213,7 @@ def test_worker_rereads_engagements_the_group_committed_past(kafka_broker, produ
                             timeout_s=2)[len(recs):]
         st = read_stats(stats) or {}
     finally:
-        stop_process(worker)
+        stop_process(worker, timeout_s=30)
     assert len(recs) == len(events), log.read_text()[-3000:]
     # faust may drop more at start-up on its own (the bug itself): at least the seeded gaps
     assert st.get("records_reread", 0) >= sum(skip.values()), st

@@ -16,10 +16,11 @@ import uuid
 
 import pytest
 
+from model.records import read_jsonl
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
 from tests.fixtures.kafka import consume_all
-from tests.streams.test_worker_broker import _read, _settings, _start
+from tests.streams.test_worker_broker import _settings, _start
 
 pytestmark = pytest.mark.broker
 
@@ -28,8 +29,15 @@ def test_oversize_messages_are_dead_lettered_and_later_engagements_still_recomme
         kafka_broker, producer_factory, tiny_checkpoint, prepared, tmp_path):
     prefix = f"wo-{uuid.uuid4().hex[:8]}-"
     k = _settings(kafka_broker, prefix)
-    events = _read(prepared / "engagements.jsonl")
+    events = read_jsonl(prepared / "engagements.jsonl")
     replay_to_broker([prepared / "items.jsonl"], k, progress=False)
+    producer = producer_factory(max_request_size=8_000_000)
+    bad_items = [b"{not json", json.dumps({"item_id": "i-huge", "title": "t", "body": "b" * 2_000_000,
+                                           "ts": 1.0}).encode()]
+    for value in bad_items:
+        producer.send(k.topic("items"), key=b"i-bad", value=value)
+    producer.send(k.topic("items"), key=b"i-never-seen", value=None)  # tombstone, unknown item
+    producer.flush()
     log = tmp_path / "worker.log"
     port = free_port()
     worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log,
@@ -40,7 +48,6 @@ def test_oversize_messages_are_dead_lettered_and_later_engagements_still_recomme
     huge_user = "u" * 600_000
     huge_valid = json.dumps({"user_id": huge_user, "item_id": first[0]["item_id"],
                              "ts": first[0]["ts"], "kind": "click"}).encode()
-    producer = producer_factory(max_request_size=8_000_000)
     topic = k.topic("engagements")
     try:
         for e in first:
@@ -52,7 +59,7 @@ def test_oversize_messages_are_dead_lettered_and_later_engagements_still_recomme
         producer.flush()
         recs = consume_all(kafka_broker.bootstrap, k.topic("recommendations"), len(events),
                            timeout_s=150, abort=lambda: worker.poll() is not None)
-        dead = consume_all(kafka_broker.bootstrap, k.topic("deadletter"), 2, timeout_s=30)
+        dead = consume_all(kafka_broker.bootstrap, k.topic("deadletter"), 4, timeout_s=30)
         assert worker.poll() is None, log.read_text()[-3000:]
         time.sleep(1.5)  # one gauge refresh
         metrics = scrape(port)
@@ -61,6 +68,13 @@ def test_oversize_messages_are_dead_lettered_and_later_engagements_still_recomme
     got = {(json.loads(r.value)["user_id"], json.loads(r.value)["source"]["offset"]) for r in recs}
     assert len(recs) == len(events) == len(got), log.read_text()[-3000:]
     assert {u for u, _ in got} == {e["user_id"] for e in events}
+    item_letters = sorted((json.loads(d.value) for d in dead
+                           if json.loads(d.value)["source_topic"] == k.topic("items")),
+                          key=lambda d: d["offset"])
+    assert [d["error"].split(":")[0] for d in item_letters] == ["malformed JSON", "oversize payload"]
+    assert item_letters[1]["payload_bytes"] == len(bad_items[1])
+    dead = sorted((d for d in dead if json.loads(d.value)["source_topic"] == topic),
+                  key=lambda d: json.loads(d.value)["offset"])
     letters = sorted((json.loads(d.value) for d in dead), key=lambda d: d["offset"])
     assert [d["error"].split(":")[0] for d in letters] == ["oversize payload", "oversize payload"]
     for d, raw, rec in zip(letters, [item_text, huge_valid], dead, strict=True):
@@ -71,11 +85,11 @@ def test_oversize_messages_are_dead_lettered_and_later_engagements_still_recomme
     # the operator's view of the same run
     assert metrics["threadrec_recommendations_total"] == len(events)
     assert metrics["threadrec_engagements_total"] == len(events) + 2
-    assert metrics['threadrec_dead_letters_total{reason="oversize payload",source="%s"}'
-                   % k.topic("engagements")] == 2
+    source = k.topic("engagements")
+    assert metrics[f'threadrec_dead_letters_total{{reason="oversize payload",source="{source}"}}'] == 2
     assert metrics["threadrec_end_to_end_seconds_count"] == len(events)
     for stage in ("model", "store", "index", "kafka"):
-        assert metrics['threadrec_stage_seconds_count{stage="%s"}' % stage] > 0
+        assert metrics[f'threadrec_stage_seconds_count{{stage="{stage}"}}'] > 0
     assert metrics["threadrec_item_replica_behind"] == 0
     assert metrics['threadrec_model_info{version="tiny-test"}'] == 1
     assert {key for key in metrics if key.startswith("threadrec_consumer_lag{")}
