@@ -14,11 +14,10 @@ from .errors import StateCodecError
 logger = logging.getLogger(__name__)
 
 USER_STATE_MAGIC = b"TRUS"
-USER_STATE_FORMAT = 1
+USER_STATE_FORMAT = 2  # 2 adds `applied`; format 1 still reads (applied empty)
 
 # Engagement kinds as stored (uint8); the engagements topic carries the names.
 KIND_CODES: dict[str, int] = {"impression": 0, "view": 1, "click": 2, "like": 3, "share": 4}
-KIND_NAMES: dict[int, str] = {code: name for name, code in KIND_CODES.items()}
 
 
 def _f16(rows: int = 0, dim: int = 0) -> np.ndarray:
@@ -45,6 +44,9 @@ class UserState:
     events_since_summary: int = 0
     last_seen: float = 0.0
     version: int = 0
+    # source partition -> offset of the last engagement applied to this state, so a
+    # redelivered engagement is recognised by the state itself (effectively-once)
+    applied: dict[int, int] = field(default_factory=dict)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, UserState):
@@ -97,16 +99,19 @@ def encode_user_state(state: UserState) -> bytes:
     w.array(state.global_embedding, "<f2")
     w.array(state.upe, "<f2")
     w.text(state.summary)
+    parts = sorted(state.applied)
+    w.array(np.array(parts, np.uint32), "<u4")
+    w.array(np.array([state.applied[p] for p in parts], np.int64), "<i8")
     return w.frame(USER_STATE_MAGIC, USER_STATE_FORMAT)
 
 
 def decode_user_state(data: bytes) -> UserState:
     """Decode bytes from encode_user_state; raises StateCodecError on anything invalid."""
-    _, r = open_frame(data, USER_STATE_MAGIC, {USER_STATE_FORMAT}, "user state")
-    return _read_v1(r)
+    fmt, r = open_frame(data, USER_STATE_MAGIC, {1, USER_STATE_FORMAT}, "user state")
+    return _read(r, fmt)
 
 
-def _read_v1(r: Reader) -> UserState:
+def _read(r: Reader, fmt: int) -> UserState:
     version, total, since, last_seen = r.unpack("qQQd")
     state = UserState(
         user_id=r.text(),
@@ -124,6 +129,11 @@ def _read_v1(r: Reader) -> UserState:
         last_seen=last_seen,
         version=version,
     )
+    if fmt >= 2:
+        parts, offsets = r.array("<u4", 1), r.array("<i8", 1)
+        if len(parts) != len(offsets):
+            raise StateCodecError(f"user {state.user_id!r}: applied partitions and offsets disagree")
+        state.applied = dict(zip(parts.tolist(), offsets.tolist(), strict=True))
     r.finish()
     _validate(state)
     return state

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.kafka.replay import ensure_topics
     from streams.worker.agents import register_agents
     from streams.worker.app import create_app
+    from streams.worker.expiry import register_expiry_sweep
     from streams.worker.runtime import build_runtime, load_model
     from streams.worker.stats import register_metrics, register_stats
     from streams.worker.topics import TOPIC_NAMES, declare_tables, declare_topics
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     topics, tables = declare_topics(app, settings.kafka), declare_tables(app, settings.kafka)
     register_agents(app, topics, tables, runtime)
     register_metrics(app, runtime, settings.kafka.topic("engagements"), settings.stats_every_s)
+    register_expiry_sweep(app, runtime, tables, settings.kafka.topic("engagements"),
+                          settings.sweep_every_s)
     runtime.metrics.model_version.labels(version=version).set(1)
     if settings.metrics_port is not None:
         runtime.metrics.serve(settings.metrics_host, settings.metrics_port)

@@ -152,6 +152,9 @@ class Engine:
             return None
         work = self._work(works, user_id, ts, stored)
         state, cfg = work.state, self.config
+        if _already_applied(state, src):
+            res.skipped = "duplicate"  # its recommendation went out before the state was written
+            return None
         prev_ts = float(state.last_seen)
         opened = append_event(state, item_id, ts, ev["kind"], gap_s=cfg.session_gap_s,
                               max_items=cfg.session_max_items, max_sessions=cfg.max_sessions,
@@ -159,6 +162,8 @@ class Engine:
         state.total_events += 1
         state.events_since_summary += 1
         state.last_seen = max(prev_ts, ts)
+        if src is not None and src.get("offset") is not None:
+            state.applied[int(src["partition"])] = int(src["offset"])
         work.dirty = True
         self.popularity.observe(item_id)
         if state.total_events < cfg.min_engagements:
@@ -182,7 +187,9 @@ class Engine:
         if work.state.item_ids and ts - work.state.last_seen > self.config.ttl_s:
             self.stats.expired += 1
             # queued tasks keep the old working state; later events start from nothing
+            applied = work.state.applied
             works[user_id] = work = _load(None, user_id)
+            work.state.applied = dict(applied)  # expiry forgets history, not what was applied
             work.dirty = True
         return work
 
@@ -229,17 +236,12 @@ class Engine:
         self.stats.errors += sum(r.error is not None for r in results)
         self.stats.skipped += sum(r.skipped is not None for r in results)
 
-    def expire_inactive(self, now: float) -> int:
-        """Drop users last seen more than ttl_s before event time `now`; return how many."""
-        stale = []
-        for user_id in self.states.user_ids():
-            st = self.states.get(user_id)
-            if st is not None and now - st.last_seen > self.config.ttl_s:
-                stale.append(user_id)
-        for user_id in stale:
-            self.states.delete(user_id)
-        self.stats.expired += len(stale)
-        return len(stale)
+
+def _already_applied(state: UserState, src: dict | None) -> bool:
+    """The state records this engagement's source offset (or a later one) as applied."""
+    if src is None or src.get("offset") is None:
+        return False
+    return state.applied.get(int(src["partition"]), -1) >= int(src["offset"])
 
 
 def _load(state: UserState | None, user_id: str) -> UserWork:

@@ -8,6 +8,7 @@ import time
 import faust
 
 from streams.worker.batch import handle_batch
+from streams.worker.outbox import Outbox
 from streams.worker.runtime import Runtime
 from streams.worker.topics import Tables, Topics
 
@@ -29,6 +30,14 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
                 runtime.fail(exc)
                 raise
             runtime.agent_s += time.perf_counter() - t0
+
+    async def dead_letter_item(record, error: str) -> None:
+        outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
+                        counts=runtime.send_counts, metrics=runtime.metrics)
+        await outbox.dead_letter(record, error)
+        await outbox.flush()
+
+    runtime.dead_letter = dead_letter_item
 
     @app.task
     async def replicate_items() -> None:

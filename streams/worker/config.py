@@ -34,6 +34,7 @@ class WorkerSettings(BaseSettings):
     max_sessions: int | None = None  # sessions kept per user, g (none: the checkpoint's)
     min_engagements: int = Field(1, ge=1)  # engagements before personalising (else popularity)
     ttl_s: float = Field(30 * 86_400.0, gt=0)  # event-time inactivity that drops a user's state
+    sweep_every_s: float = Field(60.0, gt=0)  # how often the expiry sweep runs (wall time)
     data_dir: Path = Path("threadrec-data")  # faust tables, item store, token cache
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)  # bound of the local token-state cache
     item_wait_s: float = Field(5.0, ge=0)  # one wait of an unknown item for the items replica

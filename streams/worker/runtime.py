@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from model.inference import EmbSumInference
@@ -70,6 +70,9 @@ class Runtime:
     records_reread: int = 0  # records those re-reads returned
     duplicates_skipped: int = 0  # redelivered engagements dropped
     replica_wait_s: float | None = None  # how long serving waited for the item replica
+    unknown_tombstones: int = 0  # item tombstones for items this replica never had
+    # how a bad item record is dead-lettered (set where the faust topics exist)
+    dead_letter: Callable[[object, str], Awaitable[None]] | None = None
     replica_stalls: int = 0  # item_wait_s waits that ended with the replica still behind
     send_counts: Counter = field(default_factory=Counter)  # streams/worker/outbox.py counters
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
@@ -134,7 +137,9 @@ class Runtime:
         return None if self.fetcher is None else await self.fetcher.baseline(partition)
 
     async def apply_items(self, partition: int, records: list) -> None:
-        """Upserts (batched) and tombstones in offset order; the stored offsets move with them."""
+        """Upserts (batched) and tombstones in offset order; the stored offsets move with them.
+        A bad record is dead-lettered with the reason (by every worker, as each reads them all:
+        consumers dedupe by source partition and offset)."""
         pending: list[dict] = []
         for rec in records:
             offsets = {partition: rec.offset + 1}
@@ -142,16 +147,23 @@ class Runtime:
                 if rec.value is None:
                     await self._flush_items(pending, offsets)
                     pending = []
-                    await self._run(self.engine.remove_items,
-                                    [tombstone_id(rec.key, self.settings.limits)], offsets)
+                    await self._remove_item(tombstone_id(rec.key, self.settings.limits), offsets)
                 else:
                     pending.append(parse_item(rec.value, self.settings.limits))
             except InvalidMessage as e:
-                # every worker reads every item record, so bad ones are logged, not dead-lettered
                 self.bad_items += 1
-                logger.warning("items %d@%d rejected: %s", partition, rec.offset, e)
+                logger.info("items %d@%d rejected: %s", partition, rec.offset, e)
+                if self.dead_letter is not None:
+                    await self.dead_letter(rec, str(e))
         if records:
             await self._flush_items(pending, {partition: records[-1].offset + 1})
+
+    async def _remove_item(self, item_id: str, offsets: dict[int, int]) -> None:
+        if item_id not in self.engine.items:
+            # normal on a compacted topic whose record was compacted away: counted, not an error
+            self.unknown_tombstones += 1
+            logger.info("tombstone for unknown item %r", item_id)
+        await self._run(self.engine.remove_items, [item_id], offsets)
 
     async def _flush_items(self, items: list[dict], offsets: dict[int, int]) -> None:
         if items:

@@ -31,3 +31,30 @@ def test_impressions_and_unknown_items_change_no_state(engine_factory, events):
     out = eng.process_batch([{**e, "kind": "impression"}, {**e, "item_id": "nope"}], None, {})
     assert out.changed == {}
     assert out.results[0].skipped == "impression" and out.results[1].error.startswith("unknown item")
+
+
+def _src(partition: int, offset: int) -> dict:
+    return {"topic": "engagements", "partition": partition, "offset": offset, "ts": None}
+
+
+def test_a_redelivered_engagement_is_recognised_by_the_state_itself(engine_factory, events):
+    """Effectively-once: the state records the last applied (partition, offset)."""
+    eng = engine_factory()
+    user_events = [e for e in events if e["user_id"] == events[0]["user_id"]][:4]
+    sources = [_src(1, 10 + k) for k in range(len(user_events))]
+    first = eng.process_batch(user_events[:3], sources[:3], {})
+    state = first.changed[events[0]["user_id"]]
+    assert state.applied == {1: 12}
+    # the state write happened, the offsets record did not: the batch comes again, plus one
+    again = eng.process_batch(user_events, sources, {state.user_id: state})
+    assert [r.skipped for r in again.results] == ["duplicate"] * 3 + [None]
+    assert again.results[3].recommendation is not None
+    st = again.changed[state.user_id]
+    assert st.total_events == 4 and len(st.item_ids) == 4 and st.applied == {1: 13}
+
+
+def test_applied_offsets_survive_the_codec():
+    from store import UserState, decode_user_state, encode_user_state
+
+    st = UserState(user_id="u", applied={0: 5, 3: 2**40})
+    assert decode_user_state(encode_user_state(st)).applied == {0: 5, 3: 2**40}
