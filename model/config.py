@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 # Fields that must never be written into a checkpoint (secrets).
 _PRIVATE_FIELDS = ("llm_api_key",)
@@ -15,7 +15,7 @@ class EmbSumConfig:
     """Model + data-shaping configuration; stored in a checkpoint's config.json."""
 
     # --- backbone ---
-    backbone: str = "minilm"  # "minilm" (offline default) or "t5"
+    backbone: Literal["minilm", "t5"] = "minilm"  # minilm (offline default) or t5
     encoder_path: str | None = None  # minilm weights dir; None = packaged all-MiniLM-L6-v2
     t5_path: str | None = None  # local T5 dir (t5-small in the paper) for backbone="t5"
     t5_config: dict[str, Any] | None = None  # random-init T5 config (tests); tokenizer = MiniLM's
@@ -34,13 +34,13 @@ class EmbSumConfig:
     # "sessions" (paper): each session encoded on its own; "one_chunk" (ablation): the kept
     # history concatenated into one text of up to max_sessions * max_session_tokens tokens
     # (at most 512, oldest tokens dropped first), encoded once
-    history_mode: str = "sessions"
+    history_mode: Literal["sessions", "one_chunk"] = "sessions"
     max_history: int = 60  # most recent engagements kept per user (SPAR: 60)
     session_gap_s: float = 3600.0  # a gap longer than this opens a new session
     session_max_items: int = 10  # a session holding this many items is closed
     summary_max_tokens: int = 64  # target truncation and generation bound (incl. start/EOS)
     # --- summary source for training targets ---
-    summary_source: str = "fallback"  # "fallback" (deterministic) or "llm"
+    summary_source: Literal["fallback", "llm"] = "fallback"  # fallback (deterministic) or llm
     llm_url: str | None = None  # OpenAI-compatible base URL, e.g. http://localhost:8000/v1
     llm_model: str | None = None
     llm_api_key: str | None = None  # never saved; falls back to $THREADREC_LLM_API_KEY

@@ -14,7 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -60,13 +60,13 @@ class TrainOptions:
     select_metric: str = "auc"  # valid metric (higher = better) that picks out/best
     # "example": batches drawn uniformly over (user, position) examples, so heavy users dominate;
     # "user": a user uniformly, then one of its positions, as evaluation weighs every user once
-    sample_by: str = "example"
+    sample_by: Literal["example", "user"] = "example"
     # > 0: train only on engagements at or before the time that leaves the data's last N engagements
     # (every split) after it, so an online replay of that period uses a model that never saw it
     holdout_events: int = 0
     # autocast dtype: auto = bf16 on CUDA (fp16 + loss scaling where bf16 is missing) and on CPUs
     # with native bf16 (AVX512-BF16/AMX, about 1.3x faster steps here), float32 elsewhere
-    precision: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 
 
 class BatchBuilder:

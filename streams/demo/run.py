@@ -17,6 +17,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.live import Live
@@ -41,21 +42,24 @@ class DemoError(ThreadrecError):
 
 @dataclass
 class DemoOptions:
-    data: Path | None = None  # None: MovieLens-100K prepared into data/movielens
-    checkpoint: Path | None = None  # None: the cached quick checkpoint (trained if missing)
-    events: int = 1000
-    holdout: int | None = None  # None: 5% of the engagements (see demo_data.holdout_of)
-    rate: float | None = 10.0  # offered load, engagements/s; None = as fast as possible
-    quick_minutes: float = 4.0
+    """What `threadrec demo` runs; its flags are generated from these fields (cli/flags.py)."""
+
+    data: Path | None = None  # prepared data dir (none: MovieLens-100K in data/movielens)
+    checkpoint: Path | None = None  # EmbSum checkpoint (none: quick one cached under checkpoints/)
+    events: int = 1000  # held-out engagements to replay
+    holdout: int | None = None  # size of the held-out period (none: 5% of the engagements)
+    rate: float | None = 10.0  # offered load, engagements/s (0: as fast as possible)
+    quick_minutes: float = 4.0  # training budget of the quick checkpoint
+    # worker summary refresh policy (every_event is ~6x slower on CPU)
     refresh: str = "session_close"
-    batch_size: int = 64
-    partitions: int = 2
-    device: str | None = None
-    bootstrap: str | None = None  # None: start the bundled broker
-    broker_kind: str = "tansu"
-    workdir: Path = Path("runs/demo")
-    featured: int = 3
-    live: bool = True
+    batch_size: int = 64  # worker micro-batch size
+    partitions: int = 2  # partitions per topic
+    device: str | None = None  # torch device for the worker (none: CUDA when present)
+    bootstrap: str | None = None  # use this broker instead of starting the bundled one
+    broker_kind: Literal["kafka", "tansu"] = "tansu"  # client quirks for --bootstrap
+    workdir: Path = Path("runs/demo")  # worker log and scratch space
+    featured: int = 3  # users shown live
+    live: bool = True  # live recommendation panels
     stall_s: float = 120.0  # give up when nothing new arrives for this long after the replay
     metrics_port: int | None = None  # the worker's Prometheus port (none: a free one)
 

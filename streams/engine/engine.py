@@ -200,7 +200,7 @@ class Engine:
 
     def _message(self, user_id: str, hits: list[tuple[str, float]], summary: str | None,
                  src: dict | None) -> dict[str, Any]:
-        """A `recommendations` record per the DESIGN.md contract."""
+        """A `recommendations` record per the contract in docs/architecture.md."""
         return {"user_id": user_id, "items": [{"item_id": i, "score": s} for i, s in hits],
                 "summary": summary, "model_version": self.config.model_version,
                 "source": src, "produced_ts": time.time()}

@@ -72,3 +72,33 @@ def test_every_worker_setting_has_a_flag():
     assert set(WorkerSettings.model_fields) - {"kafka", "limits"} <= dests
     args = sub.parse_args(["--batch-size", "7", "--bootstrap", "h:1", "--data-dir", "d"])
     assert (args.batch_size, args.bootstrap, args.data_dir) == (7, "h:1", Path("d"))
+
+
+def _sub(name: str) -> argparse.ArgumentParser:
+    return build_parser()._subparsers._group_actions[0].choices[name]
+
+
+def test_train_flags_build_the_config_and_options_the_recipes_name():
+    from model.config import EmbSumConfig
+    from model.train import TrainOptions
+
+    recipe = ["--data", "d", "--out", "o", "--sample-by", "user", "--batch-size", "16",
+              "--lr", "1e-4", "--freeze-layers", "3", "--max-sessions", "4", "--lambda-sum=0",
+              "--m=1", "--history-mode=one_chunk", "--precision", "bf16"]
+    args = _sub("train").parse_args(recipe)
+    cfg, opts = EmbSumConfig(**given(args, EmbSumConfig)), TrainOptions(**given(args, TrainOptions))
+    assert (cfg.freeze_layers, cfg.max_sessions, cfg.lambda_sum, cfg.m, cfg.history_mode) == \
+        (3, 4, 0.0, 1, "one_chunk")
+    assert (opts.sample_by, opts.batch_size, opts.lr, opts.precision) == ("user", 16, 1e-4, "bf16")
+    bare = _sub("train").parse_args(["--data", "d", "--out", "o"])
+    assert EmbSumConfig(**given(bare, EmbSumConfig)) == EmbSumConfig()
+    assert TrainOptions(**given(bare, TrainOptions)) == TrainOptions()
+    assert "--llm-api-key" not in _sub("train").format_help()  # secrets come from the env only
+
+
+def test_demo_flags_fill_the_demo_options():
+    from streams.demo.run import DemoOptions
+
+    args = _sub("demo").parse_args(["--events", "40", "--rate", "0", "--no-live"])
+    opts = DemoOptions(**given(args, DemoOptions))
+    assert (opts.events, opts.rate, opts.live, opts.refresh) == (40, 0.0, False, "session_close")
