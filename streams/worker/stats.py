@@ -74,13 +74,21 @@ def register_metrics(app: faust.App, runtime: Runtime, engagements_topic: str,
 
     @app.timer(interval=every_s)
     async def refresh_gauges() -> None:
-        m = runtime.metrics
-        for tp in app.consumer.assignment():
-            if tp.topic != engagements_topic:
-                continue
-            handled = runtime.handled.get(tp.partition)
-            if handled is None:
-                handled = await app.consumer.position(tp) or 0
-            m.lag.labels(partition=str(tp.partition)).set(max(0, app.consumer.highwater(tp) - handled))
-        if runtime.replicator is not None:
-            m.replica_behind.set(runtime.replicator.behind())
+        try:
+            await _refresh_gauges(app, runtime, engagements_topic)
+        except Exception:  # a metrics hiccup must never take the worker down
+            logger.warning("metrics gauges not refreshed", exc_info=True)
+
+
+async def _refresh_gauges(app: faust.App, runtime: Runtime, engagements_topic: str) -> None:
+    m = runtime.metrics
+    for tp in app.consumer.assignment():
+        high = app.consumer.highwater(tp)  # None until the first fetch of the partition
+        if tp.topic != engagements_topic or high is None:
+            continue
+        handled = runtime.handled.get(tp.partition)
+        if handled is None:
+            handled = await app.consumer.position(tp) or 0
+        m.lag.labels(partition=str(tp.partition)).set(max(0, high - handled))
+    if runtime.replicator is not None:
+        m.replica_behind.set(runtime.replicator.behind())
