@@ -51,4 +51,7 @@ def register_expiry_sweep(app, runtime: Runtime, tables: Tables, engagements_top
 
     @app.timer(interval=every_s)
     async def expire_inactive() -> None:
-        sweep_expired(runtime, tables, engagements_topic)
+        try:
+            sweep_expired(runtime, tables, engagements_topic)
+        except Exception:  # a faust timer that raises crashes the whole worker
+            logger.exception("expiry sweep failed; retrying at the next interval")

@@ -57,7 +57,10 @@ def register_stats(app: faust.App, runtime: Runtime, path: Path, every_s: float)
 
     @app.timer(interval=every_s)
     async def write_stats() -> None:
-        write_json_atomic(path, snapshot(app, runtime))
+        try:
+            write_json_atomic(path, snapshot(app, runtime))
+        except Exception:  # a faust timer that raises crashes the whole worker
+            logger.warning("stats file not written", exc_info=True)
 
 
 def read_stats(path: Path) -> dict[str, Any] | None:
