@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from store import UserState, decode_user_state
+from store import StateCodecError, UserState, decode_user_state
 from streams.kafka.gap_fetcher import FetchedEvent, FetchedMessage
 from streams.worker.batch import acting_as
 from streams.worker.runtime import Runtime
@@ -31,7 +31,11 @@ def sweep_expired(runtime: Runtime, tables: Tables, engagements_topic: str) -> i
     ttl, marks = runtime.engine.config.ttl_s, runtime.clock.watermarks
     stale: list[tuple[bytes, int]] = []
     for key, raw in list(tables.states.items()):
-        st = decode_user_state(bytes(raw))
+        try:
+            st = decode_user_state(bytes(raw))
+        except StateCodecError as e:  # leave it to the engagement path, which reports it
+            logger.warning("expiry sweep skips %r: %s", key[:64], e)
+            continue
         part = home_partition(st)
         if part is not None and part in marks and marks[part] - st.last_seen > ttl:
             stale.append((key, part))
