@@ -45,6 +45,9 @@ class WorkerMetrics:
         self.summary_staleness = Histogram("threadrec_summary_staleness_events",
                                            "engagements since the user's summary was refreshed",
                                            buckets=(0, 1, 2, 5, 10, 20, 50, 100), registry=r)
+        self.state_errors = Counter("threadrec_state_decode_errors",
+                                    "stored user states that did not decode (user restarted)",
+                                    registry=r)
         self.model_version = Gauge("threadrec_model_info", "model (and parameter) version in use",
                                    ["version"], registry=r)
 

@@ -20,6 +20,8 @@ from store import (
     BoundedCache,
     CacheConfig,
     ItemStore,
+    StateCodecError,
+    UserState,
     decode_user_state,
     encode_user_state,
     rebuild_from_store,
@@ -181,13 +183,26 @@ class Runtime:
 
     def _process(self, events: list[dict], sources: list[dict],
                  raw: dict[str, bytes | None]) -> tuple[list[EventResult], dict[str, bytes]]:
-        states = {u: None if b is None else decode_user_state(bytes(b)) for u, b in raw.items()}
+        states = {u: self._decode(u, b) for u, b in raw.items()}
         out = self.engine.process_batch(events, sources, states)
         last = self.engine.last_batch
         self.metrics.stages({"model": last.model_s, "store": last.store_s, "index": last.index_s})
         for st in out.changed.values():
             self.metrics.summary_staleness.observe(st.events_since_summary)
         return out.results, {u: encode_user_state(st) for u, st in out.changed.items()}
+
+
+    def _decode(self, user_id: str, raw: bytes | None) -> UserState | None:
+        """A stored state; one that does not decode starts the user afresh (loudly), since
+        refusing it would stop every engagement of the partition behind it."""
+        if raw is None:
+            return None
+        try:
+            return decode_user_state(bytes(raw))
+        except StateCodecError as e:
+            self.metrics.state_errors.inc()
+            logger.error("state of user %r does not decode (%s); starting it afresh", user_id[:64], e)
+            return None
 
 
 def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str) -> Runtime:

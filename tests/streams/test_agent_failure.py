@@ -62,3 +62,11 @@ def test_faust_private_current_event_is_still_what_table_keys_follow():
         assert current_event() is ev
     assert current_event() is not ev
     assert weakref.ref(ev)() is ev
+
+
+def test_a_state_that_does_not_decode_starts_the_user_afresh(tmp_path, engine_factory, events):
+    runtime = Runtime(WorkerSettings(data_dir=tmp_path), engine=engine_factory())
+    e = events[0]
+    results, changed = runtime._process([e], [None], {e["user_id"]: b"garbage"})
+    assert results[0].recommendation is not None and e["user_id"] in changed
+    assert runtime.metrics.state_errors._value.get() == 1
