@@ -100,21 +100,24 @@ def parse_item(value: bytes | None, limits: MessageLimits | None = None) -> dict
             "ts": _ts(obj, positive=False)}  # a catalogue entry may carry no real time
 
 
-def parse_engagement(value: bytes | None, key: bytes | None = None,
-                     limits: MessageLimits | None = None) -> dict[str, Any]:
-    """An `engagements` value -> {user_id, item_id, ts, kind}; raises InvalidMessage.
-
-    With `key` given it must equal user_id: one user's events must share a partition.
-    """
+def parse_engagement(value: bytes | None, limits: MessageLimits | None = None) -> dict[str, Any]:
+    """An `engagements` value -> {user_id, item_id, ts, kind}; raises InvalidMessage."""
     lim = limits or MessageLimits()
     obj = _load(value, lim)
     event = {"user_id": _text(obj, "user_id", lim.id_bytes), "item_id": _text(obj, "item_id", lim.id_bytes),
              "ts": _ts(obj, positive=True), "kind": _text(obj, "kind", 16)}
     if event["kind"] not in KINDS:
         raise InvalidMessage("bad kind", f"kind {event['kind']!r} not in {', '.join(KINDS)}")
-    if key is not None and key != event["user_id"].encode("utf-8"):
-        raise InvalidMessage("key mismatch", f"record key {_short(bounded(key, 64))} is not the user_id")
     return event
+
+
+def check_key(event: dict[str, Any], key: bytes | None) -> None:
+    """The record key must be the user_id: one user's events must share a partition (and its
+    state), so a keyless or mis-keyed engagement is refused rather than split a user."""
+    if key is None:
+        raise InvalidMessage("key mismatch", "the record has no key; key engagements by user_id")
+    if key != event["user_id"].encode("utf-8"):
+        raise InvalidMessage("key mismatch", f"record key {_short(bounded(key, 64))} is not the user_id")
 
 
 def tombstone_id(key: bytes | None, limits: MessageLimits | None = None) -> str:

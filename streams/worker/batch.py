@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from faust import streams as faust_streams
 
-from streams.kafka.messages import InvalidMessage, dumps, parse_engagement, source_ref
+from streams.kafka.messages import InvalidMessage, check_key, dumps, parse_engagement, source_ref
 from streams.worker.event_time import EventClock
 from streams.worker.offsets import PartitionCursor, Verdict
 from streams.worker.outbox import Outbox
@@ -74,7 +74,8 @@ async def _validate(events: list, outbox: Outbox, clock: EventClock) -> list[tup
     valid = []
     for ev in events:
         try:
-            eng = parse_engagement(ev.message.value, ev.message.key, outbox.limits)
+            eng = parse_engagement(ev.message.value, outbox.limits)
+            check_key(eng, ev.message.key)
             clock.check(ev.message.partition, eng["ts"])
         except InvalidMessage as e:
             await outbox.dead_letter(ev.message, str(e))

@@ -10,6 +10,7 @@ import pytest
 from streams.kafka.messages import (
     InvalidMessage,
     MessageLimits,
+    check_key,
     deadletter_record,
     parse_engagement,
     parse_item,
@@ -53,9 +54,10 @@ def test_bad_engagements_are_rejected_with_a_reason(raw, reason):
 
 
 def test_engagement_key_must_be_its_user_id():
-    assert parse_engagement(_enc(GOOD), b"u1") == GOOD
-    with pytest.raises(InvalidMessage, match="key mismatch"):
-        parse_engagement(_enc(GOOD), b"u2")
+    check_key(GOOD, b"u1")
+    for key in (b"u2", None):
+        with pytest.raises(InvalidMessage, match="key mismatch"):
+            check_key(GOOD, key)
 
 
 def test_limits_come_from_configuration(monkeypatch):
