@@ -39,6 +39,13 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
 
     runtime.dead_letter = dead_letter_item
 
+    @app.timer(interval=runtime.settings.index_snapshot_every_s)
+    async def snapshot_index() -> None:
+        try:
+            await runtime.snapshot_index()
+        except Exception:  # a faust timer that raises crashes the whole worker
+            logger.warning("vector index snapshot failed", exc_info=True)
+
     @app.task
     async def replicate_items() -> None:
         if runtime.replicator is not None:

@@ -35,6 +35,7 @@ class WorkerSettings(BaseSettings):
     min_engagements: int = Field(1, ge=1)  # engagements before personalising (else popularity)
     ttl_s: float = Field(30 * 86_400.0, gt=0)  # event-time inactivity that drops a user's state
     sweep_every_s: float = Field(60.0, gt=0)  # how often the expiry sweep runs (wall time)
+    index_snapshot_every_s: float = Field(300.0, gt=0)  # how often the FAISS index is saved
     data_dir: Path = Path("threadrec-data")  # faust tables, item store, token cache
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)  # bound of the local token-state cache
     item_wait_s: float = Field(5.0, ge=0)  # one wait of an unknown item for the items replica

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from model.inference import EmbSumInference
 from store import (
@@ -27,6 +28,7 @@ from store import (
     rebuild_from_store,
 )
 from store.config import IndexConfig
+from store.errors import VectorIndexError
 from streams.engine.engine import Engine
 from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
@@ -89,6 +91,17 @@ class Runtime:
     def replicas_current(self) -> bool:
         """The item replica holds what the topic held at start (always, without a replica)."""
         return self.replicator is None or self.replicator.caught_up.is_set()
+
+    async def snapshot_index(self) -> bool:
+        """Snapshot the FAISS index with the item offsets it reflects, if items moved since."""
+        path = self.settings.data_dir / "local" / "index"
+        async with self.lock:  # the items replica applies under the same lock
+            offsets = self.engine.items.offsets()
+            if offsets == self.engine.index.offsets and path.is_dir():
+                return False
+            await asyncio.to_thread(self.engine.index.snapshot, path, offsets)
+        logger.info("vector index snapshot at %s", path)
+        return True
 
     async def wait_for_replicas(self) -> None:
         """Serve nothing before the item replica holds what the topic held at start, so no
@@ -205,21 +218,38 @@ class Runtime:
             return None
 
 
-def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str) -> Runtime:
-    """Engine over a rocksdict item store + token cache in data_dir; index rebuilt from the store."""
+def open_index(dim: int, items: ItemStore, snapshot: Path):
+    """The FAISS index from its snapshot when that reflects the item store's offsets (a clean
+    restart of a big catalogue skips re-adding every vector), else rebuilt from the store."""
     from store.faiss_index import FaissIndex
 
+    if snapshot.is_dir():
+        try:
+            index = FaissIndex.restore(snapshot, IndexConfig(dim=dim))
+            if index.offsets == items.offsets():
+                logger.info("vector index restored from %s (%d items)", snapshot, len(index))
+                return index, True
+            logger.info("index snapshot behind the item store; rebuilding")
+        except VectorIndexError as e:
+            logger.warning("index snapshot unusable (%s); rebuilding", e)
+    index = FaissIndex(IndexConfig(dim=dim))
+    rebuild_from_store(index, items)
+    return index, False
+
+
+def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str) -> Runtime:
+    """Engine over a rocksdict item store + token cache in data_dir; the index restored from its
+    snapshot or rebuilt from the store."""
     local = settings.data_dir / "local"
     local.mkdir(parents=True, exist_ok=True)
     items = ItemStore.open(local / "items")
-    index = FaissIndex(IndexConfig(dim=model.dim))
-    offsets = rebuild_from_store(index, items)
+    index, _ = open_index(model.dim, items, local / "index")
     cache = BoundedCache.open(local / "token-cache", CacheConfig(max_bytes=settings.token_cache_bytes))
     engine = Engine(model, items=items, index=index, states=BytesStateMapping({}), token_cache=cache,
                     config=settings.engine_config(model.config, version))
     runtime = Runtime(settings, engine)
     runtime.replicator = ItemReplicator(settings.kafka, settings.kafka.topic("items"),
-                                        runtime.apply_items, offsets,
+                                        runtime.apply_items, items.offsets(),
                                         settings.kafka.aiokafka_security_kwargs())
     runtime.fetcher = GapFetcher(settings.kafka, settings.kafka.topic("engagements"),
                                  settings.group_id, settings.kafka.aiokafka_security_kwargs())
