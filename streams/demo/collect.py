@@ -1,8 +1,9 @@
 """Reads the demo's topics back while it runs: engagements (what went in), recommendations (with
-their arrival time) and dead letters. One consumer thread, no group (manual assignment)."""
+their arrival time) and dead letters. One consumer thread with its own event loop, no group."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -50,27 +51,28 @@ class Collector(threading.Thread):
 
     def run(self) -> None:
         try:
-            self._loop()
+            asyncio.run(self._loop())  # a private event loop in this thread
         except BaseException as e:  # surfaced by the demo as one line
             self.error = e
 
-    def _loop(self) -> None:
-        from kafka import KafkaConsumer, TopicPartition
+    async def _loop(self) -> None:
+        from aiokafka import AIOKafkaConsumer
 
         names = {self.k.topic(n): n for n in ("engagements", "recommendations", "deadletter")}
-        c = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                          fetch_max_wait_ms=50, **self.k.kafka_python_kwargs())
+        # without a group, subscribing assigns every partition of the topics to this consumer;
+        # with nothing committed, each is read from its beginning
+        c = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                             fetch_max_wait_ms=50, **self.k.aiokafka_kwargs())
         try:
-            tps = [TopicPartition(t, p) for t in names for p in (c.partitions_for_topic(t) or [])]
-            c.assign(tps)
-            c.seek_to_beginning(*tps)
+            await c.start()
+            c.subscribe(list(names))
             while not self._halt.is_set():
-                batches = c.poll(timeout_ms=100)
+                batches = await c.getmany(timeout_ms=100)
                 now = time.time()  # arrival time of everything in this poll
                 for tp, records in batches.items():
                     self._add(names[tp.topic], records, now)
         finally:
-            c.close()
+            await c.stop()
 
     def _add(self, kind: str, records: list, now: float) -> None:
         with self.data.lock:

@@ -10,6 +10,7 @@ goes to the partition that the user's engagements use, as faust itself would wri
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -50,24 +51,29 @@ def warm_states(model: EmbSumInference, config: EngineConfig, items: Mapping[str
 
 def publish_states(k: KafkaSettings, states: Mapping[str, bytes], app_id: str = "threadrec") -> int:
     """Write states to the changelog, partitioned like the users' engagements; returns records."""
-    from kafka import KafkaProducer
-    from kafka.partitioner.default import murmur2
-
     topic = changelog_topic(k, app_id)
     ensure_topics(k, [topic, k.topic("engagements")])
-    producer = KafkaProducer(**k.producer_kwargs())
+    asyncio.run(_send_states(k, topic, states))
+    logger.info("warm states of %d users written to %s", len(states), topic)
+    return len(states)
+
+
+async def _send_states(k: KafkaSettings, topic: str, states: Mapping[str, bytes]) -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.partitioner import murmur2
+
+    producer = AIOKafkaProducer(**k.aiokafka_producer_kwargs())
+    await producer.start()
     try:
-        parts = sorted(producer.partitions_for(topic))
-        eng_parts = sorted(producer.partitions_for(k.topic("engagements")))
+        parts = sorted(await producer.partitions_for(topic))
+        eng_parts = sorted(await producer.partitions_for(k.topic("engagements")))
         if len(parts) != len(eng_parts):
             raise ValueError(f"{topic} has {len(parts)} partitions, engagements {len(eng_parts)}")
         for user, value in states.items():
             key = user.encode()
             # the producer's default partitioner for engagements keyed by user_id
             part = eng_parts[(murmur2(key) & 0x7FFFFFFF) % len(eng_parts)]
-            producer.send(topic, key=key, value=value, partition=part)
-        producer.flush()
+            await producer.send(topic, key=key, value=value, partition=part)
+        await producer.flush()
     finally:
-        producer.close()
-    logger.info("warm states of %d users written to %s", len(states), topic)
-    return len(states)
+        await producer.stop()

@@ -32,7 +32,7 @@ class ClientSettings:
     """Kafka client settings that depend on which broker we talk to."""
 
     producer_max_batch_size: int | None = None  # faust producer_max_batch_size
-    producer_batch_size: int | None = None  # kafka-python batch_size (bytes); 1 = one record per batch
+    producer_batch_size: int | None = None  # aiokafka max_batch_size (bytes); 1 = one record per batch
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 3.0
 
@@ -46,16 +46,16 @@ class ClientSettings:
             kw["producer_max_batch_size"] = self.producer_max_batch_size
         return kw
 
-    def kafka_python_producer_kwargs(self) -> dict:
-        """Keyword arguments for `kafka.KafkaProducer(...)`."""
+    def aiokafka_producer_kwargs(self) -> dict:
+        """Keyword arguments for `aiokafka.AIOKafkaProducer(...)`."""
         kw: dict = {}
         if self.producer_batch_size is not None:
-            kw["batch_size"] = self.producer_batch_size
+            kw["max_batch_size"] = self.producer_batch_size
             kw["linger_ms"] = 0
         return kw
 
-    def kafka_python_consumer_kwargs(self) -> dict:
-        """Keyword arguments for `kafka.KafkaConsumer(...)`."""
+    def aiokafka_consumer_kwargs(self) -> dict:
+        """Keyword arguments for `aiokafka.AIOKafkaConsumer(...)` in a consumer group."""
         return {
             "session_timeout_ms": int(self.session_timeout_s * 1000),
             "heartbeat_interval_ms": int(self.heartbeat_interval_s * 1000),

@@ -8,12 +8,14 @@ topic contracts (docs/architecture.md); extra fields (e.g. `rating`) are dropped
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,7 @@ class Pacer:
         self._ts0 = 0.0
         self._n = 0
 
-    def wait(self, ts: float) -> None:
+    async def wait(self, ts: float) -> None:
         now = time.monotonic()
         if self._t0 is None:
             self._t0, self._ts0 = now, ts
@@ -169,12 +171,13 @@ class Pacer:
             due = max(due, self._t0 + self._n / self.rate)
         self._n += 1
         if due > now:
-            time.sleep(due - now)
+            # an asyncio sleep: the producer's sender task must run meanwhile to send on time
+            await asyncio.sleep(due - now)
 
 
 def new_topics(settings: KafkaSettings, names: Sequence[str], replication_factor: int = 1) -> list:
-    """kafka-python NewTopic specs: settings.partitions each, compaction for COMPACTED_TOPICS."""
-    from kafka.admin import NewTopic
+    """aiokafka NewTopic specs: settings.partitions each, compaction for COMPACTED_TOPICS."""
+    from aiokafka.admin import NewTopic
 
     compacted = {settings.topic(t) for t in COMPACTED_TOPICS}
     return [NewTopic(n, settings.partitions, replication_factor,
@@ -187,35 +190,89 @@ def ensure_topics(settings: KafkaSettings, names: Sequence[str], replication_fac
     The items topic is a catalogue keyed by item_id with tombstones, so it is created compacted:
     the latest record per item survives, deleted items vanish (brokers without compaction ignore it).
     """
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    asyncio.run(_ensure_topics(settings, names, replication_factor))
 
+
+async def _ensure_topics(settings: KafkaSettings, names: Sequence[str],
+                         replication_factor: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
     try:
-        admin = KafkaAdminClient(**settings.kafka_python_kwargs())
-    except KafkaError as e:
-        raise BrokerError(f"cannot reach Kafka at {settings.bootstrap}: {e}") from e
-    try:
-        missing = [n for n in names if n not in set(admin.list_topics())]
+        try:
+            await admin.start()
+        except KafkaError as e:
+            raise BrokerError(f"cannot reach Kafka at {settings.bootstrap}: {e}") from e
+        missing = [n for n in names if n not in set(await admin.list_topics())]
         if missing:
-            try:
-                admin.create_topics(new_topics(settings, missing, replication_factor))
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by someone else: fine
+            response = await admin.create_topics(new_topics(settings, missing, replication_factor))
+            _check_created(response.topic_errors)
             logger.info("created topics %s", missing)
     finally:
-        admin.close()
+        await admin.close()
 
 
-def _producer(settings: KafkaSettings):
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
+def _check_created(topic_errors: Sequence[tuple]) -> None:
+    """BrokerError for the first topic the broker refused to create."""
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+    # aiokafka reports per-topic errors in the response instead of raising them
+    for topic, code, *message in topic_errors:
+        error = for_code(code)
+        if code == 0 or error is TopicAlreadyExistsError:  # created concurrently by someone: fine
+            continue
+        raise BrokerError(f"cannot create topic {topic}: {error(*message)}")
+
+
+async def _producer(settings: KafkaSettings):
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
+    producer = AIOKafkaProducer(key_serializer=lambda k: k.encode("utf-8"),
+                                value_serializer=lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8"),
+                                **settings.aiokafka_producer_kwargs())
     try:
-        return KafkaProducer(key_serializer=lambda k: k.encode("utf-8"),
-                             value_serializer=lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8"),
-                             **settings.producer_kwargs())
+        await producer.start()
     except KafkaError as e:
+        await producer.stop()
         raise BrokerError(f"cannot reach Kafka at {settings.bootstrap}: {e}") from e
+    return producer
+
+
+def _note_failure(errors: list, future: asyncio.Future) -> None:
+    """Done-callback of one send: keeps its error for the report after the last send."""
+    if not future.cancelled() and future.exception() is not None:
+        errors.append(future.exception())
+
+
+async def _send_all(settings: KafkaSettings, records: Iterable[tuple[float, Item | Engagement]],
+                    topics: dict[str, str], pacer: Pacer, keep_extra: bool) -> tuple[Counter, float]:
+    """Send the planned records in order, paced; (records per topic, seconds) once all are out."""
+    from aiokafka.errors import KafkaError
+
+    producer = await _producer(settings)
+    counts, errors = Counter(), []
+    started = time.perf_counter()
+    try:
+        for ts, rec in records:
+            await pacer.wait(ts)
+            value = rec.to_json() if keep_extra else rec.contract()
+            if isinstance(rec, Item):
+                topic, key = topics["items"], rec.item_id
+            else:
+                topic, key = topics["engagements"], rec.user_id
+            future = await producer.send(topic, key=key, value=value)
+            future.add_done_callback(functools.partial(_note_failure, errors))
+            counts[topic] += 1
+        await producer.flush()
+    except KafkaError as e:
+        raise BrokerError(f"cannot send to Kafka at {settings.bootstrap}: {e}") from e
+    finally:
+        await producer.stop()  # also lets the last done-callbacks run
+    if errors:
+        raise BrokerError(f"{len(errors)} records failed to send, first: {errors[0]}")
+    return counts, time.perf_counter() - started
 
 
 def replay_to_broker(source: Path | Sequence[Path], settings: KafkaSettings, *,
@@ -231,27 +288,11 @@ def replay_to_broker(source: Path | Sequence[Path], settings: KafkaSettings, *,
         ensure_topics(settings, list(topics.values()), replication_factor)
     n_eng = len(engagements) if limit is None else min(limit, len(engagements))
     total = n_eng + len(items) if limit is None else None
-    pacer, counts, errors = Pacer(speed, rate), Counter(), []
-    producer = _producer(settings)
-    started = time.perf_counter()
-    try:
-        for ts, rec in show_progress(plan(items, engagements, limit), "replay", total=total,
-                                     enabled=progress, transient=False):
-            pacer.wait(ts)
-            value = rec.to_json() if keep_extra else rec.contract()
-            if isinstance(rec, Item):
-                topic, key = topics["items"], rec.item_id
-            else:
-                topic, key = topics["engagements"], rec.user_id
-            producer.send(topic, key=key, value=value).add_errback(errors.append)
-            counts[topic] += 1
-        producer.flush()
-    finally:
-        producer.close()
-    if errors:
-        raise BrokerError(f"{len(errors)} records failed to send, first: {errors[0]}")
-    report = ReplayReport({t: counts[t] for t in topics.values()}, time.perf_counter() - started,
-                          dict(problems.counts))
+    pacer = Pacer(speed, rate)
+    records = show_progress(plan(items, engagements, limit), "replay", total=total,
+                            enabled=progress, transient=False)
+    counts, seconds = asyncio.run(_send_all(settings, records, topics, pacer, keep_extra))
+    report = ReplayReport({t: counts[t] for t in topics.values()}, seconds, dict(problems.counts))
     for line in report.lines():
         logger.info(line)
     return report

@@ -20,7 +20,7 @@ class KafkaSettings(BaseSettings):
     broker_kind: Literal["kafka", "tansu"] = "kafka"  # client quirks to apply (tansu: bundled)
     topic_prefix: str = ""  # prefix of every topic name
     partitions: int = Field(4, ge=1)  # partitions of topics this process creates
-    # TLS / SASL pass through to every client (kafka-python, aiokafka/faust)
+    # TLS / SASL pass through to every client (aiokafka, faust)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
     sasl_username: str | None = None  # SASL user
@@ -54,17 +54,12 @@ class KafkaSettings(BaseSettings):
                       sasl_plain_password=self.sasl_password)
         return kw
 
-    def kafka_python_kwargs(self) -> dict:
-        """Connection + security kwargs for kafka-python clients."""
-        kw: dict = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol}
-        if self.sasl_mechanism:
-            kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
-                      sasl_plain_password=self.sasl_password)
-        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            if getattr(self, key):
-                kw[key] = getattr(self, key)
-        return kw
+    def aiokafka_kwargs(self) -> dict:
+        """Connection + security kwargs for plain aiokafka clients (admin, consumer)."""
+        return {"bootstrap_servers": self.bootstrap, **self.aiokafka_security_kwargs()}
 
-    def producer_kwargs(self) -> dict:
-        """kafka-python KafkaProducer kwargs, broker quirks included."""
-        return {**self.kafka_python_kwargs(), **self.client.kafka_python_producer_kwargs()}
+    def aiokafka_producer_kwargs(self) -> dict:
+        """AIOKafkaProducer kwargs, broker quirks included."""
+        # acks=all as kafka-python's default was; idempotence stays off (it fails on tansu), and
+        # aiokafka keeps one batch in flight per partition, so retries cannot reorder records
+        return {**self.aiokafka_kwargs(), "acks": "all", **self.client.aiokafka_producer_kwargs()}

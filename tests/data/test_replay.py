@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -29,15 +30,20 @@ def test_plan_items_before_engagements_that_need_them():
     assert limited == ["early", "early"]
 
 
+def _paced_seconds(pacer: Pacer, stamps) -> float:
+    async def run() -> None:
+        for ts in stamps:
+            await pacer.wait(ts)
+
+    t0 = time.monotonic()
+    asyncio.run(run())
+    return time.monotonic() - t0
+
+
 def test_pacer_rate_and_speed():
-    pacer, t0 = Pacer(rate=100), time.monotonic()
-    for _ in range(11):
-        pacer.wait(0.0)
-    assert 0.09 <= time.monotonic() - t0 < 1.0
-    pacer, t0 = Pacer(speed=100), time.monotonic()
-    for ts in (1000.0, 1005.0, 1010.0):  # 10 s of event time at 100x = 0.1 s
-        pacer.wait(ts)
-    assert 0.09 <= time.monotonic() - t0 < 1.0
+    assert 0.09 <= _paced_seconds(Pacer(rate=100), [0.0] * 11) < 1.0
+    # 10 s of event time at 100x = 0.1 s
+    assert 0.09 <= _paced_seconds(Pacer(speed=100), [1000.0, 1005.0, 1010.0]) < 1.0
 
 
 def _prepared(d):
@@ -113,3 +119,23 @@ def test_items_topic_is_created_compacted():
     assert specs["t-items"].topic_configs == {"cleanup.policy": "compact"}
     assert specs["t-engagements"].topic_configs == {}
     assert {t.num_partitions for t in specs.values()} == {3}
+
+
+def test_topic_errors_become_one_line_broker_errors():
+    from streams.errors import BrokerError
+    from streams.kafka.replay import _check_created
+
+    _check_created([("a", 0, None), ("b", 36, "Topic with this name already exists.")])
+    with pytest.raises(BrokerError, match="cannot create topic c: .*InvalidReplicationFactor"):
+        _check_created([("c", 38, "only 1 broker")])
+
+
+def test_unreachable_broker_is_one_line_broker_error(tmp_path):
+    from streams.errors import BrokerError
+
+    _prepared(tmp_path)
+    k = KafkaSettings(bootstrap="127.0.0.1:1")
+    with pytest.raises(BrokerError, match="cannot reach Kafka at 127.0.0.1:1"):
+        replay_to_broker(tmp_path, k, progress=False)
+    with pytest.raises(BrokerError, match="cannot reach Kafka at 127.0.0.1:1"):
+        replay_to_broker(tmp_path, k, progress=False, create_topics=False)
