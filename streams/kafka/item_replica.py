@@ -36,18 +36,8 @@ class ItemReplicator:
         self.caught_up = asyncio.Event()  # set once every record there at start is applied
 
     async def start(self) -> None:
-        c = AIOKafkaConsumer(bootstrap_servers=self.k.bootstrap, group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             **self._security)
-        await c.start()
-        parts = None
-        for _ in range(100):  # metadata of a just-created topic can lag a little
-            parts = c.partitions_for_topic(self.topic)
-            if parts:
-                break
-            await c.topics()  # refreshes cluster metadata
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(self.topic, p) for p in sorted(parts or [])]
+        c, parts = await self._connect()
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         c.assign(tps)
         for tp in tps:
             if tp.partition in self.positions:
@@ -60,6 +50,27 @@ class ItemReplicator:
         logger.info("item replica on %s, %d partitions, from %s to %s", self.topic, len(tps),
                     self.positions, self.start_ends)
         self._check_caught_up()
+
+    async def _connect(self) -> tuple[AIOKafkaConsumer, set[int]]:
+        """A started consumer and the topic's partitions. A client keeps the topic list it
+        bootstrapped with, so while the topic is missing a fresh client is tried each second
+        (warning every 10 s): a replica assigned nothing would look caught up and apply nothing."""
+        t0 = warned = time.monotonic()
+        while True:
+            c = AIOKafkaConsumer(bootstrap_servers=self.k.bootstrap, group_id=None,
+                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                 **self._security)
+            await c.start()
+            for _ in range(10):  # metadata of a just-created topic can lag a little
+                parts = c.partitions_for_topic(self.topic)
+                if parts:
+                    return c, parts
+                await asyncio.sleep(0.1)
+            await c.stop()
+            if time.monotonic() - warned > 10:
+                warned = time.monotonic()
+                logger.warning("item replica: topic %s has no partitions after %.0fs; still "
+                               "waiting", self.topic, warned - t0)
 
     def behind(self) -> int:
         """Records between the applied positions and the end offsets seen at start."""

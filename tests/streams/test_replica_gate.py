@@ -75,3 +75,41 @@ def test_a_replica_that_never_catches_up_fails_the_worker_after_the_bound():
 
     with pytest.raises(ReplicaLagError, match="7 records behind"):
         asyncio.run(drive())
+
+
+@pytest.mark.broker
+def test_replica_waits_for_a_topic_that_appears_late(kafka_broker, producer_factory):
+    """A replica that started before its topic existed used to give up after 10 s, assign
+    nothing, look caught up and never apply an item."""
+    import uuid
+
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"late-{uuid.uuid4().hex[:8]}"
+    k = KafkaSettings(bootstrap=kafka_broker.bootstrap, broker_kind=kafka_broker.kind)
+    applied: list[int] = []
+
+    async def apply(partition: int, records: list) -> None:
+        applied.extend(r.offset for r in records)
+
+    rep = ItemReplicator(k, topic, apply, {})
+
+    async def drive() -> None:
+        task = asyncio.create_task(rep.run())
+        await asyncio.sleep(11)
+        assert not rep.caught_up.is_set()
+        admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+        admin.create_topics([NewTopic(topic, 1, 1)])
+        admin.close()
+        producer = producer_factory()
+        for i in range(5):
+            producer.send(topic, key=b"k", value=str(i).encode())
+        producer.flush()
+        for _ in range(100):
+            if len(applied) == 5:
+                break
+            await asyncio.sleep(0.1)
+        task.cancel()
+
+    asyncio.run(drive())
+    assert applied == [0, 1, 2, 3, 4]
