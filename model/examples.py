@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model.config import EmbSumConfig
+from model.sessions import SessionHistory, SessionRule, sessionize
 
 
 @dataclass
@@ -19,23 +20,10 @@ class Example:
     positive: str
 
 
-def sessionize(events: Sequence[dict[str, Any]], gap_s: float, max_items: int) -> list[list[str]]:
-    """Split time-ordered engagements into sessions by time gap or size limit."""
-    sessions: list[list[str]] = []
-    last_ts = None
-    for e in events:
-        ts = float(e["ts"])
-        if not sessions or len(sessions[-1]) >= max_items or (last_ts is not None and ts - last_ts > gap_s):
-            sessions.append([])
-        sessions[-1].append(str(e["item_id"]))
-        last_ts = ts
-    return sessions
-
-
 def user_sessions(events: Sequence[dict[str, Any]], cfg: EmbSumConfig) -> list[list[str]]:
-    """The last max_history engagements, sessionised, last max_sessions sessions kept."""
-    recent = list(events)[-cfg.max_history:]
-    return sessionize(recent, cfg.session_gap_s, cfg.session_max_items)[-cfg.max_sessions:]
+    """The kept sessions of a user's time-ordered engagements (the rule in model/sessions.py,
+    the same one the online engine applies event by event)."""
+    return sessionize(((str(e["item_id"]), float(e["ts"])) for e in events), SessionRule.of(cfg))
 
 
 def history_chunks(sessions: list[list[str]], cfg: EmbSumConfig) -> list[list[str]]:
@@ -50,10 +38,13 @@ def history_chunks(sessions: list[list[str]], cfg: EmbSumConfig) -> list[list[st
 def build_examples(user_events: dict[str, list[dict[str, Any]]], cfg: EmbSumConfig,
                    min_history: int = 1) -> list[Example]:
     """For each user and each target position t >= min_history: history = events before t."""
-    out = []
+    rule, out = SessionRule.of(cfg), []
     for user, events in user_events.items():
-        for t in range(min_history, len(events)):
-            out.append(Example(user, user_sessions(events[:t], cfg), str(events[t]["item_id"])))
+        hist = SessionHistory.empty(rule)  # grows one event at a time: O(events), not O(events^2)
+        for t, e in enumerate(events):
+            if t >= min_history:
+                out.append(Example(user, hist.sessions(), str(e["item_id"])))
+            hist.append(str(e["item_id"]), float(e["ts"]))
     return out
 
 

@@ -37,9 +37,7 @@ def append_only(eng: Engine, user_id: str, events: Sequence[Mapping[str, Any]],
         item_id, ts = str(ev["item_id"]), float(ev["ts"])
         if ev.get("kind") == "impression" or item_id not in eng.items:
             continue
-        append_event(st, item_id, ts, str(ev.get("kind") or "click"), gap_s=cfg.session_gap_s,
-                     max_items=cfg.session_max_items, max_sessions=cfg.max_sessions,
-                     max_history=cfg.max_history)
+        append_event(st, item_id, ts, str(ev.get("kind") or "click"), cfg.session_rule)
         st.total_events += 1
         st.last_seen = max(float(st.last_seen), ts)
         if observe:

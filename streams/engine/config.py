@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from model.config import EmbSumConfig
+from model.sessions import SessionRule
 
 RefreshMode = Literal["every_event", "every_n", "session_close", "never", "period"]
 REFRESH_MODES: tuple[str, ...] = ("every_event", "every_n", "session_close", "never", "period")
@@ -66,12 +67,18 @@ class EngineConfig:
     session_gap_s: float = 3600.0  # a gap longer than this opens a new session
     session_max_items: int = 10  # a session holding this many items is closed
     max_sessions: int = 8  # g: most recent sessions kept (and encoded) per user
-    max_history: int = 60  # most recent engagements kept per user (seen-item exclusion)
+    max_history: int = 60  # most recent engagements kept per user (the open session stays whole)
     refresh: RefreshPolicy = dataclasses.field(default_factory=RefreshPolicy)
     min_engagements: int = 1  # below this many: popularity fallback (Monolith frequency filter)
     ttl_s: float = 30 * 86_400.0  # event-time inactivity after which a user's state is dropped
     popular_window: int = 1000  # recent engagements counted for the fallback
     model_version: str = "embsum"
+
+    @property
+    def session_rule(self) -> SessionRule:
+        """The session rule shared with training (model/sessions.py)."""
+        return SessionRule(self.session_gap_s, self.session_max_items, self.max_sessions,
+                           self.max_history)
 
     @classmethod
     def from_model(cls, cfg: EmbSumConfig, **overrides: Any) -> EngineConfig:

@@ -156,9 +156,7 @@ class Engine:
             res.skipped = "duplicate"  # its recommendation went out before the state was written
             return None
         prev_ts = float(state.last_seen)
-        opened = append_event(state, item_id, ts, ev["kind"], gap_s=cfg.session_gap_s,
-                              max_items=cfg.session_max_items, max_sessions=cfg.max_sessions,
-                              max_history=cfg.max_history)
+        opened = append_event(state, item_id, ts, ev["kind"], cfg.session_rule)
         state.total_events += 1
         state.events_since_summary += 1
         state.last_seen = max(prev_ts, ts)

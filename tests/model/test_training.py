@@ -10,7 +10,8 @@ import torch
 from model.config import tiny_t5_config
 from model.dataset import histories, load_prepared
 from model.evaluate import evaluate
-from model.examples import NegativeSampler, build_examples, sessionize
+from model.examples import NegativeSampler, build_examples
+from model.sessions import SessionRule, sessionize
 from model.summaries import FallbackSummarizer
 from model.train import BatchBuilder, TrainOptions, make_optimizer, train
 from tests.fixtures.synthetic_data import write_prepared_dir
@@ -25,8 +26,9 @@ def data_dir(tmp_path_factory):
 
 def test_sessionize_by_gap_and_size():
     ev = [{"item_id": str(i), "ts": t} for i, t in enumerate([0, 10, 5000, 5010, 5020])]
-    assert sessionize(ev, gap_s=100, max_items=10) == [["0", "1"], ["2", "3", "4"]]
-    assert sessionize(ev, gap_s=100, max_items=2) == [["0", "1"], ["2", "3"], ["4"]]
+    pairs = [(e["item_id"], e["ts"]) for e in ev]
+    assert sessionize(pairs, SessionRule(100, 10, 8, 60)) == [["0", "1"], ["2", "3", "4"]]
+    assert sessionize(pairs, SessionRule(100, 2, 8, 60)) == [["0", "1"], ["2", "3"], ["4"]]
 
 
 def test_loss_decreases_on_fixed_subset(data_dir, t5_inf):

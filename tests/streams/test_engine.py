@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.examples import sessionize
+from model.sessions import sessionize
 from model.text import ITEM_SEP
 from store import BoundedCache, CacheConfig
 from streams.engine.config import RefreshPolicy
@@ -28,7 +28,7 @@ def _assert_same(a: dict, b: dict, tol: float = 1e-4) -> None:
 def _full_recompute(eng, history: list[dict]) -> np.ndarray:
     """UPE from scratch: sessionise the whole history, encode every session, summarise."""
     cfg = eng.config
-    sess = sessionize(history, cfg.session_gap_s, cfg.session_max_items)[-cfg.max_sessions:]
+    sess = sessionize([(e["item_id"], e["ts"]) for e in history], cfg.session_rule)
     texts = [ITEM_SEP.join(eng.items.get(i).text for i in s) for s in sess]
     enc = eng.model.encode_sessions(texts)
     for e in enc:  # the engine keeps (and uses) float16

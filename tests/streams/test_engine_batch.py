@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 
 def test_process_batch_returns_changed_states_and_stores_nothing(engine_factory, events):
@@ -58,3 +60,26 @@ def test_applied_offsets_survive_the_codec():
 
     st = UserState(user_id="u", applied={0: 5, 3: 2**40})
     assert decode_user_state(encode_user_state(st)).applied == {0: 5, 3: 2**40}
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hst.lists(hst.tuples(hst.integers(0, 29), hst.sampled_from([5.0, 60.0, 4000.0])),
+                 min_size=10, max_size=32))
+def test_engine_state_past_every_cap_equals_a_full_recompute(engine_factory, steps):
+    """Histories that reach size splits, dropped sessions and the history cap: sessions, keys
+    and UPE kept event by event equal a recompute from the whole history."""
+    from model.sessions import sessionize
+    from store import session_content_key
+    from tests.streams.test_engine import _full_recompute
+
+    eng = engine_factory()
+    ts, history = 1.0e6, []
+    for item, gap in steps:
+        ts += gap
+        history.append({"user_id": "p", "item_id": f"i{item}", "ts": ts, "kind": "click"})
+        eng.process_one(history[-1])
+    st_ = eng.states.get("p")
+    want = sessionize([(e["item_id"], e["ts"]) for e in history], eng.config.session_rule)
+    assert st_.session_keys.tolist() == [session_content_key(s) for s in want]
+    np.testing.assert_allclose(st_.upe.astype(np.float32), _full_recompute(eng, history),
+                               atol=2e-3, rtol=1e-3)
