@@ -39,6 +39,7 @@ class EmbSumConfig:
     session_gap_s: float = 3600.0  # a gap longer than this opens a new session
     session_max_items: int = 10  # a session holding this many items is closed
     summary_max_tokens: int = 64  # target truncation and generation bound (incl. start/EOS)
+    no_repeat_ngram: int = 3  # generation never repeats an n-gram of this size (0: off)
     # --- summary source for training targets ---
     summary_source: Literal["fallback", "llm"] = "fallback"  # fallback (deterministic) or llm
     llm_url: str | None = None  # OpenAI-compatible base URL, e.g. http://localhost:8000/v1

@@ -71,7 +71,10 @@ class EmbSum(nn.Module):
                 last, cache = bb.decode_step(ids[:, -1:] if cache is not None else ids, enc, enc_mask, cache)
             else:
                 last = bb.decode(ids, torch.ones_like(ids, dtype=torch.bool), enc, enc_mask)
-            nxt = bb.lm_logits(last[:, -1]).argmax(-1)  # (U,)
+            logits = bb.lm_logits(last[:, -1])  # (U, V)
+            if self.cfg.no_repeat_ngram > 0:
+                ban_repeated_ngrams(logits, ids[:, 1:], self.cfg.no_repeat_ngram)
+            nxt = logits.argmax(-1)  # (U,)
             nxt = torch.where(done, torch.full_like(nxt, bb.eos_id), nxt)
             ids = torch.cat([ids, nxt[:, None]], dim=1)
             done |= nxt == bb.eos_id
@@ -106,3 +109,17 @@ class EmbSum(nn.Module):
         l_nce = F.cross_entropy(scores, torch.zeros(u, dtype=torch.long, device=scores.device))
         loss = l_nce + self.cfg.lambda_sum * l_sum
         return {"loss": loss, "nce": l_nce.detach(), "sum": l_sum.detach(), "scores": scores.detach()}
+
+
+def ban_repeated_ngrams(logits: torch.Tensor, generated: torch.Tensor, n: int) -> None:
+    """In place: -inf for every token that would repeat an n-gram already in its row (the
+    no_repeat_ngram_size rule of common decoders), so greedy summaries cannot loop."""
+    if generated.shape[1] < n - 1 or n < 1:
+        return
+    rows = generated.tolist()
+    for u, row in enumerate(rows):
+        prefix = tuple(row[len(row) - (n - 1):]) if n > 1 else ()
+        banned = {row[i + n - 1] for i in range(len(row) - n + 1)
+                  if tuple(row[i:i + n - 1]) == prefix}
+        if banned:
+            logits[u, list(banned)] = float("-inf")
