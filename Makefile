@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= data/movielens
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench clean-venv
+.PHONY: install demo test lint bench reliability clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_index.py --json bench/results/index.json
 	$(BIN)/python bench/bench_session_encode.py --json bench/results/session_encode.json
 	$(BIN)/python bench/bench_streams.py --rate 8 --events 600 --json bench/results/streams.json
+
+# issue 15's figures: chaos runs (about 4 min each) and 2x overload (about 15 min), then the README
+reliability: $(STAMP)
+	$(BIN)/python bench/bench_chaos.py --runs 10 --per-user 100 --rate 15 --kills 4 --json bench/results/chaos.json
+	$(BIN)/python bench/bench_overload.py --minutes 5 --json bench/results/overload.json
+	$(BIN)/python bench/report_reliability.py
 
 clean-venv:
 	rm -rf $(VENV)
