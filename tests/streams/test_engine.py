@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 from model.sessions import sessionize
 from model.text import ITEM_SEP
-from store import BoundedCache, CacheConfig
+from store import BoundedCache, CacheConfig, session_content_key
 from streams.engine.config import RefreshPolicy
+from streams.engine.sessionizer import sessions
 
 
 def _by_user(events: list[dict]) -> dict[str, list[dict]]:
@@ -148,3 +151,45 @@ def test_refresh_policies_refresh_when_they_should(engine_factory, events, polic
     for e in _by_user(events)["u0"]:
         eng.process_one(e)
     assert eng.stats.summaries == expected
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hst.lists(hst.tuples(hst.integers(0, 29), hst.sampled_from([1.0, 30.0, 5000.0])),
+                 min_size=14, max_size=30))
+def test_engine_past_every_cap_equals_a_bulk_recompute(engine_factory, steps):
+    """Histories past size splits (4 items), dropped sessions (3 kept) and max_history (6, so it
+    cuts into the oldest kept session): event-by-event state equals one bulk refresh."""
+    from streams.engine.bulk_refresh import refresh_users
+
+    ts, history = 1.0e6, []
+    for item, gap in steps:
+        ts += gap
+        history.append({"user_id": "p", "item_id": f"i{item}", "ts": ts, "kind": "click"})
+    online, bulk = engine_factory(max_history=6), engine_factory(max_history=6)
+    for e in history:
+        online.process_one(e)
+    refresh_users(bulk, {"p": history})
+    a, b = online.states.get("p"), bulk.states.get("p")
+    want = sessionize([(e["item_id"], e["ts"]) for e in history], online.config.session_rule)
+    assert sessions(a) == sessions(b) == want
+    assert a.session_keys.tolist() == b.session_keys.tolist() == [session_content_key(s) for s in want]
+    np.testing.assert_allclose(a.session_embeddings.astype(np.float32),
+                               b.session_embeddings.astype(np.float32), atol=2e-3)
+    np.testing.assert_allclose(a.upe.astype(np.float32), b.upe.astype(np.float32), atol=2e-3)
+
+
+def test_a_65_click_burst_is_sessionised_by_the_engine_as_in_training(engine_factory, tiny_model):
+    """The old skew: training saw 6 sessions / 60 items, the engine 7 sessions / 65 items."""
+    from model.examples import user_sessions
+
+    rule = {"session_max_items": 10, "max_sessions": 8, "max_history": 60}  # the paper's sizes
+    eng = engine_factory(**rule)
+    burst = [{"user_id": "b", "item_id": f"i{k % 30}", "ts": 1.0e6 + 10 * k, "kind": "click"}
+             for k in range(65)]  # 650 s: well within one 1 h gap
+    eng.process_engagements(burst)
+    st_ = eng.states.get("b")
+    offline = user_sessions(burst, tiny_model.config.replace(**rule))
+    assert sessions(st_) == offline and [len(s) for s in offline] == [5, 10, 10, 10, 10, 10, 5]
+    assert st_.session_keys.tolist() == [session_content_key(s) for s in offline]
+    np.testing.assert_allclose(st_.upe.astype(np.float32), _full_recompute(eng, burst),
+                               atol=2e-3, rtol=1e-3)
