@@ -5,7 +5,7 @@ Never imports faust, kafka, torch, `model` or `streams`. FAISS loads only from s
 
 from .base import KVStore
 from .bruteforce_index import BruteForceIndex
-from .config import CacheConfig, FrequencyConfig, IndexConfig
+from .config import CacheConfig, FrequencyConfig, IndexConfig, RocksMemory
 from .errors import StateCodecError, StoreClosedError, StoreError, VectorIndexError
 from .frequency import FrequencyFilter
 from .item_record import ItemRecord, decode_item_record, encode_item_record
@@ -36,6 +36,7 @@ __all__ = [
     "ItemStore",
     "KVStore",
     "MemoryKV",
+    "RocksMemory",
     "StateCodecError",
     "StoreClosedError",
     "StoreError",

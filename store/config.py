@@ -31,6 +31,20 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class RocksMemory:
+    """Memory one RocksDB database may hold: memtables and the block cache (RocksDB's own
+    defaults are 64 MiB x 2 memtables; faust's tables default to a 2 GiB block cache)."""
+
+    memtable_bytes: int = 16 * 1024 * 1024  # one write buffer
+    memtables: int = 2  # write buffers kept before a flush stalls writes
+    block_cache_bytes: int = 32 * 1024 * 1024  # LRU cache of uncompressed blocks
+
+    @property
+    def budget_bytes(self) -> int:
+        return self.memtable_bytes * self.memtables + self.block_cache_bytes
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     """Options of the bounded least-recently-used cache of recomputable arrays."""
 

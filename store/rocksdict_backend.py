@@ -6,21 +6,33 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
+from .config import RocksMemory
 from .errors import StoreClosedError
 
 logger = logging.getLogger(__name__)
 
 
+def options(memory: RocksMemory) -> Options:
+    """rocksdict Options within a memory budget."""
+    # raw_mode: store bytes as-is, with no rocksdict type prefix, so other readers can share it
+    opts = Options(raw_mode=True)
+    opts.set_write_buffer_size(memory.memtable_bytes)
+    opts.set_max_write_buffer_number(memory.memtables)
+    table = BlockBasedOptions()
+    table.set_block_cache(Cache(memory.block_cache_bytes))
+    opts.set_block_based_table_factory(table)
+    return opts
+
+
 class RocksDictKV:
     """A RocksDB database at `path`; created if missing, reopened with its data otherwise."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, memory: RocksMemory | None = None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(path)
-        # raw_mode: store bytes as-is, with no rocksdict type prefix, so other readers can share it
-        self._db: Rdict | None = Rdict(str(path), Options(raw_mode=True))
+        self._db: Rdict | None = Rdict(str(path), options(memory or RocksMemory()))
 
     def _live(self) -> Rdict:
         if self._db is None:

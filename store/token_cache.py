@@ -11,7 +11,7 @@ import numpy as np
 
 from .base import KVStore
 from .binary import Writer, open_frame
-from .config import CacheConfig
+from .config import CacheConfig, RocksMemory
 from .errors import StateCodecError
 from .memory_backend import MemoryKV
 
@@ -52,11 +52,12 @@ class BoundedCache:
         self._load()
 
     @classmethod
-    def open(cls, path: str | Path, config: CacheConfig | None = None) -> BoundedCache:
+    def open(cls, path: str | Path, config: CacheConfig | None = None,
+             memory: RocksMemory | None = None) -> BoundedCache:
         """A RocksDB-backed cache at path; what fits the bound survives reopening."""
         from .rocksdict_backend import RocksDictKV
 
-        return cls(RocksDictKV(path), config)
+        return cls(RocksDictKV(path, memory), config)
 
     @classmethod
     def in_memory(cls, config: CacheConfig | None = None) -> BoundedCache:

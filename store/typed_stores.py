@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .base import KVStore
+from .config import RocksMemory
 from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .memory_backend import MemoryKV
 
@@ -14,12 +15,12 @@ _ITEM = b"i/"
 _OFFSETS = b"o/offsets"
 
 
-def _open_kv(path: str | Path | None) -> KVStore:
+def _open_kv(path: str | Path | None, memory: RocksMemory | None = None) -> KVStore:
     if path is None:
         return MemoryKV()
     from .rocksdict_backend import RocksDictKV  # only loaded when a disk store is asked for
 
-    return RocksDictKV(path)
+    return RocksDictKV(path, memory)
 
 
 class ItemStore:
@@ -29,9 +30,9 @@ class ItemStore:
         self.kv = kv
 
     @classmethod
-    def open(cls, path: str | Path | None) -> ItemStore:
-        """A RocksDB-backed store at path (None: in memory)."""
-        return cls(_open_kv(path))
+    def open(cls, path: str | Path | None, memory: RocksMemory | None = None) -> ItemStore:
+        """A RocksDB-backed store at path within a memory budget (None: in memory)."""
+        return cls(_open_kv(path, memory))
 
     def get(self, item_id: str) -> ItemRecord | None:
         raw = self.kv.get(_ITEM + item_id.encode("utf-8"))

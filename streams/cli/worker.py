@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     logger.info("model %s on %s", version, model.device)
     runtime = build_runtime(settings, model, version)
     app = create_app(settings)
-    topics, tables = declare_topics(app, settings.kafka), declare_tables(app, settings.kafka)
+    topics = declare_topics(app, settings.kafka)
+    tables = declare_tables(app, settings.kafka, settings.rocks_memory)
     register_agents(app, topics, tables, runtime)
     register_metrics(app, runtime, settings.kafka.topic("engagements"), settings.stats_every_s)
     register_expiry_sweep(app, runtime, tables, settings.kafka.topic("engagements"),

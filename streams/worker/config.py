@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.config import EmbSumConfig
+from store.config import RocksMemory
 from streams.engine.config import EngineConfig, RefreshPolicy
 from streams.kafka.messages import MessageLimits
 from streams.kafka.settings import KafkaSettings
@@ -38,6 +39,9 @@ class WorkerSettings(BaseSettings):
     index_snapshot_every_s: float = Field(300.0, gt=0)  # how often the FAISS index is saved
     data_dir: Path = Path("threadrec-data")  # faust tables, item store, token cache
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)  # bound of the local token-state cache
+    # memory of each RocksDB database (faust tables per partition, item store, token cache)
+    rocksdb_memtable_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)  # one write buffer
+    rocksdb_block_cache_bytes: int = Field(32 * 1024 * 1024, ge=0)  # LRU block cache
     item_wait_s: float = Field(5.0, ge=0)  # one wait of an unknown item for the items replica
     replica_wait_s: float = Field(900.0, gt=0)  # longest start-up wait for the items replica
     future_skew_s: float = Field(86_400.0, ge=0)  # an engagement ts may lead wall time by this
@@ -49,6 +53,12 @@ class WorkerSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"  # address the metrics server binds
     stats_file: Path | None = None  # rewrite this JSON file with the worker's counters
     stats_every_s: float = Field(1.0, gt=0)  # how often the stats file is rewritten (s)
+
+    @property
+    def rocks_memory(self) -> RocksMemory:
+        """The memory budget of one RocksDB database."""
+        return RocksMemory(memtable_bytes=self.rocksdb_memtable_bytes,
+                           block_cache_bytes=self.rocksdb_block_cache_bytes)
 
     @property
     def group_id(self) -> str:

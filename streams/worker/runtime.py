@@ -242,9 +242,10 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
     snapshot or rebuilt from the store."""
     local = settings.data_dir / "local"
     local.mkdir(parents=True, exist_ok=True)
-    items = ItemStore.open(local / "items")
+    items = ItemStore.open(local / "items", settings.rocks_memory)
     index, _ = open_index(model.dim, items, local / "index")
-    cache = BoundedCache.open(local / "token-cache", CacheConfig(max_bytes=settings.token_cache_bytes))
+    cache = BoundedCache.open(local / "token-cache", CacheConfig(max_bytes=settings.token_cache_bytes),
+                              settings.rocks_memory)
     engine = Engine(model, items=items, index=index, states=BytesStateMapping({}), token_cache=cache,
                     config=settings.engine_config(model.config, version))
     runtime = Runtime(settings, engine)

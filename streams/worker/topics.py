@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import faust
 
+from store.config import RocksMemory
 from streams.kafka.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -44,10 +45,17 @@ def declare_topics(app: faust.App, k: KafkaSettings) -> Topics:
     return Topics(raw("engagements"), raw("recommendations"), raw("deadletter"), k.topic("items"))
 
 
-def declare_tables(app: faust.App, k: KafkaSettings) -> Tables:
+def declare_tables(app: faust.App, k: KafkaSettings, memory: RocksMemory | None = None) -> Tables:
     """Changelog-backed rocksdb tables, co-partitioned with engagements (key = user_id)."""
+    mem = memory or RocksMemory()
+    # faust opens a RocksDB per table partition; its defaults (64 MiB x 3 memtables, a 2 GiB
+    # block cache, a 500 MiB compressed one) leave RSS unbounded in practice
+    options = {"write_buffer_size": mem.memtable_bytes, "max_write_buffer_number": mem.memtables,
+               "block_cache_size": max(1, mem.block_cache_bytes),
+               "block_cache_compressed_size": max(1, mem.block_cache_bytes // 4)}
+
     def table(name: str) -> faust.Table:
         return app.Table(name, key_type=bytes, value_type=bytes,  # both raw bytes
-                         partitions=k.partitions)
+                         partitions=k.partitions, options=dict(options))
 
     return Tables(table("user-state"), table("partition-offset"))
