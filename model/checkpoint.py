@@ -106,3 +106,26 @@ def load_optimizer(path: str | Path, optimizer: torch.optim.Optimizer) -> bool:
         state.setdefault(int(idx), {})[name] = v
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     return True
+
+
+def save_hybrid(path: str | Path, tensors: dict[str, torch.Tensor], doc: dict[str, Any]) -> None:
+    """The ID half next to a content checkpoint: hybrid.safetensors (tower, gate, ID rows and
+    their optimizer slots) + hybrid.json (configs, row ids in row order, training facts)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path / "hybrid.safetensors"))
+    (path / "hybrid.json").write_text(json.dumps({"format_version": FORMAT_VERSION, **doc}, indent=2, default=str))
+
+
+def load_hybrid(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """(tensors, doc) of a hybrid checkpoint; None for a content-only checkpoint."""
+    path = Path(path)
+    if not (path / "hybrid.json").exists():
+        return None
+    if not (path / "hybrid.safetensors").exists():
+        raise CheckpointError(f"{path}: hybrid.json without hybrid.safetensors")
+    try:
+        doc = json.loads((path / "hybrid.json").read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}/hybrid.json: invalid JSON ({e})") from e
+    return load_file(str(path / "hybrid.safetensors")), doc

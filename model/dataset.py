@@ -29,6 +29,12 @@ class PreparedData:
         """impressions_{split}.jsonl rows."""
         return read_jsonl(self.root / f"impressions_{split}.jsonl")
 
+    @property
+    def cold_items(self) -> frozenset[str]:
+        """Items held out of training by a cold-item split (meta.json "cold_items"; docs/data-format.md):
+        never a training target, never an ID row, never counted by a baseline."""
+        return frozenset(str(i) for i in self.meta.get("cold_items", ()))
+
 
 def _engaged(rows: list[dict[str, Any]], items: dict[str, dict], name: str) -> list[dict[str, Any]]:
     out = []

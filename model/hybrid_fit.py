@@ -1,0 +1,100 @@
+"""Fit the hybrid's gate on held-in positions: frozen content scores + the ID tower's vectors.
+
+The ID tower is trained on each user's train engagements minus the last `fusion_positions`;
+those held-in positions (never a target of the tower, never valid or test) are where the gate
+learns how far to trust an ID row against the content score. Fitting it on positions the tower
+trained on would teach the gate to over-trust memorised rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.hybrid import Fusion, HybridConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class HeldIn:
+    """One held-in position: the user's engagements before it and the item engaged at it."""
+
+    key: str
+    history: list[dict[str, Any]]
+    target: str
+
+
+def split_held_in(user_events: dict[str, list[dict[str, Any]]], positions: int,
+                  cold: frozenset[str] = frozenset()) -> tuple[list[dict[str, Any]], list[HeldIn]]:
+    """(rows the tower trains on, held-in positions): each user's last `positions` engagements
+    are cut from the tower's rows and become positions (a cold item is never a target)."""
+    fit_rows, held = [], []
+    for user, events in user_events.items():
+        cut = positions if len(events) > positions + 1 else 0
+        fit_rows += events[:len(events) - cut]
+        for t in range(len(events) - cut, len(events)):
+            if events[t]["item_id"] not in cold:
+                held.append(HeldIn(f"{user}@{t}", events[:t], str(events[t]["item_id"])))
+    fit_rows.sort(key=lambda e: float(e["ts"]))
+    return fit_rows, held
+
+
+@dataclass
+class FusionData:
+    """Everything the gate fit needs, as tensors over the whole catalogue."""
+
+    content: torch.Tensor  # (P, N) content scores of every held-in position
+    users: torch.Tensor  # (P, k) ID tower vectors at those positions
+    rows: torch.Tensor  # (N, k) ID rows (zeros where absent)
+    present: torch.Tensor  # (N,) bool
+    targets: torch.Tensor  # (P,) catalogue index of the engaged item
+    seen: torch.Tensor  # (P, N) bool: history items, excluded from the ranking
+
+
+def fusion_data(held: Sequence[HeldIn], item_ids: Sequence[str],
+                content_scores: Callable[[dict[str, list[dict]]], np.ndarray],
+                user_vectors: Callable[[list[list[str]]], np.ndarray],
+                rows: np.ndarray, present: np.ndarray) -> FusionData:
+    """Score every held-in position with the frozen content model and the ID tower."""
+    index = {i: k for k, i in enumerate(item_ids)}
+    content = content_scores({h.key: h.history for h in held})
+    users = user_vectors([[str(e["item_id"]) for e in h.history] for h in held])
+    seen = torch.zeros(len(held), len(item_ids), dtype=torch.bool)
+    for p, h in enumerate(held):
+        seen[p, [index[str(e["item_id"])] for e in h.history if str(e["item_id"]) in index]] = True
+    targets = torch.tensor([index[h.target] for h in held], dtype=torch.long)
+    seen[torch.arange(len(held)), targets] = False  # a re-engaged item still counts as the target
+    return FusionData(torch.from_numpy(np.asarray(content, np.float32)),
+                      torch.from_numpy(np.asarray(users, np.float32)),
+                      torch.from_numpy(np.asarray(rows, np.float32)),
+                      torch.from_numpy(np.asarray(present, bool)), targets, seen)
+
+
+def fit_fusion(data: FusionData, cfg: HybridConfig, seed: int = 0) -> tuple[Fusion, list[float]]:
+    """Full-catalogue cross-entropy of the hybrid score over the held-in positions; returns the
+    fitted Fusion and the loss per epoch. Row dropout hides the target's row in a share of them."""
+    gen = torch.Generator().manual_seed(seed)
+    fusion = Fusion(data.rows.shape[1])
+    opt = torch.optim.Adam(fusion.parameters(), lr=cfg.fusion_lr)
+    losses = []
+    rows_p = torch.arange(len(data.targets))
+    for _ in range(cfg.fusion_epochs):
+        present = data.present[None, :].repeat(len(data.targets), 1)
+        drop = torch.rand(len(data.targets), generator=gen) < cfg.row_dropout
+        present[rows_p[drop], data.targets[drop]] = False
+        scores = fusion(data.content, data.users, data.rows, present)
+        loss = F.cross_entropy(scores.masked_fill(data.seen, float("-inf")), data.targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    logger.info("fusion fit: loss %.4f -> %.4f, scale %.3f", losses[0], losses[-1],
+                float(fusion.log_scale.detach().exp()))
+    return fusion.eval(), losses
