@@ -284,7 +284,8 @@ def _train_examples(data: PreparedData, cfg: EmbSumConfig, opts: TrainOptions, d
     if cutoff is not None:
         data.train = [e for e in data.train if float(e["ts"]) <= cutoff]
     user_events = histories(data.train)
-    examples = build_examples(user_events, cfg)
+    # a cold-item split holds its items out of training: never a target (they stay history content)
+    examples = [ex for ex in build_examples(user_events, cfg) if ex.positive not in data.cold_items]
     if not examples:
         from model.errors import DataDirError
         raise DataDirError(f"{data_dir}: no user has two or more train engagements")
@@ -305,7 +306,7 @@ def train(data_dir: str | Path, out: str | Path, cfg: EmbSumConfig, opts: TrainO
     cfg = model.cfg
     examples, user_events, cutoff = _train_examples(data, cfg, opts, data_dir)
     summarizer = make_summarizer(cfg)
-    sampler = NegativeSampler(list(data.items), user_events, opts.seed)
+    sampler = NegativeSampler([i for i in data.items if i not in data.cold_items], user_events, opts.seed)
     builder = BatchBuilder(data, cfg, tok, summarizer, sampler, device)
     run = _Run(out, opts, command, model, tok, data, device, step0)
     run.meta = {"summary_source": summarizer.source, "train_dtype": str(run.amp_dtype or torch.float32),

@@ -159,3 +159,18 @@ def test_holdout_events_trains_only_before_the_period(data_dir, tmp_path):
     before = [e for e in data.train if float(e["ts"]) <= cutoff]
     assert meta["train_cutoff_ts"] == cutoff and meta["train_examples"] == len(build_examples(histories(before), cfg))
     assert meta["train_examples"] < full
+
+
+def test_cold_items_are_never_a_training_target(data_dir):
+    from model.train import _train_examples
+
+    data = load_prepared(data_dir)
+    counts: dict[str, int] = {}
+    for e in data.train:
+        counts[e["item_id"]] = counts.get(e["item_id"], 0) + 1
+    cold = sorted(counts, key=counts.get)[-3:]  # the busiest items, so they would be targets
+    data.meta = {**data.meta, "cold_items": cold}
+    cfg = small_config(max_sessions=2)
+    examples, _, _ = _train_examples(data, cfg, TrainOptions(), data_dir)
+    assert examples and not {ex.positive for ex in examples} & set(cold)
+    assert len(examples) < len(build_examples(histories(data.train), cfg))
