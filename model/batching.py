@@ -37,9 +37,33 @@ def unpad_states(states: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]
 
 def summary_targets(tokenizer, texts: list[str], max_len: int, start_id: int, eos_id: int,
                     device: torch.device) -> dict[str, torch.Tensor]:
-    """Teacher forcing: input [start, y.., EOS], labels [y.., EOS, -100]; eos_pos = EOS index."""
-    toks = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_len - 2)["input_ids"]
+    """Teacher forcing: input [start, y.., EOS], labels [y.., EOS, -100]; eos_pos = EOS index.
+    A target longer than the budget keeps its whole leading sentences (fit_sentences)."""
+    toks = [fit_sentences(tokenizer, t, max_len - 2) for t in texts]
     return decoder_inputs(toks, start_id, eos_id, device, with_labels=True)
+
+
+def fit_sentences(tokenizer, text: str, budget: int) -> list[int]:
+    """Token ids of the longest run of leading sentences that fits budget; a first sentence that
+    alone is too long is cut at the budget. A target cut mid-sentence teaches the decoder to end
+    summaries anywhere, and EOS then comes late or never."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= budget:
+        return ids
+    kept: list[int] = []
+    for sentence in _sentences(text):
+        more = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+        if len(kept) + len(more) > budget:
+            break
+        kept += more
+    return kept or ids[:budget]
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences with their end punctuation (". ", "! ", "? " boundaries)."""
+    import re
+
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
 def decoder_inputs(toks: list[list[int]], start_id: int, eos_id: int, device: torch.device,

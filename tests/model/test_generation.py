@@ -41,3 +41,22 @@ def test_without_the_ban_an_untrained_decoder_does_repeat():
     toks, _ = inf.model.generate(torch.randn(4, 12, inf.dim), torch.ones(4, 12, dtype=torch.bool))
     repeats = sum(len(r) - 2 - len({tuple(r[i:i + 3]) for i in range(len(r) - 2)}) for r in toks)
     assert repeats > 0
+
+
+def test_summary_targets_keep_whole_sentences_within_the_budget(minilm_inf):
+    import torch
+
+    from model.batching import fit_sentences, summary_targets
+
+    tok = minilm_inf.tokenizer
+    text = ("The user mostly engages with drama and comedy. Recent favourites include Heat, Fargo "
+            "and Casino. About 40% of the 60 items are drama.")
+    whole = tok(text, add_special_tokens=False)["input_ids"]
+    two = tok(text.rsplit(" About", 1)[0], add_special_tokens=False)["input_ids"]
+    assert fit_sentences(tok, text, len(whole)) == whole
+    assert fit_sentences(tok, text, len(whole) - 1) == two  # the third sentence does not fit: dropped
+    assert tok.decode(fit_sentences(tok, text, len(two))).endswith("casino.")
+    assert fit_sentences(tok, text, 4) == whole[:4]  # even the first sentence is too long: cut
+    dec = summary_targets(tok, [text], len(two) + 2, 1, 2, torch.device("cpu"))
+    labels = dec["labels"][0][dec["labels"][0] != -100].tolist()
+    assert labels == [*two, 2]  # ends with EOS right after a full stop
