@@ -5,9 +5,11 @@ Never imports faust, kafka, torch, `model` or `streams`. FAISS loads only from s
 
 from .base import KVStore
 from .bruteforce_index import BruteForceIndex
-from .config import CacheConfig, FrequencyConfig, IndexConfig, RocksMemory
+from .config import CacheConfig, FrequencyConfig, IdMemoryConfig, IndexConfig, RocksMemory
 from .errors import StateCodecError, StoreClosedError, StoreError, VectorIndexError
 from .frequency import FrequencyFilter
+from .id_memory import IdMemory
+from .id_row import IdRow, decode_row, encode_row, parse_row_key, row_key
 from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .memory_backend import MemoryKV
 from .token_cache import BoundedCache, CacheStats
@@ -26,6 +28,9 @@ __all__ = [
     "BruteForceIndex",
     "CacheStats",
     "FrequencyFilter",
+    "IdMemory",
+    "IdMemoryConfig",
+    "IdRow",
     "VectorIndex",
     "rebuild_from_store",
     "KIND_CODES",
@@ -43,8 +48,12 @@ __all__ = [
     "UserState",
     "VectorIndexError",
     "decode_item_record",
+    "decode_row",
     "decode_user_state",
     "encode_item_record",
+    "encode_row",
+    "parse_row_key",
+    "row_key",
     "encode_user_state",
     "session_content_key",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,22 @@ class FrequencyConfig:
     depth: int = 4
     # Halve every counter after this many observations, so passers-by fade out (0: never).
     decay_every: int = 10_000_000
+
+
+@dataclass(frozen=True)
+class IdMemoryConfig:
+    """Collisionless ID embedding table (Monolith): exact-key rows with Adagrad slots."""
+
+    dim: int = 16  # width of every ID embedding row
+    # Occurrences before an id gets a row (ML-100K is small; Monolith uses higher).
+    min_count: int = 1
+    # Event-time seconds without an occurrence before a row expires (0: never).
+    ttl_s: float = 30 * 24 * 3600.0
+    cache_rows: int = 100_000  # decoded rows kept in memory (LRU, written back on eviction)
+    lr: float = 0.05  # Adagrad learning rate
+    initial_accumulator: float = 0.1  # Adagrad accumulator of a new row
+    eps: float = 1e-8  # Adagrad: added to sqrt(accumulator) before dividing
+    init_scale: float = 0.01  # new rows are uniform in [-init_scale, init_scale]
+    seed: int = 0  # a new row is a hash of (seed, table, id): every process admits the same row
+    # Count-min sketch counting occurrences for admission (its min_count yields to the one above).
+    frequency: FrequencyConfig = field(default_factory=FrequencyConfig)

@@ -1,0 +1,427 @@
+"""Collisionless ID memory (Monolith): an exact-key embedding table with Adagrad slots.
+
+Every id gets its own row, keyed by the id's bytes in a KVStore (no hashing into a fixed array,
+so two ids never share a row). A row is admitted after `min_count` occurrences (count-min
+FrequencyFilter), expires after `ttl_s` of event time without one, and is cached decoded in a
+bounded LRU whose dirty rows are written back on eviction (in batches of up to
+min(cache_rows, 1024)) and on flush(). Numpy in, numpy out; single-threaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+
+from .base import KVStore
+from .config import IdMemoryConfig
+from .errors import StateCodecError
+from .frequency import FrequencyFilter
+from .id_row import (
+    MAX_DIM,
+    IdRow,
+    check_id,
+    check_row,
+    check_table,
+    decode_row,
+    encode_row,
+    initial_row,
+    read_last_seen,
+)
+from .id_snapshot import SnapshotHeader, read_snapshot, write_snapshot
+
+logger = logging.getLogger(__name__)
+
+_PREFIX = b"idm/"
+_PENDING_ROWS = 1024  # at most this many evicted dirty rows wait to be written in one batch
+_F32_MAX = np.finfo(np.float32).max
+
+
+def _check_config(config: IdMemoryConfig) -> None:
+    if not 0 < config.dim <= MAX_DIM:
+        raise ValueError(f"IdMemoryConfig.dim must be in 1..{MAX_DIM}")
+    if config.min_count < 1 or config.cache_rows < 1 or config.ttl_s < 0:
+        raise ValueError("IdMemoryConfig: min_count and cache_rows >= 1, ttl_s >= 0")
+    optimizer = (config.lr, config.eps, config.initial_accumulator, config.init_scale)
+    if not (all(map(math.isfinite, optimizer)) and config.lr > 0 and min(optimizer) >= 0):
+        raise ValueError("IdMemoryConfig: finite lr > 0, eps, initial_accumulator, init_scale >= 0")
+
+
+def _per_id(values: float | Sequence[float] | np.ndarray, n: int, what: str) -> np.ndarray:
+    """A scalar or (n,) event times as a finite float64 (n,) array."""
+    a = np.asarray(values, np.float64)
+    a = np.full(n, float(a)) if a.ndim == 0 else a
+    if a.shape != (n,) or not np.isfinite(a).all():
+        raise ValueError(f"{what}: expected a finite scalar or ({n},) array, got {a.shape}")
+    return a
+
+
+def _sum_duplicates(
+    ids: list[str], grads: np.ndarray, ts: np.ndarray | None
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
+    """Distinct ids in first-seen order, their summed gradients, counts and latest times."""
+    index: dict[str, int] = {}
+    inverse = np.fromiter((index.setdefault(i, len(index)) for i in ids), np.int64, len(ids))
+    summed = np.zeros((len(index), grads.shape[1]), np.float64)  # no float32 overflow to inf
+    np.add.at(summed, inverse, grads)
+    summed = np.clip(summed, -_F32_MAX, _F32_MAX).astype(np.float32)
+    counts = np.bincount(inverse, minlength=len(index))
+    latest = None
+    if ts is not None:
+        latest = np.full(len(index), -np.inf)
+        np.maximum.at(latest, inverse, ts)
+    return list(index), summed, counts, latest
+
+
+class IdMemory:
+    """Rows of one table ("item") in a KVStore, under the keys b"idm/<table>/<id utf-8>".
+
+    `version` is the sync version stamped on every row this memory creates or updates (the
+    trainer raises it after each publish); on a replica, put_rows raises it to the newest
+    version applied. It and `meta` (opaque bytes, e.g. the trainer's offsets) go in snapshots.
+    """
+
+    def __init__(
+        self, kv: KVStore, config: IdMemoryConfig | None = None, table: str = "item"
+    ) -> None:
+        self.config = config or IdMemoryConfig()
+        _check_config(self.config)
+        self.kv, self.table = kv, table
+        self._prefix = _PREFIX + check_table(table) + b"/"
+        freq = replace(self.config.frequency, min_count=self.config.min_count)
+        self._filter = FrequencyFilter(freq)
+        self._cache: OrderedDict[str, IdRow] = OrderedDict()  # LRU, most recent last
+        self._dirty: set[str] = set()  # cached rows newer than the KV
+        self._pending: dict[str, IdRow] = {}  # evicted dirty rows not yet written
+        self._pending_limit = min(self.config.cache_rows, _PENDING_ROWS)
+        self._touched: dict[str, None] = {}  # ordered set for drain_touched
+        self._count = sum(1 for _ in kv.iterate(self._prefix))
+        self._version, self.meta = 0, b""
+        self.ignored_gradients = 0  # gradient rows dropped because their id had no row
+        self.stale_rows_ignored = 0  # put_rows rows older than the stored version
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @version.setter
+    def version(self, value: int) -> None:
+        if not 0 <= int(value) < 2**64:
+            raise ValueError(f"version {value} is not in [0, 2**64)")
+        self._version = int(value)
+
+    # ---------------------------------------------------------------- reads
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, item_id: str) -> bool:
+        return self._exists(check_id(item_id).decode("utf-8"))
+
+    def ids(self) -> list[str]:
+        """Every id with a row, in ascending UTF-8 byte order."""
+        self._write_back()
+        n = len(self._prefix)
+        return [k[n:].decode("utf-8") for k, _ in self.kv.iterate(self._prefix)]
+
+    def occurrences(self, item_id: str) -> int:
+        """Occurrences of item_id counted by the frequency filter (never under the truth)."""
+        return self._filter.count(item_id)
+
+    def lookup(self, ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors (N, dim) float32, present (N,) bool); zero vectors where an id has no row."""
+        ids = self._check_ids(ids)
+        vectors = np.zeros((len(ids), self.config.dim), np.float32)
+        present = np.zeros(len(ids), bool)
+        for i, item_id in enumerate(ids):
+            row = self._get(item_id)
+            if row is not None:
+                vectors[i], present[i] = row.vector, True
+        return vectors, present
+
+    def get_row(self, item_id: str) -> IdRow | None:
+        """A copy of item_id's row (vector, slots, bookkeeping), or None."""
+        row = self._get(check_id(item_id).decode("utf-8"))
+        return None if row is None else row.copy()
+
+    # ---------------------------------------------------------------- trainer side
+    def observe(self, ids: Iterable[str], ts: float | Sequence[float] | np.ndarray) -> np.ndarray:
+        """Count one occurrence per entry at event time ts (scalar or per id).
+
+        Admits a row once an id's count reaches min_count; refreshes last_seen (the max of the
+        old value and ts) of rows that exist. Returns (N,) bool: which entries now have a row.
+        A refresh of last_seen alone is persisted but not reported by drain_touched.
+        """
+        ids = self._check_ids(ids)
+        times = _per_id(ts, len(ids), "observe ts")
+        out = np.zeros(len(ids), bool)
+        for i, (item_id, t) in enumerate(zip(ids, times.tolist(), strict=True)):
+            seen = self._filter.observe(item_id)
+            row = self._get(item_id)
+            if row is None and seen >= self.config.min_count:
+                self._create(item_id, t)
+            elif row is not None and t > row.last_seen:
+                row.last_seen = t
+                self._mark(item_id, touched=False)
+            out[i] = row is not None or seen >= self.config.min_count
+        return out
+
+    def apply_gradients(
+        self,
+        ids: Iterable[str],
+        grads: np.ndarray,
+        ts: float | Sequence[float] | np.ndarray | None = None,
+    ) -> int:
+        """One Adagrad step per distinct id with a row; returns how many entries were ignored.
+
+        Gradients of an id repeated within the call are summed first (one step, as sparse
+        optimizers do): accum += g*g; vector -= lr * g / (sqrt(accum) + eps). `updates` counts
+        steps. Entries whose id has no row are ignored and counted in ignored_gradients. With ts,
+        last_seen is refreshed too.
+        """
+        ids = self._check_ids(ids)
+        grads = np.asarray(grads, np.float32)
+        if grads.shape != (len(ids), self.config.dim) or not np.isfinite(grads).all():
+            raise ValueError(f"grads: expected finite ({len(ids)}, {self.config.dim}) values")
+        times = None if ts is None else _per_id(ts, len(ids), "apply_gradients ts")
+        unique, summed, counts, latest = _sum_duplicates(ids, grads, times)
+        ignored = 0
+        for j, item_id in enumerate(unique):
+            row = self._get(item_id)
+            if row is None:
+                ignored += int(counts[j])
+                continue
+            self._adagrad(row, summed[j])
+            if latest is not None:
+                row.last_seen = max(row.last_seen, float(latest[j]))
+            self._mark(item_id)
+        self.ignored_gradients += ignored
+        return ignored
+
+    def _adagrad(self, row: IdRow, g: np.ndarray) -> None:
+        with np.errstate(over="ignore"):  # saturate: an infinite accumulator could not be stored
+            np.minimum(row.accum + g * g, _F32_MAX, out=row.accum)
+        # |step| <= lr since accum >= g*g, so the vector stays finite
+        row.vector -= self.config.lr * g / (np.sqrt(row.accum) + self.config.eps)
+        row.updates += 1
+        row.version = self.version
+
+    def drain_touched(self) -> list[str]:
+        """Ids created, updated, put or deleted since the last call (the rows to publish)."""
+        out, self._touched = list(self._touched), {}
+        return out
+
+    def expire(self, now_ts: float) -> list[str]:
+        """Delete rows whose last_seen < now_ts - ttl_s (event time); returns their ids, sorted.
+
+        They are reported by drain_touched too (a tombstone on the parameters topic).
+        """
+        if self.config.ttl_s <= 0:
+            return []
+        cutoff = float(now_ts) - self.config.ttl_s
+        stale = sorted(self._stale_ids(cutoff))
+        self._remove(stale)
+        if stale:
+            logger.info("id memory %s: expired %d rows", self.table, len(stale))
+        return stale
+
+    def _stale_ids(self, cutoff: float) -> list[str]:
+        held = chain(self._cache.items(), self._pending.items())
+        out = [item_id for item_id, row in held if row.last_seen < cutoff]
+        n = len(self._prefix)
+        for key, raw in self.kv.iterate(self._prefix):
+            item_id = key[n:].decode("utf-8")
+            if item_id in self._cache or item_id in self._pending:
+                continue  # the held copy is newer and was judged above
+            if read_last_seen(raw) < cutoff:
+                out.append(item_id)
+        return out
+
+    # ---------------------------------------------------------------- replica side
+    def put_rows(self, ids: Iterable[str], rows: Iterable[IdRow]) -> np.ndarray:
+        """Store rows (copies) as given, e.g. applied from the parameters topic.
+
+        A row whose version is lower than the stored row's is ignored (counted in
+        stale_rows_ignored): a late or replayed publish never rolls a row back. An equal
+        version is applied, so a redelivered sync is harmless. Returns (N,) bool: applied.
+        """
+        ids = self._check_ids(ids)
+        rows = list(rows)
+        if len(rows) != len(ids):
+            raise ValueError(f"put_rows: {len(ids)} ids but {len(rows)} rows")
+        applied = np.zeros(len(ids), bool)
+        for i, (item_id, row) in enumerate(zip(ids, rows, strict=True)):
+            self._check_row(row)
+            old = self._get(item_id)
+            if old is not None and row.version < old.version:
+                self.stale_rows_ignored += 1
+                continue
+            self._count += old is None
+            self._remember(item_id, row.copy(), dirty=True)
+            self._touched[item_id] = None
+            self.version = max(self.version, int(row.version))
+            applied[i] = True
+        return applied
+
+    def delete(self, ids: Iterable[str]) -> np.ndarray:
+        """Remove rows (a tombstone from the parameters topic); returns (N,) bool: existed."""
+        ids = self._check_ids(ids)
+        existed = np.zeros(len(ids), bool)
+        gone: dict[str, None] = {}
+        for i, item_id in enumerate(ids):
+            if item_id not in gone and self._exists(item_id):
+                existed[i] = True
+                gone[item_id] = None
+        self._remove(list(gone))
+        return existed
+
+    # ---------------------------------------------------------------- durability
+    def flush(self) -> None:
+        """Write every dirty row to the KV in one batch and make it durable."""
+        self._write_back()
+        self.kv.flush()
+
+    def close(self) -> None:
+        """flush(), then close the KV."""
+        self.flush()
+        self.kv.close()
+
+    def snapshot(self, path: str | Path) -> None:
+        """Write the table (rows, slots, filter, version, meta) to one file, atomically.
+
+        Rows are written back to the KV first. See store/id_snapshot.py for the layout.
+        """
+        self._write_back()
+        header = SnapshotHeader(
+            self.table, self.config.dim, self._count, self.version, self.meta,
+            self._filter.to_bytes(),
+        )
+        write_snapshot(Path(path), header, (raw for _, raw in self.kv.iterate(self._prefix)))
+
+    @classmethod
+    def restore(
+        cls, path: str | Path, kv: KVStore, config: IdMemoryConfig | None = None
+    ) -> IdMemory:
+        """The memory a snapshot holds, its rows written into kv (replacing that table's rows).
+
+        Raises StateCodecError when the checksum, the format or the dim does not match. Not
+        atomic in kv: after a crash during restore, restore again.
+        """
+        config = config or IdMemoryConfig()
+        _check_config(config)
+        freq = replace(config.frequency, min_count=config.min_count)
+        with read_snapshot(Path(path), config.dim) as (header, records):
+            filt = FrequencyFilter.from_bytes(header.filter_bytes, freq)  # before kv changes
+            prefix = _PREFIX + check_table(header.table) + b"/"
+            kv.write_batch([], [k for k, _ in kv.iterate(prefix)])
+            batch: list[tuple[bytes, bytes]] = []
+            for item_id, raw in records:
+                batch.append((prefix + item_id.encode("utf-8"), raw))
+                if len(batch) >= _PENDING_ROWS:
+                    kv.write_batch(batch)
+                    batch = []
+            kv.write_batch(batch)
+        self = cls(kv, config, header.table)
+        if len(self) != header.rows:
+            raise StateCodecError(f"snapshot {path}: {header.rows} rows but {len(self)} ids")
+        self._filter, self.version, self.meta = filt, header.version, header.meta
+        return self
+
+    # ---------------------------------------------------------------- internals
+    def _check_ids(self, ids: Iterable[str]) -> list[str]:
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        for item_id in ids:
+            check_id(item_id)
+        return ids
+
+    def _check_row(self, row: IdRow) -> None:
+        check_row(row)
+        if row.vector.shape != (self.config.dim,):
+            raise ValueError(f"row dim {row.vector.shape[0]} != config.dim {self.config.dim}")
+
+    def _key(self, item_id: str) -> bytes:
+        return self._prefix + item_id.encode("utf-8")
+
+    def _decode(self, item_id: str, raw: bytes) -> IdRow:
+        table, got_id, row = decode_row(raw)
+        if (table, got_id) != (self.table, item_id):
+            raise StateCodecError(f"key {self._key(item_id)!r} holds the row of {table}/{got_id}")
+        if row.vector.shape != (self.config.dim,):
+            raise StateCodecError(f"stored row of {item_id!r} has dim {row.vector.shape[0]}, "
+                                  f"config.dim is {self.config.dim}")
+        return row
+
+    def _get(self, item_id: str) -> IdRow | None:
+        """The live row (in the cache, most recent), or None. Mutate it, then _mark it, before
+        touching another id: that may evict it."""
+        row = self._cache.get(item_id)
+        if row is not None:
+            self._cache.move_to_end(item_id)
+            return row
+        row = self._pending.pop(item_id, None)
+        if row is not None:
+            self._remember(item_id, row, dirty=True)
+            return row
+        raw = self.kv.get(self._key(item_id))
+        if raw is None:
+            return None
+        row = self._decode(item_id, raw)
+        self._remember(item_id, row, dirty=False)
+        return row
+
+    def _exists(self, item_id: str) -> bool:
+        held = item_id in self._cache or item_id in self._pending
+        return held or self.kv.get(self._key(item_id)) is not None
+
+    def _create(self, item_id: str, ts: float) -> None:
+        row = initial_row(self.config, self.table, item_id, ts)
+        row.version = self.version
+        self._count += 1
+        self._remember(item_id, row, dirty=True)
+        self._touched[item_id] = None
+
+    def _mark(self, item_id: str, touched: bool = True) -> None:
+        """item_id's cached row changed (it is in the cache: _get just returned it)."""
+        self._dirty.add(item_id)
+        if touched:
+            self._touched[item_id] = None
+
+    def _remember(self, item_id: str, row: IdRow, dirty: bool) -> None:
+        self._cache[item_id] = row
+        self._cache.move_to_end(item_id)
+        if dirty:
+            self._dirty.add(item_id)
+        while len(self._cache) > self.config.cache_rows:
+            old_id, old = self._cache.popitem(last=False)
+            if old_id in self._dirty:
+                self._dirty.remove(old_id)
+                self._pending[old_id] = old
+        if len(self._pending) >= self._pending_limit:
+            self._write_pending()
+
+    def _remove(self, ids: list[str]) -> None:
+        for item_id in ids:
+            self._cache.pop(item_id, None)
+            self._dirty.discard(item_id)
+            self._pending.pop(item_id, None)
+            self._touched[item_id] = None
+        self._count -= len(ids)
+        self.kv.write_batch([], [self._key(i) for i in ids])
+
+    def _write_pending(self) -> None:
+        puts = [(self._key(i), encode_row(self.table, i, r)) for i, r in self._pending.items()]
+        self.kv.write_batch(puts)
+        self._pending.clear()
+
+    def _write_back(self) -> None:
+        for item_id in self._dirty:
+            self._pending[item_id] = self._cache[item_id]
+        self._dirty.clear()
+        if self._pending:
+            self._write_pending()
+
