@@ -10,7 +10,7 @@ the mean, and the exact score reranks the retrieved candidates.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +43,11 @@ class SessionEncoding:
 
 @dataclass
 class Summary:
-    """Generated summary text and the global embedding (d,) at its EOS."""
+    """Generated summary text, the global embedding (d,) at its EOS, and its token ids (EOS stripped)."""
 
     text: str
     embedding: np.ndarray
+    tokens: list[int] = field(default_factory=list)
 
 
 def _keep(cfg: EmbSumConfig) -> str:
@@ -121,7 +122,7 @@ class EmbSumInference:
             with autocast_for(self.device):
                 toks, glob = self.model.generate(enc, enc_mask)
             texts = self.tokenizer.batch_decode(toks, skip_special_tokens=True)
-            res += [Summary(text=t, embedding=_np(g)) for t, g in zip(texts, glob, strict=True)]
+            res += [Summary(text=t, embedding=_np(g), tokens=k) for t, g, k in zip(texts, glob, toks, strict=True)]
         return res
 
     @torch.no_grad()
