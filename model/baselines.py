@@ -146,3 +146,29 @@ class ContentSimilarity(Ranker):
                           for u in user_ids])
         users /= np.linalg.norm(users, axis=1, keepdims=True) + 1e-9
         return users @ self.vecs[self.cols(item_ids)].T
+
+
+class SASRecRanker(Ranker):
+    """SASRec fitted on the train split (cold items have no row), scoring from each user's history."""
+
+    name = "sasrec"
+
+    def __init__(self, item_ids, train, valid_data, user_history: dict[str, list[str]],
+                 cold: frozenset[str] = frozenset(), opts=None, progress: bool = False):
+        from model.sasrec import fit_sasrec
+
+        super().__init__(item_ids)
+        admitted = {str(e["item_id"]) for e in train} - cold
+        self.model = fit_sasrec(valid_data, train, admitted, opts, progress)
+        self.history = user_history
+
+    def scores(self, user_ids, item_ids):
+        from model.sasrec import logits
+
+        h = torch.from_numpy(self.model.user_vectors([self.history.get(u, []) for u in user_ids]))
+        with torch.no_grad():
+            out = logits(self.model, h).numpy()
+        cols = np.array([self.model.index.get(i, 0) for i in item_ids])
+        s = out[:, cols]
+        s[:, cols == 0] = -1e9  # no ID row: the model cannot score it, so it ranks last
+        return s

@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
-from model.baselines import ContentSimilarity, CoOccurrence, DecayedPopularity, Popularity, Ranker
+from model.baselines import (
+    ContentSimilarity,
+    CoOccurrence,
+    DecayedPopularity,
+    Popularity,
+    Ranker,
+    SASRecRanker,
+)
+from model.checkpoint import load_hybrid
 from model.dataset import PreparedData, histories, load_prepared
 from model.errors import DataDirError
 from model.examples import history_chunks, user_sessions
@@ -64,6 +72,35 @@ class EmbSumRanker(Ranker):
             for c in range(0, len(item_ids), 2048):
                 out[k:k + self.chunk, c:c + 2048] = self.inf.score(codes[k:k + self.chunk], cpe[c:c + 2048])
         return out
+
+
+class HybridRanker(Ranker):
+    """Content scores of the checkpoint's EmbSum (shared, cached) plus its gated ID term."""
+
+    name = "hybrid"
+
+    def __init__(self, content: EmbSumRanker, tensors: dict, doc: dict, history: dict[str, list[dict]]):
+        import torch
+
+        from model.hybrid import Fusion
+        from model.sasrec import load_tower
+
+        super().__init__(content.item_ids)
+        self.content, self.tower = content, load_tower(tensors, doc["tower"])
+        self.fusion = Fusion(self.tower.opts.dim)
+        self.fusion.load_state_dict({k[len("fusion."):]: v for k, v in tensors.items() if k.startswith("fusion.")})
+        self.rows, self.row_of = tensors["id_rows"], {i: k for k, i in enumerate(doc["item_ids"])}
+        self.present = torch.tensor([i in set(doc["present"]) for i in doc["item_ids"]])
+        self.history = {u: [str(e["item_id"]) for e in ev] for u, ev in history.items()}
+
+    def scores(self, user_ids, item_ids):
+        import torch
+
+        content = torch.from_numpy(self.content.scores(user_ids, item_ids))
+        users = torch.from_numpy(self.tower.user_vectors([self.history.get(u, []) for u in user_ids]))
+        cols = torch.tensor([self.row_of[i] for i in item_ids])
+        with torch.no_grad():
+            return self.fusion(content, users, self.rows[cols], self.present[cols]).numpy()
 
 
 def split_history(data: PreparedData, split: str) -> dict[str, list[dict]]:
@@ -124,20 +161,34 @@ def validate(model, tokenizer, data: PreparedData, max_users: int | None = 200,
     return res
 
 
-def build_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumInference | None,
-                  progress: bool, ref_ts: dict[str, float] | None = None) -> list[Ranker]:
-    """EmbSum (with a checkpoint) and the baselines. All baselines fit on the train split only;
-    recent popularity counts train engagements before each user's target time (ref_ts)."""
+def model_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumInference | None,
+                  hybrid: tuple[dict, dict] | None, progress: bool) -> list[Ranker]:
+    """The checkpoint's rankers: content-only EmbSum, and the hybrid when it carries an ID half."""
+    if inf is None:
+        return []
+    content = EmbSumRanker(inf, data, hist, progress)
+    return [content] + ([HybridRanker(content, *hybrid, hist)] if hybrid else [])
+
+
+def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: bool,
+                  ref_ts: dict[str, float] | None = None, sasrec_minutes: float = 15.0) -> list[Ranker]:
+    """The baselines, all fitted on the train split only (SASRec early-stops on valid; 0 minutes
+    skips it); recent popularity counts train engagements before each user's target time."""
     ids = list(data.items)
     hist_ids = {u: [e["item_id"] for e in ev] for u, ev in hist.items()}
-    rankers: list[Ranker] = [EmbSumRanker(inf, data, hist, progress)] if inf is not None else []
-    return rankers + [Popularity(ids, data.train), DecayedPopularity(ids, data.train, ref_ts=ref_ts),
-                      CoOccurrence(ids, data.train, hist_ids), ContentSimilarity(ids, data.items, hist_ids)]
+    rankers: list[Ranker] = [Popularity(ids, data.train), DecayedPopularity(ids, data.train, ref_ts=ref_ts),
+                             CoOccurrence(ids, data.train, hist_ids), ContentSimilarity(ids, data.items, hist_ids)]
+    if sasrec_minutes > 0:
+        from model.sasrec import SASRecOptions
+
+        rankers.append(SASRecRanker(ids, data.train, data, hist_ids, data.cold_items,
+                                    SASRecOptions(max_minutes=sasrec_minutes), progress))
+    return rankers
 
 
 def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "test",
              max_users: int | None = None, device: str | None = None, progress: bool = True,
-             baselines: bool = True) -> dict[str, Any]:
+             baselines: bool = True, sasrec_minutes: float = 15.0) -> dict[str, Any]:
     """All models on one split: {"models": {name: metrics}, "data": {...}, "checkpoint": {...}}."""
     if split not in ("test", "valid"):
         raise DataDirError(f"unknown split {split!r} (test or valid)")
@@ -150,8 +201,9 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     users_full = [u for u in users if u in targets]
     result: dict[str, Any] = {"models": {}}
     ref_ts = {r["user_id"]: float(r["ts"]) for r in imps}  # the held-out engagement's time
-    rankers = build_rankers(data, hist, inf, progress, ref_ts) if baselines or inf is None else \
-        [EmbSumRanker(inf, data, hist, progress)]
+    rankers = model_rankers(data, hist, inf, load_hybrid(checkpoint) if checkpoint else None, progress)
+    if baselines or inf is None:
+        rankers += build_rankers(data, hist, progress, ref_ts, sasrec_minutes)
     result["elapsed_s"] = {}
     for r in rankers:
         t0 = time.time()

@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-baselines", action="store_true", help="score the checkpoint only")
+    p.add_argument("--sasrec-minutes", type=float, default=15.0,
+                   help="training budget of the SASRec baseline (early-stopped on valid; 0 skips it)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = evaluate(args.data, args.checkpoint, split=args.split, max_users=args.max_users,
                           device=args.device, progress=not args.no_progress,
-                          baselines=not args.no_baselines)
+                          baselines=not args.no_baselines, sasrec_minutes=args.sasrec_minutes)
     except ModelError as e:
         raise ModelCommandError(str(e)) from e
     print_table(result)

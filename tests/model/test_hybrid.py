@@ -79,3 +79,52 @@ def test_fit_fusion_is_deterministic():
     b, lb = fit_fusion(data, HybridConfig(fusion_epochs=10))
     assert la == lb
     assert np.array_equal(a.gate.weight.detach().numpy(), b.gate.weight.detach().numpy())
+
+
+def test_hybrid_checkpoint_round_trip_and_evaluate(tmp_path):
+    from model.config import tiny_t5_config
+    from model.dataset import load_prepared
+    from model.evaluate import evaluate
+    from model.hybrid_train import is_hybrid, train_hybrid
+    from model.sasrec import SASRecOptions
+    from model.train import TrainOptions, train
+    from tests.fixtures.synthetic_data import write_prepared_dir
+    from tests.model.conftest import small_config
+
+    data_dir = write_prepared_dir(tmp_path / "data", n_users=12, per_user=12)
+    cfg = small_config(backbone="t5", t5_config=tiny_t5_config(), max_sessions=2)
+    train(data_dir, tmp_path / "content", cfg, TrainOptions(steps=1, batch_size=2, eval_every=0, eval_users=3),
+          progress=False)
+    data = load_prepared(data_dir)
+    facts = train_hybrid(data, tmp_path / "content", tmp_path / "hyb",
+                         HybridConfig(fusion_positions=2, fusion_epochs=5),
+                         SASRecOptions(dim=8, max_len=8, max_epochs=3), progress=False)
+    assert is_hybrid(tmp_path / "hyb") and not is_hybrid(tmp_path / "content")
+    assert facts["held_in_positions"] > 0 and facts["id_rows"] > 0
+    res = evaluate(data_dir, tmp_path / "hyb", split="test", progress=False, baselines=False)
+    assert set(res["models"]) == {"embsum", "hybrid"}
+    assert all(0 <= m["full_recall@10"] <= 1 for m in res["models"].values())
+
+
+def test_hybrid_ranker_scores_rowless_items_exactly_as_content(tmp_path):
+    from model.evaluate import HybridRanker
+    from model.sasrec import SASRec, SASRecOptions
+
+    class Content:
+        item_ids = ["a", "b", "c"]
+
+        def scores(self, users, items):
+            return np.arange(len(users) * len(items), dtype=np.float32).reshape(len(users), len(items))
+
+    tower = SASRec(["a", "b"], SASRecOptions(dim=4, max_len=3))  # "c" has no ID row
+    rows, present = tower.item_rows(Content.item_ids)
+    fusion = _fusion(4)
+    tensors = {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
+               **{f"fusion.{k}": v for k, v in fusion.state_dict().items()},
+               "id_rows": torch.from_numpy(rows)}
+    doc = {"tower": tower.options_dict(), "item_ids": Content.item_ids, "present": ["a", "b"]}
+    ranker = HybridRanker(Content(), tensors, doc, {"u": [{"item_id": "a"}, {"item_id": "b"}]})
+    s = ranker.scores(["u", "v"], ["c", "a", "b"])
+    c = Content().scores(["u", "v"], ["c", "a", "b"])
+    assert np.array_equal(s[:, 0], c[:, 0])
+    assert not np.allclose(s[0, 1:], c[0, 1:])

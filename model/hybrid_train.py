@@ -1,0 +1,94 @@
+"""The hybrid recipe on a trained content checkpoint: ID tower, gate fit, one checkpoint.
+
+1. Cut each user's last `fusion_positions` train engagements (held-in positions).
+2. Train the ID tower (SASRec over ID rows) on the rest, early-stopped on valid.
+3. Score the held-in positions with the frozen content model and the tower; fit the gate.
+4. Write the content checkpoint's files plus hybrid.safetensors / hybrid.json.
+The content model is frozen here: its codes are computed once, which is what makes the
+recipe fit a 2-core CPU (the content model itself comes from `threadrec train --content-only`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.checkpoint import load_hybrid, save_hybrid
+from model.dataset import PreparedData, histories
+from model.hybrid import Fusion, HybridConfig
+from model.hybrid_fit import fit_fusion, fusion_data, split_held_in
+from model.inference import EmbSumInference
+from model.sasrec import SASRec, SASRecOptions, fit_sasrec
+
+logger = logging.getLogger(__name__)
+
+
+def admitted_items(rows: list[dict[str, Any]], min_count: int, cold: frozenset[str]) -> set[str]:
+    """Items that get an ID row: seen >= min_count times in the tower's rows, never cold."""
+    counts = Counter(str(e["item_id"]) for e in rows)
+    return {i for i, c in counts.items() if c >= min_count and i not in cold}
+
+
+def content_scorer(inf: EmbSumInference, data: PreparedData, progress: bool):
+    """A callable {key: history events} -> content scores (K, N) over the whole catalogue."""
+    from model.evaluate import EmbSumRanker
+
+    def scores(hist: dict[str, list[dict]]) -> np.ndarray:
+        ranker = EmbSumRanker(inf, data, hist, progress)
+        return ranker.scores(list(hist), list(data.items))
+    return scores
+
+
+def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
+                 cfg: HybridConfig | None = None, tower: SASRecOptions | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Train the ID half on top of the content checkpoint at content_dir; write out. Returns facts."""
+    cfg, t0 = cfg or HybridConfig(), time.time()
+    fit_rows, held = split_held_in(histories(data.train), cfg.fusion_positions, data.cold_items)
+    rows_ok = admitted_items(fit_rows, cfg.min_count, data.cold_items)
+    model = fit_sasrec(data, fit_rows, rows_ok, tower or SASRecOptions(), progress=progress)
+    item_ids = list(data.items)
+    rows, present = model.item_rows(item_ids)
+    inf = EmbSumInference.from_checkpoint(content_dir)
+    fd = fusion_data(held, item_ids, content_scorer(inf, data, progress), model.user_vectors, rows, present)
+    fusion, losses = fit_fusion(fd, cfg)
+    copy_content(content_dir, out)
+    facts = {"held_in_positions": len(held), "id_rows": int(present.sum()), "tower": model.facts,
+             "fusion_loss": [losses[0], losses[-1]], "gate_scale": float(fusion.log_scale.detach().exp()),
+             "elapsed_s": round(time.time() - t0, 1)}
+    save_hybrid(out, hybrid_tensors(model, fusion, rows),
+                {"hybrid": cfg.to_dict(), "tower": model.options_dict(), "item_ids": item_ids,
+                 "present": [i for i, p in zip(item_ids, present, strict=True) if p], "facts": facts})
+    return facts
+
+
+def hybrid_tensors(model: SASRec, fusion: Fusion, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    """Everything hybrid.safetensors holds: tower, gate, ID rows and their Adagrad slots."""
+    out = {f"tower.{k}": v for k, v in model.state_dict().items()}
+    out.update({f"fusion.{k}": v for k, v in fusion.state_dict().items()})
+    out["id_rows"] = torch.from_numpy(np.asarray(rows, np.float32))
+    out["id_accumulators"] = torch.zeros_like(out["id_rows"])  # online Adagrad starts fresh
+    return out
+
+
+def copy_content(src: str | Path, dst: str | Path) -> None:
+    """The content checkpoint's files into dst (a hybrid checkpoint is a content one plus two files)."""
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        return
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and not f.name.startswith(("optimizer", "hybrid")):
+            shutil.copy2(f, dst / f.name)
+
+
+def is_hybrid(path: str | Path) -> bool:
+    """True when the checkpoint carries an ID half."""
+    return load_hybrid(path) is not None
