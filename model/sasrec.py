@@ -26,18 +26,18 @@ logger = logging.getLogger(__name__)
 class SASRecOptions:
     """Architecture and training recipe (defaults: the standard recipe, tuned on ML-100K valid)."""
 
-    dim: int = 64
-    blocks: int = 2
-    heads: int = 1
-    max_len: int = 50
-    dropout: float = 0.2
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    max_epochs: int = 300
+    dim: int = 64  # hidden size = ID row size
+    blocks: int = 2  # self-attention blocks
+    heads: int = 1  # attention heads
+    max_len: int = 50  # most recent items the tower reads
+    dropout: float = 0.2  # dropout on inputs and inside the blocks
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    batch_size: int = 128  # training windows per step
+    max_epochs: int = 300  # upper bound on epochs
     patience: int = 10  # epochs without a better valid Recall@10 before stopping
-    max_minutes: float = 15.0
-    seed: int = 0
+    max_minutes: float = 15.0  # wall-clock budget of the tower's training
+    seed: int = 0  # initialisation and shuffling seed
 
 
 class SASRec(nn.Module):

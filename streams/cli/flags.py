@@ -82,7 +82,8 @@ def _kwargs(annotation: Any) -> dict[str, Any] | None:
 
 def add_flags(parser: argparse._ActionsContainer, cls: type, *, only: tuple[str, ...] = (),
               skip: tuple[str, ...] = (), dest_prefix: str = "") -> None:
-    """One `--field-name` flag per settable field of `cls` (all of them, or `only`)."""
+    """One `--field-name` flag per settable field of `cls` (all of them, or `only`); with a
+    dest_prefix "sasrec_" the flags read `--sasrec-field-name`, so two classes may share names."""
     docs = _comments(cls)
     for name, annotation, default in _fields(cls):
         if name in skip or (only and name not in only):
@@ -92,7 +93,7 @@ def add_flags(parser: argparse._ActionsContainer, cls: type, *, only: tuple[str,
             continue
         shown = "" if default is None or default is dataclasses.MISSING else \
             f" (default: {default!r})" if default == "" else f" (default: {default})"
-        parser.add_argument("--" + name.replace("_", "-"), dest=dest_prefix + name, default=None,
+        parser.add_argument("--" + (dest_prefix + name).replace("_", "-"), dest=dest_prefix + name, default=None,
                             help=(docs.get(name, "") + shown).strip().replace("%", "%%"), **kw)
 
 

@@ -29,7 +29,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     add_flags(p.add_argument_group("model (EmbSumConfig)"), EmbSumConfig, skip=MODEL_SKIP)
     add_flags(p.add_argument_group("optimisation (TrainOptions)"), TrainOptions)
+    add_hybrid_flags(p)
     p.set_defaults(func=run)
+
+
+def add_hybrid_flags(p: argparse.ArgumentParser) -> None:
+    """The hybrid's ID half: on by default after the content model, or alone on a given one."""
+    from model.hybrid import HybridConfig
+    from model.sasrec import SASRecOptions
+
+    g = p.add_argument_group("hybrid ID half (HybridConfig, SASRecOptions as --sasrec-*)")
+    g.add_argument("--content-only", action="store_true", help="train EmbSum alone (ablation)")
+    g.add_argument("--content-checkpoint", default=None,
+                   help="a trained content checkpoint: skip content training, add the ID half, write --out")
+    add_flags(g, HybridConfig)
+    add_flags(g, SASRecOptions, dest_prefix="sasrec_")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,11 +54,33 @@ def run(args: argparse.Namespace) -> int:
     cfg = EmbSumConfig(**given(args, EmbSumConfig))
     opts = TrainOptions(**given(args, TrainOptions))
     try:
-        stats = train(args.data, args.out, cfg, opts, resume=args.resume, progress=not args.no_progress,
-                      command="threadrec " + shlex.join(sys.argv[1:]))
+        if args.content_checkpoint is None:
+            stats = train(args.data, args.out, cfg, opts, resume=args.resume, progress=not args.no_progress,
+                          command="threadrec " + shlex.join(sys.argv[1:]))
+            last = stats["valid"][-1] if stats["valid"] else {}
+            print(json.dumps({"checkpoint": args.out, "steps": stats["step"], "elapsed_s": round(stats["elapsed_s"], 1),
+                              "final_loss": stats["losses"][-1] if stats["losses"] else None, "valid": last}))
+        if not args.content_only:
+            print(json.dumps({"hybrid": run_hybrid(args)}))
     except ModelError as e:
         raise ModelCommandError(str(e)) from e
-    last = stats["valid"][-1] if stats["valid"] else {}
-    print(json.dumps({"checkpoint": args.out, "steps": stats["step"], "elapsed_s": round(stats["elapsed_s"], 1),
-                      "final_loss": stats["losses"][-1] if stats["losses"] else None, "valid": last}))
     return 0
+
+
+def run_hybrid(args: argparse.Namespace) -> dict:
+    """Add the ID half to the content checkpoint (--content-checkpoint, else --out's best)."""
+    from pathlib import Path
+
+    from model.dataset import load_prepared
+    from model.hybrid import HybridConfig
+    from model.hybrid_train import train_hybrid
+    from model.sasrec import SASRecOptions
+
+    content = Path(args.content_checkpoint or args.out)
+    if args.content_checkpoint is None and (content / "best" / "model.safetensors").exists():
+        content = content / "best"
+    out = args.out if args.content_checkpoint else content
+    facts = train_hybrid(load_prepared(args.data), content, out, HybridConfig(**given(args, HybridConfig)),
+                         SASRecOptions(**given(args, SASRecOptions, "sasrec_")), progress=not args.no_progress)
+    return {"checkpoint": str(out), **{k: v for k, v in facts.items() if k != "tower"},
+            "tower": {k: v for k, v in facts["tower"].items() if k != "curve"}}
