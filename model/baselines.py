@@ -160,6 +160,7 @@ class SASRecRanker(Ranker):
         super().__init__(item_ids)
         admitted = {str(e["item_id"]) for e in train} - cold
         self.model = fit_sasrec(valid_data, train, admitted, opts, progress)
+        self.facts = self.model.facts
         self.history = user_history
 
     def scores(self, user_ids, item_ids):

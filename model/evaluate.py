@@ -92,6 +92,7 @@ class HybridRanker(Ranker):
         self.rows, self.row_of = tensors["id_rows"], {i: k for k, i in enumerate(doc["item_ids"])}
         self.present = torch.tensor([i in set(doc["present"]) for i in doc["item_ids"]])
         self.history = {u: [str(e["item_id"]) for e in ev] for u, ev in history.items()}
+        self.facts = doc.get("facts")
 
     def scores(self, user_ids, item_ids):
         import torch
@@ -171,24 +172,31 @@ def model_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumIn
 
 
 def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: bool,
-                  ref_ts: dict[str, float] | None = None, sasrec_minutes: float = 15.0) -> list[Ranker]:
-    """The baselines, all fitted on the train split only (SASRec early-stops on valid; 0 minutes
-    skips it); recent popularity counts train engagements before each user's target time."""
+                  ref_ts: dict[str, float] | None = None, sasrec_minutes: float = 15.0,
+                  bpr_minutes: float = 5.0) -> list[Ranker]:
+    """The baselines, all fitted on the train split only (SASRec and BPR early-stop on valid; a
+    budget of 0 minutes skips one); recent popularity counts train engagements before each
+    user's target time."""
     ids = list(data.items)
     hist_ids = {u: [e["item_id"] for e in ev] for u, ev in hist.items()}
-    rankers: list[Ranker] = [Popularity(ids, data.train), DecayedPopularity(ids, data.train, ref_ts=ref_ts),
-                             CoOccurrence(ids, data.train, hist_ids), ContentSimilarity(ids, data.items, hist_ids)]
+    warm = [e for e in data.train if e["item_id"] not in data.cold_items]  # cold items are never counted
+    rankers: list[Ranker] = [Popularity(ids, warm), DecayedPopularity(ids, warm, ref_ts=ref_ts),
+                             CoOccurrence(ids, warm, hist_ids), ContentSimilarity(ids, data.items, hist_ids)]
     if sasrec_minutes > 0:
         from model.sasrec import SASRecOptions
 
         rankers.append(SASRecRanker(ids, data.train, data, hist_ids, data.cold_items,
                                     SASRecOptions(max_minutes=sasrec_minutes), progress))
+    if bpr_minutes > 0:
+        from model.bpr import BPROptions, BPRRanker
+
+        rankers.append(BPRRanker(ids, data.train, data.valid, data.cold_items, BPROptions(max_minutes=bpr_minutes)))
     return rankers
 
 
 def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "test",
              max_users: int | None = None, device: str | None = None, progress: bool = True,
-             baselines: bool = True, sasrec_minutes: float = 15.0) -> dict[str, Any]:
+             baselines: bool = True, sasrec_minutes: float = 15.0, bpr_minutes: float = 5.0) -> dict[str, Any]:
     """All models on one split: {"models": {name: metrics}, "data": {...}, "checkpoint": {...}}."""
     if split not in ("test", "valid"):
         raise DataDirError(f"unknown split {split!r} (test or valid)")
@@ -203,14 +211,20 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     ref_ts = {r["user_id"]: float(r["ts"]) for r in imps}  # the held-out engagement's time
     rankers = model_rankers(data, hist, inf, load_hybrid(checkpoint) if checkpoint else None, progress)
     if baselines or inf is None:
-        rankers += build_rankers(data, hist, progress, ref_ts, sasrec_minutes)
+        rankers += build_rankers(data, hist, progress, ref_ts, sasrec_minutes, bpr_minutes)
     result["elapsed_s"] = {}
+    cold_users = [u for u in users_full if targets[u] & data.cold_items] if split == "test" else []
     for r in rankers:
         t0 = time.time()
         m = impression_eval(r, imps)
         m.update(full_ranking_eval(r, users_full, targets, hist, list(data.items)))
         result["models"][r.name] = m
+        if cold_users:  # the cold-item slice: test users whose target no model trained on
+            result.setdefault("cold", {})[r.name] = full_ranking_eval(r, cold_users, targets, hist, list(data.items))
+        if getattr(r, "facts", None):
+            result.setdefault("training", {})[r.name] = r.facts
         result["elapsed_s"][r.name] = round(time.time() - t0, 1)
+    result["cold_users"] = len(cold_users)
     result["data"] = {"dir": str(data_dir), "split": split, "impressions": len(imps), "users": len(users),
                       "full_ranking_users": len(users_full), "items": len(data.items), "meta": data.meta}
     result["checkpoint"] = ({"path": str(checkpoint), "config": inf.config.to_dict(), "metadata": inf.metadata}

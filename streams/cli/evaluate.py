@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baselines", action="store_true", help="score the checkpoint only")
     p.add_argument("--sasrec-minutes", type=float, default=15.0,
                    help="training budget of the SASRec baseline (early-stopped on valid; 0 skips it)")
+    p.add_argument("--bpr-minutes", type=float, default=5.0,
+                   help="training budget of the BPR-MF baseline (early-stopped on valid; 0 skips it)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = evaluate(args.data, args.checkpoint, split=args.split, max_users=args.max_users,
                           device=args.device, progress=not args.no_progress,
-                          baselines=not args.no_baselines, sasrec_minutes=args.sasrec_minutes)
+                          baselines=not args.no_baselines, sasrec_minutes=args.sasrec_minutes,
+                          bpr_minutes=args.bpr_minutes)
     except ModelError as e:
         raise ModelCommandError(str(e)) from e
     print_table(result)

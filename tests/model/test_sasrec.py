@@ -71,3 +71,58 @@ def test_item_rows_are_the_logit_rows(dim):
     rows, present = model.item_rows(["a", "b", "zzz"])
     assert present.tolist() == [True, True, False]
     assert np.allclose(rows[:2], model.items.weight.detach().numpy()[1:])
+
+
+def clusters(users: int = 80, items: int = 60, per_user: int = 12, seed: int = 0) -> SimpleNamespace:
+    """Users in 4 groups, each engaging only with its own quarter of the catalogue."""
+    rng = random.Random(seed)
+    train, valid = [], []
+    for u in range(users):
+        own = [f"i{k}" for k in range(items) if k % 4 == u % 4]
+        picks = rng.sample(own, per_user)
+        train += [{"user_id": f"u{u}", "item_id": i, "ts": float(t)} for t, i in enumerate(picks[:-1])]
+        valid.append({"user_id": f"u{u}", "item_id": picks[-1], "ts": float(per_user)})
+    return SimpleNamespace(train=train, valid=valid, items={f"i{k}": {} for k in range(items)})
+
+
+def test_bpr_learns_planted_clusters_and_beats_popularity():
+    from model.bpr import BPROptions, BPRRanker
+
+    data = clusters()
+    r = BPRRanker(list(data.items), data.train, data.valid, opts=BPROptions(dim=16, lr=0.05, max_epochs=60,
+                                                                            patience=60, batch_size=256))
+    curve = r.facts["curve"]
+    assert curve[-1]["loss"] < 0.7 * curve[0]["loss"]
+    pop = Popularity(list(data.items), data.train)
+    users = [e["user_id"] for e in data.valid]
+    seen = {u: {e["item_id"] for e in data.train if e["user_id"] == u} for u in users}
+
+    def recall(s):
+        return np.mean([e["item_id"] in [list(data.items)[k] for k in np.argsort(-s[n]) if list(data.items)[k]
+                                         not in seen[e["user_id"]]][:10] for n, e in enumerate(data.valid)])
+    assert recall(r.scores(users, list(data.items))) > recall(pop.scores(users, list(data.items))) + 0.2
+
+
+def test_cold_items_are_never_trained_or_counted():
+    from model.bpr import BPROptions, BPRRanker
+
+    data = clusters(users=20)
+    cold = frozenset({"i0", "i1"})
+    r = BPRRanker(list(data.items), data.train, data.valid, cold, BPROptions(dim=4, max_epochs=2))
+    s = r.scores(["u0", "u1"], ["i0", "i1", "i2"])
+    assert (s[:, :2] == -1e9).all() and (s[:, 2] > -1e9).all()
+
+
+
+def test_evaluate_baselines_never_count_cold_items(tmp_path):
+    from model.dataset import load_prepared
+    from model.evaluate import build_rankers, split_history
+    from tests.fixtures.synthetic_data import write_prepared_dir
+
+    data = load_prepared(write_prepared_dir(tmp_path / "d"))
+    busiest = max(data.items, key=lambda i: sum(e["item_id"] == i for e in data.train))
+    data.meta["cold_items"] = [busiest]
+    pop, recent, co, *_ = build_rankers(data, split_history(data, "test"), False, sasrec_minutes=0, bpr_minutes=0)
+    col = pop.index[busiest]
+    assert pop.counts[col] == 0 and recent.counts_at(1e12)[col] == 0
+    assert co.co[:, col].sum() == 0

@@ -68,9 +68,10 @@ def test_train_resume_and_evaluate(data_dir, tmp_path):
     curve = json.loads((out / "validations.json").read_text())["validations"]
     assert [v["step"] for v in curve] == [2, 3, 5] and all("loss" in v and "auc" in v for v in curve)
     assert [v["best_so_far"] for v in curve][0] is True
-    res = evaluate(data_dir, out, split="test", max_users=4, progress=False, sasrec_minutes=0.05)
+    res = evaluate(data_dir, out, split="test", max_users=4, progress=False, sasrec_minutes=0.05,
+                   bpr_minutes=0.02)
     assert set(res["models"]) == {"embsum", "popularity", "recent_popularity", "cooccurrence", "content_minilm",
-                                  "sasrec"}
+                                  "sasrec", "bpr"}
     assert res["checkpoint"]["metadata"]["summary_source"] == "fallback"
     for m in res["models"].values():
         assert 0.0 <= m["auc"] <= 1.0 and 0.0 <= m["full_recall@10"] <= 1.0
@@ -102,7 +103,8 @@ def test_one_chunk_history_mode(data_dir, tmp_path):
     st = train(data_dir, tmp_path / "oc", cfg, TrainOptions(steps=2, batch_size=2, eval_every=0, eval_users=3),
                progress=False)
     assert len(st["losses"]) == 2
-    res = evaluate(data_dir, tmp_path / "oc", split="valid", max_users=3, progress=False, sasrec_minutes=0)
+    res = evaluate(data_dir, tmp_path / "oc", split="valid", max_users=3, progress=False, sasrec_minutes=0,
+                   bpr_minutes=0)
     assert res["checkpoint"]["config"]["history_mode"] == "one_chunk"
 
 
