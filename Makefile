@@ -48,11 +48,11 @@ clean-venv:
 
 # ---- quality on real data (issue 7): train, evaluate vs baselines, online replay, ablations, README
 # CPU-sized (2 cores): the main run takes MAIN_MIN minutes, each ablation ABL_MIN minutes plus its test.
-.PHONY: quality quality-main quality-gpu quality-eval quality-online quality-online-heldout quality-ablations quality-report
+.PHONY: quality quality-main quality-hybrid quality-gpu quality-eval quality-online quality-online-heldout quality-ablations quality-report
 RECIPE  = --sample-by user --batch-size 16 --lr 1e-4 --eval-users 200 --freeze-layers 3 --max-sessions 4 \
           --max-session-tokens 96 --max-item-tokens 32 --summary-max-tokens 48 --no-progress
 CKPT    ?= checkpoints/ml-cpu3
-MAIN_MIN ?= 50
+MAIN_MIN ?= 40  # content half; the ID half (SASRec tower <= 15 min + gate fit) follows in the same command
 ABL_MIN ?= 10
 ABL_USERS ?= 200
 ABLATIONS = full: lambda0:--lambda-sum=0 mn1:--m=1,--n=1 one_chunk:--history-mode=one_chunk
@@ -99,7 +99,7 @@ ONLINE_MIN ?= 25
 quality-online-heldout: $(STAMP) $(DATA)/train.jsonl
 	mkdir -p runs results
 	$(BIN)/threadrec train --data $(DATA) --out $(ONLINE_CKPT) --steps 3000 --eval-every 150 --max-minutes $(ONLINE_MIN) \
-		$(RECIPE) --holdout-events $(HOLDOUT) | tee runs/train-heldout.log
+		$(RECIPE) --holdout-events $(HOLDOUT) --content-only | tee runs/train-heldout.log
 	$(BIN)/python bench/bench_online_policies.py --data $(DATA) --holdout-events $(HOLDOUT) --max-per-user 25 \
 		--checkpoint $$(test -d $(ONLINE_CKPT)/best && echo $(ONLINE_CKPT)/best || echo $(ONLINE_CKPT)) \
 		--json results/online_policies_heldout.json
@@ -108,10 +108,16 @@ quality-ablations: $(STAMP) $(DATA)/train.jsonl
 	mkdir -p runs results
 	for spec in $(ABLATIONS); do name=$${spec%%:*}; flags=$$(echo $${spec#*:} | tr ',=' '  '); \
 		$(BIN)/threadrec train --data $(DATA) --out checkpoints/abl-$$name --steps 3000 --eval-every 0 \
-			--max-minutes $(ABL_MIN) $(RECIPE) --eval-users $(ABL_USERS) $$flags | tee runs/abl-$$name.log && \
+			--max-minutes $(ABL_MIN) $(RECIPE) --eval-users $(ABL_USERS) --content-only $$flags \
+			| tee runs/abl-$$name.log && \
 		$(BIN)/threadrec evaluate --data $(DATA) --checkpoint checkpoints/abl-$$name --split test \
 			--no-baselines --no-progress --json results/ablation_$$name\_test.json \
 		|| exit 1; done
+
+# the ID half alone on an already trained content checkpoint (same recipe as quality-main's second part)
+quality-hybrid: $(STAMP) $(DATA)/train.jsonl
+	$(BIN)/threadrec train --data $(DATA) --out $(CKPT)-hybrid --content-checkpoint $(BEST) --no-progress \
+		| tee runs/train-hybrid.log
 
 quality-report: $(STAMP)
 	$(BIN)/python bench/report_quality.py --results results --readme README.md
