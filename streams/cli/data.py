@@ -57,6 +57,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for fmt in ("jsonl", "csv"):
         _custom_parser(sub, fmt)
 
+    cold = dsub.add_parser("cold", help="a copy of a prepared directory with a cold-item split")
+    cold.add_argument("--from", dest="source", type=Path, required=True, help="prepared data directory")
+    cold.add_argument("--out", type=Path, required=True, help="output directory")
+    cold.add_argument("--fraction", type=float, default=0.1, help="share of engaged items held out (default 0.1)")
+    cold.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    cold.set_defaults(func=run_cold)
+
+
+def run_cold(args: argparse.Namespace) -> int:
+    from streams.data.cold import write_cold_split
+
+    info = write_cold_split(args.source, args.out, args.fraction, args.seed)["cold_split"]
+    print(f"cold split -> {args.out}: {info['chosen']} of {info['candidates']} late items held out "
+          f"(wanted {info['wanted']}); {info['test_users_with_cold_target']} test users have a cold target")
+    return 0
+
 
 def run_movielens(args: argparse.Namespace) -> int:
     from streams.data.movielens import prepare_movielens
