@@ -48,7 +48,7 @@ clean-venv:
 
 # ---- quality on real data (issue 7): train, evaluate vs baselines, online replay, ablations, README
 # CPU-sized (2 cores): the main run takes MAIN_MIN minutes, each ablation ABL_MIN minutes plus its test.
-.PHONY: quality quality-main quality-hybrid quality-gpu quality-eval quality-online quality-online-heldout quality-ablations quality-report
+.PHONY: quality quality-main quality-eval-hybrid quality-hybrid quality-gpu quality-eval quality-online quality-online-heldout quality-ablations quality-report
 RECIPE  = --sample-by user --batch-size 16 --lr 1e-4 --eval-users 200 --freeze-layers 3 --max-sessions 4 \
           --max-session-tokens 96 --max-item-tokens 32 --summary-max-tokens 48 --no-progress
 CKPT    ?= checkpoints/ml-cpu3
@@ -80,6 +80,10 @@ quality-gpu: $(STAMP) $(DATA)/train.jsonl
 		--max-minutes $(GPU_MIN) --sample-by user --batch-size 64 --lr 5e-5 --eval-users 943 --freeze-layers 0 \
 		--max-sessions 8 --max-session-tokens 128 --max-item-tokens 64 --summary-max-tokens 64 --no-progress \
 		| tee runs/train-gpu.log
+
+quality-eval-hybrid: $(STAMP)
+	$(BIN)/threadrec evaluate --data $(DATA) --checkpoint $(BEST) --split test --no-progress \
+		--json results/quality_test_hybrid.json
 
 quality-eval: $(STAMP)
 	$(BIN)/threadrec evaluate --data $(DATA) --checkpoint $(BEST) --split test --no-progress \

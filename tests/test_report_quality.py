@@ -53,3 +53,19 @@ def test_build_writes_the_readme_section(tmp_path):
     assert "nDCG@10 (full): **met**" in text and "make quality-online-heldout" in text
     assert "never trained on an engagement of the period" in text
     assert (res / "online_policies.png").stat().st_size > 0
+
+
+def test_hybrid_targets_and_section_come_from_the_json(tmp_path):
+    res = _test_result(0.8, 0.05)
+    res["models"]["hybrid"] = dict.fromkeys(METRICS, 0.6) | {"full_recall@10": 0.19, "full_ndcg@10": 0.08,
+                                                              "auc": 0.9}
+    lines = rq.hybrid_targets(res)
+    assert "**met** (0.1900)" in lines[0]
+    assert "**missed** (0.0800)" in lines[1]  # nDCG@10 below 0.09
+    assert "not beaten: embsum 0.5000" in lines[2] and "**missed**" in lines[3]  # the others hold 0.5
+    assert "**met** (hybrid 0.9000)" in lines[4]  # AUC above 0.8 and 0.81
+    res["cold"] = {"hybrid": {"full_recall@10": 0.1, "full_ndcg@10": 0.05}}
+    res["cold_users"] = 30
+    (tmp_path / "quality_test_hybrid.json").write_text(json.dumps(res))
+    body = rq.build(tmp_path, {"test": "t", "valid": "v", "ablation": "a"})
+    assert "Hybrid (EmbSum content + ID memory)" in body and "Cold-item slice: 30 test users" in body
