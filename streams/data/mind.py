@@ -8,7 +8,9 @@ Split mapping (documented in meta.json too):
   `valid_fraction` -> test, the `valid_fraction` before that -> valid, the rest -> train.
 Clicks are `click` engagements, shown-but-not-clicked are `impression` events, and
 history items the user had not yet been seen with become `click` engagements 1 ms
-apart just before that impression (order kept), in the impression's split.
+apart just before that impression (order kept). History items are always in train,
+whatever the impression's split: they are what the model may read about the user at
+that time, never a valid or test target (only the impression's clicks are).
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ def _events(rows: list[Behavior]) -> list[tuple[Engagement, str]]:
         new = [n for n in dict.fromkeys(b.history) if n not in seen]
         for i, news_id in enumerate(new):
             ts = b.ts - (len(new) - i) * HISTORY_STEP_S
-            out.append((Engagement(b.user_id, news_id, ts, "click", {"history": True}), b.split))
+            # history stays history: a dev user's past clicks are input at test time, not targets
+            out.append((Engagement(b.user_id, news_id, ts, "click", {"history": True}), "train"))
         seen.update(new)
         for news_id, label in b.shown:
             kind = "click" if label else "impression"

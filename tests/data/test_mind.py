@@ -77,3 +77,17 @@ def test_train_dev_subdir_names(tmp_path):
     assert [r for r, _ in find_sets(tmp_path / "m")] == ["train", "dev"]
     with pytest.raises(DataError, match="no behaviors.tsv"):
         find_sets(tmp_path)
+
+
+def test_history_of_a_user_first_seen_in_dev_stays_history(tmp_path):
+    dev = [("1", "U9", "11/15/2019 10:00:00 AM", "N1 N2 N5", "N4-1 N9-0")]
+    write_mind_set(tmp_path / "mind" / "train", NEWS, TRAIN)
+    write_mind_set(tmp_path / "mind" / "dev", NEWS, dev)
+    prepare_mind(tmp_path / "mind", tmp_path / "out", valid_fraction=0.25)
+    out = tmp_path / "out"
+    train_u9 = [e["item_id"] for e in read_jsonl(out / "train.jsonl") if e["user_id"] == "U9"]
+    test_u9 = [(e["item_id"], e["kind"]) for e in read_jsonl(out / "test.jsonl") if e["user_id"] == "U9"]
+    assert train_u9 == ["N1", "N2", "N5"]  # the history column: what the model reads at test time
+    assert test_u9 == [("N4", "click"), ("N9", "impression")]  # only the impression's own events
+    valid = read_jsonl(out / "valid.jsonl")
+    assert not any(e.get("history") for e in valid)  # the same rule for train-set impressions in valid
