@@ -18,6 +18,7 @@ from model.inference import EmbSumInference
 from model.text import item_text
 from store import BoundedCache, ItemRecord, ItemStore, UserState, VectorIndex
 from streams.engine.config import EngineConfig
+from streams.engine.id_half import IdHalf
 from streams.engine.popularity import RecentPopularity
 from streams.engine.rounds import ModelRounds
 from streams.engine.sessionizer import append_event, session_keys, sessions
@@ -34,11 +35,11 @@ class Engine:
 
     def __init__(self, model: EmbSumInference, *, items: ItemStore, index: VectorIndex,
                  states: StateMapping, token_cache: BoundedCache,
-                 config: EngineConfig | None = None) -> None:
+                 config: EngineConfig | None = None, id_half: IdHalf | None = None) -> None:
         self.states = states
         config = config or EngineConfig.from_model(model.config)
         # the model, stores, index, config and counters have one owner, shared with bulk refresh
-        self.rounds = ModelRounds(model, items, index, token_cache, config, EngineStats())
+        self.rounds = ModelRounds(model, items, index, token_cache, config, EngineStats(), id_half)
         self.popularity = RecentPopularity(config.popular_window)
         self.last_batch = EngineStats()
 
@@ -51,7 +52,7 @@ class Engine:
 
     @classmethod
     def in_memory(cls, model: EmbSumInference, config: EngineConfig | None = None,
-                  index: VectorIndex | None = None) -> Engine:
+                  index: VectorIndex | None = None, id_half: IdHalf | None = None) -> Engine:
         """Memory-backed stores and an exact FAISS index (tests, offline parity, benchmarks)."""
         if index is None:
             from store.config import IndexConfig
@@ -59,7 +60,7 @@ class Engine:
 
             index = FaissIndex(IndexConfig(dim=model.dim))
         return cls(model, items=ItemStore.open(None), index=index, states=BytesStateMapping({}),
-                   token_cache=BoundedCache.in_memory(), config=config)
+                   token_cache=BoundedCache.in_memory(), config=config, id_half=id_half)
 
     # ---- items --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from model.inference import EmbSumInference, SessionEncoding
 from model.text import ITEM_SEP
 from store import BoundedCache, ItemStore, VectorIndex
 from streams.engine.config import EngineConfig
+from streams.engine.id_half import IdHalf
 from streams.engine.types import EngineStats, Task, UserWork
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class ModelRounds:
     token_cache: BoundedCache
     config: EngineConfig
     stats: EngineStats
+    id_half: IdHalf | None = None  # a hybrid checkpoint's ID term; None = content only
 
     def session_texts(self, sessions: list[list[str]]) -> list[str]:
         """Encoder input per session; items removed from the catalogue contribute nothing."""
@@ -132,11 +134,13 @@ class ModelRounds:
 
 
     def rank(self, tasks: list[Task], codes: list[np.ndarray]) -> list[list[tuple[str, float]]]:
-        """Retrieve with the interest vectors, drop seen items, rerank with the exact score."""
+        """Retrieve with the interest vectors (and the ID term for a hybrid), drop seen items,
+        rerank with the exact score."""
         queries = [self.model.interest_vectors(c[None])[0] for c in codes]
         with self.stats.timed("index"):
             hits = self.index.search_many(queries, self.config.candidates, [t.seen for t in tasks])
         cands = [[i for i, _ in h] for h in hits]
+        users = self._id_candidates(tasks, cands)
         width = max((len(c) for c in cands), default=0)
         if width == 0:
             return [[] for _ in tasks]
@@ -147,9 +151,25 @@ class ModelRounds:
                     cpe[u, j] = self.items.get(item_id).cpe.astype(np.float32)
         with self.stats.timed("model"):
             scores = self.model.score(np.stack(codes), cpe)  # (U, width); padding columns ignored
-        out = []
-        for u, ids in enumerate(cands):
-            s = scores[u, : len(ids)]
-            order = np.argsort(-s, kind="stable")[: self.config.top_k]
-            out.append([(ids[j], float(s[j])) for j in order])
-        return out
+            if users is not None:
+                for u, term in enumerate(self.id_half.terms(users, cands)):
+                    scores[u, : len(term)] += term
+        return [self._top(ids, scores[u, : len(ids)]) for u, ids in enumerate(cands)]
+
+    def _id_candidates(self, tasks: list[Task], cands: list[list[str]]) -> np.ndarray | None:
+        """Hybrid only: add each user's best ID-term items (in the catalogue) to cands, in place;
+        returns the users' tower vectors h_u."""
+        if self.id_half is None:
+            return None
+        with self.stats.timed("model"):
+            users = self.id_half.user_vectors([[i for s in t.sessions for i in s] for t in tasks])
+            extra = self.id_half.retrieve(users, self.config.candidates, [t.seen for t in tasks])
+        with self.stats.timed("store"):
+            for c, e in zip(cands, extra, strict=True):
+                have = set(c)
+                c.extend(i for i in e if i not in have and self.items.get(i) is not None)
+        return users
+
+    def _top(self, ids: list[str], s: np.ndarray) -> list[tuple[str, float]]:
+        order = np.argsort(-s, kind="stable")[: self.config.top_k]
+        return [(ids[j], float(s[j])) for j in order]

@@ -30,6 +30,7 @@ from store import (
 from store.config import IndexConfig
 from store.errors import VectorIndexError
 from streams.engine.engine import Engine
+from streams.engine.id_half import IdHalf
 from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
 from streams.errors import ThreadrecError
@@ -246,8 +247,9 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
     index, _ = open_index(model.dim, items, local / "index")
     cache = BoundedCache.open(local / "token-cache", CacheConfig(max_bytes=settings.token_cache_bytes),
                               settings.rocks_memory)
+    id_half = IdHalf.from_checkpoint(settings.checkpoint) if settings.checkpoint else None
     engine = Engine(model, items=items, index=index, states=BytesStateMapping({}), token_cache=cache,
-                    config=settings.engine_config(model.config, version))
+                    config=settings.engine_config(model.config, version), id_half=id_half)
     runtime = Runtime(settings, engine)
     runtime.replicator = ItemReplicator(settings.kafka, settings.kafka.topic("items"),
                                         runtime.apply_items, items.offsets(),

@@ -1,0 +1,92 @@
+"""The hybrid's ID term online: rows in the store's ID memory, the model's tower and gate.
+
+A hybrid checkpoint (docs/architecture.md, "The hybrid score") carries the ID rows; they are
+loaded into an `IdMemory` (the table issue 13's trainer will update through `parameters`).
+Retrieval takes the union of the content index's candidates and the best ID-term candidates,
+then one exact hybrid score reranks them all, so every item either side can return is scored
+the way the offline evaluation scores it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.checkpoint import load_hybrid
+from model.hybrid import Fusion
+from model.sasrec import SASRec, load_tower
+from store import IdMemory, IdMemoryConfig, IdRow
+from store.memory_backend import MemoryKV
+
+logger = logging.getLogger(__name__)
+
+
+class IdHalf:
+    """ID rows (IdMemory), the SASRec tower and the fitted gate of one hybrid checkpoint."""
+
+    def __init__(self, memory: IdMemory, tower: SASRec, fusion: Fusion) -> None:
+        self.memory, self.tower, self.fusion = memory, tower, fusion
+        self._table: tuple[list[str], np.ndarray] | None = None  # (ids, g_i e_i) for retrieval
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, memory: IdMemory | None = None) -> IdHalf | None:
+        """The ID half of a hybrid checkpoint (None for a content-only one); rows go into memory."""
+        loaded = load_hybrid(path)
+        if loaded is None:
+            return None
+        tensors, doc = loaded
+        tower = load_tower(tensors, doc["tower"])
+        fusion = Fusion(tower.opts.dim)
+        fusion.load_state_dict({k[len("fusion."):]: v for k, v in tensors.items() if k.startswith("fusion.")})
+        memory = memory or IdMemory(MemoryKV(), IdMemoryConfig(dim=tower.opts.dim, ttl_s=0))
+        row_of = {i: k for k, i in enumerate(doc["item_ids"])}
+        rows, acc = tensors["id_rows"].numpy(), tensors["id_accumulators"].numpy()
+        ids = [i for i in doc["present"] if i in row_of]
+        memory.put_rows(ids, [IdRow(rows[row_of[i]].copy(), acc[row_of[i]].copy()) for i in ids])
+        logger.info("hybrid checkpoint %s: %d ID rows", path, len(ids))
+        return cls(memory, tower, fusion.eval())
+
+    def user_vectors(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
+        """h_u (U, k) from each user's item ids, oldest first (items without a row are skipped)."""
+        return self.tower.user_vectors([[i for i in h if i in self.memory] for h in histories])
+
+    def terms(self, users: np.ndarray, candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """g_i <h_u, e_i> per user and candidate; exactly 0 for a candidate without a row."""
+        out = []
+        for h, ids in zip(users, candidates, strict=True):
+            rows, present = self.memory.lookup(list(ids))
+            with torch.no_grad():
+                term = self.fusion.id_term(torch.from_numpy(h[None]), torch.from_numpy(rows),
+                                           torch.from_numpy(present))
+            out.append(term[0].numpy())
+        return out
+
+    def retrieve(self, users: np.ndarray, k: int, seen: Sequence[set[str]]) -> list[list[str]]:
+        """The k items with the largest ID term per user (seen items excluded); exact, over all rows."""
+        ids, gated = self.table()
+        if not ids:
+            return [[] for _ in users]
+        scores = users @ gated.T  # (U, R)
+        out = []
+        for s, skip in zip(scores, seen, strict=True):
+            order = np.argsort(-s, kind="stable")
+            out.append([ids[j] for j in order[: k + len(skip)] if ids[j] not in skip][:k])
+        return out
+
+    def table(self) -> tuple[list[str], np.ndarray]:
+        """(ids, g_i e_i) over every row, rebuilt after the rows change (invalidate())."""
+        if self._table is None:
+            ids = sorted(self.memory.ids())
+            rows, _ = self.memory.lookup(ids)
+            with torch.no_grad():
+                g = self.fusion.gates(torch.from_numpy(rows)).numpy()
+            self._table = (ids, (rows * g[:, None]).astype(np.float32))
+        return self._table
+
+    def invalidate(self) -> None:
+        """Rows changed (e.g. applied from the trainer): rebuild the retrieval table on next use."""
+        self._table = None

@@ -1,0 +1,79 @@
+"""The engine with a hybrid checkpoint's ID half: exact hybrid scores, ID-side candidates."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from model.hybrid import Fusion
+from model.sasrec import SASRec, SASRecOptions
+from store import IdMemory, IdMemoryConfig, IdRow
+from store.memory_backend import MemoryKV
+from streams.engine.id_half import IdHalf
+
+
+def make_id_half(item_ids: list[str], rowless: set[str]) -> IdHalf:
+    torch.manual_seed(0)
+    tower = SASRec([i for i in item_ids if i not in rowless], SASRecOptions(dim=8, max_len=10)).eval()
+    fusion = Fusion(8)
+    with torch.no_grad():
+        fusion.log_scale.fill_(1.5)
+    rows, present = tower.item_rows(item_ids)
+    memory = IdMemory(MemoryKV(), IdMemoryConfig(dim=8, ttl_s=0))
+    ids = [i for i, p in zip(item_ids, present, strict=True) if p]
+    memory.put_rows(ids, [IdRow(rows[k].copy(), np.zeros(8, np.float32)) for k, p in enumerate(present) if p])
+    return IdHalf(memory, tower, fusion.eval())
+
+
+def _scores(result) -> dict[str, float]:
+    return {x["item_id"]: x["score"] for x in result.recommendation["items"]}
+
+
+def test_hybrid_scores_are_content_plus_the_id_term(engine_factory, catalogue, events):
+    ids = [it["item_id"] for it in catalogue]
+    rowless = set(ids[::3])
+    half = make_id_half(ids, rowless)
+    content = engine_factory(top_k=30, candidates=30)
+    hybrid = engine_factory(top_k=30, candidates=30)
+    hybrid.rounds.id_half = half
+    user = events[0]["user_id"]
+    mine = [e for e in events if e["user_id"] == user]
+    for e in mine[:-1]:
+        content.process_one(e)
+        hybrid.process_one(e)
+    c, h = _scores(content.process_one(mine[-1])), _scores(hybrid.process_one(mine[-1]))
+    assert set(c) == set(h) and len(h) > 10
+    history = [e["item_id"] for e in mine]
+    users = half.user_vectors([history[-hybrid.config.max_history:]])
+    for item in h:
+        term = half.terms(users, [[item]])[0][0]
+        assert (term == 0.0) == (item in rowless)
+        assert abs(h[item] - (c[item] + term)) < 1e-4
+
+
+def test_id_term_brings_its_own_candidates(engine_factory, catalogue, events):
+    ids = [it["item_id"] for it in catalogue]
+    content = engine_factory(top_k=10, candidates=2)
+    hybrid = engine_factory(top_k=10, candidates=2)
+    hybrid.rounds.id_half = make_id_half(ids, set())
+    for e in events[:5]:
+        c, h = content.process_one(e), hybrid.process_one(e)
+    assert len(_scores(c)) <= 2 < len(_scores(h)) <= 4
+
+
+def test_from_checkpoint_loads_rows_into_the_memory(tmp_path, catalogue):
+    from model.checkpoint import save_hybrid
+
+    ids = [it["item_id"] for it in catalogue]
+    half = make_id_half(ids, {ids[0]})
+    rows, present = half.tower.item_rows(ids)
+    tensors = {**{f"tower.{k}": v for k, v in half.tower.state_dict().items()},
+               **{f"fusion.{k}": v for k, v in half.fusion.state_dict().items()},
+               "id_rows": torch.from_numpy(rows), "id_accumulators": torch.zeros_like(torch.from_numpy(rows))}
+    save_hybrid(tmp_path, tensors, {"tower": half.tower.options_dict(), "item_ids": ids,
+                                    "present": [i for i, p in zip(ids, present, strict=True) if p]})
+    loaded = IdHalf.from_checkpoint(tmp_path)
+    assert len(loaded.memory) == len(ids) - 1 and ids[0] not in loaded.memory
+    got, ok = loaded.memory.lookup(ids[1:4])
+    assert ok.all() and np.array_equal(got, rows[1:4])
+    assert IdHalf.from_checkpoint(tmp_path / "content-only") is None
