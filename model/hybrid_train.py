@@ -11,6 +11,7 @@ recipe fit a 2-core CPU (the content model itself comes from `threadrec train --
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 import time
 from collections import Counter
@@ -52,6 +53,8 @@ def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
     """Train the ID half on top of the content checkpoint at content_dir; write out. Returns facts."""
     cfg, t0 = cfg or HybridConfig(), time.time()
     fit_rows, held = split_held_in(histories(data.train), cfg.fusion_positions, data.cold_items)
+    if 0 < cfg.fusion_sample < len(held):  # the content scores of each position cost an encoding
+        held = random.Random(0).sample(held, cfg.fusion_sample)
     rows_ok = admitted_items(fit_rows, cfg.min_count, data.cold_items)
     model = fit_sasrec(data, fit_rows, rows_ok, tower or SASRecOptions(), progress=progress)
     item_ids = list(data.items)
