@@ -1,4 +1,5 @@
-"""`threadrec data prepare {movielens,mind,jsonl,csv}`: write a prepared data directory."""
+"""`threadrec data prepare {movielens,mind,goodreads,jsonl,csv}`: write a prepared data directory;
+`threadrec data cold`: a cold-item split of a prepared one."""
 
 from __future__ import annotations
 
@@ -9,12 +10,62 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+def _fraction(text: str) -> float:
+    """argparse type: a share in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1)")
+    return value
+
+
+def _positive(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is below 1")
+    return value
+
+
 def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory (prepared format)")
     if seed:
         p.add_argument("--seed", type=int, default=0, help="seed for sampled negatives (default 0)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip bad input lines and report counts by reason instead of stopping")
+    p.add_argument("--cold-items", type=_fraction, default=0.0, metavar="FRACTION",
+                   help="hold this share of engaged items out of training, drawn among items first "
+                        "engaged in the last 30%% of the timeline (meta.json cold_items; default 0 = off)")
+    p.add_argument("--cold-seed", type=int, default=0, help="seed of the cold-item draw (default 0)")
+
+
+def _cold(args: argparse.Namespace) -> dict:
+    return {"cold_items": args.cold_items, "cold_seed": args.cold_seed}
+
+
+def _goodreads_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("goodreads", help="UCSD Goodreads interactions + books (JSON Lines, plain or .gz)")
+    p.add_argument("--interactions", type=Path, required=True,
+                   help="goodreads_interactions_<genre>.json(.gz) or goodreads_interactions_dedup.json(.gz)")
+    p.add_argument("--books", type=Path, required=True, help="goodreads_books(_<genre>).json(.gz)")
+    p.add_argument("--like-rating", type=int, default=4, help="read with rating >= this is a like (default 4)")
+    p.add_argument("--shelved", choices=("skip", "view"), default="skip",
+                   help="shelved-but-not-read rows: skip them (default) or keep them as views")
+    p.add_argument("--min-user-engagements", type=_positive, default=5,
+                   help="k-core: users keep at least this many engagements (default 5)")
+    p.add_argument("--min-item-engagements", type=_positive, default=5,
+                   help="k-core: books keep at least this many engagements (default 5)")
+    p.add_argument("--max-users", type=_positive, default=None,
+                   help="keep a seeded sample of this many users, before the k-core (default all)")
+    p.add_argument("--description-chars", type=_positive, default=600,
+                   help="description kept as item body, cut at a sentence or word (default 600)")
+    _common(p)
+    p.set_defaults(func=run_goodreads)
 
 
 def _custom_parser(sub: argparse._SubParsersAction, fmt: str) -> None:
@@ -35,7 +86,7 @@ def _custom_parser(sub: argparse._SubParsersAction, fmt: str) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    data = subparsers.add_parser("data", help="prepare datasets (MovieLens, MIND, your own logs)")
+    data = subparsers.add_parser("data", help="prepare datasets (MovieLens, MIND, Goodreads, your own logs)")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     prep = dsub.add_parser("prepare", help="write items/engagements/splits/impressions/meta.json")
     sub = prep.add_subparsers(dest="dataset", metavar="DATASET", required=True)
@@ -54,6 +105,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(mind, seed=False)
     mind.set_defaults(func=run_mind)
 
+    _goodreads_parser(sub)
+
     for fmt in ("jsonl", "csv"):
         _custom_parser(sub, fmt)
 
@@ -66,11 +119,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_cold(args: argparse.Namespace) -> int:
-    from streams.data.cold import write_cold_split
+    from streams.data.cold import cold_summary, write_cold_split
 
     info = write_cold_split(args.source, args.out, args.fraction, args.seed)["cold_split"]
-    print(f"cold split -> {args.out}: {info['chosen']} of {info['candidates']} late items held out "
-          f"(wanted {info['wanted']}); {info['test_users_with_cold_target']} test users have a cold target")
+    print(f"cold split -> {args.out}: {cold_summary(info)}")
     return 0
 
 
@@ -78,7 +130,7 @@ def run_movielens(args: argparse.Namespace) -> int:
     from streams.data.movielens import prepare_movielens
 
     prepare_movielens(args.out, source=args.source, seed=args.seed, skip_bad=args.skip_bad,
-                      echo=print)
+                      echo=print, **_cold(args))
     return 0
 
 
@@ -86,7 +138,7 @@ def run_mind(args: argparse.Namespace) -> int:
     from streams.data.mind import prepare_mind
 
     prepare_mind(args.source, args.out, skip_bad=args.skip_bad,
-                 valid_fraction=args.valid_fraction, echo=print)
+                 valid_fraction=args.valid_fraction, echo=print, **_cold(args))
     return 0
 
 
@@ -98,5 +150,17 @@ def run_custom(args: argparse.Namespace) -> int:
                    category=args.category_col, item_ts=args.item_ts_col,
                    default_kind=args.default_kind)
     prepare_custom(args.items, args.engagements, args.out, fmt=args.fmt, cols=cols, seed=args.seed,
-                   skip_bad=args.skip_bad, delimiter=getattr(args, "delimiter", ","), echo=print)
+                   skip_bad=args.skip_bad, delimiter=getattr(args, "delimiter", ","), echo=print,
+                   **_cold(args))
+    return 0
+
+
+def run_goodreads(args: argparse.Namespace) -> int:
+    from streams.data.goodreads import GoodreadsOptions, prepare_goodreads
+
+    opts = GoodreadsOptions(args.interactions, args.books, seed=args.seed, like_rating=args.like_rating,
+                            shelved=args.shelved, min_user_engagements=args.min_user_engagements,
+                            min_item_engagements=args.min_item_engagements, max_users=args.max_users,
+                            description_chars=args.description_chars)
+    prepare_goodreads(opts, args.out, skip_bad=args.skip_bad, echo=print, **_cold(args))
     return 0

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from streams.data.cold import check_fraction
 from streams.data.records import (
     BadRecord,
     Engagement,
@@ -30,7 +31,7 @@ from streams.data.split import (
     order_by_time,
 )
 from streams.data.tabular import iter_csv
-from streams.data.writer import Prepared, summary_lines, write_prepared
+from streams.data.writer import Prepared, finish
 from streams.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -143,13 +144,12 @@ def build_custom(items_path: Path, engagements_path: Path, fmt: str, cols: Colum
 
 def prepare_custom(items_path: Path, engagements_path: Path, out_dir: Path, fmt: str = "jsonl",
                    cols: Columns | None = None, seed: int = 0, skip_bad: bool = False,
-                   delimiter: str = ",", echo: Any = None) -> dict[str, Any]:
-    """Prepare custom jsonl/csv logs into out_dir; returns meta."""
+                   delimiter: str = ",", echo: Any = None, cold_items: float = 0.0,
+                   cold_seed: int = 0) -> dict[str, Any]:
+    """Prepare custom jsonl/csv logs into out_dir; returns meta (cold_items > 0: a cold-item split)."""
     started = time.perf_counter()
+    check_fraction(cold_items)
     problems = Problems(skip_bad)
     prep = build_custom(items_path, engagements_path, fmt, cols or Columns(), seed, problems,
                         delimiter)
-    meta = write_prepared(Path(out_dir), prep, problems)
-    for line in summary_lines(Path(out_dir), meta, problems, time.perf_counter() - started):
-        (echo or logger.info)(line)
-    return meta
+    return finish(out_dir, prep, problems, started, echo, cold_items, cold_seed)

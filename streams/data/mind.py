@@ -22,10 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from streams.data.cold import check_fraction
 from streams.data.records import BadRecord, Engagement, Impression, Item, Problems, parse_id
 from streams.data.split import Split, first_seen
 from streams.data.tabular import iter_tsv
-from streams.data.writer import Prepared, summary_lines, write_prepared
+from streams.data.writer import Prepared, finish
 from streams.errors import DataError
 from streams.progress import progress
 
@@ -192,12 +193,10 @@ def build_mind(root: Path, problems: Problems, valid_fraction: float = 0.1) -> P
 
 
 def prepare_mind(root: Path, out_dir: Path, skip_bad: bool = False, valid_fraction: float = 0.1,
-                 echo: Any = None) -> dict[str, Any]:
-    """Prepare a MIND download into out_dir; returns meta."""
+                 echo: Any = None, cold_items: float = 0.0, cold_seed: int = 0) -> dict[str, Any]:
+    """Prepare a MIND download into out_dir; returns meta (cold_items > 0: a cold-item split)."""
     started = time.perf_counter()
+    check_fraction(cold_items)
     problems = Problems(skip_bad)
     prep = build_mind(Path(root), problems, valid_fraction)
-    meta = write_prepared(Path(out_dir), prep, problems)
-    for line in summary_lines(Path(out_dir), meta, problems, time.perf_counter() - started):
-        (echo or logger.info)(line)
-    return meta
+    return finish(out_dir, prep, problems, started, echo, cold_items, cold_seed)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from streams.data.cold import check_fraction
 from streams.data.records import BadRecord, Engagement, Item, Problems, parse_id, parse_ts
 from streams.data.split import (
     SPLIT_DESCRIPTION,
@@ -18,7 +19,7 @@ from streams.data.split import (
     order_by_time,
 )
 from streams.data.tabular import iter_atomic
-from streams.data.writer import Prepared, summary_lines, write_prepared
+from streams.data.writer import Prepared, finish
 from streams.errors import DataError
 from streams.progress import progress
 
@@ -109,15 +110,15 @@ def build_movielens(source: Path, seed: int, problems: Problems) -> Prepared:
 
 
 def prepare_movielens(out_dir: Path, source: Path | None = None, seed: int = 0,
-                      skip_bad: bool = False, echo: Any = None) -> dict[str, Any]:
-    """Prepare MovieLens-100K into out_dir; returns meta. `echo(line)` gets the summary."""
+                      skip_bad: bool = False, echo: Any = None, cold_items: float = 0.0,
+                      cold_seed: int = 0) -> dict[str, Any]:
+    """Prepare MovieLens-100K into out_dir; returns meta. `echo(line)` gets the summary;
+    cold_items > 0 adds a cold-item split (streams.data.cold)."""
     started = time.perf_counter()
+    check_fraction(cold_items)
     problems = Problems(skip_bad)
     prep = build_movielens(source or wheel_source(), seed, problems)
-    meta = write_prepared(Path(out_dir), prep, problems)
-    for line in summary_lines(Path(out_dir), meta, problems, time.perf_counter() - started):
-        (echo or logger.info)(line)
-    return meta
+    return finish(out_dir, prep, problems, started, echo, cold_items, cold_seed)
 
 
 def ensure_movielens(out_dir: Path | str, source: Path | None = None, seed: int = 0) -> Path:

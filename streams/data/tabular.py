@@ -1,11 +1,16 @@
-"""Line-numbered readers for tab- and comma-separated inputs (RecBole atomic, MIND, CSV)."""
+"""Line-numbered readers of text inputs: RecBole atomic, MIND TSV, CSV, and JSON Lines (plain
+or gzipped, Goodreads)."""
 
 from __future__ import annotations
 
 import csv
+import gzip
+import json
 import logging
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TextIO
 
 from streams.data.records import Problems
 from streams.errors import DataError
@@ -13,12 +18,49 @@ from streams.errors import DataError
 logger = logging.getLogger(__name__)
 
 
-def open_text(path: Path):
-    """Open a UTF-8 text file or raise DataError naming it."""
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_text(path: Path) -> TextIO:
+    """Open a UTF-8 text file, gunzipping it when it starts with the gzip magic bytes (whatever
+    its name), or raise DataError naming it."""
     try:
+        with Path(path).open("rb") as fh:
+            zipped = fh.read(2) == GZIP_MAGIC
+        if zipped:
+            return gzip.open(path, "rt", encoding="utf-8", newline="")
         return Path(path).open(encoding="utf-8", newline="")
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
+
+
+def _json_object(line: str) -> tuple[dict[str, Any] | None, str]:
+    """(object, "") or (None, why the line is not a JSON object)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        return None, f"invalid JSON ({e.msg})"
+    return (obj, "") if isinstance(obj, dict) else (None, "expected a JSON object")
+
+
+def iter_json_lines(path: Path, problems: Problems) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line of a JSON Lines file, plain or gzipped; bad lines
+    go to `problems`, a truncated or corrupt file raises DataError naming the line."""
+    lineno = 0
+    with open_text(path) as fh:
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                obj, why = _json_object(line)
+                if obj is None:
+                    problems.bad(path, lineno, "malformed line", why)
+                    continue
+                yield lineno, obj
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{lineno + 1}: not UTF-8 text ({e.reason})") from e
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}:{lineno + 1}: cannot read: {e}") from e
 
 
 def iter_atomic(path: Path, problems: Problems, required: tuple[str, ...]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from model.records import write_jsonl
+from streams.data.cold import cold_meta, cold_summary
 from streams.data.records import Engagement, Impression, Item, Problems
 from streams.data.split import Split
 from streams.errors import DataError
@@ -78,5 +80,18 @@ def summary_lines(out_dir: Path, meta: dict[str, Any], problems: Problems,
              f"  items {c['items']:,}  engagements {c['engagements']:,}  users {c['users']:,}",
              f"  train {s['train']:,}  valid {s['valid']:,}  test {s['test']:,}  "
              f"impressions valid {s['impressions_valid']:,} test {s['impressions_test']:,}"]
+    if "cold_split" in meta:
+        lines.append(f"  {cold_summary(meta['cold_split'])}")
     lines += [f"  {line}" for line in problems.summary()]
     return lines
+
+
+def finish(out_dir: Path, prep: Prepared, problems: Problems, started: float,
+           echo: Callable[[str], Any] | None = None, cold_items: float = 0.0,
+           cold_seed: int = 0) -> dict[str, Any]:
+    """The loaders' common end: add the cold-item split (cold_items > 0), write, print the summary."""
+    prep.specifics.update(cold_meta(prep.engagements, prep.split, cold_items, cold_seed))
+    meta = write_prepared(Path(out_dir), prep, problems)
+    for line in summary_lines(Path(out_dir), meta, problems, time.perf_counter() - started):
+        (echo or logger.info)(line)
+    return meta

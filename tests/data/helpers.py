@@ -58,3 +58,21 @@ def write_mind_set(d: Path, news: list[str], behaviors: list[tuple]) -> Path:
     (d / "behaviors.tsv").write_text("".join("\t".join(b) + "\n" for b in behaviors),
                                      encoding="utf-8")
     return d
+
+
+def gr_time(ts: float, hours: int = -7) -> str:
+    """Epoch seconds in the Goodreads form 'Tue Oct 17 18:17:34 -0700 2017'."""
+    from datetime import datetime, timedelta, timezone
+
+    zone = timezone(timedelta(hours=hours))
+    return datetime.fromtimestamp(ts, zone).strftime("%a %b %d %H:%M:%S %z %Y")
+
+
+def write_gz_jsonl(path: Path, rows: list) -> Path:
+    """Like write_jsonl, gzipped (the UCSD Goodreads files are .json.gz)."""
+    import gzip
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path

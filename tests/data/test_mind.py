@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from model.dataset import histories, load_prepared
 from model.records import read_jsonl
 from streams.cli import main
 from streams.data.mind import find_sets, prepare_mind
@@ -80,14 +81,23 @@ def test_train_dev_subdir_names(tmp_path):
 
 
 def test_history_of_a_user_first_seen_in_dev_stays_history(tmp_path):
-    dev = [("1", "U9", "11/15/2019 10:00:00 AM", "N1 N2 N5", "N4-1 N9-0")]
-    write_mind_set(tmp_path / "mind" / "train", NEWS, TRAIN)
+    dev = [("1", "U9", "11/15/2019 10:00:00 AM", "N1 N2 N5", "N4-1 N9-0 N3-1"),
+           ("2", "U1", "11/15/2019 11:00:00 AM", "N1 N2 N6", "N7-1 N8-0")]  # N6: shown, never clicked
+    late = ("5", "U3", "11/14/2019 3:00:00 PM", "N2 N8", "N1-1 N4-0")  # the valid row (last 1 of 5)
+    write_mind_set(tmp_path / "mind" / "train", NEWS, [*TRAIN, late])
     write_mind_set(tmp_path / "mind" / "dev", NEWS, dev)
-    prepare_mind(tmp_path / "mind", tmp_path / "out", valid_fraction=0.25)
-    out = tmp_path / "out"
-    train_u9 = [e["item_id"] for e in read_jsonl(out / "train.jsonl") if e["user_id"] == "U9"]
-    test_u9 = [(e["item_id"], e["kind"]) for e in read_jsonl(out / "test.jsonl") if e["user_id"] == "U9"]
-    assert train_u9 == ["N1", "N2", "N5"]  # the history column: what the model reads at test time
-    assert test_u9 == [("N4", "click"), ("N9", "impression")]  # only the impression's own events
-    valid = read_jsonl(out / "valid.jsonl")
-    assert not any(e.get("history") for e in valid)  # the same rule for train-set impressions in valid
+    prepare_mind(tmp_path / "mind", tmp_path / "out", valid_fraction=0.2)
+    data = load_prepared(tmp_path / "out")
+    seen_at_test = histories(data.train + data.valid)  # what evaluation reads at test time
+    assert [e["item_id"] for e in seen_at_test["U9"]] == ["N1", "N2", "N5"]  # the history column
+    assert "N6" in [e["item_id"] for e in seen_at_test["U1"]]
+    test_rows = read_jsonl(tmp_path / "out" / "test.jsonl")
+    assert not [e for e in test_rows if e.get("history")]  # no history-column item is a target
+    clicked = {("U9", "N4"), ("U9", "N3"), ("U1", "N7")}
+    assert {(e["user_id"], e["item_id"]) for e in data.test} == clicked  # the clicks are
+    assert {(e["user_id"], e["item_id"]) for e in test_rows if e["kind"] == "impression"} == {
+        ("U9", "N9"), ("U1", "N8")}
+    # the same rule for train-set impressions in valid: their history stays in train
+    assert not [e for e in read_jsonl(tmp_path / "out" / "valid.jsonl") if e.get("history")]
+    assert [(e["user_id"], e["item_id"]) for e in data.valid] == [("U3", "N1")]
+    assert [e["item_id"] for e in histories(data.train)["U3"]] == ["N2", "N8"]
