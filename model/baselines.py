@@ -1,4 +1,5 @@
-"""Baselines scored in the same evaluation run: popularity, recent popularity, co-occurrence, content."""
+"""Baselines scored in the same evaluation run: popularity, recent popularity, co-occurrence, content
+(the ID baselines: SASRecRanker in model/sasrec.py, BPRRanker in model/bpr.py)."""
 
 from __future__ import annotations
 
@@ -30,15 +31,20 @@ class Ranker:
         raise NotImplementedError
 
 
+def warm_rows(train: Sequence[dict[str, Any]], cold: frozenset[str]) -> list[dict[str, Any]]:
+    """The train engagements a baseline may count: none on a cold item (held out of training)."""
+    return [e for e in train if str(e["item_id"]) not in cold] if cold else list(train)
+
+
 class Popularity(Ranker):
-    """Number of train engagements per item."""
+    """Number of train engagements per item (cold items: never counted, so 0)."""
 
     name = "popularity"
 
-    def __init__(self, item_ids: Sequence[str], train: Sequence[dict[str, Any]]):
+    def __init__(self, item_ids: Sequence[str], train: Sequence[dict[str, Any]], cold: frozenset[str] = frozenset()):
         super().__init__(item_ids)
         self.counts = np.zeros(len(self.item_ids))
-        for e in train:
+        for e in warm_rows(train, cold):
             self.counts[self.index[e["item_id"]]] += 1
 
     def scores(self, user_ids, item_ids):
@@ -57,9 +63,9 @@ class DecayedPopularity(Ranker):
     name = "recent_popularity"
 
     def __init__(self, item_ids, train, days: float = 14.0, half_life_days: float = 3.0,
-                 ref_ts: dict[str, float] | None = None):
+                 ref_ts: dict[str, float] | None = None, cold: frozenset[str] = frozenset()):
         super().__init__(item_ids)
-        rows = sorted((float(e["ts"]), self.index[e["item_id"]]) for e in train)
+        rows = sorted((float(e["ts"]), self.index[e["item_id"]]) for e in warm_rows(train, cold))
         self.ts = np.array([t for t, _ in rows], float)
         self.items = np.array([i for _, i in rows], np.int64)
         self.t_end = float(self.ts[-1]) + 1.0 if len(rows) else 0.0  # after the last train event
@@ -82,14 +88,16 @@ class DecayedPopularity(Ranker):
 
 
 class CoOccurrence(Ranker):
-    """Item-to-item CF: sum over history of co-occurrence counts, cosine-normalised."""
+    """Item-to-item CF: sum over history of co-occurrence counts, cosine-normalised (cold items
+    are never counted: their rows and columns are 0)."""
 
     name = "cooccurrence"
 
-    def __init__(self, item_ids, train, user_history: dict[str, list[str]]):
+    def __init__(self, item_ids, train, user_history: dict[str, list[str]], cold: frozenset[str] = frozenset()):
         from scipy import sparse
 
         super().__init__(item_ids)
+        train = warm_rows(train, cold)
         users = sorted({e["user_id"] for e in train})
         uidx = {u: k for k, u in enumerate(users)}
         pairs = {(uidx[e["user_id"]], self.index[e["item_id"]]) for e in train}
@@ -146,30 +154,3 @@ class ContentSimilarity(Ranker):
                           for u in user_ids])
         users /= np.linalg.norm(users, axis=1, keepdims=True) + 1e-9
         return users @ self.vecs[self.cols(item_ids)].T
-
-
-class SASRecRanker(Ranker):
-    """SASRec fitted on the train split (cold items have no row), scoring from each user's history."""
-
-    name = "sasrec"
-
-    def __init__(self, item_ids, train, valid_data, user_history: dict[str, list[str]],
-                 cold: frozenset[str] = frozenset(), opts=None, progress: bool = False):
-        from model.sasrec import fit_sasrec
-
-        super().__init__(item_ids)
-        admitted = {str(e["item_id"]) for e in train} - cold
-        self.model = fit_sasrec(valid_data, train, admitted, opts, progress)
-        self.facts = self.model.facts
-        self.history = user_history
-
-    def scores(self, user_ids, item_ids):
-        from model.sasrec import logits
-
-        h = torch.from_numpy(self.model.user_vectors([self.history.get(u, []) for u in user_ids]))
-        with torch.no_grad():
-            out = logits(self.model, h).numpy()
-        cols = np.array([self.model.index.get(i, 0) for i in item_ids])
-        s = out[:, cols]
-        s[:, cols == 0] = -1e9  # no ID row: the model cannot score it, so it ranks last
-        return s

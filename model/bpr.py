@@ -1,8 +1,10 @@
-"""BPR-MF (Rendle et al. 2009): user and item factors, pairwise loss against uniform negatives,
-early-stopped on valid Recall@10. A classic ID baseline for `threadrec evaluate`."""
+"""BPR-MF (Rendle et al. 2009): user and item factors, pairwise loss against uniform negatives
+the user has not engaged with, early-stopped on valid Recall@10. A classic ID baseline for
+`threadrec evaluate`."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -12,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.progress import Progress
 from torch import nn
 
 from model.baselines import Ranker
@@ -22,11 +25,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class BPROptions:
-    """Factor size, optimiser and budget."""
+    """Factor size, optimiser and budget (defaults tuned on ML-100K valid, see fit)."""
 
     dim: int = 64  # factor size
     lr: float = 5e-3  # Adam learning rate
-    l2: float = 1e-4  # L2 on the factors of each batch
+    l2: float = 1e-4  # L2 on the factors of each batch (the BPR regulariser, i.e. weight decay)
     batch_size: int = 4096  # (user, positive, negative) triples per step
     max_epochs: int = 300  # upper bound on epochs
     patience: int = 10  # epochs without a better valid Recall@10 before stopping
@@ -35,55 +38,100 @@ class BPROptions:
 
 
 class BPRRanker(Ranker):
-    """Scores <p_u, q_i>; users and items unseen in train (or cold) score 0 / rank last."""
+    """Scores <p_u, q_i>; items without a factor (cold, or never engaged in train) rank last and
+    users unseen in train score every item 0."""
 
     name = "bpr"
 
-    def __init__(self, item_ids: Sequence[str], train: Sequence[dict[str, Any]], valid: Sequence[dict[str, Any]],
-                 cold: frozenset[str] = frozenset(), opts: BPROptions | None = None):
+    def __init__(self, item_ids: Sequence[str], cold: frozenset[str] = frozenset(), opts: BPROptions | None = None):
         super().__init__(item_ids)
-        self.opts = opts or BPROptions()
-        torch.manual_seed(self.opts.seed)
-        rows = [e for e in train if str(e["item_id"]) not in cold]  # cold items: never a target
-        self.users = {u: k for k, u in enumerate(sorted({str(e["user_id"]) for e in rows}))}
-        self.has_row = np.array([i not in cold and i in {str(e["item_id"]) for e in rows} for i in self.item_ids])
-        self.p = nn.Embedding(len(self.users), self.opts.dim)
+        self.cold, self.opts = frozenset(cold), opts or BPROptions()
+        self.users: dict[str, int] = {}
+        self.has_row = np.zeros(len(self.item_ids), bool)
+        self.seen: list[set[int]] = []
+        self.facts: dict[str, Any] = {}
+        self.p = nn.Embedding(0, self.opts.dim)
         self.q = nn.Embedding(len(self.item_ids), self.opts.dim)
-        for emb in (self.p, self.q):
-            nn.init.normal_(emb.weight, std=0.1)
-        pairs = np.array([(self.users[str(e["user_id"])], self.index[str(e["item_id"])]) for e in rows])
+
+    def fit(self, train: Sequence[dict[str, Any]], valid: Sequence[dict[str, Any]],
+            progress: bool = False) -> BPRRanker:
+        """Train on the train engagements (cold items never a positive, a negative or a factor);
+        after every epoch, full-ranking Recall@10 of the valid targets (train items excluded;
+        nDCG@10 breaks ties); stop after `patience` epochs without a better one or past the
+        budget; keep the best factors. Records self.facts."""
+        opts = self.opts
+        torch.manual_seed(opts.seed)
+        rows = [e for e in train if str(e["item_id"]) not in self.cold and str(e["item_id"]) in self.index]
+        self.users = {u: k for k, u in enumerate(sorted({str(e["user_id"]) for e in rows}))}
+        pairs = np.array(sorted({(self.users[str(e["user_id"])], self.index[str(e["item_id"])]) for e in rows}),
+                         dtype=np.int64).reshape(-1, 2)
+        self.has_row = np.zeros(len(self.item_ids), bool)
+        self.has_row[pairs[:, 1]] = True
         self.seen = [set() for _ in self.users]
         for u, i in pairs:
             self.seen[u].add(int(i))
-        self.facts = self._fit(torch.from_numpy(pairs), valid)
+        self.p = nn.Embedding(len(self.users), opts.dim)
+        self.q = nn.Embedding(len(self.item_ids), opts.dim)
+        for emb in (self.p, self.q):
+            nn.init.normal_(emb.weight, std=0.1)
+        self._keys = torch.from_numpy(pairs[:, 0] * len(self.item_ids) + pairs[:, 1])  # sorted: (u, i) engaged
+        valid_rows = [(self.users[str(e["user_id"])], self.index[str(e["item_id"])]) for e in valid
+                      if str(e["user_id"]) in self.users and str(e["item_id"]) in self.index]
+        self.facts = self._train(torch.from_numpy(pairs), valid_rows, progress)
+        return self
 
-    def _fit(self, pairs: torch.Tensor, valid: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def _train(self, pairs: torch.Tensor, valid_rows: list[tuple[int, int]], progress: bool) -> dict[str, Any]:
         opts, t0 = self.opts, time.time()
         opt = torch.optim.Adam([self.p.weight, self.q.weight], lr=opts.lr)
         gen = torch.Generator().manual_seed(opts.seed)
-        best, best_state, best_epoch, curve = -1.0, None, 0, []
-        for epoch in range(opts.max_epochs):
-            loss = self._epoch(opt, pairs, gen)
-            score = self.valid_recall(valid)
-            curve.append({"epoch": epoch, "loss": round(loss, 4), "valid_recall@10": round(score, 4)})
-            if score > best:
-                best, best_epoch = score, epoch
-                best_state = (self.p.weight.detach().clone(), self.q.weight.detach().clone())
-            if epoch - best_epoch >= opts.patience or time.time() - t0 > 60 * opts.max_minutes:
+        best, best_state, best_epoch, curve, stopped = (-1.0, -1.0), None, 0, [], "max_epochs"
+        with Progress(disable=not progress) as bar:
+            task = bar.add_task("BPR epochs", total=opts.max_epochs)
+            for epoch in range(opts.max_epochs):
+                loss = self._epoch(opt, pairs, gen)
+                score = self.valid_metrics(valid_rows)
+                curve.append({"epoch": epoch, "loss": round(loss, 4), "valid_recall@10": round(score[0], 4),
+                              "valid_ndcg@10": round(score[1], 4), "seconds": round(time.time() - t0, 1)})
+                if score > best:
+                    best, best_epoch = score, epoch
+                    best_state = (self.p.weight.detach().clone(), self.q.weight.detach().clone())
+                bar.update(task, advance=1, description=f"BPR loss {loss:.3f} valid R@10 {score[0]:.4f} "
+                                                        f"(best {best[0]:.4f} at {best_epoch})")
+                if epoch - best_epoch >= opts.patience or time.time() - t0 > 60 * opts.max_minutes:
+                    stopped = "patience" if epoch - best_epoch >= opts.patience else "budget"
+                    break
+        if best_state is not None:
+            with torch.no_grad():
+                self.p.weight.copy_(best_state[0])
+                self.q.weight.copy_(best_state[1])
+        logger.info("BPR: best valid R@10 %.4f at epoch %d of %d", best[0], best_epoch, len(curve))
+        return {"epochs": len(curve), "best_epoch": best_epoch, "best_valid_recall@10": best[0],
+                "best_valid_ndcg@10": best[1], "pairs": len(pairs), "seconds": round(time.time() - t0, 1),
+                "stopped_by": stopped, "options": dataclasses.asdict(opts), "curve": curve}
+
+    def negatives(self, u: torch.Tensor, gen: torch.Generator, tries: int = 20) -> torch.Tensor:
+        """One item per user drawn uniformly from the items with a factor that the user has not
+        engaged with (rejection sampling; after `tries` rounds a rare leftover keeps its draw)."""
+        rowed = torch.from_numpy(np.flatnonzero(self.has_row))
+        j = rowed[torch.randint(len(rowed), (len(u),), generator=gen)]
+        for _ in range(tries):
+            bad = self.engaged(u, j)
+            if not bad.any():
                 break
-        with torch.no_grad():
-            self.p.weight.copy_(best_state[0])
-            self.q.weight.copy_(best_state[1])
-        logger.info("BPR: best valid R@10 %.4f at epoch %d of %d", best, best_epoch, len(curve))
-        return {"epochs": len(curve), "best_epoch": best_epoch, "best_valid_recall@10": best,
-                "seconds": round(time.time() - t0, 1), "curve": curve}
+            j[bad] = rowed[torch.randint(len(rowed), (int(bad.sum()),), generator=gen)]
+        return j
+
+    def engaged(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        """Whether each (user row, item column) is a train engagement (binary search in the sorted keys)."""
+        q = u * len(self.item_ids) + i
+        at = torch.searchsorted(self._keys, q).clamp(max=max(len(self._keys) - 1, 0))
+        return self._keys[at] == q if len(self._keys) else torch.zeros_like(q, dtype=torch.bool)
 
     def _epoch(self, opt: torch.optim.Optimizer, pairs: torch.Tensor, gen: torch.Generator) -> float:
         order, total = torch.randperm(len(pairs), generator=gen), 0.0
-        rowed = torch.from_numpy(np.flatnonzero(self.has_row))
         for k in range(0, len(pairs), self.opts.batch_size):
             u, i = pairs[order[k:k + self.opts.batch_size]].T
-            j = rowed[torch.randint(len(rowed), (len(u),), generator=gen)]  # rare collisions with seen items
+            j = self.negatives(u, gen)
             pu, qi, qj = self.p(u), self.q(i), self.q(j)
             loss = -F.logsigmoid((pu * (qi - qj)).sum(1)).mean() + self.opts.l2 * (
                 pu.pow(2).sum(1) + qi.pow(2).sum(1) + qj.pow(2).sum(1)).mean()
@@ -93,20 +141,21 @@ class BPRRanker(Ranker):
             total += float(loss.detach()) * len(u)
         return total / max(len(pairs), 1)
 
-    def valid_recall(self, valid: Sequence[dict[str, Any]]) -> float:
-        """Full-ranking Recall@10 of the valid targets, train items excluded."""
-        rows = [(self.users[str(e["user_id"])], self.index[str(e["item_id"])]) for e in valid
-                if str(e["user_id"]) in self.users and str(e["item_id"]) in self.index]
+    def valid_metrics(self, rows: list[tuple[int, int]]) -> tuple[float, float]:
+        """(Recall@10, nDCG@10) of (user row, item column) valid targets, train items excluded."""
         if not rows:
-            return 0.0
-        s = self.scores([u for u in self.users], self.item_ids)
-        return float(np.mean([full_ranking_metrics(s[u], [t], list(self.seen[u]))["recall@10"] for u, t in rows]))
+            return 0.0, 0.0
+        with torch.no_grad():
+            s = (self.p.weight[[u for u, _ in rows]] @ self.q.weight.T).numpy()
+        s[:, ~self.has_row] = -np.inf
+        per = [full_ranking_metrics(s[n], [t], list(self.seen[u]), ks=(10,)) for n, (u, t) in enumerate(rows)]
+        return float(np.mean([m["recall@10"] for m in per])), float(np.mean([m["ndcg@10"] for m in per]))
 
     def scores(self, user_ids, item_ids):
         with torch.no_grad():
             p = np.stack([self.p.weight[self.users[u]].numpy() if u in self.users else np.zeros(self.opts.dim)
-                          for u in user_ids])
+                          for u in user_ids]) if len(user_ids) else np.zeros((0, self.opts.dim))
             cols = self.cols(item_ids)
             s = p @ self.q.weight.numpy()[cols].T
-        s[:, ~self.has_row[cols]] = -1e9  # no row (cold or never engaged): ranks last
+        s[:, ~self.has_row[cols]] = -1e9  # no factor (cold or never engaged): ranks last
         return s.astype(np.float32)

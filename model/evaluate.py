@@ -17,7 +17,6 @@ from model.baselines import (
     DecayedPopularity,
     Popularity,
     Ranker,
-    SASRecRanker,
 )
 from model.checkpoint import load_hybrid
 from model.dataset import PreparedData, histories, load_prepared
@@ -174,30 +173,38 @@ def model_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumIn
 def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: bool,
                   ref_ts: dict[str, float] | None = None, sasrec_minutes: float = 15.0,
                   bpr_minutes: float = 5.0) -> list[Ranker]:
-    """The baselines, all fitted on the train split only (SASRec and BPR early-stop on valid; a
-    budget of 0 minutes skips one); recent popularity counts train engagements before each
-    user's target time."""
+    """The baselines, all fitted on the train split only. The ID baselines (SASRec, BPR-MF)
+    early-stop on the valid targets with train histories, within a wall-clock budget each (0
+    minutes skips one); recent popularity counts train engagements before each user's target
+    time. Cold items (data.cold_items) are never counted, trained on or given an ID row."""
     ids = list(data.items)
     hist_ids = {u: [e["item_id"] for e in ev] for u, ev in hist.items()}
-    warm = [e for e in data.train if e["item_id"] not in data.cold_items]  # cold items are never counted
-    rankers: list[Ranker] = [Popularity(ids, warm), DecayedPopularity(ids, warm, ref_ts=ref_ts),
-                             CoOccurrence(ids, warm, hist_ids), ContentSimilarity(ids, data.items, hist_ids)]
+    cold = data.cold_items  # never counted by popularity / co-occurrence
+    rankers: list[Ranker] = [Popularity(ids, data.train, cold),
+                             DecayedPopularity(ids, data.train, ref_ts=ref_ts, cold=cold),
+                             CoOccurrence(ids, data.train, hist_ids, cold),
+                             ContentSimilarity(ids, data.items, hist_ids)]
     if sasrec_minutes > 0:
-        from model.sasrec import SASRecOptions
+        from model.sasrec import SASRecOptions, SASRecRanker
 
-        rankers.append(SASRecRanker(ids, data.train, data, hist_ids, data.cold_items,
-                                    SASRecOptions(max_minutes=sasrec_minutes), progress))
+        sasrec = SASRecRanker(ids, hist_ids, data.cold_items, SASRecOptions(max_minutes=sasrec_minutes))
+        rankers.append(sasrec.fit(data, progress))
     if bpr_minutes > 0:
         from model.bpr import BPROptions, BPRRanker
 
-        rankers.append(BPRRanker(ids, data.train, data.valid, data.cold_items, BPROptions(max_minutes=bpr_minutes)))
+        bpr = BPRRanker(ids, data.cold_items, BPROptions(max_minutes=bpr_minutes))
+        rankers.append(bpr.fit(data.train, data.valid, progress))
     return rankers
 
 
 def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "test",
              max_users: int | None = None, device: str | None = None, progress: bool = True,
-             baselines: bool = True, sasrec_minutes: float = 15.0, bpr_minutes: float = 5.0) -> dict[str, Any]:
-    """All models on one split: {"models": {name: metrics}, "data": {...}, "checkpoint": {...}}."""
+             baselines: bool = True, sasrec_minutes: float = 15.0, bpr_minutes: float = 5.0,
+             id_baselines: bool = True) -> dict[str, Any]:
+    """All models on one split: {"models": {name: metrics}, "data": {...}, "checkpoint": {...},
+    "training": {name: facts} for the models trained here or carried by the checkpoint, and,
+    when the data has cold items and split is test, "cold": {name: metrics} over the test users
+    whose target is a cold item}. id_baselines=False (or a 0-minute budget) skips SASRec/BPR."""
     if split not in ("test", "valid"):
         raise DataDirError(f"unknown split {split!r} (test or valid)")
     data = load_prepared(data_dir)
@@ -211,7 +218,8 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     ref_ts = {r["user_id"]: float(r["ts"]) for r in imps}  # the held-out engagement's time
     rankers = model_rankers(data, hist, inf, load_hybrid(checkpoint) if checkpoint else None, progress)
     if baselines or inf is None:
-        rankers += build_rankers(data, hist, progress, ref_ts, sasrec_minutes, bpr_minutes)
+        rankers += build_rankers(data, hist, progress, ref_ts, sasrec_minutes if id_baselines else 0,
+                                 bpr_minutes if id_baselines else 0)
     result["elapsed_s"] = {}
     cold_users = [u for u in users_full if targets[u] & data.cold_items] if split == "test" else []
     for r in rankers:
