@@ -29,7 +29,8 @@ class HybridConfig:
     row_dropout: float = 0.2
     fusion_epochs: int = 60  # full-batch epochs of the gate fit on held-in positions
     fusion_lr: float = 0.05
-    fusion_positions: int = 3  # held-in positions per user (the last train engagements)
+    # held-in positions per user (the last train engagements); 0: fit on the valid split instead
+    fusion_positions: int = 3
     fusion_sample: int = 0  # fit the gate on at most this many held-in positions (seeded; 0 = all)
 
     def to_dict(self) -> dict:

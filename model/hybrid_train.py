@@ -24,7 +24,7 @@ import torch
 from model.checkpoint import load_hybrid, save_hybrid
 from model.dataset import PreparedData, histories
 from model.hybrid import Fusion, HybridConfig
-from model.hybrid_fit import fit_fusion, fusion_data, split_held_in
+from model.hybrid_fit import fit_fusion, fusion_data, split_held_in, tune_gate, valid_positions
 from model.inference import EmbSumInference
 from model.sasrec import SASRec, SASRecOptions, fit_sasrec
 
@@ -52,7 +52,10 @@ def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
                  progress: bool = True) -> dict[str, Any]:
     """Train the ID half on top of the content checkpoint at content_dir; write out. Returns facts."""
     cfg, t0 = cfg or HybridConfig(), time.time()
-    fit_rows, held = split_held_in(histories(data.train), cfg.fusion_positions, data.cold_items)
+    users = histories(data.train)
+    fit_rows, held = split_held_in(users, cfg.fusion_positions, data.cold_items)
+    if cfg.fusion_positions == 0:
+        held = valid_positions(users, data.valid, data.cold_items)
     if 0 < cfg.fusion_sample < len(held):  # the content scores of each position cost an encoding
         held = random.Random(0).sample(held, cfg.fusion_sample)
     rows_ok = admitted_items(fit_rows, cfg.min_count, data.cold_items)
@@ -62,9 +65,11 @@ def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
     inf = EmbSumInference.from_checkpoint(content_dir)
     fd = fusion_data(held, item_ids, content_scorer(inf, data, progress), model.user_vectors, rows, present)
     fusion, losses = fit_fusion(fd, cfg)
+    gate_curve = tune_gate(fusion, fd)
     copy_content(content_dir, out)
     facts = {"held_in_positions": len(held), "id_rows": int(present.sum()), "tower": model.facts,
              "fusion_loss": [losses[0], losses[-1]], "gate_scale": float(fusion.log_scale.detach().exp()),
+             "gate_recall@10": gate_curve,
              "elapsed_s": round(time.time() - t0, 1)}
     save_hybrid(out, hybrid_tensors(model, fusion, rows),
                 {"hybrid": cfg.to_dict(), "tower": model.options_dict(), "item_ids": item_ids,

@@ -6,7 +6,14 @@ import numpy as np
 import torch
 
 from model.hybrid import Fusion, HybridConfig
-from model.hybrid_fit import FusionData, fit_fusion, split_held_in
+from model.hybrid_fit import (
+    FusionData,
+    fit_fusion,
+    recall_at,
+    split_held_in,
+    tune_gate,
+    valid_positions,
+)
 
 
 def _fusion(k: int = 8, seed: int = 0) -> Fusion:
@@ -128,3 +135,23 @@ def test_hybrid_ranker_scores_rowless_items_exactly_as_content(tmp_path):
     c = Content().scores(["u", "v"], ["c", "a", "b"])
     assert np.array_equal(s[:, 0], c[:, 0])
     assert not np.allclose(s[0, 1:], c[0, 1:])
+
+
+def test_tune_gate_keeps_the_weighting_with_the_best_recall():
+    data = _planted()
+    fusion = Fusion(data.rows.shape[1])  # zero init: a gate of 1/2, far too weak for these rows
+    with torch.no_grad():
+        before = recall_at(fusion(data.content, data.users, data.rows, data.present), data)
+    curve = tune_gate(fusion, data)
+    with torch.no_grad():
+        after = recall_at(fusion(data.content, data.users, data.rows, data.present), data)
+    assert after == max(curve.values()) >= before
+    assert len(curve) == 14 and set(curve) >= {"fitted x1", "flat x32"}
+
+
+def test_valid_positions_fit_where_models_are_selected():
+    train = {"a": [{"user_id": "a", "item_id": "1", "ts": 1.0}], "b": []}
+    valid = [{"user_id": "a", "item_id": "2", "ts": 2.0}, {"user_id": "a", "item_id": "c", "ts": 3.0},
+             {"user_id": "b", "item_id": "2", "ts": 2.0}, {"user_id": "z", "item_id": "2", "ts": 2.0}]
+    held = valid_positions(train, valid, frozenset({"c"}))
+    assert [(h.key, h.target, len(h.history)) for h in held] == [("a@valid", "2", 1)]
