@@ -68,11 +68,16 @@ class SASRec(nn.Module):
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """Left-padded (B, L) row indices -> hidden states (B, L, d); padded positions are zeros."""
-        length = seq.shape[1]
-        keep = (seq > 0).unsqueeze(-1).float()
-        x = self.items(seq) * self.opts.dim**0.5 + self.positions.weight[-length:]
+        return self.forward_rows(self.items(seq), seq > 0)
+
+    def forward_rows(self, rows: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Left-padded input rows (B, L, d) and their mask (B, L) -> hidden states (B, L, d); the
+        online path feeds rows from the ID memory here instead of this module's own table."""
+        length = rows.shape[1]
+        keep = real.unsqueeze(-1).float()
+        x = rows * self.opts.dim**0.5 + self.positions.weight[-length:]
         x = self.drop(x) * keep  # the original's timeline mask: padding stays zero
-        causal = nn.Transformer.generate_square_subsequent_mask(length, device=seq.device)
+        causal = nn.Transformer.generate_square_subsequent_mask(length, device=rows.device)
         return self.norm(self.encoder(x, mask=causal, is_causal=True)) * keep
 
     def encode(self, sequences: Sequence[Sequence[str]]) -> torch.Tensor:
@@ -92,6 +97,15 @@ class SASRec(nn.Module):
         parts = [self(self.encode(sequences[k:k + batch]))[:, -1] for k in range(0, len(sequences), batch)]
         return torch.cat(parts).numpy() if parts else np.zeros((0, self.opts.dim), np.float32)
 
+    @torch.no_grad()
+    def user_vectors_of_rows(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The hidden state after each user's last row (U, d), from (L_u, d) rows, oldest first."""
+        self.eval()
+        if not histories:
+            return np.zeros((0, self.opts.dim), np.float32)
+        x, real = pad_rows(histories, self.opts.max_len, self.opts.dim)
+        return self.forward_rows(x, real)[:, -1].numpy()
+
     def item_rows(self, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(rows (N, d), present (N,)): the trained embedding of each item, zeros without a row."""
         table = self.items.weight.detach().numpy()
@@ -103,6 +117,18 @@ class SASRec(nn.Module):
     def options_dict(self) -> dict[str, Any]:
         """Options and the row order, for hybrid.json."""
         return {"options": dataclasses.asdict(self.opts), "item_ids": self.item_ids}
+
+
+def pad_rows(histories: Sequence[np.ndarray], max_len: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows (L_u, d) per user -> left-padded (U, max_len, d) and the real-position mask, keeping
+    each user's last max_len rows (the layout encode() gives index sequences)."""
+    x = torch.zeros(len(histories), max_len, dim)
+    real = torch.zeros(len(histories), max_len, dtype=torch.bool)
+    for b, h in enumerate(histories):
+        h = np.asarray(h, np.float32)[-max_len:]
+        if len(h):
+            x[b, -len(h):], real[b, -len(h):] = torch.from_numpy(h), True
+    return x, real
 
 
 def windows(sequences: Sequence[Sequence[int]], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:

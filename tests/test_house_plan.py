@@ -76,8 +76,9 @@ def test_the_engine_imports_no_kafka_client_and_no_other_streams_layer():
 
 
 @pytest.mark.parametrize(("layer", "forbidden"), [
-    ("streams.kafka", ("streams.engine", "streams.worker", "streams.demo", "streams.cli")),
-    ("streams.worker", ("streams.demo", "streams.cli")),
+    ("streams.kafka", ("streams.engine", "streams.worker", "streams.trainer", "streams.demo", "streams.cli")),
+    ("streams.worker", ("streams.trainer", "streams.demo", "streams.cli")),
+    ("streams.trainer", ("streams.engine", "streams.worker", "streams.demo", "streams.cli")),
     ("streams.demo", ("streams.cli",)),
     ("streams.data", ("streams.engine", "streams.worker", "streams.demo", "streams.cli")),
 ])

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "streams.cli.train",
     "streams.cli.evaluate",
     "streams.cli.worker",
+    "streams.cli.trainer",
     "streams.cli.demo",
     # -- subcommand modules: add new ones above this line --
 ]

@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,17 +43,22 @@ class HeldOut:
     def popularity_online(self, k: int = 10) -> dict[str, float | int]:
         """Recall/nDCG@k of "most popular before the period, not yet seen" on the same judged
         pairs as the demo (each replayed engagement -> the same user's next one): context."""
+        return self.popularity_by(lambda ts: 0, k).get(0, NextEngagement(k).result())
+
+    def popularity_by(self, bucket_of: Callable[[float], int], k: int = 10) -> dict[int, dict[str, float | int]]:
+        """popularity_online per bucket of the answered engagement's event time."""
         seen = {u: {e["item_id"] for e in h} for u, h in self.history.items()}
-        last: dict[str, str] = {}
-        judge = NextEngagement(k)
+        last: dict[str, float] = {}
+        judges: dict[int, NextEngagement] = {}
         for e in self.replay:
             u = e["user_id"]
             if u in last:
                 s = seen.setdefault(u, set())
+                judge = judges.setdefault(bucket_of(last[u]), NextEngagement(k))
                 judge.add([i for i in self.popular[: k + len(s)] if i not in s][:k], e["item_id"])
             seen.setdefault(u, set()).add(e["item_id"])
-            last[u] = e["item_id"]
-        return judge.result()
+            last[u] = float(e["ts"])
+        return {b: judges[b].result() for b in sorted(judges)}
 
 
 def held_out(data_dir: Path, holdout: int, events: int) -> HeldOut:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ class Judged:
     scores: list[float]
     summary: str | None
     latency_s: float
+    ts: float = 0.0  # event time of the engagement it answers
+    param_version: int | None = None  # the ID rows' sync version it was scored with
 
     @property
     def rank(self) -> int | None:
@@ -93,8 +96,18 @@ def match(data: Collected) -> list[Judged]:
         out.append(Judged(eng["user_id"], eng["item_id"], nxt.get(pos),
                           [x["item_id"] for x in rec.value["items"]],
                           [x["score"] for x in rec.value["items"]], rec.value.get("summary"),
-                          rec.arrival_ts - produce_ts[pos]))
+                          rec.arrival_ts - produce_ts[pos], float(eng["ts"]),
+                          rec.value.get("param_version")))
     return out
+
+
+def by_bucket(judged: list[Judged], bucket_of: Callable[[float], int]) -> dict[int, dict[str, float | int]]:
+    """Recall/nDCG@K per bucket of the answered engagement's event time (e.g. per event-day)."""
+    judges: dict[int, NextEngagement] = {}
+    for j in judged:
+        if j.next_item is not None:
+            judges.setdefault(bucket_of(j.ts), NextEngagement(K)).add(j.items, j.next_item)
+    return {b: judges[b].result() for b in sorted(judges)}
 
 
 def next_engagements(engagements: dict[tuple[int, int], dict]) -> dict[tuple[int, int], str]:

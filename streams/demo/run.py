@@ -25,6 +25,7 @@ from rich.live import Live
 from model.records import write_jsonl
 from streams.demo.collect import Collector
 from streams.demo.data import HeldOut, held_out, holdout_of
+from streams.demo.learning import add_learning, start_trainer
 from streams.demo.report import Report, match
 from streams.demo.view import live_view
 from streams.errors import ThreadrecError
@@ -62,6 +63,11 @@ class DemoOptions:
     live: bool = True  # live recommendation panels
     stall_s: float = 120.0  # give up when nothing new arrives for this long after the replay
     metrics_port: int | None = None  # the worker's Prometheus port (none: a free one)
+    trainer: bool = True  # run `threadrec trainer` beside the worker (a hybrid checkpoint's ID rows)
+    # the trainer's sync interval; short because the replay compresses event time
+    trainer_sync_s: float = 10.0
+    trainer_sync_clock: Literal["wall", "event"] = "wall"  # clock of trainer_sync_s
+    curve_chunks: int = 5  # the report's learning curve: online Recall@10 per this many chunks
 
 
 def prepare(opts: DemoOptions, console: Console) -> tuple[Path, HeldOut, Path]:
@@ -150,12 +156,16 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> Report:
                                **flags).start()
         stack.callback(worker.stop)
         console.print(f"worker metrics (Prometheus): http://127.0.0.1:{flags['metrics_port']}/metrics")
+        trainer = start_trainer(k, opts, ckpt, ho, run_dir, console)
+        if trainer is not None:
+            stack.callback(trainer.stop)
         try:
             load_items(k, worker, data, len(ho.items), console)
             report = _replay_and_watch(k, opts, ho, run_dir, worker, collector, console)
+            add_learning(report, ho, trainer, opts.curve_chunks)
         except WorkerFailed as e:
             raise DemoError(str(e)) from e
-    return report  # worker, collector and broker are stopped by now
+    return report
 
 
 def _broker(opts: DemoOptions, stack: ExitStack, console: Console) -> KafkaSettings:

@@ -76,6 +76,23 @@ def report_table(report: Report) -> Table:
     if pop:
         rows.append(("popularity (context): Recall@10 / nDCG@10",
                      f"{pop['recall@10']:.4f} / {pop['ndcg@10']:.4f}"))
+    rows += learning_rows(d)
     for k, v in rows:
         t.add_row(k, v)
     return t
+
+
+def learning_rows(d: dict) -> list[tuple[str, str]]:
+    """The online learning part of the report: curve, parameter version, trainer counters."""
+    rows = []
+    for c in d.get("curve", []):
+        pop = c["popularity"]["recall@10"] if c.get("popularity") else float("nan")
+        rows.append((f"  learning curve, chunk {c['chunk'] + 1}: model / popularity Recall@10",
+                     f"{c['model']['recall@10']:.4f} / {pop:.4f}"))
+    if d.get("param_version_last") is not None:
+        rows.append(("parameter version of the last recommendation", str(d["param_version_last"])))
+    tr = d.get("trainer")
+    if tr:
+        rows.append(("trainer: engagements learned / syncs / rows sent",
+                     f"{tr.get('engagements', 0):,} / {tr.get('syncs', 0)} / {tr.get('rows_sent', 0):,}"))
+    return rows

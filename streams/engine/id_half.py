@@ -51,8 +51,10 @@ class IdHalf:
         return cls(memory, tower, fusion.eval())
 
     def user_vectors(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
-        """h_u (U, k) from each user's item ids, oldest first (items without a row are skipped)."""
-        return self.tower.user_vectors([[i for i in h if i in self.memory] for h in histories])
+        """h_u (U, k) from each user's item ids, oldest first (items without a row are skipped).
+        The tower reads the memory's rows, so rows the trainer publishes move h_u too."""
+        rows = [self.memory.lookup([i for i in h if i in self.memory])[0] for h in histories]
+        return self.tower.user_vectors_of_rows(rows)
 
     def terms(self, users: np.ndarray, candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """g_i <h_u, e_i> per user and candidate; exactly 0 for a candidate without a row."""

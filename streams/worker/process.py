@@ -45,13 +45,16 @@ def start_replay(k: KafkaSettings, source: Path, rate: float | None, log: Path) 
 
 
 class WorkerProcess:
-    """Starts `python -m streams.cli worker ...` with a stats file; stop() sends SIGTERM."""
+    """Starts `python -m streams.cli worker ...` with a stats file; stop() sends SIGTERM.
+    Subclasses name another long-running command with the same flags (e.g. the trainer)."""
+
+    command = "worker"
 
     def __init__(self, k: KafkaSettings, checkpoint: Path, data_dir: Path, log: Path,
                  **flags: Any) -> None:
         self.stats_file = data_dir / "stats.json"
         self.log = log
-        cmd = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap", k.bootstrap,
+        cmd = [sys.executable, "-m", "streams.cli", self.command, "--bootstrap", k.bootstrap,
                "--broker-kind", k.broker_kind, "--partitions", str(k.partitions),
                "--checkpoint", str(checkpoint), "--data-dir", str(data_dir),
                "--stats-file", str(self.stats_file), "--stats-every-s", "0.5"]
@@ -76,7 +79,7 @@ class WorkerProcess:
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise WorkerFailed(f"worker exited with code {self.proc.returncode} (log: {self.log})")
+            raise WorkerFailed(f"{self.command} exited with code {self.proc.returncode} (log: {self.log})")
 
     def wait_until(self, predicate, timeout_s: float, what: str) -> dict[str, Any]:
         """Poll the stats file until predicate(stats) holds; WorkerFailed on exit or timeout."""
@@ -87,7 +90,7 @@ class WorkerProcess:
             if st is not None and predicate(st):
                 return st
             time.sleep(0.2)
-        raise WorkerFailed(f"worker not {what} after {timeout_s:.0f}s (log: {self.log})")
+        raise WorkerFailed(f"{self.command} not {what} after {timeout_s:.0f}s (log: {self.log})")
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM (faust stops agents, commits, flushes), then SIGKILL its group if it hangs."""

@@ -1,0 +1,155 @@
+"""The trainer's per-event logic (a plain class; streams/trainer/loop.py wraps it): each
+engagement admits or refreshes its item's row and takes one Adagrad step on the rows it reads.
+
+Order is the only input besides the events: negatives are seeded by (seed, partition, offset)
+and the tower is frozen, so the same log in the same order gives the same table.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.checkpoint import load_hybrid
+from model.hybrid import HybridConfig
+from model.online import freeze, row_step, sample_negatives
+from model.sasrec import SASRec, load_tower
+from store import IdMemory, IdMemoryConfig, IdRow
+from streams.errors import ThreadrecError
+from streams.trainer.config import TrainerSettings
+from streams.trainer.histories import Histories
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LearnerStats:
+    """Counters the trainer reports (and snapshots, so a restart keeps counting)."""
+
+    engagements: int = 0  # engagements learned from (positives)
+    steps: int = 0  # Adagrad steps taken (engagements with history rows and an item row)
+    impressions: int = 0  # skipped impressions recorded as negatives
+    admitted: int = 0  # rows created online
+    expired: int = 0  # rows removed by the TTL
+    loss_sum: float = 0.0  # summed step losses (mean = loss_sum / steps)
+    recent: list[float] = field(default_factory=list)  # the last 1,000 step losses
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "recent"}
+        out["mean_loss"] = self.loss_sum / self.steps if self.steps else None
+        out["recent_loss"] = float(np.mean(self.recent)) if self.recent else None
+        return out
+
+
+def memory_config(settings: TrainerSettings, dim: int, hybrid: HybridConfig) -> IdMemoryConfig:
+    """The trainer's table: the tower's width, the checkpoint's admission unless overridden."""
+    min_count = settings.min_count if settings.min_count is not None else hybrid.min_count
+    return IdMemoryConfig(dim=dim, min_count=min_count, ttl_s=settings.ttl_s, lr=settings.lr)
+
+
+class OnlineLearner:
+    """ID rows (IdMemory), user histories and the frozen tower of one hybrid checkpoint."""
+
+    def __init__(self, memory: IdMemory, tower: SASRec, histories: Histories, settings: TrainerSettings):
+        self.memory, self.tower, self.histories = memory, freeze(tower), histories
+        self.settings, self.stats = settings, LearnerStats()
+        self.catalogue = sorted(memory.ids())  # row ids, the uniform negatives' population
+        self._rows = set(self.catalogue)
+
+    def learn_all(self, events: Iterable[tuple[dict, int, int]]) -> None:
+        """learn() each (event, partition, offset) in order."""
+        for event, partition, offset in events:
+            self.learn(event, partition, offset)
+
+    def learn(self, event: dict, partition: int, offset: int) -> float | None:
+        """One validated engagement; returns the step's loss, or None when no step was taken."""
+        user, item = event["user_id"], event["item_id"]
+        h = self.histories.get(user)
+        if event["kind"] == "impression":
+            if item not in h.impressions and item not in h.items:
+                h.impressions.append(item)
+                self.stats.impressions += 1
+                self.histories.put(user, h)
+            return None
+        if self.memory.observe([item], event["ts"])[0] and item not in self._rows:
+            self._admit(item)
+        loss = self._step(h.items, h.impressions, item, (self.settings.seed, partition, offset))
+        h.items.append(item)
+        h.impressions = [x for x in h.impressions if x != item]
+        self.histories.put(user, h)
+        self.stats.engagements += 1
+        return loss
+
+    def _step(self, items: list[str], impressions: list[str], item: str, seed: tuple[int, ...]) -> float | None:
+        history = [i for i in items if i in self._rows][-self.tower.opts.max_len:]
+        if item not in self._rows or not history:
+            return None  # no row to learn, or no history rows to learn it from
+        hard = list(dict.fromkeys(x for x in impressions if x in self._rows and x != item))
+        negatives = sample_negatives(self.catalogue, {item, *hard}, self.settings.negatives, seed)
+        candidates = [item, *hard, *negatives]
+        step = row_step(self.tower, self.memory.lookup(history)[0], self.memory.lookup(candidates)[0])
+        self.memory.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
+        s = self.stats
+        s.steps, s.loss_sum = s.steps + 1, s.loss_sum + step.loss
+        s.recent = [*s.recent[-999:], step.loss]
+        return step.loss
+
+    def _admit(self, item: str) -> None:
+        bisect.insort(self.catalogue, item)
+        self._rows.add(item)
+        self.stats.admitted += 1
+
+    def expire(self, now_ts: float) -> list[str]:
+        """Rows idle for ttl_s of event time are removed (published as tombstones at the next sync)."""
+        gone = self.memory.expire(now_ts)
+        for item in gone:
+            self._rows.discard(item)
+            del self.catalogue[bisect.bisect_left(self.catalogue, item)]
+        self.stats.expired += len(gone)
+        return gone
+
+    def stamp_unseen(self, ts: float) -> None:
+        """Give checkpoint rows (last_seen 0) a first sighting, so the TTL counts from the stream."""
+        ids = [i for i in self.catalogue if (r := self.memory.get_row(i)) is not None and r.last_seen == 0]
+        rows = [self.memory.get_row(i) for i in ids]
+        for r in rows:
+            r.last_seen = float(ts)
+        self.memory.put_rows(ids, rows)
+        self.memory.drain_touched()  # not a change worth publishing
+
+
+@dataclass
+class CheckpointHalf:
+    """The ID half of a hybrid checkpoint as the trainer needs it."""
+
+    tower: SASRec
+    config: IdMemoryConfig  # the trainer's table over the tower's rows
+    tensors: dict
+    doc: dict
+
+    @classmethod
+    def load(cls, checkpoint: Path, settings: TrainerSettings) -> CheckpointHalf:
+        loaded = load_hybrid(checkpoint)
+        if loaded is None:
+            raise ThreadrecError(f"{checkpoint}: not a hybrid checkpoint (no hybrid.json); the "
+                                 "trainer learns the ID half")
+        tensors, doc = loaded
+        tower = load_tower(tensors, doc["tower"])
+        cfg = memory_config(settings, tower.opts.dim, HybridConfig.from_dict(doc.get("hybrid", {})))
+        return cls(tower, cfg, tensors, doc)
+
+    def write_rows(self, memory: IdMemory) -> None:
+        """The checkpoint's rows with fresh Adagrad slots; not reported as touched (workers
+        load the same rows from the checkpoint)."""
+        row_of = {i: k for k, i in enumerate(self.doc["item_ids"])}
+        vectors = self.tensors["id_rows"].numpy()
+        ids = [i for i in self.doc["present"] if i in row_of]
+        acc = np.full(memory.config.dim, memory.config.initial_accumulator, np.float32)
+        memory.put_rows(ids, [IdRow(vectors[row_of[i]].copy(), acc.copy()) for i in ids])
+        memory.drain_touched()
+        logger.info("trainer: %d ID rows from the checkpoint", len(ids))
