@@ -202,7 +202,13 @@ class Engine:
         """A `recommendations` record per the contract in docs/architecture.md."""
         return {"user_id": user_id, "items": [{"item_id": i, "score": s} for i, s in hits],
                 "summary": summary, "model_version": self.config.model_version,
-                "source": src, "produced_ts": time.time()}
+                "param_version": self.param_version, "source": src, "produced_ts": time.time()}
+
+    @property
+    def param_version(self) -> int | None:
+        """The ID rows' sync version (0: the checkpoint's rows only); None without an ID half."""
+        half = self.rounds.id_half
+        return None if half is None else half.memory.version
 
     def _run_round(self, tasks: list[Task], results: list[EventResult]) -> None:
         """Model work for one event per user, all users batched together."""

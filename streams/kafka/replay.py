@@ -35,7 +35,7 @@ from streams.progress import progress as show_progress
 
 logger = logging.getLogger(__name__)
 
-COMPACTED_TOPICS = ("items",)  # logical names whose topics keep the latest record per key
+COMPACTED_TOPICS = ("items", "parameters")  # logical names: topics keeping the latest per key
 
 SPLIT_FILES = {"all": "engagements.jsonl", "train": "train.jsonl", "valid": "valid.jsonl",
                "test": "test.jsonl"}
@@ -189,6 +189,7 @@ def ensure_topics(settings: KafkaSettings, names: Sequence[str], replication_fac
 
     The items topic is a catalogue keyed by item_id with tombstones, so it is created compacted:
     the latest record per item survives, deleted items vanish (brokers without compaction ignore it).
+    `parameters` (ID rows keyed by table/id, tombstones for expired rows) likewise.
     """
     asyncio.run(_ensure_topics(settings, names, replication_factor))
 

@@ -1,9 +1,11 @@
-"""Per-worker replica of the `items` topic: every worker reads every partition in full.
+"""Per-worker replica of a compacted topic: every worker reads every partition in full.
 
 A plain aiokafka consumer without a group (manual assignment): no group join, nothing to
-rebalance, works the same on Kafka and tansu. Positions are kept with the local item store
-(ItemStore offsets), so a restart with the same data dir resumes where it stopped; an empty
-data dir reads the topic from the beginning.
+rebalance, works the same on Kafka and tansu. Two replicas run on a worker:
+- `items`: positions are kept with the local item store (ItemStore offsets), so a restart with
+  the same data dir resumes where it stopped; an empty data dir reads the topic from the start.
+- `parameters` (hybrid checkpoints only): always from the beginning, since the ID memory it
+  feeds lives in memory and starts from the checkpoint on every start.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ logger = logging.getLogger(__name__)
 Apply = Callable[[int, list], Awaitable[None]]  # (partition, records) -> None
 
 
-class ItemReplicator:
-    """Consumes all of `topic`; apply() gets each partition's records in offset order."""
+class TopicReplica:
+    """Consumes all of `topic`; apply() gets each partition's records in offset order.
+
+    `offsets` (partition -> next offset) says where to resume; a partition not in it is read
+    from the beginning. `name` only labels the logs ("items", "parameters").
+    """
 
     def __init__(self, k: KafkaSettings, topic: str, apply: Apply, offsets: dict[int, int],
-                 security: dict | None = None) -> None:
-        self.k, self.topic, self.apply = k, topic, apply
+                 security: dict | None = None, name: str = "items") -> None:
+        self.k, self.topic, self.apply, self.name = k, topic, apply, name
         self.positions = dict(offsets)  # partition -> next offset applied
         self._security = security or {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -47,8 +53,8 @@ class ItemReplicator:
         self.start_ends = {tp.partition: end for tp, end in (await c.end_offsets(tps)).items()}
         self._consumer = c
         self._ready.set()
-        logger.info("item replica on %s, %d partitions, from %s to %s", self.topic, len(tps),
-                    self.positions, self.start_ends)
+        logger.info("%s replica on %s, %d partitions, from %s to %s", self.name, self.topic,
+                    len(tps), self.positions, self.start_ends)
         self._check_caught_up()
 
     async def _connect(self) -> tuple[AIOKafkaConsumer, set[int]]:
@@ -69,8 +75,8 @@ class ItemReplicator:
             await c.stop()
             if time.monotonic() - warned > 10:
                 warned = time.monotonic()
-                logger.warning("item replica: topic %s has no partitions after %.0fs; still "
-                               "waiting", self.topic, warned - t0)
+                logger.warning("%s replica: topic %s has no partitions after %.0fs; still "
+                               "waiting", self.name, self.topic, warned - t0)
 
     def behind(self) -> int:
         """Records between the applied positions and the end offsets seen at start."""
@@ -78,7 +84,7 @@ class ItemReplicator:
 
     def _check_caught_up(self) -> None:
         if not self.caught_up.is_set() and self._ready.is_set() and self.behind() == 0:
-            logger.info("item replica caught up with %s", self.start_ends)
+            logger.info("%s replica caught up with %s", self.name, self.start_ends)
             self.caught_up.set()
 
     async def run(self) -> None:

@@ -1,4 +1,5 @@
-"""Thin faust agents: micro-batch engagements into the engine; replicate items in a task."""
+"""Thin faust agents: micro-batch engagements into the engine; replicate items and parameters
+in tasks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime) -> None:
-    """The engagements agent and the item-replica task of one worker."""
+    """The engagements agent and the replica tasks (items, parameters) of one worker."""
     size, within = runtime.settings.batch_size, runtime.settings.batch_within_s
 
     @app.agent(topics.engagements, name="engagements")
@@ -31,13 +32,13 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
                 raise
             runtime.agent_s += time.perf_counter() - t0
 
-    async def dead_letter_item(record, error: str) -> None:
+    async def dead_letter_replicated(record, error: str) -> None:
         outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
                         counts=runtime.send_counts, metrics=runtime.metrics)
         await outbox.dead_letter(record, error)
         await outbox.flush()
 
-    runtime.dead_letter = dead_letter_item
+    runtime.dead_letter = dead_letter_replicated
 
     @app.timer(interval=runtime.settings.index_snapshot_every_s)
     async def snapshot_index() -> None:
@@ -50,3 +51,8 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
     async def replicate_items() -> None:
         if runtime.replicator is not None:
             await runtime.replicator.run()
+
+    @app.task
+    async def replicate_parameters() -> None:
+        if runtime.param_replica is not None:
+            await runtime.param_replica.run()

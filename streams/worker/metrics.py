@@ -41,7 +41,19 @@ class WorkerMetrics:
                                     "item records up to the start end offsets not yet applied",
                                     registry=r)
         self.replica_wait = Gauge("threadrec_item_replica_wait_seconds",
-                                  "how long serving waited for the item replica", registry=r)
+                                  "how long serving waited for the replicas (items, parameters)",
+                                  registry=r)
+        self.param_replica_behind = Gauge("threadrec_parameter_replica_behind",
+                                          "parameter records up to the start end offsets not yet "
+                                          "applied", registry=r)
+        self.param_version = Gauge("threadrec_parameter_version",
+                                   "sync version of the ID rows served (0: checkpoint rows only)",
+                                   registry=r)
+        self.param_records = Counter("threadrec_parameter_records", "parameters records read",
+                                     ["outcome"], registry=r)
+        self.param_lag = Histogram("threadrec_parameter_sync_lag_seconds",
+                                   "parameter record timestamp (trainer) to row applied",
+                                   buckets=E2E_BUCKETS, registry=r)
         self.summary_staleness = Histogram("threadrec_summary_staleness_events",
                                            "engagements since the user's summary was refreshed",
                                            buckets=(0, 1, 2, 5, 10, 20, 50, 100), registry=r)

@@ -1,7 +1,8 @@
-"""What a worker holds besides faust: the model, the engine over local stores, the item replica.
+"""What a worker holds besides faust: the model, the engine over local stores, the replicas.
 
 The engine is plain blocking Python: it runs in a thread (so the event loop keeps heart-
-beating) and one lock serialises it between the item replica and the engagement agent.
+beating) and one lock serialises it between the replicas (items, parameters) and the
+engagement agent.
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ from store.config import IndexConfig
 from store.errors import VectorIndexError
 from streams.engine.engine import Engine
 from streams.engine.id_half import IdHalf
+from streams.engine.parameters import apply_parameters
 from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
 from streams.errors import ThreadrecError
 from streams.kafka.gap_fetcher import FetchedEvent, GapFetcher
-from streams.kafka.item_replica import ItemReplicator
 from streams.kafka.messages import InvalidMessage, parse_item, tombstone_id
+from streams.kafka.replica import TopicReplica
 from streams.worker.config import WorkerSettings
 from streams.worker.event_time import EventClock
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.parameters import ParamStats
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ FATAL_EXIT_CODE = 3  # the engagements agent failed (see Runtime.fail)
 
 
 class ReplicaLagError(ThreadrecError):
-    """The item replica did not catch up within replica_wait_s."""
+    """A replica (items or parameters) did not catch up within replica_wait_s."""
 
 
 def load_model(settings: WorkerSettings) -> tuple[EmbSumInference, str]:
@@ -62,11 +65,13 @@ def load_model(settings: WorkerSettings) -> tuple[EmbSumInference, str]:
 
 @dataclass
 class Runtime:
-    """The engine, its lock, the item replica and the engagements gap fetcher of one worker."""
+    """The engine, its lock, the replicas and the engagements gap fetcher of one worker."""
 
     settings: WorkerSettings
     engine: Engine
-    replicator: ItemReplicator | None = None
+    replicator: TopicReplica | None = None  # the items replica
+    # the parameters replica: hybrid checkpoints only (a content-only one has no rows to update)
+    param_replica: TopicReplica | None = None
     fetcher: GapFetcher | None = None  # None (unit tests without a broker): gaps are not repaired
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     bad_items: int = 0
@@ -74,13 +79,14 @@ class Runtime:
     gaps_repaired: int = 0  # skipped engagement ranges re-read from the broker
     records_reread: int = 0  # records those re-reads returned
     duplicates_skipped: int = 0  # redelivered engagements dropped
-    replica_wait_s: float | None = None  # how long serving waited for the item replica
+    replica_wait_s: float | None = None  # how long serving waited for the replicas
     unknown_tombstones: int = 0  # item tombstones for items this replica never had
-    # how a bad item record is dead-lettered (set where the faust topics exist)
+    # how a bad item or parameters record is dead-lettered (set where the faust topics exist)
     dead_letter: Callable[[object, str], Awaitable[None]] | None = None
     replica_stalls: int = 0  # item_wait_s waits that ended with the replica still behind
     send_counts: Counter = field(default_factory=Counter)  # streams/worker/outbox.py counters
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    params: ParamStats = field(default_factory=ParamStats)  # parameters records and sync lag
     handled: dict[int, int] = field(default_factory=dict)  # partition -> next offset to handle
     clock: EventClock | None = None  # event-time checks (built from settings when None)
 
@@ -89,9 +95,17 @@ class Runtime:
             self.clock = EventClock(self.settings.future_skew_s, self.settings.watermark_skew_s)
     exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
 
+    def replicas(self) -> list[TopicReplica]:
+        """The replicas this worker runs (items; parameters with a hybrid checkpoint)."""
+        return [r for r in (self.replicator, self.param_replica) if r is not None]
+
     def replicas_current(self) -> bool:
-        """The item replica holds what the topic held at start (always, without a replica)."""
-        return self.replicator is None or self.replicator.caught_up.is_set()
+        """Every replica holds what its topic held at start (always, without replicas)."""
+        return all(r.caught_up.is_set() for r in self.replicas())
+
+    def replicas_behind(self) -> int:
+        """Records all replicas still have to apply to reach their start end offsets."""
+        return sum(r.behind() for r in self.replicas())
 
     async def snapshot_index(self) -> bool:
         """Snapshot the FAISS index with the item offsets it reflects, if items moved since."""
@@ -105,25 +119,26 @@ class Runtime:
         return True
 
     async def wait_for_replicas(self) -> None:
-        """Serve nothing before the item replica holds what the topic held at start, so no
-        valid engagement meets a lagging replica; past replica_wait_s the worker fails."""
-        rep = self.replicator
-        if rep is None or rep.caught_up.is_set():
+        """Serve nothing before every replica holds what its topic held at start, so no valid
+        engagement meets a lagging item replica and the first recommendation already uses the
+        synced ID rows; past replica_wait_s the worker fails."""
+        if self.replicas_current():
             return
         t0 = time.monotonic()
-        while not rep.caught_up.is_set():
+        while not self.replicas_current():
             waited = time.monotonic() - t0
             if waited > self.settings.replica_wait_s:
-                raise ReplicaLagError(f"item replica still {rep.behind()} records behind after "
-                                      f"{waited:.0f}s (replica_wait_s)")
+                raise ReplicaLagError(f"replicas still {self.replicas_behind()} records behind "
+                                      f"after {waited:.0f}s (replica_wait_s)")
             step = min(5.0, self.settings.replica_wait_s - waited + 0.01)
+            waits = [r.caught_up.wait() for r in self.replicas() if not r.caught_up.is_set()]
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(rep.caught_up.wait(), step)
-            if not rep.caught_up.is_set():
-                logger.info("waiting for the item replica: %d records to go", rep.behind())
+                await asyncio.wait_for(asyncio.gather(*waits), step)
+            if not self.replicas_current():
+                logger.info("waiting for the replicas: %d records to go", self.replicas_behind())
         self.replica_wait_s = time.monotonic() - t0
         self.metrics.replica_wait.set(self.replica_wait_s)
-        logger.info("item replica caught up after %.1fs; serving engagements", self.replica_wait_s)
+        logger.info("replicas caught up after %.1fs; serving engagements", self.replica_wait_s)
 
     def fail(self, exc: BaseException) -> None:
         """The engagements agent cannot go on: exit non-zero so nothing is committed past the
@@ -173,6 +188,32 @@ class Runtime:
                     await self.dead_letter(rec, str(e))
         if records:
             await self._flush_items(pending, {partition: records[-1].offset + 1})
+
+    async def apply_parameters(self, partition: int, records: list) -> None:
+        """ID rows from `parameters` into the engine's ID half, in offset order, under the
+        engine lock; a corrupt record is dead-lettered with the reason and not applied (by
+        every worker, as each reads them all), the records around it are."""
+        half = self.engine.rounds.id_half
+        if half is None:  # no replica is built for a content-only checkpoint
+            return
+        pairs = [(rec.key, rec.value) for rec in records]
+        async with self.lock:
+            outcomes = await asyncio.to_thread(apply_parameters, half, pairs)
+            version = half.memory.version
+        live_from = self.param_replica.start_ends.get(partition, 0) if self.param_replica else 0
+        self.params.record(records, outcomes, live_from, version, self.metrics)
+        for rec, out in zip(records, outcomes, strict=True):
+            if out.reason:
+                logger.info("parameters %d@%d rejected: %s", partition, rec.offset, out.reason)
+                if self.dead_letter is not None:
+                    await self.dead_letter(rec, out.reason)
+
+    def param_snapshot(self) -> dict:
+        """The stats file's param_* fields (version and rows None without an ID half)."""
+        half = self.engine.rounds.id_half
+        if half is None:
+            return self.params.snapshot(None, None)
+        return self.params.snapshot(half.memory.version, len(half.memory))
 
     async def _remove_item(self, item_id: str, offsets: dict[int, int]) -> None:
         if item_id not in self.engine.items:
@@ -251,9 +292,15 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
     engine = Engine(model, items=items, index=index, states=BytesStateMapping({}), token_cache=cache,
                     config=settings.engine_config(model.config, version), id_half=id_half)
     runtime = Runtime(settings, engine)
-    runtime.replicator = ItemReplicator(settings.kafka, settings.kafka.topic("items"),
-                                        runtime.apply_items, items.offsets(),
-                                        settings.kafka.aiokafka_security_kwargs())
+    k, security = settings.kafka, settings.kafka.aiokafka_security_kwargs()
+    runtime.replicator = TopicReplica(k, k.topic("items"), runtime.apply_items, items.offsets(),
+                                      security)
+    if id_half is None:
+        logger.info("content-only checkpoint: the parameters topic is not read")
+    else:  # from the beginning: the ID memory restarts from the checkpoint on every start
+        runtime.param_replica = TopicReplica(k, k.topic("parameters"), runtime.apply_parameters,
+                                             {}, security, name="parameters")
+        runtime.metrics.param_version.set(id_half.memory.version)
     runtime.fetcher = GapFetcher(settings.kafka, settings.kafka.topic("engagements"),
                                  settings.group_id, settings.kafka.aiokafka_security_kwargs())
     return runtime

@@ -2,8 +2,10 @@
 
 Holds the engine's counters (model_s, store_s, index_s, ...), the time the engagements agent
 spent per batch in total (agent_s: engine + validation + table reads/writes + sends),
-whether the worker has its partitions and finished table recovery (ready), and the offset
-continuity counters: gaps_repaired, records_reread, duplicates_skipped.
+whether the worker has its partitions, finished table recovery and caught up its replicas
+(ready), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped),
+and parameter sync (param_version, param_rows, param_<outcome> counts, param_lag_* seconds;
+see streams/worker/parameters.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
             # faust rebalance gaps (docs/faust-rebalance-gap.md)
             "gaps_repaired": runtime.gaps_repaired, "records_reread": runtime.records_reread,
             "duplicates_skipped": runtime.duplicates_skipped,
+            **runtime.param_snapshot(),
             "pid": os.getpid(), "written_ts": time.time()}
 
 
@@ -73,7 +76,7 @@ def read_stats(path: Path) -> dict[str, Any] | None:
 
 def register_metrics(app: faust.App, runtime: Runtime, engagements_topic: str,
                      every_s: float) -> None:
-    """A faust timer that refreshes the gauges: lag per engagements partition, replica."""
+    """A faust timer that refreshes the gauges: lag per engagements partition, replicas."""
 
     @app.timer(interval=every_s)
     async def refresh_gauges() -> None:
@@ -95,3 +98,5 @@ async def _refresh_gauges(app: faust.App, runtime: Runtime, engagements_topic: s
         m.lag.labels(partition=str(tp.partition)).set(max(0, high - handled))
     if runtime.replicator is not None:
         m.replica_behind.set(runtime.replicator.behind())
+    if runtime.param_replica is not None:
+        m.param_replica_behind.set(runtime.param_replica.behind())

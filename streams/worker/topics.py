@@ -12,7 +12,8 @@ from streams.kafka.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
-TOPIC_NAMES = ("items", "engagements", "recommendations", "deadletter")
+# every topic a worker needs; `parameters` is written by the online trainer (streams/trainer/)
+TOPIC_NAMES = ("items", "engagements", "recommendations", "deadletter", "parameters")
 
 
 @dataclass

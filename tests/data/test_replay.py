@@ -111,12 +111,14 @@ def test_load_replay_from_files_any_order(tmp_path):
     assert engs[3].extra == {"rating": 3}
 
 
-def test_items_topic_is_created_compacted():
+def test_items_and_parameters_topics_are_created_compacted():
     from streams.kafka.replay import new_topics
 
     k = KafkaSettings(topic_prefix="t-", partitions=3)
-    specs = {t.name: t for t in new_topics(k, [k.topic("items"), k.topic("engagements")])}
+    names = [k.topic("items"), k.topic("engagements"), k.topic("parameters")]
+    specs = {t.name: t for t in new_topics(k, names)}
     assert specs["t-items"].topic_configs == {"cleanup.policy": "compact"}
+    assert specs["t-parameters"].topic_configs == {"cleanup.policy": "compact"}
     assert specs["t-engagements"].topic_configs == {}
     assert {t.num_partitions for t in specs.values()} == {3}
 

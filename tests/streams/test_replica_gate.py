@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from streams.kafka.item_replica import ItemReplicator
+from streams.kafka.replica import TopicReplica
 from streams.kafka.settings import KafkaSettings
 from streams.worker.config import WorkerSettings
 from streams.worker.runtime import ReplicaLagError, Runtime
@@ -31,7 +31,7 @@ def test_replica_is_caught_up_only_after_everything_there_at_start_is_applied(
         await asyncio.sleep(0.05)
         applied.extend(r.offset for r in records)
 
-    rep = ItemReplicator(k, topic, slow_apply, {})
+    rep = TopicReplica(k, topic, slow_apply, {})
 
     async def drive() -> float:
         task = asyncio.create_task(rep.run())
@@ -92,7 +92,7 @@ def test_replica_waits_for_a_topic_that_appears_late(kafka_broker, producer_fact
     async def apply(partition: int, records: list) -> None:
         applied.extend(r.offset for r in records)
 
-    rep = ItemReplicator(k, topic, apply, {})
+    rep = TopicReplica(k, topic, apply, {})
 
     async def drive() -> None:
         task = asyncio.create_task(rep.run())

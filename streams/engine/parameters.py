@@ -1,0 +1,85 @@
+"""Records of the `parameters` topic applied to the ID half (contract: docs/architecture.md).
+
+A record is (key, value): key row_key("item", id), value encode_row("item", id, row), or None
+(the trainer expired the row: delete it). A record that does not decode, names another table,
+disagrees with its key or has another dim than the ID memory is corrupt: it comes back with the
+reason and is not applied; the records around it are. Plain Python, no Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from store import IdRow, StateCodecError, decode_row, parse_row_key
+from streams.engine.id_half import IdHalf
+
+logger = logging.getLogger(__name__)
+
+# applied: row stored; stale: older version than the stored row, ignored; deleted: tombstone
+# removed a row; absent: tombstone for a row not held (normal on a compacted topic); corrupt
+OUTCOMES = ("applied", "stale", "deleted", "absent", "corrupt")
+CHANGED = frozenset({"applied", "deleted"})  # outcomes that change what is served
+
+
+class CorruptParameter(ValueError):
+    """A `parameters` record that must not be applied; str() is the dead letter's reason."""
+
+
+@dataclass(frozen=True)
+class ParamOutcome:
+    """What became of one record; `reason` says why a corrupt one was refused."""
+
+    outcome: str  # one of OUTCOMES
+    reason: str = ""
+
+
+def decode_parameter(key: bytes | None, value: bytes | None, table: str,
+                     dim: int) -> tuple[str, IdRow | None]:
+    """(item id, row; None for a tombstone) of one record, or CorruptParameter."""
+    try:
+        key_table, item_id = parse_row_key(b"" if key is None else key)
+    except StateCodecError as e:
+        raise CorruptParameter(f"bad parameter key: {e}") from e
+    if key_table != table:
+        raise CorruptParameter(f"bad parameter table: {key_table!r}, this worker holds {table!r}")
+    if value is None:
+        return item_id, None
+    try:
+        row_table, row_id, row = decode_row(bytes(value))
+    except StateCodecError as e:
+        raise CorruptParameter(f"bad parameter row: {e}") from e
+    if (row_table, row_id) != (key_table, item_id):
+        raise CorruptParameter(f"parameter key mismatch: key {key_table}/{item_id!r} holds the "
+                               f"row of {row_table}/{row_id!r}")
+    if row.vector.shape != (dim,):
+        raise CorruptParameter(f"parameter dim mismatch: row dim {row.vector.shape[0]}, "
+                               f"ID memory dim {dim}")
+    return item_id, row
+
+
+def apply_parameters(half: IdHalf,
+                     records: Sequence[tuple[bytes | None, bytes | None]]) -> list[ParamOutcome]:
+    """Apply (key, value) records in order; one outcome per record. The ID retrieval table is
+    invalidated when a row changed, so the next ranking sees the new rows."""
+    memory = half.memory
+    out = []
+    for key, value in records:
+        try:
+            item_id, row = decode_parameter(key, value, memory.table, memory.config.dim)
+            out.append(ParamOutcome(_apply_one(half, item_id, row)))
+        except CorruptParameter as e:
+            out.append(ParamOutcome("corrupt", str(e)))
+    if any(o.outcome in CHANGED for o in out):
+        half.invalidate()
+    return out
+
+
+def _apply_one(half: IdHalf, item_id: str, row: IdRow | None) -> str:
+    try:
+        if row is None:
+            return "deleted" if half.memory.delete([item_id])[0] else "absent"
+        return "applied" if half.memory.put_rows([item_id], [row])[0] else "stale"
+    except (StateCodecError, ValueError) as e:  # decode_row checks all put_rows does; belt only
+        raise CorruptParameter(f"bad parameter row: {e}") from e

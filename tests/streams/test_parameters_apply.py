@@ -1,0 +1,138 @@
+"""Parameter sync without a broker: records of the `parameters` topic applied to the ID half,
+the worker's counters and dead letters, param_version on recommendations, the serving gate."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from store import IdRow, encode_row, row_key
+from streams.engine.parameters import apply_parameters
+from streams.worker.config import WorkerSettings
+from streams.worker.runtime import Runtime
+from tests.streams.test_engine_hybrid import make_id_half
+
+
+def _row(value: float, version: int, dim: int = 8) -> IdRow:
+    return IdRow(np.full(dim, value, np.float32), np.ones(dim, np.float32), 5.0, 3, version)
+
+
+def _put(item_id: str, row: IdRow) -> tuple[bytes, bytes]:
+    return row_key("item", item_id), encode_row("item", item_id, row)
+
+
+def _corrupt(item_id: str, other: str) -> dict[str, tuple[bytes | None, bytes | None]]:
+    """One record per way a parameters record can be corrupt, by its dead letter reason."""
+    good = encode_row("item", item_id, _row(1.0, 9))
+    flipped = bytearray(good)
+    flipped[-10] ^= 0xFF  # inside the vector: only the CRC notices
+    return {"bad parameter row": (row_key("item", item_id), bytes(flipped)),
+            "bad parameter key": (b"no-slash", good),
+            "bad parameter table": (row_key("user", item_id), encode_row("user", item_id, _row(1.0, 9))),
+            "parameter key mismatch": (row_key("item", other), good),
+            "parameter dim mismatch": (row_key("item", item_id), encode_row("item", item_id, _row(1.0, 9, dim=4)))}
+
+
+def test_rows_tombstones_and_stale_rows_apply_in_order(catalogue):
+    ids = [it["item_id"] for it in catalogue]
+    half = make_id_half(ids, rowless={ids[2]})
+    before_table = half.table()
+    records = [_put(ids[0], _row(0.5, 4)), _put(ids[0], _row(0.9, 3)),  # the second is stale
+               (row_key("item", ids[1]), None), (row_key("item", ids[2]), None),
+               _put(ids[3], _row(0.0, 4)), (row_key("item", ids[3]), None), _put(ids[3], _row(0.25, 4))]
+    got = [o.outcome for o in apply_parameters(half, records)]
+    assert got == ["applied", "stale", "deleted", "absent", "applied", "deleted", "applied"]
+    assert half.memory.version == 4 and half.memory.get_row(ids[0]) == _row(0.5, 4)
+    assert ids[1] not in half.memory and half.memory.get_row(ids[3]) == _row(0.25, 4)
+    table_ids, gated = half.table()
+    assert half.table() is not before_table and ids[1] not in table_ids  # rebuilt
+    users = half.user_vectors([ids[5:9]])
+    assert half.terms(users, [[ids[1]]])[0][0] == 0.0  # a deleted row's ID term is exactly 0
+    gate = half.fusion.gates(torch.from_numpy(_row(0.5, 4).vector[None])).item()
+    assert np.allclose(gated[table_ids.index(ids[0])], 0.5 * gate)
+
+
+def test_corrupt_records_are_refused_with_a_reason_and_the_rest_applied(catalogue):
+    ids = [it["item_id"] for it in catalogue]
+    half = make_id_half(ids, rowless=set())
+    before = half.memory.get_row(ids[0])
+    bad = _corrupt(ids[0], ids[1])
+    out = apply_parameters(half, [*bad.values(), (None, None), (b"item/\xff", None),
+                                  _put(ids[4], _row(2.0, 7))])
+    assert [o.reason.split(":")[0] for o in out[:5]] == list(bad)
+    assert [o.outcome for o in out] == ["corrupt"] * 7 + ["applied"]
+    assert out[5].reason.startswith("bad parameter key") and out[6].reason.startswith("bad parameter key")
+    assert half.memory.get_row(ids[0]) == before and half.memory.get_row(ids[1]) is not None
+    assert half.memory.version == 7 and half.memory.get_row(ids[4]) == _row(2.0, 7)
+
+
+def _record(offset: int, key: bytes | None, value: bytes | None, timestamp: int | None = None):
+    return SimpleNamespace(topic="t-parameters", partition=0, offset=offset, key=key, value=value,
+                           timestamp=timestamp)
+
+
+def test_runtime_applies_counts_dead_letters_and_stamps_recommendations(engine_factory, catalogue,
+                                                                        events):
+    import time
+
+    ids = [it["item_id"] for it in catalogue]
+    engine = engine_factory()
+    engine.rounds.id_half = make_id_half(ids, rowless=set())
+    runtime = Runtime(WorkerSettings(), engine)
+    letters: list[tuple[int, str]] = []
+
+    async def dead_letter(rec, error: str) -> None:
+        letters.append((rec.offset, error))
+
+    runtime.dead_letter = dead_letter
+    assert engine.process_one(events[0]).recommendation["param_version"] == 0  # checkpoint rows
+    now_ms = int(time.time() * 1000) - 2000  # produced 2 s ago
+    bad_key, bad_value = _corrupt(ids[0], ids[1])["bad parameter row"]
+    records = [_record(0, bad_key, bad_value, now_ms), _record(1, *_put(ids[0], _row(0.5, 6)), now_ms),
+               _record(2, row_key("item", ids[1]), None, now_ms), _record(3, *_put(ids[2], _row(0.5, 2)))]
+    asyncio.run(runtime.apply_parameters(0, records))
+    assert letters == [(0, letters[0][1])] and letters[0][1].startswith("bad parameter row: ")
+    snap = runtime.param_snapshot()
+    assert snap["param_version"] == 6 and snap["param_rows"] == len(ids) - 1
+    assert (snap["param_applied"], snap["param_deleted"], snap["param_corrupt"]) == (2, 1, 1)
+    assert snap["param_stale"] == snap["param_absent"] == 0
+    assert snap["param_lag_n"] == 2 and 1.5 < snap["param_lag_p50_s"] < 60  # no timestamp: no lag
+    reg = runtime.metrics.registry
+    assert reg.get_sample_value("threadrec_parameter_version") == 6
+    assert reg.get_sample_value("threadrec_parameter_records_total", {"outcome": "corrupt"}) == 1
+    assert reg.get_sample_value("threadrec_parameter_sync_lag_seconds_count") == 2
+    assert engine.process_one(events[1]).recommendation["param_version"] == 6
+
+
+def test_content_only_recommendations_carry_a_null_param_version(engine_factory, events):
+    engine = engine_factory()
+    assert engine.process_one(events[0]).recommendation["param_version"] is None
+    runtime = Runtime(WorkerSettings(), engine)
+    assert runtime.param_snapshot()["param_version"] is None
+
+
+class _Replica:
+    def __init__(self, behind: int) -> None:
+        self.caught_up, self._behind = asyncio.Event(), behind
+
+    def behind(self) -> int:
+        return 0 if self.caught_up.is_set() else self._behind
+
+
+def test_serving_waits_for_the_parameters_replica_too():
+    async def drive() -> tuple[bool, bool]:
+        runtime = Runtime(WorkerSettings(), engine=None)
+        runtime.replicator, runtime.param_replica = _Replica(0), _Replica(3)
+        runtime.replicator.caught_up.set()
+        assert not runtime.replicas_current() and runtime.replicas_behind() == 3
+        waiter = asyncio.create_task(runtime.wait_for_replicas())
+        await asyncio.sleep(0.3)
+        early = waiter.done()
+        runtime.param_replica.caught_up.set()
+        await asyncio.wait_for(waiter, 5)
+        return early, runtime.replicas_current()
+
+    assert asyncio.run(drive()) == (False, True)
