@@ -46,7 +46,7 @@ def setup(kafka_broker, producer_factory, tmp_path):
     k = KafkaSettings(bootstrap=kafka_broker.bootstrap, broker_kind=kafka_broker.kind,
                       topic_prefix=f"tr-{uuid.uuid4().hex[:8]}-", partitions=1)
     ensure_topics(k, [k.topic("engagements"), k.topic("parameters")])
-    events = _events(1500)
+    events = _events(800)
     producer = producer_factory()
     for e in events:
         producer.send(k.topic("engagements"), key=e["user_id"].encode(), value=json.dumps(e).encode())
@@ -102,7 +102,7 @@ def test_trainer_learns_the_log_and_publishes_touched_rows(setup, tmp_path, kafk
     k, events, ckpt = setup
     s = _run_through(k, ckpt, tmp_path / "a", len(events), "--sync-every-s", "0.2")
     engaged = [e for e in events if e["kind"] != "impression"]
-    assert s["engagements"] == len(engaged) and s["impressions"] > 0 and s["steps"] > 1000
+    assert s["engagements"] == len(engaged) and s["impressions"] > 0 and s["steps"] > 500
     assert s["syncs"] >= 1 and s["rows_sent"] >= 50
     records = consume_all(k.bootstrap, k.topic("parameters"), s["rows_sent"], timeout_s=30)
     latest = {}
@@ -126,7 +126,7 @@ def test_kill_9_resumes_from_the_snapshot_and_ends_with_the_uninterrupted_table(
     _run_through(k, ckpt, tmp_path / "whole", n, "--app-id", "whole")
     data = tmp_path / "killed"
     proc = _start(k, ckpt, data, "--app-id", "killed", "--batch-size", "8", "--snapshot-every-s", "0.3")
-    _wait(proc, data, lambda s: s["snapshots"] >= 1 and 300 < s["positions"].get("0", 0) < n - 300)
+    _wait(proc, data, lambda s: s["snapshots"] >= 1 and 200 < s["positions"].get("0", 0) < n - 200)
     proc.kill()  # SIGKILL: no last snapshot, no last sync
     proc.wait()
     resumed_from = snapshot.SnapshotMeta.from_json((snapshot.current(data / "snapshots") / "meta.json").read_text())
@@ -160,8 +160,8 @@ def test_trainer_learns_only_what_the_serving_group_committed(setup, tmp_path, k
         _wait(proc, data, lambda s: s["positions"].get("0") == 200)
         time.sleep(1.0)
         assert _stats(data)["positions"]["0"] == 200
-        c.commit({tp: OffsetAndMetadata(700, "", -1)})
-        _wait(proc, data, lambda s: s["positions"].get("0") == 700)
+        c.commit({tp: OffsetAndMetadata(500, "", -1)})
+        _wait(proc, data, lambda s: s["positions"].get("0") == 500)
     finally:
         stop_process(proc, timeout_s=30)
         c.close()
