@@ -55,7 +55,8 @@ def run_variant(name: str, args, ckpt: Path, console: Console) -> dict:
     per_day = by_bucket(report.judged, lambda ts: int((ts - ho.cut_ts) // DAY_S))
     out = {"overall": report.online(), "per_day": {str(d): m for d, m in per_day.items()},
            "param_version_last": report.extra.get("param_version_last"),
-           "trainer": report.extra.get("trainer"), "wall_s": round(time.time() - t0, 1),
+           "trainer": report.extra.get("trainer"), "parameters": report.extra.get("parameters"),
+           "wall_s": round(time.time() - t0, 1),
            "recommendations": report.recommendations_out, "deadlettered": report.deadlettered}
     console.print(f"[bold]{name}[/]: Recall@10 {out['overall']['recall@10']:.4f} nDCG@10 "
                   f"{out['overall']['ndcg@10']:.4f} ({out['overall']['judged']} judged)")

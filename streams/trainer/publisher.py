@@ -27,9 +27,10 @@ class Publisher:
         self.syncs, self.rows_sent, self.tombstones = 0, 0, 0
 
     def resume_version(self, snapshot_version: int) -> None:
-        """Continue above both the snapshot's version and any version already published."""
+        """Continue above both the snapshot's version and any version already published; the
+        first sync is version 1 (0 means the checkpoint's rows on a worker)."""
         published = int(self.high_water.read_text()) if self.high_water.exists() else 0
-        self.memory.version = max(snapshot_version, published + 1 if published else 0)
+        self.memory.version = max(snapshot_version, published + 1, 1)
 
     def records(self) -> list[tuple[bytes, bytes | None]]:
         """(key, value) of every touched row, read under the caller's lock; value None = removed."""

@@ -1,0 +1,45 @@
+"""bench/report_online_training.py: the README section and plot come from the JSON's numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("report_online_training", ROOT / "bench/report_online_training.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _m(r: float, n: int = 10) -> dict:
+    return {"recall@10": r, "ndcg@10": r / 2, "judged": n}
+
+
+def test_section_table_ratio_and_markers(tmp_path, monkeypatch):
+    mod = _load()
+    d = {"events": 100, "checkpoint": "ck", "sync_s": 60.0, "rate": 0.0,
+         "popularity": {"overall": _m(0.05), "per_day": {"0": _m(0.04), "1": _m(0.06)}},
+         "variants": {"frozen": {"overall": _m(0.10), "per_day": {"0": _m(0.1), "1": _m(0.1)}},
+                      "online": {"overall": _m(0.12), "per_day": {"0": _m(0.1), "1": _m(0.14)},
+                                 "trainer": {"engagements": 90, "syncs": 7, "rows_sent": 300},
+                                 "parameters": {"param_version": 7, "param_lag_p50_s": 0.2,
+                                                "param_lag_p99_s": 0.9, "param_lag_n": 300}}}}
+    (tmp_path / "results").mkdir()
+    js = tmp_path / "results/online_training.json"
+    js.write_text(json.dumps(d))
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- results:start -->\nold\n<!-- results:end -->\n")
+    monkeypatch.setattr("sys.argv", ["r", "--json", str(js), "--readme", str(readme)])
+    assert mod.main() == 0
+    text = readme.read_text()
+    assert text.index("online-training:start") < text.index("results:start")
+    assert "| online | 0.1200 | 0.0600 | 10 | 0.100 | 0.140 |" in text
+    assert "| popularity | 0.0500 |" in text and "**1.200x**" in text
+    assert "version 7" in text and "p99 0.90 s" in text
+    assert (tmp_path / "results/online_training.png").stat().st_size > 1000
+    assert mod.main() == 0 and readme.read_text().count("online-training:start") == 1
