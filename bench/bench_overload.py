@@ -114,7 +114,8 @@ def main() -> int:
                           partitions=2)
         ensure_topics(k, [k.topic(t) for t in TOPIC_NAMES])
         worker = WorkerProcess(k, ckpt, args.workdir / "worker", args.workdir / "worker.log",
-                               refresh="session_close", batch_size=64, loglevel="info").start()
+                               refresh="session_close", batch_size=64, loglevel="info",
+                               torch_threads=1).start()  # shares the 2 cores with broker and replay
         try:
             load_items(k, worker, data, len(ho.items), console)
             sat = saturation(k, worker, events[: args.sat_events], args.workdir, console)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
 
 import torch
 
@@ -24,14 +23,18 @@ def autocast_for(device: torch.device):
     return torch.autocast("cuda", dtype=dtype)
 
 
-def one_torch_thread(env: Mapping[str, str] | None = None) -> bool:
-    """True on small machines (<= 4 CPUs) unless env (default os.environ) sets OMP_NUM_THREADS: on
-    2 shared cores, intra-op threads spinning against other processes made small calls ~30x slower."""
-    env = os.environ if env is None else env
-    return "OMP_NUM_THREADS" not in env and (os.cpu_count() or 1) <= 4
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
-def limit_torch_threads() -> None:
-    """One torch thread in this process where one_torch_thread() says so."""
-    if one_torch_thread():
-        torch.set_num_threads(1)
+def set_torch_threads(n: int | None = None) -> int:
+    """n intra-op torch threads (None: every core this process may use); returns the number set.
+    Where other busy processes share the cores, 1 can be much faster: threads spinning against
+    them made small calls ~30x slower on 2 shared cores (the demo sets 1 for that reason)."""
+    n = n or available_cores()
+    torch.set_num_threads(n)
+    return n

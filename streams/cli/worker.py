@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     """Build settings, load the model, create topics, then run the faust worker until stopped."""
     import faust
 
+    from model.device import set_torch_threads
     from streams.kafka.replay import ensure_topics
     from streams.worker.agents import register_agents
     from streams.worker.app import create_app
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.worker.topics import TOPIC_NAMES, declare_tables, declare_topics
 
     settings = WorkerSettings(kafka=kafka_from_args(args), **given(args, WorkerSettings))
+    logger.info("torch threads: %d", set_torch_threads(settings.torch_threads))
     ensure_topics(settings.kafka, [settings.kafka.topic(n) for n in TOPIC_NAMES])
     model, version = load_model(settings)
     logger.info("model %s on %s", version, model.device)

@@ -63,6 +63,9 @@ class DemoOptions:
     live: bool = True  # live recommendation panels
     stall_s: float = 120.0  # give up when nothing new arrives for this long after the replay
     metrics_port: int | None = None  # the worker's Prometheus port (none: a free one)
+    # torch threads of the worker and the trainer: 1, as they share the cores with the broker, the
+    # replay and each other (none: every core each process may use)
+    torch_threads: int | None = 1
     trainer: bool = True  # run `threadrec trainer` beside the worker (a hybrid checkpoint's ID rows)
     # the trainer's sync interval; short because the replay compresses event time
     trainer_sync_s: float = 10.0
@@ -72,10 +75,8 @@ class DemoOptions:
 
 def prepare(opts: DemoOptions, console: Console) -> tuple[Path, HeldOut, Path]:
     """Data dir, held-out period and checkpoint (training the quick one when needed)."""
-    from model.device import limit_torch_threads
     from streams.demo.checkpoint import quick_checkpoint
 
-    limit_torch_threads()
     if opts.data is None:
         from streams.data import ensure_movielens
 
@@ -102,6 +103,7 @@ def prepare(opts: DemoOptions, console: Console) -> tuple[Path, HeldOut, Path]:
 
 def worker_flags(opts: DemoOptions) -> dict:
     return dict(refresh=opts.refresh, batch_size=opts.batch_size, device=opts.device,
+                torch_threads=opts.torch_threads,
                 batch_within_s=0.1, metrics_port=opts.metrics_port or free_port())
 
 

@@ -34,6 +34,7 @@ class TrainerSettings(BaseSettings):
     min_count: int | None = None  # occurrences before an id gets a row (none: the checkpoint's)
     ttl_s: float = Field(0.0, ge=0)  # event seconds without an occurrence before a row expires (0: never)
     seed: int = 0  # negative sampling seed (per event: seed, partition, offset)
+    torch_threads: int | None = Field(None, ge=1)  # torch intra-op threads (none: every core this process may use)
     # train an engagement only after this consumer group (the serving workers) committed past it:
     # every recommendation is served before its engagement is learned (progressive evaluation)
     follow_group: str | None = None

@@ -248,6 +248,10 @@ def run_trainer(settings: TrainerSettings) -> None:
     """Run until SIGTERM/SIGINT, then sync and snapshot once more."""
     import signal
 
+    from model.device import set_torch_threads
+
+    logger.info("torch threads: %d", set_torch_threads(settings.torch_threads))
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

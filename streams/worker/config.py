@@ -25,6 +25,7 @@ class WorkerSettings(BaseSettings):
     app_id: str = "threadrec"  # consumer group; the topic prefix is prepended
     checkpoint: Path | None = None  # EmbSum checkpoint directory (none: untrained heads, warned)
     device: str | None = None  # torch device, e.g. cuda:0 or cpu (none: CUDA when present)
+    torch_threads: int | None = Field(None, ge=1)  # torch intra-op threads (none: every core this process may use)
     batch_size: int = Field(64, ge=1)  # most engagements per micro-batch (stream.take)
     batch_within_s: float = Field(0.2, gt=0)  # longest wait to fill a micro-batch (s)
     top_k: int = Field(10, ge=1)  # recommendations per message

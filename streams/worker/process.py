@@ -22,13 +22,8 @@ class WorkerFailed(ThreadrecError):
 
 
 def worker_env() -> dict[str, str]:
-    """This environment, with OMP_NUM_THREADS=1 where model.device.one_torch_thread says so."""
-    from model.device import one_torch_thread  # loads torch: only when a worker starts
-
-    env = dict(os.environ)
-    if one_torch_thread(env):
-        env["OMP_NUM_THREADS"] = "1"
-    return env
+    """This environment (torch threads come from the --torch-threads flag, not from here)."""
+    return dict(os.environ)
 
 
 def start_replay(k: KafkaSettings, source: Path, rate: float | None, log: Path) -> subprocess.Popen:

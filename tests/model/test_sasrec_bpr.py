@@ -18,13 +18,13 @@ from model.sasrec import SASRecOptions, SASRecRanker
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """One torch thread on small machines (the project's rule, model.device.one_torch_thread): these
-    tiny models are many small calls, which intra-op threads spinning against other processes
-    on 2 shared cores made ~10x slower. Restored afterwards."""
-    from model.device import one_torch_thread
+    """One torch thread on small machines: these tiny models are many small calls, which
+    intra-op threads spinning against other processes on 2 shared cores made ~10x slower.
+    Restored afterwards."""
+    from model.device import available_cores
 
     before = torch.get_num_threads()
-    if one_torch_thread():
+    if available_cores() <= 4:
         torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
