@@ -112,7 +112,7 @@ def hybrid_section(res: dict, command: str) -> list[str]:
         t = tr["hybrid"]["tower"]
         md.append(f"ID half: SASRec tower {t['epochs']} epochs (best {t['best_epoch']}, valid R@10 "
                   f"{fmt(t['best_valid_recall@10'])}, {t['seconds'] / 60:.1f} min), gate fitted on "
-                  f"{tr['hybrid']['held_in_positions']} held-in positions; {tr['hybrid']['id_rows']} ID rows; "
+                  f"{tr['hybrid']['held_in_positions']} {tr['hybrid'].get('fit_on', 'held-in')} positions; {tr['hybrid']['id_rows']} ID rows; "
                   f"{tr['hybrid']['elapsed_s'] / 60:.1f} min in all.")
     for name in ("sasrec", "bpr"):
         if name in tr:

@@ -29,8 +29,9 @@ class HybridConfig:
     row_dropout: float = 0.2
     fusion_epochs: int = 60  # full-batch epochs of the gate fit on held-in positions
     fusion_lr: float = 0.05
-    # held-in positions per user (the last train engagements); 0: fit on the valid split instead
-    fusion_positions: int = 3
+    # where the gate is fitted: 0 = the valid split (the tower then trains on all of train, as the
+    # SASRec baseline does); N > 0 = each user's last N train engagements, cut from the tower's data
+    fusion_positions: int = 0
     fusion_sample: int = 0  # fit the gate on at most this many held-in positions (seeded; 0 = all)
 
     def to_dict(self) -> dict:

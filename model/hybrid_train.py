@@ -56,6 +56,10 @@ def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
     fit_rows, held = split_held_in(users, cfg.fusion_positions, data.cold_items)
     if cfg.fusion_positions == 0:
         held = valid_positions(users, data.valid, data.cold_items)
+    fit_on = "valid" if cfg.fusion_positions == 0 and held else "held-in"
+    if not held:  # no usable valid split: fall back to one held-in position per user
+        logger.warning("no valid positions to fit the gate on; using each user's last train engagement")
+        fit_rows, held = split_held_in(users, 1, data.cold_items)
     if 0 < cfg.fusion_sample < len(held):  # the content scores of each position cost an encoding
         held = random.Random(0).sample(held, cfg.fusion_sample)
     rows_ok = admitted_items(fit_rows, cfg.min_count, data.cold_items)
@@ -67,7 +71,7 @@ def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
     fusion, losses = fit_fusion(fd, cfg)
     gate_curve = tune_gate(fusion, fd)
     copy_content(content_dir, out)
-    facts = {"held_in_positions": len(held), "id_rows": int(present.sum()), "tower": model.facts,
+    facts = {"held_in_positions": len(held), "fit_on": fit_on, "id_rows": int(present.sum()), "tower": model.facts,
              "fusion_loss": [losses[0], losses[-1]], "gate_scale": float(fusion.log_scale.detach().exp()),
              "gate_recall@10": gate_curve,
              "elapsed_s": round(time.time() - t0, 1)}
