@@ -17,6 +17,9 @@ Protocol (times are event time):
     slow     trainer, sync once per event-day;
   and popularity (most engaged before the period, unseen) on the same pairs.
 The replay is compressed (--rate engagements/s of wall time), so sync intervals are event time.
+A separate "lag" run (--lag-rate, default 50 engagements/s offered, wall-clock sync every
+--lag-sync-s, trainer not following the worker) measures sync lag: trainer publish -> row
+applied on the worker (the worker's param_lag_* from record timestamps).
 
     python bench/bench_online_training.py --events 5000 --json results/online_training.json
 """
@@ -39,19 +42,20 @@ from streams.demo.report import by_bucket  # noqa: E402
 from streams.demo.run import DemoOptions, prepare, run_demo  # noqa: E402
 
 DAY_S = 86400.0
-VARIANTS = {"frozen": None, "online": "sync", "slow": DAY_S}
+VARIANTS = {"frozen": None, "online": "sync", "slow": DAY_S, "lag": "lag"}
 
 
 def run_variant(name: str, args, ckpt: Path, console: Console) -> dict:
     """One replay through broker + worker (+ trainer); per-day and overall metrics."""
-    sync = VARIANTS[name]
-    opts = DemoOptions(data=args.data, checkpoint=ckpt, events=args.events, rate=args.rate,
-                       live=False, trainer=sync is not None, workdir=args.workdir / name,
-                       trainer_sync_s=args.sync_s if sync == "sync" else (sync or 60.0),
-                       trainer_sync_clock="event", stall_s=300.0)
+    sync, lag = VARIANTS[name], VARIANTS[name] == "lag"
+    opts = DemoOptions(data=args.data, checkpoint=ckpt, events=args.lag_events if lag else args.events,
+                       rate=args.lag_rate if lag else args.rate, live=False, trainer=sync is not None,
+                       workdir=args.workdir / name, stall_s=300.0,
+                       trainer_sync_s={"sync": args.sync_s, "lag": args.lag_sync_s}.get(sync, sync or 60.0),
+                       trainer_sync_clock="wall" if lag else "event", trainer_follow=not lag)
     t0 = time.time()
     report = run_demo(opts, console)
-    ho = held_out(args.data, holdout_of(args.data), args.events)
+    ho = held_out(args.data, holdout_of(args.data), opts.events)
     per_day = by_bucket(report.judged, lambda ts: int((ts - ho.cut_ts) // DAY_S))
     out = {"overall": report.online(), "per_day": {str(d): m for d, m in per_day.items()},
            "param_version_last": report.extra.get("param_version_last"),
@@ -78,7 +82,10 @@ def main() -> None:
     p.add_argument("--events", type=int, default=5000, help="held-out engagements replayed")
     p.add_argument("--rate", type=float, default=0.0, help="offered engagements/s (0: as fast as possible)")
     p.add_argument("--sync-s", type=float, default=60.0, help="online variant's sync interval (event s)")
-    p.add_argument("--variants", default="frozen,online,slow")
+    p.add_argument("--variants", default="frozen,online,slow,lag")
+    p.add_argument("--lag-rate", type=float, default=50.0, help="offered engagements/s of the lag run")
+    p.add_argument("--lag-sync-s", type=float, default=10.0, help="wall-clock sync interval of the lag run")
+    p.add_argument("--lag-events", type=int, default=1500, help="engagements replayed in the lag run")
     p.add_argument("--workdir", type=Path, default=Path("runs/online-training"))
     p.add_argument("--json", type=Path, default=Path("results/online_training.json"))
     args = p.parse_args()
@@ -87,6 +94,10 @@ def main() -> None:
     args.data = data
     result = {"protocol": __doc__.split("\n\n")[0], "checkpoint": str(ckpt), "events": args.events,
               "rate": args.rate, "sync_s": args.sync_s, "popularity": popularity(args), "variants": {}}
+    if args.json.exists():  # keep the variants of an earlier run on the same checkpoint and events
+        old = json.loads(args.json.read_text())
+        if (old.get("checkpoint"), old.get("events")) == (str(ckpt), args.events):
+            result["variants"] = old["variants"]
     for name in args.variants.split(","):
         result["variants"][name] = run_variant(name, args, ckpt, console)
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,8 @@ def start_trainer(k: KafkaSettings, opts, ckpt: Path, ho: HeldOut, run_dir: Path
     write_jsonl(history, sorted((e for h in ho.history.values() for e in h), key=lambda e: e["ts"]))
     trainer = TrainerProcess(k, ckpt, run_dir / "trainer", opts.workdir / "trainer.log",
                              sync_every_s=opts.trainer_sync_s, sync_clock=opts.trainer_sync_clock,
-                             follow_group="threadrec", history_file=history,
+                             follow_group="threadrec" if opts.trainer_follow else None,
+                             history_file=history,
                              torch_threads=opts.torch_threads).start()
     console.print(f"online trainer: syncs ID rows every {opts.trainer_sync_s:g}s "
                   f"({opts.trainer_sync_clock} clock) to the parameters topic")

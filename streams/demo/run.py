@@ -70,6 +70,8 @@ class DemoOptions:
     # the trainer's sync interval; short because the replay compresses event time
     trainer_sync_s: float = 10.0
     trainer_sync_clock: Literal["wall", "event"] = "wall"  # clock of trainer_sync_s
+    # the trainer learns an engagement only after the worker committed past it (no leakage)
+    trainer_follow: bool = True
     curve_chunks: int = 5  # the report's learning curve: online Recall@10 per this many chunks
 
 
