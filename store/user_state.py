@@ -14,7 +14,7 @@ from .errors import StateCodecError
 logger = logging.getLogger(__name__)
 
 USER_STATE_MAGIC = b"TRUS"
-USER_STATE_FORMAT = 2  # 2 adds `applied`; format 1 still reads (applied empty)
+USER_STATE_FORMAT = 3  # 2 added `applied`, 3 summary_events/summary_ts; formats 1 and 2 still read
 
 # Engagement kinds as stored (uint8); the engagements topic carries the names.
 KIND_CODES: dict[str, int] = {"impression": 0, "view": 1, "click": 2, "like": 3, "share": 4}
@@ -47,6 +47,10 @@ class UserState:
     # source partition -> offset of the last engagement applied to this state, so a
     # redelivered engagement is recognised by the state itself (effectively-once)
     applied: dict[int, int] = field(default_factory=dict)
+    # what the summary (and global embedding) reflects: total_events and event time of its input
+    # (a summary made off the recommendation path lags the history; recommendations report by how much)
+    summary_events: int = 0
+    summary_ts: float = 0.0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, UserState):
@@ -80,7 +84,7 @@ def _validate(s: UserState) -> None:
         raise StateCodecError(f"user {s.user_id!r}: session starts must be sorted within history")
     if len(s.session_keys) != len(s.session_embeddings):
         raise StateCodecError(f"user {s.user_id!r}: one content key per cached session embedding")
-    if s.total_events < 0 or s.events_since_summary < 0:
+    if s.total_events < 0 or s.events_since_summary < 0 or not 0 <= s.summary_events <= s.total_events:
         raise StateCodecError(f"user {s.user_id!r}: counters must be non-negative")
 
 
@@ -102,12 +106,13 @@ def encode_user_state(state: UserState) -> bytes:
     parts = sorted(state.applied)
     w.array(np.array(parts, np.uint32), "<u4")
     w.array(np.array([state.applied[p] for p in parts], np.int64), "<i8")
+    w.pack("Qd", state.summary_events, state.summary_ts)
     return w.frame(USER_STATE_MAGIC, USER_STATE_FORMAT)
 
 
 def decode_user_state(data: bytes) -> UserState:
     """Decode bytes from encode_user_state; raises StateCodecError on anything invalid."""
-    fmt, r = open_frame(data, USER_STATE_MAGIC, {1, USER_STATE_FORMAT}, "user state")
+    fmt, r = open_frame(data, USER_STATE_MAGIC, {1, 2, USER_STATE_FORMAT}, "user state")
     return _read(r, fmt)
 
 
@@ -134,6 +139,10 @@ def _read(r: Reader, fmt: int) -> UserState:
         if len(parts) != len(offsets):
             raise StateCodecError(f"user {state.user_id!r}: applied partitions and offsets disagree")
         state.applied = dict(zip(parts.tolist(), offsets.tolist(), strict=True))
+    if fmt >= 3:
+        state.summary_events, state.summary_ts = r.unpack("Qd")
+    else:  # older states: the summary covered everything before the events counted since
+        state.summary_events = max(0, total - since) if state.summary else 0
     r.finish()
     _validate(state)
     return state

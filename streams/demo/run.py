@@ -7,6 +7,7 @@ read recommendations back live -> report. Everything started is stopped in `fina
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ class DemoOptions:
     quick_minutes: float = 4.0  # training budget of the quick checkpoint
     # worker summary refresh policy (every_event is ~6x slower on CPU)
     refresh: str = "session_close"
+    summary_lane: bool = True  # summaries off the recommendation path (the worker's separate lane)
     batch_size: int = 64  # worker micro-batch size
     partitions: int = 2  # partitions per topic
     device: str | None = None  # torch device for the worker (none: CUDA when present)
@@ -104,7 +106,8 @@ def prepare(opts: DemoOptions, console: Console) -> tuple[Path, HeldOut, Path]:
 
 
 def worker_flags(opts: DemoOptions) -> dict:
-    return dict(refresh=opts.refresh, batch_size=opts.batch_size, device=opts.device,
+    return dict(refresh=opts.refresh, summary_lane=opts.summary_lane, batch_size=opts.batch_size,
+                device=opts.device,
                 torch_threads=opts.torch_threads,
                 batch_within_s=0.1, metrics_port=opts.metrics_port or free_port())
 
@@ -119,7 +122,9 @@ def warm(k: KafkaSettings, opts: DemoOptions, ckpt: Path, ho: HeldOut, console: 
         t0 = time.perf_counter()
         model = EmbSumInference.from_checkpoint(ckpt, device=opts.device)
         ws = WorkerSettings(kafka=k, **{f: v for f, v in worker_flags(opts).items() if v is not None})
-        states = warm_states(model, ws.engine_config(model.config, "warm"), ho.items, ho.history)
+        # bulk warm-up generates every summary itself (no lane runs here)
+        cfg = dataclasses.replace(ws.engine_config(model.config, "warm"), summary_lane=False)
+        states = warm_states(model, cfg, ho.items, ho.history)
         n = publish_states(k, states)
     console.print(f"warm state of {n} users written to the worker's changelog "
                   f"({time.perf_counter() - t0:.1f}s)")

@@ -69,6 +69,9 @@ class EngineConfig:
     max_sessions: int = 8  # g: most recent sessions kept (and encoded) per user
     max_history: int = 60  # most recent engagements kept per user (the open session stays whole)
     refresh: RefreshPolicy = dataclasses.field(default_factory=RefreshPolicy)
+    # generate refreshed summaries off the recommendation path (streams/engine/summary_lane.py);
+    # False: inside the engagement's round (results independent of timing: parity, recomputes)
+    summary_lane: bool = False
     min_engagements: int = 1  # below this many: popularity fallback (Monolith frequency filter)
     ttl_s: float = 30 * 86_400.0  # event-time inactivity after which a user's state is dropped
     popular_window: int = 1000  # recent engagements counted for the fallback

@@ -23,6 +23,7 @@ from streams.engine.popularity import RecentPopularity
 from streams.engine.rounds import ModelRounds
 from streams.engine.sessionizer import append_event, session_keys, sessions
 from streams.engine.state_mapping import BytesStateMapping, StateMapping
+from streams.engine.summary_lane import SummaryLane
 from streams.engine.types import BatchOutcome, EngineStats, EventResult, Task, UserWork
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class Engine:
         self.states = states
         config = config or EngineConfig.from_model(model.config)
         # the model, stores, index, config and counters have one owner, shared with bulk refresh
-        self.rounds = ModelRounds(model, items, index, token_cache, config, EngineStats(), id_half)
+        lane = SummaryLane(model) if config.summary_lane else None
+        self.rounds = ModelRounds(model, items, index, token_cache, config, EngineStats(), id_half, lane)
         self.popularity = RecentPopularity(config.popular_window)
         self.last_batch = EngineStats()
 
@@ -174,7 +176,7 @@ class Engine:
             state.events_since_summary = 0
             work.has_summary = True
         return Task(res.index, user_id, session_keys(state), sessions(state),
-                    set(state.item_ids), refresh, src, work)
+                    set(state.item_ids), refresh, src, work, state.total_events, ts)
 
     def _work(self, works: dict[str, UserWork], user_id: str, ts: float,
               stored: Mapping[str, UserState | None]) -> UserWork:
@@ -183,6 +185,7 @@ class Engine:
         if work is None:
             work = _load(stored.get(user_id), user_id)
             works[user_id] = work
+            self._take_summary(work)
         if work.state.item_ids and ts - work.state.last_seen > self.config.ttl_s:
             self.stats.expired += 1
             # queued tasks keep the old working state; later events start from nothing
@@ -192,16 +195,27 @@ class Engine:
             work.dirty = True
         return work
 
+    def _take_summary(self, work: UserWork) -> None:
+        """Lane mode: write the user's finished summary into its state (if it is newer)."""
+        lane, st = self.rounds.lane, work.state
+        res = lane.take(st.user_id) if lane is not None else None
+        if res is None or not st.summary_events <= res.basis <= st.total_events:
+            return  # none, older than the one held, or made before the state was reset
+        st.summary, st.global_embedding = res.text, res.embedding
+        st.summary_events, st.summary_ts = res.basis, res.ts
+        work.has_summary = work.dirty = True
+
     def _fallback(self, state: UserState, src: dict | None) -> dict[str, Any]:
         self.stats.fallbacks += 1
         top = self.popularity.top(self.config.top_k, set(state.item_ids))
         return self._message(state.user_id, top, state.summary or None, src)
 
     def _message(self, user_id: str, hits: list[tuple[str, float]], summary: str | None,
-                 src: dict | None) -> dict[str, Any]:
-        """A `recommendations` record per the contract in docs/architecture.md."""
+                 src: dict | None, age: dict[str, float] | None = None) -> dict[str, Any]:
+        """A `recommendations` record per the contract in docs/architecture.md; age: how far the
+        summary lags this engagement (events, event-time seconds)."""
         return {"user_id": user_id, "items": [{"item_id": i, "score": s} for i, s in hits],
-                "summary": summary, "model_version": self.config.model_version,
+                "summary": summary, "summary_age": age, "model_version": self.config.model_version,
                 "param_version": self.param_version, "source": src, "produced_ts": time.time()}
 
     @property
@@ -217,7 +231,9 @@ class Engine:
         self.rounds.refresh_summaries(tasks, ws, fresh)
         codes = self.rounds.user_codes(tasks, ws)
         for t, w, hits in zip(tasks, ws, self.rounds.rank(tasks, codes), strict=True):
-            results[t.index].recommendation = self._message(t.user_id, hits, w.state.summary, t.source)
+            age = {"events": t.total - w.state.summary_events, "seconds": t.ts - w.state.summary_ts}
+            results[t.index].recommendation = self._message(t.user_id, hits, w.state.summary or None, t.source,
+                                                            age if w.state.summary else None)
 
     def finalize(self, works: dict[str, UserWork]) -> dict[str, UserState]:
         """Each changed user's final state, with embeddings of its current sessions only."""

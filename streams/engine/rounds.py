@@ -16,6 +16,7 @@ from model.text import ITEM_SEP
 from store import BoundedCache, ItemStore, VectorIndex
 from streams.engine.config import EngineConfig
 from streams.engine.id_half import IdHalf
+from streams.engine.summary_lane import SummaryJob, SummaryLane
 from streams.engine.types import EngineStats, Task, UserWork
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ModelRounds:
     config: EngineConfig
     stats: EngineStats
     id_half: IdHalf | None = None  # a hybrid checkpoint's ID term; None = content only
+    lane: SummaryLane | None = None  # summaries off the recommendation path; None = in the round
 
     def session_texts(self, sessions: list[list[str]]) -> list[str]:
         """Encoder input per session; items removed from the catalogue contribute nothing."""
@@ -104,26 +106,34 @@ class ModelRounds:
 
     def refresh_summaries(self, tasks: list[Task], works: list[UserWork],
                           fresh: dict[int, np.ndarray]) -> None:
-        """Regenerate summary text + global embedding for the tasks whose policy says so."""
+        """Regenerate summary text + global embedding for the tasks whose policy says so; in lane
+        mode queue them instead (the round ranks with the last global embedding)."""
         chosen = [(t, w) for t, w in zip(tasks, works, strict=True) if t.refresh]
         if not chosen:
             return
         states = self.token_states([(t.keys, t.sessions) for t, _ in chosen], fresh)
         users = [[SessionEncoding(w.embeddings[k].astype(np.float32), states[k].astype(np.float32))
                   for k in t.keys] for t, w in chosen]
+        if self.lane is not None:
+            for (t, _), sessions in zip(chosen, users, strict=True):
+                self.lane.submit(SummaryJob(t.user_id, t.total, t.ts, sessions))
+            return
         with self.stats.timed("model"):
             summaries = self.model.summarize(users)
         self.stats.summaries += len(summaries)
-        for (_, w), s in zip(chosen, summaries, strict=True):
+        for (t, w), s in zip(chosen, summaries, strict=True):
             w.state.global_embedding = f16(s.embedding)
             w.state.summary = s.text
+            w.state.summary_events, w.state.summary_ts = t.total, t.ts
 
 
     def user_codes(self, tasks: list[Task], works: list[UserWork]) -> list[np.ndarray]:
         """UPE (m, d) per task from its sessions' embeddings and the user's global embedding."""
         sess = [np.stack([w.embeddings[k] for k in t.keys]).astype(np.float32)
                 for t, w in zip(tasks, works, strict=True)]
-        glob = np.stack([w.state.global_embedding.astype(np.float32) for w in works])
+        # a user whose first summary is still in the lane has no global embedding yet: zeros
+        glob = np.stack([w.state.global_embedding.astype(np.float32) if len(w.state.global_embedding)
+                         else np.zeros(self.model.dim, np.float32) for w in works])
         with self.stats.timed("model"):
             codes = self.model.user_codes(sess, glob)
         out = []

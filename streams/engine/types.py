@@ -43,6 +43,8 @@ class Task:
     refresh: bool
     source: dict[str, Any] | None
     work: UserWork | None = None  # the user's working state this task reads and updates
+    total: int = 0  # the user's total_events at this event (what a summary made here reflects)
+    ts: float = 0.0  # this event's time
 
 
 @dataclass

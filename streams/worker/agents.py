@@ -3,6 +3,7 @@ in tasks."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -51,6 +52,18 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
     async def replicate_items() -> None:
         if runtime.replicator is not None:
             await runtime.replicator.run()
+
+    @app.task
+    async def summary_lane() -> None:
+        lane = runtime.engine.rounds.lane
+        while lane is not None:  # its own thread, not under the engine lock: never blocks a batch
+            try:
+                done = await asyncio.to_thread(lane.run_once) if lane.pending() else 0
+            except Exception:  # a lost summary is regenerated at the next refresh
+                logger.warning("summary lane batch failed", exc_info=True)
+                done = 0
+            if not done:
+                await asyncio.sleep(0.05)
 
     @app.task
     async def replicate_parameters() -> None:

@@ -31,6 +31,8 @@ class WorkerSettings(BaseSettings):
     top_k: int = Field(10, ge=1)  # recommendations per message
     candidates: int = Field(50, ge=1)  # retrieved candidates before the exact rerank
     refresh: str = "every_event"  # summary refresh: every_event|never|session_close|every_n:N|period:S
+    # generate refreshed summaries off the recommendation path (a separate lane, batched across users)
+    summary_lane: bool = False
     session_gap_s: float | None = None  # gap that opens a new session, s (none: the checkpoint's)
     session_max_items: int | None = None  # items that close a session (none: the checkpoint's)
     max_sessions: int | None = None  # sessions kept per user, g (none: the checkpoint's)
@@ -72,4 +74,5 @@ class WorkerSettings(BaseSettings):
         return EngineConfig.from_model(model_cfg, top_k=self.top_k, candidates=self.candidates,
                                        refresh=RefreshPolicy.parse(self.refresh),
                                        min_engagements=self.min_engagements, ttl_s=self.ttl_s,
+                                       summary_lane=self.summary_lane,
                                        model_version=model_version, **over)

@@ -56,8 +56,11 @@ class WorkerProcess:
         if k.topic_prefix:
             cmd += ["--topic-prefix", k.topic_prefix]
         for name, value in flags.items():
-            if value is not None:
-                cmd += ["--" + name.replace("_", "-"), str(value)]
+            flag = name.replace("_", "-")
+            if isinstance(value, bool):  # BooleanOptionalAction flags
+                cmd += [f"--{flag}" if value else f"--no-{flag}"]
+            elif value is not None:
+                cmd += [f"--{flag}", str(value)]
         self.cmd = cmd
         self.proc: subprocess.Popen | None = None
 

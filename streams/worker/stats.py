@@ -44,6 +44,7 @@ def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
             "gaps_repaired": runtime.gaps_repaired, "records_reread": runtime.records_reread,
             "duplicates_skipped": runtime.duplicates_skipped,
             **runtime.param_snapshot(),
+            **(lane.stats() if (lane := runtime.engine.rounds.lane) is not None else {}),
             "pid": os.getpid(), "written_ts": time.time()}
 
 

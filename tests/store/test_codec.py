@@ -152,3 +152,16 @@ def test_crafted_valid_crc_with_wrong_dtype_is_rejected() -> None:
     forged = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
     with pytest.raises(StateCodecError):
         decode_item_record(forged)
+
+
+def test_format_2_states_still_read(user_state_factory) -> None:
+    import zlib
+
+    state = user_state_factory(dim=4)
+    state.summary, state.total_events, state.events_since_summary = "likes drama", 9, 2
+    state.summary_events, state.summary_ts = 7, 123.0
+    data = encode_user_state(state)
+    body = data[:4] + bytes([2]) + data[5:-4 - 16]  # format 2: no summary_events / summary_ts
+    old = decode_user_state(body + struct.pack("<I", zlib.crc32(body)))
+    assert old.summary_events == 7 and old.summary_ts == 0.0  # covered all but the 2 since
+    assert decode_user_state(data) == state

@@ -1,0 +1,110 @@
+"""Summaries off the recommendation path: a bounded lane of summary jobs, run beside the engine.
+
+In lane mode a refresh no longer generates text inside the engagement's round: the round queues
+a job (the user's session encodings as of that engagement) and ranks with the user's last global
+embedding at once. The lane batches jobs across users and generates them in its own thread; a
+result waits here until the user's next batch writes it into the state (engine._work), so the
+state store has one writer. One job per user is kept (a newer one replaces it); past max_jobs
+the oldest is dropped and counted, and that user keeps its older summary until the next refresh.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from model.inference import EmbSumInference, SessionEncoding
+
+
+@dataclass
+class SummaryJob:
+    """One user's summary input as of one engagement."""
+
+    user_id: str
+    basis: int  # the state's total_events at that engagement
+    ts: float  # its event time
+    sessions: list[SessionEncoding]
+    queued: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class SummaryResult:
+    text: str
+    embedding: np.ndarray  # (d,) float16, as stored in the state
+    basis: int
+    ts: float
+    queued: float  # wall clock when the job was queued, and when it was done
+    done: float
+
+
+class SummaryLane:
+    """Jobs in, results out; thread-safe between the engine and the lane's runner."""
+
+    def __init__(self, model: EmbSumInference, max_jobs: int = 1024, batch: int = 16,
+                 max_results: int = 100_000) -> None:
+        # its own tokenizer: the engine's tokenizes concurrently and a fast tokenizer's state
+        # must not be shared across threads
+        self.model = copy.copy(model)
+        self.model.tokenizer = copy.deepcopy(model.tokenizer)
+        self.max_jobs, self.batch, self.max_results = max_jobs, batch, max_results
+        self._jobs: OrderedDict[str, SummaryJob] = OrderedDict()
+        self._results: OrderedDict[str, SummaryResult] = OrderedDict()
+        self._lock = threading.Lock()
+        self.queued = self.dropped = self.done = self.applied = 0
+        self.wait_s: list[float] = []  # queued -> done, recent jobs
+
+    def submit(self, job: SummaryJob) -> None:
+        """Queue a job; it replaces the user's queued one; the oldest goes when full."""
+        with self._lock:
+            self._jobs.pop(job.user_id, None)
+            self._jobs[job.user_id] = job
+            self.queued += 1
+            while len(self._jobs) > self.max_jobs:
+                self._jobs.popitem(last=False)
+                self.dropped += 1
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+    def run_once(self) -> int:
+        """Generate up to `batch` queued summaries (call from the lane's thread); returns how many."""
+        with self._lock:
+            jobs = [self._jobs.popitem(last=False)[1] for _ in range(min(self.batch, len(self._jobs)))]
+        if not jobs:
+            return 0
+        out = self.model.summarize([j.sessions for j in jobs])
+        now = time.monotonic()
+        with self._lock:
+            for j, s in zip(jobs, out, strict=True):
+                old = self._results.get(j.user_id)
+                if old is None or old.basis <= j.basis:
+                    self._results[j.user_id] = SummaryResult(
+                        s.text, np.asarray(s.embedding, np.float32).astype(np.float16), j.basis, j.ts, j.queued, now)
+                self.wait_s = [*self.wait_s[-999:], now - j.queued]
+            while len(self._results) > self.max_results:  # users who never came back
+                self._results.popitem(last=False)
+            self.done += len(jobs)
+        return len(jobs)
+
+    def take(self, user_id: str) -> SummaryResult | None:
+        """The user's finished summary, removed from the lane (None when there is none)."""
+        with self._lock:
+            res = self._results.pop(user_id, None)
+        self.applied += res is not None
+        return res
+
+    def stats(self) -> dict:
+        """Counters and the queued -> done wait (p50/p99 over recent jobs), for the stats file."""
+        with self._lock:
+            waits = np.asarray(self.wait_s)
+            return {"lane_queued": self.queued, "lane_dropped": self.dropped, "lane_done": self.done,
+                    "lane_applied": self.applied, "lane_pending": len(self._jobs),
+                    "lane_results_waiting": len(self._results),
+                    "lane_wait_p50_s": float(np.percentile(waits, 50)) if len(waits) else None,
+                    "lane_wait_p99_s": float(np.percentile(waits, 99)) if len(waits) else None}

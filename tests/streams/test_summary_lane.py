@@ -1,0 +1,66 @@
+"""Summaries off the recommendation path: in lane mode a refresh queues a job and the round ranks
+at once with the last global embedding; the finished summary reaches the state at the user's
+next batch, and each recommendation says how far its summary lags."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streams.engine.summary_lane import SummaryJob
+
+
+def _user_events(events, n):
+    user = events[0]["user_id"]
+    return [e for e in events if e["user_id"] == user][:n]
+
+
+def test_lane_mode_queues_instead_of_generating_and_applies_at_the_next_batch(engine_factory, events):
+    eng = engine_factory(summary_lane=True, refresh=_every_event())
+    mine = _user_events(events, 3)
+    first = eng.process_one(mine[0])
+    lane = eng.rounds.lane
+    assert eng.stats.summaries == 0 and lane.pending() == 1  # nothing generated on the path
+    assert first.recommendation["summary"] is None and len(first.recommendation["items"]) > 0
+    assert lane.run_once() == 1 and lane.pending() == 0
+    second = eng.process_one(mine[1])
+    state = eng.states.get(mine[0]["user_id"])
+    assert state.summary and len(state.global_embedding) == eng.model.dim
+    assert state.summary_events == 1 and state.summary_ts == mine[0]["ts"]
+    assert second.recommendation["summary"] == state.summary
+    assert second.recommendation["summary_age"] == {"events": 1, "seconds": mine[1]["ts"] - mine[0]["ts"]}
+    assert lane.stats()["lane_applied"] == 1 and lane.stats()["lane_wait_p99_s"] >= 0
+
+
+def test_sync_mode_summary_is_fresh_and_lane_results_match_it(engine_factory, events):
+    sync, lane_eng = engine_factory(refresh=_every_event()), engine_factory(summary_lane=True, refresh=_every_event())
+    mine = _user_events(events, 2)
+    s1 = sync.process_one(mine[0]).recommendation
+    assert s1["summary_age"] == {"events": 0, "seconds": 0.0}
+    sync.process_one(mine[1])
+    lane_eng.process_one(mine[0])
+    lane_eng.rounds.lane.run_once()
+    lane_eng.process_one(mine[1])
+    a, b = sync.states.get(mine[0]["user_id"]), lane_eng.states.get(mine[0]["user_id"])
+    # the lane's summary of event 1 equals the synchronous engine's summary after event 1
+    fresh = engine_factory(refresh=_every_event())
+    fresh.process_one(mine[0])
+    ref = fresh.states.get(mine[0]["user_id"])
+    assert b.summary == ref.summary
+    np.testing.assert_array_equal(b.global_embedding, ref.global_embedding)
+    assert a.summary_events == 2 and b.summary_events == 1
+
+
+def test_lane_keeps_one_job_per_user_and_drops_the_oldest_when_full(tiny_model):
+    from streams.engine.summary_lane import SummaryLane
+
+    lane = SummaryLane(tiny_model, max_jobs=2)
+    for user, basis in (("a", 1), ("b", 1), ("a", 2), ("c", 1)):
+        lane.submit(SummaryJob(user, basis, float(basis), []))
+    assert lane.pending() == 2 and lane.dropped == 1 and lane.queued == 4
+    assert list(lane._jobs) == ["a", "c"] and lane._jobs["a"].basis == 2  # b was the oldest
+
+
+def _every_event():
+    from streams.engine.config import RefreshPolicy
+
+    return RefreshPolicy.parse("every_event")
