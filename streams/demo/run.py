@@ -267,5 +267,7 @@ def _report(collector: Collector, worker: WorkerProcess, before: dict, t0: float
                 "fallbacks", "model_s", "store_s", "index_s", "agent_s")
     diff = {c: after.get(c, 0) - before.get(c, 0) for c in counters}
     params = {k: v for k, v in after.items() if k.startswith("param_")}  # sync from the trainer
+    lane = {k: v for k, v in after.items() if k.startswith("lane_")}  # summaries off the path
     return Report(n_in, n_rec, n_dead, [j.latency_s for j in judged], last - t0, judged,
-                  extra={"worker": diff, "deadletter_reasons": dict(reasons), "parameters": params})
+                  extra={"worker": diff, "deadletter_reasons": dict(reasons), "parameters": params,
+                         "summary_lane": lane})
