@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--refresh", default="session_close", help="worker summary refresh policy")
     p.add_argument("--batch-size", type=int, default=64, help="worker micro-batch size")
     p.add_argument("--device", help="torch device of the worker")
+    p.add_argument("--modes", default="lane,inline",
+                   help="summary modes to run in this one run: lane (off the path) and/or inline")
     p.add_argument("--json", type=Path, default=ROOT / "bench/results/streams.json")
     return p.parse_args(argv)
 
@@ -79,18 +81,28 @@ def table(result: dict) -> Table:
     return t
 
 
+def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict:
+    """One replay with summaries in the lane or inline; the trainer stays off (serving only)."""
+    opts = DemoOptions(data=args.data, checkpoint=args.checkpoint, events=args.events, rate=args.rate,
+                       refresh=args.refresh, batch_size=args.batch_size, device=args.device,
+                       live=False, workdir=ROOT / "runs/bench-streams", summary_lane=mode == "lane",
+                       trainer=False)
+    t0 = time.time()
+    rep = run_demo(opts, console)
+    out = {"report": rep.as_json(), "breakdown": breakdown(rep), "total_s": time.time() - t0}
+    console.print(f"[bold]summaries {mode}[/]")
+    console.print(table({"offered_rate": args.rate, **out}))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
-    opts = DemoOptions(data=args.data, checkpoint=args.checkpoint, events=args.events, rate=args.rate,
-                       refresh=args.refresh, batch_size=args.batch_size, device=args.device,
-                       live=False, workdir=ROOT / "runs/bench-streams")
     load = os.getloadavg()[0]
-    t0 = time.time()
-    rep = run_demo(opts, console)
+    modes = {m: run_mode(args, m, console) for m in args.modes.split(",")}
+    first = modes[next(iter(modes))]
     result = {"offered_rate": args.rate, "events": args.events, "refresh": args.refresh,
-              "batch_size": args.batch_size, "report": rep.as_json(), "breakdown": breakdown(rep),
-              "total_s": time.time() - t0,
+              "batch_size": args.batch_size, "modes": modes, **first,
               "checkpoint": str(args.checkpoint or "the demo's cached quick checkpoint"),
               "definitions": {
                   "latency": "engagement record timestamp (produce) -> recommendation consumed",
@@ -100,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
                   "idle_or_outside_agent": "wall time minus the agent's busy time"},
               "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": load,
                           "platform": platform.platform(), "device": args.device or "default"}}
-    console.print(table(result))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"wrote {args.json}")
