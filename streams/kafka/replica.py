@@ -24,6 +24,19 @@ logger = logging.getLogger(__name__)
 Apply = Callable[[int, list], Awaitable[None]]  # (partition, records) -> None
 
 
+async def assign_at(c: AIOKafkaConsumer, topic: str, parts: set[int],
+                    positions: dict[int, int]) -> list[TopicPartition]:
+    """Assign every partition of topic to c, each at its position (none: the beginning)."""
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    c.assign(tps)
+    for tp in tps:
+        if tp.partition in positions:
+            c.seek(tp, positions[tp.partition])
+        else:
+            await c.seek_to_beginning(tp)
+    return tps
+
+
 class TopicReplica:
     """Consumes all of `topic`; apply() gets each partition's records in offset order.
 
@@ -43,13 +56,7 @@ class TopicReplica:
 
     async def start(self) -> None:
         c, parts = await self._connect()
-        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-        c.assign(tps)
-        for tp in tps:
-            if tp.partition in self.positions:
-                c.seek(tp, self.positions[tp.partition])
-            else:
-                await c.seek_to_beginning(tp)
+        tps = await assign_at(c, self.topic, parts, self.positions)
         self.start_ends = {tp.partition: end for tp, end in (await c.end_offsets(tps)).items()}
         self._consumer = c
         self._ready.set()

@@ -31,6 +31,8 @@ class TrainerSettings(BaseSettings):
     negatives: int = Field(100, ge=0)  # uniform negatives per engagement (from rows)
     impressions_kept: int = Field(20, ge=0)  # recent skipped impressions per user (hard negatives)
     lr: float = Field(0.01, gt=0)  # Adagrad learning rate of the rows
+    # also step the history rows the tower reads (the input side), not only the scored rows
+    input_rows: bool = True
     min_count: int | None = None  # occurrences before an id gets a row (none: the checkpoint's)
     ttl_s: float = Field(0.0, ge=0)  # event seconds without an occurrence before a row expires (0: never)
     seed: int = 0  # negative sampling seed (per event: seed, partition, offset)

@@ -93,7 +93,10 @@ class OnlineLearner:
         negatives = sample_negatives(self.catalogue, {item, *hard}, self.settings.negatives, seed)
         candidates = [item, *hard, *negatives]
         step = row_step(self.tower, self.memory.lookup(history)[0], self.memory.lookup(candidates)[0])
-        self.memory.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
+        if self.settings.input_rows:
+            self.memory.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
+        else:
+            self.memory.apply_gradients(candidates, step.candidates)
         s = self.stats
         s.steps, s.loss_sum = s.steps + 1, s.loss_sum + step.loss
         s.recent = [*s.recent[-999:], step.loss]

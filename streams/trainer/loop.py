@@ -26,6 +26,7 @@ from store import IdMemory, MemoryKV
 from store.rocksdict_backend import RocksDictKV
 from streams.errors import ThreadrecError
 from streams.kafka.messages import InvalidMessage, check_key, parse_engagement
+from streams.kafka.replica import assign_at
 from streams.trainer import snapshot
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
@@ -179,14 +180,7 @@ class Trainer:
         c = AIOKafkaConsumer(group_id=self.s.group_id, enable_auto_commit=False,
                              auto_offset_reset="earliest", **k.aiokafka_kwargs())
         await c.start()
-        parts = await _partitions(c, self.topic)
-        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-        c.assign(tps)
-        for tp in tps:
-            if tp.partition in self.positions:
-                c.seek(tp, self.positions[tp.partition])
-            else:
-                await c.seek_to_beginning(tp)
+        await assign_at(c, self.topic, await _partitions(c, self.topic), self.positions)
         return c
 
     def stats(self) -> dict:
