@@ -41,7 +41,7 @@ def facts(d: dict) -> str:
     if "online" in v and "frozen" in v:
         r = v["online"]["overall"]["recall@10"] / max(v["frozen"]["overall"]["recall@10"], 1e-12)
         lines.append(f"- online / frozen Recall@10: **{r:.3f}x** (target >= 1.10x)")
-    for name in ("online", "slow"):
+    for name in ("online", "slow", "lag"):
         if name in v:
             t, p = v[name].get("trainer") or {}, v[name].get("parameters") or {}
             lines.append(f"- {name}: trainer learned {t.get('engagements', 0):,} engagements in "
@@ -49,6 +49,9 @@ def facts(d: dict) -> str:
                          f"version {p.get('param_version')}; publish -> applied lag p50 "
                          f"{_s(p.get('param_lag_p50_s'))}, p99 {_s(p.get('param_lag_p99_s'))} "
                          f"({p.get('param_lag_n', 0)} rows)")
+    if "lag" in v:
+        lines.append("- lag run: the first 1,500 engagements offered at 50/s, wall-clock sync every 10 s, "
+                     "trainer not following the worker (target: p99 <= 2 x the sync interval)")
     return "\n".join(lines) + "\n"
 
 
