@@ -126,6 +126,31 @@ def hybrid_section(res: dict, command: str) -> list[str]:
     return md + ["", f"Reproduce: `{command}`", ""]
 
 
+def cold_section(res: dict) -> list[str]:
+    """The cold split: 10% of late newcomers held out of all training; the slice of test users
+    whose target is one of them, for every model (targets: hybrid >= content-only, > SASRec, BPR)."""
+    c = res.get("cold") or {}
+    h, e = c.get("hybrid", {}).get("full_recall@10"), c.get("embsum", {}).get("full_recall@10")
+    ids = max(c.get("sasrec", {}).get("full_recall@10", 0), c.get("bpr", {}).get("full_recall@10", 0))
+    md = ["### Cold items (hybrid vs baselines on the cold split), one run", "", data_line(res), train_line(res), "",
+          f"- Cold slice: hybrid >= content-only EmbSum on R@10: **{'met' if h >= e else 'missed'}** "
+          f"(hybrid {fmt(h)}, EmbSum {fmt(e)}, {res.get('cold_users')} users)",
+          f"- Cold slice: hybrid above SASRec and BPR on R@10: **{'met' if h > ids else 'missed'}** "
+          f"(hybrid {fmt(h)}, best of the two {fmt(ids)})", "", "All test users:", "", *model_table(res)]
+    return cold_tail(res, md)
+
+
+def cold_tail(res: dict, md: list[str]) -> list[str]:
+    md += ["", f"Cold-item slice: {res.get('cold_users')} test users whose target no model trained on.", "",
+           "| model | R@10 (full) | nDCG@10 (full) | R@50 (full) |", "|---|---|---|---|"]
+    md += [f"| {n} | {fmt(m['full_recall@10'])} | {fmt(m['full_ndcg@10'])} | {fmt(m['full_recall@50'])} |"
+           for n, m in (res.get("cold") or {}).items()]
+    cmd = (f"threadrec data cold --from data/movielens --out data/movielens-cold; threadrec train --data "
+           f"data/movielens-cold ...; threadrec evaluate --data data/movielens-cold --checkpoint "
+           f"{res['checkpoint']['path']} --split test --json results/quality_test_cold.json")
+    return md + ["", f"Reproduce: `{cmd}`", ""]
+
+
 def online_table(online: dict) -> list[str]:
     k = online["protocol"]["k"]
     lines = [f"| policy | Recall@{k} | nDCG@{k} | judged | warm-user Recall@{k} | warm-user nDCG@{k} | judged (warm) "
@@ -283,6 +308,9 @@ def build(results: Path, commands: dict[str, str]) -> str:
         md += hybrid_section(hybrid, "make quality-main quality-eval-hybrid` (or `make quality-hybrid` on an existing "
                              "content checkpoint, then `threadrec evaluate --data data/movielens --checkpoint "
                              f"{hybrid['checkpoint']['path']} --split test --json results/quality_test_hybrid.json")
+    cold = load(results / "quality_test_cold.json")
+    if cold and "hybrid" in cold["models"]:
+        md += cold_section(cold)
     if test:
         md += ["### Targets (content-only EmbSum, earlier run)", "",
                *targets(test, [(label, o) for label, o, _ in onlines]), ""]
