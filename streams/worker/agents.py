@@ -53,6 +53,17 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
         if runtime.replicator is not None:
             await runtime.replicator.run()
 
+    register_summary_lane(app, runtime)
+
+    @app.task
+    async def replicate_parameters() -> None:
+        if runtime.param_replica is not None:
+            await runtime.param_replica.run()
+
+
+def register_summary_lane(app: faust.App, runtime: Runtime) -> None:
+    """A task running the engine's summary lane, if it has one (streams/engine/summary_lane.py)."""
+
     @app.task
     async def summary_lane() -> None:
         lane = runtime.engine.rounds.lane
@@ -64,8 +75,3 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
                 done = 0
             if not done:
                 await asyncio.sleep(0.05)
-
-    @app.task
-    async def replicate_parameters() -> None:
-        if runtime.param_replica is not None:
-            await runtime.param_replica.run()
