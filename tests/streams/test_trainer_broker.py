@@ -120,7 +120,16 @@ def test_trainer_learns_the_log_and_publishes_touched_rows(setup, tmp_path, kafk
         assert np.array_equal(decode_row(last.value)[2].vector, table.get_row(item).vector)
 
 
-def test_kill_9_resumes_from_the_snapshot_and_ends_with_the_uninterrupted_table(setup, tmp_path):
+def _same_table(whole: IdMemory, other: IdMemory) -> None:
+    assert whole.ids() == other.ids()
+    for item in whole.ids():
+        a, b = whole.get_row(item), other.get_row(item)
+        np.testing.assert_allclose(a.vector, b.vector, atol=1e-5)
+        np.testing.assert_allclose(a.accum, b.accum, rtol=1e-5)
+        assert a.updates == b.updates
+
+
+def test_kill_9_and_empty_disk_end_with_the_uninterrupted_table(setup, tmp_path):
     k, events, ckpt = setup
     n = len(events)
     _run_through(k, ckpt, tmp_path / "whole", n, "--app-id", "whole")
@@ -136,12 +145,16 @@ def test_kill_9_resumes_from_the_snapshot_and_ends_with_the_uninterrupted_table(
     killed, killed_meta = _table(data)
     assert whole_meta["stats"]["engagements"] == killed_meta["stats"]["engagements"]  # each learned once
     assert whole_meta["offsets"] == killed_meta["offsets"] == {"0": n}
-    assert whole.ids() == killed.ids()
-    for item in whole.ids():
-        a, b = whole.get_row(item), killed.get_row(item)
-        np.testing.assert_allclose(a.vector, b.vector, atol=1e-5)
-        np.testing.assert_allclose(a.accum, b.accum, rtol=1e-5)
-        assert a.updates == b.updates
+    _same_table(whole, killed)
+    # empty disk: the group's committed offsets say "done", but the table is gone, so the trainer
+    # must re-learn the whole log on top of the checkpoint, not resume at the committed offsets
+    import shutil
+
+    shutil.rmtree(data)
+    _run_through(k, ckpt, data, n, "--app-id", "killed")
+    wiped, wiped_meta = _table(data)
+    assert wiped_meta["stats"]["engagements"] == whole_meta["stats"]["engagements"]
+    _same_table(whole, wiped)
 
 
 def test_trainer_learns_only_what_the_serving_group_committed(setup, tmp_path, kafka_broker):
