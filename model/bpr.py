@@ -4,9 +4,7 @@ the user has not engaged with, early-stopped on valid Recall@10. A classic ID ba
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 from torch import nn
 
 from model.baselines import Ranker
+from model.early_stop import early_stopped
 from model.metrics import full_ranking_metrics
 
 logger = logging.getLogger(__name__)
@@ -81,33 +79,19 @@ class BPRRanker(Ranker):
         return self
 
     def _train(self, pairs: torch.Tensor, valid_rows: list[tuple[int, int]], progress: bool) -> dict[str, Any]:
-        opts, t0 = self.opts, time.time()
-        opt = torch.optim.Adam([self.p.weight, self.q.weight], lr=opts.lr)
-        gen = torch.Generator().manual_seed(opts.seed)
-        best, best_state, best_epoch, curve, stopped = (-1.0, -1.0), None, 0, [], "max_epochs"
-        with Progress(disable=not progress) as bar:
-            task = bar.add_task("BPR epochs", total=opts.max_epochs)
-            for epoch in range(opts.max_epochs):
-                loss = self._epoch(opt, pairs, gen)
-                score = self.valid_metrics(valid_rows)
-                curve.append({"epoch": epoch, "loss": round(loss, 4), "valid_recall@10": round(score[0], 4),
-                              "valid_ndcg@10": round(score[1], 4), "seconds": round(time.time() - t0, 1)})
-                if score > best:
-                    best, best_epoch = score, epoch
-                    best_state = (self.p.weight.detach().clone(), self.q.weight.detach().clone())
-                bar.update(task, advance=1, description=f"BPR loss {loss:.3f} valid R@10 {score[0]:.4f} "
-                                                        f"(best {best[0]:.4f} at {best_epoch})")
-                if epoch - best_epoch >= opts.patience or time.time() - t0 > 60 * opts.max_minutes:
-                    stopped = "patience" if epoch - best_epoch >= opts.patience else "budget"
-                    break
-        if best_state is not None:
-            with torch.no_grad():
-                self.p.weight.copy_(best_state[0])
-                self.q.weight.copy_(best_state[1])
-        logger.info("BPR: best valid R@10 %.4f at epoch %d of %d", best[0], best_epoch, len(curve))
-        return {"epochs": len(curve), "best_epoch": best_epoch, "best_valid_recall@10": best[0],
-                "best_valid_ndcg@10": best[1], "pairs": len(pairs), "seconds": round(time.time() - t0, 1),
-                "stopped_by": stopped, "options": dataclasses.asdict(opts), "curve": curve}
+        opt = torch.optim.Adam([self.p.weight, self.q.weight], lr=self.opts.lr)
+        gen = torch.Generator().manual_seed(self.opts.seed)
+        facts = early_stopped("BPR", self.opts, lambda: self._epoch(opt, pairs, gen),
+                              lambda: self.valid_metrics(valid_rows), self._weights, self._set_weights, progress)
+        return {**facts, "pairs": len(pairs)}
+
+    def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.p.weight.detach().clone(), self.q.weight.detach().clone()
+
+    @torch.no_grad()
+    def _set_weights(self, state: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.p.weight.copy_(state[0])
+        self.q.weight.copy_(state[1])
 
     def negatives(self, u: torch.Tensor, gen: torch.Generator, tries: int = 20) -> torch.Tensor:
         """One item per user drawn uniformly from the items with a factor that the user has not

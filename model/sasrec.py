@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 from torch import nn
 
 from model.baselines import Ranker
+from model.early_stop import early_stopped
 from model.metrics import full_ranking_metrics
 
 logger = logging.getLogger(__name__)
@@ -172,34 +171,14 @@ def fit_sasrec(data, rows: Sequence[dict[str, Any]], admitted: set[str], opts: S
 
 
 def _train(model: SASRec, x: torch.Tensor, y: torch.Tensor, valid: ValidSet, progress: bool) -> SASRec:
-    """AdamW epochs over the windows; after each, full-ranking Recall@10 on valid (nDCG@10 breaks
-    ties); stop after `patience` epochs without a better one or past the budget; keep the best."""
-    opts, t0 = model.opts, time.time()
+    """AdamW epochs over the windows, early-stopped on valid full-ranking Recall@10; keep the best."""
+    opts = model.opts
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
-    best, best_state, best_epoch, curve, stopped = (-1.0, -1.0), None, 0, [], "max_epochs"
-    with Progress(disable=not progress) as bar:
-        task = bar.add_task("SASRec epochs", total=opts.max_epochs)
-        for epoch in range(opts.max_epochs):
-            loss = _epoch(model, opt, x, y, gen)
-            score = valid.metrics(model)
-            curve.append({"epoch": epoch, "loss": round(loss, 4), "valid_recall@10": round(score[0], 4),
-                          "valid_ndcg@10": round(score[1], 4), "seconds": round(time.time() - t0, 1)})
-            if score > best:
-                best, best_epoch = score, epoch
-                best_state = {k: v.clone() for k, v in model.state_dict().items()}
-            bar.update(task, advance=1, description=f"SASRec loss {loss:.3f} valid R@10 {score[0]:.4f} "
-                                                    f"(best {best[0]:.4f} at {best_epoch})")
-            if epoch - best_epoch >= opts.patience or time.time() - t0 > 60 * opts.max_minutes:
-                stopped = "patience" if epoch - best_epoch >= opts.patience else "budget"
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.facts = {"epochs": len(curve), "best_epoch": best_epoch, "best_valid_recall@10": best[0],
-                   "best_valid_ndcg@10": best[1], "windows": len(x), "seconds": round(time.time() - t0, 1),
-                   "stopped_by": stopped,
-                   "options": dataclasses.asdict(opts), "curve": curve}
-    logger.info("SASRec: best valid R@10 %.4f at epoch %d of %d", best[0], best_epoch, len(curve))
+    facts = early_stopped("SASRec", opts, lambda: _epoch(model, opt, x, y, gen), lambda: valid.metrics(model),
+                          lambda: {k: v.clone() for k, v in model.state_dict().items()},
+                          model.load_state_dict, progress)
+    model.facts = {**facts, "windows": len(x)}
     return model.eval()
 
 
