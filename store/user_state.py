@@ -14,7 +14,7 @@ from .errors import StateCodecError
 logger = logging.getLogger(__name__)
 
 USER_STATE_MAGIC = b"TRUS"
-USER_STATE_FORMAT = 3  # 2 added `applied`, 3 summary_events/summary_ts; formats 1 and 2 still read
+USER_STATE_FORMAT = 4  # 2 added `applied`, 3 summary_events/summary_ts, 4 earlier_items; 1-3 still read
 
 # Engagement kinds as stored (uint8); the engagements topic carries the names.
 KIND_CODES: dict[str, int] = {"impression": 0, "view": 1, "click": 2, "like": 3, "share": 4}
@@ -51,6 +51,9 @@ class UserState:
     # (a summary made off the recommendation path lags the history; recommendations report by how much)
     summary_events: int = 0
     summary_ts: float = 0.0
+    # distinct items trimmed from the kept history, most recent last (bounded by the engine), so
+    # a long history's older items are still never recommended again
+    earlier_items: list[str] = field(default_factory=list)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, UserState):
@@ -62,6 +65,10 @@ class UserState:
     @property
     def num_sessions(self) -> int:
         return len(self.session_starts)
+
+    def seen_items(self) -> set[str]:
+        """Every item this user engaged with that the state remembers (kept and earlier)."""
+        return {*self.item_ids, *self.earlier_items}
 
     def session_item_ids(self, index: int) -> list[str]:
         """Item ids of session `index` (sessions run from their start to the next start)."""
@@ -107,12 +114,13 @@ def encode_user_state(state: UserState) -> bytes:
     w.array(np.array(parts, np.uint32), "<u4")
     w.array(np.array([state.applied[p] for p in parts], np.int64), "<i8")
     w.pack("Qd", state.summary_events, state.summary_ts)
+    w.texts(state.earlier_items)
     return w.frame(USER_STATE_MAGIC, USER_STATE_FORMAT)
 
 
 def decode_user_state(data: bytes) -> UserState:
     """Decode bytes from encode_user_state; raises StateCodecError on anything invalid."""
-    fmt, r = open_frame(data, USER_STATE_MAGIC, {1, 2, USER_STATE_FORMAT}, "user state")
+    fmt, r = open_frame(data, USER_STATE_MAGIC, {1, 2, 3, USER_STATE_FORMAT}, "user state")
     return _read(r, fmt)
 
 
@@ -143,6 +151,8 @@ def _read(r: Reader, fmt: int) -> UserState:
         state.summary_events, state.summary_ts = r.unpack("Qd")
     else:  # older states: the summary covered everything before the events counted since
         state.summary_events = max(0, total - since) if state.summary else 0
+    if fmt >= 4:
+        state.earlier_items = r.texts()
     r.finish()
     _validate(state)
     return state

@@ -37,7 +37,7 @@ def append_only(eng: Engine, user_id: str, events: Sequence[Mapping[str, Any]],
         item_id, ts = str(ev["item_id"]), float(ev["ts"])
         if ev.get("kind") == "impression" or item_id not in eng.items:
             continue
-        append_event(st, item_id, ts, str(ev.get("kind") or "click"), cfg.session_rule)
+        append_event(st, item_id, ts, str(ev.get("kind") or "click"), cfg.session_rule, cfg.max_seen)
         st.total_events += 1
         st.last_seen = max(float(st.last_seen), ts)
         if observe:
@@ -61,7 +61,7 @@ def refresh_users(eng: Engine, events_by_user: Mapping[str, Sequence[Mapping[str
         works[user_id] = work
         if st.total_events >= eng.config.min_engagements and st.num_sessions:
             st.events_since_summary = 0
-            tasks.append(Task(len(tasks), user_id, session_keys(st), sessions(st), set(st.item_ids),
+            tasks.append(Task(len(tasks), user_id, session_keys(st), sessions(st), st.seen_items(),
                               True, None, work))
     for k in range(0, len(tasks), batch_users):
         chunk = tasks[k:k + batch_users]

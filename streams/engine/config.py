@@ -68,6 +68,8 @@ class EngineConfig:
     session_max_items: int = 10  # a session holding this many items is closed
     max_sessions: int = 8  # g: most recent sessions kept (and encoded) per user
     max_history: int = 60  # most recent engagements kept per user (the open session stays whole)
+    # distinct items remembered beyond the kept history, never recommended again (0: none)
+    max_seen: int = 1000
     refresh: RefreshPolicy = dataclasses.field(default_factory=RefreshPolicy)
     # generate refreshed summaries off the recommendation path (streams/engine/summary_lane.py);
     # False: inside the engagement's round (results independent of timing: parity, recomputes)

@@ -159,7 +159,7 @@ class Engine:
             res.skipped = "duplicate"  # its recommendation went out before the state was written
             return None
         prev_ts = float(state.last_seen)
-        opened = append_event(state, item_id, ts, ev["kind"], cfg.session_rule)
+        opened = append_event(state, item_id, ts, ev["kind"], cfg.session_rule, cfg.max_seen)
         state.total_events += 1
         state.events_since_summary += 1
         state.last_seen = max(prev_ts, ts)
@@ -176,7 +176,7 @@ class Engine:
             state.events_since_summary = 0
             work.has_summary = True
         return Task(res.index, user_id, session_keys(state), sessions(state),
-                    set(state.item_ids), refresh, src, work, state.total_events, ts)
+                    state.seen_items(), refresh, src, work, state.total_events, ts)
 
     def _work(self, works: dict[str, UserWork], user_id: str, ts: float,
               stored: Mapping[str, UserState | None]) -> UserWork:
@@ -207,7 +207,7 @@ class Engine:
 
     def _fallback(self, state: UserState, src: dict | None) -> dict[str, Any]:
         self.stats.fallbacks += 1
-        top = self.popularity.top(self.config.top_k, set(state.item_ids))
+        top = self.popularity.top(self.config.top_k, state.seen_items())
         return self._message(state.user_id, top, state.summary or None, src)
 
     def _message(self, user_id: str, hits: list[tuple[str, float]], summary: str | None,

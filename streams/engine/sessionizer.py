@@ -13,8 +13,10 @@ from store import KIND_CODES, UserState, session_content_key
 logger = logging.getLogger(__name__)
 
 
-def append_event(state: UserState, item_id: str, ts: float, kind: str, rule: SessionRule) -> bool:
-    """Append an engagement in place and trim; return True when it opened a new session."""
+def append_event(state: UserState, item_id: str, ts: float, kind: str, rule: SessionRule,
+                 remember: int = 0) -> bool:
+    """Append an engagement in place and trim; return True when it opened a new session.
+    Trimmed items join state.earlier_items, of which the last `remember` distinct ones are kept."""
     n = len(state.item_ids)
     last = float(state.timestamps[-1]) if n else None
     starts = state.session_starts.astype(np.int64).tolist()
@@ -26,11 +28,24 @@ def append_event(state: UserState, item_id: str, ts: float, kind: str, rule: Ses
     state.kinds = np.append(state.kinds, KIND_CODES[kind]).astype(np.uint8)
     cut, starts = trim(starts, n + 1, rule)
     if cut:
+        remember_earlier(state, state.item_ids[:cut], remember)
         state.item_ids = state.item_ids[cut:]
         state.timestamps = state.timestamps[cut:]
         state.kinds = state.kinds[cut:]
     state.session_starts = np.array(starts, np.uint32)
     return opened
+
+
+def remember_earlier(state: UserState, dropped: list[str], remember: int) -> None:
+    """Move `dropped` to the end of earlier_items (distinct, most recent last), keep `remember`."""
+    if remember <= 0:
+        state.earlier_items = []
+        return
+    order = dict.fromkeys(state.earlier_items)
+    for item in dropped:  # a repeated item moves to its latest sighting
+        order.pop(item, None)
+        order[item] = None
+    state.earlier_items = list(order)[-remember:]
 
 
 def sessions(state: UserState) -> list[list[str]]:

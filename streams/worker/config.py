@@ -37,6 +37,7 @@ class WorkerSettings(BaseSettings):
     session_max_items: int | None = None  # items that close a session (none: the checkpoint's)
     max_sessions: int | None = None  # sessions kept per user, g (none: the checkpoint's)
     min_engagements: int = Field(1, ge=1)  # engagements before personalising (else popularity)
+    max_seen: int = Field(1000, ge=0)  # items beyond the kept history never recommended again
     ttl_s: float = Field(30 * 86_400.0, gt=0)  # event-time inactivity that drops a user's state
     sweep_every_s: float = Field(60.0, gt=0)  # how often the expiry sweep runs (wall time)
     index_snapshot_every_s: float = Field(300.0, gt=0)  # how often the FAISS index is saved
@@ -74,5 +75,6 @@ class WorkerSettings(BaseSettings):
         return EngineConfig.from_model(model_cfg, top_k=self.top_k, candidates=self.candidates,
                                        refresh=RefreshPolicy.parse(self.refresh),
                                        min_engagements=self.min_engagements, ttl_s=self.ttl_s,
+                                       max_seen=self.max_seen,
                                        summary_lane=self.summary_lane,
                                        model_version=model_version, **over)

@@ -47,8 +47,9 @@ ids = st.lists(st.text(max_size=12), max_size=20)
     summary=st.text(max_size=50),
     counters=st.tuples(st.integers(0, 2**40), st.integers(0, 2**31), st.integers(-(2**40), 2**40)),
     seen=st.floats(allow_nan=False),
+    earlier=ids,
 )
-def test_any_state_round_trips(user_id, items, g, d, m, summary, counters, seen) -> None:
+def test_any_state_round_trips(user_id, items, g, d, m, summary, counters, seen, earlier) -> None:
     rng = np.random.default_rng(len(items))
     n = len(items)
     state = UserState(
@@ -66,6 +67,7 @@ def test_any_state_round_trips(user_id, items, g, d, m, summary, counters, seen)
         events_since_summary=counters[1],
         version=counters[2],
         last_seen=seen,
+        earlier_items=earlier,
     )
     assert decode_user_state(encode_user_state(state)) == state
 
@@ -161,7 +163,18 @@ def test_format_2_states_still_read(user_state_factory) -> None:
     state.summary, state.total_events, state.events_since_summary = "likes drama", 9, 2
     state.summary_events, state.summary_ts = 7, 123.0
     data = encode_user_state(state)
-    body = data[:4] + bytes([2]) + data[5:-4 - 16]  # format 2: no summary_events / summary_ts
+    body = data[:4] + bytes([2]) + data[5:-4 - 4 - 16]  # format 2: no summary_* / earlier_items
     old = decode_user_state(body + struct.pack("<I", zlib.crc32(body)))
     assert old.summary_events == 7 and old.summary_ts == 0.0  # covered all but the 2 since
     assert decode_user_state(data) == state
+
+
+def test_format_3_states_still_read_with_no_earlier_items(user_state_factory) -> None:
+    import zlib
+
+    state = user_state_factory(dim=4)
+    data = encode_user_state(state)
+    body = data[:4] + bytes([3]) + data[5:-4 - 4]  # format 3: no earlier_items (an empty list)
+    assert decode_user_state(body + struct.pack("<I", zlib.crc32(body))) == state
+    state.earlier_items = ["i9", "i3", "\u00e9t\u00e9"]
+    assert decode_user_state(encode_user_state(state)).earlier_items == ["i9", "i3", "\u00e9t\u00e9"]

@@ -193,3 +193,19 @@ def test_a_65_click_burst_is_sessionised_by_the_engine_as_in_training(engine_fac
     assert st_.session_keys.tolist() == [session_content_key(s) for s in offline]
     np.testing.assert_allclose(st_.upe.astype(np.float32), _full_recompute(eng, burst),
                                atol=2e-3, rtol=1e-3)
+
+
+def test_items_trimmed_from_history_are_still_never_recommended(engine_factory):
+    # 25 of the 30 items, one per session: history keeps 2, the other 23 are only remembered
+    eng = engine_factory(max_sessions=2, max_history=2, max_seen=1000, top_k=5)
+    clicks = [{"user_id": "u", "item_id": f"i{k}", "ts": 1e6 + 7200.0 * k, "kind": "click"}
+              for k in range(25)]
+    out = eng.process_engagements(clicks)
+    state = eng.states.get("u")
+    assert len(state.item_ids) == 2 and len(state.earlier_items) == 23
+    assert all(set(x["item_id"] for x in r.recommendation["items"]) <= {f"i{k}" for k in range(25, 30)}
+               | {f"i{j}" for j in range(k + 1, 25)} for k, r in enumerate(out))
+    # without the memory, trimmed items come back (the check above can fail)
+    forgetful = engine_factory(max_sessions=2, max_history=2, max_seen=0, top_k=5)
+    last = forgetful.process_engagements(clicks)[-1].recommendation["items"]
+    assert {x["item_id"] for x in last} & {f"i{k}" for k in range(23)}

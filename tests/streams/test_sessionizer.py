@@ -133,3 +133,15 @@ def test_session_keys_change_only_for_the_session_that_grew():
     append_event(state, "c", 510, "click", RULE)
     after = session_keys(state)
     assert after[0] == before[0] and after[1] != before[1]
+
+
+def test_trimmed_items_are_remembered_distinct_latest_last_and_bounded():
+    rule = SessionRule(100.0, 2, 1, 2)  # one session of two: every third click trims
+    state = UserState("u")
+    for k, item in enumerate(["a", "b", "c", "a", "d", "e", "f"]):
+        append_event(state, item, float(k * 1000), "click", rule, remember=3)
+    assert state.item_ids == ["f"]
+    assert state.earlier_items == ["a", "d", "e"]  # "a" moved to its latest sighting; "b", "c" fell off
+    assert state.seen_items() == {"a", "d", "e", "f"}
+    append_event(state, "g", 9000.0, "click", rule, remember=0)
+    assert state.earlier_items == [] and state.seen_items() == {"g"}
