@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from model.config import EmbSumConfig
-from model.device import autocast_for, pick_device
+from model.device import pick_device
 from model.inference import EmbSumInference
+from model.numerics import autocast
 
 
 def matmul_flops(device: torch.device, n: int = 1024, reps: int = 5) -> float:
@@ -50,7 +51,7 @@ def run(batch: int, tokens: int, reps: int, device: str | None) -> dict:
     inf = EmbSumInference.pretrained(EmbSumConfig(m=4, n=2, max_session_tokens=tokens), device=dev)
     ids = torch.randint(1000, 20000, (batch, tokens), device=dev)
     mask = torch.ones_like(ids, dtype=torch.bool)
-    with torch.no_grad(), autocast_for(dev):
+    with torch.no_grad(), autocast(dev, "bf16" if dev.type == "cuda" else "fp32"):
         inf.model.encode_sessions(ids, mask)  # warm-up
         sync(dev)
         t = time.perf_counter()

@@ -10,6 +10,11 @@ from typing import Any, Literal
 _PRIVATE_FIELDS = ("llm_api_key",)
 
 
+# how inference computes (model/numerics.py); defined here, torch-free, for configs and CLIs
+InferenceMode = Literal["auto", "fp32", "int8", "bf16"]
+INFERENCE_MODES: tuple[str, ...] = ("auto", "fp32", "int8", "bf16")
+
+
 @dataclass
 class EmbSumConfig:
     """Model + data-shaping configuration; stored in a checkpoint's config.json."""

@@ -200,15 +200,16 @@ def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: boo
 def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "test",
              max_users: int | None = None, device: str | None = None, progress: bool = True,
              baselines: bool = True, sasrec_minutes: float = 15.0, bpr_minutes: float = 5.0,
-             id_baselines: bool = True) -> dict[str, Any]:
+             id_baselines: bool = True, mode: str = "fp32") -> dict[str, Any]:
     """All models on one split: {"models": {name: metrics}, "data": {...}, "checkpoint": {...},
     "training": {name: facts} for the models trained here or carried by the checkpoint, and,
     when the data has cold items and split is test, "cold": {name: metrics} over the test users
-    whose target is a cold item}. id_baselines=False (or a 0-minute budget) skips SASRec/BPR."""
+    whose target is a cold item}. id_baselines=False (or a 0-minute budget) skips SASRec/BPR.
+    mode: the checkpoint's numerics (model/numerics.py; fp32 is exact)."""
     if split not in ("test", "valid"):
         raise DataDirError(f"unknown split {split!r} (test or valid)")
     data = load_prepared(data_dir)
-    inf = EmbSumInference.from_checkpoint(checkpoint, device) if checkpoint else None
+    inf = EmbSumInference.from_checkpoint(checkpoint, device, mode) if checkpoint else None
     hist = split_history(data, split)
     imps = select_impressions(data, split, max_users)
     users = list(dict.fromkeys(r["user_id"] for r in imps))
@@ -235,7 +236,8 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     result["cold_users"] = len(cold_users)
     result["data"] = {"dir": str(data_dir), "split": split, "impressions": len(imps), "users": len(users),
                       "full_ranking_users": len(users_full), "items": len(data.items), "meta": data.meta}
-    result["checkpoint"] = ({"path": str(checkpoint), "config": inf.config.to_dict(), "metadata": inf.metadata}
+    result["checkpoint"] = ({"path": str(checkpoint), "config": inf.config.to_dict(), "metadata": inf.metadata,
+                             "inference": inf.mode}
                             if inf else None)
     return result
 

@@ -19,8 +19,9 @@ import torch
 from model.backbones import build_backbone, load_tokenizer
 from model.batching import pad_ragged, tokenize, unpad_states
 from model.config import EmbSumConfig
-from model.device import autocast_for, pick_device
+from model.device import pick_device
 from model.embsum import EmbSum
+from model.numerics import autocast, prepare, resolve_mode
 
 logger = logging.getLogger(__name__)
 
@@ -64,28 +65,30 @@ class EmbSumInference:
 
     batch_size: int = 32
 
-    def __init__(self, model: EmbSum, tokenizer, device: torch.device, metadata: dict | None = None):
-        self.model = model.to(device).eval()
+    def __init__(self, model: EmbSum, tokenizer, device: torch.device, metadata: dict | None = None,
+                 mode: str = "fp32"):
+        self.mode = resolve_mode(mode, device)  # model/numerics.py: fp32 is exact, auto is fastest
+        self.model = prepare(model.to(device).eval(), self.mode)
         self.tokenizer, self.device = tokenizer, device
         self.config: EmbSumConfig = model.cfg
         self.dim: int = model.dim
         self.metadata = metadata or {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> EmbSumInference:
+    def from_checkpoint(cls, path: str | Path, device: str | None = None, mode: str = "fp32") -> EmbSumInference:
         """Load a checkpoint directory written by model.checkpoint.save_checkpoint."""
         from model.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path, device=device)
-        return cls(ckpt.model, ckpt.tokenizer, ckpt.device, ckpt.metadata)
+        return cls(ckpt.model, ckpt.tokenizer, ckpt.device, ckpt.metadata, mode)
 
     @classmethod
-    def pretrained(cls, config: EmbSumConfig | None = None, device=None) -> EmbSumInference:
+    def pretrained(cls, config: EmbSumConfig | None = None, device=None, mode: str = "fp32") -> EmbSumInference:
         """Untrained heads on the pretrained backbone (packaged MiniLM by default)."""
         cfg = config or EmbSumConfig()
         torch.manual_seed(0)  # untrained heads still reproducible across processes
         tok = load_tokenizer(cfg)
-        return cls(EmbSum(cfg, build_backbone(cfg, tok)), tok, pick_device(device))
+        return cls(EmbSum(cfg, build_backbone(cfg, tok)), tok, pick_device(device), mode=mode)
 
     @torch.no_grad()
     def encode_items(self, texts: list[str]) -> ItemEncoding:
@@ -93,7 +96,7 @@ class EmbSumInference:
         out = []
         for i in range(0, len(texts), self.batch_size):
             ids, mask = tokenize(self.tokenizer, texts[i:i + self.batch_size], self.config.max_item_tokens, self.device)
-            with autocast_for(self.device):
+            with autocast(self.device, self.mode):
                 out.append(_np(self.model.item_codes(ids, mask)))
         cpe = np.concatenate(out) if out else np.zeros((0, self.config.n, self.dim), np.float32)
         return ItemEncoding(cpe=cpe, retrieval=cpe.mean(axis=1))
@@ -105,7 +108,7 @@ class EmbSumInference:
         for i in range(0, len(texts), self.batch_size):
             ids, mask = tokenize(self.tokenizer, texts[i:i + self.batch_size], self.config.history_token_limit(),
                                  self.device, keep=_keep(self.config))
-            with autocast_for(self.device):
+            with autocast(self.device, self.mode):
                 emb, states = self.model.encode_sessions(ids, mask)
             for e, s in zip(emb, unpad_states(states, mask), strict=True):
                 res.append(SessionEncoding(embedding=_np(e), token_states=_np(s)))
@@ -119,7 +122,7 @@ class EmbSumInference:
             rows = [torch.from_numpy(np.concatenate([s.token_states for s in u])).to(self.device)
                     for u in users[i:i + self.batch_size]]
             enc, enc_mask = pad_ragged(rows)  # (U, L, d)
-            with autocast_for(self.device):
+            with autocast(self.device, self.mode):
                 toks, glob = self.model.generate(enc, enc_mask)
             texts = self.tokenizer.batch_decode(toks, skip_special_tokens=True)
             res += [Summary(text=t, embedding=_np(g), tokens=k) for t, g, k in zip(texts, glob, toks, strict=True)]

@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from model.config import INFERENCE_MODES
 from streams.cli.train import ModelCommandError
 
 
@@ -18,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["test", "valid"], default="test")
     p.add_argument("--max-users", type=int, default=None, help="evaluate only the first N users")
     p.add_argument("--device", default=None)
+    p.add_argument("--inference", choices=INFERENCE_MODES, default="fp32",
+                   help="the checkpoint's numerics (fp32 exact; int8/bf16: see bench/bench_inference.py)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-baselines", action="store_true", help="score the checkpoint only")
     p.add_argument("--no-id-baselines", action="store_true",
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(args.data, args.checkpoint, split=args.split, max_users=args.max_users,
                           device=args.device, progress=not args.no_progress,
                           baselines=not args.no_baselines, sasrec_minutes=args.sasrec_minutes,
-                          bpr_minutes=args.bpr_minutes, id_baselines=not args.no_id_baselines)
+                          bpr_minutes=args.bpr_minutes, id_baselines=not args.no_id_baselines,
+                          mode=args.inference)
     except ModelError as e:
         raise ModelCommandError(str(e)) from e
     print_table(result)

@@ -120,8 +120,8 @@ def warm(k: KafkaSettings, opts: DemoOptions, ckpt: Path, ho: HeldOut, console: 
 
     with console.status(f"warming {len(ho.history)} users from their earlier history"):
         t0 = time.perf_counter()
-        model = EmbSumInference.from_checkpoint(ckpt, device=opts.device)
         ws = WorkerSettings(kafka=k, **{f: v for f, v in worker_flags(opts).items() if v is not None})
+        model = EmbSumInference.from_checkpoint(ckpt, opts.device, ws.inference)  # the worker's numerics
         # bulk warm-up generates every summary itself (no lane runs here)
         cfg = dataclasses.replace(ws.engine_config(model.config, "warm"), summary_lane=False)
         states = warm_states(model, cfg, ho.items, ho.history)

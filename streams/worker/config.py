@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model.config import EmbSumConfig
+from model.config import EmbSumConfig, InferenceMode
 from store.config import RocksMemory
 from streams.engine.config import EngineConfig, RefreshPolicy
 from streams.kafka.messages import MessageLimits
@@ -25,6 +25,9 @@ class WorkerSettings(BaseSettings):
     app_id: str = "threadrec"  # consumer group; the topic prefix is prepended
     checkpoint: Path | None = None  # EmbSum checkpoint directory (none: untrained heads, warned)
     device: str | None = None  # torch device, e.g. cuda:0 or cpu (none: CUDA when present)
+    # model numerics (model/numerics.py): auto = the fastest measured to hold quality on this
+    # device (int8 on CPUs without native bf16); fp32 is exact (parity tests, recomputes)
+    inference: InferenceMode = "auto"
     torch_threads: int | None = Field(None, ge=1)  # torch intra-op threads (none: every core this process may use)
     batch_size: int = Field(64, ge=1)  # most engagements per micro-batch (stream.take)
     batch_within_s: float = Field(0.2, gt=0)  # longest wait to fill a micro-batch (s)

@@ -56,11 +56,11 @@ class ReplicaLagError(ThreadrecError):
 def load_model(settings: WorkerSettings) -> tuple[EmbSumInference, str]:
     """The checkpoint's model, or pretrained heads with a warning; and a model_version string."""
     if settings.checkpoint is not None:
-        model = EmbSumInference.from_checkpoint(settings.checkpoint, device=settings.device)
+        model = EmbSumInference.from_checkpoint(settings.checkpoint, settings.device, settings.inference)
         version = str(model.metadata.get("version") or settings.checkpoint.name)
         return model, version
     logger.warning("no --checkpoint: EmbSum heads are untrained; recommendations are not meaningful")
-    return EmbSumInference.pretrained(device=settings.device), "pretrained-untrained"
+    return EmbSumInference.pretrained(device=settings.device, mode=settings.inference), "pretrained-untrained"
 
 
 @dataclass

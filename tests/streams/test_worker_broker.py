@@ -25,7 +25,7 @@ from tests.fixtures.kafka import consume_all
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
-FLAGS = dict(partitions=2, batch_size=16, batch_within_s=0.2, top_k=5, candidates=30,
+FLAGS = dict(inference="fp32", partitions=2, batch_size=16, batch_within_s=0.2, top_k=5, candidates=30,
              min_engagements=2, item_wait_s=2.0)
 
 
