@@ -8,6 +8,10 @@ agent's batches); Kafka/Faust inside the agent = agent_s - engine time; the rest
 time (first engagement produced -> last recommendation received) is the worker waiting for
 input plus transport outside the agent.
 
+Saturation: one more replay offered as fast as possible (--saturation-events; lane mode).
+FLOP/s: the session encoder's fp32-equivalent FLOPs (torch's flop counter) per second in the
+worker's numerics and thread count, against a dense fp32 matmul timed in the same process.
+
     python bench/bench_streams.py --rate 8 --events 600 --json bench/results/streams.json
 """
 
@@ -45,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", help="torch device of the worker")
     p.add_argument("--modes", default="lane,inline",
                    help="summary modes to run in this one run: lane (off the path) and/or inline")
+    p.add_argument("--inference", default="auto", help="the worker's numerics (model/numerics.py)")
+    p.add_argument("--saturation-events", type=int, default=600,
+                   help="engagements of the as-fast-as-possible replay (0: skip it)")
     p.add_argument("--json", type=Path, default=ROOT / "bench/results/streams.json")
     return p.parse_args(argv)
 
@@ -81,12 +88,19 @@ def table(result: dict) -> Table:
     return t
 
 
-def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict:
-    """One replay with summaries in the lane or inline; the trainer stays off (serving only)."""
-    opts = DemoOptions(data=args.data, checkpoint=args.checkpoint, events=args.events, rate=args.rate,
-                       refresh=args.refresh, batch_size=args.batch_size, device=args.device,
+def options(args: argparse.Namespace, mode: str = "lane", rate: float | None = None,
+            events: int | None = None) -> DemoOptions:
+    """The demo pipeline as this bench runs it: no live view, no trainer (serving only)."""
+    return DemoOptions(data=args.data, checkpoint=args.checkpoint, events=events or args.events,
+                       rate=args.rate if rate is None else rate, refresh=args.refresh,
+                       batch_size=args.batch_size, device=args.device, inference=args.inference,
                        live=False, workdir=ROOT / "runs/bench-streams", summary_lane=mode == "lane",
                        trainer=False)
+
+
+def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict:
+    """One replay with summaries in the lane or inline."""
+    opts = options(args, mode)
     t0 = time.time()
     rep = run_demo(opts, console)
     out = {"report": rep.as_json(), "breakdown": breakdown(rep), "total_s": time.time() - t0}
@@ -95,14 +109,56 @@ def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict:
     return out
 
 
+def saturation(args: argparse.Namespace, console: Console) -> dict:
+    """Events/s when everything is offered at once (lane mode): the worker's ceiling."""
+    rep = run_demo(options(args, "lane", rate=0, events=args.saturation_events), console)
+    out = {"report": rep.as_json(), "breakdown": breakdown(rep)}
+    console.print(f"[bold]saturation[/]: {rep.as_json()['events_per_s']:.1f} engagements/s")
+    return out
+
+
+def flop_rate(args: argparse.Namespace, console: Console) -> dict:
+    """Encoder FLOP/s in the worker's numerics and threads vs an fp32 matmul, same process."""
+    import torch
+    from bench_inference import session_texts, timed
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from model.device import set_torch_threads
+    from model.inference import EmbSumInference
+    from streams.demo.run import prepare
+
+    opts = options(args)
+    data, _, ckpt = prepare(opts, console)
+    threads = set_torch_threads(opts.torch_threads)
+    texts = session_texts(data, 32, 8)
+    counted = EmbSumInference.from_checkpoint(ckpt, "cpu", "fp32")
+    with FlopCounterMode(display=False) as fc:  # int8 kernels are not counted: count in fp32
+        counted.encode_sessions(texts)
+    flops = fc.get_total_flops()
+    served = EmbSumInference.from_checkpoint(ckpt, "cpu", args.inference)
+    encode_s = timed(lambda: served.encode_sessions(texts), 5)
+    a = torch.randn(1024, 1024)
+    mm_s = timed(lambda: a @ a, 5)
+    out = {"threads": threads, "numerics": served.mode, "sessions": len(texts), "encode_flops": flops,
+           "encode_s": encode_s, "model_gflop_s": flops / encode_s / 1e9,
+           "matmul_gflop_s": 2 * 1024**3 / mm_s / 1e9}
+    out["model_vs_matmul"] = out["model_gflop_s"] / out["matmul_gflop_s"]
+    console.print(f"encoder {out['model_gflop_s']:.1f} GFLOP/s ({served.mode}) vs matmul "
+                  f"{out['matmul_gflop_s']:.1f} GFLOP/s fp32, {threads} thread(s)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
     load = os.getloadavg()[0]
     modes = {m: run_mode(args, m, console) for m in args.modes.split(",")}
+    extra = {"saturation": saturation(args, console)} if args.saturation_events else {}
+    extra["flops"] = flop_rate(args, console)
     first = modes[next(iter(modes))]
     result = {"offered_rate": args.rate, "events": args.events, "refresh": args.refresh,
-              "batch_size": args.batch_size, "modes": modes, **first,
+              "batch_size": args.batch_size, "inference": args.inference, "modes": modes, **first,
+              **extra,
               "checkpoint": str(args.checkpoint or "the demo's cached quick checkpoint"),
               "definitions": {
                   "latency": "engagement record timestamp (produce) -> recommendation consumed",

@@ -23,6 +23,7 @@ from typing import Literal
 from rich.console import Console
 from rich.live import Live
 
+from model.config import InferenceMode
 from model.records import write_jsonl
 from streams.demo.collect import Collector
 from streams.demo.data import HeldOut, held_out, holdout_of
@@ -58,6 +59,7 @@ class DemoOptions:
     batch_size: int = 64  # worker micro-batch size
     partitions: int = 2  # partitions per topic
     device: str | None = None  # torch device for the worker (none: CUDA when present)
+    inference: InferenceMode = "auto"  # the worker's model numerics (model/numerics.py)
     bootstrap: str | None = None  # use this broker instead of starting the bundled one
     broker_kind: Literal["kafka", "tansu"] = "tansu"  # client quirks for --bootstrap
     workdir: Path = Path("runs/demo")  # worker log and scratch space
@@ -107,7 +109,7 @@ def prepare(opts: DemoOptions, console: Console) -> tuple[Path, HeldOut, Path]:
 
 def worker_flags(opts: DemoOptions) -> dict:
     return dict(refresh=opts.refresh, summary_lane=opts.summary_lane, batch_size=opts.batch_size,
-                device=opts.device,
+                device=opts.device, inference=opts.inference,
                 torch_threads=opts.torch_threads,
                 batch_within_s=0.1, metrics_port=opts.metrics_port or free_port())
 
