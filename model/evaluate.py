@@ -86,8 +86,7 @@ class HybridRanker(Ranker):
 
         super().__init__(content.item_ids)
         self.content, self.tower = content, load_tower(tensors, doc["tower"])
-        self.fusion = Fusion(self.tower.opts.dim)
-        self.fusion.load_state_dict({k[len("fusion."):]: v for k, v in tensors.items() if k.startswith("fusion.")})
+        self.fusion = Fusion.from_tensors(tensors, self.tower.opts.dim)
         self.rows, self.row_of = tensors["id_rows"], {i: k for k, i in enumerate(doc["item_ids"])}
         self.present = torch.tensor([i in set(doc["present"]) for i in doc["item_ids"]])
         self.history = {u: [str(e["item_id"]) for e in ev] for u, ev in history.items()}
@@ -100,7 +99,8 @@ class HybridRanker(Ranker):
         users = torch.from_numpy(self.tower.user_vectors([self.history.get(u, []) for u in user_ids]))
         cols = torch.tensor([self.row_of[i] for i in item_ids])
         with torch.no_grad():
-            return self.fusion(content, users, self.rows[cols], self.present[cols]).numpy()
+            ref = self.fusion.reference(users, self.rows[self.present])
+            return self.fusion(content, users, self.rows[cols], self.present[cols], ref).numpy()
 
 
 def split_history(data: PreparedData, split: str) -> dict[str, list[dict]]:

@@ -67,7 +67,8 @@ def tune_gate(fusion: Fusion, data: FusionData, factors=(0.5, 1, 2, 4, 8, 16, 32
     is kept (the smaller factor on ties). Returns {"fitted x2": recall, ...}."""
     fitted = {k: v.detach().clone() for k, v in fusion.state_dict().items()}
     flat = {"gate.weight": torch.zeros_like(fitted["gate.weight"]), "gate.bias": torch.zeros_like(fitted["gate.bias"]),
-            "log_scale": torch.tensor(float(np.log(2.0)))}  # sigmoid(0) = 1/2: a flat gate of 1
+            "log_scale": torch.tensor(float(np.log(2.0))),  # sigmoid(0) = 1/2: a flat gate of 1
+            "prior_q": fitted["prior_q"]}
     curve, states = {}, {}
     with torch.no_grad():
         for name, state in (("fitted", fitted), ("flat", flat)):
@@ -79,6 +80,36 @@ def tune_gate(fusion: Fusion, data: FusionData, factors=(0.5, 1, 2, 4, 8, 16, 32
     best = max(curve, key=lambda k: (curve[k], -float(k.split("x")[1])))
     fusion.load_state_dict(states[best])
     logger.info("gate by Recall@10: %s; kept %s", curve, best)
+    return curve
+
+
+def rowless_share(valid: Sequence[dict[str, Any]], present_ids: set[str]) -> float:
+    """Share of valid targets whose item has no ID row (cold, new or never admitted)."""
+    return sum(str(e["item_id"]) not in present_ids for e in valid) / len(valid) if valid else 0.0
+
+
+def tune_prior(fusion: Fusion, data: FusionData, rowless: float,
+               quantiles=(0.5, 0.75, 0.9, 0.95, 0.97, 0.99)) -> dict[str, dict[str, float]]:
+    """Choose where an item without a row sits on the ID scale (model/hybrid.py, prior_q) by the
+    expected Recall@10 of a stream whose targets lack a row with probability `rowless`:
+    (1 - rowless) x Recall@10 at the positions + rowless x Recall@10 with each target's own row
+    hidden (DropoutNet's simulation of a rowless target). No prior wins ties, then the lower
+    quantile. Returns {"off" | "q0.9": {"expected", "warm", "hidden"}}; the best is kept."""
+    hidden = data.present[None, :].repeat(len(data.targets), 1)
+    hidden[torch.arange(len(data.targets)), data.targets] = False
+    curve, qs = {}, {}
+    with torch.no_grad():
+        for q in (-1.0, *quantiles):
+            key = "off" if q < 0 else f"q{q:g}"
+            fusion.prior_q.fill_(q)
+            ref = fusion.reference(data.users, data.rows[data.present])
+            warm = recall_at(fusion(data.content, data.users, data.rows, data.present[None], ref), data)
+            cold = recall_at(fusion(data.content, data.users, data.rows, hidden, ref), data)
+            curve[key], qs[key] = {"expected": (1 - rowless) * warm + rowless * cold, "warm": warm,
+                                   "hidden": cold}, q
+    best = max(curve, key=lambda k: (curve[k]["expected"], k == "off", -qs[k]))
+    fusion.prior_q.fill_(qs[best])
+    logger.info("rowless prior (share %.3f): kept %s of %s", rowless, best, curve)
     return curve
 
 

@@ -23,10 +23,20 @@ import torch
 
 from model.checkpoint import load_hybrid, save_hybrid
 from model.dataset import PreparedData, histories
+from model.errors import CheckpointError
 from model.hybrid import Fusion, HybridConfig
-from model.hybrid_fit import fit_fusion, fusion_data, split_held_in, tune_gate, valid_positions
+from model.hybrid_fit import (
+    HeldIn,
+    fit_fusion,
+    fusion_data,
+    rowless_share,
+    split_held_in,
+    tune_gate,
+    tune_prior,
+    valid_positions,
+)
 from model.inference import EmbSumInference
-from model.sasrec import SASRec, SASRecOptions, fit_sasrec
+from model.sasrec import SASRec, SASRecOptions, fit_sasrec, load_tower
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +57,8 @@ def content_scorer(inf: EmbSumInference, data: PreparedData, progress: bool):
     return scores
 
 
-def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
-                 cfg: HybridConfig | None = None, tower: SASRecOptions | None = None,
-                 progress: bool = True) -> dict[str, Any]:
-    """Train the ID half on top of the content checkpoint at content_dir; write out. Returns facts."""
-    cfg, t0 = cfg or HybridConfig(), time.time()
+def fit_positions(data: PreparedData, cfg: HybridConfig) -> tuple[list[dict[str, Any]], list[HeldIn], str]:
+    """(rows the tower trains on, positions the gate and prior are fitted on, "valid"|"held-in")."""
     users = histories(data.train)
     fit_rows, held = split_held_in(users, cfg.fusion_positions, data.cold_items)
     if cfg.fusion_positions == 0:
@@ -62,6 +69,15 @@ def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
         fit_rows, held = split_held_in(users, 1, data.cold_items)
     if 0 < cfg.fusion_sample < len(held):  # the content scores of each position cost an encoding
         held = random.Random(0).sample(held, cfg.fusion_sample)
+    return fit_rows, held, fit_on
+
+
+def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
+                 cfg: HybridConfig | None = None, tower: SASRecOptions | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Train the ID half on top of the content checkpoint at content_dir; write out. Returns facts."""
+    cfg, t0 = cfg or HybridConfig(), time.time()
+    fit_rows, held, fit_on = fit_positions(data, cfg)
     rows_ok = admitted_items(fit_rows, cfg.min_count, data.cold_items)
     model = fit_sasrec(data, fit_rows, rows_ok, tower or SASRecOptions(), progress=progress)
     item_ids = list(data.items)
@@ -70,14 +86,46 @@ def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
     fd = fusion_data(held, item_ids, content_scorer(inf, data, progress), model.user_vectors, rows, present)
     fusion, losses = fit_fusion(fd, cfg)
     gate_curve = tune_gate(fusion, fd)
+    rowless = rowless_share(data.valid, {i for i, p in zip(item_ids, present, strict=True) if p})
+    prior_curve = tune_prior(fusion, fd, rowless)
     copy_content(content_dir, out)
     facts = {"held_in_positions": len(held), "fit_on": fit_on, "id_rows": int(present.sum()), "tower": model.facts,
              "fusion_loss": [losses[0], losses[-1]], "gate_scale": float(fusion.log_scale.detach().exp()),
-             "gate_recall@10": gate_curve,
+             "gate_recall@10": gate_curve, "prior": prior_facts(fusion, rowless, prior_curve),
              "elapsed_s": round(time.time() - t0, 1)}
     save_hybrid(out, hybrid_tensors(model, fusion, rows),
                 {"hybrid": cfg.to_dict(), "tower": model.options_dict(), "item_ids": item_ids,
                  "present": [i for i, p in zip(item_ids, present, strict=True) if p], "facts": facts})
+    return facts
+
+
+def prior_facts(fusion: Fusion, rowless: float, curve: dict) -> dict[str, Any]:
+    """What tune_prior chose and why, for hybrid.json's facts."""
+    q = float(fusion.prior_q)
+    return {"kept": "off" if q < 0 else f"q{q:g}", "valid_rowless_share": rowless, "curve": curve}
+
+
+def retune_prior(data: PreparedData, checkpoint: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Choose the rowless prior of an existing hybrid checkpoint on valid, as train_hybrid does
+    (nothing is trained: the tower, rows and gate stay); rewrites hybrid.safetensors/json."""
+    loaded = load_hybrid(checkpoint)
+    if loaded is None or loaded[1]["item_ids"] != list(data.items):
+        raise CheckpointError(f"{checkpoint}: not a hybrid checkpoint of this data's catalogue")
+    tensors, doc = loaded
+    cfg = HybridConfig.from_dict(doc.get("hybrid", {}))
+    tower = load_tower(tensors, doc["tower"])
+    fusion = Fusion.from_tensors(tensors, tower.opts.dim)
+    _, held, _ = fit_positions(data, cfg)  # where train_hybrid fitted the gate
+    item_ids, present_ids = doc["item_ids"], set(doc["present"])
+    present = np.array([i in present_ids for i in item_ids])
+    inf = EmbSumInference.from_checkpoint(checkpoint)
+    fd = fusion_data(held, item_ids, content_scorer(inf, data, progress), tower.user_vectors,
+                     tensors["id_rows"].numpy(), present)
+    rowless = rowless_share(data.valid, present_ids)
+    facts = prior_facts(fusion, rowless, tune_prior(fusion, fd, rowless))
+    tensors.update({f"fusion.{k}": v for k, v in fusion.state_dict().items()})
+    doc.setdefault("facts", {})["prior"] = facts
+    save_hybrid(checkpoint, tensors, {k: v for k, v in doc.items() if k != "format_version"})
     return facts
 
 

@@ -42,6 +42,9 @@ def add_hybrid_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--content-only", action="store_true", help="train EmbSum alone (ablation)")
     g.add_argument("--content-checkpoint", default=None,
                    help="a trained content checkpoint: skip content training, add the ID half, write --out")
+    g.add_argument("--retune-prior", action="store_true",
+                   help="only re-choose, on valid, where items without an ID row sit (the rowless prior) "
+                        "in the hybrid checkpoint at --out; nothing is trained")
     add_flags(g, HybridConfig)
     add_flags(g, SASRecOptions, dest_prefix="sasrec_")
 
@@ -54,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = EmbSumConfig(**given(args, EmbSumConfig))
     opts = TrainOptions(**given(args, TrainOptions))
     try:
+        if args.retune_prior:
+            from model.dataset import load_prepared
+            from model.hybrid_train import retune_prior
+
+            facts = retune_prior(load_prepared(args.data), args.out, progress=not args.no_progress)
+            print(json.dumps({"prior": facts}))
+            return 0
         if args.content_checkpoint is None:
             stats = train(args.data, args.out, cfg, opts, resume=args.resume, progress=not args.no_progress,
                           command="threadrec " + shlex.join(sys.argv[1:]))

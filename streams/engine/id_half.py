@@ -40,15 +40,14 @@ class IdHalf:
             return None
         tensors, doc = loaded
         tower = load_tower(tensors, doc["tower"])
-        fusion = Fusion(tower.opts.dim)
-        fusion.load_state_dict({k[len("fusion."):]: v for k, v in tensors.items() if k.startswith("fusion.")})
+        fusion = Fusion.from_tensors(tensors, tower.opts.dim)
         memory = memory or IdMemory(MemoryKV(), IdMemoryConfig(dim=tower.opts.dim, ttl_s=0))
         row_of = {i: k for k, i in enumerate(doc["item_ids"])}
         rows, acc = tensors["id_rows"].numpy(), tensors["id_accumulators"].numpy()
         ids = [i for i in doc["present"] if i in row_of]
         memory.put_rows(ids, [IdRow(rows[row_of[i]].copy(), acc[row_of[i]].copy()) for i in ids])
         logger.info("hybrid checkpoint %s: %d ID rows", path, len(ids))
-        return cls(memory, tower, fusion.eval())
+        return cls(memory, tower, fusion)
 
     def user_vectors(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
         """h_u (U, k) from each user's item ids, oldest first (items without a row are skipped).
@@ -57,15 +56,25 @@ class IdHalf:
         return self.tower.user_vectors_of_rows(rows)
 
     def terms(self, users: np.ndarray, candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """g_i <h_u, e_i> per user and candidate; exactly 0 for a candidate without a row."""
+        """g_i <h_u, e_i> - r_u per user and candidate (r_u: the prior, model/hybrid.py); exactly 0
+        for a candidate without a row."""
+        refs = self.references(users)
         out = []
-        for h, ids in zip(users, candidates, strict=True):
+        for u, (h, ids) in enumerate(zip(users, candidates, strict=True)):
             rows, present = self.memory.lookup(list(ids))
             with torch.no_grad():
                 term = self.fusion.id_term(torch.from_numpy(h[None]), torch.from_numpy(rows),
-                                           torch.from_numpy(present))
+                                           torch.from_numpy(present), None if refs is None else refs[u:u + 1])
             out.append(term[0].numpy())
         return out
+
+    def references(self, users: np.ndarray) -> torch.Tensor | None:
+        """r_u (U, 1) over every row of the memory; None when the checkpoint has no prior."""
+        if float(self.fusion.prior_q) < 0:
+            return None
+        ids, gated = self.table()
+        with torch.no_grad():
+            return self.fusion.reference_of_terms(torch.from_numpy(np.asarray(users, np.float32) @ gated.T))
 
     def retrieve(self, users: np.ndarray, k: int, seen: Sequence[set[str]]) -> list[list[str]]:
         """The k items with the largest ID term per user (seen items excluded); exact, over all rows."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from model.hybrid import Fusion, HybridConfig
@@ -10,8 +11,10 @@ from model.hybrid_fit import (
     FusionData,
     fit_fusion,
     recall_at,
+    rowless_share,
     split_held_in,
     tune_gate,
+    tune_prior,
     valid_positions,
 )
 
@@ -26,15 +29,23 @@ def _fusion(k: int = 8, seed: int = 0) -> Fusion:
     return f
 
 
-def test_item_without_row_scores_exactly_as_content():
+@pytest.mark.parametrize("prior", [-1.0, 0.9])
+def test_item_without_row_scores_exactly_as_content(prior):
     f = _fusion()
+    f.prior_q.fill_(prior)
     content = torch.randn(5, 40)
     users, rows = torch.randn(5, 8), torch.randn(40, 8)
     present = torch.rand(40) > 0.5
     with torch.no_grad():
-        s = f(content, users, rows, present)
-    assert torch.equal(s[:, ~present], content[:, ~present])  # bit for bit
+        ref = f.reference(users, rows[present])
+        s = f(content, users, rows, present, ref)
+    assert torch.equal(s[:, ~present], content[:, ~present])  # bit for bit, with or without a prior
     assert not torch.allclose(s[:, present], content[:, present])  # the ID term does something
+    if prior >= 0:  # present items are shifted by the user's 90th percentile of their ID terms
+        with torch.no_grad():
+            terms = (users @ rows[present].T) * f.gates(rows[present])
+        k = round(0.9 * (int(present.sum()) - 1))
+        np.testing.assert_allclose(ref[:, 0].numpy(), np.sort(terms.numpy(), axis=1)[:, k], rtol=1e-6)
 
 
 def test_absent_row_mask_per_position_and_zero_rows():
@@ -108,6 +119,13 @@ def test_hybrid_checkpoint_round_trip_and_evaluate(tmp_path):
                          SASRecOptions(dim=8, max_len=8, max_epochs=3), progress=False)
     assert is_hybrid(tmp_path / "hyb") and not is_hybrid(tmp_path / "content")
     assert facts["held_in_positions"] > 0 and facts["id_rows"] > 0
+    assert facts["prior"]["kept"] == "off" or facts["prior"]["valid_rowless_share"] > 0
+    from model.checkpoint import load_hybrid
+    from model.hybrid_train import retune_prior
+
+    again = retune_prior(data, tmp_path / "hyb", progress=False)  # deterministic: the same choice
+    assert again["kept"] == facts["prior"]["kept"] and again["curve"] == facts["prior"]["curve"]
+    assert load_hybrid(tmp_path / "hyb")[1]["facts"]["prior"] == again
     res = evaluate(data_dir, tmp_path / "hyb", split="test", progress=False, baselines=False)
     assert set(res["models"]) == {"embsum", "hybrid"}
     assert all(0 <= m["full_recall@10"] <= 1 for m in res["models"].values())
@@ -155,3 +173,26 @@ def test_valid_positions_fit_where_models_are_selected():
              {"user_id": "b", "item_id": "2", "ts": 2.0}, {"user_id": "z", "item_id": "2", "ts": 2.0}]
     held = valid_positions(train, valid, frozenset({"c"}))
     assert [(h.key, h.target, len(h.history)) for h in held] == [("a@valid", "2", 1)]
+
+
+def _content_led(n_pos: int = 300, n_items: int = 50, k: int = 8, seed: int = 2) -> FusionData:
+    """The target leads on content; the ID rows are noise that a strong gate lets speak."""
+    g = torch.Generator().manual_seed(seed)
+    targets = torch.randint(0, n_items, (n_pos,), generator=g)
+    content = torch.randn(n_pos, n_items, generator=g)
+    content[torch.arange(n_pos), targets] += 3.0
+    return FusionData(content, torch.randn(n_pos, k, generator=g), torch.randn(n_items, k, generator=g),
+                      torch.ones(n_items, dtype=torch.bool), targets, torch.zeros(n_pos, n_items, dtype=torch.bool))
+
+
+def test_tune_prior_helps_rowless_targets_only_when_the_stream_has_them():
+    data = _content_led()
+    fusion = _fusion()
+    curve = tune_prior(fusion, data, rowless=0.0)
+    assert float(fusion.prior_q) < 0  # a per-user shift cannot change warm rankings: no prior on ties
+    assert len({round(c["warm"], 6) for c in curve.values()}) == 1
+    curve = tune_prior(fusion, data, rowless=1.0)
+    assert float(fusion.prior_q) > 0.5
+    kept = "q" + format(float(fusion.prior_q), "g")
+    assert curve[kept]["hidden"] == max(c["hidden"] for c in curve.values()) > curve["off"]["hidden"]
+    assert rowless_share([{"item_id": "a"}, {"item_id": "z"}], {"a"}) == 0.5 and rowless_share([], set()) == 0.0

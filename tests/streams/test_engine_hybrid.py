@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from model.hybrid import Fusion
@@ -12,12 +13,13 @@ from store.memory_backend import MemoryKV
 from streams.engine.id_half import IdHalf
 
 
-def make_id_half(item_ids: list[str], rowless: set[str]) -> IdHalf:
+def make_id_half(item_ids: list[str], rowless: set[str], prior: float = -1.0) -> IdHalf:
     torch.manual_seed(0)
     tower = SASRec([i for i in item_ids if i not in rowless], SASRecOptions(dim=8, max_len=10)).eval()
     fusion = Fusion(8)
     with torch.no_grad():
         fusion.log_scale.fill_(1.5)
+        fusion.prior_q.fill_(prior)
     rows, present = tower.item_rows(item_ids)
     memory = IdMemory(MemoryKV(), IdMemoryConfig(dim=8, ttl_s=0))
     ids = [i for i, p in zip(item_ids, present, strict=True) if p]
@@ -29,10 +31,11 @@ def _scores(result) -> dict[str, float]:
     return {x["item_id"]: x["score"] for x in result.recommendation["items"]}
 
 
-def test_hybrid_scores_are_content_plus_the_id_term(engine_factory, catalogue, events):
+@pytest.mark.parametrize("prior", [-1.0, 0.9])
+def test_hybrid_scores_are_content_plus_the_id_term(engine_factory, catalogue, events, prior):
     ids = [it["item_id"] for it in catalogue]
     rowless = set(ids[::3])
-    half = make_id_half(ids, rowless)
+    half = make_id_half(ids, rowless, prior)
     content = engine_factory(top_k=30, candidates=30)
     hybrid = engine_factory(top_k=30, candidates=30)
     hybrid.rounds.id_half = half
@@ -49,6 +52,14 @@ def test_hybrid_scores_are_content_plus_the_id_term(engine_factory, catalogue, e
         term = half.terms(users, [[item]])[0][0]
         assert (term == 0.0) == (item in rowless)
         assert abs(h[item] - (c[item] + term)) < 1e-4
+    # the prior: every present item's term less the user's quantile over all rows, as offline
+    rows, present = half.tower.item_rows(ids)
+    u, r = torch.from_numpy(users), torch.from_numpy(rows)
+    with torch.no_grad():
+        ref = half.fusion.reference(u, r[torch.from_numpy(present)])
+        want = half.fusion.id_term(u, r, torch.from_numpy(present), ref)[0].numpy()
+    assert (ref is None) == (prior < 0)
+    np.testing.assert_allclose(half.terms(users, [ids])[0], want, rtol=1e-5, atol=1e-5)
 
 
 def test_id_term_brings_its_own_candidates(engine_factory, catalogue, events):
@@ -77,3 +88,8 @@ def test_from_checkpoint_loads_rows_into_the_memory(tmp_path, catalogue):
     got, ok = loaded.memory.lookup(ids[1:4])
     assert ok.all() and np.array_equal(got, rows[1:4])
     assert IdHalf.from_checkpoint(tmp_path / "content-only") is None
+    # a checkpoint from before the prior loads with none
+    del tensors["fusion.prior_q"]
+    save_hybrid(tmp_path / "old", tensors, {"tower": half.tower.options_dict(), "item_ids": ids,
+                                            "present": [i for i, p in zip(ids, present, strict=True) if p]})
+    assert float(IdHalf.from_checkpoint(tmp_path / "old").fusion.prior_q) < 0
