@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("report_online_training", ROOT / "bench/report_online_training.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.fixtures.bench_scripts import load_bench_script
 
 
 def _m(r: float, n: int = 10) -> dict:
@@ -21,7 +12,7 @@ def _m(r: float, n: int = 10) -> dict:
 
 
 def test_section_table_ratio_and_markers(tmp_path, monkeypatch):
-    mod = _load()
+    mod = load_bench_script("report_online_training")
     d = {"events": 100, "checkpoint": "ck", "sync_s": 60.0, "rate": 0.0,
          "popularity": {"overall": _m(0.05), "per_day": {"0": _m(0.04), "1": _m(0.06)}},
          "variants": {"frozen": {"overall": _m(0.10), "per_day": {"0": _m(0.1), "1": _m(0.1)}},

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("report_speed", ROOT / "bench/report_speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.fixtures.bench_scripts import load_bench_script
 
 
 def _rep(eps: float, p99: float) -> dict:
@@ -23,7 +14,7 @@ def _rep(eps: float, p99: float) -> dict:
 
 
 def test_speed_section_shows_both_files_between_markers(tmp_path, monkeypatch):
-    mod = _load()
+    mod = load_bench_script("report_speed")
     streams = {"offered_rate": 25, "refresh": "session_close", "events": 100, "checkpoint": "ck",
                "inference": "int8", "modes": {"lane": {"report": _rep(21.0, 812.0)}},
                "saturation": {"report": _rep(33.3, 9000.0)},
