@@ -58,3 +58,4 @@ def test_fp32_does_not_depend_on_what_is_batched_together(pair) -> None:
     alone = exact.encode_sessions(TEXTS[:1])[0].embedding
     batched = exact.encode_sessions(TEXTS)[0].embedding
     np.testing.assert_allclose(alone, batched, atol=1e-5)
+
