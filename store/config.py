@@ -44,6 +44,9 @@ class RocksMemory:
         return self.memtable_bytes * self.memtables + self.block_cache_bytes
 
 
+ITEM_CACHE_BYTES = 64 * 1024 * 1024  # decoded item records an ItemStore keeps (LRU)
+
+
 @dataclass(frozen=True)
 class CacheConfig:
     """Options of the bounded least-recently-used cache of recomputable arrays."""

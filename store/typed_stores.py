@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from cachetools import LRUCache
+
 from .base import KVStore
-from .config import RocksMemory
+from .config import ITEM_CACHE_BYTES, RocksMemory
 from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .memory_backend import MemoryKV
 
@@ -23,31 +26,56 @@ def _open_kv(path: str | Path | None, memory: RocksMemory | None = None) -> KVSt
     return RocksDictKV(path, memory)
 
 
-class ItemStore:
-    """Item records keyed by item id, plus the items-topic offsets they reflect."""
+def _record_bytes(item: ItemRecord) -> int:
+    return item.cpe.nbytes + item.vector.nbytes + len(item.text) + len(item.category) + 256
 
-    def __init__(self, kv: KVStore) -> None:
+
+class ItemStore:
+    """Item records keyed by item id, plus the items-topic offsets they reflect.
+
+    Decoded records are kept in a bounded LRU (a recommendation reads ~150 records: decoding
+    them was a third of the worker's time); their arrays are read-only, as they are shared."""
+
+    def __init__(self, kv: KVStore, cache_bytes: int = ITEM_CACHE_BYTES) -> None:
         self.kv = kv
+        self._cache: LRUCache = LRUCache(maxsize=max(cache_bytes, 1), getsizeof=_record_bytes)
+        self._lock = threading.Lock()  # the worker's loop thread checks membership during a batch
 
     @classmethod
-    def open(cls, path: str | Path | None, memory: RocksMemory | None = None) -> ItemStore:
+    def open(cls, path: str | Path | None, memory: RocksMemory | None = None,
+             cache_bytes: int = ITEM_CACHE_BYTES) -> ItemStore:
         """A RocksDB-backed store at path within a memory budget (None: in memory)."""
-        return cls(_open_kv(path, memory))
+        return cls(_open_kv(path, memory), cache_bytes)
 
     def get(self, item_id: str) -> ItemRecord | None:
-        raw = self.kv.get(_ITEM + item_id.encode("utf-8"))
-        return None if raw is None else decode_item_record(raw)
+        with self._lock:  # read and cache under one lock, so a concurrent put cannot be undone
+            item = self._cache.get(item_id)
+            if item is not None:
+                return item
+            raw = self.kv.get(_ITEM + item_id.encode("utf-8"))
+            if raw is None:
+                return None
+            item = decode_item_record(raw)
+            item.cpe.setflags(write=False)
+            item.vector.setflags(write=False)
+            if _record_bytes(item) <= self._cache.maxsize:
+                self._cache[item_id] = item
+            return item
 
     def put(self, item: ItemRecord, offsets: dict[int, int] | None = None) -> None:
         """Store item; with offsets, record them in the same atomic write."""
         puts = [(_ITEM + item.item_id.encode("utf-8"), encode_item_record(item))]
-        self.kv.write_batch(puts + self._offset_puts(offsets))
+        with self._lock:
+            self.kv.write_batch(puts + self._offset_puts(offsets))
+            self._cache.pop(item.item_id, None)
 
     def delete(self, item_id: str, offsets: dict[int, int] | None = None) -> None:
-        self.kv.write_batch(self._offset_puts(offsets), [_ITEM + item_id.encode("utf-8")])
+        with self._lock:
+            self.kv.write_batch(self._offset_puts(offsets), [_ITEM + item_id.encode("utf-8")])
+            self._cache.pop(item_id, None)
 
     def __contains__(self, item_id: str) -> bool:
-        return self.kv.get(_ITEM + item_id.encode("utf-8")) is not None
+        return self.get(item_id) is not None
 
     def iterate(self) -> Iterator[ItemRecord]:
         for _, raw in self.kv.iterate(_ITEM):

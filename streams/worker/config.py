@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.config import EmbSumConfig, InferenceMode
-from store.config import RocksMemory
+from store.config import ITEM_CACHE_BYTES, RocksMemory
 from streams.engine.config import EngineConfig, RefreshPolicy
 from streams.kafka.messages import MessageLimits
 from streams.kafka.settings import KafkaSettings
@@ -46,6 +46,7 @@ class WorkerSettings(BaseSettings):
     index_snapshot_every_s: float = Field(300.0, gt=0)  # how often the FAISS index is saved
     data_dir: Path = Path("threadrec-data")  # faust tables, item store, token cache
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)  # bound of the local token-state cache
+    item_cache_bytes: int = Field(ITEM_CACHE_BYTES, ge=0)  # decoded item records kept in memory
     # memory of each RocksDB database (faust tables per partition, item store, token cache)
     rocksdb_memtable_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)  # one write buffer
     rocksdb_block_cache_bytes: int = Field(32 * 1024 * 1024, ge=0)  # LRU block cache

@@ -284,7 +284,7 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
     snapshot or rebuilt from the store."""
     local = settings.data_dir / "local"
     local.mkdir(parents=True, exist_ok=True)
-    items = ItemStore.open(local / "items", settings.rocks_memory)
+    items = ItemStore.open(local / "items", settings.rocks_memory, settings.item_cache_bytes)
     index, _ = open_index(model.dim, items, local / "index")
     cache = BoundedCache.open(local / "token-cache", CacheConfig(max_bytes=settings.token_cache_bytes),
                               settings.rocks_memory)
