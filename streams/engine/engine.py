@@ -130,7 +130,7 @@ class Engine:
             task = self._plan(ev, dict(src) if src else None, results[i], works, states)
             if task is not None:
                 queued.setdefault(task.user_id, []).append(task)
-        for batch in _rounds(queued):
+        for batch in _rounds(queued, inline=self.rounds.lane is None):
             self._run_round(batch, results)
         changed = self.finalize(works)
         self._count(results, len(events))
@@ -225,7 +225,7 @@ class Engine:
         return None if half is None else half.memory.version
 
     def _run_round(self, tasks: list[Task], results: list[EventResult]) -> None:
-        """Model work for one event per user, all users batched together."""
+        """Model work for the tasks of one round (any users, any events of a user), batched."""
         ws = [t.work for t in tasks]
         fresh = self.rounds.encode_changed(tasks, ws)
         self.rounds.refresh_summaries(tasks, ws, fresh)
@@ -272,10 +272,26 @@ def _load(state: UserState | None, user_id: str) -> UserWork:
     return UserWork(state, embs, has_summary=len(state.global_embedding) > 0)
 
 
-def _rounds(queued: dict[str, list[Task]]) -> list[list[Task]]:
-    """Round r holds the r-th queued task of every user that has one."""
-    depth = max((len(q) for q in queued.values()), default=0)
-    return [[q[r] for q in queued.values() if len(q) > r] for r in range(depth)]
+def _rounds(queued: dict[str, list[Task]], inline: bool) -> list[list[Task]]:
+    """Tasks in as few model rounds as the summaries allow. A round encodes, ranks and scores all
+    its tasks in one batch (a user's consecutive engagements share one; their sessions are known
+    in advance). Inline, a round's summaries change the global embedding that every task of the
+    round ranks with, so a refreshing task sits in a round of its own for its user."""
+    rounds: list[list[Task]] = []
+    for tasks in queued.values():
+        level = 0
+        for t in tasks:
+            if inline and t.refresh and level < len(rounds) and _has_user(rounds[level], t.user_id):
+                level += 1
+            if level == len(rounds):
+                rounds.append([])
+            rounds[level].append(t)
+            level += int(inline and t.refresh)
+    return [sorted(r, key=lambda t: t.index) for r in rounds]
+
+
+def _has_user(tasks: list[Task], user_id: str) -> bool:
+    return any(t.user_id == user_id for t in tasks)
 
 
 def _diff(now: EngineStats, before: EngineStats) -> EngineStats:

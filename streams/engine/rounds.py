@@ -1,4 +1,4 @@
-"""Model work of one engine round (at most one event per user): encode, summarise, UPE, rank.
+"""Model work of one engine round (a batch of tasks, see engine._rounds): encode, summarise, UPE, rank.
 
 Everything kept is rounded to float16 at once and only the rounded values are used later,
 so a cache hit, a recompute and a value read back from the state store agree bit for bit.
