@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from store.item_record import ItemRecord
 from store.typed_stores import ItemStore
@@ -22,3 +23,40 @@ def test_item_store_records_and_offsets(tmp_path) -> None:
     assert [r.item_id for r in store.iterate()] == ["n1"]
     assert store.offsets() == {0: 11, 1: 5}
     store.close()
+
+
+def _rec(item_id: str, value: float, d: int = 8) -> ItemRecord:
+    return ItemRecord(item_id, f"t{value}", "c", np.full((4, d), value, np.float16),
+                      np.full(d, value, np.float32), value)
+
+
+def test_cached_records_follow_every_put_and_delete(tmp_path) -> None:
+    store = ItemStore.open(tmp_path / "items")
+    store.put(_rec("a", 1.0))
+    assert store.get("a") == _rec("a", 1.0)  # now cached
+    store.put(_rec("a", 2.0))
+    assert store.get("a") == _rec("a", 2.0)
+    store.delete("a")
+    assert store.get("a") is None and "a" not in store
+    store.close()
+
+
+def test_cached_arrays_are_shared_read_only(tmp_path) -> None:
+    store = ItemStore.open(tmp_path / "items")
+    store.put(_rec("a", 1.0))
+    first = store.get("a")
+    assert store.get("a") is first  # decoded once
+    with pytest.raises(ValueError):
+        first.cpe[0, 0] = 9.0
+    store.close()
+
+
+def test_the_record_cache_holds_at_most_its_bytes(tmp_path) -> None:
+    one = _rec("x", 1.0, d=256)
+    size = one.cpe.nbytes + one.vector.nbytes
+    store = ItemStore(ItemStore.open(None).kv, cache_bytes=3 * (size + 300))
+    for k in range(10):
+        store.put(_rec(f"i{k}", float(k), d=256))
+        store.get(f"i{k}")
+    assert len(store._cache) == 3 and store._cache.currsize <= store._cache.maxsize
+    assert all(store.get(f"i{k}") == _rec(f"i{k}", float(k), d=256) for k in range(10))
