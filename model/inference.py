@@ -147,6 +147,16 @@ class EmbSumInference:
         b = torch.from_numpy(np.asarray(item_cpe, np.float32)).to(self.device)
         return _np(self.model.score(a, b))
 
+    @torch.no_grad()
+    def score_candidates(self, user_codes: np.ndarray, table: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Exact scores of each user's candidates, given as rows of one table: (U, m, d) x (C, n, d)
+        with index (U, W) -> (U, W). Item keys are user-independent, so each is computed once."""
+        a = torch.from_numpy(np.asarray(user_codes, np.float32)).to(self.device)
+        b = torch.from_numpy(np.asarray(table, np.float32)).to(self.device)
+        idx = torch.from_numpy(np.asarray(index, np.int64)).to(self.device)
+        keys = self.model.scorer.item_keys(b)
+        return _np(self.model.scorer(a, b[idx], keys[idx]))
+
     def encode_users(self, histories: list[list[str]]) -> tuple[np.ndarray, list[Summary]]:
         """Convenience: per user a list of session texts -> (UPE codes (U, m, d), summaries)."""
         flat = self.encode_sessions([t for h in histories for t in h])

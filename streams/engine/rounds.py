@@ -154,13 +154,15 @@ class ModelRounds:
         width = max((len(c) for c in cands), default=0)
         if width == 0:
             return [[] for _ in tasks]
-        cpe = np.zeros((len(tasks), width, self.model.config.n, self.model.dim), np.float32)
+        # users of a round share most candidates: each distinct item is read and keyed once
+        rows = {i: k for k, i in enumerate(dict.fromkeys(i for ids in cands for i in ids))}
+        index = np.zeros((len(tasks), width), np.int64)  # padding columns point at row 0, ignored
+        for u, ids in enumerate(cands):
+            index[u, : len(ids)] = [rows[i] for i in ids]
         with self.stats.timed("store"):
-            for u, ids in enumerate(cands):
-                for j, item_id in enumerate(ids):
-                    cpe[u, j] = self.items.get(item_id).cpe.astype(np.float32)
+            table = np.stack([self.items.get(i).cpe for i in rows]).astype(np.float32)
         with self.stats.timed("model"):
-            scores = self.model.score(np.stack(codes), cpe)  # (U, width); padding columns ignored
+            scores = self.model.score_candidates(np.stack(codes), table, index)  # (U, width)
             if users is not None:
                 for u, term in enumerate(self.id_half.terms(users, cands)):
                     scores[u, : len(term)] += term

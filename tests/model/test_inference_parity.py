@@ -96,3 +96,14 @@ def test_cached_generation_equals_full_prefix(inf):
     assert t_cache == t_full
     assert max(len(t) for t in t_full) > 2
     assert torch.allclose(g_cache, g_full, atol=1e-5)
+
+
+def test_scoring_candidates_by_table_rows_equals_scoring_them_per_user(inf):
+    """Each distinct candidate keyed once, then gathered: the same scores as per-user blocks."""
+    cpe = inf.encode_items(ITEMS).cpe
+    ss = inf.encode_sessions(HIST)
+    a = inf.user_codes([np.stack([s.embedding for s in ss[:2]]), ss[2].embedding[None]],
+                       np.stack([ss[0].embedding, ss[2].embedding]))
+    index = np.array([[2, 0, 1], [1, 1, 0]])
+    got = inf.score_candidates(a, cpe, index)
+    np.testing.assert_allclose(got, inf.score(a, cpe[index]), rtol=1e-5, atol=1e-6)
