@@ -104,15 +104,23 @@ class EmbSumInference:
     @torch.no_grad()
     def encode_sessions(self, texts: list[str]) -> list[SessionEncoding]:
         """Session texts (any users) -> one SessionEncoding each; sessions are independent."""
-        res: list[SessionEncoding] = []
-        for i in range(0, len(texts), self.batch_size):
-            ids, mask = tokenize(self.tokenizer, texts[i:i + self.batch_size], self.config.history_token_limit(),
-                                 self.device, keep=_keep(self.config))
+        limit, keep = self.config.history_token_limit(), _keep(self.config)
+        res: list[SessionEncoding | None] = [None] * len(texts)
+        for chunk in self._by_length(texts, limit):
+            ids, mask = tokenize(self.tokenizer, [texts[j] for j in chunk], limit, self.device, keep=keep)
             with autocast(self.device, self.mode):
                 emb, states = self.model.encode_sessions(ids, mask)
-            for e, s in zip(emb, unpad_states(states, mask), strict=True):
-                res.append(SessionEncoding(embedding=_np(e), token_states=_np(s)))
+            for j, e, s in zip(chunk, emb, unpad_states(states, mask), strict=True):
+                res[j] = SessionEncoding(embedding=_np(e), token_states=_np(s))
         return res
+
+    def _by_length(self, texts: list[str], limit: int) -> list[list[int]]:
+        """Indices of texts in batches of similar token length: padding is work thrown away."""
+        if len(texts) <= self.batch_size:
+            return [list(range(len(texts)))] if texts else []
+        lens = [len(t) for t in self.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
+        order = sorted(range(len(texts)), key=lens.__getitem__)
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     @torch.no_grad()
     def summarize(self, users: list[list[SessionEncoding]]) -> list[Summary]:

@@ -107,3 +107,12 @@ def test_scoring_candidates_by_table_rows_equals_scoring_them_per_user(inf):
     index = np.array([[2, 0, 1], [1, 1, 0]])
     got = inf.score_candidates(a, cpe, index)
     np.testing.assert_allclose(got, inf.score(a, cpe[index]), rtol=1e-5, atol=1e-6)
+
+
+def test_sessions_batched_by_length_come_back_in_input_order(inf, monkeypatch):
+    texts = [HIST[2], ITEMS[2], HIST[0], ITEMS[0], HIST[1]]
+    single = [inf.encode_sessions([t])[0] for t in texts]
+    monkeypatch.setattr(inf, "batch_size", 2)  # three batches, each of similar lengths
+    for got, want in zip(inf.encode_sessions(texts), single, strict=True):
+        assert got.token_states.shape == want.token_states.shape
+        np.testing.assert_allclose(got.embedding, want.embedding, atol=1e-5)
