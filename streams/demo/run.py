@@ -261,6 +261,8 @@ def _report(collector: Collector, worker: WorkerProcess, before: dict, t0: float
     judged = match(collector.data)
     with collector.data.lock:
         last = max((r.arrival_ts for r in collector.data.recommendations), default=time.time())
+        # from the first engagement produced, not from starting the replay (its start-up is not load)
+        first = max(t0, min(collector.data.produce_ts.values(), default=t0))
         n_in = len(collector.data.engagements)  # read back from the topic
         n_rec, n_dead = len(collector.data.recommendations), len(collector.data.deadletters)
         reasons = Counter(d.get("error", "").split(":")[0] for d in collector.data.deadletters)
@@ -270,6 +272,6 @@ def _report(collector: Collector, worker: WorkerProcess, before: dict, t0: float
     diff = {c: after.get(c, 0) - before.get(c, 0) for c in counters}
     params = {k: v for k, v in after.items() if k.startswith("param_")}  # sync from the trainer
     lane = {k: v for k, v in after.items() if k.startswith("lane_")}  # summaries off the path
-    return Report(n_in, n_rec, n_dead, [j.latency_s for j in judged], last - t0, judged,
+    return Report(n_in, n_rec, n_dead, [j.latency_s for j in judged], last - first, judged,
                   extra={"worker": diff, "deadletter_reasons": dict(reasons), "parameters": params,
                          "summary_lane": lane})
