@@ -50,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--modes", default="lane,inline",
                    help="summary modes to run in this one run: lane (off the path) and/or inline")
     p.add_argument("--inference", default="auto", help="the worker's numerics (model/numerics.py)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="the worker's torch threads (the demo's 1: broker and replay share the cores)")
     p.add_argument("--saturation-events", type=int, default=600,
                    help="engagements of the as-fast-as-possible replay (0: skip it)")
     p.add_argument("--json", type=Path, default=ROOT / "bench/results/streams.json")
@@ -95,7 +97,7 @@ def options(args: argparse.Namespace, mode: str = "lane", rate: float | None = N
                        rate=args.rate if rate is None else rate, refresh=args.refresh,
                        batch_size=args.batch_size, device=args.device, inference=args.inference,
                        live=False, workdir=ROOT / "runs/bench-streams", summary_lane=mode == "lane",
-                       trainer=False)
+                       trainer=False, torch_threads=args.torch_threads)
 
 
 def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict:
