@@ -30,6 +30,7 @@ class Collected:
 
     engagements: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     produce_ts: dict[tuple[int, int], float] = field(default_factory=dict)
+    seen_ts: dict[tuple[int, int], float] = field(default_factory=dict)  # read back here (epoch s)
     recommendations: list[Arrived] = field(default_factory=list)
     deadletters: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,6 +81,7 @@ class Collector(threading.Thread):
                 if kind == "engagements":
                     self.data.engagements[(r.partition, r.offset)] = json.loads(r.value)
                     self.data.produce_ts[(r.partition, r.offset)] = r.timestamp / 1000.0
+                    self.data.seen_ts[(r.partition, r.offset)] = now
                 elif kind == "recommendations":
                     self.data.recommendations.append(Arrived(json.loads(r.value), now))
                 else:

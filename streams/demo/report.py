@@ -38,6 +38,7 @@ class Judged:
     latency_s: float
     ts: float = 0.0  # event time of the engagement it answers
     param_version: int | None = None  # the ID rows' sync version it was scored with
+    ingest_s: float | None = None  # engagement produced -> readable by a consumer (load side)
 
     @property
     def rank(self) -> int | None:
@@ -65,25 +66,30 @@ class Report:
         return judge.result()
 
     def as_json(self) -> dict[str, Any]:
-        lat = np.asarray(self.latencies_s) * 1000.0
-
-        def pct(q: float) -> float:
-            return float(np.percentile(lat, q)) if len(lat) else 0.0
-
+        ingest = [j.ingest_s for j in self.judged if j.ingest_s is not None]
         return {"engagements_in": self.engagements_in,
                 "recommendations_out": self.recommendations_out,
                 "deadlettered": self.deadlettered,
-                "latency_ms": {"p50": pct(50), "p99": pct(99), "mean": float(lat.mean()) if len(lat) else 0.0,
-                               "max": float(lat.max()) if len(lat) else 0.0},
+                "latency_ms": _percentiles(self.latencies_s),
+                # how long an engagement took to become readable at all: the load side's share
+                "ingest_ms": _percentiles(ingest),
                 "events_per_s": self.engagements_in / self.wall_s if self.wall_s > 0 else 0.0,
                 "wall_s": self.wall_s, "online": self.online(), **self.extra}
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds, np.float64) * 1000.0
+    if not len(ms):
+        return {"p50": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
+    return {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+            "mean": float(ms.mean()), "max": float(ms.max())}
 
 
 def match(data: Collected) -> list[Judged]:
     """Recommendations joined with their engagements (by partition/offset) and the next one."""
     with data.lock:
         engagements = dict(data.engagements)
-        produce_ts = dict(data.produce_ts)
+        produce_ts, seen_ts = dict(data.produce_ts), dict(data.seen_ts)
         recs = list(data.recommendations)
     nxt = next_engagements(engagements)
     out = []
@@ -97,7 +103,8 @@ def match(data: Collected) -> list[Judged]:
                           [x["item_id"] for x in rec.value["items"]],
                           [x["score"] for x in rec.value["items"]], rec.value.get("summary"),
                           rec.arrival_ts - produce_ts[pos], float(eng["ts"]),
-                          rec.value.get("param_version")))
+                          rec.value.get("param_version"),
+                          max(0.0, seen_ts[pos] - produce_ts[pos]) if pos in seen_ts else None))
     return out
 
 
