@@ -17,7 +17,9 @@ START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 def _row(name: str, rep: dict) -> str:
     w, lat = rep["worker"], rep["latency_ms"]
     n = max(1, w["events"])
-    return (f"| {name} | {rep['events_per_s']:.1f} | {lat['p50']:,.0f} / {lat['p99']:,.0f} | "
+    ing = rep.get("ingest_ms")
+    ingest = f"{ing['p50']:,.0f} / {ing['p99']:,.0f}" if ing else "n/a"
+    return (f"| {name} | {rep['events_per_s']:.1f} | {lat['p50']:,.0f} / {lat['p99']:,.0f} | {ingest} | "
             f"{1000 * w['model_s'] / n:.1f} | {w.get('summaries', 0)} | "
             f"{(rep.get('summary_lane') or {}).get('lane_done', 0)} |")
 
@@ -26,8 +28,9 @@ def streams_section(path: Path) -> str:
     if not path.exists():
         return "No streams run recorded yet (`python bench/bench_streams.py`).\n"
     d = json.loads(path.read_text())
-    rows = ["| run | events/s | latency p50 / p99 (ms) | model ms/event | summaries on the path "
-            "| summaries in the lane |", "|---|---|---|---|---|---|"]
+    rows = ["| run | events/s | latency p50 / p99 (ms) | of which ingest p50 / p99 (ms) "
+            "| model ms/event | summaries on the path | summaries in the lane |",
+            "|---|---|---|---|---|---|---|"]
     for mode, r in d["modes"].items():
         rows.append(_row(f"{mode}, {d['offered_rate']:g}/s offered", r["report"]))
     if "saturation" in d:

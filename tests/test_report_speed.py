@@ -9,6 +9,7 @@ from tests.fixtures.bench_scripts import load_bench_script
 
 def _rep(eps: float, p99: float) -> dict:
     return {"events_per_s": eps, "latency_ms": {"p50": p99 / 2, "p99": p99},
+            "ingest_ms": {"p50": 10.0, "p99": 30.0},
             "worker": {"events": 100, "model_s": 2.5, "summaries": 0},
             "summary_lane": {"lane_done": 7, "lane_wait_p50_s": 0.25, "lane_wait_p99_s": 1.5}}
 
@@ -36,7 +37,7 @@ def test_speed_section_shows_both_files_between_markers(tmp_path, monkeypatch):
     assert mod.main() == 0 and mod.main() == 0  # the second run replaces, never duplicates
     text = readme.read_text()
     assert text.count("speed:start") == 1 and text.index("reliability:end") < text.index("speed:start")
-    assert "| lane, 25/s offered | 21.0 | 406 / 812 | 25.0 | 0 | 7 |" in text
+    assert "| lane, 25/s offered | 21.0 | 406 / 812 | 10 / 30 | 25.0 | 0 | 7 |" in text
     assert "| lane, all offered at once (saturation) | 33.3 |" in text
     assert "40.0 GFLOP/s (int8" in text and "(50%)" in text and "p99 1.50 s" in text
     assert "| int8 | 90.0 | 22.5 | hybrid | 0.2391 | 0.1196 |" in text
