@@ -29,6 +29,10 @@ def test_speed_section_shows_both_files_between_markers(tmp_path, monkeypatch):
                            for m, s, q in (("fp32", 60.0, 0.2400), ("int8", 90.0, 0.2391))}}
     (tmp_path / "s.json").write_text(json.dumps(streams))
     (tmp_path / "i.json").write_text(json.dumps(inference))
+    onnx = {"onnxruntime": "1.32.0", "threads": 1, "adopt_at": 1.2, "adopted": False,
+            "speedup_over_torch_int8": 1.08,
+            "encoders": {"torch int8": {"sessions_per_s": 60.0}, "onnxruntime int8": {"sessions_per_s": 64.8}}}
+    (tmp_path / "onnx.json").write_text(json.dumps(onnx))
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- reliability:end -->\ntail\n")
     argv = ["r", "--streams", str(tmp_path / "s.json"), "--inference", str(tmp_path / "i.json"),
@@ -41,4 +45,5 @@ def test_speed_section_shows_both_files_between_markers(tmp_path, monkeypatch):
     assert "| lane, all offered at once (saturation) | 33.3 |" in text
     assert "40.0 GFLOP/s (int8" in text and "(50%)" in text and "p99 1.50 s" in text
     assert "| int8 | 90.0 | 22.5 | hybrid | 0.2391 | 0.1196 |" in text
+    assert "onnxruntime int8 64.8" in text and "1.08x torch int8: not adopted (needs 1.2x)" in text
     assert "**int8**" in text and "bf16: no native bf16" in text and text.endswith("tail\n")
