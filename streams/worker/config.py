@@ -33,9 +33,10 @@ class WorkerSettings(BaseSettings):
     batch_within_s: float = Field(0.2, gt=0)  # longest wait to fill a micro-batch (s)
     top_k: int = Field(10, ge=1)  # recommendations per message
     candidates: int = Field(50, ge=1)  # retrieved candidates before the exact rerank
-    refresh: str = "every_event"  # summary refresh: every_event|never|session_close|every_n:N|period:S
-    # generate refreshed summaries off the recommendation path (a separate lane, batched across users)
-    summary_lane: bool = False
+    refresh: str = "session_close"  # summary refresh: every_event|never|session_close|every_n:N|period:S
+    # generate refreshed summaries off the recommendation path (a separate lane, batched across
+    # users); --no-summary-lane generates them inside the engagement's round (parity tests)
+    summary_lane: bool = True
     session_gap_s: float | None = None  # gap that opens a new session, s (none: the checkpoint's)
     session_max_items: int | None = None  # items that close a session (none: the checkpoint's)
     max_sessions: int | None = None  # sessions kept per user, g (none: the checkpoint's)

@@ -39,6 +39,14 @@ def start_replay(k: KafkaSettings, source: Path, rate: float | None, log: Path) 
                                 start_new_session=True)
 
 
+def cli_flag(name: str, value: Any) -> list[str]:
+    """The command-line words that set settings field `name` to `value` (none for None)."""
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):  # BooleanOptionalAction flags
+        return [f"--{flag}" if value else f"--no-{flag}"]
+    return [] if value is None else [f"--{flag}", str(value)]
+
+
 class WorkerProcess:
     """Starts `python -m streams.cli worker ...` with a stats file; stop() sends SIGTERM.
     Subclasses name another long-running command with the same flags (e.g. the trainer)."""
@@ -56,11 +64,7 @@ class WorkerProcess:
         if k.topic_prefix:
             cmd += ["--topic-prefix", k.topic_prefix]
         for name, value in flags.items():
-            flag = name.replace("_", "-")
-            if isinstance(value, bool):  # BooleanOptionalAction flags
-                cmd += [f"--{flag}" if value else f"--no-{flag}"]
-            elif value is not None:
-                cmd += [f"--{flag}", str(value)]
+            cmd += cli_flag(name, value)
         self.cmd = cmd
         self.proc: subprocess.Popen | None = None
 

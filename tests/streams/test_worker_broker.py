@@ -21,11 +21,14 @@ from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
 from streams.kafka.settings import KafkaSettings
 from streams.worker.config import WorkerSettings
+from streams.worker.process import cli_flag
 from tests.fixtures.kafka import consume_all
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
-FLAGS = dict(inference="fp32", partitions=2, batch_size=16, batch_within_s=0.2, top_k=5, candidates=30,
+# the exact, synchronous worker the offline engine is compared with
+FLAGS = dict(inference="fp32", summary_lane=False, refresh="every_event", partitions=2, batch_size=16,
+             batch_within_s=0.2, top_k=5, candidates=30,
              min_engagements=2, item_wait_s=2.0)
 
 
@@ -42,7 +45,7 @@ def _start(broker, prefix: str, ckpt: Path, data: Path, log: Path,
     if stats is not None:
         cmd += ["--stats-file", str(stats), "--stats-every-s", "0.2"]
     for k, v in FLAGS.items():
-        cmd += ["--" + k.replace("_", "-"), str(v)]
+        cmd += cli_flag(k, v)
     cmd += list(extra)
     return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
