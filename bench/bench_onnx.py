@@ -39,10 +39,10 @@ class Encoder(torch.nn.Module):
 
     def __init__(self, inf: EmbSumInference):
         super().__init__()
-        self.inf = inf
+        self.model = inf.model  # a registered submodule: its weights export as weights
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.inf.model.encode_sessions(ids, mask)[1]
+        return self.model.encode_sessions(ids, mask)[1]
 
 
 def batch(inf: EmbSumInference, data: Path, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
