@@ -50,16 +50,17 @@ def saturation(k, worker, events: list[dict], workdir: Path, console) -> float:
     write_jsonl(path, events)
     start = handled(worker)
     proc = start_replay(k, path, None, workdir / "replay-sat.log")
-    proc.wait()
-    first = last = None
+    # polled while the replay runs: a fast worker may finish before the replay process exits
+    first = None
     deadline = time.monotonic() + 600
     while handled(worker) < start + len(events) and time.monotonic() < deadline:
         n = handled(worker)
         if first is None and n > start:
             first = (time.monotonic(), n)
-        last = (time.monotonic(), n)
-        time.sleep(0.5)
+        time.sleep(0.2)
+    proc.wait()
     last = (time.monotonic(), handled(worker))
+    first = first or last
     rate = (last[1] - first[1]) / max(1e-9, last[0] - first[0])
     console.log(f"saturation: {rate:.1f} events/s over {last[1] - first[1]} events")
     return rate
