@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,7 @@ def saturation(k, worker, events: list[dict], workdir: Path, console) -> float:
     first = None
     deadline = time.monotonic() + 600
     while handled(worker) < start + len(events) and time.monotonic() < deadline:
+        worker.check_alive()
         n = handled(worker)
         if first is None and n > start:
             first = (time.monotonic(), n)
@@ -77,6 +79,7 @@ def overload(k, worker, events: list[dict], rate: float, minutes: float, workdir
     samples = []
     offered_end = None
     while True:
+        worker.check_alive()
         t = time.monotonic() - t0
         done = handled(worker) - start
         produced = min(n, int(rate * t)) if proc.poll() is None else n
@@ -114,6 +117,9 @@ def main() -> int:
         k = KafkaSettings(bootstrap=broker.bootstrap, broker_kind="tansu", topic_prefix="ovl-",
                           partitions=2)
         ensure_topics(k, [k.topic(t) for t in TOPIC_NAMES])
+        # the broker is new on every run, so the worker's local state must be too (faust refuses
+        # changelog offsets the new broker has never seen)
+        shutil.rmtree(args.workdir / "worker", ignore_errors=True)
         worker = WorkerProcess(k, ckpt, args.workdir / "worker", args.workdir / "worker.log",
                                refresh="session_close", batch_size=64, loglevel="info",
                                torch_threads=1).start()  # shares the 2 cores with broker and replay
