@@ -46,12 +46,15 @@ class SummaryLane:
     """Jobs in, results out; thread-safe between the engine and the lane's runner."""
 
     def __init__(self, model: EmbSumInference, max_jobs: int = 1024, batch: int = 16,
-                 max_results: int = 100_000) -> None:
+                 max_results: int = 100_000, max_bytes: int = 64 * 1024 * 1024) -> None:
         # its own tokenizer: the engine's tokenizes concurrently and a fast tokenizer's state
         # must not be shared across threads
         self.model = copy.copy(model)
         self.model.tokenizer = copy.deepcopy(model.tokenizer)
         self.max_jobs, self.batch, self.max_results = max_jobs, batch, max_results
+        # a job holds its sessions' token states (up to ~200 kB in float16): under overload the
+        # queue is bounded by bytes too, or it would hold hundreds of MB
+        self.max_bytes, self._bytes = max_bytes, 0
         self._jobs: OrderedDict[str, SummaryJob] = OrderedDict()
         self._results: OrderedDict[str, SummaryResult] = OrderedDict()
         self._lock = threading.Lock()
@@ -61,11 +64,12 @@ class SummaryLane:
     def submit(self, job: SummaryJob) -> None:
         """Queue a job; it replaces the user's queued one; the oldest goes when full."""
         with self._lock:
-            self._jobs.pop(job.user_id, None)
+            self._bytes -= _size(self._jobs.pop(job.user_id, None))
             self._jobs[job.user_id] = job
+            self._bytes += _size(job)
             self.queued += 1
-            while len(self._jobs) > self.max_jobs:
-                self._jobs.popitem(last=False)
+            while len(self._jobs) > self.max_jobs or (self._bytes > self.max_bytes and len(self._jobs) > 1):
+                self._bytes -= _size(self._jobs.popitem(last=False)[1])
                 self.dropped += 1
 
     def pending(self) -> int:
@@ -76,9 +80,10 @@ class SummaryLane:
         """Generate up to `batch` queued summaries (call from the lane's thread); returns how many."""
         with self._lock:
             jobs = [self._jobs.popitem(last=False)[1] for _ in range(min(self.batch, len(self._jobs)))]
+            self._bytes -= sum(_size(j) for j in jobs)
         if not jobs:
             return 0
-        out = self.model.summarize([j.sessions for j in jobs])
+        out = self.model.summarize([[_float32(s) for s in j.sessions] for j in jobs])
         now = time.monotonic()
         with self._lock:
             for j, s in zip(jobs, out, strict=True):
@@ -108,3 +113,15 @@ class SummaryLane:
                     "lane_results_waiting": len(self._results),
                     "lane_wait_p50_s": float(np.percentile(waits, 50)) if len(waits) else None,
                     "lane_wait_p99_s": float(np.percentile(waits, 99)) if len(waits) else None}
+
+
+def _size(job: SummaryJob | None) -> int:
+    """Bytes a queued job holds (its sessions' arrays)."""
+    if job is None:
+        return 0
+    return sum(s.embedding.nbytes + s.token_states.nbytes for s in job.sessions)
+
+
+def _float32(s: SessionEncoding) -> SessionEncoding:
+    """Jobs keep the engine's float16 values; the model reads float32."""
+    return SessionEncoding(np.asarray(s.embedding, np.float32), np.asarray(s.token_states, np.float32))

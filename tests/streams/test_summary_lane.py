@@ -64,3 +64,21 @@ def _every_event():
     from streams.engine.config import RefreshPolicy
 
     return RefreshPolicy.parse("every_event")
+
+
+def test_lane_is_bounded_by_the_bytes_its_jobs_hold(tiny_model):
+    """Under overload jobs pile up; their token states must not grow the worker without bound."""
+    from model.inference import SessionEncoding
+    from streams.engine.summary_lane import SummaryLane
+
+    def job(user: str) -> SummaryJob:
+        s = SessionEncoding(np.zeros(8, np.float16), np.zeros((100, 8), np.float16))  # 1,616 bytes
+        return SummaryJob(user, 1, 1.0, [s])
+
+    lane = SummaryLane(tiny_model, max_jobs=100, max_bytes=5_000)
+    for user in "abcde":
+        lane.submit(job(user))
+    assert lane.pending() == 3 and lane.dropped == 2 and list(lane._jobs) == ["c", "d", "e"]
+    assert lane._bytes == 3 * 1_616
+    lane.submit(job("d"))  # a newer job of a queued user replaces it: no drop
+    assert lane.pending() == 3 and lane.dropped == 2 and lane._bytes == 3 * 1_616
