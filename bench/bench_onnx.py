@@ -16,7 +16,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -32,6 +31,9 @@ from model.device import set_torch_threads  # noqa: E402
 from model.inference import EmbSumInference  # noqa: E402
 from model.records import read_jsonl  # noqa: E402
 from model.text import session_text  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_inference import timed  # noqa: E402  (a sibling script: one warm-up, then the median)
 
 
 class Encoder(torch.nn.Module):
@@ -72,16 +74,6 @@ def ort_sessions(fp32: EmbSumInference, ids: torch.Tensor, mask: torch.Tensor, t
             for name, f in (("onnxruntime fp32", f32), ("onnxruntime int8", f8))}
 
 
-def timed(fn, repeats: int) -> list[float]:
-    fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, required=True)
@@ -107,7 +99,7 @@ def main() -> int:
         with console.status(f"timing {len(runs)} encoders, {args.repeats} interleaved repeats"):
             for _ in range(args.repeats):  # interleaved: drift on a shared machine hits all alike
                 for name, fn in runs.items():
-                    times[name] += timed(fn, 1)
+                    times[name].append(timed(fn, 1))
         ref, real = runs["torch fp32"](), mask.numpy()
         result = {name: {"sessions_per_s": args.sessions / statistics.median(times[name]),
                          "relative_error": float(np.linalg.norm((fn() - ref)[real]) / np.linalg.norm(ref[real]))}
