@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
@@ -67,9 +68,11 @@ def register_summary_lane(app: faust.App, runtime: Runtime) -> None:
     @app.task
     async def summary_lane() -> None:
         lane = runtime.engine.rounds.lane
+        thread = ThreadPoolExecutor(1, thread_name_prefix="summary-lane")  # one arena, as the engine's
+        loop = asyncio.get_running_loop()
         while lane is not None:  # its own thread, not under the engine lock: never blocks a batch
             try:
-                done = await asyncio.to_thread(lane.run_once) if lane.pending() else 0
+                done = await loop.run_in_executor(thread, lane.run_once) if lane.pending() else 0
             except Exception:  # a lost summary is regenerated at the next refresh
                 logger.warning("summary lane batch failed", exc_info=True)
                 done = 0
