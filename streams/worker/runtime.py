@@ -43,6 +43,7 @@ from streams.kafka.messages import InvalidMessage, parse_item, tombstone_id
 from streams.kafka.replica import TopicReplica
 from streams.worker.config import WorkerSettings
 from streams.worker.event_time import EventClock
+from streams.worker.heap import release_free_heap
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.parameters import ParamStats
 
@@ -251,6 +252,7 @@ class Runtime:
                  raw: dict[str, bytes | None]) -> tuple[list[EventResult], dict[str, bytes]]:
         states = {u: self._decode(u, b) for u, b in raw.items()}
         out = self.engine.process_batch(events, sources, states)
+        release_free_heap()  # once per batch: freed activations would otherwise stay resident
         last = self.engine.last_batch
         self.metrics.stages({"model": last.model_s, "store": last.store_s, "index": last.index_s})
         for st in out.changed.values():

@@ -1,0 +1,26 @@
+"""The worker returns freed heap to the OS after each batch (glibc malloc_trim)."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+
+from streams.worker.heap import release_free_heap
+
+
+def _rss_mb() -> float:
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_freed_heap_goes_back_to_the_os():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        assert release_free_heap() is False
+        return
+    # many mid-sized blocks below glibc's mmap threshold: freed, they stay in the heap
+    blocks = [np.ones(20_000 + 8 * k, np.float32) for k in range(4_000)]
+    del blocks[:-1]  # the last one pins the heap top, as live data does in a worker
+    before = _rss_mb()
+    assert release_free_heap() is True
+    assert _rss_mb() < before - 100
