@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from model.config import EmbSumConfig
 from model.sessions import SessionRule
+from streams.engine.summary_lane import LaneLimits
 
 RefreshMode = Literal["every_event", "every_n", "session_close", "never", "period"]
 REFRESH_MODES: tuple[str, ...] = ("every_event", "every_n", "session_close", "never", "period")
@@ -74,6 +75,7 @@ class EngineConfig:
     # generate refreshed summaries off the recommendation path (streams/engine/summary_lane.py);
     # False: inside the engagement's round (results independent of timing: parity, recomputes)
     summary_lane: bool = False
+    lane: LaneLimits = dataclasses.field(default_factory=LaneLimits)  # the lane's bounds
     min_engagements: int = 1  # below this many: popularity fallback (Monolith frequency filter)
     ttl_s: float = 30 * 86_400.0  # event-time inactivity after which a user's state is dropped
     popular_window: int = 1000  # recent engagements counted for the fallback

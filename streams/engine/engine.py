@@ -40,7 +40,7 @@ class Engine:
         self.states = states
         config = config or EngineConfig.from_model(model.config)
         # the model, stores, index, config and counters have one owner, shared with bulk refresh
-        lane = SummaryLane(model) if config.summary_lane else None
+        lane = SummaryLane(model, config.lane) if config.summary_lane else None
         self.rounds = ModelRounds(model, items, index, token_cache, config, EngineStats(), id_half, lane)
         self.popularity = RecentPopularity(config.popular_window)
         self.last_batch = EngineStats()

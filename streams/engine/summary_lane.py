@@ -21,6 +21,17 @@ import numpy as np
 from model.inference import EmbSumInference, SessionEncoding
 
 
+@dataclass(frozen=True)
+class LaneLimits:
+    """Bounds of the summary lane (worker flags --lane-*)."""
+
+    max_jobs: int = 1024  # queued summary jobs (one per user) before the oldest is dropped
+    # bytes of queued jobs (their float16 session states): overload must not grow the worker
+    max_bytes: int = 64 * 1024 * 1024
+    batch: int = 16  # jobs generated together (across users)
+    max_results: int = 100_000  # finished summaries waiting for their user's next batch
+
+
 @dataclass
 class SummaryJob:
     """One user's summary input as of one engagement."""
@@ -45,16 +56,16 @@ class SummaryResult:
 class SummaryLane:
     """Jobs in, results out; thread-safe between the engine and the lane's runner."""
 
-    def __init__(self, model: EmbSumInference, max_jobs: int = 1024, batch: int = 16,
-                 max_results: int = 100_000, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, model: EmbSumInference, limits: LaneLimits | None = None) -> None:
+        limits = limits or LaneLimits()
         # its own tokenizer: the engine's tokenizes concurrently and a fast tokenizer's state
         # must not be shared across threads
         self.model = copy.copy(model)
         self.model.tokenizer = copy.deepcopy(model.tokenizer)
-        self.max_jobs, self.batch, self.max_results = max_jobs, batch, max_results
+        self.max_jobs, self.batch, self.max_results = limits.max_jobs, limits.batch, limits.max_results
         # a job holds its sessions' token states (up to ~200 kB in float16): under overload the
         # queue is bounded by bytes too, or it would hold hundreds of MB
-        self.max_bytes, self._bytes = max_bytes, 0
+        self.max_bytes, self._bytes = limits.max_bytes, 0
         self._jobs: OrderedDict[str, SummaryJob] = OrderedDict()
         self._results: OrderedDict[str, SummaryResult] = OrderedDict()
         self._lock = threading.Lock()

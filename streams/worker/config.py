@@ -10,8 +10,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from model.config import EmbSumConfig, InferenceMode
 from store.config import ITEM_CACHE_BYTES, RocksMemory
 from streams.engine.config import EngineConfig, RefreshPolicy
+from streams.engine.summary_lane import LaneLimits
 from streams.kafka.messages import MessageLimits
 from streams.kafka.settings import KafkaSettings
+
+LANE = LaneLimits()
 
 
 class WorkerSettings(BaseSettings):
@@ -37,6 +40,10 @@ class WorkerSettings(BaseSettings):
     # generate refreshed summaries off the recommendation path (a separate lane, batched across
     # users); --no-summary-lane generates them inside the engagement's round (parity tests)
     summary_lane: bool = True
+    # bounds of the summary lane: jobs queued, their bytes, jobs generated together
+    lane_max_jobs: int = Field(LANE.max_jobs, ge=1)  # queued summary jobs (one per user); the oldest is dropped past it
+    lane_max_bytes: int = Field(LANE.max_bytes, ge=1)  # bytes of queued summary jobs (float16 session states)
+    lane_batch: int = Field(LANE.batch, ge=1)  # summary jobs generated together, across users
     session_gap_s: float | None = None  # gap that opens a new session, s (none: the checkpoint's)
     session_max_items: int | None = None  # items that close a session (none: the checkpoint's)
     max_sessions: int | None = None  # sessions kept per user, g (none: the checkpoint's)
@@ -82,4 +89,6 @@ class WorkerSettings(BaseSettings):
                                        min_engagements=self.min_engagements, ttl_s=self.ttl_s,
                                        max_seen=self.max_seen,
                                        summary_lane=self.summary_lane,
+                                       lane=LaneLimits(max_jobs=self.lane_max_jobs, max_bytes=self.lane_max_bytes,
+                                                       batch=self.lane_batch),
                                        model_version=model_version, **over)

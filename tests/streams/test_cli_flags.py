@@ -102,3 +102,15 @@ def test_demo_flags_fill_the_demo_options():
     args = _sub("demo").parse_args(["--events", "40", "--rate", "0", "--no-live"])
     opts = DemoOptions(**given(args, DemoOptions))
     assert (opts.events, opts.rate, opts.live, opts.refresh) == (40, 0.0, False, "session_close")
+
+
+def test_lane_flags_bound_the_engines_summary_lane():
+    from model.config import EmbSumConfig
+    from streams.engine.summary_lane import LaneLimits
+
+    sub = _sub("worker")
+    args = sub.parse_args(["--lane-max-jobs", "8", "--lane-max-bytes", "4096", "--lane-batch", "2"])
+    ws = WorkerSettings(**given(args, WorkerSettings))
+    assert ws.engine_config(EmbSumConfig(), "x").lane == LaneLimits(max_jobs=8, max_bytes=4096, batch=2)
+    bare = WorkerSettings(**given(sub.parse_args([]), WorkerSettings))
+    assert bare.engine_config(EmbSumConfig(), "x").lane == LaneLimits()  # the defaults live once

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.engine.summary_lane import SummaryJob
+from streams.engine.summary_lane import LaneLimits, SummaryJob
 
 
 def _user_events(events, n):
@@ -50,10 +50,15 @@ def test_sync_mode_summary_is_fresh_and_lane_results_match_it(engine_factory, ev
     assert a.summary_events == 2 and b.summary_events == 1
 
 
+def test_the_engine_config_bounds_its_lane(engine_factory):
+    lane = engine_factory(summary_lane=True, lane=LaneLimits(max_jobs=3, max_bytes=10_000, batch=2)).rounds.lane
+    assert (lane.max_jobs, lane.max_bytes, lane.batch) == (3, 10_000, 2)
+
+
 def test_lane_keeps_one_job_per_user_and_drops_the_oldest_when_full(tiny_model):
     from streams.engine.summary_lane import SummaryLane
 
-    lane = SummaryLane(tiny_model, max_jobs=2)
+    lane = SummaryLane(tiny_model, LaneLimits(max_jobs=2))
     for user, basis in (("a", 1), ("b", 1), ("a", 2), ("c", 1)):
         lane.submit(SummaryJob(user, basis, float(basis), []))
     assert lane.pending() == 2 and lane.dropped == 1 and lane.queued == 4
@@ -75,7 +80,7 @@ def test_lane_is_bounded_by_the_bytes_its_jobs_hold(tiny_model):
         s = SessionEncoding(np.zeros(8, np.float16), np.zeros((100, 8), np.float16))  # 1,616 bytes
         return SummaryJob(user, 1, 1.0, [s])
 
-    lane = SummaryLane(tiny_model, max_jobs=100, max_bytes=5_000)
+    lane = SummaryLane(tiny_model, LaneLimits(max_jobs=100, max_bytes=5_000))
     for user in "abcde":
         lane.submit(job(user))
     assert lane.pending() == 3 and lane.dropped == 2 and list(lane._jobs) == ["c", "d", "e"]
