@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .vector_index import Hit, as_query_batch, dedupe_last, fetch_size, split_and_merge
+from .vector_index import Hit, as_query_batch, dedupe_last, search_grouped
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ class BruteForceIndex:
         stacked, counts = as_query_batch(queries, self.dim)
         if not self._ids or not len(stacked):
             return [[] for _ in queries]
-        labels, scores = self.top_k(stacked, fetch_size(k, excludes))
-        return split_and_merge(labels, scores, counts, k, _RowIds(self._ids), excludes)
+        return search_grouped(self.top_k, stacked, counts, k, _RowIds(self._ids), excludes,
+                              cap=len(self._ids))
 
     def top_k(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Row labels and scores of the exact top-k per query, best first."""

@@ -16,7 +16,7 @@ import numpy as np
 from .binary import Writer, open_frame
 from .config import IndexConfig
 from .errors import StateCodecError, VectorIndexError
-from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, fetch_size, split_and_merge
+from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_grouped
 
 logger = logging.getLogger(__name__)
 
@@ -105,11 +105,13 @@ class FaissIndex:
         index = self._search_index()
         if not len(self) or not len(stacked) or k <= 0:
             return [[] for _ in queries]
-        fetch = min(fetch_size(k, excludes) + self._replica_dead, index.ntotal)
-        if self._replica is not None and self.use_gpu:
-            fetch = min(fetch, _GPU_MAX_K)
-        scores, labels = index.search(stacked, fetch)
-        return split_and_merge(labels, scores, counts, k, self._ids.id_of, excludes)
+        cap = min(index.ntotal, _GPU_MAX_K) if self._replica is not None and self.use_gpu else index.ntotal
+
+        def search(queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+            scores, labels = index.search(queries, fetch)
+            return labels, scores
+        return search_grouped(search, stacked, counts, k, self._ids.id_of, excludes,
+                              extra=self._replica_dead, cap=cap)
 
     def _search_index(self) -> faiss.Index:
         if not (self.use_gpu or self.config.force_replica):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -109,9 +109,39 @@ def as_query_batch(queries: Sequence[np.ndarray], dim: int) -> tuple[np.ndarray,
     return np.ascontiguousarray(stacked), counts
 
 
-def fetch_size(k: int, excludes: Sequence[set[str] | None]) -> int:
-    """Neighbours to fetch per query so that k survive exclusion (each query alone suffices)."""
-    return k + max((len(e) for e in excludes if e), default=0)
+def fetch_size(k: int, exclude: set[str] | None, extra: int = 0) -> int:
+    """Neighbours one user's queries fetch so that k survive its exclusions, rounded up to a power
+    of two so that users of similar need share one search."""
+    need = k + (len(exclude) if exclude else 0) + extra
+    return 1 << max(need - 1, 0).bit_length()
+
+
+def search_grouped(
+    search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    stacked: np.ndarray,
+    counts: list[int],
+    k: int,
+    id_of: Mapping[int, str],
+    excludes: Sequence[set[str] | None],
+    extra: int = 0,
+    cap: int | None = None,
+) -> list[list[Hit]]:
+    """search(queries, fetch) -> (labels, scores) once per fetch size: a user with a long seen list
+    no longer makes every query of the batch fetch (and merge) that many neighbours."""
+    starts = np.cumsum([0, *counts])
+    groups: dict[int, list[int]] = {}
+    for u, exclude in enumerate(excludes):
+        fetch = fetch_size(k, exclude, extra)
+        groups.setdefault(fetch if cap is None else min(fetch, cap), []).append(u)
+    out: list[list[Hit]] = [[] for _ in counts]
+    for fetch, users in groups.items():
+        rows = np.concatenate([np.arange(starts[u], starts[u + 1]) for u in users])
+        labels, scores = search(np.ascontiguousarray(stacked[rows]), fetch)
+        merged = split_and_merge(labels, scores, [counts[u] for u in users], k, id_of,
+                                 [excludes[u] for u in users])
+        for u, hits in zip(users, merged, strict=True):
+            out[u] = hits
+    return out
 
 
 def merge_hits(

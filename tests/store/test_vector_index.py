@@ -129,6 +129,39 @@ def test_search_many_equals_individual_searches(index_factory) -> None:
         assert_same_hits(got, index.search(user, 7, exclude))
 
 
+def test_users_with_long_and_short_seen_lists_in_one_batch_match_the_oracle(index_factory) -> None:
+    ids, vecs = _data(500)
+    index = index_factory()
+    index.upsert(ids, vecs)
+    vectors = dict(zip(ids, vecs, strict=True))
+    rng = np.random.default_rng(9)
+    users = [rng.standard_normal((q, DIM)).astype(np.float32) for q in (2, 1, 4, 3)]
+    # each exclusion list holds that user's own best items, so a fetch sized for a shorter list
+    # than its own would come back short
+    excludes = [set(_oracle_topk(vectors, users[0], 200)), None,
+                set(_oracle_topk(vectors, users[2], 3)), set(_oracle_topk(vectors, users[3], 60))]
+    for got, user, exclude in zip(index.search_many(users, 7, excludes), users, excludes, strict=True):
+        assert [h[0] for h in got] == _oracle_topk(vectors, user, 7, exclude or ())
+
+
+def test_grouped_search_fetches_per_user_need_rounded_to_a_power_of_two() -> None:
+    from store.vector_index import search_grouped
+
+    fetches = []
+
+    def search(queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        fetches.append((len(queries), fetch))
+        order = np.tile(np.arange(fetch), (len(queries), 1))
+        return order, -order.astype(np.float32)
+    names = {j: f"i{j}" for j in range(300)}
+    excludes = [None, {f"i{j}" for j in range(100)}, {"i0"}, None]
+    hits = search_grouped(search, np.zeros((6, 2), np.float32), [1, 2, 1, 2], 5, names, excludes, cap=200)
+    assert sorted(fetches) == [(2, 128), (4, 8)]  # 5 + 100 -> 128 (user 1); 5 or 6 -> 8 (the rest)
+    assert [h[0] for h in hits[1]] == [f"i{j}" for j in range(100, 105)]
+    assert [h[0] for h in hits[2]] == ["i1", "i2", "i3", "i4", "i5"]
+    assert [h[0] for h in hits[3]] == ["i0", "i1", "i2", "i3", "i4"]
+
+
 def test_empty_and_bad_input(index_factory) -> None:
     index = index_factory()
     assert index.search(np.ones((2, DIM), np.float32), 5) == []
