@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint", type=Path, help="default: the demo's cached quick checkpoint")
     p.add_argument("--refresh", default="session_close", help="worker summary refresh policy")
     p.add_argument("--batch-size", type=int, default=64, help="worker micro-batch size")
+    p.add_argument("--batch-within-s", type=float, help="worker's longest wait to fill a micro-batch "
+                   "(default: the worker's)")
     p.add_argument("--device", help="torch device of the worker")
     p.add_argument("--modes", default="lane,inline",
                    help="summary modes to run in this one run: lane (off the path) and/or inline")
@@ -97,7 +99,8 @@ def options(args: argparse.Namespace, mode: str = "lane", rate: float | None = N
     """The demo pipeline as this bench runs it: no live view, no trainer (serving only)."""
     return DemoOptions(data=args.data, checkpoint=args.checkpoint, events=events or args.events,
                        rate=args.rate if rate is None else rate, refresh=args.refresh,
-                       batch_size=args.batch_size, device=args.device, inference=args.inference,
+                       batch_size=args.batch_size, batch_within_s=args.batch_within_s,
+                       device=args.device, inference=args.inference,
                        live=False, workdir=ROOT / "runs/bench-streams", summary_lane=mode == "lane",
                        trainer=False, torch_threads=args.torch_threads)
 
@@ -161,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     extra["flops"] = flop_rate(args, console)
     first = modes[next(iter(modes))]
     result = {"offered_rate": args.rate, "events": args.events, "refresh": args.refresh,
-              "batch_size": args.batch_size, "inference": args.inference, "modes": modes, **first,
+              "batch_size": args.batch_size, "batch_within_s": args.batch_within_s,
+              "inference": args.inference, "modes": modes, **first,
               **extra,
               "checkpoint": str(args.checkpoint or "the demo's cached quick checkpoint"),
               "definitions": {

@@ -57,6 +57,7 @@ class DemoOptions:
     refresh: str = "session_close"
     summary_lane: bool = True  # summaries off the recommendation path (the worker's separate lane)
     batch_size: int = 64  # worker micro-batch size
+    batch_within_s: float | None = None  # worker's longest wait to fill a micro-batch (none: the worker's)
     partitions: int = 2  # partitions per topic
     device: str | None = None  # torch device for the worker (none: CUDA when present)
     inference: InferenceMode = "auto"  # the worker's model numerics (model/numerics.py)
@@ -111,7 +112,7 @@ def worker_flags(opts: DemoOptions) -> dict:
     return dict(refresh=opts.refresh, summary_lane=opts.summary_lane, batch_size=opts.batch_size,
                 device=opts.device, inference=opts.inference,
                 torch_threads=opts.torch_threads,
-                batch_within_s=0.1, metrics_port=opts.metrics_port or free_port())
+                batch_within_s=opts.batch_within_s, metrics_port=opts.metrics_port or free_port())
 
 
 def warm(k: KafkaSettings, opts: DemoOptions, ckpt: Path, ho: HeldOut, console: Console) -> int:

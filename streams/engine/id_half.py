@@ -31,6 +31,7 @@ class IdHalf:
     def __init__(self, memory: IdMemory, tower: SASRec, fusion: Fusion) -> None:
         self.memory, self.tower, self.fusion = memory, tower, fusion
         self._table: tuple[list[str], np.ndarray] | None = None  # (ids, g_i e_i) for retrieval
+        self._pos: dict[str, int] | None = None  # id -> row of the table
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, memory: IdMemory | None = None) -> IdHalf | None:
@@ -57,16 +58,16 @@ class IdHalf:
 
     def terms(self, users: np.ndarray, candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """g_i <h_u, e_i> - r_u per user and candidate (r_u: the prior, model/hybrid.py); exactly 0
-        for a candidate without a row."""
-        refs = self.references(users)
-        out = []
-        for u, (h, ids) in enumerate(zip(users, candidates, strict=True)):
-            rows, present = self.memory.lookup(list(ids))
-            with torch.no_grad():
-                term = self.fusion.id_term(torch.from_numpy(h[None]), torch.from_numpy(rows),
-                                           torch.from_numpy(present), None if refs is None else refs[u:u + 1])
-            out.append(term[0].numpy())
-        return out
+        for a candidate without a row. Each distinct candidate's row is read once per call."""
+        ids = list(dict.fromkeys(i for c in candidates for i in c))
+        if not ids:
+            return [np.zeros(0, np.float32) for _ in candidates]
+        pos = {i: k for k, i in enumerate(ids)}
+        rows, present = self.memory.lookup(ids)
+        with torch.no_grad():
+            every = self.fusion.id_term(torch.from_numpy(np.asarray(users, np.float32)), torch.from_numpy(rows),
+                                        torch.from_numpy(present), self.references(users)).numpy()
+        return [every[u, [pos[i] for i in c]] for u, c in enumerate(candidates)]
 
     def references(self, users: np.ndarray) -> torch.Tensor | None:
         """r_u (U, 1) over every row of the memory; None when the checkpoint has no prior."""
@@ -82,11 +83,25 @@ class IdHalf:
         if not ids:
             return [[] for _ in users]
         scores = users @ gated.T  # (U, R)
+        pos = self._positions()
+        for u, skip in enumerate(seen):
+            scores[u, [pos[i] for i in skip if i in pos]] = -np.inf
+        take = min(k, len(ids))
         out = []
-        for s, skip in zip(scores, seen, strict=True):
-            order = np.argsort(-s, kind="stable")
-            out.append([ids[j] for j in order[: k + len(skip)] if ids[j] not in skip][:k])
+        for s in scores:
+            if take == 0:
+                out.append([])
+                continue
+            edge = s[np.argpartition(-s, take - 1)[take - 1]]
+            top = np.flatnonzero(s >= edge)  # every tie at the edge: the order of a stable full sort
+            top = top[np.lexsort((top, -s[top]))][:take]
+            out.append([ids[j] for j in top if s[j] > -np.inf])
         return out
+
+    def _positions(self) -> dict[str, int]:
+        if self._pos is None:
+            self._pos = {i: j for j, i in enumerate(self.table()[0])}
+        return self._pos
 
     def table(self) -> tuple[list[str], np.ndarray]:
         """(ids, g_i e_i) over every row, rebuilt after the rows change (invalidate())."""
@@ -100,4 +115,4 @@ class IdHalf:
 
     def invalidate(self) -> None:
         """Rows changed (e.g. applied from the trainer): rebuild the retrieval table on next use."""
-        self._table = None
+        self._table = self._pos = None

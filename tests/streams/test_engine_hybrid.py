@@ -72,6 +72,23 @@ def test_id_term_brings_its_own_candidates(engine_factory, catalogue, events):
     assert len(_scores(c)) <= 2 < len(_scores(h)) <= 4
 
 
+def test_id_retrieval_and_terms_of_a_batch_equal_each_users_alone(catalogue):
+    ids = [it["item_id"] for it in catalogue]
+    half = make_id_half(ids, set(ids[::4]), prior=0.9)
+    users = half.user_vectors([ids[:3], ids[5:9], ids[2:3]])
+    seen = [set(ids[:3]), set(ids[5:30]), set()]
+    table_ids, gated = half.table()
+    for u, got in enumerate(half.retrieve(users, 6, seen)):  # against a full stable sort
+        s = users[u] @ gated.T
+        want = [table_ids[j] for j in np.argsort(-s, kind="stable") if table_ids[j] not in seen[u]][:6]
+        assert got == want
+    cands = [ids[:5], ids[3:12], []]
+    batch = half.terms(users, cands)
+    for u, c in enumerate(cands):
+        np.testing.assert_allclose(batch[u], half.terms(users[u:u + 1], [c])[0], rtol=1e-6, atol=1e-6)
+    assert [len(b) for b in batch] == [5, 9, 0]
+
+
 def test_from_checkpoint_loads_rows_into_the_memory(tmp_path, catalogue):
     from model.checkpoint import save_hybrid
 
