@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     first = modes[next(iter(modes))]
     result = {"offered_rate": args.rate, "events": args.events, "refresh": args.refresh,
               "batch_size": args.batch_size, "batch_within_s": args.batch_within_s,
+              "torch_threads": args.torch_threads,
               "inference": args.inference, "modes": modes, **first,
               **extra,
               "checkpoint": str(args.checkpoint or "the demo's cached quick checkpoint"),

@@ -35,7 +35,10 @@ def streams_section(path: Path) -> str:
         rows.append(_row(f"{mode}, {d['offered_rate']:g}/s offered", r["report"]))
     if "saturation" in d:
         rows.append(_row("lane, all offered at once (saturation)", d["saturation"]["report"]))
+    threads = d.get("torch_threads") or "every core"
+    wait = "the worker's default" if d.get("batch_within_s") is None else f"{d['batch_within_s']:g} s"
     text = (f"Streams (`bench/bench_streams.py`; worker numerics `{d.get('inference', 'fp32')}`, "
+            f"torch threads {threads}, micro-batch wait {wait}, "
             f"refresh `{d['refresh']}`, {d['events']} engagements per run, checkpoint "
             f"{d['checkpoint']}):\n\n" + "\n".join(rows) + "\n")
     lane = d["modes"].get("lane", {}).get("report", {}).get("summary_lane") or {}
