@@ -12,6 +12,7 @@ import faust
 
 from streams.worker.batch import handle_batch
 from streams.worker.outbox import Outbox
+from streams.worker.priority import lower_thread_priority
 from streams.worker.runtime import Runtime
 from streams.worker.topics import Tables, Topics
 
@@ -68,7 +69,9 @@ def register_summary_lane(app: faust.App, runtime: Runtime) -> None:
     @app.task
     async def summary_lane() -> None:
         lane = runtime.engine.rounds.lane
-        thread = ThreadPoolExecutor(1, thread_name_prefix="summary-lane")  # one arena, as the engine's
+        # one thread (one malloc arena, as the engine's), nicer than the engine's
+        thread = ThreadPoolExecutor(1, thread_name_prefix="summary-lane", initializer=lower_thread_priority,
+                                    initargs=(runtime.settings.lane_nice,))
         loop = asyncio.get_running_loop()
         while lane is not None:  # its own thread, not under the engine lock: never blocks a batch
             try:

@@ -1,0 +1,30 @@
+"""Thread priority: the summary lane yields the cores to the recommendation path.
+
+Both run in one process on the same cores; at equal priority a batch of summaries (hundreds of
+ms of decoder work) takes CPU time from the engagements waiting behind it. A nicer lane thread
+still gets every idle cycle, so summaries stay fresh when the path leaves room.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+logger = logging.getLogger(__name__)
+
+
+def lower_thread_priority(nice: int) -> int | None:
+    """Make the calling thread `nice` steps nicer than it is (Linux: per thread; threads it
+    starts, such as OpenMP workers, inherit it). Returns its new nice value, or None where the
+    platform has no per-thread priority."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return None
+    tid = threading.get_native_id()
+    try:
+        now = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, now + nice))
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except OSError:  # raising niceness is always allowed on Linux; elsewhere, run as is
+        logger.warning("could not lower the priority of thread %s", tid, exc_info=True)
+        return None
