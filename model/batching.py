@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
@@ -12,13 +15,25 @@ def tokenize(tokenizer, texts: list[str], max_len: int, device: torch.device,
 
     keep="end" truncates from the left (keeps the most recent part of a long history text).
     """
+    with _truncating(tokenizer, keep):
+        enc = tokenizer(texts, truncation=True, max_length=max_len, padding=True, return_tensors="pt")
+    return enc["input_ids"].to(device), enc["attention_mask"].to(device).bool()
+
+
+def token_ids(tokenizer, texts: list[str], max_len: int, keep: str = "start") -> list[list[int]]:
+    """The ids tokenize() gives each text, unpadded: what the encoder reads."""
+    with _truncating(tokenizer, keep):
+        return tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
+
+
+@contextmanager
+def _truncating(tokenizer, keep: str) -> Iterator[None]:
     old = tokenizer.truncation_side
     tokenizer.truncation_side = "left" if keep == "end" else "right"
     try:
-        enc = tokenizer(texts, truncation=True, max_length=max_len, padding=True, return_tensors="pt")
+        yield
     finally:
         tokenizer.truncation_side = old
-    return enc["input_ids"].to(device), enc["attention_mask"].to(device).bool()
 
 
 def pad_ragged(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

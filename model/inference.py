@@ -9,6 +9,7 @@ the mean, and the exact score reranks the retrieved candidates.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from model.backbones import build_backbone, load_tokenizer
-from model.batching import pad_ragged, tokenize, unpad_states
+from model.batching import pad_ragged, token_ids, tokenize, unpad_states
 from model.config import EmbSumConfig
 from model.device import pick_device
 from model.embsum import EmbSum
@@ -113,6 +114,13 @@ class EmbSumInference:
             for j, e, s in zip(chunk, emb, unpad_states(states, mask), strict=True):
                 res[j] = SessionEncoding(embedding=_np(e), token_states=_np(s))
         return res
+
+    def session_input_keys(self, texts: list[str]) -> list[int]:
+        """A 64-bit key of each session's encoder input (its ids after truncation): sessions with
+        equal keys have equal encodings, e.g. one that grew past the token limit."""
+        ids = token_ids(self.tokenizer, texts, self.config.history_token_limit(), _keep(self.config))
+        return [int.from_bytes(hashlib.blake2b(np.asarray(i, np.int64).tobytes(), digest_size=8).digest(), "little")
+                for i in ids]
 
     def _by_length(self, texts: list[str], limit: int) -> list[list[int]]:
         """Indices of texts in batches of similar token length: padding is work thrown away."""

@@ -71,6 +71,9 @@ class EngineConfig:
     max_history: int = 60  # most recent engagements kept per user (the open session stays whole)
     # distinct items remembered beyond the kept history, never recommended again (0: none)
     max_seen: int = 1000
+    # session encodings remembered by their encoder input (token ids after truncation): a session
+    # that grew past the model's token limit is not encoded again (~1 kB each)
+    encodings_kept: int = 65_536
     refresh: RefreshPolicy = dataclasses.field(default_factory=RefreshPolicy)
     # generate refreshed summaries off the recommendation path (streams/engine/summary_lane.py);
     # False: inside the engagement's round (results independent of timing: parity, recomputes)

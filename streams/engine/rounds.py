@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from cachetools import LRUCache
 
 from model.inference import EmbSumInference, SessionEncoding
 from model.text import ITEM_SEP
@@ -54,8 +55,14 @@ class ModelRounds:
             return out
 
 
+    def __post_init__(self) -> None:
+        # encoder input key -> (a session key whose token states the cache holds, its embedding):
+        # a session that grew past the token limit reads what its shorter self already encoded
+        self.by_input: LRUCache[int, tuple[int, np.ndarray]] = LRUCache(self.config.encodings_kept)
+
     def encode_changed(self, tasks: list[Task], works: list[UserWork]) -> dict[int, np.ndarray]:
-        """Encode every session of the round that its user has no embedding for (once per key)."""
+        """Encode every session of the round that its user has no embedding for (once per key, and
+        once per encoder input: an input encoded before is reused)."""
         todo: dict[int, list[str]] = {}
         for t, w in zip(tasks, works, strict=True):
             for key, ids in zip(t.keys, t.sessions, strict=True):
@@ -65,17 +72,42 @@ class ModelRounds:
             return {}
         texts = self.session_texts(list(todo.values()))
         with self.stats.timed("model"):
-            encoded = self.model.encode_sessions(texts)
-        self.stats.sessions_encoded += len(encoded)
-        fresh = {key: f16(enc.token_states) for key, enc in zip(todo, encoded, strict=True)}
-        embs = {key: f16(enc.embedding) for key, enc in zip(todo, encoded, strict=True)}
-        with self.stats.timed("store"):
-            for key, states in fresh.items():
-                self.token_cache.put(cache_key(key), states)
+            inputs = self.model.session_input_keys(texts)
+        fresh, embs = self._reuse(dict(zip(todo, inputs, strict=True)))
+        new = {key: (text, inp) for key, text, inp in zip(todo, texts, inputs, strict=True) if key not in embs}
+        unique = {inp: text for text, inp in new.values()}  # equal inputs in one round: encoded once
+        if unique:
+            with self.stats.timed("model"):
+                encoded = dict(zip(unique, self.model.encode_sessions(list(unique.values())), strict=True))
+            self.stats.sessions_encoded += len(encoded)
+            for key, (_, inp) in new.items():
+                fresh[key], embs[key] = f16(encoded[inp].token_states), f16(encoded[inp].embedding)
+                if self.by_input.maxsize:
+                    self.by_input[inp] = (key, embs[key])
+            with self.stats.timed("store"):
+                for key in new:
+                    self.token_cache.put(cache_key(key), fresh[key])
+        self.stats.sessions_reused += len(todo) - len(unique)
         for t, w in zip(tasks, works, strict=True):
             for key in t.keys:
                 w.embeddings.setdefault(key, embs.get(key))
         return fresh
+
+    def _reuse(self, inputs: dict[int, int]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """(token states, embeddings) of the sessions whose encoder input was encoded before; the
+        states are copied under the new key (absent when the cache has let them go)."""
+        fresh, embs = {}, {}
+        with self.stats.timed("store"):
+            for key, inp in inputs.items():
+                hit = self.by_input.get(inp)
+                if hit is None:
+                    continue
+                embs[key] = hit[1]
+                states = self.token_cache.get(cache_key(hit[0]))
+                if states is not None:
+                    fresh[key] = states
+                    self.token_cache.put(cache_key(key), states)
+        return fresh, embs
 
 
     def token_states(self, keys_by_task: list[tuple[list[int], list[list[str]]]],

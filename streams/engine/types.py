@@ -70,6 +70,7 @@ class EngineStats:
     expired: int = 0
     sessions_encoded: int = 0
     sessions_recomputed: int = 0  # token-state cache misses recomputed for a summary
+    sessions_reused: int = 0  # changed sessions whose encoder input was encoded before (not re-encoded)
     summaries: int = 0
     items_upserted: int = 0
     items_removed: int = 0

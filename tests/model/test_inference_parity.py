@@ -116,3 +116,12 @@ def test_sessions_batched_by_length_come_back_in_input_order(inf, monkeypatch):
     for got, want in zip(inf.encode_sessions(texts), single, strict=True):
         assert got.token_states.shape == want.token_states.shape
         np.testing.assert_allclose(got.embedding, want.embedding, atol=1e-5)
+
+
+def test_session_input_keys_are_equal_exactly_when_the_encoder_reads_the_same_ids(inf):
+    limit = inf.config.history_token_limit()
+    long = " ".join(["river mountain story"] * limit)  # far past the limit on its own
+    keys = inf.session_input_keys([long, long + " and then a new item", "short one", "short two", long])
+    assert keys[0] == keys[1] == keys[4] and len({keys[0], keys[2], keys[3]}) == 3
+    a, b = inf.encode_sessions([long, long + " and then a new item"])
+    np.testing.assert_array_equal(a.embedding, b.embedding)  # what makes reusing the encoding exact

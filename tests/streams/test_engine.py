@@ -84,6 +84,27 @@ def test_only_changed_sessions_are_encoded(engine_factory, events, monkeypatch):
     assert eng.stats.sessions_encoded == len(user_events) and eng.stats.summaries == 1
 
 
+def test_a_session_grown_past_the_token_limit_is_not_encoded_again(engine_factory, catalogue):
+    # the first item alone fills the encoder's 32 tokens: later items of its session change nothing
+    long = {**catalogue[0], "body": " ".join(["a long story about rivers and mountains"] * 12)}
+    items = [long, *catalogue[1:]]
+    clicks = [{"user_id": "u", "item_id": i, "ts": 1000.0 + 60 * k, "kind": "click"}
+              for k, i in enumerate(["i0", "i1", "i2"])]
+    eng = engine_factory(items=False, refresh=RefreshPolicy("every_event"))
+    every = engine_factory(items=False, refresh=RefreshPolicy("every_event"), encodings_kept=0)
+    recs = {}
+    for name, e in (("reused", eng), ("every", every)):
+        e.upsert_items(items)
+        recs[name] = [[x["item_id"] for x in r.recommendation["items"]] for r in e.process_engagements(clicks)]
+    assert (eng.stats.sessions_encoded, eng.stats.sessions_reused) == (1, 2)
+    assert (every.stats.sessions_encoded, every.stats.sessions_reused) == (3, 0)
+    assert eng.stats.sessions_recomputed == 0  # the summaries found the states under the new keys
+    a, b = eng.states.get("u"), every.states.get("u")
+    np.testing.assert_array_equal(a.session_embeddings, b.session_embeddings)
+    assert recs["reused"] == recs["every"]
+    assert a.summary == b.summary
+
+
 def test_seen_items_never_recommended(engine_factory, events):
     eng = engine_factory(top_k=25)
     seen: dict[str, set[str]] = {}
