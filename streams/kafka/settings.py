@@ -20,6 +20,8 @@ class KafkaSettings(BaseSettings):
     broker_kind: Literal["kafka", "tansu"] = "kafka"  # client quirks to apply (tansu: bundled)
     topic_prefix: str = ""  # prefix of every topic name
     partitions: int = Field(4, ge=1)  # partitions of topics this process creates
+    # longest a consumer's fetch waits at the broker for records (faust's own: 1500 ms)
+    fetch_max_wait_ms: int = Field(50, ge=1, le=60_000)
     # TLS / SASL pass through to every client (aiokafka, faust)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512

@@ -8,6 +8,7 @@ import faust
 
 from streams.kafka.settings import KafkaSettings
 from streams.worker.config import WorkerSettings
+from streams.worker.transport import WorkerApp
 
 logger = logging.getLogger(__name__)
 
@@ -35,4 +36,4 @@ def create_app(settings: WorkerSettings) -> faust.App:
     creds = broker_credentials(k)
     if creds is not None:
         kw["broker_credentials"] = creds
-    return faust.App(settings.group_id, **kw)
+    return WorkerApp(settings.group_id, fetch_max_wait_ms=k.fetch_max_wait_ms, **kw)
