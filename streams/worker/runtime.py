@@ -43,7 +43,7 @@ from streams.kafka.messages import InvalidMessage, parse_item, tombstone_id
 from streams.kafka.replica import TopicReplica
 from streams.worker.config import WorkerSettings
 from streams.worker.event_time import EventClock
-from streams.worker.heap import release_free_heap
+from streams.worker.heap import freeze_startup_objects, release_free_heap
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.parameters import ParamStats
 
@@ -83,6 +83,7 @@ class Runtime:
     engine_thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="engine"))
     bad_items: int = 0
+    serving: bool = False  # the first batch has started (start-up objects are frozen)
     agent_s: float = 0.0  # wall time inside the engagements agent's batches (stats file)
     gaps_repaired: int = 0  # skipped engagement ranges re-read from the broker
     records_reread: int = 0  # records those re-reads returned
@@ -131,6 +132,7 @@ class Runtime:
         engagement meets a lagging item replica and the first recommendation already uses the
         synced ID rows; past replica_wait_s the worker fails."""
         if self.replicas_current():
+            self._start_serving()
             return
         t0 = time.monotonic()
         while not self.replicas_current():
@@ -147,6 +149,13 @@ class Runtime:
         self.replica_wait_s = time.monotonic() - t0
         self.metrics.replica_wait.set(self.replica_wait_s)
         logger.info("replicas caught up after %.1fs; serving engagements", self.replica_wait_s)
+        self._start_serving()
+
+    def _start_serving(self) -> None:
+        """Once, before the first batch: what is loaded now lives as long as the worker."""
+        if not self.serving:
+            self.serving = True
+            logger.info("%d start-up objects frozen out of garbage collection", freeze_startup_objects())
 
     def fail(self, exc: BaseException) -> None:
         """The engagements agent cannot go on: exit non-zero so nothing is committed past the

@@ -7,7 +7,7 @@ import platform
 
 import numpy as np
 
-from streams.worker.heap import release_free_heap
+from streams.worker.heap import freeze_startup_objects, release_free_heap
 
 
 def _rss_mb() -> float:
@@ -24,3 +24,20 @@ def test_freed_heap_goes_back_to_the_os():
     before = _rss_mb()
     assert release_free_heap() is True
     assert _rss_mb() < before - 100
+
+
+def test_start_up_objects_are_frozen_out_of_full_collections():
+    import gc
+
+    class Loaded:  # stands for the model, tokenizer and catalogue a worker holds
+        pass
+
+    loaded = [Loaded() for _ in range(10_000)]
+    gc.collect()
+    assert sum(type(o) is Loaded for o in gc.get_objects(generation=2)) == len(loaded)
+    try:
+        assert freeze_startup_objects() >= len(loaded)
+        gc.collect()  # what a full collection scans no longer holds them
+        assert not any(type(o) is Loaded for o in gc.get_objects(generation=2))
+    finally:
+        gc.unfreeze()
