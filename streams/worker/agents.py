@@ -58,6 +58,12 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
     register_summary_lane(app, runtime)
 
     @app.task
+    async def freeze_when_ready() -> None:  # before the first engagement, when nothing waits on it
+        while not (runtime.serving or runtime.replicas_current()):
+            await asyncio.sleep(0.2)
+        runtime.start_serving()
+
+    @app.task
     async def replicate_parameters() -> None:
         if runtime.param_replica is not None:
             await runtime.param_replica.run()

@@ -132,7 +132,7 @@ class Runtime:
         engagement meets a lagging item replica and the first recommendation already uses the
         synced ID rows; past replica_wait_s the worker fails."""
         if self.replicas_current():
-            self._start_serving()
+            self.start_serving()
             return
         t0 = time.monotonic()
         while not self.replicas_current():
@@ -149,10 +149,11 @@ class Runtime:
         self.replica_wait_s = time.monotonic() - t0
         self.metrics.replica_wait.set(self.replica_wait_s)
         logger.info("replicas caught up after %.1fs; serving engagements", self.replica_wait_s)
-        self._start_serving()
+        self.start_serving()
 
-    def _start_serving(self) -> None:
-        """Once, before the first batch: what is loaded now lives as long as the worker."""
+    def start_serving(self) -> None:
+        """Once, when the replicas are current (before the first batch): what is loaded now
+        lives as long as the worker."""
         if not self.serving:
             self.serving = True
             logger.info("%d start-up objects frozen out of garbage collection", freeze_startup_objects())
