@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the worker's torch threads (the demo's 1: broker and replay share the cores)")
     p.add_argument("--saturation-events", type=int, default=600,
                    help="engagements of the as-fast-as-possible replay (0: skip it)")
+    p.add_argument("--saturation-threads", default="",
+                   help="more saturation replays at these torch thread counts, same run (e.g. 2)")
     p.add_argument("--json", type=Path, default=ROOT / "bench/results/streams.json")
     return p.parse_args(argv)
 
@@ -116,11 +118,14 @@ def run_mode(args: argparse.Namespace, mode: str, console: Console) -> dict:
     return out
 
 
-def saturation(args: argparse.Namespace, console: Console) -> dict:
+def saturation(args: argparse.Namespace, console: Console, threads: int | None = None) -> dict:
     """Events/s when everything is offered at once (lane mode): the worker's ceiling."""
-    rep = run_demo(options(args, "lane", rate=0, events=args.saturation_events), console)
-    out = {"report": rep.as_json(), "breakdown": breakdown(rep)}
-    console.print(f"[bold]saturation[/]: {rep.as_json()['events_per_s']:.1f} engagements/s")
+    opts = options(args, "lane", rate=0, events=args.saturation_events)
+    if threads is not None:
+        opts.torch_threads = threads
+    rep = run_demo(opts, console)
+    out = {"report": rep.as_json(), "breakdown": breakdown(rep), "torch_threads": opts.torch_threads}
+    console.print(f"[bold]saturation[/] ({opts.torch_threads} threads): {rep.as_json()['events_per_s']:.1f} engagements/s")
     return out
 
 
@@ -161,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     modes = {m: run_mode(args, m, console) for m in args.modes.split(",")}
     extra = {"saturation": saturation(args, console)} if args.saturation_events else {}
+    more = [int(t) for t in args.saturation_threads.split(",") if t]
+    if args.saturation_events and more:
+        extra["saturation_by_threads"] = {str(t): saturation(args, console, t) for t in more}
     extra["flops"] = flop_rate(args, console)
     first = modes[next(iter(modes))]
     result = {"offered_rate": args.rate, "events": args.events, "refresh": args.refresh,

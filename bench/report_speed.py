@@ -35,6 +35,8 @@ def streams_section(path: Path) -> str:
         rows.append(_row(f"{mode}, {d['offered_rate']:g}/s offered", r["report"]))
     if "saturation" in d:
         rows.append(_row("lane, all offered at once (saturation)", d["saturation"]["report"]))
+    for t, r in d.get("saturation_by_threads", {}).items():
+        rows.append(_row(f"lane, saturation, {t} torch threads", r["report"]))
     threads = d.get("torch_threads") or "every core"
     wait = "the worker's default" if d.get("batch_within_s") is None else f"{d['batch_within_s']:g} s"
     text = (f"Streams (`bench/bench_streams.py`; worker numerics `{d.get('inference', 'fp32')}`, "
