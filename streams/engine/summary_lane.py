@@ -87,6 +87,13 @@ class SummaryLane:
         with self._lock:
             return len(self._jobs)
 
+    def due(self, engine_busy: bool, yield_s: float) -> bool:
+        """Jobs wait, and the engine has no batch in flight or the oldest job waited yield_s:
+        beside a batch, the lane's decoding takes CPU and the GIL from recommendations."""
+        with self._lock:
+            first = next(iter(self._jobs.values()), None)
+        return first is not None and (not engine_busy or time.monotonic() - first.queued >= yield_s)
+
     def run_once(self) -> int:
         """Generate up to `batch` queued summaries (call from the lane's thread); returns how many."""
         with self._lock:

@@ -79,11 +79,13 @@ def register_summary_lane(app: faust.App, runtime: Runtime) -> None:
         thread = ThreadPoolExecutor(1, thread_name_prefix="summary-lane", initializer=lower_thread_priority,
                                     initargs=(runtime.settings.lane_nice,))
         loop = asyncio.get_running_loop()
+        yield_s = runtime.settings.lane_yield_s
         while lane is not None:  # its own thread, not under the engine lock: never blocks a batch
+            ready = lane.due(runtime.lock.locked(), yield_s)  # between batches, or when overdue
             try:
-                done = await loop.run_in_executor(thread, lane.run_once) if lane.pending() else 0
+                done = await loop.run_in_executor(thread, lane.run_once) if ready else 0
             except Exception:  # a lost summary is regenerated at the next refresh
                 logger.warning("summary lane batch failed", exc_info=True)
                 done = 0
             if not done:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.01)

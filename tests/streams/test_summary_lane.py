@@ -87,3 +87,18 @@ def test_lane_is_bounded_by_the_bytes_its_jobs_hold(tiny_model):
     assert lane._bytes == 3 * 1_616
     lane.submit(job("d"))  # a newer job of a queued user replaces it: no drop
     assert lane.pending() == 3 and lane.dropped == 2 and lane._bytes == 3 * 1_616
+
+
+def test_lane_runs_between_batches_or_when_its_oldest_job_is_overdue(tiny_model, monkeypatch):
+    from streams.engine import summary_lane
+    from streams.engine.summary_lane import SummaryLane
+
+    lane = SummaryLane(tiny_model)
+    assert not lane.due(engine_busy=False, yield_s=2.0)  # nothing queued
+    now = [100.0]
+    monkeypatch.setattr(summary_lane.time, "monotonic", lambda: now[0])
+    lane.submit(SummaryJob("a", 1, 1.0, [], queued=now[0]))
+    assert lane.due(engine_busy=False, yield_s=2.0)
+    assert not lane.due(engine_busy=True, yield_s=2.0)  # a batch is in flight: wait
+    now[0] += 2.5
+    assert lane.due(engine_busy=True, yield_s=2.0)  # overdue: run beside the batch
