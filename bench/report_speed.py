@@ -47,12 +47,37 @@ def streams_section(path: Path) -> str:
     if lane.get("lane_wait_p99_s") is not None:
         text += (f"\nSummary lane, queue to done: p50 {lane['lane_wait_p50_s']:.2f} s, "
                  f"p99 {lane['lane_wait_p99_s']:.2f} s.\n")
+    text += stage_table(d["modes"].get("lane", {}).get("report", {}).get("stage_seconds"), d["offered_rate"])
     f = d.get("flops")
     if f:
         text += (f"\nSession encoder: {f['model_gflop_s']:.1f} GFLOP/s ({f['numerics']}, fp32-equivalent "
                  f"FLOPs) against a dense fp32 matmul at {f['matmul_gflop_s']:.1f} GFLOP/s, "
                  f"{f['threads']} thread(s), same process ({f['model_vs_matmul']:.0%}).\n")
     return text
+
+
+def _bound(h: dict, q: float) -> str:
+    """The smallest histogram bound holding a share q of the batches (an upper bound of that quantile)."""
+    need = q * h["count"]
+    bounds = sorted(((float(le), n) for le, n in h["buckets"].items()), key=lambda b: b[0])
+    le = next((b for b, n in bounds if n >= need), float("inf"))
+    if le == float("inf"):  # beyond the last finite bucket
+        return f"> {1000 * max(b for b, _ in bounds if b != float('inf')):,.0f} ms"
+    return f"<= {1000 * le:,.0f} ms"
+
+
+def stage_table(stages: dict | None, rate: float) -> str:
+    """Per-batch time of each stage, from the worker's Prometheus histograms (lane run)."""
+    if not stages:
+        return ""
+    rows = [f"\nPer-batch stage time, lane run at {rate:g}/s (the worker's `threadrec_stage_seconds` "
+            "histograms; quantiles are bucket bounds):\n", "| stage | batches | mean (ms) | p50 | p99 |",
+            "|---|---|---|---|---|"]
+    for name, h in stages.items():
+        if h["count"]:
+            rows.append(f"| {name} | {h['count']} | {1000 * h['sum_s'] / h['count']:.1f} | {_bound(h, 0.5)} | "
+                        f"{_bound(h, 0.99)} |")
+    return "\n".join(rows) + "\n"
 
 
 def inference_section(path: Path) -> str:

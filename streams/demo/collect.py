@@ -90,3 +90,31 @@ class Collector(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(timeout=10)
+
+
+def stage_histograms(port: int, host: str = "127.0.0.1") -> dict[str, dict[str, Any]]:
+    """The worker's per-batch stage histograms (threadrec_stage_seconds) read from its /metrics:
+    {stage: {"count", "sum_s", "buckets": {upper bound s: cumulative batches}}}; {} if unreachable."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as r:
+            text = r.read().decode("utf-8")
+    except OSError:
+        logger.warning("worker metrics on port %d unreachable: no stage histograms", port)
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "threadrec_stage_seconds":
+            continue
+        for s in family.samples:
+            h = out.setdefault(s.labels["stage"], {"count": 0, "sum_s": 0.0, "buckets": {}})
+            if s.name.endswith("_bucket"):
+                h["buckets"][s.labels["le"]] = int(s.value)
+            elif s.name.endswith("_count"):
+                h["count"] = int(s.value)
+            elif s.name.endswith("_sum"):
+                h["sum_s"] = s.value
+    return out

@@ -25,7 +25,7 @@ from rich.live import Live
 
 from model.config import InferenceMode
 from model.records import write_jsonl
-from streams.demo.collect import Collector
+from streams.demo.collect import Collector, stage_histograms
 from streams.demo.data import HeldOut, held_out, holdout_of
 from streams.demo.learning import add_learning, start_trainer
 from streams.demo.report import Report, match
@@ -174,6 +174,7 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> Report:
         try:
             load_items(k, worker, data, len(ho.items), console)
             report = _replay_and_watch(k, opts, ho, run_dir, worker, collector, console)
+            report.extra["stage_seconds"] = stage_histograms(flags["metrics_port"])  # per batch
             add_learning(report, ho, trainer, opts.curve_chunks)
         except WorkerFailed as e:
             raise DemoError(str(e)) from e

@@ -39,6 +39,9 @@ def test_demo_reports_every_engagement_with_latency_and_metrics(kafka_broker, ti
     assert 0 < rep["online"]["judged"] < rep["recommendations_out"]
     assert rep["online_popularity"]["judged"] == rep["online"]["judged"]  # same judged pairs
     assert rep["worker"]["events"] == 40 and rep["worker"]["model_s"] > 0
+    stages = rep["stage_seconds"]  # the worker's per-batch histograms, read from its /metrics
+    assert set(stages) >= {"model", "store", "index", "kafka"}
+    assert stages["model"]["count"] == stages["model"]["buckets"]["+Inf"] >= 1 and stages["model"]["sum_s"] > 0
     lane = rep["summary_lane"]  # refreshes went to the lane, not the recommendation path
     assert lane["lane_queued"] > 0 and lane["lane_done"] > 0 and rep["worker"]["summaries"] == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
