@@ -43,6 +43,13 @@ def streams_section(path: Path) -> str:
             f"torch threads {threads}, micro-batch wait {wait}, "
             f"refresh `{d['refresh']}`, {d['events']} engagements per run, checkpoint "
             f"{d['checkpoint']}):\n\n" + "\n".join(rows) + "\n")
+    for mode, r in d["modes"].items():
+        reps = r.get("repeats") or []
+        if len(reps) > 1:
+            p99 = [x["latency_ms"]["p99"] for x in reps]
+            text += (f"\n{mode}, {d['offered_rate']:g}/s offered, {len(reps)} replays in this run: p99 "
+                     + ", ".join(f"{v:,.0f}" for v in p99) + f" ms (median {sorted(p99)[len(p99) // 2]:,.0f} ms; "
+                     "the table shows the first).\n")
     lane = d["modes"].get("lane", {}).get("report", {}).get("summary_lane") or {}
     if lane.get("lane_wait_p99_s") is not None:
         text += (f"\nSummary lane, queue to done: p50 {lane['lane_wait_p50_s']:.2f} s, "
