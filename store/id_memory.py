@@ -68,9 +68,14 @@ def _sum_duplicates(
     """Distinct ids in first-seen order, their summed gradients, counts and latest times."""
     index: dict[str, int] = {}
     inverse = np.fromiter((index.setdefault(i, len(index)) for i in ids), np.int64, len(ids))
-    summed = np.zeros((len(index), grads.shape[1]), np.float64)  # no float32 overflow to inf
-    np.add.at(summed, inverse, grads)
-    summed = np.clip(summed, -_F32_MAX, _F32_MAX).astype(np.float32)
+    if len(index) == len(ids):  # the common case; np.add.at is slow on thousands of rows
+        summed = grads.astype(np.float32, copy=True)
+    else:
+        # sum each id's entries in float64 (no float32 overflow to inf), in their original order
+        order = np.argsort(inverse, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
+        summed = np.add.reduceat(grads[order].astype(np.float64), starts, axis=0)
+        summed = np.clip(summed, -_F32_MAX, _F32_MAX).astype(np.float32)
     counts = np.bincount(inverse, minlength=len(index))
     latest = None
     if ts is not None:
@@ -191,25 +196,38 @@ class IdMemory:
         times = None if ts is None else _per_id(ts, len(ids), "apply_gradients ts")
         unique, summed, counts, latest = _sum_duplicates(ids, grads, times)
         ignored = 0
-        for j, item_id in enumerate(unique):
-            row = self._get(item_id)
-            if row is None:
-                ignored += int(counts[j])
-                continue
-            self._adagrad(row, summed[j])
-            if latest is not None:
-                row.last_seen = max(row.last_seen, float(latest[j]))
-            self._mark(item_id)
+        # chunks no larger than the cache: a row fetched in a chunk stays cached until marked
+        for start in range(0, len(unique), self.config.cache_rows):
+            ignored += self._step_chunk(unique, summed, counts, latest, start)
         self.ignored_gradients += ignored
         return ignored
 
-    def _adagrad(self, row: IdRow, g: np.ndarray) -> None:
+    def _step_chunk(self, unique: list[str], summed: np.ndarray, counts: np.ndarray,
+                    latest: np.ndarray | None, start: int) -> int:
+        """apply_gradients over unique[start:start + cache_rows]; returns entries ignored."""
+        span = range(start, min(start + self.config.cache_rows, len(unique)))
+        rows = {j: self._get(unique[j]) for j in span}
+        have = [j for j, row in rows.items() if row is not None]
+        if have:
+            self._adagrad([rows[j] for j in have], summed[have])
+        for j in have:
+            if latest is not None:
+                rows[j].last_seen = max(rows[j].last_seen, float(latest[j]))
+            self._mark(unique[j])
+        return int(counts[span.start:span.stop].sum() - counts[have].sum())
+
+    def _adagrad(self, rows: list[IdRow], g: np.ndarray) -> None:
+        """One step on each row with its gradient g[k], in one vectorized pass."""
+        accum = np.stack([row.accum for row in rows])
         with np.errstate(over="ignore"):  # saturate: an infinite accumulator could not be stored
-            np.minimum(row.accum + g * g, _F32_MAX, out=row.accum)
+            np.minimum(accum + g * g, _F32_MAX, out=accum)
         # |step| <= lr since accum >= g*g, so the vector stays finite
-        row.vector -= self.config.lr * g / (np.sqrt(row.accum) + self.config.eps)
-        row.updates += 1
-        row.version = self.version
+        step = self.config.lr * g / (np.sqrt(accum) + self.config.eps)
+        for k, row in enumerate(rows):
+            row.accum[...] = accum[k]
+            row.vector -= step[k]
+            row.updates += 1
+            row.version = self.version
 
     def drain_touched(self) -> list[str]:
         """Ids created, updated, put or deleted since the last call (the rows to publish)."""

@@ -28,9 +28,12 @@ class TrainerSettings(BaseSettings):
     sync_clock: Literal["wall", "event"] = "wall"
     snapshot_every_s: float = Field(300.0, gt=0)  # wall seconds between snapshots
     batch_size: int = Field(256, ge=1)  # most engagements fetched per poll
-    negatives: int = Field(100, ge=0)  # uniform negatives per engagement (from rows)
+    # uniform negatives per engagement (from rows); a catalogue no larger gets a full softmax
+    negatives: int = Field(2048, ge=0)
     impressions_kept: int = Field(20, ge=0)  # recent skipped impressions per user (hard negatives)
-    lr: float = Field(0.01, gt=0)  # Adagrad learning rate of the rows
+    lr: float = Field(0.001, gt=0)  # Adagrad learning rate of the rows
+    # step on the term the workers serve (gate x tower logit); off: the bare tower logits
+    served_loss: bool = True
     # also step the history rows the tower reads (the input side), not only the scored rows
     input_rows: bool = True
     min_count: int | None = None  # occurrences before an id gets a row (none: the checkpoint's)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from model.checkpoint import load_hybrid
-from model.hybrid import HybridConfig
+from model.hybrid import Fusion, HybridConfig
 from model.online import freeze, row_step, sample_negatives
 from model.sasrec import SASRec, load_tower
 from store import IdMemory, IdMemoryConfig, IdRow
@@ -55,8 +55,11 @@ def memory_config(settings: TrainerSettings, dim: int, hybrid: HybridConfig) -> 
 class OnlineLearner:
     """ID rows (IdMemory), user histories and the frozen tower of one hybrid checkpoint."""
 
-    def __init__(self, memory: IdMemory, tower: SASRec, histories: Histories, settings: TrainerSettings):
+    def __init__(self, memory: IdMemory, tower: SASRec, histories: Histories, settings: TrainerSettings,
+                 gate: Fusion | None = None):
         self.memory, self.tower, self.histories = memory, freeze(tower), histories
+        # the served term's gate (None: steps on the bare tower logits)
+        self.gate = freeze(gate) if gate is not None and settings.served_loss else None
         self.settings, self.stats = settings, LearnerStats()
         self.catalogue = sorted(memory.ids())  # row ids, the uniform negatives' population
         self._rows = set(self.catalogue)
@@ -92,7 +95,7 @@ class OnlineLearner:
         hard = list(dict.fromkeys(x for x in impressions if x in self._rows and x != item))
         negatives = sample_negatives(self.catalogue, {item, *hard}, self.settings.negatives, seed)
         candidates = [item, *hard, *negatives]
-        step = row_step(self.tower, self.memory.lookup(history)[0], self.memory.lookup(candidates)[0])
+        step = row_step(self.tower, self.gate, self.memory.lookup(history)[0], self.memory.lookup(candidates)[0])
         if self.settings.input_rows:
             self.memory.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
         else:
@@ -131,6 +134,7 @@ class CheckpointHalf:
     """The ID half of a hybrid checkpoint as the trainer needs it."""
 
     tower: SASRec
+    gate: Fusion  # the fitted gate the workers serve the ID term with
     config: IdMemoryConfig  # the trainer's table over the tower's rows
     tensors: dict
     doc: dict
@@ -144,7 +148,7 @@ class CheckpointHalf:
         tensors, doc = loaded
         tower = load_tower(tensors, doc["tower"])
         cfg = memory_config(settings, tower.opts.dim, HybridConfig.from_dict(doc.get("hybrid", {})))
-        return cls(tower, cfg, tensors, doc)
+        return cls(tower, Fusion.from_tensors(tensors, tower.opts.dim), cfg, tensors, doc)
 
     def write_rows(self, memory: IdMemory) -> None:
         """The checkpoint's rows with fresh Adagrad slots; not reported as touched (workers

@@ -68,7 +68,7 @@ class Trainer:
         else:
             memory, meta = snapshot.restore(snap, rows, histories, half.config)
             logger.info("trainer restored %s: %d rows, offsets %s", snap.name, len(memory), meta.offsets)
-        learner = OnlineLearner(memory, half.tower, histories, self.s)
+        learner = OnlineLearner(memory, half.tower, histories, self.s, half.gate)
         learner.stats.__dict__.update(meta.stats)
         if snap is None:
             self._load_history(learner)
