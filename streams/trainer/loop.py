@@ -35,6 +35,8 @@ from streams.trainer.publisher import Publisher
 
 logger = logging.getLogger(__name__)
 
+LEARN_SLICE = 32  # engagements learned between two checks of the sync clock
+
 
 class Trainer:
     """The trainer process around one OnlineLearner."""
@@ -114,13 +116,22 @@ class Trainer:
         for tp, records in fetched.items():
             self.pending.setdefault(tp.partition, deque()).extend(records)
         ready = self._release(await gate.limits() if gate else None)
-        if ready:
-            await asyncio.to_thread(self.learner.learn_all, ready)
+        await self._learn(ready)
         if self._sync_due():
             await self._sync()
         if time.monotonic() - self.last_snapshot >= self.s.snapshot_every_s:
             await self._snapshot(consumer)
         self._write_stats(consumer)
+
+    async def _learn(self, ready: list[tuple[dict, int, int]]) -> None:
+        """Learn in slices and sync between them when due: a large fetch (a backlog) must not
+        push a sync past its interval, in either clock."""
+        for k in range(0, len(ready), LEARN_SLICE):
+            part = ready[k:k + LEARN_SLICE]
+            await asyncio.to_thread(self.learner.learn_all, part)
+            self.max_ts = max(self.max_ts, max(event["ts"] for event, _, _ in part))
+            if self._sync_due():
+                await self._sync()
 
     def _release(self, limits: dict[int, int] | None) -> list[tuple[dict, int, int]]:
         """Pending records the gate allows, validated, in offset order per partition."""
@@ -132,7 +143,6 @@ class Trainer:
                 self.positions[p] = rec.offset + 1
                 event = self._parse(rec)
                 if event is not None:
-                    self.max_ts = max(self.max_ts, event["ts"])
                     out.append((event, p, rec.offset))
         if out and self.learner.stats.engagements == 0 and self.s.ttl_s > 0:
             self.learner.stamp_unseen(out[0][0]["ts"])

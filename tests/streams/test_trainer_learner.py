@@ -107,3 +107,28 @@ def test_history_snapshot_round_trip_and_checksum(tmp_path):
     (tmp_path / "h.jsonl").write_bytes(data)
     with pytest.raises(StateCodecError):
         other.restore(tmp_path / "h.jsonl")
+
+
+def test_a_backlog_is_learned_in_slices_with_a_sync_whenever_one_is_due(tmp_path):
+    """A large fetch must not push a sync past its interval: with an event clock of 60 s and
+    engagements 100 s apart, every slice of the backlog ends with a sync of what it learned."""
+    import asyncio
+
+    from streams.trainer import loop
+
+    path = write_id_half(tmp_path / "ckpt", ITEMS)
+    trainer = loop.Trainer(TrainerSettings(checkpoint=path, data_dir=tmp_path / "t", negatives=10,
+                                           sync_clock="event", sync_every_s=60.0))
+    synced: list[int] = []
+
+    async def sync() -> None:  # the publish side is the broker tests' business
+        synced.append(trainer.learner.stats.engagements)
+        trainer.meta.sync_event_ts = trainer.max_ts
+
+    trainer._sync = sync
+    backlog = [({"user_id": f"u{k % 7}", "item_id": f"i{k % 30}", "ts": 1000.0 + 100 * k, "kind": "click"}, 0, k)
+               for k in range(100)]
+    asyncio.run(trainer._learn(backlog))
+    assert trainer.learner.stats.engagements == 100
+    assert synced == [32, 64, 96, 100]
+    assert trainer.max_ts == 1000.0 + 100 * 99
