@@ -41,6 +41,9 @@ def facts(d: dict) -> str:
     if "online" in v and "frozen" in v:
         r = v["online"]["overall"]["recall@10"] / max(v["frozen"]["overall"]["recall@10"], 1e-12)
         lines.append(f"- online / frozen Recall@10: **{r:.3f}x** (target >= 1.10x)")
+    if "online" in v and "slow" in v:
+        r = v["online"]["overall"]["recall@10"] / max(v["slow"]["overall"]["recall@10"], 1e-12)
+        lines.append(f"- online / slow Recall@10: **{r:.3f}x** (target: above 1)")
     for name in ("online", "slow", "lag"):
         if name in v:
             t, p = v[name].get("trainer") or {}, v[name].get("parameters") or {}
@@ -53,6 +56,11 @@ def facts(d: dict) -> str:
         lines.append("- lag run: the first 1,500 engagements offered at 50/s, wall-clock sync every 10 s, "
                      "trainer not following the worker (target: p99 <= 2 x the sync interval)")
     return "\n".join(lines) + "\n"
+
+
+def _rate(d: dict) -> str:
+    rate = d.get("rate") or 0
+    return f"{rate:g} engagements/s" if rate else "the worker's full speed"
 
 
 def _s(x) -> str:
@@ -83,7 +91,7 @@ def section(d: dict, png: str) -> str:
             f"(`python bench/bench_online_training.py --events {d['events']}`; checkpoint "
             f"`{d['checkpoint']}`, trained before the period). Every recommendation is judged "
             f"against the user's next engagement before the trainer may learn it (the trainer "
-            f"follows the worker's committed offsets). Sync intervals are event time: online "
+            f"follows the worker's committed offsets). Replayed at {_rate(d)}; sync intervals are event time: online "
             f"every {d['sync_s']:g} s, slow once per event-day.\n\n{table(d)}\n{facts(d)}\n![online training]({png})\n")
 
 

@@ -13,13 +13,14 @@ def _m(r: float, n: int = 10) -> dict:
 
 def test_section_table_ratio_and_markers(tmp_path, monkeypatch):
     mod = load_bench_script("report_online_training")
-    d = {"events": 100, "checkpoint": "ck", "sync_s": 60.0, "rate": 0.0,
+    d = {"events": 100, "checkpoint": "ck", "sync_s": 60.0, "rate": 10.0,
          "popularity": {"overall": _m(0.05), "per_day": {"0": _m(0.04), "1": _m(0.06)}},
          "variants": {"frozen": {"overall": _m(0.10), "per_day": {"0": _m(0.1), "1": _m(0.1)}},
                       "online": {"overall": _m(0.12), "per_day": {"0": _m(0.1), "1": _m(0.14)},
                                  "trainer": {"engagements": 90, "syncs": 7, "rows_sent": 300},
                                  "parameters": {"param_version": 7, "param_lag_p50_s": 0.2,
-                                                "param_lag_p99_s": 0.9, "param_lag_n": 300}}}}
+                                                "param_lag_p99_s": 0.9, "param_lag_n": 300}},
+                      "slow": {"overall": _m(0.15), "per_day": {"0": _m(0.15), "1": _m(0.15)}}}}
     (tmp_path / "results").mkdir()
     js = tmp_path / "results/online_training.json"
     js.write_text(json.dumps(d))
@@ -32,5 +33,6 @@ def test_section_table_ratio_and_markers(tmp_path, monkeypatch):
     assert "| online | 0.1200 | 0.0600 | 10 | 0.100 | 0.140 |" in text
     assert "| popularity | 0.0500 |" in text and "**1.200x**" in text
     assert "version 7" in text and "p99 0.90 s" in text
+    assert "online / slow Recall@10: **0.800x**" in text and "Replayed at 10 engagements/s" in text
     assert (tmp_path / "results/online_training.png").stat().st_size > 1000
     assert mod.main() == 0 and readme.read_text().count("online-training:start") == 1
