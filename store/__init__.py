@@ -12,6 +12,7 @@ from .id_memory import IdMemory
 from .id_row import IdRow, decode_row, encode_row, parse_row_key, row_key
 from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .memory_backend import MemoryKV
+from .row_block import RowBlock
 from .token_cache import BoundedCache, CacheStats
 from .typed_stores import ItemStore
 from .user_state import (
@@ -24,6 +25,7 @@ from .user_state import (
 from .vector_index import VectorIndex, rebuild_from_store
 
 __all__ = [
+    "RowBlock",
     "BoundedCache",
     "BruteForceIndex",
     "CacheStats",

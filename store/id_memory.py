@@ -62,7 +62,7 @@ def _per_id(values: float | Sequence[float] | np.ndarray, n: int, what: str) -> 
     return a
 
 
-def _sum_duplicates(
+def sum_duplicates(
     ids: list[str], grads: np.ndarray, ts: np.ndarray | None
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
     """Distinct ids in first-seen order, their summed gradients, counts and latest times."""
@@ -71,10 +71,13 @@ def _sum_duplicates(
     if len(index) == len(ids):  # the common case; np.add.at is slow on thousands of rows
         summed = grads.astype(np.float32, copy=True)
     else:
-        # sum each id's entries in float64 (no float32 overflow to inf), in their original order
-        order = np.argsort(inverse, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
-        summed = np.add.reduceat(grads[order].astype(np.float64), starts, axis=0)
+        # sum each id's entries in float64 (no float32 overflow to inf), in their original order:
+        # first occurrences, then the (few) repeats added on
+        _, first = np.unique(inverse, return_index=True)
+        repeat = np.ones(len(ids), bool)
+        repeat[first] = False
+        summed = grads[first].astype(np.float64)
+        np.add.at(summed, inverse[repeat], grads[repeat])
         summed = np.clip(summed, -_F32_MAX, _F32_MAX).astype(np.float32)
     counts = np.bincount(inverse, minlength=len(index))
     latest = None
@@ -82,6 +85,14 @@ def _sum_duplicates(
         latest = np.full(len(index), -np.inf)
         np.maximum.at(latest, inverse, ts)
     return list(index), summed, counts, latest
+
+
+def adagrad_step(vectors: np.ndarray, accum: np.ndarray, g: np.ndarray, lr: float, eps: float) -> None:
+    """In place, row-wise: accum += g*g (saturating); vectors -= lr * g / (sqrt(accum) + eps)."""
+    with np.errstate(over="ignore"):  # saturate: an infinite accumulator could not be stored
+        np.minimum(accum + g * g, _F32_MAX, out=accum)
+    # |step| <= lr since accum >= g*g, so the vector stays finite
+    vectors -= lr * g / (np.sqrt(accum) + eps)
 
 
 class IdMemory:
@@ -194,7 +205,7 @@ class IdMemory:
         if grads.shape != (len(ids), self.config.dim) or not np.isfinite(grads).all():
             raise ValueError(f"grads: expected finite ({len(ids)}, {self.config.dim}) values")
         times = None if ts is None else _per_id(ts, len(ids), "apply_gradients ts")
-        unique, summed, counts, latest = _sum_duplicates(ids, grads, times)
+        unique, summed, counts, latest = sum_duplicates(ids, grads, times)
         ignored = 0
         # chunks no larger than the cache: a row fetched in a chunk stays cached until marked
         for start in range(0, len(unique), self.config.cache_rows):
@@ -218,16 +229,25 @@ class IdMemory:
 
     def _adagrad(self, rows: list[IdRow], g: np.ndarray) -> None:
         """One step on each row with its gradient g[k], in one vectorized pass."""
-        accum = np.stack([row.accum for row in rows])
-        with np.errstate(over="ignore"):  # saturate: an infinite accumulator could not be stored
-            np.minimum(accum + g * g, _F32_MAX, out=accum)
-        # |step| <= lr since accum >= g*g, so the vector stays finite
-        step = self.config.lr * g / (np.sqrt(accum) + self.config.eps)
+        vectors, accum = np.stack([row.vector for row in rows]), np.stack([row.accum for row in rows])
+        adagrad_step(vectors, accum, g, self.config.lr, self.config.eps)
         for k, row in enumerate(rows):
-            row.accum[...] = accum[k]
-            row.vector -= step[k]
+            row.accum[...], row.vector[...] = accum[k], vectors[k]
             row.updates += 1
             row.version = self.version
+
+    def write_steps(self, ids: Sequence[str], vectors: np.ndarray, accum: np.ndarray,
+                    steps: np.ndarray) -> None:
+        """Store rows stepped elsewhere (store/row_block.py): new vector and slot values, steps[k]
+        more updates; each is stamped with the current version and reported as touched."""
+        for k, item_id in enumerate(ids):
+            row = self._get(item_id)
+            if row is None:
+                raise KeyError(f"id memory {self.table}: no row {item_id!r} to write steps to")
+            row.vector[...], row.accum[...] = vectors[k], accum[k]
+            row.updates += int(steps[k])
+            row.version = self.version
+            self._mark(item_id)
 
     def drain_touched(self) -> list[str]:
         """Ids created, updated, put or deleted since the last call (the rows to publish)."""

@@ -19,7 +19,7 @@ from model.checkpoint import load_hybrid
 from model.hybrid import Fusion, HybridConfig
 from model.online import freeze, row_step, sample_negatives
 from model.sasrec import SASRec, load_tower
-from store import IdMemory, IdMemoryConfig, IdRow
+from store import IdMemory, IdMemoryConfig, IdRow, RowBlock
 from streams.errors import ThreadrecError
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
@@ -65,12 +65,21 @@ class OnlineLearner:
         self._rows = set(self.catalogue)
 
     def learn_all(self, events: Iterable[tuple[dict, int, int]]) -> None:
-        """learn() each (event, partition, offset) in order."""
+        """learn() each (event, partition, offset) in order; the rows are written back once (the
+        same table as one by one, store/row_block.py)."""
+        block = RowBlock(self.memory)
         for event, partition, offset in events:
-            self.learn(event, partition, offset)
+            self._learn(event, partition, offset, block)
+        block.commit()
 
     def learn(self, event: dict, partition: int, offset: int) -> float | None:
         """One validated engagement; returns the step's loss, or None when no step was taken."""
+        block = RowBlock(self.memory)
+        loss = self._learn(event, partition, offset, block)
+        block.commit()
+        return loss
+
+    def _learn(self, event: dict, partition: int, offset: int, block: RowBlock) -> float | None:
         user, item = event["user_id"], event["item_id"]
         h = self.histories.get(user)
         if event["kind"] == "impression":
@@ -81,25 +90,26 @@ class OnlineLearner:
             return None
         if self.memory.observe([item], event["ts"])[0] and item not in self._rows:
             self._admit(item)
-        loss = self._step(h.items, h.impressions, item, (self.settings.seed, partition, offset))
+        loss = self._step(h.items, h.impressions, item, (self.settings.seed, partition, offset), block)
         h.items.append(item)
         h.impressions = [x for x in h.impressions if x != item]
         self.histories.put(user, h)
         self.stats.engagements += 1
         return loss
 
-    def _step(self, items: list[str], impressions: list[str], item: str, seed: tuple[int, ...]) -> float | None:
+    def _step(self, items: list[str], impressions: list[str], item: str, seed: tuple[int, ...],
+              block: RowBlock) -> float | None:
         history = [i for i in items if i in self._rows][-self.tower.opts.max_len:]
         if item not in self._rows or not history:
             return None  # no row to learn, or no history rows to learn it from
         hard = list(dict.fromkeys(x for x in impressions if x in self._rows and x != item))
         negatives = sample_negatives(self.catalogue, {item, *hard}, self.settings.negatives, seed)
         candidates = [item, *hard, *negatives]
-        step = row_step(self.tower, self.gate, self.memory.lookup(history)[0], self.memory.lookup(candidates)[0])
+        step = row_step(self.tower, self.gate, block.lookup(history), block.lookup(candidates))
         if self.settings.input_rows:
-            self.memory.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
+            block.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
         else:
-            self.memory.apply_gradients(candidates, step.candidates)
+            block.apply_gradients(candidates, step.candidates)
         s = self.stats
         s.steps, s.loss_sum = s.steps + 1, s.loss_sum + step.loss
         s.recent = [*s.recent[-999:], step.loss]

@@ -61,6 +61,19 @@ def test_same_log_same_table(tmp_path):
         assert a.memory.get_row(item) == b.memory.get_row(item)
 
 
+def test_learning_a_log_in_slices_equals_learning_it_event_by_event(tmp_path):
+    a, b = make_learner(tmp_path / "a", min_count=2), make_learner(tmp_path / "b", min_count=2)
+    events = chain_events(8) + [({"user_id": "u1", "item_id": "i39", "ts": 5000.0 + k, "kind": "click"}, 0, 100 + k)
+                                for k in range(3)]  # an admission inside a slice
+    for e in events:
+        a.learn(*e)
+    for k in range(0, len(events), 7):
+        b.learn_all(events[k:k + 7])
+    assert a.stats.steps == b.stats.steps and a.stats.admitted == b.stats.admitted == 1
+    for item in ITEMS:
+        assert a.memory.get_row(item) == b.memory.get_row(item)
+
+
 def test_new_item_is_admitted_after_min_count_and_then_learned(tmp_path):
     learner = make_learner(tmp_path, min_count=2)
     ev = lambda u, item, off: ({"user_id": u, "item_id": item, "ts": 2000.0 + off, "kind": "click"}, 0, off)  # noqa: E731

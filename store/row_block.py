@@ -1,0 +1,67 @@
+"""A dense working copy of some rows of an IdMemory for a run of sequential Adagrad steps.
+
+Per-row bookkeeping (cache, dirty marks, versions) costs microseconds per row and a step with a
+full softmax touches every row; a block pays it once per run of steps instead of once per step.
+Each step is the one IdMemory.apply_gradients takes (duplicate ids summed in float64, the same
+float32 Adagrad), in order, so a run of steps through a block ends with the same rows, bit for
+bit, as the steps applied one by one (tests/store/test_row_block.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .id_memory import IdMemory, adagrad_step, sum_duplicates
+
+
+class RowBlock:
+    """Rows checked out of one IdMemory (copies); `commit` writes the stepped ones back."""
+
+    def __init__(self, memory: IdMemory) -> None:
+        self.memory = memory
+        self.index: dict[str, int] = {}  # id -> row of the arrays
+        dim = memory.config.dim
+        self.vectors = np.zeros((0, dim), np.float32)
+        self.accum = np.zeros((0, dim), np.float32)
+        self.steps = np.zeros(0, np.int64)  # steps each row took in this block
+
+    def ensure(self, ids: Sequence[str]) -> None:
+        """Check out the ids not in the block yet (each must have a row)."""
+        missing = [i for i in dict.fromkeys(ids) if i not in self.index]
+        if not missing:
+            return
+        rows = [self.memory.get_row(i) for i in missing]
+        absent = [i for i, r in zip(missing, rows, strict=True) if r is None]
+        if absent:
+            raise KeyError(f"row block: no row for {absent[:3]}")
+        for i in missing:
+            self.index[i] = len(self.index)
+        self.vectors = np.concatenate([self.vectors, np.stack([r.vector for r in rows])])
+        self.accum = np.concatenate([self.accum, np.stack([r.accum for r in rows])])
+        self.steps = np.concatenate([self.steps, np.zeros(len(rows), np.int64)])
+
+    def lookup(self, ids: Sequence[str]) -> np.ndarray:
+        """(N, dim) current vectors of ids (checked out first where needed)."""
+        self.ensure(ids)
+        return self.vectors[[self.index[i] for i in ids]]
+
+    def apply_gradients(self, ids: Sequence[str], grads: np.ndarray) -> None:
+        """One Adagrad step per distinct id, as IdMemory.apply_gradients takes it."""
+        self.ensure(ids)
+        unique, summed, _, _ = sum_duplicates(list(ids), np.asarray(grads, np.float32), None)
+        at = np.fromiter((self.index[i] for i in unique), np.int64, len(unique))
+        vectors, accum = self.vectors[at], self.accum[at]
+        adagrad_step(vectors, accum, summed, self.memory.config.lr, self.memory.config.eps)
+        self.vectors[at], self.accum[at] = vectors, accum
+        self.steps[at] += 1
+
+    def commit(self) -> int:
+        """Write every row that took a step back to the memory; returns how many."""
+        ids = list(self.index)
+        stepped = np.flatnonzero(self.steps)
+        self.memory.write_steps([ids[k] for k in stepped], self.vectors[stepped], self.accum[stepped],
+                                self.steps[stepped])
+        self.steps[:] = 0
+        return len(stepped)
