@@ -25,7 +25,6 @@ from .user_state import (
 from .vector_index import VectorIndex, rebuild_from_store
 
 __all__ = [
-    "RowBlock",
     "BoundedCache",
     "BruteForceIndex",
     "CacheStats",
@@ -43,6 +42,7 @@ __all__ = [
     "ItemStore",
     "KVStore",
     "MemoryKV",
+    "RowBlock",
     "RocksMemory",
     "StateCodecError",
     "StoreClosedError",

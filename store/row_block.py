@@ -22,10 +22,18 @@ class RowBlock:
     def __init__(self, memory: IdMemory) -> None:
         self.memory = memory
         self.index: dict[str, int] = {}  # id -> row of the arrays
-        dim = memory.config.dim
-        self.vectors = np.zeros((0, dim), np.float32)
-        self.accum = np.zeros((0, dim), np.float32)
-        self.steps = np.zeros(0, np.int64)  # steps each row took in this block
+        self._grow(64)
+
+    def _grow(self, capacity: int) -> None:
+        """Arrays with room for `capacity` rows (doubling: a block checked out piecemeal, e.g.
+        sampled negatives per step, copies each row O(1) times)."""
+        n, dim = len(self.index), self.memory.config.dim
+        old = getattr(self, "vectors", None)
+        vectors, accum = np.zeros((capacity, dim), np.float32), np.zeros((capacity, dim), np.float32)
+        steps = np.zeros(capacity, np.int64)  # steps each row took in this block
+        if old is not None:
+            vectors[:n], accum[:n], steps[:n] = self.vectors[:n], self.accum[:n], self.steps[:n]
+        self.vectors, self.accum, self.steps = vectors, accum, steps
 
     def ensure(self, ids: Sequence[str]) -> None:
         """Check out the ids not in the block yet (each must have a row)."""
@@ -36,11 +44,13 @@ class RowBlock:
         absent = [i for i, r in zip(missing, rows, strict=True) if r is None]
         if absent:
             raise KeyError(f"row block: no row for {absent[:3]}")
+        n = len(self.index)
+        if n + len(rows) > len(self.vectors):
+            self._grow(max(2 * len(self.vectors), n + len(rows)))
+        self.vectors[n:n + len(rows)] = np.stack([r.vector for r in rows])
+        self.accum[n:n + len(rows)] = np.stack([r.accum for r in rows])
         for i in missing:
             self.index[i] = len(self.index)
-        self.vectors = np.concatenate([self.vectors, np.stack([r.vector for r in rows])])
-        self.accum = np.concatenate([self.accum, np.stack([r.accum for r in rows])])
-        self.steps = np.concatenate([self.steps, np.zeros(len(rows), np.int64)])
 
     def lookup(self, ids: Sequence[str]) -> np.ndarray:
         """(N, dim) current vectors of ids (checked out first where needed)."""
@@ -49,8 +59,11 @@ class RowBlock:
 
     def apply_gradients(self, ids: Sequence[str], grads: np.ndarray) -> None:
         """One Adagrad step per distinct id, as IdMemory.apply_gradients takes it."""
+        grads = np.asarray(grads, np.float32)
+        if grads.shape != (len(ids), self.memory.config.dim) or not np.isfinite(grads).all():
+            raise ValueError(f"grads: expected finite ({len(ids)}, {self.memory.config.dim}) values")
         self.ensure(ids)
-        unique, summed, _, _ = sum_duplicates(list(ids), np.asarray(grads, np.float32), None)
+        unique, summed, _, _ = sum_duplicates(list(ids), grads, None)
         at = np.fromiter((self.index[i] for i in unique), np.int64, len(unique))
         vectors, accum = self.vectors[at], self.accum[at]
         adagrad_step(vectors, accum, summed, self.memory.config.lr, self.memory.config.eps)
@@ -60,7 +73,7 @@ class RowBlock:
     def commit(self) -> int:
         """Write every row that took a step back to the memory; returns how many."""
         ids = list(self.index)
-        stepped = np.flatnonzero(self.steps)
+        stepped = np.flatnonzero(self.steps[:len(ids)])
         self.memory.write_steps([ids[k] for k in stepped], self.vectors[stepped], self.accum[stepped],
                                 self.steps[stepped])
         self.steps[:] = 0

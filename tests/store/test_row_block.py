@@ -49,3 +49,25 @@ def test_block_over_more_rows_than_the_cache_and_a_missing_id():
     assert all(mem.get_row(i).updates == 1 for i in ids)
     with pytest.raises(KeyError):
         block.lookup(["nope"])
+
+
+def test_a_non_finite_gradient_is_refused_and_changes_nothing():
+    mem = _memory(["r0", "r1"])
+    before = mem.get_row("r0")
+    block = RowBlock(mem)
+    with pytest.raises(ValueError):
+        block.apply_gradients(["r0", "r1"], np.array([[np.nan] * 6, [0.0] * 6], np.float32))
+    assert block.commit() == 0 and mem.get_row("r0") == before
+
+
+def test_a_block_grown_piecemeal_past_its_first_capacity_keeps_every_row():
+    ids = [f"r{k}" for k in range(150)]
+    one, blocked = _memory(ids), _memory(ids)
+    block = RowBlock(blocked)
+    for k in range(0, 150, 7):  # checked out a few at a time, as sampled negatives are
+        part = ids[k:k + 7]
+        g = np.full((len(part), 6), 0.5 + k, np.float32)
+        one.apply_gradients(part, g)
+        block.apply_gradients(part, g)
+    block.commit()
+    assert all(blocked.get_row(i) == one.get_row(i) for i in ids)
