@@ -4,6 +4,11 @@ A record is (key, value): key row_key("item", id), value encode_row("item", id, 
 (the trainer expired the row: delete it). A record that does not decode, names another table,
 disagrees with its key or has another dim than the ID memory is corrupt: it comes back with the
 reason and is not applied; the records around it are. Plain Python, no Kafka.
+
+A row's version must be plausible: at most `ceiling` (the caller's bound: the trainer's head
+plus a step) and never above MAX_VERSION (2**53 - 1, exact in JSON for every consumer). Stale
+rows are ignored, so without the bound one record at version 2**64 - 1 would pin its row, and
+the version every recommendation reports, for good.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ logger = logging.getLogger(__name__)
 # removed a row; absent: tombstone for a row not held (normal on a compacted topic); corrupt
 OUTCOMES = ("applied", "stale", "deleted", "absent", "corrupt")
 CHANGED = frozenset({"applied", "deleted"})  # outcomes that change what is served
+MAX_VERSION = 2**53 - 1  # above it a version is not exact as a JSON number
 
 
 class CorruptParameter(ValueError):
@@ -35,8 +41,8 @@ class ParamOutcome:
     reason: str = ""
 
 
-def decode_parameter(key: bytes | None, value: bytes | None, table: str,
-                     dim: int) -> tuple[str, IdRow | None]:
+def decode_parameter(key: bytes | None, value: bytes | None, table: str, dim: int,
+                     ceiling: int = MAX_VERSION) -> tuple[str, IdRow | None]:
     """(item id, row; None for a tombstone) of one record, or CorruptParameter."""
     try:
         key_table, item_id = parse_row_key(b"" if key is None else key)
@@ -56,21 +62,29 @@ def decode_parameter(key: bytes | None, value: bytes | None, table: str,
     if row.vector.shape != (dim,):
         raise CorruptParameter(f"parameter dim mismatch: row dim {row.vector.shape[0]}, "
                                f"ID memory dim {dim}")
+    if row.version > min(ceiling, MAX_VERSION):
+        raise CorruptParameter(f"implausible version: {row.version} > {min(ceiling, MAX_VERSION)} "
+                               "(the trainer's head plus param_version_step)")
     return item_id, row
 
 
-def apply_parameters(half: IdHalf,
-                     records: Sequence[tuple[bytes | None, bytes | None]]) -> list[ParamOutcome]:
-    """Apply (key, value) records in order; one outcome per record. The ID retrieval table is
-    invalidated when a row changed, so the next ranking sees the new rows."""
+def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],
+                     ceiling: int = MAX_VERSION) -> list[ParamOutcome]:
+    """Apply (key, value) records in order; one outcome per record (whatever one raises, it is
+    that record's). The ID retrieval table is invalidated when a row changed, so the next
+    ranking sees the new rows."""
     memory = half.memory
     out = []
     for key, value in records:
         try:
-            item_id, row = decode_parameter(key, value, memory.table, memory.config.dim)
+            item_id, row = decode_parameter(key, value, memory.table, memory.config.dim, ceiling)
             out.append(ParamOutcome(_apply_one(half, item_id, row)))
         except CorruptParameter as e:
             out.append(ParamOutcome("corrupt", str(e)))
+        except Exception as e:  # nobody listed it: still this record's, not the worker's
+            if isinstance(e, (OSError, MemoryError)):
+                raise
+            out.append(ParamOutcome("corrupt", f"unexpected error: {type(e).__name__}: {e}"[:512]))
     if any(o.outcome in CHANGED for o in out):
         half.invalidate()
     return out

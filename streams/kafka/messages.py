@@ -1,9 +1,14 @@
 """Parse and validate raw topic records (the README's contracts); build dead-letter records.
 
 Every rejection carries a short reason ("oversize payload", "malformed JSON", "missing field",
-"wrong type", "oversize field", "bad ts", "key mismatch", "bad kind", "unknown item") plus
-detail, which the dead-letter record's `error` holds. Every size is bounded by MessageLimits,
-so nothing the worker writes can exceed the producer's request size.
+"wrong type", "oversize field", "bad text", "bad ts", "key mismatch", "bad kind", "unknown item")
+plus detail, which the dead-letter record's `error` holds. Every size is bounded by
+MessageLimits, so nothing the worker writes can exceed the producer's request size.
+
+The parser closes whole classes of input rather than listed cases: the payload must be UTF-8
+(no other encoding JSON allows), nesting is bounded before the decoder recurses, an integer
+literal longer than MAX_INT_DIGITS is refused before int() converts it, and text fields must
+encode back to UTF-8 (a lone surrogate escape such as "\\ud800" is valid JSON but not text).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from typing import Any
 
 from pydantic import Field
@@ -34,6 +40,13 @@ class MessageLimits(BaseSettings):
     message_bytes: int = Field(1_000_000, ge=16_384)
     deadletter_payload_bytes: int = Field(4_096, ge=64)  # a dead letter keeps this much payload
     send_attempts: int = Field(3, ge=1)  # per output record before it is dead-lettered
+    json_depth: int = Field(16, ge=2)  # nesting of arrays/objects in one value
+
+
+MAX_INT_DIGITS = 20  # an integer literal longer than this is refused before int() sees it
+REASON_BYTES = 512  # an unexpected exception's message is cut to this in a dead letter
+_STRING = re.compile(r'"(?:\\.|[^"\\])*"', re.S)  # a JSON string literal (escapes included)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
 class InvalidMessage(ValueError):
@@ -44,15 +57,45 @@ class InvalidMessage(ValueError):
         self.reason = reason
 
 
+def reason_of(exc: BaseException) -> str:
+    """A dead letter's reason for an exception nobody expected: 'unexpected error: Type: msg',
+    cut to a bounded size and safe to encode (the message may quote the bad input)."""
+    if isinstance(exc, InvalidMessage):
+        return str(exc)
+    msg = f"unexpected error: {type(exc).__name__}: {exc}"
+    return msg.encode("utf-8", "backslashreplace")[:REASON_BYTES].decode("utf-8", "ignore")
+
+
+def _bounded_int(literal: str) -> int:
+    if len(literal) > MAX_INT_DIGITS:
+        raise InvalidMessage("wrong type", f"an integer literal of {len(literal)} digits")
+    return int(literal)
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of arrays/objects, string literals ignored (brackets in text count not)."""
+    depth = deepest = 0
+    for m in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if m.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _load(value: bytes | None, limits: MessageLimits) -> dict[str, Any]:
     if value is None:
         raise InvalidMessage("malformed JSON", "null value")
     if len(value) > limits.payload_bytes:
         raise InvalidMessage("oversize payload", f"{len(value)} bytes > {limits.payload_bytes}")
     try:
-        obj = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidMessage("malformed JSON", str(e)) from e
+        text = bytes(value).decode("utf-8")  # json.loads(bytes) would also take UTF-16/32
+    except UnicodeDecodeError as e:
+        raise InvalidMessage("malformed JSON", f"not UTF-8: {e}") from e
+    if _depth(text) > limits.json_depth:
+        raise InvalidMessage("malformed JSON", f"nested deeper than {limits.json_depth}")
+    try:
+        obj = json.loads(text, parse_int=_bounded_int)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise InvalidMessage("malformed JSON", str(e)[:200]) from e
     if not isinstance(obj, dict):
         raise InvalidMessage("wrong type", f"value must be a JSON object, got {type(obj).__name__}")
     return obj
@@ -66,7 +109,10 @@ def _text(obj: dict, name: str, limit: int, required: bool = True) -> str | None
         return None
     if not isinstance(v, str) or (required and not v.strip()):
         raise InvalidMessage("wrong type", f"{name!r} must be a non-empty string, got {_short(v)}")
-    size = len(v.encode("utf-8"))
+    try:
+        size = len(v.encode("utf-8"))
+    except UnicodeEncodeError as e:  # a lone surrogate: valid JSON, not text
+        raise InvalidMessage("bad text", f"{name!r} is not valid Unicode ({e.reason} at {e.start})") from e
     if size > limit:
         raise InvalidMessage("oversize field", f"{name!r} has {size} bytes > {limit}")
     return v
@@ -120,13 +166,24 @@ def check_key(event: dict[str, Any], key: bytes | None) -> None:
         raise InvalidMessage("key mismatch", f"record key {_short(bounded(key, 64))} is not the user_id")
 
 
+def check_item_key(item: dict[str, Any], key: bytes | None) -> None:
+    """An item's record key must be its item_id, or the tombstone its producer later sends
+    for that key would remove nothing."""
+    if key != item["item_id"].encode("utf-8"):
+        what = "no key" if key is None else f"record key {_short(bounded(key, 64))}"
+        raise InvalidMessage("key mismatch", f"{what} is not the item_id; key items by item_id")
+
+
 def tombstone_id(key: bytes | None, limits: MessageLimits | None = None) -> str:
     """The item id a null `items` value removes (its key)."""
     if not key:
         raise InvalidMessage("missing field", "a tombstone needs the item id as its key")
     if len(key) > (limits or MessageLimits()).id_bytes:
         raise InvalidMessage("oversize field", f"tombstone key has {len(key)} bytes")
-    return key.decode("utf-8", errors="replace")
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidMessage("bad text", f"tombstone key is not UTF-8: {e}") from e
 
 
 def bounded(b: bytes | None, limit: int) -> bytes | None:

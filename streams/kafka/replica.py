@@ -22,6 +22,8 @@ from streams.kafka.settings import KafkaSettings
 logger = logging.getLogger(__name__)
 
 Apply = Callable[[int, list], Awaitable[None]]  # (partition, records) -> None
+Heads = Callable[[list], None]  # the last record of each non-empty partition, at start
+HEAD_WAIT_S = 10.0  # longest wait for the last records at start (then: no heads)
 
 
 async def assign_at(c: AIOKafkaConsumer, topic: str, parts: set[int],
@@ -45,8 +47,8 @@ class TopicReplica:
     """
 
     def __init__(self, k: KafkaSettings, topic: str, apply: Apply, offsets: dict[int, int],
-                 security: dict | None = None, name: str = "items") -> None:
-        self.k, self.topic, self.apply, self.name = k, topic, apply, name
+                 security: dict | None = None, name: str = "items", heads: Heads | None = None) -> None:
+        self.k, self.topic, self.apply, self.name, self.heads = k, topic, apply, name, heads
         self.positions = dict(offsets)  # partition -> next offset applied
         self._security = security or {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -58,6 +60,9 @@ class TopicReplica:
         c, parts = await self._connect()
         tps = await assign_at(c, self.topic, parts, self.positions)
         self.start_ends = {tp.partition: end for tp, end in (await c.end_offsets(tps)).items()}
+        if self.heads is not None:
+            self.heads(await self._last_records(c, tps))
+            await assign_at(c, self.topic, parts, self.positions)
         self._consumer = c
         self._ready.set()
         logger.info("%s replica on %s, %d partitions, from %s to %s", self.name, self.topic,
@@ -84,6 +89,19 @@ class TopicReplica:
                 warned = time.monotonic()
                 logger.warning("%s replica: topic %s has no partitions after %.0fs; still "
                                "waiting", self.name, self.topic, warned - t0)
+
+    async def _last_records(self, c: AIOKafkaConsumer, tps: list[TopicPartition]) -> list:
+        """The record at end - 1 of every non-empty partition (what was newest at start)."""
+        want = {tp for tp in tps if self.start_ends.get(tp.partition, 0) > 0}
+        for tp in want:
+            c.seek(tp, self.start_ends[tp.partition] - 1)
+        got: dict[TopicPartition, object] = {}
+        deadline = time.monotonic() + HEAD_WAIT_S
+        while want - got.keys() and time.monotonic() < deadline:
+            for tp, records in (await c.getmany(timeout_ms=200)).items():
+                if tp in want and records:
+                    got.setdefault(tp, records[0])
+        return list(got.values())
 
     def behind(self) -> int:
         """Records between the applied positions and the end offsets seen at start."""

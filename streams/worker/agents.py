@@ -4,12 +4,15 @@ in tasks."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
+from streams.kafka.ledger import DeadLetterLedger
 from streams.worker.batch import handle_batch
 from streams.worker.outbox import Outbox
 from streams.worker.priority import lower_thread_priority
@@ -17,6 +20,27 @@ from streams.worker.runtime import Runtime
 from streams.worker.topics import Tables, Topics
 
 logger = logging.getLogger(__name__)
+
+
+def fatal_on_error(runtime: Runtime, what: str, app: faust.App) -> Callable:
+    """Wrap a task so that any exception, or a cancellation while the app is not stopping, ends
+    the process (Runtime.fail): never an idle or hanging worker with a task gone."""
+
+    def wrap(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        @functools.wraps(fn)
+        async def guarded() -> None:
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                if not app.should_stop:  # killed, not shut down: the worker lost a task
+                    runtime.fail(RuntimeError(f"{what} task cancelled"), what)
+                raise
+            except BaseException as exc:  # noqa: B036 - anything else is fatal too
+                runtime.fail(exc, what)
+                raise
+        return guarded
+
+    return wrap
 
 
 def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Runtime) -> None:
@@ -35,13 +59,7 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
                 raise
             runtime.agent_s += time.perf_counter() - t0
 
-    async def dead_letter_replicated(record, error: str) -> None:
-        outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
-                        counts=runtime.send_counts, metrics=runtime.metrics)
-        await outbox.dead_letter(record, error)
-        await outbox.flush()
-
-    runtime.dead_letter = dead_letter_replicated
+    runtime.dead_letter = replica_dead_letters(topics, runtime)
 
     @app.timer(interval=runtime.settings.index_snapshot_every_s)
     async def snapshot_index() -> None:
@@ -51,6 +69,7 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             logger.warning("vector index snapshot failed", exc_info=True)
 
     @app.task
+    @fatal_on_error(runtime, "items replica", app)
     async def replicate_items() -> None:
         if runtime.replicator is not None:
             await runtime.replicator.run()
@@ -58,21 +77,43 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
     register_summary_lane(app, runtime)
 
     @app.task
+    @fatal_on_error(runtime, "start-up freeze", app)
     async def freeze_when_ready() -> None:  # before the first engagement, when nothing waits on it
         while not (runtime.serving or runtime.replicas_current()):
             await asyncio.sleep(0.2)
         runtime.start_serving()
 
     @app.task
+    @fatal_on_error(runtime, "parameters replica", app)
     async def replicate_parameters() -> None:
         if runtime.param_replica is not None:
             await runtime.param_replica.run()
+
+
+def replica_dead_letters(topics: Topics, runtime: Runtime) -> Callable:
+    """How a replica dead-letters a bad record: once per deployment, not once per start (a
+    record read before this start is looked up in the deadletter topic first)."""
+    ledger = DeadLetterLedger(runtime.settings.kafka, runtime.settings.kafka.topic("deadletter"))
+
+    async def dead_letter_replicated(record, error: str) -> None:
+        source = (record.topic, record.partition, record.offset)
+        if runtime.read_before_start(record) and await ledger.holds(source):
+            runtime.replica_letters_known += 1  # dead-lettered by an earlier start or worker
+            return
+        outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
+                        counts=runtime.send_counts, metrics=runtime.metrics)
+        await outbox.dead_letter(record, error)
+        await outbox.flush()
+        ledger.add(source)
+
+    return dead_letter_replicated
 
 
 def register_summary_lane(app: faust.App, runtime: Runtime) -> None:
     """A task running the engine's summary lane, if it has one (streams/engine/summary_lane.py)."""
 
     @app.task
+    @fatal_on_error(runtime, "summary lane", app)
     async def summary_lane() -> None:
         lane = runtime.engine.rounds.lane
         # one thread (one malloc arena, as the engine's), nicer than the engine's

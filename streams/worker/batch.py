@@ -1,5 +1,11 @@
 """One micro-batch of the engagements agent: sequence (repair gaps, drop redeliveries), validate,
-engine call, send, write tables."""
+engine call, send, write tables.
+
+Each record is isolated (streams/worker/isolation.py): any exception while validating it is
+its dead letter; when the engine call fails for the batch, the batch is retried record by
+record (states threaded from one to the next), so the poison is dead-lettered and every other
+record gets its recommendation and state write.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,16 @@ from contextlib import contextmanager
 
 from faust import streams as faust_streams
 
-from streams.kafka.messages import InvalidMessage, check_key, dumps, parse_engagement, source_ref
+from streams.kafka.messages import (
+    InvalidMessage,
+    check_key,
+    dumps,
+    parse_engagement,
+    reason_of,
+    source_ref,
+)
 from streams.worker.event_time import EventClock
+from streams.worker.isolation import PoisonBreaker
 from streams.worker.offsets import PartitionCursor, Verdict
 from streams.worker.outbox import Outbox
 from streams.worker.runtime import Runtime
@@ -69,8 +83,9 @@ async def _in_sequence(events: list, runtime: Runtime, tables: Tables) -> tuple[
     return ordered, cursor
 
 
-async def _validate(events: list, outbox: Outbox, clock: EventClock) -> list[tuple[object, dict]]:
-    """Parsed (event, engagement) pairs; bad records dead-lettered."""
+async def _validate(events: list, outbox: Outbox, clock: EventClock,
+                    breaker: PoisonBreaker) -> list[tuple[object, dict]]:
+    """Parsed (event, engagement) pairs; bad records dead-lettered, whatever they raised."""
     valid = []
     for ev in events:
         try:
@@ -79,6 +94,10 @@ async def _validate(events: list, outbox: Outbox, clock: EventClock) -> list[tup
             clock.check(ev.message.partition, eng["ts"])
         except InvalidMessage as e:
             await outbox.dead_letter(ev.message, str(e))
+            continue
+        except Exception as e:  # nobody listed it: still this record's, not the worker's
+            breaker.failed(e)
+            await outbox.dead_letter(ev.message, reason_of(e))
             continue
         valid.append((ev, eng))
     return valid
@@ -91,14 +110,11 @@ async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: T
     runtime.metrics.events.inc(len(ordered))
     outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
                     counts=runtime.send_counts, metrics=runtime.metrics)
-    valid = await _validate(ordered, outbox, runtime.clock)
+    valid = await _validate(ordered, outbox, runtime.clock, runtime.breaker)
     results, changed = [], {}
     if valid:
         await _items_caught_up(valid, runtime)
-        sources = [source_ref(ev.message.topic, ev.message.partition, ev.message.offset,
-                              ev.message.timestamp) for ev, _ in valid]
-        results, changed = await runtime.process([e for _, e in valid], sources,
-                                                 _read_states(valid, tables))
+        valid, results, changed = await _run_engine(valid, runtime, tables, outbox)
     t0 = time.perf_counter()
     await _send_results(valid, results, outbox)
     await outbox.flush()
@@ -116,6 +132,49 @@ def _record_offsets(ordered: list, cursor: PartitionCursor, runtime: Runtime,
         with acting_as(last[partition]):
             tables.offsets[offset_key(partition)] = str(cursor.expected[partition]).encode()
         runtime.handled[partition] = cursor.expected[partition]
+
+
+async def _run_engine(valid: list[tuple[object, dict]], runtime: Runtime, tables: Tables,
+                      outbox: Outbox) -> tuple[list[tuple[object, dict]], list, dict[str, bytes]]:
+    """(records kept, their results, changed states): one engine call for the batch; if it
+    raises, one call per record in order, each user's state carried to its next record, and
+    a record whose own call raises is dead-lettered (it never reaches the state)."""
+    sources = [source_ref(ev.message.topic, ev.message.partition, ev.message.offset,
+                          ev.message.timestamp) for ev, _ in valid]
+    states = _read_states(valid, tables)
+    try:
+        results, changed = await runtime.process([e for _, e in valid], sources, states)
+        runtime.breaker.succeeded()
+        return valid, results, changed
+    except Exception as exc:
+        if len(valid) > 1:
+            logger.error("engine failed on a batch of %d (%r); retrying record by record",
+                         len(valid), exc)
+            return await _one_by_one(valid, sources, states, runtime, outbox)
+        runtime.breaker.failed(exc)
+        await outbox.dead_letter(valid[0][0].message, reason_of(exc))
+        return [], [], {}
+
+
+async def _one_by_one(valid: list[tuple[object, dict]], sources: list[dict],
+                      states: dict[str, bytes | None], runtime: Runtime,
+                      outbox: Outbox) -> tuple[list[tuple[object, dict]], list, dict[str, bytes]]:
+    kept, results, changed = [], [], {}
+    for (ev, eng), src in zip(valid, sources, strict=True):
+        user = eng["user_id"]
+        try:
+            res, ch = await runtime.process([eng], [src], {user: changed.get(user, states[user])})
+        except Exception as e:
+            runtime.breaker.failed(e)
+            logger.warning("engagement %d@%d dead-lettered: %r", ev.message.partition,
+                           ev.message.offset, e)
+            await outbox.dead_letter(ev.message, reason_of(e))
+            continue
+        runtime.breaker.succeeded()
+        kept.append((ev, eng))
+        results += res
+        changed.update(ch)
+    return kept, results, changed
 
 
 async def _items_caught_up(valid: list[tuple[object, dict]], runtime: Runtime) -> None:
@@ -147,7 +206,12 @@ def _read_states(valid: list[tuple[object, dict]], tables: Tables) -> dict[str, 
 async def _send_results(valid: list[tuple[object, dict]], results: list, outbox: Outbox) -> None:
     for (ev, eng), res in zip(valid, results, strict=True):
         if res.recommendation is not None:
-            await outbox.recommend(eng["user_id"].encode(), dumps(res.recommendation), ev.message)
+            try:
+                key, value = eng["user_id"].encode(), dumps(res.recommendation)
+            except Exception as e:  # e.g. text the encoder cannot write: this record's alone
+                await outbox.dead_letter(ev.message, reason_of(e))
+                continue
+            await outbox.recommend(key, value, ev.message)
         elif res.error is not None:
             await outbox.dead_letter(ev.message, res.error)
 

@@ -68,6 +68,9 @@ class WorkerSettings(BaseSettings):
     future_skew_s: float = Field(86_400.0, ge=0)  # an engagement ts may lead wall time by this
     # ... and lead its partition's highest accepted ts by this (a replay's gaps stay below it)
     watermark_skew_s: float = Field(30 * 86_400.0, ge=0)
+    late_skew_s: float = Field(365 * 86_400.0, ge=0)  # ... and trail it by at most this
+    # a parameters row more than this many syncs above the trainer's version is refused
+    param_version_step: int = Field(1000, ge=1)
     web_port: int | None = None  # faust web server port (none: off)
     web_host: str = "127.0.0.1"  # address the faust web server binds
     metrics_port: int | None = None  # Prometheus /metrics port (none: off)

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from streams.engine.parameters import CHANGED, OUTCOMES, ParamOutcome
+from store import StateCodecError, decode_row
+from streams.engine.parameters import CHANGED, MAX_VERSION, OUTCOMES, ParamOutcome
 from streams.worker.metrics import WorkerMetrics
 
 LAG_WINDOW = 1024  # the most recent lags the stats file's percentiles are taken over
@@ -55,3 +56,20 @@ class ParamStats:
                 "param_lag_n": self.lags_observed,
                 "param_lag_last_s": float(recent[-1]) if len(recent) else None,
                 "param_lag_p50_s": p50, "param_lag_p99_s": p99}
+
+
+def head_version(last_records: Sequence[Any], step: int) -> int:
+    """The trainer's version as the newest record of each partition shows it at start: the
+    highest that is within `step` of their median, so one forged last record does not set it
+    (with one partition there is nothing to compare with, and its record is believed)."""
+    versions = []
+    for rec in last_records:
+        try:
+            versions.append(decode_row(bytes(rec.value))[2].version)
+        except (StateCodecError, TypeError):  # a tombstone or a bad record says nothing
+            continue
+    versions = [v for v in versions if v <= MAX_VERSION]
+    if not versions:
+        return 0
+    median = float(np.median(versions))
+    return max(v for v in versions if v <= median + step)

@@ -39,13 +39,20 @@ from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
 from streams.errors import ThreadrecError
 from streams.kafka.gap_fetcher import FetchedEvent, GapFetcher
-from streams.kafka.messages import InvalidMessage, parse_item, tombstone_id
+from streams.kafka.messages import (
+    InvalidMessage,
+    check_item_key,
+    parse_item,
+    reason_of,
+    tombstone_id,
+)
 from streams.kafka.replica import TopicReplica
 from streams.worker.config import WorkerSettings
 from streams.worker.event_time import EventClock
 from streams.worker.heap import freeze_startup_objects, release_free_heap
+from streams.worker.isolation import PoisonBreaker
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.parameters import ParamStats
+from streams.worker.parameters import ParamStats, head_version
 
 logger = logging.getLogger(__name__)
 
@@ -98,15 +105,31 @@ class Runtime:
     params: ParamStats = field(default_factory=ParamStats)  # parameters records and sync lag
     handled: dict[int, int] = field(default_factory=dict)  # partition -> next offset to handle
     clock: EventClock | None = None  # event-time checks (built from settings when None)
+    breaker: PoisonBreaker = field(default_factory=PoisonBreaker)  # unexpected per-record failures
+    param_head: int = 0  # the trainer's version when the parameters replica started
+    replica_letters_known: int = 0  # bad replica records already dead-lettered (not sent again)
+    exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
+
+    def take_param_heads(self, last_records: list) -> None:
+        """The parameters replica's last record per partition at start: the version bound."""
+        self.param_head = head_version(last_records, self.settings.param_version_step)
+        logger.info("parameters head version %d", self.param_head)
 
     def __post_init__(self) -> None:
         if self.clock is None:
-            self.clock = EventClock(self.settings.future_skew_s, self.settings.watermark_skew_s)
-    exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
+            self.clock = EventClock(self.settings.future_skew_s, self.settings.watermark_skew_s,
+                                    self.settings.late_skew_s)
 
     def replicas(self) -> list[TopicReplica]:
         """The replicas this worker runs (items; parameters with a hybrid checkpoint)."""
         return [r for r in (self.replicator, self.param_replica) if r is not None]
+
+    def read_before_start(self, record) -> bool:
+        """A replica record that was in its topic before this worker started (catch-up)."""
+        for r in self.replicas():
+            if r.topic == record.topic:
+                return record.offset < r.start_ends.get(record.partition, 0)
+        return False
 
     def replicas_current(self) -> bool:
         """Every replica holds what its topic held at start (always, without replicas)."""
@@ -158,12 +181,13 @@ class Runtime:
             self.serving = True
             logger.info("%d start-up objects frozen out of garbage collection", freeze_startup_objects())
 
-    def fail(self, exc: BaseException) -> None:
-        """The engagements agent cannot go on: exit non-zero so nothing is committed past the
-        failed batch and a supervisor sees it (a faust agent crash alone leaves an idle worker)."""
+    def fail(self, exc: BaseException, what: str = "engagements agent") -> None:
+        """An agent or task cannot go on: exit non-zero at once, so nothing is committed past
+        the failure and a supervisor sees it (a faust crash alone leaves an idle worker, or one
+        that hangs while stopping)."""
         if isinstance(exc, asyncio.CancelledError):
             return  # shutdown, not a failure
-        logger.critical("engagements agent failed, exiting: %r", exc, exc_info=exc)
+        logger.critical("%s failed, exiting: %r", what, exc, exc_info=exc)
         self.exit(FATAL_EXIT_CODE)
 
     async def repair(self, partition: int, missing: range) -> list[FetchedEvent]:
@@ -187,9 +211,9 @@ class Runtime:
 
     async def apply_items(self, partition: int, records: list) -> None:
         """Upserts (batched) and tombstones in offset order; the stored offsets move with them.
-        A bad record is dead-lettered with the reason (by every worker, as each reads them all:
-        consumers dedupe by source partition and offset)."""
-        pending: list[dict] = []
+        A record that fails in any way (parse, key, encode, store) is dead-lettered with the
+        reason and the records around it are applied."""
+        pending: list[tuple[object, dict]] = []
         for rec in records:
             offsets = {partition: rec.offset + 1}
             try:
@@ -198,14 +222,21 @@ class Runtime:
                     pending = []
                     await self._remove_item(tombstone_id(rec.key, self.settings.limits), offsets)
                 else:
-                    pending.append(parse_item(rec.value, self.settings.limits))
-            except InvalidMessage as e:
-                self.bad_items += 1
-                logger.info("items %d@%d rejected: %s", partition, rec.offset, e)
-                if self.dead_letter is not None:
-                    await self.dead_letter(rec, str(e))
+                    item = parse_item(rec.value, self.settings.limits)
+                    check_item_key(item, rec.key)
+                    pending.append((rec, item))
+            except Exception as e:
+                await self._bad_item(rec, e)
         if records:
             await self._flush_items(pending, {partition: records[-1].offset + 1})
+
+    async def _bad_item(self, rec, exc: BaseException) -> None:
+        if not isinstance(exc, InvalidMessage):
+            self.breaker.failed(exc)  # infrastructure re-raises: the worker stops
+        self.bad_items += 1
+        logger.info("items %d@%d rejected: %s", rec.partition, rec.offset, reason_of(exc))
+        if self.dead_letter is not None:
+            await self.dead_letter(rec, reason_of(exc))
 
     async def apply_parameters(self, partition: int, records: list) -> None:
         """ID rows from `parameters` into the engine's ID half, in offset order, under the
@@ -216,7 +247,8 @@ class Runtime:
             return
         pairs = [(rec.key, rec.value) for rec in records]
         async with self.lock:
-            outcomes = await self.in_engine_thread(apply_parameters, half, pairs)
+            ceiling = max(half.memory.version, self.param_head) + self.settings.param_version_step
+            outcomes = await self.in_engine_thread(apply_parameters, half, pairs, ceiling)
             version = half.memory.version
         live_from = self.param_replica.start_ends.get(partition, 0) if self.param_replica else 0
         self.params.record(records, outcomes, live_from, version, self.metrics)
@@ -240,9 +272,22 @@ class Runtime:
             logger.info("tombstone for unknown item %r", item_id)
         await self._run(self.engine.remove_items, [item_id], offsets)
 
-    async def _flush_items(self, items: list[dict], offsets: dict[int, int]) -> None:
-        if items:
-            await self._run(self.engine.upsert_items, items, offsets)
+    async def _flush_items(self, pending: list[tuple[object, dict]], offsets: dict[int, int]) -> None:
+        """Encode and store items in one call; if it raises, one at a time, dead-lettering the
+        ones that fail (the offsets still move past them with the last)."""
+        if not pending:
+            return
+        try:
+            await self._run(self.engine.upsert_items, [it for _, it in pending], offsets)
+            return
+        except Exception as exc:
+            if len(pending) == 1:
+                await self._bad_item(pending[0][0], exc)
+                await self._run(self.engine.items.commit_offsets, offsets)
+                return
+            logger.error("items batch of %d failed (%r); applying one at a time", len(pending), exc)
+        for k, (rec, item) in enumerate(pending):
+            await self._flush_items([(rec, item)], offsets if k == len(pending) - 1 else {})
 
     async def in_engine_thread(self, fn, *args):
         """fn(*args) on the engine's thread (callers hold `lock` where the engine is touched)."""
@@ -322,7 +367,8 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
         logger.info("content-only checkpoint: the parameters topic is not read")
     else:  # from the beginning: the ID memory restarts from the checkpoint on every start
         runtime.param_replica = TopicReplica(k, k.topic("parameters"), runtime.apply_parameters,
-                                             {}, security, name="parameters")
+                                             {}, security, name="parameters",
+                                             heads=runtime.take_param_heads)
         runtime.metrics.param_version.set(id_half.memory.version)
     runtime.fetcher = GapFetcher(settings.kafka, settings.kafka.topic("engagements"),
                                  settings.group_id, settings.kafka.aiokafka_security_kwargs())

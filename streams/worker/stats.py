@@ -43,6 +43,8 @@ def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
             # faust rebalance gaps (docs/faust-rebalance-gap.md)
             "gaps_repaired": runtime.gaps_repaired, "records_reread": runtime.records_reread,
             "duplicates_skipped": runtime.duplicates_skipped,
+            "poison_records": runtime.breaker.total,  # dead-lettered for an unexpected exception
+            "replica_letters_known": runtime.replica_letters_known,
             **runtime.param_snapshot(),
             **(lane.stats() if (lane := runtime.engine.rounds.lane) is not None else {}),
             "pid": os.getpid(), "written_ts": time.time()}

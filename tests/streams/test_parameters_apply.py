@@ -136,3 +136,31 @@ def test_serving_waits_for_the_parameters_replica_too():
         return early, runtime.replicas_current()
 
     assert asyncio.run(drive()) == (False, True)
+
+
+def test_a_record_cannot_pin_a_row_or_the_reported_version(engine_factory, catalogue):
+    from streams.worker.parameters import head_version
+
+    ids = [it["item_id"] for it in catalogue]
+    engine = engine_factory()
+    engine.rounds.id_half = make_id_half(ids, rowless=set())
+    runtime = Runtime(WorkerSettings(param_version_step=100), engine)
+    letters: list[tuple[int, str]] = []
+
+    async def dead_letter(rec, error: str) -> None:
+        letters.append((rec.offset, error.split(":")[0]))
+
+    runtime.dead_letter = dead_letter
+    # the newest record of each partition at start; one of them forged far ahead
+    heads = [_record(9, *_put(ids[k], _row(0.1, v))) for k, v in enumerate((40, 42, 2**64 - 1))]
+    runtime.take_param_heads(heads)
+    assert runtime.param_head == 42 == head_version(heads, 100)
+    records = [_record(0, *_put(ids[0], _row(0.9, 2**64 - 1))), _record(1, *_put(ids[1], _row(0.9, 143))),
+               _record(2, *_put(ids[2], _row(0.9, 2**53))), _record(3, *_put(ids[0], _row(0.5, 41))),
+               _record(4, *_put(ids[1], _row(0.5, 142)))]
+    asyncio.run(runtime.apply_parameters(0, records))
+    assert letters == [(0, "implausible version"), (1, "implausible version"), (2, "implausible version")]
+    assert engine.rounds.id_half.memory.get_row(ids[0]) == _row(0.5, 41)  # the legitimate row won
+    assert runtime.param_snapshot()["param_version"] == 142
+    assert head_version([_record(0, *_put(ids[0], _row(0.1, 2**64 - 1)))], 100) == 0  # beyond 2**53
+    assert head_version([_record(0, row_key("item", ids[0]), None)], 100) == 0  # a tombstone
