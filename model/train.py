@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 
 from model.backbones import build_backbone, load_tokenizer
 from model.batching import summary_targets, tokenize
@@ -67,6 +67,46 @@ class TrainOptions:
     # autocast dtype: auto = bf16 on CUDA (fp16 + loss scaling where bf16 is missing) and on CPUs
     # with native bf16 (AVX512-BF16/AMX, about 1.3x faster steps here), float32 elsewhere
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+@dataclass(frozen=True)
+class BarState:
+    """What the training bar shows: its total and position, and the run's remaining seconds."""
+
+    total: float
+    completed: float
+    remaining_s: float | None  # None until a step has been timed
+
+    def fields(self, steps_done: int, max_steps: int) -> dict[str, Any]:
+        """Keyword arguments of Progress.update for this state."""
+        eta = "-:--:--" if self.remaining_s is None else _clock(self.remaining_s)
+        return {"total": self.total, "completed": self.completed, "steps": f"{steps_done}/{max_steps}",
+                "eta": eta}
+
+
+def bar_state(budget_s: float | None, elapsed_s: float, steps_done: int, max_steps: int,
+              step0: int = 0) -> BarState:
+    """The bar for a run elapsed_s into its time budget (None: no budget), at steps_done of max_steps.
+
+    step0: steps done before this process (a resume); only later ones time the steps. With a budget
+    the bar measures seconds, so it finishes at the budget, and the remaining time is the sooner of
+    the budget's rest and the step estimate: a capped run never shows more time left than its cap.
+    """
+    timed = steps_done - step0
+    by_steps = elapsed_s / timed * max(max_steps - steps_done, 0) if timed > 0 else None
+    if budget_s is None:
+        return BarState(float(max_steps), float(steps_done), by_steps)
+    left = max(budget_s - elapsed_s, 0.0)
+    remaining = left if by_steps is None else min(left, by_steps)
+    # the run ends at whichever limit comes first: the bar is full then, not when steps run out
+    return BarState(budget_s, budget_s - remaining, remaining)
+
+
+def _clock(seconds: float) -> str:
+    """H:MM:SS, as rich's TimeRemainingColumn writes it."""
+    minutes, secs = divmod(int(math.ceil(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 class BatchBuilder:
@@ -261,14 +301,19 @@ def _loop(run: _Run, builder: BatchBuilder, draw, step0: int, progress: bool) ->
     opts, model = run.opts, run.model
     rng = random.Random(opts.seed + step0)
     model.train()
-    with Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress) as bar:
-        task = bar.add_task("train", total=opts.steps, completed=step0, info="")
+    # with a time budget the bar counts its seconds: a capped run never shows the uncapped ETA
+    with Progress(TextColumn("train"), BarColumn(), TextColumn("{task.fields[steps]}"),
+                  TextColumn("{task.fields[info]}"), TextColumn("{task.fields[eta]}"),
+                  disable=not progress) as bar:
+        state = bar_state(run.budget_s, time.time() - run.t0, step0, opts.steps, step0)
+        task = bar.add_task("train", info="", **state.fields(step0, opts.steps))
         for step in range(step0, opts.steps):
             step_t = time.time()
             run.step(builder(draw(rng), model.backbone.start_id, model.backbone.eos_id))
             stats = run.stats
-            bar.update(task, advance=1, info=f"loss {stats['losses'][-1]:.4f} nce {stats['nce'][-1]:.3f}")
+            state = bar_state(run.budget_s, time.time() - run.t0, step + 1, opts.steps, step0)
+            bar.update(task, info=f"loss {stats['losses'][-1]:.4f} nce {stats['nce'][-1]:.3f}",
+                       **state.fields(step + 1, opts.steps))
             out_of_time = run.out_of_time(step_t)
             last = step + 1 == opts.steps or out_of_time
             if (opts.eval_every and (step + 1) % opts.eval_every == 0) or last:
@@ -276,6 +321,7 @@ def _loop(run: _Run, builder: BatchBuilder, draw, step0: int, progress: bool) ->
             if out_of_time:
                 logger.info("time budget of %.1f min reached at step %d", opts.max_minutes, step + 1)
                 break
+        bar.update(task, completed=state.total, eta=_clock(0))  # done, budget spent or not
 
 
 def _train_examples(data: PreparedData, cfg: EmbSumConfig, opts: TrainOptions, data_dir: str | Path):
