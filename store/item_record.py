@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 import numpy as np
 
@@ -26,12 +28,23 @@ class ItemRecord:
     vector: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [d] float32
     ts: float = 0.0
 
+    @cached_property
+    def text_key(self) -> int:
+        """64-bit hash of `text` (its part of a session's encoder input); once per decoded record."""
+        return hash_text(self.text)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ItemRecord):
             return NotImplemented
         return all(
             values_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
         )
+
+
+def hash_text(text: str) -> int:
+    """64-bit hash of an item's text: equal texts, equal keys (an edit changes it, a re-publish not)."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8, person=b"item-text").digest()
+    return int.from_bytes(digest, "little")
 
 
 def encode_item_record(item: ItemRecord) -> bytes:

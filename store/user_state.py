@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -76,10 +78,18 @@ class UserState:
         return self.item_ids[starts[index] : starts[index + 1]]
 
 
-def session_content_key(item_ids: list[str]) -> int:
-    """64-bit content hash of a session's item ids, so consumers can tell which sessions changed."""
-    digest = hashlib.blake2b("\x1f".join(item_ids).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+def session_content_key(item_ids: list[str], text_keys: Sequence[int | None] | None = None) -> int:
+    """64-bit content hash of a session: its item ids and each item's text key (None: not in the
+    catalogue), so an edited item changes the key of every session holding it. Without text keys:
+    the ids alone, the key that states written before item edits were tracked hold."""
+    if text_keys is None:
+        digest = hashlib.blake2b("\x1f".join(item_ids).encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "little")
+    h = hashlib.blake2b(digest_size=8, person=b"session+text")
+    for item_id, key in zip(item_ids, text_keys, strict=True):
+        raw = item_id.encode("utf-8")  # length-prefixed: no id can run into the next field
+        h.update(struct.pack("<I", len(raw)) + raw + struct.pack("<?Q", key is not None, key or 0))
+    return int.from_bytes(h.digest(), "little")
 
 
 def _validate(s: UserState) -> None:

@@ -61,8 +61,8 @@ def refresh_users(eng: Engine, events_by_user: Mapping[str, Sequence[Mapping[str
         works[user_id] = work
         if st.total_events >= eng.config.min_engagements and st.num_sessions:
             st.events_since_summary = 0
-            tasks.append(Task(len(tasks), user_id, session_keys(st), sessions(st), st.seen_items(),
-                              True, None, work))
+            tasks.append(Task(len(tasks), user_id, session_keys(st, eng.items), sessions(st),
+                              st.seen_items(), True, None, work))
     for k in range(0, len(tasks), batch_users):
         chunk = tasks[k:k + batch_users]
         ws = [t.work for t in chunk]

@@ -175,8 +175,13 @@ class Engine:
         if refresh:
             state.events_since_summary = 0
             work.has_summary = True
-        return Task(res.index, user_id, session_keys(state), sessions(state),
+        return Task(res.index, user_id, self._keys(state), sessions(state),
                     state.seen_items(), refresh, src, work, state.total_events, ts)
+
+    def _keys(self, state: UserState) -> list[int]:
+        """The state's session keys from its items' current text (docs/architecture.md, items)."""
+        with self.stats.timed("store"):
+            return session_keys(state, self.items)
 
     def _work(self, works: dict[str, UserWork], user_id: str, ts: float,
               stored: Mapping[str, UserState | None]) -> UserWork:
@@ -242,7 +247,8 @@ class Engine:
             if not work.dirty:
                 continue
             st = work.state
-            keys = [k for k in session_keys(st) if k in work.embeddings]
+            # current keys: the embedding of a session re-keyed by an item edit is dropped
+            keys = [k for k in self._keys(st) if k in work.embeddings]
             st.session_keys = np.array(keys, np.uint64)
             st.session_embeddings = (np.stack([work.embeddings[k] for k in keys]) if keys
                                      else np.zeros((0, self.model.dim), np.float16))

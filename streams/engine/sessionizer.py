@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from model.sessions import SessionRule, opens_session, trim
-from store import KIND_CODES, UserState, session_content_key
+from store import KIND_CODES, ItemStore, UserState, session_content_key
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,14 @@ def sessions(state: UserState) -> list[list[str]]:
     return [state.session_item_ids(i) for i in range(state.num_sessions)]
 
 
-def session_keys(state: UserState) -> list[int]:
-    """Content key of each kept session (equal keys: equal encoder input)."""
-    return [session_content_key(s) for s in sessions(state)]
+def session_keys(state: UserState, items: ItemStore) -> list[int]:
+    """Content key of each kept session (equal keys: equal encoder input) from the items' current
+    text: an edit re-keys every session holding the item, so each is encoded again at its next use."""
+    return [session_key(s, items) for s in sessions(state)]
+
+
+def session_key(item_ids: list[str], items: ItemStore) -> int:
+    """One session's content key: its ids and each item's text key (a removed item: absent, as
+    it is from the encoder input). Reads only the session's items, never the whole catalogue."""
+    records = [items.get(i) for i in item_ids]
+    return session_content_key(item_ids, [None if r is None else r.text_key for r in records])

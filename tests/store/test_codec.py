@@ -120,6 +120,16 @@ def test_session_content_key_tracks_items(user_state_factory) -> None:
     assert 0 <= session_content_key(["x"]) < 2**64
 
 
+def test_session_content_key_tracks_item_text() -> None:
+    ids, texts = ["a", "b"], [ItemRecord("a", "one").text_key, ItemRecord("b", "two").text_key]
+    key = session_content_key(ids, texts)
+    assert key == session_content_key(ids, [ItemRecord("a", "one").text_key, texts[1]])
+    assert key != session_content_key(ids, [ItemRecord("a", "one!").text_key, texts[1]])
+    assert key != session_content_key(ids, [None, texts[1]])  # removed from the catalogue
+    assert key != session_content_key(ids)  # the ids-only key of older states misses once
+    assert session_content_key(["ab", "c"], [1, 2]) != session_content_key(["a", "bc"], [1, 2])
+
+
 def test_typical_state_is_compact(user_state_factory) -> None:
     data = encode_user_state(user_state_factory())
     payload = 2 * 384 * (8 + 1 + 32) + 60 * (8 + 1) + 8 * (4 + 8)

@@ -69,8 +69,7 @@ def test_engine_state_past_every_cap_equals_a_full_recompute(engine_factory, ste
     """Histories that reach size splits, dropped sessions and the history cap: sessions, keys
     and UPE kept event by event equal a recompute from the whole history."""
     from model.sessions import sessionize
-    from store import session_content_key
-    from tests.streams.test_engine import _full_recompute
+    from tests.streams.test_engine import _content_keys, _full_recompute
 
     eng = engine_factory()
     ts, history = 1.0e6, []
@@ -80,6 +79,6 @@ def test_engine_state_past_every_cap_equals_a_full_recompute(engine_factory, ste
         eng.process_one(history[-1])
     st_ = eng.states.get("p")
     want = sessionize([(e["item_id"], e["ts"]) for e in history], eng.config.session_rule)
-    assert st_.session_keys.tolist() == [session_content_key(s) for s in want]
+    assert st_.session_keys.tolist() == _content_keys(eng, want)
     np.testing.assert_allclose(st_.upe.astype(np.float32), _full_recompute(eng, history),
                                atol=2e-3, rtol=1e-3)

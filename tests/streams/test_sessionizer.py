@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from model.config import EmbSumConfig
 from model.examples import build_examples, user_sessions
 from model.sessions import SessionHistory, SessionRule, sessionize
-from store import UserState
+from store import ItemRecord, ItemStore, UserState
 from streams.engine.sessionizer import append_event, session_keys, sessions
 
 RULE = SessionRule(gap_s=100.0, max_items=3, max_sessions=2, max_history=7)
@@ -128,11 +128,29 @@ def test_history_cap_cuts_the_oldest_session_but_never_the_open_one():
 
 
 def test_session_keys_change_only_for_the_session_that_grew():
+    items = ItemStore.open(None)
+    for i in "abc":
+        items.put(ItemRecord(i, f"text of {i}"))
     state, _ = _feed([("a", 0), ("b", 500)])
-    before = session_keys(state)
+    before = session_keys(state, items)
     append_event(state, "c", 510, "click", RULE)
-    after = session_keys(state)
+    after = session_keys(state, items)
     assert after[0] == before[0] and after[1] != before[1]
+
+
+def test_session_keys_follow_item_text_not_its_republishing():
+    items = ItemStore.open(None)
+    for i in "abc":
+        items.put(ItemRecord(i, f"text of {i}"))
+    state, _ = _feed([("a", 0), ("b", 500), ("c", 510)])
+    before = session_keys(state, items)
+    items.put(ItemRecord("b", "text of b", category="moved", ts=9.0))  # same text: same keys
+    assert session_keys(state, items) == before
+    items.put(ItemRecord("b", "an edited title"))  # only the session holding b is re-keyed
+    edited = session_keys(state, items)
+    assert edited[0] == before[0] and edited[1] != before[1]
+    items.delete("c")  # a removed item leaves the encoder input, so the key too
+    assert session_keys(state, items)[1] not in (before[1], edited[1])
 
 
 def test_trimmed_items_are_remembered_distinct_latest_last_and_bounded():
