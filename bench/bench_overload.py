@@ -26,10 +26,9 @@ from model.records import read_jsonl, write_jsonl  # noqa: E402
 from streams.demo.run import DemoOptions, load_items, prepare  # noqa: E402
 from streams.kafka.broker import EmbeddedBroker  # noqa: E402
 from streams.kafka.processes import stop_process  # noqa: E402
-from streams.kafka.replay import ensure_topics  # noqa: E402
+from streams.kafka.replay import ensure_topic_set  # noqa: E402
 from streams.kafka.settings import KafkaSettings  # noqa: E402
 from streams.worker.process import WorkerProcess, start_replay  # noqa: E402
-from streams.worker.topics import TOPIC_NAMES  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -116,7 +115,7 @@ def main() -> int:
     with EmbeddedBroker() as broker:
         k = KafkaSettings(bootstrap=broker.bootstrap, broker_kind="tansu", topic_prefix="ovl-",
                           partitions=2)
-        ensure_topics(k, [k.topic(t) for t in TOPIC_NAMES])
+        ensure_topic_set(k)
         # the broker is new on every run, so the worker's local state must be too (faust refuses
         # changelog offsets the new broker has never seen)
         shutil.rmtree(args.workdir / "worker", ignore_errors=True)

@@ -4,11 +4,11 @@ JSON Lines reader and writer. streams/ imports these; this module imports nothin
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from durable import atomic_writer
 from model.errors import DataDirError
 
 KINDS = ("click", "view", "like", "share", "impression")
@@ -58,9 +58,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """One object per line, UTF-8; written to a temp name then renamed, so a crash never leaves
     a half file that looks done."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_writer(path, "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False))
             fh.write("\n")
-    os.replace(tmp, path)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from durable import replace_dir
 
 from .binary import Writer, open_frame
 from .config import IndexConfig
@@ -218,7 +219,7 @@ class FaissIndex:
             "offsets": {str(p): o for p, o in self.offsets.items()},
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
-        _swap_dir(tmp, directory)
+        replace_dir(tmp, directory)
 
     @classmethod
     def restore(cls, directory: str | Path, config: IndexConfig | None = None) -> FaissIndex:
@@ -269,12 +270,3 @@ def _read_ids(data: bytes) -> tuple[list[str], np.ndarray]:
         raise StateCodecError("index id map: ids and labels disagree")
     return ids, labels
 
-
-def _swap_dir(tmp: Path, directory: Path) -> None:
-    """Replace directory with tmp so a crash leaves either the old or the new snapshot."""
-    old = directory.with_name(directory.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)

@@ -20,6 +20,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from durable import atomic_writer
+
 from .binary import Writer, open_frame
 from .errors import StateCodecError, StoreError
 from .id_row import MAX_ROW_BYTES, check_table, decode_row
@@ -87,40 +89,21 @@ class _HashedFile:
 def write_snapshot(path: Path, header: SnapshotHeader, records: Iterable[bytes]) -> None:
     """Header, then every record (exactly header.rows of them), then the SHA-256; atomic."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     head = _encode_header(header)
-    try:
-        with open(tmp, "wb") as f:
-            out = _HashedFile(f)
-            out.write(_START.pack(SNAPSHOT_MAGIC, SNAPSHOT_FORMAT, len(head)) + head)
-            written = 0
-            for raw in records:
-                out.write(_LEN.pack(len(raw)))
-                out.write(raw)
-                written += 1
-            if written != header.rows:
-                raise StoreError(f"id memory snapshot: {written} rows, header says {header.rows}")
-            out.drain()
-            f.write(out.digest.digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_writer(path) as f:
+        out = _HashedFile(f)
+        out.write(_START.pack(SNAPSHOT_MAGIC, SNAPSHOT_FORMAT, len(head)) + head)
+        written = 0
+        for raw in records:
+            out.write(_LEN.pack(len(raw)))
+            out.write(raw)
+            written += 1
+        if written != header.rows:
+            raise StoreError(f"id memory snapshot: {written} rows, header says {header.rows}")
+        out.drain()
+        f.write(out.digest.digest())
     logger.info("id memory snapshot %s: %d rows of %s", path, header.rows, header.table)
 
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Source:

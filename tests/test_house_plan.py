@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("model", "store", "streams")
+PACKAGES = ("durable", "model", "store", "streams")
 KAFKA = {"faust", "kafka", "aiokafka", "mode"}
 
 
@@ -97,6 +97,18 @@ def test_model_and_store_stay_apart():
         assert not {t.split(".")[0] for t in targets} & {"store", "streams", *KAFKA}, mod
     for mod, targets in _in("store").items():
         assert not {t.split(".")[0] for t in targets} & {"model", "streams", *KAFKA}, mod
+
+
+def test_durable_files_import_no_other_package():
+    for mod, targets in _in("durable").items():
+        assert not {t.split(".")[0] for t in targets} & {"model", "store", "streams", *KAFKA}, mod
+
+
+def test_one_implementation_of_replacing_a_file():
+    """os.replace appears only in durable/: every other writer goes through it."""
+    users = [str(p.relative_to(ROOT)) for pkg in PACKAGES if pkg != "durable"
+             for p in (ROOT / pkg).rglob("*.py") if "os.replace(" in p.read_text()]
+    assert users == []
 
 
 def test_streams_root_holds_at_most_five_modules():

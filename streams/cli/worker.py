@@ -24,17 +24,17 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from model.device import set_torch_threads
-    from streams.kafka.replay import ensure_topics
+    from streams.kafka.replay import ensure_topic_set
     from streams.worker.agents import register_agents
     from streams.worker.app import create_app
     from streams.worker.expiry import register_expiry_sweep
     from streams.worker.runtime import build_runtime, load_model
     from streams.worker.stats import register_metrics, register_stats
-    from streams.worker.topics import TOPIC_NAMES, declare_tables, declare_topics
+    from streams.worker.topics import declare_tables, declare_topics
 
     settings = WorkerSettings(kafka=kafka_from_args(args), **given(args, WorkerSettings))
     logger.info("torch threads: %d", set_torch_threads(settings.torch_threads))
-    ensure_topics(settings.kafka, [settings.kafka.topic(n) for n in TOPIC_NAMES])
+    ensure_topic_set(settings.kafka)
     model, version = load_model(settings)
     logger.info("model %s on %s", version, model.device)
     runtime = build_runtime(settings, model, version)

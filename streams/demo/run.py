@@ -33,6 +33,7 @@ from streams.demo.view import live_view
 from streams.errors import ThreadrecError
 from streams.kafka.broker import free_port
 from streams.kafka.processes import stop_process
+from streams.kafka.replay import ensure_topic_set
 from streams.kafka.settings import KafkaSettings
 from streams.worker.process import WorkerFailed, WorkerProcess, start_replay
 
@@ -158,7 +159,7 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> Report:
         run_dir = Path(tempfile.mkdtemp(prefix="demo-", dir=opts.workdir))
         stack.callback(shutil.rmtree, run_dir, True)
         k = _broker(opts, stack, console)
-        _create_topics(k)
+        ensure_topic_set(k)
         warm(k, opts, ckpt, ho, console)
         collector = Collector(k)
         collector.start()
@@ -192,13 +193,6 @@ def _broker(opts: DemoOptions, stack: ExitStack, console: Console) -> KafkaSetti
     console.print(f"bundled broker (tansu) on {broker.bootstrap}")
     return KafkaSettings(bootstrap=broker.bootstrap, broker_kind="tansu", topic_prefix=prefix,
                          partitions=opts.partitions)
-
-
-def _create_topics(k: KafkaSettings) -> None:
-    from streams.kafka.replay import ensure_topics
-    from streams.worker.topics import TOPIC_NAMES
-
-    ensure_topics(k, [k.topic(n) for n in TOPIC_NAMES])
 
 
 def _replay_and_watch(k: KafkaSettings, opts: DemoOptions, ho: HeldOut, run_dir: Path,

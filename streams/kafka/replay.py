@@ -184,6 +184,15 @@ def new_topics(settings: KafkaSettings, names: Sequence[str], replication_factor
                      topic_configs={"cleanup.policy": "compact"} if n in compacted else {}) for n in names]
 
 
+# every topic of a deployment; `parameters` is written by the online trainer (streams/trainer/)
+TOPIC_NAMES = ("items", "engagements", "recommendations", "deadletter", "parameters")
+
+
+def ensure_topic_set(settings: KafkaSettings, replication_factor: int = 1) -> None:
+    """Create whichever topics of the deployment (TOPIC_NAMES, with the prefix) are missing."""
+    ensure_topics(settings, [settings.topic(n) for n in TOPIC_NAMES], replication_factor)
+
+
 def ensure_topics(settings: KafkaSettings, names: Sequence[str], replication_factor: int = 1) -> None:
     """Create the topics that are missing, with settings.partitions partitions.
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from durable import atomic_writer
 from store import KVStore, StateCodecError
 
 _PREFIX = b"hist/"
@@ -48,17 +48,13 @@ class Histories:
     def snapshot(self, path: Path) -> int:
         """Every entry to one file (JSON lines, then a sha256 line), written atomically."""
         digest, n = hashlib.sha256(), 0
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
+        with atomic_writer(path) as f:
             for key, value in self.entries():
                 line = json.dumps([key[len(_PREFIX):].decode("utf-8"), value.decode()]).encode() + b"\n"
                 digest.update(line)
                 f.write(line)
                 n += 1
             f.write(json.dumps({"sha256": digest.hexdigest(), "users": n}).encode() + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         return n
 
     def restore(self, path: Path) -> int:

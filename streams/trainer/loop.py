@@ -21,6 +21,7 @@ from collections import deque
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from durable import write_atomic
 from model.records import read_jsonl
 from store import IdMemory, MemoryKV
 from store.rocksdict_backend import RocksDictKV
@@ -207,9 +208,7 @@ class Trainer:
         if path is None or time.monotonic() - getattr(self, "_stats_at", 0.0) < self.s.stats_every_s:
             return
         self._stats_at = time.monotonic()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.stats()))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.stats()), sync=False)
 
 
 class FollowGate:

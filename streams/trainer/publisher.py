@@ -9,11 +9,11 @@ row it publishes again after replaying the log is never older than what workers 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from durable import write_atomic
 from store import IdMemory, encode_row, row_key
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Publisher:
         """Publish one sync and wait until the broker has every record."""
         if not records:
             return
-        _write_int(self.high_water, version)
+        write_atomic(self.high_water, str(version))
         futures = [await self.producer.send(self.topic, key=k, value=v) for k, v in records]
         for f in futures:
             await f
@@ -54,11 +54,3 @@ class Publisher:
         self.tombstones += sum(v is None for _, v in records)
         logger.info("sync v%d: %d rows, %d tombstones", version, len(records),
                     sum(v is None for _, v in records))
-
-
-def _write_int(path: Path, value: int) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(str(value))
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from durable import replace_dir, write_atomic
 from store import IdMemory, IdMemoryConfig, KVStore
 from streams.trainer.histories import Histories
 
@@ -53,9 +53,8 @@ def write(root: Path, memory: IdMemory, histories: Histories, meta: SnapshotMeta
     memory.snapshot(tmp / "rows.snap")
     users = histories.snapshot(tmp / "histories.jsonl")
     (tmp / "meta.json").write_text(meta.to_json())
-    _fsync(tmp / "meta.json")
-    os.replace(tmp, target)
-    _replace_text(root / "CURRENT", target.name)
+    replace_dir(tmp, target)
+    write_atomic(root / "CURRENT", target.name)
     for old in sorted(root.glob("snap-*"))[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     logger.info("trainer snapshot %s: %d rows, %d users, offsets %s", target.name, len(memory),
@@ -77,18 +76,3 @@ def restore(snap: Path, rows: KVStore, users: Histories, config: IdMemoryConfig)
     users.restore(snap / "histories.jsonl")
     return memory, SnapshotMeta.from_json((snap / "meta.json").read_text())
 
-
-def _replace_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    _fsync(tmp)
-    os.replace(tmp, path)
-    _fsync(path.parent)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

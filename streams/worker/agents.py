@@ -17,6 +17,7 @@ from streams.worker.batch import handle_batch
 from streams.worker.outbox import Outbox
 from streams.worker.priority import lower_thread_priority
 from streams.worker.runtime import Runtime
+from streams.worker.timers import safe_timer
 from streams.worker.topics import Tables, Topics
 
 logger = logging.getLogger(__name__)
@@ -61,12 +62,9 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
 
     runtime.dead_letter = replica_dead_letters(topics, runtime)
 
-    @app.timer(interval=runtime.settings.index_snapshot_every_s)
+    @safe_timer(app, runtime.settings.index_snapshot_every_s, "vector index snapshot failed")
     async def snapshot_index() -> None:
-        try:
-            await runtime.snapshot_index()
-        except Exception:  # a faust timer that raises crashes the whole worker
-            logger.warning("vector index snapshot failed", exc_info=True)
+        await runtime.snapshot_index()
 
     @app.task
     @fatal_on_error(runtime, "items replica", app)

@@ -14,6 +14,7 @@ from store import StateCodecError, UserState, decode_user_state
 from streams.kafka.gap_fetcher import FetchedEvent, FetchedMessage
 from streams.worker.batch import acting_as
 from streams.worker.runtime import Runtime
+from streams.worker.timers import safe_timer
 from streams.worker.topics import Tables
 
 logger = logging.getLogger(__name__)
@@ -53,9 +54,6 @@ def register_expiry_sweep(app, runtime: Runtime, tables: Tables, engagements_top
                           every_s: float) -> None:
     """A faust timer that runs the sweep every `every_s` seconds."""
 
-    @app.timer(interval=every_s)
+    @safe_timer(app, every_s, "expiry sweep failed")
     async def expire_inactive() -> None:
-        try:
-            sweep_expired(runtime, tables, engagements_topic)
-        except Exception:  # a faust timer that raises crashes the whole worker
-            logger.exception("expiry sweep failed; retrying at the next interval")
+        sweep_expired(runtime, tables, engagements_topic)

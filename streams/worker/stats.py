@@ -19,7 +19,9 @@ from typing import Any
 
 import faust
 
+from durable import write_atomic
 from streams.worker.runtime import Runtime
+from streams.worker.timers import safe_timer
 
 logger = logging.getLogger(__name__)
 
@@ -50,23 +52,13 @@ def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
             "pid": os.getpid(), "written_ts": time.time()}
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
 def register_stats(app: faust.App, runtime: Runtime, path: Path, every_s: float) -> None:
     """A faust timer that rewrites `path` every `every_s` seconds."""
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    @app.timer(interval=every_s)
+    @safe_timer(app, every_s, "stats file not written")
     async def write_stats() -> None:
-        try:
-            write_json_atomic(path, snapshot(app, runtime))
-        except Exception:  # a faust timer that raises crashes the whole worker
-            logger.warning("stats file not written", exc_info=True)
+        write_atomic(path, json.dumps(snapshot(app, runtime)), sync=False)  # a reader never sees half
 
 
 def read_stats(path: Path) -> dict[str, Any] | None:
@@ -81,12 +73,9 @@ def register_metrics(app: faust.App, runtime: Runtime, engagements_topic: str,
                      every_s: float) -> None:
     """A faust timer that refreshes the gauges: lag per engagements partition, replicas."""
 
-    @app.timer(interval=every_s)
+    @safe_timer(app, every_s, "metrics gauges not refreshed")
     async def refresh_gauges() -> None:
-        try:
-            await _refresh_gauges(app, runtime, engagements_topic)
-        except Exception:  # a metrics hiccup must never take the worker down
-            logger.warning("metrics gauges not refreshed", exc_info=True)
+        await _refresh_gauges(app, runtime, engagements_topic)
 
 
 async def _refresh_gauges(app: faust.App, runtime: Runtime, engagements_topic: str) -> None:

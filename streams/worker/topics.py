@@ -12,8 +12,6 @@ from streams.kafka.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
-# every topic a worker needs; `parameters` is written by the online trainer (streams/trainer/)
-TOPIC_NAMES = ("items", "engagements", "recommendations", "deadletter", "parameters")
 
 
 @dataclass

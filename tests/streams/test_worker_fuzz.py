@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from model.records import read_jsonl
 from store import IdRow, encode_row, row_key
 from streams.kafka.processes import stop_process
-from streams.kafka.replay import ensure_topics, replay_to_broker
+from streams.kafka.replay import ensure_topic_set, replay_to_broker
 from streams.kafka.settings import KafkaSettings
 from tests.fixtures.hybrid import write_id_half
 from tests.fixtures.kafka import consume_all
@@ -115,8 +115,7 @@ def test_hostile_records_through_a_default_worker(kafka_broker, producer_factory
     prefix = f"fz-{uuid.uuid4().hex[:8]}-"
     k = KafkaSettings(bootstrap=kafka_broker.bootstrap, broker_kind=kafka_broker.kind,
                       topic_prefix=prefix, partitions=2)
-    ensure_topics(k, [k.topic(t) for t in ("items", "engagements", "parameters", "deadletter",
-                                           "recommendations")])
+    ensure_topic_set(k)
     replay_to_broker([data / "items.jsonl"], k, progress=False)
     producer = producer_factory(max_request_size=8_000_000)
     hostile_at: set[tuple[str, int, int]] = set()
