@@ -49,7 +49,6 @@ from model.dataset import event_rows, holdout_cutoff, load_prepared  # noqa: E40
 from model.inference import EmbSumInference  # noqa: E402
 from model.metrics import NextEngagement  # noqa: E402
 from store import BoundedCache, BruteForceIndex  # noqa: E402
-from streams.engine.bulk_refresh import append_only, rank_for, refresh_users  # noqa: E402
 from streams.engine.config import EngineConfig, RefreshPolicy  # noqa: E402
 from streams.engine.engine import Engine  # noqa: E402
 from streams.engine.state_mapping import BytesStateMapping  # noqa: E402
@@ -117,15 +116,15 @@ def replay(policy: str, inf, base: Engine | None, cfg: EngineConfig, before: dic
     eng = make_engine(inf, base, cfg)
     t0 = time.time()
     for e in recent:  # the fallback's window starts filled from the training period
-        eng.popularity.observe(str(e["item_id"]))
-    refresh_users(eng, before, observe=False)  # warm start (one batch per 32 users)
+        eng.observe(str(e["item_id"]))
+    eng.refresh_users(before, observe=False)  # warm start (one batch per 32 users)
     warm_s = time.time() - t0
     judge = Judge(k)
     warm_users = set(before)
     seen: dict[str, set[str]] = {u: {str(e["item_id"]) for e in ev} for u, ev in before.items()}
     t1 = time.time()
     if policy == "realtime":
-        shown: dict[str, list[str]] = {u: [i for i, _ in rank_for(eng, u, seen[u])] for u in before}
+        shown: dict[str, list[str]] = {u: [i for i, _ in eng.rank_for(u, seen[u])] for u in before}
         step = batch or len(held)
         for s in range(0, len(held), step):
             chunk = held[s:s + step]
@@ -138,7 +137,7 @@ def replay(policy: str, inf, base: Engine | None, cfg: EngineConfig, before: dic
                 if r.recommendation is not None:
                     shown[u] = [x["item_id"] for x in r.recommendation["items"]]
                 else:
-                    shown[u] = [i for i, _ in eng.popularity.top(k, seen[u])]
+                    shown[u] = [i for i, _ in eng.popular(k, seen[u])]
     else:
         pending: dict[str, list[dict]] = {}
         day = None
@@ -146,18 +145,18 @@ def replay(policy: str, inf, base: Engine | None, cfg: EngineConfig, before: dic
             u, item, ts = str(e["user_id"]), str(e["item_id"]), float(e["ts"])
             d = int(ts // DAY_S)
             if policy == "stale" and day is not None and d != day and pending:
-                refresh_users(eng, pending, observe=False)  # once per day: everything so far
+                eng.refresh_users(pending, observe=False)  # once per day: everything so far
                 pending = {}
             day = d
             if u in seen:
-                rec = [i for i, _ in rank_for(eng, u, seen[u])]
+                rec = [i for i, _ in eng.rank_for(u, seen[u])]
                 judge(rec, item, split.get((u, item, ts), "?"), u in warm_users)
             seen.setdefault(u, set()).add(item)
-            eng.popularity.observe(item)  # the fallback counts every engagement in all policies
+            eng.observe(item)  # the fallback counts every engagement in all policies
             if policy == "stale":
                 pending.setdefault(u, []).append(e)
             elif u not in before:  # frozen: a new user's history is kept (exclusion), vectors never
-                eng.states.put(append_only(eng, u, [e], observe=False))
+                eng.states.put(eng.append_only(u, [e], observe=False))
     res = judge.result()
     res.update(warm_start_s=round(warm_s, 1), replay_s=round(time.time() - t1, 1),
                engine_stats={k_: v for k_, v in eng.stats.as_dict().items() if v})

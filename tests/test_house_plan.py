@@ -87,6 +87,25 @@ def test_layers_point_one_way(layer, forbidden):
         assert not {t for t in targets if t.startswith(forbidden)}, mod
 
 
+ENGINE_INSIDES = ("streams.engine.rounds", "streams.engine.popularity", "streams.engine.bulk_refresh")
+ENGINE_PRIVATE = ("_rounds", "_popularity", "_finalize", "_apply_engagement", "_keys", "rounds")
+
+
+def test_nothing_outside_the_engine_reaches_past_it():
+    """Engine is the one door: outside streams/engine/ (bench/ and tests/ included) nothing
+    imports its model rounds, fallback or bulk refresh, or touches an Engine attribute behind them."""
+    found = []
+    for path in [*ROOT.glob("bench/*.py"), *(p for pkg in ("streams", "tests") for p in (ROOT / pkg).rglob("*.py"))]:
+        if path.is_relative_to(ROOT / "streams/engine") or path == Path(__file__):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(ENGINE_INSIDES):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}")
+            elif isinstance(node, ast.Attribute) and node.attr in ENGINE_PRIVATE:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+    assert found == []
+
+
 def test_nothing_imports_the_cli():
     outside = {m: ts for m, ts in RAW.items() if not m.startswith("streams.cli")}
     assert not {m for m, ts in outside.items() if any(t.startswith("streams.cli") for t in ts)}

@@ -20,7 +20,6 @@ import numpy as np
 from model.inference import EmbSumInference
 from model.text import item_text
 from store import BoundedCache, BruteForceIndex, ItemRecord, ItemStore, encode_user_state
-from streams.engine.bulk_refresh import refresh_users
 from streams.engine.config import EngineConfig
 from streams.engine.engine import Engine
 from streams.engine.state_mapping import BytesStateMapping
@@ -45,7 +44,7 @@ def warm_states(model: EmbSumInference, config: EngineConfig, items: Mapping[str
     for item_id, it in items.items():
         eng.items.put(ItemRecord(str(item_id), item_text(it), str(it.get("category") or ""), cpe,
                                  np.zeros(model.dim, np.float32), float(it.get("ts") or 0.0)))
-    refresh_users(eng, history)
+    eng.refresh_users(history)
     return {u: encode_user_state(eng.states.get(u)) for u in history if eng.states.get(u)}
 
 

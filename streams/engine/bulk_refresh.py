@@ -8,7 +8,7 @@ The Engine refreshes a user on every engagement. Two jobs need something coarser
 - a stale refresh policy: engagements are only appended to the history (sessionizer
   bookkeeping) and the vectors are recomputed later in one batch (e.g. once per day).
 
-Both are `refresh_users`: append the given engagements with the engine's sessionizer, then
+Both are `Engine.refresh_users` (this mixin): append the given engagements with the engine's sessionizer, then
 recompute sessions, summary and UPE once per user through the engine's own round functions,
 so a refreshed state equals the state the engine reaches event by event (same sessions, same
 float16 rounding; summary and UPE from the final history).
@@ -21,63 +21,58 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from store import UserState
-from streams.engine.engine import Engine
-from streams.engine.sessionizer import append_event, session_keys, sessions
+from streams.engine.sessionizer import sessions
 from streams.engine.types import Task, UserWork
 
 logger = logging.getLogger(__name__)
 
 
-def append_only(eng: Engine, user_id: str, events: Sequence[Mapping[str, Any]],
-                state: UserState | None = None, observe: bool = True) -> UserState:
-    """Append engagements to a user's state (no model work); the state is returned, not stored."""
-    cfg = eng.config
-    st = state if state is not None else (eng.states.get(user_id) or UserState(user_id=user_id))
-    for ev in events:
-        item_id, ts = str(ev["item_id"]), float(ev["ts"])
-        if ev.get("kind") == "impression" or item_id not in eng.items:
-            continue
-        append_event(st, item_id, ts, str(ev.get("kind") or "click"), cfg.session_rule, cfg.max_seen)
-        st.total_events += 1
-        st.last_seen = max(float(st.last_seen), ts)
-        if observe:
-            eng.popularity.observe(item_id)
-    return st
+class BulkRefresh:
+    """The Engine's many-users-at-once methods (a mixin of Engine: it uses the engine's own
+    bookkeeping and model rounds, so a refreshed state equals one reached event by event)."""
 
+    def append_only(self, user_id: str, events: Sequence[Mapping[str, Any]],
+                    state: UserState | None = None, observe: bool = True) -> UserState:
+        """Append engagements to a user's state (no model work); the state is returned, not stored."""
+        st = state if state is not None else (self.states.get(user_id) or UserState(user_id=user_id))
+        for ev in events:
+            item_id = str(ev["item_id"])
+            if ev.get("kind") == "impression" or item_id not in self.items:
+                continue
+            self._apply_engagement(st, item_id, float(ev["ts"]), str(ev.get("kind") or "click"),
+                                   observe=observe)
+        return st
 
-def refresh_users(eng: Engine, events_by_user: Mapping[str, Sequence[Mapping[str, Any]]],
-                  batch_users: int = 32, observe: bool = True) -> int:
-    """Append each user's engagements, then recompute its vectors once; returns users refreshed.
+    def refresh_users(self, events_by_user: Mapping[str, Sequence[Mapping[str, Any]]],
+                      batch_users: int = 32, observe: bool = True) -> int:
+        """Append each user's engagements, then recompute its vectors once; returns users refreshed.
+        Users left with fewer than min_engagements engagements get the bookkeeping only."""
+        works: dict[str, UserWork] = {}
+        tasks: list[Task] = []
+        for user_id, events in events_by_user.items():
+            old = self.states.get(user_id)
+            embs = dict(zip(old.session_keys.tolist(), old.session_embeddings, strict=True)) if old else {}
+            st = self.append_only(user_id, events, old, observe)
+            work = UserWork(st, embs, has_summary=False, dirty=True)
+            works[user_id] = work
+            if st.total_events >= self.config.min_engagements and st.num_sessions:
+                st.events_since_summary = 0
+                tasks.append(Task(len(tasks), user_id, self._keys(st), sessions(st), st.seen_items(),
+                                  True, None, work))
+        for k in range(0, len(tasks), batch_users):
+            chunk = tasks[k:k + batch_users]
+            ws = [t.work for t in chunk]
+            fresh = self._rounds.encode_changed(chunk, ws)
+            self._rounds.refresh_summaries(chunk, ws, fresh)
+            self._rounds.user_codes(chunk, ws)
+        for st in self._finalize(works).values():  # embeddings of kept sessions only, as events do
+            self.states.put(st)
+        return len(tasks)
 
-    Users left with fewer than min_engagements engagements get the bookkeeping only.
-    """
-    works: dict[str, UserWork] = {}
-    tasks: list[Task] = []
-    for user_id, events in events_by_user.items():
-        old = eng.states.get(user_id)
-        embs = dict(zip(old.session_keys.tolist(), old.session_embeddings, strict=True)) if old else {}
-        st = append_only(eng, user_id, events, old, observe)
-        work = UserWork(st, embs, has_summary=False, dirty=True)
-        works[user_id] = work
-        if st.total_events >= eng.config.min_engagements and st.num_sessions:
-            st.events_since_summary = 0
-            tasks.append(Task(len(tasks), user_id, session_keys(st, eng.items), sessions(st),
-                              st.seen_items(), True, None, work))
-    for k in range(0, len(tasks), batch_users):
-        chunk = tasks[k:k + batch_users]
-        ws = [t.work for t in chunk]
-        fresh = eng.rounds.encode_changed(chunk, ws)
-        eng.rounds.refresh_summaries(chunk, ws, fresh)
-        eng.rounds.user_codes(chunk, ws)
-    for st in eng.finalize(works).values():  # embeddings of kept sessions only, as the engine does
-        eng.states.put(st)
-    return len(tasks)
-
-
-def rank_for(eng: Engine, user_id: str, seen: set[str]) -> list[tuple[str, float]]:
-    """Top-K for a stored user from its saved UPE, excluding `seen` (popularity when no UPE)."""
-    st = eng.states.get(user_id)
-    if st is None or not len(st.upe):
-        return eng.popularity.top(eng.config.top_k, seen)
-    task = Task(0, user_id, [], [], seen, False, None)
-    return eng.rounds.rank([task], [st.upe.astype("float32")])[0]
+    def rank_for(self, user_id: str, seen: set[str]) -> list[tuple[str, float]]:
+        """Top-K for a stored user from its saved UPE, excluding `seen` (popularity when no UPE)."""
+        st = self.states.get(user_id)
+        if st is None or not len(st.upe):
+            return self.popular(self.config.top_k, seen)
+        task = Task(0, user_id, [], [], seen, False, None)
+        return self._rounds.rank([task], [st.upe.astype("float32")])[0]

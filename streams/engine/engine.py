@@ -17,8 +17,10 @@ import numpy as np
 from model.inference import EmbSumInference
 from model.text import item_text
 from store import BoundedCache, ItemRecord, ItemStore, UserState, VectorIndex
+from streams.engine.bulk_refresh import BulkRefresh
 from streams.engine.config import EngineConfig
 from streams.engine.id_half import IdHalf
+from streams.engine.parameters import ParamOutcome, apply_parameters
 from streams.engine.popularity import RecentPopularity
 from streams.engine.rounds import ModelRounds
 from streams.engine.sessionizer import append_event, session_keys, sessions
@@ -31,8 +33,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["BatchOutcome", "Engine", "EngineConfig", "EventResult"]
 
 
-class Engine:
-    """Keeps items, the vector index and user states up to date; recommends per engagement."""
+class Engine(BulkRefresh):
+    """Keeps items, the vector index and user states up to date; recommends per engagement.
+    The one door to the per-event logic: nothing outside streams/engine/ reaches past it."""
 
     def __init__(self, model: EmbSumInference, *, items: ItemStore, index: VectorIndex,
                  states: StateMapping, token_cache: BoundedCache,
@@ -41,16 +44,33 @@ class Engine:
         config = config or EngineConfig.from_model(model.config)
         # the model, stores, index, config and counters have one owner, shared with bulk refresh
         lane = SummaryLane(model, config.lane) if config.summary_lane else None
-        self.rounds = ModelRounds(model, items, index, token_cache, config, EngineStats(), id_half, lane)
-        self.popularity = RecentPopularity(config.popular_window)
+        self._rounds = ModelRounds(model, items, index, token_cache, config, EngineStats(), id_half, lane)
+        self._popularity = RecentPopularity(config.popular_window)
         self.last_batch = EngineStats()
 
-    model = property(lambda self: self.rounds.model)
-    items = property(lambda self: self.rounds.items)
-    index = property(lambda self: self.rounds.index)
-    token_cache = property(lambda self: self.rounds.token_cache)
-    config = property(lambda self: self.rounds.config)
-    stats = property(lambda self: self.rounds.stats)
+    model = property(lambda self: self._rounds.model)
+    items = property(lambda self: self._rounds.items)
+    index = property(lambda self: self._rounds.index)
+    config = property(lambda self: self._rounds.config)
+    stats = property(lambda self: self._rounds.stats)
+    lane = property(lambda self: self._rounds.lane, doc="The summary lane (None: summaries in the round).")
+
+    @property
+    def token_cache(self) -> BoundedCache:
+        return self._rounds.token_cache
+
+    @token_cache.setter
+    def token_cache(self, cache: BoundedCache) -> None:
+        self._rounds.token_cache = cache
+
+    @property
+    def id_half(self) -> IdHalf | None:
+        """A hybrid checkpoint's ID term (None: content only)."""
+        return self._rounds.id_half
+
+    @id_half.setter
+    def id_half(self, half: IdHalf | None) -> None:
+        self._rounds.id_half = half
 
     @classmethod
     def in_memory(cls, model: EmbSumInference, config: EngineConfig | None = None,
@@ -97,8 +117,31 @@ class Engine:
         with self.stats.timed("index"):
             self.index.remove(ids)
         for item_id in ids:
-            self.popularity.forget(item_id)
+            self._popularity.forget(item_id)
         self.stats.items_removed += len(ids)
+
+    # ---- fallback, parameters, status -------------------------------------------------
+
+    def observe(self, item_id: str) -> None:
+        """Count an engagement in the popularity fallback (replays that bypass process_batch)."""
+        self._popularity.observe(item_id)
+
+    def popular(self, k: int, seen: set[str]) -> list[tuple[str, float]]:
+        """The fallback's top k items, excluding `seen`."""
+        return self._popularity.top(k, seen)
+
+    def apply_parameters(self, records: list[tuple[bytes, bytes | None]],
+                         ceiling: int) -> list[ParamOutcome]:
+        """Records of the `parameters` topic into the ID half (engine/parameters.py); [] for a
+        content-only checkpoint."""
+        return [] if self.id_half is None else apply_parameters(self.id_half, records, ceiling)
+
+    def status(self) -> dict[str, Any]:
+        """What a worker reports about the engine: the summary lane and the ID rows."""
+        half = self.id_half
+        return {**(self.lane.stats() if self.lane is not None else {}),
+                "id_version": None if half is None else half.memory.version,
+                "id_rows": None if half is None else len(half.memory)}
 
     # ---- engagements --------------------------------------------------------------------
 
@@ -130,9 +173,9 @@ class Engine:
             task = self._plan(ev, dict(src) if src else None, results[i], works, states)
             if task is not None:
                 queued.setdefault(task.user_id, []).append(task)
-        for batch in _rounds(queued, inline=self.rounds.lane is None):
+        for batch in _rounds(queued, inline=self.lane is None):
             self._run_round(batch, results)
-        changed = self.finalize(works)
+        changed = self._finalize(works)
         self._count(results, len(events))
         self.last_batch = _diff(self.stats, before)
         return BatchOutcome(results, changed)
@@ -159,14 +202,8 @@ class Engine:
             res.skipped = "duplicate"  # its recommendation went out before the state was written
             return None
         prev_ts = float(state.last_seen)
-        opened = append_event(state, item_id, ts, ev["kind"], cfg.session_rule, cfg.max_seen)
-        state.total_events += 1
-        state.events_since_summary += 1
-        state.last_seen = max(prev_ts, ts)
-        if src is not None and src.get("offset") is not None:
-            state.applied[int(src["partition"])] = int(src["offset"])
+        opened = self._apply_engagement(state, item_id, ts, ev["kind"], src)
         work.dirty = True
-        self.popularity.observe(item_id)
         if state.total_events < cfg.min_engagements:
             res.recommendation = self._fallback(state, src)
             return None
@@ -182,6 +219,20 @@ class Engine:
         """The state's session keys from its items' current text (docs/architecture.md, items)."""
         with self.stats.timed("store"):
             return session_keys(state, self.items)
+
+    def _apply_engagement(self, state: UserState, item_id: str, ts: float, kind: str,
+                          src: Mapping[str, Any] | None = None, observe: bool = True) -> bool:
+        """The bookkeeping of one engagement (live path and bulk refresh alike): history,
+        counters, applied offset, the fallback's counts. True when it opened a session."""
+        opened = append_event(state, item_id, ts, kind, self.config.session_rule, self.config.max_seen)
+        state.total_events += 1
+        state.events_since_summary += 1
+        state.last_seen = max(float(state.last_seen), ts)
+        if src is not None and src.get("offset") is not None:
+            state.applied[int(src["partition"])] = int(src["offset"])
+        if observe:
+            self._popularity.observe(item_id)
+        return opened
 
     def _work(self, works: dict[str, UserWork], user_id: str, ts: float,
               stored: Mapping[str, UserState | None]) -> UserWork:
@@ -202,7 +253,7 @@ class Engine:
 
     def _take_summary(self, work: UserWork) -> None:
         """Lane mode: write the user's finished summary into its state (if it is newer)."""
-        lane, st = self.rounds.lane, work.state
+        lane, st = self.lane, work.state
         res = lane.take(st.user_id) if lane is not None else None
         if res is None or not st.summary_events <= res.basis <= st.total_events:
             return  # none, older than the one held, or made before the state was reset
@@ -212,7 +263,7 @@ class Engine:
 
     def _fallback(self, state: UserState, src: dict | None) -> dict[str, Any]:
         self.stats.fallbacks += 1
-        top = self.popularity.top(self.config.top_k, state.seen_items())
+        top = self._popularity.top(self.config.top_k, state.seen_items())
         return self._message(state.user_id, top, state.summary or None, src)
 
     def _message(self, user_id: str, hits: list[tuple[str, float]], summary: str | None,
@@ -226,21 +277,21 @@ class Engine:
     @property
     def param_version(self) -> int | None:
         """The ID rows' sync version (0: the checkpoint's rows only); None without an ID half."""
-        half = self.rounds.id_half
+        half = self.id_half
         return None if half is None else half.memory.version
 
     def _run_round(self, tasks: list[Task], results: list[EventResult]) -> None:
         """Model work for the tasks of one round (any users, any events of a user), batched."""
         ws = [t.work for t in tasks]
-        fresh = self.rounds.encode_changed(tasks, ws)
-        self.rounds.refresh_summaries(tasks, ws, fresh)
-        codes = self.rounds.user_codes(tasks, ws)
-        for t, w, hits in zip(tasks, ws, self.rounds.rank(tasks, codes), strict=True):
+        fresh = self._rounds.encode_changed(tasks, ws)
+        self._rounds.refresh_summaries(tasks, ws, fresh)
+        codes = self._rounds.user_codes(tasks, ws)
+        for t, w, hits in zip(tasks, ws, self._rounds.rank(tasks, codes), strict=True):
             age = {"events": t.total - w.state.summary_events, "seconds": t.ts - w.state.summary_ts}
             results[t.index].recommendation = self._message(t.user_id, hits, w.state.summary or None, t.source,
                                                             age if w.state.summary else None)
 
-    def finalize(self, works: dict[str, UserWork]) -> dict[str, UserState]:
+    def _finalize(self, works: dict[str, UserWork]) -> dict[str, UserState]:
         """Each changed user's final state, with embeddings of its current sessions only."""
         changed = {}
         for user_id, work in works.items():

@@ -113,7 +113,7 @@ def register_summary_lane(app: faust.App, runtime: Runtime) -> None:
     @app.task
     @fatal_on_error(runtime, "summary lane", app)
     async def summary_lane() -> None:
-        lane = runtime.engine.rounds.lane
+        lane = runtime.engine.lane
         # one thread (one malloc arena, as the engine's), nicer than the engine's
         thread = ThreadPoolExecutor(1, thread_name_prefix="summary-lane", initializer=lower_thread_priority,
                                     initargs=(runtime.settings.lane_nice,))

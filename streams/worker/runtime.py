@@ -34,7 +34,6 @@ from store.config import IndexConfig
 from store.errors import VectorIndexError
 from streams.engine.engine import Engine
 from streams.engine.id_half import IdHalf
-from streams.engine.parameters import apply_parameters
 from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
 from streams.errors import ThreadrecError
@@ -242,14 +241,13 @@ class Runtime:
         """ID rows from `parameters` into the engine's ID half, in offset order, under the
         engine lock; a corrupt record is dead-lettered with the reason and not applied (by
         every worker, as each reads them all), the records around it are."""
-        half = self.engine.rounds.id_half
-        if half is None:  # no replica is built for a content-only checkpoint
+        if self.engine.param_version is None:  # no replica is built for a content-only checkpoint
             return
         pairs = [(rec.key, rec.value) for rec in records]
         async with self.lock:
-            ceiling = max(half.memory.version, self.param_head) + self.settings.param_version_step
-            outcomes = await self.in_engine_thread(apply_parameters, half, pairs, ceiling)
-            version = half.memory.version
+            ceiling = max(self.engine.param_version, self.param_head) + self.settings.param_version_step
+            outcomes = await self.in_engine_thread(self.engine.apply_parameters, pairs, ceiling)
+            version = self.engine.param_version
         live_from = self.param_replica.start_ends.get(partition, 0) if self.param_replica else 0
         self.params.record(records, outcomes, live_from, version, self.metrics)
         for rec, out in zip(records, outcomes, strict=True):
@@ -260,10 +258,8 @@ class Runtime:
 
     def param_snapshot(self) -> dict:
         """The stats file's param_* fields (version and rows None without an ID half)."""
-        half = self.engine.rounds.id_half
-        if half is None:
-            return self.params.snapshot(None, None)
-        return self.params.snapshot(half.memory.version, len(half.memory))
+        status = self.engine.status()
+        return self.params.snapshot(status["id_version"], status["id_rows"])
 
     async def _remove_item(self, item_id: str, offsets: dict[int, int]) -> None:
         if item_id not in self.engine.items:

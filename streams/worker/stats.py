@@ -48,7 +48,7 @@ def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
             "poison_records": runtime.breaker.total,  # dead-lettered for an unexpected exception
             "replica_letters_known": runtime.replica_letters_known,
             **runtime.param_snapshot(),
-            **(lane.stats() if (lane := runtime.engine.rounds.lane) is not None else {}),
+            **{k: v for k, v in runtime.engine.status().items() if not k.startswith("id_")},
             "pid": os.getpid(), "written_ts": time.time()}
 
 

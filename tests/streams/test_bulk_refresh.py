@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.engine.bulk_refresh import append_only, rank_for, refresh_users
-
 
 def _by_user(events):
     out = {}
@@ -18,13 +16,13 @@ def test_bulk_refresh_equals_event_by_event(engine_factory, events):
     per_event, bulk = engine_factory(), engine_factory()
     for e in events:
         per_event.process_one(e)
-    assert refresh_users(bulk, _by_user(events), batch_users=4) == len(_by_user(events))
+    assert bulk.refresh_users(_by_user(events), batch_users=4) == len(_by_user(events))
     for user in _by_user(events):
         a, b = per_event.states.get(user), bulk.states.get(user)
         assert a.item_ids == b.item_ids and a.session_keys.tolist() == b.session_keys.tolist()
         assert a.summary == b.summary
         np.testing.assert_allclose(a.upe.astype(np.float32), b.upe.astype(np.float32), atol=2e-3)
-        assert rank_for(per_event, user, set(a.item_ids)) == rank_for(bulk, user, set(b.item_ids))
+        assert per_event.rank_for(user, set(a.item_ids)) == bulk.rank_for(user, set(b.item_ids))
 
 
 def test_split_refresh_and_append_only(engine_factory, events):
@@ -32,12 +30,12 @@ def test_split_refresh_and_append_only(engine_factory, events):
     half = {u: ev[: len(ev) // 2] for u, ev in by_user.items()}
     rest = {u: ev[len(ev) // 2:] for u, ev in by_user.items()}
     full, split = engine_factory(), engine_factory()
-    refresh_users(full, by_user)
-    refresh_users(split, half)
+    full.refresh_users(by_user)
+    split.refresh_users(half)
     stale = split.states.get("u0").upe.copy()
-    st = append_only(split, "u0", rest["u0"])  # bookkeeping only: vectors unchanged
+    st = split.append_only("u0", rest["u0"])  # bookkeeping only: vectors unchanged
     assert len(st.item_ids) == len(by_user["u0"]) and np.array_equal(split.states.get("u0").upe, stale)
-    refresh_users(split, rest)
+    split.refresh_users(rest)
     for user in by_user:
         np.testing.assert_allclose(full.states.get(user).upe.astype(np.float32),
                                    split.states.get(user).upe.astype(np.float32), atol=2e-3)

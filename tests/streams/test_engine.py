@@ -56,7 +56,7 @@ def test_incremental_equals_full_recompute_even_after_cache_loss(engine_factory,
         np.testing.assert_allclose(upe, _full_recompute(eng, history), atol=2e-3, rtol=1e-3)
     # a worker that lost its token cache recomputes from history text and agrees
     cold = engine_factory()
-    cold.rounds.token_cache = BoundedCache.in_memory(CacheConfig(max_bytes=1))
+    cold.token_cache = BoundedCache.in_memory(CacheConfig(max_bytes=1))
     for e in events:
         cold.process_one(e)
     assert cold.stats.sessions_recomputed > 0
@@ -142,7 +142,7 @@ def test_frequency_filter_falls_back_to_popularity(engine_factory, events):
     assert eng.stats.fallbacks == 2 * len(counts)
     # the fallback ranks by recent engagement counts, excluding what the user saw
     late = eng.process_one({"user_id": "new", "item_id": "i0", "ts": 2e6, "kind": "click"})
-    popular = eng.popularity.top(5, {"i0"})
+    popular = eng.popular(5, {"i0"})
     assert [x["item_id"] for x in late.recommendation["items"]] == [i for i, _ in popular]
 
 
@@ -185,7 +185,6 @@ def test_refresh_policies_refresh_when_they_should(engine_factory, events, polic
 def test_engine_past_every_cap_equals_a_bulk_recompute(engine_factory, steps):
     """Histories past size splits (4 items), dropped sessions (3 kept) and max_history (6, so it
     cuts into the oldest kept session): event-by-event state equals one bulk refresh."""
-    from streams.engine.bulk_refresh import refresh_users
 
     ts, history = 1.0e6, []
     for item, gap in steps:
@@ -194,7 +193,7 @@ def test_engine_past_every_cap_equals_a_bulk_recompute(engine_factory, steps):
     online, bulk = engine_factory(max_history=6), engine_factory(max_history=6)
     for e in history:
         online.process_one(e)
-    refresh_users(bulk, {"p": history})
+    bulk.refresh_users({"p": history})
     a, b = online.states.get("p"), bulk.states.get("p")
     want = sessionize([(e["item_id"], e["ts"]) for e in history], online.config.session_rule)
     assert sessions(a) == sessions(b) == want

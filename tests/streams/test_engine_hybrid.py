@@ -38,7 +38,7 @@ def test_hybrid_scores_are_content_plus_the_id_term(engine_factory, catalogue, e
     half = make_id_half(ids, rowless, prior)
     content = engine_factory(top_k=30, candidates=30)
     hybrid = engine_factory(top_k=30, candidates=30)
-    hybrid.rounds.id_half = half
+    hybrid.id_half = half
     user = events[0]["user_id"]
     mine = [e for e in events if e["user_id"] == user]
     for e in mine[:-1]:
@@ -66,7 +66,7 @@ def test_id_term_brings_its_own_candidates(engine_factory, catalogue, events):
     ids = [it["item_id"] for it in catalogue]
     content = engine_factory(top_k=10, candidates=2)
     hybrid = engine_factory(top_k=10, candidates=2)
-    hybrid.rounds.id_half = make_id_half(ids, set())
+    hybrid.id_half = make_id_half(ids, set())
     for e in events[:5]:
         c, h = content.process_one(e), hybrid.process_one(e)
     assert len(_scores(c)) <= 2 < len(_scores(h)) <= 4

@@ -80,7 +80,7 @@ def test_runtime_applies_counts_dead_letters_and_stamps_recommendations(engine_f
 
     ids = [it["item_id"] for it in catalogue]
     engine = engine_factory()
-    engine.rounds.id_half = make_id_half(ids, rowless=set())
+    engine.id_half = make_id_half(ids, rowless=set())
     runtime = Runtime(WorkerSettings(), engine)
     letters: list[tuple[int, str]] = []
 
@@ -143,7 +143,7 @@ def test_a_record_cannot_pin_a_row_or_the_reported_version(engine_factory, catal
 
     ids = [it["item_id"] for it in catalogue]
     engine = engine_factory()
-    engine.rounds.id_half = make_id_half(ids, rowless=set())
+    engine.id_half = make_id_half(ids, rowless=set())
     runtime = Runtime(WorkerSettings(param_version_step=100), engine)
     letters: list[tuple[int, str]] = []
 
@@ -160,7 +160,7 @@ def test_a_record_cannot_pin_a_row_or_the_reported_version(engine_factory, catal
                _record(4, *_put(ids[1], _row(0.5, 142)))]
     asyncio.run(runtime.apply_parameters(0, records))
     assert letters == [(0, "implausible version"), (1, "implausible version"), (2, "implausible version")]
-    assert engine.rounds.id_half.memory.get_row(ids[0]) == _row(0.5, 41)  # the legitimate row won
+    assert engine.id_half.memory.get_row(ids[0]) == _row(0.5, 41)  # the legitimate row won
     assert runtime.param_snapshot()["param_version"] == 142
     assert head_version([_record(0, *_put(ids[0], _row(0.1, 2**64 - 1)))], 100) == 0  # beyond 2**53
     assert head_version([_record(0, row_key("item", ids[0]), None)], 100) == 0  # a tombstone

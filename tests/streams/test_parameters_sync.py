@@ -90,7 +90,7 @@ def _plan(ckpt: Path, k, items: list[dict], a: list[dict], b: list[dict]) -> dic
     shown = Counter(x["item_id"] for r in none_b for x in r["items"])
     target = next(it["item_id"] for it in items if it["item_id"] not in history)
     deleted = next(i for i, _ in shown.most_common() if i != target)
-    row = _row_towards(plain.rounds.id_half, first_hist, norm=3.0)
+    row = _row_towards(plain.id_half, first_hist, norm=3.0)
     return {"target": target, "deleted": deleted, "row": row, "none_b": none_b}
 
 
@@ -130,7 +130,7 @@ def _expected_b(ckpt: Path, k, items: list[dict], a: list[dict], b: list[dict],
     """The offline engine: A, then the same parameters records, then B."""
     eng = _offline(ckpt, k, items)
     eng.process_engagements(a)
-    apply_parameters(eng.rounds.id_half, records)
+    apply_parameters(eng.id_half, records)
     return [r.recommendation for r in eng.process_engagements(b)]
 
 

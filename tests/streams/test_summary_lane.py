@@ -18,7 +18,7 @@ def test_lane_mode_queues_instead_of_generating_and_applies_at_the_next_batch(en
     eng = engine_factory(summary_lane=True, refresh=_every_event())
     mine = _user_events(events, 3)
     first = eng.process_one(mine[0])
-    lane = eng.rounds.lane
+    lane = eng.lane
     assert eng.stats.summaries == 0 and lane.pending() == 1  # nothing generated on the path
     assert first.recommendation["summary"] is None and len(first.recommendation["items"]) > 0
     assert lane.run_once() == 1 and lane.pending() == 0
@@ -38,7 +38,7 @@ def test_sync_mode_summary_is_fresh_and_lane_results_match_it(engine_factory, ev
     assert s1["summary_age"] == {"events": 0, "seconds": 0.0}
     sync.process_one(mine[1])
     lane_eng.process_one(mine[0])
-    lane_eng.rounds.lane.run_once()
+    lane_eng.lane.run_once()
     lane_eng.process_one(mine[1])
     a, b = sync.states.get(mine[0]["user_id"]), lane_eng.states.get(mine[0]["user_id"])
     # the lane's summary of event 1 equals the synchronous engine's summary after event 1
@@ -51,7 +51,7 @@ def test_sync_mode_summary_is_fresh_and_lane_results_match_it(engine_factory, ev
 
 
 def test_the_engine_config_bounds_its_lane(engine_factory):
-    lane = engine_factory(summary_lane=True, lane=LaneLimits(max_jobs=3, max_bytes=10_000, batch=2)).rounds.lane
+    lane = engine_factory(summary_lane=True, lane=LaneLimits(max_jobs=3, max_bytes=10_000, batch=2)).lane
     assert (lane.max_jobs, lane.max_bytes, lane.batch) == (3, 10_000, 2)
 
 
