@@ -18,10 +18,10 @@ from model.baselines import (
     Popularity,
     Ranker,
 )
-from model.checkpoint import load_hybrid
 from model.dataset import PreparedData, histories, load_prepared
 from model.errors import DataDirError
 from model.examples import history_chunks, user_sessions
+from model.id_checkpoint import IdCheckpoint, load_id_half
 from model.inference import EmbSumInference
 from model.metrics import full_ranking_metrics, impression_metrics
 from model.text import item_text, session_text
@@ -78,19 +78,15 @@ class HybridRanker(Ranker):
 
     name = "hybrid"
 
-    def __init__(self, content: EmbSumRanker, tensors: dict, doc: dict, history: dict[str, list[dict]]):
+    def __init__(self, content: EmbSumRanker, ck: IdCheckpoint, history: dict[str, list[dict]]):
         import torch
 
-        from model.hybrid import Fusion
-        from model.sasrec import load_tower
-
         super().__init__(content.item_ids)
-        self.content, self.tower = content, load_tower(tensors, doc["tower"])
-        self.fusion = Fusion.from_tensors(tensors, self.tower.opts.dim)
-        self.rows, self.row_of = tensors["id_rows"], {i: k for k, i in enumerate(doc["item_ids"])}
-        self.present = torch.tensor([i in set(doc["present"]) for i in doc["item_ids"]])
+        self.content, self.tower, self.fusion = content, ck.tower, ck.fusion
+        self.rows, self.row_of = ck.tensors["id_rows"], {i: k for k, i in enumerate(ck.item_ids)}
+        self.present = torch.tensor([i in set(ck.present) for i in ck.item_ids])
         self.history = {u: [str(e["item_id"]) for e in ev] for u, ev in history.items()}
-        self.facts = doc.get("facts")
+        self.facts = ck.doc.get("facts")
 
     def scores(self, user_ids, item_ids):
         import torch
@@ -162,12 +158,12 @@ def validate(model, tokenizer, data: PreparedData, max_users: int | None = 200,
 
 
 def model_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumInference | None,
-                  hybrid: tuple[dict, dict] | None, progress: bool) -> list[Ranker]:
+                  hybrid: IdCheckpoint | None, progress: bool) -> list[Ranker]:
     """The checkpoint's rankers: content-only EmbSum, and the hybrid when it carries an ID half."""
     if inf is None:
         return []
     content = EmbSumRanker(inf, data, hist, progress)
-    return [content] + ([HybridRanker(content, *hybrid, hist)] if hybrid else [])
+    return [content] + ([HybridRanker(content, hybrid, hist)] if hybrid else [])
 
 
 def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: bool,
@@ -217,7 +213,7 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     users_full = [u for u in users if u in targets]
     result: dict[str, Any] = {"models": {}}
     ref_ts = {r["user_id"]: float(r["ts"]) for r in imps}  # the held-out engagement's time
-    rankers = model_rankers(data, hist, inf, load_hybrid(checkpoint) if checkpoint else None, progress)
+    rankers = model_rankers(data, hist, inf, load_id_half(checkpoint) if checkpoint else None, progress)
     if baselines or inf is None:
         rankers += build_rankers(data, hist, progress, ref_ts, sasrec_minutes if id_baselines else 0,
                                  bpr_minutes if id_baselines else 0)

@@ -35,8 +35,9 @@ from model.hybrid_fit import (
     tune_prior,
     valid_positions,
 )
+from model.id_checkpoint import load_id_half
 from model.inference import EmbSumInference
-from model.sasrec import SASRec, SASRecOptions, fit_sasrec, load_tower
+from model.sasrec import SASRec, SASRecOptions, fit_sasrec
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +109,11 @@ def prior_facts(fusion: Fusion, rowless: float, curve: dict) -> dict[str, Any]:
 def retune_prior(data: PreparedData, checkpoint: str | Path, progress: bool = True) -> dict[str, Any]:
     """Choose the rowless prior of an existing hybrid checkpoint on valid, as train_hybrid does
     (nothing is trained: the tower, rows and gate stay); rewrites hybrid.safetensors/json."""
-    loaded = load_hybrid(checkpoint)
-    if loaded is None or loaded[1]["item_ids"] != list(data.items):
+    ck = load_id_half(checkpoint)
+    if ck is None or ck.item_ids != list(data.items):
         raise CheckpointError(f"{checkpoint}: not a hybrid checkpoint of this data's catalogue")
-    tensors, doc = loaded
-    cfg = HybridConfig.from_dict(doc.get("hybrid", {}))
-    tower = load_tower(tensors, doc["tower"])
-    fusion = Fusion.from_tensors(tensors, tower.opts.dim)
-    _, held, _ = fit_positions(data, cfg)  # where train_hybrid fitted the gate
+    tensors, doc, tower, fusion = ck.tensors, ck.doc, ck.tower, ck.fusion
+    _, held, _ = fit_positions(data, ck.config)  # where train_hybrid fitted the gate
     item_ids, present_ids = doc["item_ids"], set(doc["present"])
     present = np.array([i in present_ids for i in item_ids])
     inf = EmbSumInference.from_checkpoint(checkpoint)

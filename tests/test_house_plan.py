@@ -106,6 +106,14 @@ def test_nothing_outside_the_engine_reaches_past_it():
     assert found == []
 
 
+def test_one_loader_of_the_hybrid_checkpoint():
+    """The ID half is put together from its files in model/id_checkpoint.py only."""
+    hand = [str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
+            if p.name not in ("id_checkpoint.py", "sasrec.py") and ("load_tower(tensors" in p.read_text()
+                                                or "Fusion.from_tensors(" in p.read_text())]
+    assert hand == []
+
+
 def test_nothing_imports_the_cli():
     outside = {m: ts for m, ts in RAW.items() if not m.startswith("streams.cli")}
     assert not {m for m, ts in outside.items() if any(t.startswith("streams.cli") for t in ts)}

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.checkpoint import load_hybrid
 from model.hybrid import Fusion
-from model.sasrec import SASRec, load_tower
+from model.id_checkpoint import load_id_half
+from model.sasrec import SASRec
 from store import IdMemory, IdMemoryConfig, IdRow
 from store.memory_backend import MemoryKV
 
@@ -36,19 +36,14 @@ class IdHalf:
     @classmethod
     def from_checkpoint(cls, path: str | Path, memory: IdMemory | None = None) -> IdHalf | None:
         """The ID half of a hybrid checkpoint (None for a content-only one); rows go into memory."""
-        loaded = load_hybrid(path)
-        if loaded is None:
+        ck = load_id_half(path)
+        if ck is None:
             return None
-        tensors, doc = loaded
-        tower = load_tower(tensors, doc["tower"])
-        fusion = Fusion.from_tensors(tensors, tower.opts.dim)
-        memory = memory or IdMemory(MemoryKV(), IdMemoryConfig(dim=tower.opts.dim, ttl_s=0))
-        row_of = {i: k for k, i in enumerate(doc["item_ids"])}
-        rows, acc = tensors["id_rows"].numpy(), tensors["id_accumulators"].numpy()
-        ids = [i for i in doc["present"] if i in row_of]
-        memory.put_rows(ids, [IdRow(rows[row_of[i]].copy(), acc[row_of[i]].copy()) for i in ids])
+        memory = memory or IdMemory(MemoryKV(), IdMemoryConfig(dim=ck.tower.opts.dim, ttl_s=0))
+        ids, rows, slots = ck.present_rows()
+        memory.put_rows(ids, [IdRow(r, s) for r, s in zip(rows, slots, strict=True)])
         logger.info("hybrid checkpoint %s: %d ID rows", path, len(ids))
-        return cls(memory, tower, fusion)
+        return cls(memory, ck.tower, ck.fusion)
 
     def user_vectors(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
         """h_u (U, k) from each user's item ids, oldest first (items without a row are skipped).

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.checkpoint import load_hybrid
 from model.hybrid import Fusion, HybridConfig
+from model.id_checkpoint import IdCheckpoint, load_id_half
 from model.online import freeze, row_step, sample_negatives
-from model.sasrec import SASRec, load_tower
+from model.sasrec import SASRec
 from store import IdMemory, IdMemoryConfig, IdRow, RowBlock
 from streams.errors import ThreadrecError
 from streams.trainer.config import TrainerSettings
@@ -146,27 +146,23 @@ class CheckpointHalf:
     tower: SASRec
     gate: Fusion  # the fitted gate the workers serve the ID term with
     config: IdMemoryConfig  # the trainer's table over the tower's rows
-    tensors: dict
-    doc: dict
+    checkpoint: IdCheckpoint
 
     @classmethod
     def load(cls, checkpoint: Path, settings: TrainerSettings) -> CheckpointHalf:
-        loaded = load_hybrid(checkpoint)
-        if loaded is None:
+        ck = load_id_half(checkpoint)
+        if ck is None:
             raise ThreadrecError(f"{checkpoint}: not a hybrid checkpoint (no hybrid.json); the "
                                  "trainer learns the ID half")
-        tensors, doc = loaded
-        tower = load_tower(tensors, doc["tower"])
-        cfg = memory_config(settings, tower.opts.dim, HybridConfig.from_dict(doc.get("hybrid", {})))
-        return cls(tower, Fusion.from_tensors(tensors, tower.opts.dim), cfg, tensors, doc)
+        cfg = memory_config(settings, ck.tower.opts.dim, ck.config)
+        return cls(ck.tower, ck.fusion, cfg, ck)
 
     def write_rows(self, memory: IdMemory) -> None:
         """The checkpoint's rows with fresh Adagrad slots; not reported as touched (workers
         load the same rows from the checkpoint)."""
-        row_of = {i: k for k, i in enumerate(self.doc["item_ids"])}
-        vectors = self.tensors["id_rows"].numpy()
-        ids = [i for i in self.doc["present"] if i in row_of]
+        ids, vectors, _ = self.checkpoint.present_rows()
+        # the checkpoint's slots are zeros (hybrid_tensors); Adagrad starts at initial_accumulator
         acc = np.full(memory.config.dim, memory.config.initial_accumulator, np.float32)
-        memory.put_rows(ids, [IdRow(vectors[row_of[i]].copy(), acc.copy()) for i in ids])
+        memory.put_rows(ids, [IdRow(v, acc.copy()) for v in vectors])
         memory.drain_touched()
         logger.info("trainer: %d ID rows from the checkpoint", len(ids))

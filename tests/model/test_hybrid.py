@@ -106,7 +106,7 @@ def test_hybrid_checkpoint_round_trip_and_evaluate(tmp_path):
     from model.hybrid_train import is_hybrid, train_hybrid
     from model.sasrec import SASRecOptions
     from model.train import TrainOptions, train
-    from tests.fixtures.synthetic_data import write_prepared_dir
+    from streams.data.synthetic import write_prepared_dir
     from tests.model.conftest import small_config
 
     data_dir = write_prepared_dir(tmp_path / "data", n_users=12, per_user=12)
@@ -150,7 +150,11 @@ def test_hybrid_ranker_scores_rowless_items_exactly_as_content(tmp_path):
                **{f"fusion.{k}": v for k, v in fusion.state_dict().items()},
                "id_rows": torch.from_numpy(rows)}
     doc = {"tower": tower.options_dict(), "item_ids": Content.item_ids, "present": ["a", "b"]}
-    ranker = HybridRanker(Content(), tensors, doc, {"u": [{"item_id": "a"}, {"item_id": "b"}]})
+    from model.hybrid import HybridConfig
+    from model.id_checkpoint import IdCheckpoint
+
+    ck = IdCheckpoint(tower, fusion, HybridConfig(), tensors, doc)
+    ranker = HybridRanker(Content(), ck, {"u": [{"item_id": "a"}, {"item_id": "b"}]})
     s = ranker.scores(["u", "v"], ["c", "a", "b"])
     c = Content().scores(["u", "v"], ["c", "a", "b"])
     assert np.array_equal(s[:, 0], c[:, 0])
