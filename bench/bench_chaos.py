@@ -20,19 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from model.tiny import write_tiny_checkpoint
+from streams.chaos import ChaosPlan, run_chaos
+from streams.kafka.broker import EmbeddedBroker, settings_for
+from streams.kafka.clients import BrokerInfo
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from model.checkpoint import save_checkpoint  # noqa: E402
-from model.inference import EmbSumInference  # noqa: E402
-from streams.kafka.broker import EmbeddedBroker, settings_for  # noqa: E402
-from tests.fixtures.chaos import ChaosPlan, run_chaos  # noqa: E402
-from tests.fixtures.kafka import BrokerInfo  # noqa: E402
-from tests.streams.conftest import tiny_config  # noqa: E402
 
 
 def main() -> int:
@@ -53,10 +49,7 @@ def main() -> int:
                                                         else "chaos_default.json")
     console = Console()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        torch.manual_seed(0)
-        ckpt = Path(tmp) / "tiny"
-        model = EmbSumInference.pretrained(tiny_config(), device="cpu")
-        save_checkpoint(ckpt, model.model, model.tokenizer, {"version": "tiny-chaos"})
+        ckpt = write_tiny_checkpoint(Path(tmp) / "tiny", "tiny-chaos")
         info = BrokerInfo(broker.bootstrap, "tansu", settings_for("tansu"))
         runs: list[dict] = []
         out = _write(args, runs)

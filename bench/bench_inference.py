@@ -12,25 +12,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from model.device import set_torch_threads
+from model.evaluate import evaluate
+from model.inference import EmbSumInference
+from model.numerics import int8_supported, resolve_mode
+from model.precision import cpu_has_bf16
+from model.records import read_jsonl
+from model.text import session_text
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from model.device import set_torch_threads  # noqa: E402
-from model.evaluate import evaluate  # noqa: E402
-from model.inference import EmbSumInference  # noqa: E402
-from model.numerics import int8_supported, resolve_mode  # noqa: E402
-from model.precision import cpu_has_bf16  # noqa: E402
-from model.records import read_jsonl  # noqa: E402
-from model.text import session_text  # noqa: E402
 
 TOLERANCE = 0.01  # relative Recall@10 loss a faster mode may cost
 

@@ -37,21 +37,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from model.dataset import event_rows, holdout_cutoff, load_prepared
+from model.inference import EmbSumInference
+from model.metrics import NextEngagement
+from store import BoundedCache, BruteForceIndex
+from streams.engine.config import EngineConfig, RefreshPolicy
+from streams.engine.engine import Engine
+from streams.engine.state_mapping import BytesStateMapping
 
-from model.dataset import event_rows, holdout_cutoff, load_prepared  # noqa: E402
-from model.inference import EmbSumInference  # noqa: E402
-from model.metrics import NextEngagement  # noqa: E402
-from store import BoundedCache, BruteForceIndex  # noqa: E402
-from streams.engine.config import EngineConfig, RefreshPolicy  # noqa: E402
-from streams.engine.engine import Engine  # noqa: E402
-from streams.engine.state_mapping import BytesStateMapping  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DAY_S = 86400.0
 POLICIES = ("realtime", "stale", "frozen")
@@ -59,7 +57,7 @@ POLICIES = ("realtime", "stale", "frozen")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="data/movielens", help="prepared data directory")
+    p.add_argument("--data", default=ROOT / "data/movielens", help="prepared data directory")
     p.add_argument("--checkpoint", required=True, help="EmbSum checkpoint directory")
     p.add_argument("--holdout-events", type=int, default=5000,
                    help="the last N engagements form the held-out period (cutoff T = time before them)")
@@ -72,8 +70,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="engagements per engine call under realtime (0 = all in one call; the engine batches "
                         "one event per user per round, results equal one-by-one processing)")
     p.add_argument("--device", default=None)
-    p.add_argument("--json", dest="json_out", default="results/online_policies.json")
+    p.add_argument("--json", dest="json_out", default=ROOT / "results/online_policies.json")
     return p.parse_args(argv)
+
+
+def _shown(path: Path) -> str:
+    """path as the results file records it: relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def split_of(data) -> dict[tuple, str]:
@@ -209,7 +212,7 @@ def main(argv=None) -> int:
         "retrieval": f"index top-{args.candidates} by interest vectors, exact EmbSum rerank, top-{args.top_k}",
         "stale_refresh": "once per UTC day of event time, batched", "k": args.top_k,
         "candidates": args.candidates},
-        "data": args.data,
+        "data": _shown(Path(args.data)),
         "checkpoint": {"path": args.checkpoint, "metadata_step": inf.metadata.get("step"),
                        "train_cutoff_ts": inf.metadata.get("train_cutoff_ts"),
                        # True when the model never trained on an engagement of the replayed period

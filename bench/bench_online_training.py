@@ -32,18 +32,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+from rich.console import Console
+
+from streams.demo.data import held_out, holdout_of
+from streams.demo.report import by_bucket
+from streams.demo.run import DemoOptions, prepare, run_demo
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rich.console import Console  # noqa: E402
-
-from streams.demo.data import held_out, holdout_of  # noqa: E402
-from streams.demo.report import by_bucket  # noqa: E402
-from streams.demo.run import DemoOptions, prepare, run_demo  # noqa: E402
 
 DAY_S = 86400.0
 VARIANTS = {"frozen": None, "online": "sync", "slow": DAY_S, "lag": "lag"}
@@ -80,7 +78,7 @@ def popularity(args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path("data/movielens"))
+    p.add_argument("--data", type=Path, default=ROOT / "data/movielens")
     p.add_argument("--checkpoint", type=Path, help="hybrid checkpoint trained before the period "
                    "(default: the demo's quick checkpoint)")
     p.add_argument("--events", type=int, default=5000, help="held-out engagements replayed")
@@ -90,8 +88,8 @@ def main() -> None:
     p.add_argument("--lag-rate", type=float, default=50.0, help="offered engagements/s of the lag run")
     p.add_argument("--lag-sync-s", type=float, default=10.0, help="wall-clock sync interval of the lag run")
     p.add_argument("--lag-events", type=int, default=1500, help="engagements replayed in the lag run")
-    p.add_argument("--workdir", type=Path, default=Path("runs/online-training"))
-    p.add_argument("--json", type=Path, default=Path("results/online_training.json"))
+    p.add_argument("--workdir", type=Path, default=ROOT / "runs/online-training")
+    p.add_argument("--json", type=Path, default=ROOT / "results/online_training.json")
     args = p.parse_args()
     console = Console()
     data, _, ckpt = prepare(DemoOptions(data=args.data, checkpoint=args.checkpoint, events=args.events), console)

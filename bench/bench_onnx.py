@@ -14,26 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
+import torch
+from bench_inference import timed  # a sibling script (the script's own folder is on sys.path)
+from rich.console import Console
+
+from model.batching import tokenize
+from model.device import set_torch_threads
+from model.inference import EmbSumInference
+from model.records import read_jsonl
+from model.text import session_text
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from model.batching import tokenize  # noqa: E402
-from model.device import set_torch_threads  # noqa: E402
-from model.inference import EmbSumInference  # noqa: E402
-from model.records import read_jsonl  # noqa: E402
-from model.text import session_text  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_inference import timed  # noqa: E402  (a sibling script: one warm-up, then the median)
 
 
 class Encoder(torch.nn.Module):

@@ -17,18 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import Console
+
+from model.records import read_jsonl, write_jsonl
+from streams.demo.run import DemoOptions, load_items, prepare
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.processes import stop_process
+from streams.kafka.replay import ensure_topic_set
+from streams.kafka.settings import KafkaSettings
+from streams.worker.process import WorkerProcess, start_replay
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rich.console import Console  # noqa: E402
-
-from model.records import read_jsonl, write_jsonl  # noqa: E402
-from streams.demo.run import DemoOptions, load_items, prepare  # noqa: E402
-from streams.kafka.broker import EmbeddedBroker  # noqa: E402
-from streams.kafka.processes import stop_process  # noqa: E402
-from streams.kafka.replay import ensure_topic_set  # noqa: E402
-from streams.kafka.settings import KafkaSettings  # noqa: E402
-from streams.worker.process import WorkerProcess, start_replay  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:

@@ -26,14 +26,13 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from streams.demo.report import Report
+from streams.demo.run import DemoOptions, run_demo
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from streams.demo.report import Report  # noqa: E402
-from streams.demo.run import DemoOptions, run_demo  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

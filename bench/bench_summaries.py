@@ -23,6 +23,8 @@ from model.inference import EmbSumInference
 from model.summary_quality import summary_quality
 from model.text import session_text
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -31,7 +33,7 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--examples", type=int, default=5)
-    ap.add_argument("--json", type=Path, default=Path("results/summary_quality.json"))
+    ap.add_argument("--json", type=Path, default=ROOT / "results/summary_quality.json")
     args = ap.parse_args()
     inf = EmbSumInference.from_checkpoint(args.checkpoint, "cpu")
     data, cfg = load_prepared(args.data), inf.config

@@ -11,8 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
+from streams.readme import splice_section
+
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- online-training:start -->", "<!-- online-training:end -->"
 ORDER = ("online", "slow", "frozen", "popularity")
 
 
@@ -103,13 +104,8 @@ def main() -> int:
     d = json.loads(args.json.read_text())
     png = args.json.with_suffix(".png")
     plot(d, png)
-    text = args.readme.read_text()
-    if START not in text:
-        text = text.replace("<!-- results:start -->", f"{START}\n{END}\n\n<!-- results:start -->", 1)
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
     body = section(d, png.relative_to(args.readme.parent).as_posix())
-    args.readme.write_text(f"{head}{START}\n{body}{END}{tail}")
+    splice_section(args.readme, "online-training", body, before="<!-- results:start -->")
     print(f"README section and {png} written")
     return 0
 

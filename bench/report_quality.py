@@ -14,7 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+from streams.readme import markers, splice_section
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = markers("results")
 IMP = ("auc", "mrr", "ndcg@5", "ndcg@10")
 FULL = ("full_recall@10", "full_recall@50", "full_ndcg@10", "full_ndcg@50")
 LABELS = {"auc": "AUC", "mrr": "MRR", "ndcg@5": "nDCG@5", "ndcg@10": "nDCG@10",
@@ -367,19 +370,10 @@ def build(results: Path, commands: dict[str, str]) -> str:
     return "\n".join(md).rstrip() + "\n"
 
 
-def write_readme(readme: Path, body: str) -> None:
-    text = readme.read_text() if readme.exists() else ""
-    if START not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{body}{END}{tail}")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--results", default="results")
-    p.add_argument("--readme", default="README.md")
+    p.add_argument("--results", default=ROOT / "results")
+    p.add_argument("--readme", default=ROOT / "README.md")
     args = p.parse_args(argv)
     results = Path(args.results)
     cmds = {"test": eval_command(load(results / "quality_test.json"), "results/quality_test.json", "quality-eval"),
@@ -392,7 +386,7 @@ def main(argv=None) -> int:
     onlines = online_results(results)
     if onlines:
         plot_online([(label, o) for label, o, _ in onlines], results / "online_policies.png")
-    write_readme(Path(args.readme), build(results, cmds))
+    splice_section(Path(args.readme), "results", build(results, cmds))
     print(f"wrote {args.readme} results section", file=sys.stderr)
     return 0
 

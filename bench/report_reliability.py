@@ -11,8 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
+from streams.readme import splice_section
+
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
 CONFIGS = {"pinned": "the exact synchronous worker (fp32, no summary lane, content-only checkpoint)",
            "default": "the default configuration (summary lane, --inference auto, hybrid "
                       "checkpoint, trainer beside the worker and killed too)"}
@@ -74,15 +75,6 @@ def _plot(d: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def write_readme(readme: Path, body: str) -> None:
-    text = readme.read_text()
-    if START not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{body}{END}{tail}")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=ROOT / "bench/results")
@@ -94,7 +86,7 @@ def main() -> int:
             + chaos_section(args.results / "chaos.json") + "\n"
             + chaos_section(args.results / "chaos_default.json", "default") + "\n"
             + overload_section(args.results / "overload.json", args.results / "overload.png"))
-    write_readme(args.readme, body)
+    splice_section(args.readme, "reliability", body)
     return 0
 
 

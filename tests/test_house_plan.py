@@ -81,6 +81,7 @@ def test_the_engine_imports_no_kafka_client_and_no_other_streams_layer():
     ("streams.trainer", ("streams.engine", "streams.worker", "streams.demo", "streams.cli")),
     ("streams.demo", ("streams.cli",)),
     ("streams.data", ("streams.engine", "streams.worker", "streams.demo", "streams.cli")),
+    ("streams.chaos", ("streams.demo", "streams.cli")),
 ])
 def test_layers_point_one_way(layer, forbidden):
     for mod, targets in _in(layer).items():
@@ -117,6 +118,26 @@ def test_one_loader_of_the_hybrid_checkpoint():
 def test_nothing_imports_the_cli():
     outside = {m: ts for m, ts in RAW.items() if not m.startswith("streams.cli")}
     assert not {m for m, ts in outside.items() if any(t.startswith("streams.cli") for t in ts)}
+
+
+def test_only_tests_and_bench_import_the_chaos_driver():
+    outside = {m: ts for m, ts in RAW.items() if not m.startswith("streams.chaos")}
+    assert not {m for m, ts in outside.items() if any(t.startswith("streams.chaos") for t in ts)}
+
+
+def test_bench_imports_nothing_from_tests_and_leaves_sys_path_alone():
+    """bench/ runs against the installed project: what it needs from tests/ moves into it."""
+    found = []
+    for path in sorted(ROOT.glob("bench/*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{path.name}:{node.lineno} imports {n}" for n in names
+                      if n.split(".")[0] == "tests"]
+            if isinstance(node, ast.Attribute) and node.attr == "path" and \
+                    isinstance(node.value, ast.Name) and node.value.id == "sys":
+                found.append(f"{path.name}:{node.lineno} touches sys.path")
+    assert found == []
 
 
 def test_model_and_store_stay_apart():

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import report_quality as rq  # noqa: E402
+from tests.fixtures.bench_scripts import load_bench_script
+
+rq = load_bench_script("report_quality")
 
 METRICS = ("auc", "mrr", "ndcg@5", "ndcg@10", "full_recall@10", "full_recall@50", "full_ndcg@10", "full_ndcg@50")
 

@@ -13,9 +13,9 @@ from streams.cli import main
 from streams.data.cold import choose_cold, write_cold_split
 from streams.data.custom import prepare_custom
 from streams.data.movielens import prepare_movielens
+from streams.data.synthetic import write_prepared_dir
 from streams.errors import DataError
 from tests.data.helpers import write_jsonl, write_ml
-from tests.fixtures.synthetic_data import write_prepared_dir
 
 
 def timeline(n_items: int = 100) -> list[str]:

@@ -12,10 +12,10 @@ import pytest
 
 from streams.cli import main
 from streams.data.records import Engagement, Item
+from streams.kafka.clients import consume_all
 from streams.kafka.replay import Pacer, load_replay, plan, replay_to_broker
 from streams.kafka.settings import KafkaSettings
 from tests.data.helpers import write_jsonl
-from tests.fixtures.kafka import consume_all
 
 
 def test_plan_items_before_engagements_that_need_them():

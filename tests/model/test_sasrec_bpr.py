@@ -165,7 +165,7 @@ def test_popularity_and_cooccurrence_ignore_cold_items():
 def test_evaluate_baselines_never_count_cold_items(tmp_path):
     from model.dataset import load_prepared
     from model.evaluate import build_rankers, split_history
-    from tests.fixtures.synthetic_data import write_prepared_dir
+    from streams.data.synthetic import write_prepared_dir
 
     data = load_prepared(write_prepared_dir(tmp_path / "d"))
     busiest = max(data.items, key=lambda i: sum(e["item_id"] == i for e in data.train))
@@ -179,7 +179,7 @@ def test_evaluate_baselines_never_count_cold_items(tmp_path):
 @pytest.fixture()
 def cold_dir(tmp_path):
     """A synthetic prepared dir whose meta.json holds out two users' test targets as cold items."""
-    from tests.fixtures.synthetic_data import write_prepared_dir
+    from streams.data.synthetic import write_prepared_dir
 
     d = write_prepared_dir(tmp_path / "d", n_users=12)
     test = [json.loads(ln) for ln in (d / "test.jsonl").read_text().splitlines()]

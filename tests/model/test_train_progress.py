@@ -7,7 +7,7 @@ import pytest
 
 from model.config import tiny_t5_config
 from model.train import TrainOptions, bar_state, train
-from tests.fixtures.synthetic_data import write_prepared_dir
+from streams.data.synthetic import write_prepared_dir
 
 from .conftest import small_config
 

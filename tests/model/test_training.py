@@ -14,7 +14,7 @@ from model.examples import NegativeSampler, build_examples
 from model.sessions import SessionRule, sessionize
 from model.summaries import FallbackSummarizer
 from model.train import BatchBuilder, TrainOptions, make_optimizer, train
-from tests.fixtures.synthetic_data import write_prepared_dir
+from streams.data.synthetic import write_prepared_dir
 
 from .conftest import small_config
 

@@ -6,37 +6,25 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
 
-from model.config import EmbSumConfig, tiny_t5_config
 from model.inference import EmbSumInference
+from model.tiny import tiny_inference, write_tiny_checkpoint
 from store import BruteForceIndex
+from streams.data.synthetic import make_engagements, make_items, write_prepared_dir
 from streams.engine.config import EngineConfig
 from streams.engine.engine import Engine
-from tests.fixtures.synthetic_data import make_engagements, make_items, write_prepared_dir
-
-
-def tiny_config() -> EmbSumConfig:
-    """A random tiny T5 EmbSum: loads in well under a second, summaries of <= 8 tokens."""
-    return EmbSumConfig(backbone="t5", t5_config=tiny_t5_config(), m=4, n=2, max_session_tokens=32,
-                        max_item_tokens=16, summary_max_tokens=8, session_gap_s=3600.0,
-                        session_max_items=4, max_sessions=3, max_history=20)
 
 
 @pytest.fixture(scope="session")
 def tiny_model() -> EmbSumInference:
-    torch.manual_seed(0)
-    return EmbSumInference.pretrained(tiny_config(), device="cpu")
+    """The tiny EmbSum of model/tiny.py (seed 0)."""
+    return tiny_inference()
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_model, tmp_path_factory) -> Path:
     """The same tiny model saved as a checkpoint, for worker subprocesses."""
-    from model.checkpoint import save_checkpoint
-
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    save_checkpoint(path, tiny_model.model, tiny_model.tokenizer, {"version": "tiny-test"})
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny-test", tiny_model)
 
 
 @pytest.fixture

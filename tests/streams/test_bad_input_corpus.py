@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from model.records import read_jsonl
+from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
-from tests.fixtures.kafka import consume_all
 from tests.streams.test_worker_broker import _settings, _start
 
 pytestmark = pytest.mark.broker

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.fixtures.chaos import ChaosPlan, run_chaos
+from streams.chaos import ChaosPlan, run_chaos
 
 pytestmark = [pytest.mark.broker, pytest.mark.chaos]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.synthetic_data import write_prepared_dir
+from streams.data.synthetic import write_prepared_dir
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ import random
 import numpy as np
 
 from store import session_content_key
+from streams.data.synthetic import make_items
 from streams.engine.config import RefreshPolicy
 from streams.engine.sessionizer import sessions
-from tests.fixtures.synthetic_data import make_items
 from tests.streams.test_engine import _full_recompute
 
 EDITED = "i_edit"

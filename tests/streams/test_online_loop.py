@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from model.records import read_jsonl
+from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
-from tests.fixtures.kafka import consume_all
 from tests.streams.test_parameters_sync import (  # noqa: F401 (fixtures)
     _by_source,
     _offline,

@@ -19,17 +19,17 @@ import pytest
 
 from model.inference import EmbSumInference
 from model.records import read_jsonl
+from model.tiny import write_id_half
 from store import IdRow, encode_row, row_key
+from streams.data.synthetic import write_prepared_dir
 from streams.engine.engine import Engine
 from streams.engine.id_half import IdHalf
 from streams.engine.parameters import apply_parameters
+from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import ensure_topics, replay_to_broker
 from streams.worker.config import WorkerSettings
 from streams.worker.stats import read_stats
-from tests.fixtures.hybrid import write_id_half
-from tests.fixtures.kafka import consume_all
-from tests.fixtures.synthetic_data import write_prepared_dir
 from tests.streams.test_parameters_apply import _corrupt
 from tests.streams.test_worker_broker import FLAGS, _settings, _start
 from tests.streams.test_worker_oversize import free_port, scrape

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.tiny import write_id_half
 from store import IdMemory, IdMemoryConfig, MemoryKV, decode_row, parse_row_key
+from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import ensure_topics
 from streams.kafka.settings import KafkaSettings
 from streams.trainer import snapshot
-from tests.fixtures.hybrid import write_id_half
-from tests.fixtures.kafka import consume_all
 
 ITEMS = [f"i{k}" for k in range(60)]
 pytestmark = pytest.mark.broker

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model.tiny import write_id_half
 from store import MemoryKV, StateCodecError
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories, History
 from streams.trainer.learner import CheckpointHalf, OnlineLearner
-from tests.fixtures.hybrid import write_id_half
 
 ITEMS = [f"i{k}" for k in range(40)]
 

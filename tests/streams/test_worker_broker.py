@@ -17,12 +17,12 @@ import pytest
 from model.inference import EmbSumInference
 from model.records import read_jsonl, write_jsonl
 from streams.engine.engine import Engine
+from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
 from streams.kafka.settings import KafkaSettings
 from streams.worker.config import WorkerSettings
 from streams.worker.process import cli_flag
-from tests.fixtures.kafka import consume_all
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from model.records import read_jsonl
+from model.tiny import write_id_half
 from store import IdRow, encode_row, row_key
+from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import ensure_topic_set, replay_to_broker
 from streams.kafka.settings import KafkaSettings
-from tests.fixtures.hybrid import write_id_half
-from tests.fixtures.kafka import consume_all
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ def test_hostile_records_through_a_default_worker(kafka_broker, producer_factory
     items = [hostile(rnd) for _ in range(6)]
     params = [rnd.randbytes(rnd.randrange(1, 120)) for _ in range(4)]
     tmp = tmp_path_factory.mktemp("fuzz")
-    from tests.fixtures.synthetic_data import write_prepared_dir
+    from streams.data.synthetic import write_prepared_dir
 
     data = write_prepared_dir(tmp / "data", n_items=30, n_users=8, per_user=6, seed=3)
     ckpt = tmp / "ckpt"
