@@ -6,6 +6,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 
+from model.sessions import sessionize
+from tests.streams.test_engine import _content_keys, _full_recompute
+
 
 def test_process_batch_returns_changed_states_and_stores_nothing(engine_factory, events):
     eng, ref = engine_factory(), engine_factory()
@@ -68,9 +71,6 @@ def test_applied_offsets_survive_the_codec():
 def test_engine_state_past_every_cap_equals_a_full_recompute(engine_factory, steps):
     """Histories that reach size splits, dropped sessions and the history cap: sessions, keys
     and UPE kept event by event equal a recompute from the whole history."""
-    from model.sessions import sessionize
-    from tests.streams.test_engine import _content_keys, _full_recompute
-
     eng = engine_factory()
     ts, history = 1.0e6, []
     for item, gap in steps:
