@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= data/movielens
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench reliability clean-venv
+.PHONY: install demo test test-unit lint bench reliability clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# no broker, no model training: the quick loop while editing (the README's `make test` runs all)
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not broker and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

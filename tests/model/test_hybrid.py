@@ -99,6 +99,7 @@ def test_fit_fusion_is_deterministic():
     assert np.array_equal(a.gate.weight.detach().numpy(), b.gate.weight.detach().numpy())
 
 
+@pytest.mark.slow  # trains a model
 def test_hybrid_checkpoint_round_trip_and_evaluate(tmp_path):
     from model.config import tiny_t5_config
     from model.dataset import load_prepared

@@ -8,8 +8,18 @@ from model.errors import DataDirError
 from model.records import ENGAGED_KINDS, KINDS, BadLine, iter_jsonl, read_jsonl, write_jsonl
 
 
-def test_kinds():
+def test_every_kind_but_impression_is_an_engagement_and_the_parser_agrees():
+    """An impression is shown, not engaged; the engagement parser takes exactly KINDS."""
+    from streams.kafka.messages import InvalidMessage, MessageLimits, parse_engagement
+
     assert set(KINDS) - ENGAGED_KINDS == {"impression"}
+    for kind in (*KINDS, "purchase"):
+        raw = ('{"user_id":"u","item_id":"i","ts":1000.0,"kind":"' + kind + '"}').encode()
+        if kind in KINDS:
+            assert parse_engagement(raw, MessageLimits())["kind"] == kind
+        else:
+            with pytest.raises(InvalidMessage):
+                parse_engagement(raw, MessageLimits())
 
 
 def test_write_then_read_round_trip(tmp_path):

@@ -35,6 +35,7 @@ def test_windows_cover_long_histories_left_padded():
     assert y.tolist() == [[5, 6, 7], [2, 3, 4], [0, 0, 9]]
 
 
+@pytest.mark.slow  # trains a model
 def test_cold_items_get_no_row_and_are_never_targets():
     data = chains(users=30)
     cold = {"i3", "i4"}

@@ -53,6 +53,7 @@ def test_resume_times_only_the_steps_of_this_run():
     assert bar_state(None, 1.0, 10, 20, step0=10).remaining_s is None
 
 
+@pytest.mark.slow  # trains a model
 def test_train_draws_the_budget_bar(tmp_path, capsys):
     data_dir = write_prepared_dir(tmp_path / "prepared")
     cfg = small_config(backbone="t5", t5_config=tiny_t5_config(), max_sessions=2)

@@ -18,6 +18,8 @@ from streams.data.synthetic import write_prepared_dir
 
 from .conftest import small_config
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
