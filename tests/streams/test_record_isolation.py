@@ -18,19 +18,9 @@ from streams.worker.config import WorkerSettings
 from streams.worker.isolation import PoisonBreaker, PoisonStorm
 from streams.worker.runtime import Runtime
 from streams.worker.topics import Tables
+from tests.streams.test_engagement_batch_gaps import _Topic
 
 POISON_TS = 1_234_567.0  # the engine is made to raise on exactly this event
-
-
-class _Topic:
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-
-    async def send(self, key, value) -> asyncio.Future:
-        self.sent.append(json.loads(value))
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
 
 
 class _Event:
