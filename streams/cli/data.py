@@ -1,5 +1,6 @@
 """`threadrec data prepare {movielens,mind,goodreads,jsonl,csv}`: write a prepared data directory;
-`threadrec data cold`: a cold-item split of a prepared one."""
+`threadrec data cold`: a cold-item split of a prepared one; `threadrec data synth`: a seeded
+production-like synthetic feed in the same format."""
 
 from __future__ import annotations
 
@@ -85,6 +86,22 @@ def _custom_parser(sub: argparse._SubParsersAction, fmt: str) -> None:
     p.set_defaults(func=run_custom, fmt=fmt)
 
 
+def _synth_parser(dsub: argparse._SubParsersAction) -> None:
+    p = dsub.add_parser("synth", help="a seeded production-like synthetic feed (Zipf popularity "
+                                      "with churn, sessions, generated text), prepared format")
+    p.add_argument("--items", type=_positive, default=10_000, help="catalogue size (default 10000)")
+    p.add_argument("--users", type=_positive, default=1_000, help="users (default 1000)")
+    p.add_argument("--events-per-user", type=float, default=20.0,
+                   help="mean engagements per user, lognormal across users (default 20)")
+    p.add_argument("--tail", type=_fraction, default=0.05,
+                   help="last share of the time span held out as test (default 0.05)")
+    p.add_argument("--valid", type=_fraction, default=0.05,
+                   help="share of the span before the tail held out as valid (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="output directory (prepared format)")
+    p.set_defaults(func=run_synth)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="prepare datasets (MovieLens, MIND, Goodreads, your own logs)")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -116,6 +133,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cold.add_argument("--fraction", type=float, default=0.1, help="share of engaged items held out (default 0.1)")
     cold.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
     cold.set_defaults(func=run_cold)
+    _synth_parser(dsub)
 
 
 def run_cold(args: argparse.Namespace) -> int:
@@ -123,6 +141,14 @@ def run_cold(args: argparse.Namespace) -> int:
 
     info = write_cold_split(args.source, args.out, args.fraction, args.seed)["cold_split"]
     print(f"cold split -> {args.out}: {cold_summary(info)}")
+    return 0
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from streams.data.production_feed import FeedConfig, write_feed
+
+    write_feed(FeedConfig(items=args.items, users=args.users, events_per_user=args.events_per_user,
+                          tail=args.tail, valid=args.valid, seed=args.seed), args.out, echo=print)
     return 0
 
 

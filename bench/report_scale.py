@@ -1,0 +1,172 @@
+"""Turns bench/results/scale_components.json (bench/bench_scale.py) into the README's scale section
+(between `<!-- scale:start -->` and `<!-- scale:end -->`): a table and a log-log plot of each
+cost against the catalogue size, written next to the JSON.
+
+    python bench/report_scale.py [--json bench/results/scale_components.json --readme README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from streams.readme import splice_section
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (row key, label, sub-key of a timing dict or None, scale to the plotted unit)
+PER_ENGAGEMENT = [("retrieval_ms_seen60", "retrieval with 60 seen (ms CPU)", "cpu_p50"),
+                  ("retrieval_ms_seen1060", "retrieval with 1,060 seen (ms CPU)", "cpu_p50"),
+                  ("id_retrieve_ms", "ID retrieve (ms CPU)", "cpu_p50"),
+                  ("id_terms_ms", "ID terms + prior (ms CPU)", "cpu_p50")]
+PER_CATALOGUE = [("build_s", "index bulk build (s)"), ("id_table_rebuild_s", "ID table rebuild (s)"),
+                 ("id_rows_load_s", "ID rows load (s)"), ("catalogue_encode_s_auto", "encode catalogue, 1 worker (s)")]
+
+
+def _get(row: dict[str, Any], key: str, sub: str | None = None) -> float | None:
+    value = row.get(key)
+    if isinstance(value, dict):
+        value = value.get(sub or "p50")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _num(value: float | None, fmt: str = ".1f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _ms(row: dict[str, Any], key: str) -> str:
+    """'CPU p50 (wall p50)' milliseconds of one engagement."""
+    cpu, wall = _get(row, key, "cpu_p50"), _get(row, key, "p50")
+    return "-" if cpu is None else f"{cpu:.1f} ({wall:.1f})"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| items | index | retrieval ms, 60 / 1,060 seen | recall@100 random / clustered "
+            "| build s (IVF k-means) | index MB | ID half ms | ID table rebuild s | state bytes, 0 / 1,000 earlier "
+            "| encode catalogue, 1 worker | peak RSS MB | ran out |")
+    out = [head, "|" + "---|" * 12]
+    for r in rows:
+        ivf = f" ({r['ivf_train_s']:.1f})" if "ivf_train_s" in r else ""
+        id_ms = sum(_get(r, f"id_{s}_ms", "cpu_p50") or 0 for s in ("tower", "retrieve", "terms"))
+        enc = _get(r, "catalogue_encode_s_auto")
+        out.append(
+            f"| {r['items']:,} | {r.get('mode', '-')}{' ' + str(r['nlist']) if r.get('nlist') else ''} "
+            f"| {_ms(r, 'retrieval_ms_seen60')} / {_ms(r, 'retrieval_ms_seen1060')} "
+            f"| {_num(_get(r, 'recall_at_100'), '.3f')} / {_num(_get(r, 'recall_at_100_clustered'), '.3f')} "
+            f"| {_num(_get(r, 'build_s'))}{ivf} | {_num((r.get('index_bytes') or 0) / 2**20 or None, '.0f')} "
+            f"| {id_ms:.1f} | {_num(_get(r, 'id_table_rebuild_s'), '.2f')} "
+            f"| {r.get('user_state_bytes_earlier0', '-')} / {r.get('user_state_bytes_earlier1000', '-')} "
+            f"| {'-' if enc is None else f'{enc / 60:,.0f} min'} | {_num(_get(r, 'peak_rss_mb'), '.0f')} "
+            f"| {r.get('ran_out', '')} |")
+    return "\n".join(out) + "\n"
+
+
+def growth(rows: list[dict[str, Any]]) -> str:
+    """The log-log slope of each cost between the two largest measured sizes (1 = linear)."""
+    done = [r for r in rows if "ran_out" not in r]
+    if len(done) < 2:
+        return ""
+    a, b = done[-2], done[-1]
+    parts = []
+    for key, label, sub in PER_ENGAGEMENT + [(k, lab, None) for k, lab in PER_CATALOGUE]:
+        x, y = _get(a, key, sub), _get(b, key, sub)
+        if x and y:
+            slope = math.log(y / x) / math.log(b["items"] / a["items"])
+            parts.append(f"{label.split(' (')[0]}: {slope:.2f}")
+    return (f"Growth from {a['items']:,} to {b['items']:,} items, as the log-log slope "
+            f"(0 = flat, 1 = linear in the catalogue): " + "; ".join(parts) + ".\n")
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Two log-log panels against items: per-engagement ms, per-catalogue seconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    panels = [(axes[0], PER_ENGAGEMENT, "ms per engagement (CPU, p50)"),
+              (axes[1], [(k, lab, None) for k, lab in PER_CATALOGUE], "seconds per catalogue")]
+    for ax, series, ylabel in panels:
+        for key, label, sub in series:
+            pts = [(r["items"], _get(r, key, sub)) for r in rows]
+            pts = [(x, y) for x, y in pts if y]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=label.split(" (")[0])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("items in the catalogue")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("bench/bench_scale.py: cost against catalogue size (component level)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _blas(m: dict[str, Any]) -> str:
+    b = m.get("blas_threads")
+    return str(max(b.values())) if isinstance(b, dict) and b else "unlimited"
+
+
+def notes(d: dict[str, Any]) -> str:
+    m, enc = d["machine"], d.get("encoder", {})
+    cfg = d["config"]
+    speed = ", ".join(f"{mode} ({v['resolved_mode']}) {v['items_per_s']:.0f} items/s"
+                      for mode, v in enc.items() if isinstance(v, dict)) or f"skipped ({enc.get('skipped')})"
+    return (f"Machine: {m['cpu']}, {m['cpu_count']} cores, load average {m['load_avg_at_start'][0]:.1f} at "
+            f"the start (other processes shared the cores: the table gives the process's CPU time per "
+            f"engagement, wall time in brackets); faiss {m['faiss']}, torch {m['torch']} and numpy's "
+            f"BLAS on {m['faiss_threads']} / {m['torch_threads']} / {_blas(m)} thread(s). Retrieval: {cfg['m']} interest "
+            f"vectors of dim {cfg['dim']}, {cfg['k']} candidates past the seen items, IndexConfig "
+            f"defaults (exact below {cfg['index']['exact_threshold']:,} items, then IVF-Flat, nprobe "
+            f"{cfg['index']['nprobe']}), {cfg['data']} unit vectors; recall@100 against exact search "
+            f"on {cfg['recall_users']} users' queries. ID half: rows of dim {cfg['id_dim']}, prior "
+            f"q{cfg['prior_q']:g} (its reference reads every row). Item encoder on "
+            f"{enc.get('sample_items', 0)} feed items: {speed}.\n")
+
+
+def users_note(rows: list[dict[str, Any]]) -> str:
+    """What the user count changes: nothing above reads another user's state; the stores grow."""
+    r = next((r for r in reversed(rows) if "user_state_bytes_earlier0" in r), None)
+    if r is None:
+        return ""
+    return (f"User count: none of the costs above reads another user's state or grows with users; the "
+            f"user-state stores do, by {r['user_state_bytes_earlier0'] / 1024:.0f} KiB (no earlier items) "
+            f"to {r['user_state_bytes_earlier1000'] / 1024:.0f} KiB (1,000 earlier items) per user: "
+            f"{r['user_state_bytes_earlier0'] * 1e6 / 2**30:.0f}-{r['user_state_bytes_earlier1000'] * 1e6 / 2**30:.0f} "
+            "GiB per million users across the partitions, each engagement writing its user's whole value "
+            "to the changelog.\n")
+
+
+def section(d: dict[str, Any], png: Path, readme: Path) -> str:
+    link = os.path.relpath(png, readme.parent)
+    return ("## Results: scale\n\nGenerated by `bench/report_scale.py` from `bench/bench_scale.py`: "
+            "**component level**, every part called in one process the way the engine calls it per "
+            "engagement, no broker and no worker, so these are the parts' costs, not the pipeline's "
+            "latency.\n\n" + table(d["rows"]) + "\n" + growth(d["rows"]) + "\n" + users_note(d["rows"])
+            + "\n" + notes(d)
+            + f"\n![cost against catalogue size]({link})\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path, default=ROOT / "bench/results/scale_components.json")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = ap.parse_args()
+    d = json.loads(args.json.read_text())
+    png = args.json.resolve().with_suffix(".png")
+    plot(d["rows"], png)
+    splice_section(args.readme, "scale", section(d, png, args.readme.resolve()),
+                   after="<!-- speed:end -->")
+    print(f"wrote the scale section of {args.readme} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
