@@ -48,7 +48,7 @@ from model.hybrid import Fusion
 from model.inference import EmbSumInference
 from model.sasrec import SASRec, SASRecOptions
 from model.text import item_text
-from store import IdMemory, IdMemoryConfig, IdRow
+from store import EarlierItems, IdMemory, IdMemoryConfig, IdRow
 from store.config import IndexConfig
 from store.faiss_index import FaissIndex
 from store.memory_backend import MemoryKV
@@ -334,9 +334,9 @@ def user_state_stage(n: int, dims: dict[str, int]) -> dict[str, Any]:
     rng = np.random.default_rng(n)
     out: dict[str, Any] = {}
     for earlier in (0, 1000):
-        state = typical_user_state(n_items=60, n_sessions=dims["g"], m=dims["m"], dim=dims["dim"])
+        state = typical_user_state(n_items=60, n_sessions=dims["g"], dim=dims["dim"])
         state.item_ids = [f"i{k}" for k in rng.choice(n, 60)]
-        state.earlier_items = [f"i{k}" for k in rng.choice(n, min(earlier, n), replace=False)]
+        state.earlier_items = EarlierItems.of([f"i{k}" for k in rng.choice(n, min(earlier, n), replace=False)])
         size, micros = codec_us(state)
         out[f"user_state_bytes_earlier{earlier}"] = size
         out[f"user_state_codec_us_earlier{earlier}"] = micros

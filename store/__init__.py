@@ -13,6 +13,7 @@ from .id_row import IdRow, decode_row, encode_row, parse_row_key, row_key
 from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .memory_backend import MemoryKV
 from .row_block import RowBlock
+from .seen_items import EarlierItems, SeenItems
 from .token_cache import BoundedCache, CacheStats
 from .typed_stores import ItemStore
 from .user_state import (
@@ -43,6 +44,8 @@ __all__ = [
     "KVStore",
     "MemoryKV",
     "RowBlock",
+    "EarlierItems",
+    "SeenItems",
     "RocksMemory",
     "StateCodecError",
     "StoreClosedError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .seen_items import EarlierItems
 from .user_state import UserState, session_content_key
 
 
@@ -40,11 +41,12 @@ def typical_user_state(
     user_id: str = "u1",
     n_items: int = 60,
     n_sessions: int = 8,
-    m: int = 32,
     dim: int = 384,
     seed: int = 0,
+    n_earlier: int = 0,
 ) -> UserState:
-    """A user with an n_items history in n_sessions sessions, cached embeddings, global and UPE."""
+    """A user with an n_items history in n_sessions sessions, cached embeddings, a summary and
+    its global embedding, and n_earlier items trimmed from the history before."""
     rng = np.random.default_rng(seed)
     items = [f"item-{int(i)}" for i in rng.integers(0, 100_000, n_items)]
     starts = np.linspace(0, n_items, n_sessions, endpoint=False).astype(np.uint32)
@@ -56,12 +58,12 @@ def typical_user_state(
         session_starts=starts,
         session_embeddings=rng.standard_normal((n_sessions, dim)).astype(np.float16),
         global_embedding=rng.standard_normal(dim).astype(np.float16),
-        upe=rng.standard_normal((m, dim)).astype(np.float16),
         summary="Likes science fiction and long-form essays about cities.",
         total_events=n_items + 5,
         events_since_summary=3,
         last_seen=1.7e9,
         version=7,
+        earlier_items=EarlierItems.of([f"item-{100_000 + i}" for i in range(n_earlier)]),
     )
     keys = [session_content_key(state.session_item_ids(i)) for i in range(n_sessions)]
     state.session_keys = np.array(keys, np.uint64)

@@ -12,11 +12,15 @@ import numpy as np
 
 from .binary import Reader, Writer, open_frame, values_equal
 from .errors import StateCodecError
+from .seen_items import EarlierItems, SeenItems
 
 logger = logging.getLogger(__name__)
 
 USER_STATE_MAGIC = b"TRUS"
-USER_STATE_FORMAT = 4  # 2 added `applied`, 3 summary_events/summary_ts, 4 earlier_items; 1-3 still read
+# 2 added `applied`, 3 summary_events/summary_ts, 4 earlier_items (ids); 5 dropped the UPE codes
+# (recomputed from the session and global embeddings) and holds earlier items as fingerprints.
+# 1-4 still read.
+USER_STATE_FORMAT = 5
 
 # Engagement kinds as stored (uint8); the engagements topic carries the names.
 KIND_CODES: dict[str, int] = {"impression": 0, "view": 1, "click": 2, "like": 3, "share": 4}
@@ -40,7 +44,6 @@ class UserState:
     global_embedding: np.ndarray = field(
         default_factory=lambda: np.zeros(0, np.float16)
     )  # [d] or [0]
-    upe: np.ndarray = field(default_factory=_f16)  # [m, d] float16
     summary: str = ""
     total_events: int = 0
     events_since_summary: int = 0
@@ -53,9 +56,9 @@ class UserState:
     # (a summary made off the recommendation path lags the history; recommendations report by how much)
     summary_events: int = 0
     summary_ts: float = 0.0
-    # distinct items trimmed from the kept history, most recent last (bounded by the engine), so
-    # a long history's older items are still never recommended again
-    earlier_items: list[str] = field(default_factory=list)
+    # distinct items trimmed from the kept history (bounded by the engine), so a long history's
+    # older items are still never recommended again; fingerprints: store/seen_items.py
+    earlier_items: EarlierItems = field(default_factory=EarlierItems)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, UserState):
@@ -68,9 +71,10 @@ class UserState:
     def num_sessions(self) -> int:
         return len(self.session_starts)
 
-    def seen_items(self) -> set[str]:
-        """Every item this user engaged with that the state remembers (kept and earlier)."""
-        return {*self.item_ids, *self.earlier_items}
+    def seen_items(self) -> SeenItems:
+        """Every item this user engaged with that the state remembers: the kept history exactly,
+        earlier items by fingerprint (false positives: store/seen_items.py)."""
+        return SeenItems(frozenset(self.item_ids), self.earlier_items)
 
     def session_item_ids(self, index: int) -> list[str]:
         """Item ids of session `index` (sessions run from their start to the next start)."""
@@ -99,6 +103,8 @@ def _validate(s: UserState) -> None:
     starts = np.asarray(s.session_starts, np.int64)
     if len(starts) and (starts[0] < 0 or starts[-1] > n or np.any(np.diff(starts) < 0)):
         raise StateCodecError(f"user {s.user_id!r}: session starts must be sorted within history")
+    if not isinstance(s.earlier_items, EarlierItems):  # a list of ids was format 4's
+        raise StateCodecError(f"user {s.user_id!r}: earlier_items must be EarlierItems, not ids")
     if len(s.session_keys) != len(s.session_embeddings):
         raise StateCodecError(f"user {s.user_id!r}: one content key per cached session embedding")
     if s.total_events < 0 or s.events_since_summary < 0 or not 0 <= s.summary_events <= s.total_events:
@@ -118,19 +124,19 @@ def encode_user_state(state: UserState) -> bytes:
     w.array(state.session_keys, "<u8")
     w.array(state.session_embeddings, "<f2")
     w.array(state.global_embedding, "<f2")
-    w.array(state.upe, "<f2")
     w.text(state.summary)
     parts = sorted(state.applied)
     w.array(np.array(parts, np.uint32), "<u4")
     w.array(np.array([state.applied[p] for p in parts], np.int64), "<i8")
     w.pack("Qd", state.summary_events, state.summary_ts)
-    w.texts(state.earlier_items)
+    state.earlier_items.write(w)
     return w.frame(USER_STATE_MAGIC, USER_STATE_FORMAT)
 
 
 def decode_user_state(data: bytes) -> UserState:
-    """Decode bytes from encode_user_state; raises StateCodecError on anything invalid."""
-    fmt, r = open_frame(data, USER_STATE_MAGIC, {1, 2, 3, USER_STATE_FORMAT}, "user state")
+    """Decode bytes from encode_user_state (any format 1-5); raises StateCodecError on anything
+    invalid."""
+    fmt, r = open_frame(data, USER_STATE_MAGIC, {1, 2, 3, 4, USER_STATE_FORMAT}, "user state")
     return _read(r, fmt)
 
 
@@ -145,13 +151,14 @@ def _read(r: Reader, fmt: int) -> UserState:
         session_keys=r.array("<u8", 1),
         session_embeddings=r.array("<f2", 2),
         global_embedding=r.array("<f2", 1),
-        upe=r.array("<f2", 2),
-        summary=r.text(),
         total_events=total,
         events_since_summary=since,
         last_seen=last_seen,
         version=version,
     )
+    if fmt < 5:
+        r.array("<f2", 2)  # the UPE codes: the engine recomputes them from the two above
+    state.summary = r.text()
     if fmt >= 2:
         parts, offsets = r.array("<u4", 1), r.array("<i8", 1)
         if len(parts) != len(offsets):
@@ -161,8 +168,10 @@ def _read(r: Reader, fmt: int) -> UserState:
         state.summary_events, state.summary_ts = r.unpack("Qd")
     else:  # older states: the summary covered everything before the events counted since
         state.summary_events = max(0, total - since) if state.summary else 0
-    if fmt >= 4:
-        state.earlier_items = r.texts()
+    if fmt >= 5:
+        state.earlier_items = EarlierItems.read(r)
+    elif fmt == 4:  # ids, most recent last, already bounded by their writer
+        state.earlier_items = EarlierItems.of(r.texts())
     r.finish()
     _validate(state)
     return state

@@ -20,7 +20,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from store import UserState
+import numpy as np
+
+from store import SeenItems, UserState
 from streams.engine.sessionizer import sessions
 from streams.engine.types import Task, UserWork
 
@@ -69,10 +71,18 @@ class BulkRefresh:
             self.states.put(st)
         return len(tasks)
 
-    def rank_for(self, user_id: str, seen: set[str]) -> list[tuple[str, float]]:
-        """Top-K for a stored user from its saved UPE, excluding `seen` (popularity when no UPE)."""
+    def stored_upe(self, user_id: str) -> np.ndarray | None:
+        """The UPE (m, d) a stored user was last ranked with, recomputed from its stored session
+        and global embeddings (the state keeps no codes); None before its first model round."""
         st = self.states.get(user_id)
-        if st is None or not len(st.upe):
+        if st is None or not len(st.session_embeddings):
+            return None
+        return self._rounds.codes_of([st.session_embeddings], [st.global_embedding])[0]
+
+    def rank_for(self, user_id: str, seen: set[str] | SeenItems) -> list[tuple[str, float]]:
+        """Top-K for a stored user from its stored UPE, excluding `seen` (popularity when none)."""
+        codes = self.stored_upe(user_id)
+        if codes is None:
             return self.popular(self.config.top_k, seen)
         task = Task(0, user_id, [], [], seen, False, None)
-        return self._rounds.rank([task], [st.upe.astype("float32")])[0]
+        return self._rounds.rank([task], [codes])[0]

@@ -19,8 +19,9 @@ import torch
 from model.hybrid import Fusion
 from model.id_checkpoint import load_id_half
 from model.sasrec import SASRec
-from store import IdMemory, IdMemoryConfig, IdRow
+from store import IdMemory, IdMemoryConfig, IdRow, SeenItems
 from store.memory_backend import MemoryKV
+from store.seen_items import fingerprints
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class IdHalf:
         self.memory, self.tower, self.fusion = memory, tower, fusion
         self._table: tuple[list[str], np.ndarray] | None = None  # (ids, g_i e_i) for retrieval
         self._pos: dict[str, int] | None = None  # id -> row of the table
+        self._hashes: np.ndarray | None = None  # item_hash per row, for fingerprinted seen items
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, memory: IdMemory | None = None) -> IdHalf | None:
@@ -72,15 +74,14 @@ class IdHalf:
         with torch.no_grad():
             return self.fusion.reference_of_terms(torch.from_numpy(np.asarray(users, np.float32) @ gated.T))
 
-    def retrieve(self, users: np.ndarray, k: int, seen: Sequence[set[str]]) -> list[list[str]]:
+    def retrieve(self, users: np.ndarray, k: int, seen: Sequence[SeenItems | set[str]]) -> list[list[str]]:
         """The k items with the largest ID term per user (seen items excluded); exact, over all rows."""
         ids, gated = self.table()
         if not ids:
             return [[] for _ in users]
         scores = users @ gated.T  # (U, R)
-        pos = self._positions()
         for u, skip in enumerate(seen):
-            scores[u, [pos[i] for i in skip if i in pos]] = -np.inf
+            scores[u, self._rows_of(skip)] = -np.inf
         take = min(k, len(ids))
         out = []
         for s in scores:
@@ -92,6 +93,19 @@ class IdHalf:
             top = top[np.lexsort((top, -s[top]))][:take]
             out.append([ids[j] for j in top if s[j] > -np.inf])
         return out
+
+    def _rows_of(self, seen: SeenItems | set[str]) -> list[int]:
+        """Rows a user must not get: kept items by id; earlier ones (store/seen_items.py) by
+        fingerprint, over every row, as they cannot be listed."""
+        pos = self._positions()
+        if not isinstance(seen, SeenItems):
+            return [pos[i] for i in seen if i in pos]
+        rows = [pos[i] for i in seen.kept if i in pos]
+        if len(seen.earlier):
+            if self._hashes is None:
+                self._hashes = fingerprints(self.table()[0])
+            rows += np.flatnonzero(seen.earlier.holds(self._hashes)).tolist()
+        return rows
 
     def _positions(self) -> dict[str, int]:
         if self._pos is None:
@@ -110,4 +124,4 @@ class IdHalf:
 
     def invalidate(self) -> None:
         """Rows changed (e.g. applied from the trainer): rebuild the retrieval table on next use."""
-        self._table = self._pos = None
+        self._table = self._pos = self._hashes = None

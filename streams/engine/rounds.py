@@ -162,18 +162,19 @@ class ModelRounds:
 
     def user_codes(self, tasks: list[Task], works: list[UserWork]) -> list[np.ndarray]:
         """UPE (m, d) per task from its sessions' embeddings and the user's global embedding."""
-        sess = [np.stack([w.embeddings[k] for k in t.keys]).astype(np.float32)
-                for t, w in zip(tasks, works, strict=True)]
+        sess = [np.stack([w.embeddings[k] for k in t.keys]) for t, w in zip(tasks, works, strict=True)]
+        return self.codes_of(sess, [w.state.global_embedding for w in works])
+
+    def codes_of(self, sessions: list[np.ndarray], globs: list[np.ndarray]) -> list[np.ndarray]:
+        """UPE (m, d) float32 per user from its session embeddings (g, d) and global embedding,
+        rounded through float16 as every kept vector is. Not stored: one poly-attention over
+        g + 1 vectors, cheaper than reading m x d codes back (docs/architecture.md)."""
         # a user whose first summary is still in the lane has no global embedding yet: zeros
-        glob = np.stack([w.state.global_embedding.astype(np.float32) if len(w.state.global_embedding)
-                         else np.zeros(self.model.dim, np.float32) for w in works])
+        glob = np.stack([g.astype(np.float32) if len(g) else np.zeros(self.model.dim, np.float32)
+                         for g in globs])
         with self.stats.timed("model"):
-            codes = self.model.user_codes(sess, glob)
-        out = []
-        for w, c in zip(works, codes, strict=True):
-            w.state.upe = f16(c)
-            out.append(w.state.upe.astype(np.float32))
-        return out
+            codes = self.model.user_codes([s.astype(np.float32) for s in sessions], glob)
+        return [f16(c).astype(np.float32) for c in codes]
 
 
     def rank(self, tasks: list[Task], codes: list[np.ndarray]) -> list[list[tuple[str, float]]]:

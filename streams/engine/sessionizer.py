@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 def append_event(state: UserState, item_id: str, ts: float, kind: str, rule: SessionRule,
                  remember: int = 0) -> bool:
     """Append an engagement in place and trim; return True when it opened a new session.
-    Trimmed items join state.earlier_items, of which the last `remember` distinct ones are kept."""
+    Trimmed items join state.earlier_items, bounded to `remember` distinct ones."""
     n = len(state.item_ids)
     last = float(state.timestamps[-1]) if n else None
     starts = state.session_starts.astype(np.int64).tolist()
@@ -37,15 +37,9 @@ def append_event(state: UserState, item_id: str, ts: float, kind: str, rule: Ses
 
 
 def remember_earlier(state: UserState, dropped: list[str], remember: int) -> None:
-    """Move `dropped` to the end of earlier_items (distinct, most recent last), keep `remember`."""
-    if remember <= 0:
-        state.earlier_items = []
-        return
-    order = dict.fromkeys(state.earlier_items)
-    for item in dropped:  # a repeated item moves to its latest sighting
-        order.pop(item, None)
-        order[item] = None
-    state.earlier_items = list(order)[-remember:]
+    """Add `dropped` to earlier_items as the most recent (a repeated item moves to its latest
+    sighting), bounded to `remember` (store/seen_items.py: fingerprints, the bound's rule)."""
+    state.earlier_items = state.earlier_items.added(dropped, remember)
 
 
 def sessions(state: UserState) -> list[list[str]]:

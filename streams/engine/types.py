@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from store import UserState
+from store import SeenItems, UserState
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Task:
     user_id: str
     keys: list[int]
     sessions: list[list[str]]
-    seen: set[str]
+    seen: SeenItems | set[str]  # excluded from this event's recommendations (`in`, `len`)
     refresh: bool
     source: dict[str, Any] | None
     work: UserWork | None = None  # the user's working state this task reads and updates

@@ -52,7 +52,7 @@ def test_incremental_equals_full_recompute_even_after_cache_loss(engine_factory,
     for e in events:
         eng.process_one(e)
     for user, history in _by_user(events).items():
-        upe = eng.states.get(user).upe.astype(np.float32)
+        upe = eng.stored_upe(user)
         np.testing.assert_allclose(upe, _full_recompute(eng, history), atol=2e-3, rtol=1e-3)
     # a worker that lost its token cache recomputes from history text and agrees
     cold = engine_factory()
@@ -61,7 +61,7 @@ def test_incremental_equals_full_recompute_even_after_cache_loss(engine_factory,
         cold.process_one(e)
     assert cold.stats.sessions_recomputed > 0
     for user in _by_user(events):
-        np.testing.assert_allclose(cold.states.get(user).upe, eng.states.get(user).upe, atol=1e-2)
+        np.testing.assert_allclose(cold.stored_upe(user), eng.stored_upe(user), atol=1e-2)
 
 
 def test_micro_batch_equals_one_by_one(engine_factory, events):
@@ -200,7 +200,7 @@ def test_engine_past_every_cap_equals_a_bulk_recompute(engine_factory, steps):
     assert a.session_keys.tolist() == b.session_keys.tolist() == _content_keys(online, want)
     np.testing.assert_allclose(a.session_embeddings.astype(np.float32),
                                b.session_embeddings.astype(np.float32), atol=2e-3)
-    np.testing.assert_allclose(a.upe.astype(np.float32), b.upe.astype(np.float32), atol=2e-3)
+    np.testing.assert_allclose(online.stored_upe("p"), bulk.stored_upe("p"), atol=2e-3)
 
 
 def test_a_65_click_burst_is_sessionised_by_the_engine_as_in_training(engine_factory, tiny_model):
@@ -216,7 +216,7 @@ def test_a_65_click_burst_is_sessionised_by_the_engine_as_in_training(engine_fac
     offline = user_sessions(burst, tiny_model.config.replace(**rule))
     assert sessions(st_) == offline and [len(s) for s in offline] == [5, 10, 10, 10, 10, 10, 5]
     assert st_.session_keys.tolist() == _content_keys(eng, offline)
-    np.testing.assert_allclose(st_.upe.astype(np.float32), _full_recompute(eng, burst),
+    np.testing.assert_allclose(eng.stored_upe("b"), _full_recompute(eng, burst),
                                atol=2e-3, rtol=1e-3)
 
 

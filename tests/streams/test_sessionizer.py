@@ -159,7 +159,10 @@ def test_trimmed_items_are_remembered_distinct_latest_last_and_bounded():
     for k, item in enumerate(["a", "b", "c", "a", "d", "e", "f"]):
         append_event(state, item, float(k * 1000), "click", rule, remember=3)
     assert state.item_ids == ["f"]
-    assert state.earlier_items == ["a", "d", "e"]  # "a" moved to its latest sighting; "b", "c" fell off
-    assert state.seen_items() == {"a", "d", "e", "f"}
+    # "a" moved to its latest sighting; "b", "c" fell off (fingerprints: exact at this bound
+    # but for a 1 in 2^17 false positive, store/seen_items.py)
+    assert len(state.earlier_items) == 3 and [i in state.earlier_items for i in "abcdef"] == [
+        True, False, False, True, True, False]
+    assert [i in state.seen_items() for i in "abcdefg"] == [True, False, False, True, True, True, False]
     append_event(state, "g", 9000.0, "click", rule, remember=0)
-    assert state.earlier_items == [] and state.seen_items() == {"g"}
+    assert len(state.earlier_items) == 0 and [i in state.seen_items() for i in "afg"] == [False, False, True]
