@@ -1,0 +1,108 @@
+"""A FAISS index rebuilt aside: trained and filled from a copy on a background thread while the
+old index keeps serving; what changed meanwhile is journalled and replayed before the swap."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import faiss
+import numpy as np
+
+from .errors import VectorIndexError
+
+logger = logging.getLogger(__name__)
+
+Job = Callable[[], None]
+# (mode, labels [n], vectors [n, dim]) -> a new index holding them
+Build = Callable[[str, np.ndarray, np.ndarray], faiss.Index]
+
+
+def start_thread(job: Job) -> None:
+    """Run a rebuild on its own daemon thread (a 20 s k-means must not hold up an exit)."""
+    threading.Thread(target=job, name="index-rebuild", daemon=True).start()
+
+
+def remove_labels(index: faiss.Index, labels: np.ndarray) -> None:
+    """Remove labels from a flat (IDMap2) or IVF index; absent labels are ignored."""
+    if not len(labels):
+        return
+    labels = np.ascontiguousarray(labels, np.int64)
+    if faiss.try_extract_index_ivf(index) is not None:
+        # the hashtable direct map removes only from an explicit array
+        index.remove_ids(faiss.IDSelectorArray(len(labels), faiss.swig_ptr(labels)))
+    else:
+        index.remove_ids(faiss.IDSelectorBatch(labels))
+
+
+class AsideRebuild:
+    """One rebuild in flight. The owner journals every add/remove it makes to the serving index
+    after the copy was taken; `run` (any thread) builds and replays the journal so far, `finish`
+    (the owner's thread) replays the rest, so only that short tail runs under the serving lock."""
+
+    def __init__(self, mode: str, labels: np.ndarray, vectors: np.ndarray, build: Build) -> None:
+        self.mode = mode
+        self.trained_size = len(labels)  # the catalogue size this rebuild was decided at
+        self._copy: tuple[np.ndarray, np.ndarray] | None = (labels, vectors)
+        self._build = build
+        # (labels, vectors) adds and (labels, None) removes; labels are never reused, so replaying
+        # them in order onto the copy's index gives the serving index's contents
+        self._journal: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self._replayed = 0
+        self._index: faiss.Index | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        """The background part has ended (built or failed)."""
+        return self._done.is_set()
+
+    def record_add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """Journal an add to the serving index (the vectors are copied: callers reuse buffers)."""
+        self._journal.append((labels.copy(), np.array(vectors, np.float32, copy=True)))
+
+    def record_remove(self, labels: np.ndarray) -> None:
+        """Journal a removal from the serving index."""
+        if len(labels):
+            self._journal.append((labels.copy(), None))
+
+    def run(self) -> None:
+        """Build the new index from the copy and replay the journal so far (background)."""
+        try:
+            labels, vectors = self._copy  # type: ignore[misc]
+            index = self._build(self.mode, labels, vectors)
+            self._copy = None  # the vectors live in the new index now
+            self._catch_up(index)
+            self._index = index
+        except BaseException as exc:  # noqa: BLE001 - reported by finish() on the owner's thread
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the background part has ended; False on timeout."""
+        return self._done.wait(timeout)
+
+    def finish(self) -> faiss.Index:
+        """Replay what was journalled since the build, return the new index (once `ready`)."""
+        if not self.ready:
+            raise VectorIndexError("index rebuild is still running")
+        if self._error is not None:
+            raise VectorIndexError(f"index rebuild failed: {self._error!r}") from self._error
+        assert self._index is not None
+        self._catch_up(self._index)
+        return self._index
+
+    def _catch_up(self, index: faiss.Index) -> None:
+        # list.append is atomic and entries never change once appended, so the background
+        # thread can read a prefix while the owner appends behind it
+        while self._replayed < len(self._journal):
+            end = len(self._journal)
+            for labels, vectors in self._journal[self._replayed:end]:
+                if vectors is None:
+                    remove_labels(index, labels)
+                else:
+                    index.add_with_ids(vectors, labels)
+            self._replayed = end
