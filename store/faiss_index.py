@@ -169,9 +169,9 @@ class FaissIndex:
 
     def _start_rebuild(self, mode: str) -> None:
         # the copy is the one step under the caller's lock: a memcpy, not the k-means and adds
-        labels, vectors = self.export()
-        logger.info("rebuilding vector index as %s over %d items", mode, len(labels))
-        self._rebuild = AsideRebuild(mode, labels, vectors, self._build)
+        copy = faiss.clone_index(self._master)
+        logger.info("rebuilding vector index as %s over %d items", mode, copy.ntotal)
+        self._rebuild = AsideRebuild(mode, copy, self._build)
         if self.config.rebuild_aside:
             self._start_aside(self._rebuild.run)
         else:
@@ -204,7 +204,9 @@ class FaissIndex:
         logger.info("vector index swapped to %s over %d items", job.mode, len(self))
         return True
 
-    def _build(self, mode: str, labels: np.ndarray, vectors: np.ndarray) -> faiss.Index:
+    def _build(self, mode: str, copy: faiss.Index) -> faiss.Index:
+        labels, vectors = export_index(copy, self.dim)
+        del copy  # its vectors are in the arrays now (the caller dropped its reference)
         index = self._new_flat() if mode == "flat" else self._train_ivf(vectors)
         for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
             index.add_with_ids(vectors[start : start + 262_144], labels[start : start + 262_144])
@@ -234,12 +236,7 @@ class FaissIndex:
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
         """All (labels [n], vectors [n, dim]) currently in the master index."""
-        if self.mode == "flat":
-            flat = faiss.downcast_index(self._master.index)
-            labels = faiss.vector_to_array(self._master.id_map).astype(np.int64)
-            vectors = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).copy()
-            return labels, vectors.reshape(-1, self.dim)
-        return _export_ivf(self._master, self.dim)
+        return export_index(self._master, self.dim)
 
     # ---- snapshot / restore ---------------------------------------------------------------
 
@@ -250,8 +247,9 @@ class FaissIndex:
         self.offsets = frozen.offsets
 
     def freeze(self, offsets: dict[int, int] | None = None) -> FrozenIndex:
-        """A copy of what a snapshot holds (index bytes, id map, metadata), taken under the
-        caller's lock; FrozenIndex.write puts it on disk without the lock."""
+        """A copy of what a snapshot holds (the index, id map, metadata), taken under the
+        caller's lock (a clone: one memcpy of the vectors, no serialization); FrozenIndex.write
+        puts it on disk without the lock."""
         ids = list(self._ids.label_of)
         offsets = dict(offsets if offsets is not None else self.offsets)
         meta = {
@@ -263,7 +261,7 @@ class FaissIndex:
             "offsets": {str(p): o for p, o in offsets.items()},
         }
         labels = np.fromiter((self._ids.label_of[i] for i in ids), np.int64, len(ids))
-        return FrozenIndex(faiss.serialize_index(self._master), ids, labels, meta, offsets)
+        return FrozenIndex(faiss.clone_index(self._master), ids, labels, meta, offsets)
 
     @classmethod
     def restore(cls, directory: str | Path, config: IndexConfig | None = None) -> FaissIndex:
@@ -293,10 +291,9 @@ class FaissIndex:
 
 @dataclass(frozen=True)
 class FrozenIndex:
-    """An index snapshot in memory: faiss' own serialization (what write_index writes) and the
-    id map, detached from the live index."""
+    """An index snapshot in memory, detached from the live index: a clone and the id map."""
 
-    index_bytes: np.ndarray  # uint8, faiss.serialize_index
+    index: faiss.Index
     ids: list[str]
     labels: np.ndarray  # int64, one per id
     meta: dict
@@ -308,13 +305,24 @@ class FrozenIndex:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        self.index_bytes.tofile(tmp / "index.faiss")
+        faiss.write_index(self.index, str(tmp / "index.faiss"))
         w = Writer()
         w.texts(self.ids)
         w.array(self.labels, "<i8")
         (tmp / "ids.bin").write_bytes(w.frame(_IDS_MAGIC, SNAPSHOT_FORMAT))
         (tmp / "meta.json").write_text(json.dumps(self.meta))
         replace_dir(tmp, directory)
+
+
+def export_index(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels [n], vectors [n, dim]) copied out of a flat (IDMap2) or IVF-Flat index."""
+    if faiss.try_extract_index_ivf(index) is not None:
+        return _export_ivf(index, dim)
+    index = faiss.downcast_index(index)  # clone_index returns the base class
+    flat = faiss.downcast_index(index.index)
+    labels = faiss.vector_to_array(index.id_map).astype(np.int64)
+    vectors = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * dim).copy()
+    return labels, vectors.reshape(-1, dim)
 
 
 def _export_ivf(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,8 +15,8 @@ from .errors import VectorIndexError
 logger = logging.getLogger(__name__)
 
 Job = Callable[[], None]
-# (mode, labels [n], vectors [n, dim]) -> a new index holding them
-Build = Callable[[str, np.ndarray, np.ndarray], faiss.Index]
+# (mode, a private copy of the serving index) -> a new index of that mode holding its contents
+Build = Callable[[str, faiss.Index], faiss.Index]
 
 
 def start_thread(job: Job) -> None:
@@ -41,10 +41,10 @@ class AsideRebuild:
     after the copy was taken; `run` (any thread) builds and replays the journal so far, `finish`
     (the owner's thread) replays the rest, so only that short tail runs under the serving lock."""
 
-    def __init__(self, mode: str, labels: np.ndarray, vectors: np.ndarray, build: Build) -> None:
+    def __init__(self, mode: str, copy: faiss.Index, build: Build) -> None:
         self.mode = mode
-        self.trained_size = len(labels)  # the catalogue size this rebuild was decided at
-        self._copy: tuple[np.ndarray, np.ndarray] | None = (labels, vectors)
+        self.trained_size = copy.ntotal  # the catalogue size this rebuild was decided at
+        self._copy: faiss.Index | None = copy
         self._build = build
         # (labels, vectors) adds and (labels, None) removes; labels are never reused, so replaying
         # them in order onto the copy's index gives the serving index's contents
@@ -71,9 +71,8 @@ class AsideRebuild:
     def run(self) -> None:
         """Build the new index from the copy and replay the journal so far (background)."""
         try:
-            labels, vectors = self._copy  # type: ignore[misc]
-            index = self._build(self.mode, labels, vectors)
-            self._copy = None  # the vectors live in the new index now
+            copy, self._copy = self._copy, None  # build drops it once its vectors are read
+            index = self._build(self.mode, copy)
             self._catch_up(index)
             self._index = index
         except BaseException as exc:  # noqa: BLE001 - reported by finish() on the owner's thread
