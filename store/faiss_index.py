@@ -18,7 +18,7 @@ from durable import replace_dir
 from .binary import Writer, open_frame
 from .config import IndexConfig
 from .errors import StateCodecError, VectorIndexError
-from .index_rebuild import AsideRebuild, Job, remove_labels, start_thread
+from .index_rebuild import AsideRebuild, Job, start_thread
 from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_grouped
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class FaissIndex:
         # the copy is the one step under the caller's lock: a memcpy, not the k-means and adds
         copy = faiss.clone_index(self._master)
         logger.info("rebuilding vector index as %s over %d items", mode, copy.ntotal)
-        self._rebuild = AsideRebuild(mode, copy, self._build)
+        self._rebuild = AsideRebuild(mode, copy, self._build, remove_labels)
         if self.config.rebuild_aside:
             self._start_aside(self._rebuild.run)
         else:
@@ -312,6 +312,18 @@ class FrozenIndex:
         (tmp / "ids.bin").write_bytes(w.frame(_IDS_MAGIC, SNAPSHOT_FORMAT))
         (tmp / "meta.json").write_text(json.dumps(self.meta))
         replace_dir(tmp, directory)
+
+
+def remove_labels(index: faiss.Index, labels: np.ndarray) -> None:
+    """Remove labels from a flat (IDMap2) or IVF index; absent labels are ignored."""
+    if not len(labels):
+        return
+    labels = np.ascontiguousarray(labels, np.int64)
+    if faiss.try_extract_index_ivf(index) is not None:
+        # the hashtable direct map removes only from an explicit array
+        index.remove_ids(faiss.IDSelectorArray(len(labels), faiss.swig_ptr(labels)))
+    else:
+        index.remove_ids(faiss.IDSelectorBatch(labels))
 
 
 def export_index(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:

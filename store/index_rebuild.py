@@ -1,13 +1,14 @@
-"""A FAISS index rebuilt aside: trained and filled from a copy on a background thread while the
-old index keeps serving; what changed meanwhile is journalled and replayed before the swap."""
+"""A vector index rebuilt aside: trained and filled from a copy on a background thread while the
+old index keeps serving; what changed meanwhile is journalled and replayed before the swap.
+(faiss itself stays in faiss_index.py: the build and removal come in as functions.)"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
-import faiss
 import numpy as np
 
 from .errors import VectorIndexError
@@ -15,8 +16,10 @@ from .errors import VectorIndexError
 logger = logging.getLogger(__name__)
 
 Job = Callable[[], None]
+Index = Any  # a faiss index: add_with_ids(vectors, labels), ntotal
 # (mode, a private copy of the serving index) -> a new index of that mode holding its contents
-Build = Callable[[str, faiss.Index], faiss.Index]
+Build = Callable[[str, Index], Index]
+Remove = Callable[[Index, np.ndarray], None]  # remove labels from an index
 
 
 def start_thread(job: Job) -> None:
@@ -24,33 +27,21 @@ def start_thread(job: Job) -> None:
     threading.Thread(target=job, name="index-rebuild", daemon=True).start()
 
 
-def remove_labels(index: faiss.Index, labels: np.ndarray) -> None:
-    """Remove labels from a flat (IDMap2) or IVF index; absent labels are ignored."""
-    if not len(labels):
-        return
-    labels = np.ascontiguousarray(labels, np.int64)
-    if faiss.try_extract_index_ivf(index) is not None:
-        # the hashtable direct map removes only from an explicit array
-        index.remove_ids(faiss.IDSelectorArray(len(labels), faiss.swig_ptr(labels)))
-    else:
-        index.remove_ids(faiss.IDSelectorBatch(labels))
-
-
 class AsideRebuild:
     """One rebuild in flight. The owner journals every add/remove it makes to the serving index
     after the copy was taken; `run` (any thread) builds and replays the journal so far, `finish`
     (the owner's thread) replays the rest, so only that short tail runs under the serving lock."""
 
-    def __init__(self, mode: str, copy: faiss.Index, build: Build) -> None:
+    def __init__(self, mode: str, copy: Index, build: Build, remove: Remove) -> None:
         self.mode = mode
         self.trained_size = copy.ntotal  # the catalogue size this rebuild was decided at
-        self._copy: faiss.Index | None = copy
-        self._build = build
+        self._copy: Index | None = copy
+        self._build, self._remove = build, remove
         # (labels, vectors) adds and (labels, None) removes; labels are never reused, so replaying
         # them in order onto the copy's index gives the serving index's contents
         self._journal: list[tuple[np.ndarray, np.ndarray | None]] = []
         self._replayed = 0
-        self._index: faiss.Index | None = None
+        self._index: Index | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
 
@@ -84,7 +75,7 @@ class AsideRebuild:
         """Block until the background part has ended; False on timeout."""
         return self._done.wait(timeout)
 
-    def finish(self) -> faiss.Index:
+    def finish(self) -> Index:
         """Replay what was journalled since the build, return the new index (once `ready`)."""
         if not self.ready:
             raise VectorIndexError("index rebuild is still running")
@@ -94,14 +85,14 @@ class AsideRebuild:
         self._catch_up(self._index)
         return self._index
 
-    def _catch_up(self, index: faiss.Index) -> None:
+    def _catch_up(self, index: Index) -> None:
         # list.append is atomic and entries never change once appended, so the background
         # thread can read a prefix while the owner appends behind it
         while self._replayed < len(self._journal):
             end = len(self._journal)
             for labels, vectors in self._journal[self._replayed:end]:
                 if vectors is None:
-                    remove_labels(index, labels)
+                    self._remove(index, labels)
                 else:
                     index.add_with_ids(vectors, labels)
             self._replayed = end
