@@ -171,7 +171,8 @@ class FaissIndex:
         # the copy is the one step under the caller's lock: a memcpy, not the k-means and adds
         copy = faiss.clone_index(self._master)
         logger.info("rebuilding vector index as %s over %d items", mode, copy.ntotal)
-        self._rebuild = AsideRebuild(mode, copy, self._build, remove_labels)
+        self._rebuild = AsideRebuild(mode, copy, lambda index: export_index(index, self.dim),
+                                     self._build, remove_labels)
         if self.config.rebuild_aside:
             self._start_aside(self._rebuild.run)
         else:
@@ -204,9 +205,7 @@ class FaissIndex:
         logger.info("vector index swapped to %s over %d items", job.mode, len(self))
         return True
 
-    def _build(self, mode: str, copy: faiss.Index) -> faiss.Index:
-        labels, vectors = export_index(copy, self.dim)
-        del copy  # its vectors are in the arrays now (the caller dropped its reference)
+    def _build(self, mode: str, labels: np.ndarray, vectors: np.ndarray) -> faiss.Index:
         index = self._new_flat() if mode == "flat" else self._train_ivf(vectors)
         for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
             index.add_with_ids(vectors[start : start + 262_144], labels[start : start + 262_144])

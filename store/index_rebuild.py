@@ -1,6 +1,6 @@
 """A vector index rebuilt aside: trained and filled from a copy on a background thread while the
 old index keeps serving; what changed meanwhile is journalled and replayed before the swap.
-(faiss itself stays in faiss_index.py: the build and removal come in as functions.)"""
+(faiss itself stays in faiss_index.py: export, build and removal come in as functions.)"""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 
 Job = Callable[[], None]
 Index = Any  # a faiss index: add_with_ids(vectors, labels), ntotal
-# (mode, a private copy of the serving index) -> a new index of that mode holding its contents
-Build = Callable[[str, Index], Index]
+Export = Callable[[Index], tuple[np.ndarray, np.ndarray]]  # -> (labels [n], vectors [n, dim])
+Build = Callable[[str, np.ndarray, np.ndarray], Index]  # (mode, labels, vectors) -> a new index
 Remove = Callable[[Index, np.ndarray], None]  # remove labels from an index
 
 
@@ -32,11 +32,11 @@ class AsideRebuild:
     after the copy was taken; `run` (any thread) builds and replays the journal so far, `finish`
     (the owner's thread) replays the rest, so only that short tail runs under the serving lock."""
 
-    def __init__(self, mode: str, copy: Index, build: Build, remove: Remove) -> None:
+    def __init__(self, mode: str, copy: Index, export: Export, build: Build, remove: Remove) -> None:
         self.mode = mode
         self.trained_size = copy.ntotal  # the catalogue size this rebuild was decided at
         self._copy: Index | None = copy
-        self._build, self._remove = build, remove
+        self._export, self._build, self._remove = export, build, remove
         # (labels, vectors) adds and (labels, None) removes; labels are never reused, so replaying
         # them in order onto the copy's index gives the serving index's contents
         self._journal: list[tuple[np.ndarray, np.ndarray | None]] = []
@@ -62,8 +62,10 @@ class AsideRebuild:
     def run(self) -> None:
         """Build the new index from the copy and replay the journal so far (background)."""
         try:
-            copy, self._copy = self._copy, None  # build drops it once its vectors are read
-            index = self._build(self.mode, copy)
+            labels, vectors = self._export(self._copy)
+            self._copy = None  # its vectors are in the arrays: free it before the k-means
+            index = self._build(self.mode, labels, vectors)
+            del labels, vectors  # in the new index now
             self._catch_up(index)
             self._index = index
         except BaseException as exc:  # noqa: BLE001 - reported by finish() on the owner's thread
