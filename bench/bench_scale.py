@@ -181,6 +181,7 @@ def build_index(n: int, dim: int, vectors: np.ndarray) -> tuple[FaissIndex, dict
     t = time.perf_counter()
     index = FaissIndex(IndexConfig(dim=dim))
     index.upsert(ids, vectors)
+    index.finish_rebuild()  # as open_index: the IVF trains aside; a restart waits for it
     out = {"mode": index.mode, "nlist": index.nlist, "build_s": time.perf_counter() - t,
            "index_rss_delta_mb": rss_mb() - before}
     if index.mode == "ivf":
@@ -271,6 +272,7 @@ def clustered_recall_stage(n: int, args: argparse.Namespace, dims: dict[str, int
     vectors = unit_vectors(n, dims["dim"], args.seed, "clustered", stream=1)
     index = FaissIndex(IndexConfig(dim=dims["dim"]))
     index.upsert([f"i{k}" for k in range(n)], vectors)
+    index.finish_rebuild()
     queries = user_queries(args.recall_users, dims["m"], dims["dim"], args.seed, "clustered")
     return {"recall_at_100_clustered": recall_at_k(index, vectors, queries)}
 

@@ -18,9 +18,11 @@ from .token_cache import BoundedCache, CacheStats
 from .typed_stores import ItemStore
 from .user_state import (
     KIND_CODES,
+    StateHeader,
     UserState,
     decode_user_state,
     encode_user_state,
+    peek_user_state,
     session_content_key,
 )
 from .vector_index import VectorIndex, rebuild_from_store
@@ -50,6 +52,7 @@ __all__ = [
     "StateCodecError",
     "StoreClosedError",
     "StoreError",
+    "StateHeader",
     "UserState",
     "VectorIndexError",
     "decode_item_record",
@@ -58,6 +61,7 @@ __all__ = [
     "encode_item_record",
     "encode_row",
     "parse_row_key",
+    "peek_user_state",
     "row_key",
     "encode_user_state",
     "session_content_key",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 
@@ -22,6 +23,7 @@ _DTYPES: dict[int, np.dtype] = {
 _CODES = {dt: code for code, dt in _DTYPES.items()}
 _HEADER = struct.Struct("<4sB")
 _CRC = struct.Struct("<I")
+_STRUCTS: dict[str, struct.Struct] = {}  # compiled formats of Reader.unpack, by format string
 
 
 class Writer:
@@ -75,7 +77,7 @@ class Reader:
         return out
 
     def unpack(self, fmt: str) -> tuple:
-        s = struct.Struct("<" + fmt)
+        s = _STRUCTS.get(fmt) or _STRUCTS.setdefault(fmt, struct.Struct("<" + fmt))
         return s.unpack(self._take(s.size))
 
     def text(self) -> str:
@@ -94,16 +96,34 @@ class Reader:
 
     def array(self, dtype: str | None, ndim: int | None) -> np.ndarray:
         """An array written by Writer.array; None accepts whatever dtype / ndim was written."""
+        want, shape = self._array_header(dtype, ndim)
+        raw = self._take(math.prod(shape) * want.itemsize)
+        # copy: callers mutate state arrays, and a view would pin the whole input buffer
+        return np.frombuffer(raw, want).reshape(shape).copy()
+
+    def skip_array(self, dtype: str | None, ndim: int | None) -> None:
+        """Step over an array, checking its header as `array` does, without reading the values."""
+        want, shape = self._array_header(dtype, ndim)
+        self._take(math.prod(shape) * want.itemsize)
+
+    def skip_text(self) -> None:
+        """Step over a text without decoding it."""
+        (n,) = self.unpack("I")
+        self._take(n)
+
+    def skip_texts(self) -> None:
+        """Step over a list of texts without decoding them."""
+        (count,) = self.unpack("I")
+        lengths = np.frombuffer(self._take(4 * count), "<u4")
+        self._take(int(lengths.sum(dtype=np.int64)))
+
+    def _array_header(self, dtype: str | None, ndim: int | None) -> tuple[np.dtype, tuple]:
         code, got_ndim = self.unpack("BB")
         got = _DTYPES.get(code)
         want = got if dtype is None else np.dtype(dtype)
         if got is None or got != want or got_ndim != (got_ndim if ndim is None else ndim):
             raise StateCodecError(f"{self._what}: expected {want} array of ndim {ndim}")
-        shape = self.unpack(f"{got_ndim}I")
-        count = int(np.prod(shape, dtype=np.int64))
-        raw = self._take(count * want.itemsize)
-        # copy: callers mutate state arrays, and a view would pin the whole input buffer
-        return np.frombuffer(raw, want).reshape(shape).copy()
+        return want, self.unpack(f"{got_ndim}I")
 
     def finish(self) -> None:
         if self._pos != len(self._buf):

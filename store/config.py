@@ -18,6 +18,9 @@ class IndexConfig:
     nprobe: int = 32
     # Retrain IVF when the catalogue has grown by this factor since the last training.
     retrain_growth: float = 2.0
+    # Rebuild (mode switch, IVF retrain) on a background thread while the old index serves;
+    # False: inline in the upsert/remove that decides it (deterministic tests, offline builds).
+    rebuild_aside: bool = True
     train_iterations: int = 10
     # k-means sees at most this many points per list (faiss' own default is 256).
     max_train_points_per_list: int = 64

@@ -6,7 +6,8 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -17,6 +18,7 @@ from durable import replace_dir
 from .binary import Writer, open_frame
 from .config import IndexConfig
 from .errors import StateCodecError, VectorIndexError
+from .index_rebuild import AsideRebuild, Job, start_thread
 from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_grouped
 
 logger = logging.getLogger(__name__)
@@ -34,7 +36,9 @@ def gpu_available() -> bool:
 class FaissIndex:
     """Mutable CPU master index, plus a search replica (GPU copy) that is patched incrementally."""
 
-    def __init__(self, config: IndexConfig | None = None) -> None:
+    def __init__(self, config: IndexConfig | None = None,
+                 start_aside: Callable[[Job], None] = start_thread) -> None:
+        """start_aside runs a background rebuild's job (tests pass one that runs it on demand)."""
         self.config = config or IndexConfig()
         self.dim = self.config.dim
         self.use_gpu = gpu_available() if self.config.use_gpu is None else self.config.use_gpu
@@ -49,6 +53,9 @@ class FaissIndex:
         self._gpu_res = faiss.StandardGpuResources() if self.use_gpu else None
         self.offsets: dict[int, int] = {}
         self._nprobe = self.config.nprobe
+        self._start_aside = start_aside
+        self._rebuild: AsideRebuild | None = None  # a rebuild in flight (the master still serves)
+        self._retry_at = 0  # after a failed rebuild, the size at which to try again
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -69,6 +76,8 @@ class FaissIndex:
         self._drop_labels(self._ids.forget(item_ids))
         labels = self._ids.assign(item_ids)
         self._master.add_with_ids(vectors, labels)
+        if self._rebuild is not None:
+            self._rebuild.record_add(labels, vectors)
         if self._replica is not None:
             self._replica.add_with_ids(vectors, labels)
         self._maybe_rebuild()
@@ -80,10 +89,9 @@ class FaissIndex:
     def _drop_labels(self, labels: np.ndarray) -> None:
         if not len(labels):
             return
-        if self.mode == "ivf":  # the hashtable direct map removes only from an explicit array
-            self._master.remove_ids(faiss.IDSelectorArray(len(labels), faiss.swig_ptr(labels)))
-        else:
-            self._master.remove_ids(faiss.IDSelectorBatch(labels))
+        remove_labels(self._master, labels)
+        if self._rebuild is not None:
+            self._rebuild.record_remove(labels)
         if self._replica is not None:
             # GPU indexes cannot remove; dead labels are filtered at merge time until a resync
             self._replica_dead += len(labels)
@@ -103,6 +111,7 @@ class FaissIndex:
     ) -> list[list[Hit]]:
         excludes = list(excludes) if excludes is not None else [None] * len(queries)
         stacked, counts = as_query_batch(queries, self.dim)
+        self._swap_when_built()
         index = self._search_index()
         if not len(self) or not len(stacked) or k <= 0:
             return [[] for _ in queries]
@@ -147,22 +156,60 @@ class FaissIndex:
     # ---- mode switching and retraining ----------------------------------------------------
 
     def _maybe_rebuild(self) -> None:
+        self._swap_when_built()
+        if self._rebuild is not None or len(self) < self._retry_at:
+            return
         n, cfg = len(self), self.config
         if self.mode == "flat" and n >= cfg.exact_threshold:
-            self._rebuild("ivf")
+            self._start_rebuild("ivf")
         elif self.mode == "ivf" and n < cfg.exact_threshold // 2:
-            self._rebuild("flat")  # hysteresis: do not flap around the threshold
+            self._start_rebuild("flat")  # hysteresis: do not flap around the threshold
         elif self.mode == "ivf" and n >= cfg.retrain_growth * self._trained_size:
-            self._rebuild("ivf")
+            self._start_rebuild("ivf")
 
-    def _rebuild(self, mode: str) -> None:
-        labels, vectors = self.export()
-        logger.info("rebuilding vector index as %s over %d items", mode, len(labels))
+    def _start_rebuild(self, mode: str) -> None:
+        # the copy is the one step under the caller's lock: a memcpy, not the k-means and adds
+        copy = faiss.clone_index(self._master)
+        logger.info("rebuilding vector index as %s over %d items", mode, copy.ntotal)
+        self._rebuild = AsideRebuild(mode, copy, lambda index: export_index(index, self.dim),
+                                     self._build, remove_labels)
+        if self.config.rebuild_aside:
+            self._start_aside(self._rebuild.run)
+        else:
+            self._rebuild.run()
+            self._swap_when_built()
+
+    def finish_rebuild(self, timeout: float | None = None) -> bool:
+        """Wait for a rebuild in flight and swap it in (the caller holds the serving lock, as for
+        upsert); True when one was swapped in."""
+        if self._rebuild is None:
+            return False
+        if not self._rebuild.wait(timeout):
+            raise VectorIndexError(f"index rebuild still running after {timeout}s")
+        return self._swap_when_built()
+
+    def _swap_when_built(self) -> bool:
+        job = self._rebuild
+        if job is None or not job.ready:
+            return False
+        self._rebuild = None
+        try:
+            index = job.finish()
+        except VectorIndexError as e:  # the old index is whole and keeps serving
+            self._retry_at = math.ceil(len(self) * self.config.retrain_growth)
+            logger.error("%s; serving the %s index, retrying at %d items", e, self.mode, self._retry_at)
+            return False
+        self._set_nprobe(index)  # set_nprobe may have been called since the build began
+        self._master, self.mode, self._trained_size = index, job.mode, job.trained_size
+        self._replica, self._replica_dead = None, 0
+        logger.info("vector index swapped to %s over %d items", job.mode, len(self))
+        return True
+
+    def _build(self, mode: str, labels: np.ndarray, vectors: np.ndarray) -> faiss.Index:
         index = self._new_flat() if mode == "flat" else self._train_ivf(vectors)
         for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
             index.add_with_ids(vectors[start : start + 262_144], labels[start : start + 262_144])
-        self._master, self.mode, self._trained_size = index, mode, len(labels)
-        self._replica, self._replica_dead = None, 0
+        return index
 
     def _new_flat(self) -> faiss.Index:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
@@ -188,38 +235,32 @@ class FaissIndex:
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
         """All (labels [n], vectors [n, dim]) currently in the master index."""
-        if self.mode == "flat":
-            flat = faiss.downcast_index(self._master.index)
-            labels = faiss.vector_to_array(self._master.id_map).astype(np.int64)
-            vectors = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).copy()
-            return labels, vectors.reshape(-1, self.dim)
-        return _export_ivf(self._master, self.dim)
+        return export_index(self._master, self.dim)
 
     # ---- snapshot / restore ---------------------------------------------------------------
 
     def snapshot(self, directory: str | Path, offsets: dict[int, int] | None = None) -> None:
         """Write index, id map and the items-topic offsets it reflects; replaces atomically."""
-        directory = Path(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        faiss.write_index(self._master, str(tmp / "index.faiss"))
+        frozen = self.freeze(offsets)
+        frozen.write(directory)
+        self.offsets = frozen.offsets
+
+    def freeze(self, offsets: dict[int, int] | None = None) -> FrozenIndex:
+        """A copy of what a snapshot holds (the index, id map, metadata), taken under the
+        caller's lock (a clone: one memcpy of the vectors, no serialization); FrozenIndex.write
+        puts it on disk without the lock."""
         ids = list(self._ids.label_of)
-        w = Writer()
-        w.texts(ids)
-        w.array(np.array([self._ids.label_of[i] for i in ids], np.int64), "<i8")
-        (tmp / "ids.bin").write_bytes(w.frame(_IDS_MAGIC, SNAPSHOT_FORMAT))
-        self.offsets = dict(offsets if offsets is not None else self.offsets)
+        offsets = dict(offsets if offsets is not None else self.offsets)
         meta = {
             "format": SNAPSHOT_FORMAT,
             "dim": self.dim,
             "mode": self.mode,
             "trained_size": self._trained_size,
             "next_label": self._ids.next_label,
-            "offsets": {str(p): o for p, o in self.offsets.items()},
+            "offsets": {str(p): o for p, o in offsets.items()},
         }
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        replace_dir(tmp, directory)
+        labels = np.fromiter((self._ids.label_of[i] for i in ids), np.int64, len(ids))
+        return FrozenIndex(faiss.clone_index(self._master), ids, labels, meta, offsets)
 
     @classmethod
     def restore(cls, directory: str | Path, config: IndexConfig | None = None) -> FaissIndex:
@@ -245,6 +286,54 @@ class FaissIndex:
         self._ids.restore(ids, labels, meta["next_label"])
         self.offsets = {int(p): int(o) for p, o in meta["offsets"].items()}
         return self
+
+
+@dataclass(frozen=True)
+class FrozenIndex:
+    """An index snapshot in memory, detached from the live index: a clone and the id map."""
+
+    index: faiss.Index
+    ids: list[str]
+    labels: np.ndarray  # int64, one per id
+    meta: dict
+    offsets: dict[int, int]
+
+    def write(self, directory: str | Path) -> None:
+        """Write the snapshot folder; it replaces `directory` atomically."""
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        faiss.write_index(self.index, str(tmp / "index.faiss"))
+        w = Writer()
+        w.texts(self.ids)
+        w.array(self.labels, "<i8")
+        (tmp / "ids.bin").write_bytes(w.frame(_IDS_MAGIC, SNAPSHOT_FORMAT))
+        (tmp / "meta.json").write_text(json.dumps(self.meta))
+        replace_dir(tmp, directory)
+
+
+def remove_labels(index: faiss.Index, labels: np.ndarray) -> None:
+    """Remove labels from a flat (IDMap2) or IVF index; absent labels are ignored."""
+    if not len(labels):
+        return
+    labels = np.ascontiguousarray(labels, np.int64)
+    if faiss.try_extract_index_ivf(index) is not None:
+        # the hashtable direct map removes only from an explicit array
+        index.remove_ids(faiss.IDSelectorArray(len(labels), faiss.swig_ptr(labels)))
+    else:
+        index.remove_ids(faiss.IDSelectorBatch(labels))
+
+
+def export_index(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels [n], vectors [n, dim]) copied out of a flat (IDMap2) or IVF-Flat index."""
+    if faiss.try_extract_index_ivf(index) is not None:
+        return _export_ivf(index, dim)
+    index = faiss.downcast_index(index)  # clone_index returns the base class
+    flat = faiss.downcast_index(index.index)
+    labels = faiss.vector_to_array(index.id_map).astype(np.int64)
+    vectors = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * dim).copy()
+    return labels, vectors.reshape(-1, dim)
 
 
 def _export_ivf(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -140,6 +140,52 @@ def decode_user_state(data: bytes) -> UserState:
     return _read(r, fmt)
 
 
+@dataclass(frozen=True)
+class StateHeader:
+    """The fields an expiry decision needs, read without decoding the history or embeddings."""
+
+    last_seen: float
+    applied: dict[int, int]  # source partition -> offset of the last applied engagement
+
+    @property
+    def home_partition(self) -> int | None:
+        """The engagements partition of the user's latest applied event (its table partition)."""
+        return latest_partition(self.applied)
+
+
+def latest_partition(applied: dict[int, int]) -> int | None:
+    """The partition with the highest applied offset; None before any (format 1 states)."""
+    return max(applied, key=lambda p: applied[p]) if applied else None
+
+
+def peek_user_state(data: bytes) -> StateHeader:
+    """last_seen and applied of an encoded state (any format 1-5), checksum verified, the rest
+    stepped over: no texts decoded, no arrays copied. Raises StateCodecError as decoding would
+    on a frame that is cut short or corrupt (not on every check of the full decode)."""
+    fmt, r = open_frame(data, USER_STATE_MAGIC, {1, 2, 3, 4, USER_STATE_FORMAT}, "user state")
+    last_seen = r.unpack("qQQd")[3]
+    user_id = r.text()  # short, and it names the user in an error
+    r.skip_texts()  # item_ids
+    for dtype, ndim in _ARRAYS_BEFORE_SUMMARY[: 6 if fmt >= 5 else 7]:
+        r.skip_array(dtype, ndim)
+    r.skip_text()  # summary
+    if fmt < 2:
+        return StateHeader(last_seen, {})
+    return StateHeader(last_seen, _read_applied(r, user_id))
+
+
+# timestamps, kinds, session starts, session keys, session and global embeddings; UPE codes (< 5)
+_ARRAYS_BEFORE_SUMMARY = (("<f8", 1), ("u1", 1), ("<u4", 1), ("<u8", 1), ("<f2", 2), ("<f2", 1),
+                          ("<f2", 2))
+
+
+def _read_applied(r: Reader, user_id: str) -> dict[int, int]:
+    parts, offsets = r.array("<u4", 1), r.array("<i8", 1)
+    if len(parts) != len(offsets):
+        raise StateCodecError(f"user {user_id!r}: applied partitions and offsets disagree")
+    return dict(zip(parts.tolist(), offsets.tolist(), strict=True))
+
+
 def _read(r: Reader, fmt: int) -> UserState:
     version, total, since, last_seen = r.unpack("qQQd")
     state = UserState(
@@ -160,10 +206,7 @@ def _read(r: Reader, fmt: int) -> UserState:
         r.array("<f2", 2)  # the UPE codes: the engine recomputes them from the two above
     state.summary = r.text()
     if fmt >= 2:
-        parts, offsets = r.array("<u4", 1), r.array("<i8", 1)
-        if len(parts) != len(offsets):
-            raise StateCodecError(f"user {state.user_id!r}: applied partitions and offsets disagree")
-        state.applied = dict(zip(parts.tolist(), offsets.tolist(), strict=True))
+        state.applied = _read_applied(r, state.user_id)
     if fmt >= 3:
         state.summary_events, state.summary_ts = r.unpack("Qd")
     else:  # older states: the summary covered everything before the events counted since

@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     tables = declare_tables(app, settings.kafka, settings.rocks_memory)
     register_agents(app, topics, tables, runtime)
     register_metrics(app, runtime, settings.kafka.topic("engagements"), settings.stats_every_s)
-    register_expiry_sweep(app, runtime, tables, settings.kafka.topic("engagements"),
-                          settings.sweep_every_s)
+    register_expiry_sweep(app, runtime, tables, settings.kafka.topic("engagements"))
     runtime.metrics.model_version.labels(version=version).set(1)
     if settings.metrics_port is not None:
         runtime.metrics.serve(settings.metrics_host, settings.metrics_port)

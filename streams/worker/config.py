@@ -55,7 +55,11 @@ class WorkerSettings(BaseSettings):
     min_engagements: int = Field(1, ge=1)  # engagements before personalising (else popularity)
     max_seen: int = Field(1000, ge=0)  # items beyond the kept history never recommended again
     ttl_s: float = Field(30 * 86_400.0, gt=0)  # event-time inactivity that drops a user's state
-    sweep_every_s: float = Field(60.0, gt=0)  # how often the expiry sweep runs (wall time)
+    sweep_every_s: float = Field(60.0, gt=0)  # how often an expiry sweep pass starts (wall time)
+    # a pass reads this many user states per slice (header peeks on a thread) ...
+    sweep_slice_keys: int = Field(256, ge=1)
+    # ... and waits this long (s) between slices, so the event loop is never held for a pass
+    sweep_slice_every_s: float = Field(0.02, gt=0)
     index_snapshot_every_s: float = Field(300.0, gt=0)  # how often the FAISS index is saved
     data_dir: Path = Path("threadrec-data")  # faust tables, item store, token cache
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)  # bound of the local token-state cache

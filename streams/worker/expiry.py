@@ -4,17 +4,25 @@ table on a timer (a tombstone in the changelog), not only when their next event 
 Event time is the partition's watermark (worker/event_time.py), so a replay of old data
 expires users as the replay moves, and a stream that stops expires nobody. A partition with
 no watermark yet (just after a restart) is skipped until its first event.
+
+A pass walks the table in slices of a few hundred keys, one slice per tick, from a cursor: the
+event loop only reads a slice and deletes what it found stale; each state's header (last_seen,
+applied offsets) is peeked on a thread, never the whole state decoded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Mapping, Sequence
 
-from store import StateCodecError, UserState, decode_user_state
+from store import StateCodecError, UserState, peek_user_state
+from store.user_state import latest_partition
 from streams.kafka.gap_fetcher import FetchedEvent, FetchedMessage
 from streams.worker.batch import acting_as
 from streams.worker.runtime import Runtime
-from streams.worker.timers import safe_timer
+from streams.worker.table_scan import Cursor, Entry, TableScan, scan_of
 from streams.worker.topics import Tables
 
 logger = logging.getLogger(__name__)
@@ -22,38 +30,105 @@ logger = logging.getLogger(__name__)
 
 def home_partition(state: UserState) -> int | None:
     """The engagements partition of the user's latest applied event (its table partition)."""
-    if not state.applied:
-        return None
-    return max(state.applied, key=lambda p: state.applied[p])
+    return latest_partition(state.applied)
 
 
-def sweep_expired(runtime: Runtime, tables: Tables, engagements_topic: str) -> int:
-    """Delete every user whose last_seen is more than ttl_s behind its partition's watermark."""
-    ttl, marks = runtime.engine.config.ttl_s, runtime.clock.watermarks
-    stale: list[tuple[bytes, int]] = []
-    for key, raw in list(tables.states.items()):
+def stale_entries(entries: Sequence[Entry], ttl_s: float,
+                  watermarks: Mapping[int, float]) -> list[tuple[Entry, int]]:
+    """(entry, home partition) of every entry whose last_seen is more than ttl_s behind its
+    partition's watermark; states that do not read are left to the engagement path."""
+    out = []
+    for entry in entries:
         try:
-            st = decode_user_state(bytes(raw))
-        except StateCodecError as e:  # leave it to the engagement path, which reports it
-            logger.warning("expiry sweep skips %r: %s", key[:64], e)
+            head = peek_user_state(entry.value)
+        except StateCodecError as e:  # the engagement path reports it when the user comes back
+            logger.warning("expiry sweep skips %r: %s", entry.key[:64], e)
             continue
-        part = home_partition(st)
-        if part is not None and part in marks and marks[part] - st.last_seen > ttl:
-            stale.append((key, part))
-    for key, part in stale:
-        # the delete goes to the user's own changelog partition, as its writes did
-        with acting_as(FetchedEvent(FetchedMessage(engagements_topic, part, -1, key, None, 0.0))):
-            del tables.states[key]
-    if stale:
-        logger.info("expired %d inactive users (ttl %.0fs of event time)", len(stale), ttl)
-    runtime.engine.stats.expired += len(stale)
-    return len(stale)
+        part = head.home_partition
+        if part is not None and part in watermarks and watermarks[part] - head.last_seen > ttl_s:
+            out.append((entry, part))
+    return out
 
 
-def register_expiry_sweep(app, runtime: Runtime, tables: Tables, engagements_topic: str,
-                          every_s: float) -> None:
-    """A faust timer that runs the sweep every `every_s` seconds."""
+class ExpirySweep:
+    """A pass over the user-state table every `every_s`, `slice_keys` keys per `tick`."""
 
-    @safe_timer(app, every_s, "expiry sweep failed")
+    def __init__(self, runtime: Runtime, tables: Tables, engagements_topic: str,
+                 scan: TableScan | None = None) -> None:
+        settings = runtime.settings
+        self.runtime, self.tables, self.topic = runtime, tables, engagements_topic
+        self.scan = scan if scan is not None else scan_of(tables.states)
+        self.every_s, self.slice_keys = settings.sweep_every_s, settings.sweep_slice_keys
+        self.cursor: Cursor | None = None  # the last key read by the pass under way
+        self.in_pass = False
+        self.pass_started = time.monotonic()  # the first pass starts every_s after start-up
+        self.pass_expired = 0
+
+    async def tick(self, now: float | None = None) -> int:
+        """One slice when a pass is under way or due; the users it expired."""
+        now = time.monotonic() if now is None else now
+        if not self.in_pass:
+            if now - self.pass_started < self.every_s:
+                return 0
+            self.in_pass, self.pass_started, self.cursor, self.pass_expired = True, now, None, 0
+        return await self.step()
+
+    async def step(self) -> int:
+        """Read the next slice here, peek it on a thread, delete what is stale here."""
+        entries = self.scan.read(self.cursor, self.slice_keys)
+        if entries:
+            self.cursor = (entries[-1].partition, entries[-1].key)
+            ttl = self.runtime.engine.config.ttl_s
+            marks = dict(self.runtime.clock.watermarks)
+            stale = await asyncio.to_thread(stale_entries, entries, ttl, marks)
+            expired = self._delete(stale)
+        else:
+            expired = 0
+        self.pass_expired += expired
+        if len(entries) < self.slice_keys:
+            self.end_pass()
+        return expired
+
+    def _delete(self, stale: list[tuple[Entry, int]]) -> int:
+        expired = 0
+        for entry, part in stale:
+            # changed while the slice was peeked (an engagement came): the user is not idle
+            if self.scan.get(entry.partition, entry.key) != entry.value:
+                continue
+            # the delete goes to the user's own changelog partition, as its writes did
+            with acting_as(FetchedEvent(FetchedMessage(self.topic, part, -1, entry.key, None, 0.0))):
+                del self.tables.states[entry.key]
+            expired += 1
+        self.runtime.engine.stats.expired += expired
+        return expired
+
+    def end_pass(self) -> None:
+        """Close the pass under way (the next starts every_s after this one started)."""
+        if self.pass_expired:
+            logger.info("expired %d inactive users (ttl %.0fs of event time)",
+                        self.pass_expired, self.runtime.engine.config.ttl_s)
+        self.in_pass, self.cursor = False, None
+
+    async def run_pass(self) -> int:
+        """A whole pass now, slice after slice (tests, benches); the users it expired."""
+        self.in_pass, self.cursor, self.pass_expired = True, None, 0
+        while self.in_pass:
+            await self.step()
+        return self.pass_expired
+
+
+def register_expiry_sweep(app, runtime: Runtime, tables: Tables, engagements_topic: str) -> None:
+    """A task that ticks the sweep every sweep_slice_every_s (a faust timer would warn of
+    overlap whenever a slice outlasts its short interval)."""
+    sweep = ExpirySweep(runtime, tables, engagements_topic)
+    pause = runtime.settings.sweep_slice_every_s
+
+    @app.task
     async def expire_inactive() -> None:
-        sweep_expired(runtime, tables, engagements_topic)
+        while True:
+            try:
+                await sweep.tick()
+            except Exception:  # the sweep's own failure: the worker and the next pass go on
+                logger.warning("expiry sweep failed; retrying at the next pass", exc_info=True)
+                sweep.end_pass()
+            await asyncio.sleep(pause)

@@ -139,13 +139,17 @@ class Runtime:
         return sum(r.behind() for r in self.replicas())
 
     async def snapshot_index(self) -> bool:
-        """Snapshot the FAISS index with the item offsets it reflects, if items moved since."""
+        """Snapshot the FAISS index with the item offsets it reflects, if items moved since: a
+        copy under the lock (the items replica applies under it), the disk write outside it,
+        on a thread of its own (the engine thread would queue every batch behind the write)."""
         path = self.settings.data_dir / "local" / "index"
-        async with self.lock:  # the items replica applies under the same lock
+        async with self.lock:
             offsets = self.engine.items.offsets()
             if offsets == self.engine.index.offsets and path.is_dir():
                 return False
-            await self.in_engine_thread(self.engine.index.snapshot, path, offsets)
+            frozen = await self.in_engine_thread(self.engine.index.freeze, offsets)
+        await asyncio.to_thread(frozen.write, path)
+        self.engine.index.offsets = frozen.offsets  # written: the next check compares with it
         logger.info("vector index snapshot at %s", path)
         return True
 
@@ -340,6 +344,7 @@ def open_index(dim: int, items: ItemStore, snapshot: Path):
             logger.warning("index snapshot unusable (%s); rebuilding", e)
     index = FaissIndex(IndexConfig(dim=dim))
     rebuild_from_store(index, items)
+    index.finish_rebuild()  # start-up serves nothing yet: wait for the IVF rather than go exact
     return index, False
 
 

@@ -13,7 +13,13 @@ from store.binary import Writer
 from store.errors import StateCodecError
 from store.item_record import ItemRecord, decode_item_record, encode_item_record
 from store.seen_items import EarlierItems
-from store.user_state import UserState, decode_user_state, encode_user_state, session_content_key
+from store.user_state import (
+    UserState,
+    decode_user_state,
+    encode_user_state,
+    peek_user_state,
+    session_content_key,
+)
 
 
 def test_typical_state_round_trips(user_state_factory) -> None:
@@ -51,8 +57,10 @@ ids = st.lists(st.text(max_size=12), max_size=20)
     counters=st.tuples(st.integers(0, 2**40), st.integers(0, 2**31), st.integers(-(2**40), 2**40)),
     seen=st.floats(allow_nan=False),
     earlier=ids,
+    applied=st.dictionaries(st.integers(0, 2**32 - 1), st.integers(-(2**63), 2**63 - 1), max_size=5),
 )
-def test_any_state_round_trips(user_id, items, g, d, summary, counters, seen, earlier) -> None:
+def test_any_state_round_trips(user_id, items, g, d, summary, counters, seen, earlier,
+                               applied) -> None:
     rng = np.random.default_rng(len(items))
     n = len(items)
     state = UserState(
@@ -70,8 +78,30 @@ def test_any_state_round_trips(user_id, items, g, d, summary, counters, seen, ea
         version=counters[2],
         last_seen=seen,
         earlier_items=EarlierItems.of(earlier, remember=len(items) % 7),
+        applied=applied,
     )
-    assert decode_user_state(encode_user_state(state)) == state
+    data = encode_user_state(state)
+    assert decode_user_state(data) == state
+    _assert_peek_matches(data)
+
+
+def _assert_peek_matches(data: bytes) -> None:
+    """The header peek gives what a full decode gives for the fields the expiry sweep reads."""
+    full, head = decode_user_state(data), peek_user_state(data)
+    assert (head.last_seen, head.applied) == (full.last_seen, full.applied)
+    assert head.home_partition == (max(full.applied, key=full.applied.get) if full.applied else None)
+
+
+def test_the_peek_rejects_what_the_decode_rejects_for_its_frame(user_state_factory) -> None:
+    data = encode_user_state(user_state_factory(n_items=5, n_sessions=2, dim=8))
+    for cut in range(len(data)):
+        with pytest.raises(StateCodecError):
+            peek_user_state(data[:cut])
+    for pos in range(0, len(data), 7):
+        flipped = bytearray(data)
+        flipped[pos] ^= 0x10
+        with pytest.raises(StateCodecError):
+            peek_user_state(bytes(flipped))
 
 
 def test_every_truncation_is_rejected(user_state_factory) -> None:
@@ -256,3 +286,36 @@ def test_format_3_states_still_read_with_no_earlier_items() -> None:
     data = _encode_format_4(state, upe, [])
     body = data[:4] + bytes([3]) + data[5:-4 - 4]  # format 3: no earlier_items (an empty list)
     assert decode_user_state(body + struct.pack("<I", zlib.crc32(body))) == state
+
+
+def test_format_1_states_still_read_and_have_no_home_partition() -> None:
+    import zlib
+
+    state, upe, _ = _format_4_example()
+    data = _encode_format_4(state, upe, [])
+    applied_bytes = (6 + 4 * 2) + (6 + 8 * 2)  # two arrays: header (B, B, u32 shape), values
+    body = data[:4] + bytes([1]) + data[5:-4 - 4 - 16 - applied_bytes]  # format 1: no `applied`
+    old = decode_user_state(body + struct.pack("<I", zlib.crc32(body)))
+    assert old.applied == {} and old.item_ids == state.item_ids and old.summary == "likes drama"
+    assert peek_user_state(body + struct.pack("<I", zlib.crc32(body))).home_partition is None
+
+
+def test_the_peek_equals_a_full_decode_in_every_format(user_state_factory) -> None:
+    import zlib
+
+    state, upe, earlier = _format_4_example()
+    v4 = _encode_format_4(state, upe, earlier)
+    bodies = {4: v4[:-4]}
+    plain = _encode_format_4(state, upe, [])
+    bodies[3] = plain[:4] + bytes([3]) + plain[5:-4 - 4]
+    bodies[2] = plain[:4] + bytes([2]) + plain[5:-4 - 4 - 16]
+    bodies[1] = plain[:4] + bytes([1]) + plain[5:-4 - 4 - 16 - 36]
+    for fmt, body in sorted(bodies.items()):
+        data = body + struct.pack("<I", zlib.crc32(body))
+        _assert_peek_matches(data)
+        assert peek_user_state(data).home_partition == (None if fmt == 1 else 0)  # {0: 41, 3: 7}
+    current = user_state_factory(n_earlier=1000)
+    current.applied, current.last_seen = {2: 10, 5: 99, 7: 3}, 1.7e9
+    data = encode_user_state(current)
+    _assert_peek_matches(data)
+    assert data[4] == 5 and peek_user_state(data).home_partition == 5
