@@ -203,7 +203,8 @@ def ensure_topic_set(settings: KafkaSettings) -> KafkaSettings:
 
 def ensure_topics(settings: KafkaSettings, names: Sequence[str]) -> KafkaSettings:
     """Create the topics that are missing, with settings.partitions partitions; returns the
-    settings with replication decided for this cluster (KafkaSettings.decided).
+    settings with replication decided for this cluster (KafkaSettings.decided) and, where
+    `engagements` exists already, its partition count (tables must match it; see _adopted).
 
     The items topic is a catalogue keyed by item_id with tombstones, so it is created compacted:
     the latest record per item survives, deleted items vanish (brokers without compaction ignore it).
@@ -223,7 +224,9 @@ async def _ensure_topics(settings: KafkaSettings, names: Sequence[str]) -> Kafka
         except KafkaError as e:
             raise BrokerError(f"cannot reach Kafka at {settings.bootstrap}: {e}") from e
         settings = settings.decided(len((await admin.describe_cluster())["brokers"]))
-        missing = [n for n in names if n not in set(await admin.list_topics())]
+        existing = set(await admin.list_topics())
+        settings = await _adopted(admin, settings, existing)
+        missing = [n for n in names if n not in existing]
         if missing:
             response = await admin.create_topics(new_topics(settings, missing))
             _check_created(response.topic_errors)
@@ -231,6 +234,22 @@ async def _ensure_topics(settings: KafkaSettings, names: Sequence[str]) -> Kafka
                         *settings.replication())
     finally:
         await admin.close()
+    return settings
+
+
+async def _adopted(admin, settings: KafkaSettings, existing: set[str]) -> KafkaSettings:
+    """settings with the partition count of an existing `engagements` topic: a count cannot
+    change in place (keys would move away from their state), and a deployment made with another
+    default must keep working; a mismatch with the configured count is logged."""
+    name = settings.topic("engagements")
+    if name not in existing:
+        return settings
+    (described,) = await admin.describe_topics([name])
+    count = len(described["partitions"])
+    if count and count != settings.partitions:
+        logger.warning("%s has %d partitions, not the configured %d: using %d (a topic's count "
+                       "cannot change in place)", name, count, settings.partitions, count)
+        return settings.model_copy(update={"partitions": count})
     return settings
 
 

@@ -50,7 +50,9 @@ def test_bad_values_are_refused(monkeypatch, bad):
         KafkaSettings()
 
 
-def test_defaults_scale_to_16_workers_and_wait_for_every_replica():
+def test_defaults_scale_to_16_workers_and_wait_for_every_replica(monkeypatch):
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
     k = KafkaSettings()
     assert k.partitions == 16 and k.acks == "all" and k.producer_acks == -1
     assert k.replication_factor is None  # decided from the cluster
@@ -68,7 +70,9 @@ def test_configured_replication_wins_over_the_broker_count():
         KafkaSettings(min_insync_replicas=2).decided(1)
 
 
-def test_nothing_is_created_or_declared_before_replication_is_decided(tmp_path):
+def test_nothing_is_created_or_declared_before_replication_is_decided(tmp_path, monkeypatch):
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(BrokerError, match="not decided"):
         new_topics(KafkaSettings(), ["x"])
     with pytest.raises(BrokerError, match="not decided"):
@@ -156,3 +160,20 @@ def test_faust_creates_the_changelogs_like_the_engagements_topic(kafka_broker, t
     partitions, configs = _describe(kafka_broker.bootstrap, [name])[name]
     assert partitions == 5
     assert configs["cleanup.policy"] == "compact" and configs["min.insync.replicas"] == "1"
+
+
+@pytest.mark.broker
+def test_an_existing_deployment_keeps_its_partition_count(kafka_broker, caplog):
+    """Topics made under the old default (4) stay usable: the count of `engagements` wins, so
+    the tables stay co-partitioned with it and the missing topics match it."""
+    from streams.kafka.replay import ensure_topics
+
+    prefix = f"ca-{uuid.uuid4().hex[:8]}-"
+    old = KafkaSettings(bootstrap=kafka_broker.bootstrap, broker_kind=kafka_broker.kind,
+                        topic_prefix=prefix, partitions=4)
+    ensure_topics(old, [old.topic("engagements")])
+    with caplog.at_level("WARNING", logger="streams.kafka.replay"):
+        k = ensure_topic_set(old.model_copy(update={"partitions": 16}))
+    assert k.partitions == 4 and "not the configured 16" in caplog.text
+    described = _describe(kafka_broker.bootstrap, [k.topic(n) for n in TOPIC_NAMES])
+    assert {p for p, _ in described.values()} == {4}
