@@ -63,8 +63,8 @@ class KafkaSettings(BaseSettings):
     def replication(self) -> tuple[int, int]:
         """(replication factor, min.insync.replicas); BrokerError before `decided`."""
         if self.replication_factor is None or self.min_insync_replicas is None:
-            raise BrokerError("replication not decided: create topics with ensure_topics first "
-                              "(it reads the broker count), or set THREADREC_REPLICATION_FACTOR")
+            raise BrokerError("replication not decided: ensure_topics decides it from the "
+                              "cluster's broker count (KafkaSettings.decided)")
         return self.replication_factor, self.min_insync_replicas
 
     def topic_configs(self) -> dict[str, str]:
