@@ -24,8 +24,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-extra", action="store_true",
                    help="keep extra fields (e.g. rating) in values; default: contract fields only")
     p.add_argument("--skip-bad", action="store_true", help="skip bad lines, report counts")
-    p.add_argument("--replication-factor", type=int, default=1,
-                   help="for topics this command creates (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_kafka_flags(p)
     p.set_defaults(func=run)
@@ -38,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
     source = args.source[0] if len(args.source) == 1 else args.source
     report = replay_to_broker(source, settings, speed=args.speed, rate=args.rate, limit=args.limit,
                               split=args.from_split, keep_extra=args.keep_extra,
-                              skip_bad=args.skip_bad, progress=not args.no_progress,
-                              replication_factor=args.replication_factor)
+                              skip_bad=args.skip_bad, progress=not args.no_progress)
     for line in report.lines():
         print(line)
     return 0

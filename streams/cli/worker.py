@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = WorkerSettings(kafka=kafka_from_args(args), **given(args, WorkerSettings))
     logger.info("torch threads: %d", set_torch_threads(settings.torch_threads))
-    ensure_topic_set(settings.kafka)
+    # replication decided from the cluster once, for our topics and faust's changelogs alike
+    settings = settings.model_copy(update={"kafka": ensure_topic_set(settings.kafka)})
     model, version = load_model(settings)
     logger.info("model %s on %s", version, model.device)
     runtime = build_runtime(settings, model, version)

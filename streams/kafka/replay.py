@@ -175,36 +175,45 @@ class Pacer:
             await asyncio.sleep(due - now)
 
 
-def new_topics(settings: KafkaSettings, names: Sequence[str], replication_factor: int = 1) -> list:
-    """aiokafka NewTopic specs: settings.partitions each, compaction for COMPACTED_TOPICS."""
+def new_topics(settings: KafkaSettings, names: Sequence[str]) -> list:
+    """aiokafka NewTopic specs: settings.partitions each, decided replication and
+    min.insync.replicas, compaction for COMPACTED_TOPICS and faust's table changelogs."""
     from aiokafka.admin import NewTopic
 
     compacted = {settings.topic(t) for t in COMPACTED_TOPICS}
-    return [NewTopic(n, settings.partitions, replication_factor,
-                     topic_configs={"cleanup.policy": "compact"} if n in compacted else {}) for n in names]
+    factor = settings.replication()[0]
+
+    def configs(name: str) -> dict[str, str]:
+        # a changelog created ahead of the worker (warm start) must be what faust would create
+        keep_latest = name in compacted or name.endswith("-changelog")
+        return {**settings.topic_configs(), **({"cleanup.policy": "compact"} if keep_latest else {})}
+
+    return [NewTopic(n, settings.partitions, factor, topic_configs=configs(n)) for n in names]
 
 
 # every topic of a deployment; `parameters` is written by the online trainer (streams/trainer/)
 TOPIC_NAMES = ("items", "engagements", "recommendations", "deadletter", "parameters")
 
 
-def ensure_topic_set(settings: KafkaSettings, replication_factor: int = 1) -> None:
-    """Create whichever topics of the deployment (TOPIC_NAMES, with the prefix) are missing."""
-    ensure_topics(settings, [settings.topic(n) for n in TOPIC_NAMES], replication_factor)
+def ensure_topic_set(settings: KafkaSettings) -> KafkaSettings:
+    """Create whichever topics of the deployment (TOPIC_NAMES, with the prefix) are missing;
+    returns the settings with replication decided (see ensure_topics)."""
+    return ensure_topics(settings, [settings.topic(n) for n in TOPIC_NAMES])
 
 
-def ensure_topics(settings: KafkaSettings, names: Sequence[str], replication_factor: int = 1) -> None:
-    """Create the topics that are missing, with settings.partitions partitions.
+def ensure_topics(settings: KafkaSettings, names: Sequence[str]) -> KafkaSettings:
+    """Create the topics that are missing, with settings.partitions partitions; returns the
+    settings with replication decided for this cluster (KafkaSettings.decided) and, where
+    `engagements` exists already, its partition count (tables must match it; see _adopted).
 
     The items topic is a catalogue keyed by item_id with tombstones, so it is created compacted:
     the latest record per item survives, deleted items vanish (brokers without compaction ignore it).
     `parameters` (ID rows keyed by table/id, tombstones for expired rows) likewise.
     """
-    asyncio.run(_ensure_topics(settings, names, replication_factor))
+    return asyncio.run(_ensure_topics(settings, names))
 
 
-async def _ensure_topics(settings: KafkaSettings, names: Sequence[str],
-                         replication_factor: int) -> None:
+async def _ensure_topics(settings: KafkaSettings, names: Sequence[str]) -> KafkaSettings:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
@@ -214,13 +223,34 @@ async def _ensure_topics(settings: KafkaSettings, names: Sequence[str],
             await admin.start()
         except KafkaError as e:
             raise BrokerError(f"cannot reach Kafka at {settings.bootstrap}: {e}") from e
-        missing = [n for n in names if n not in set(await admin.list_topics())]
+        settings = settings.decided(len((await admin.describe_cluster())["brokers"]))
+        existing = set(await admin.list_topics())
+        settings = await _adopted(admin, settings, existing)
+        missing = [n for n in names if n not in existing]
         if missing:
-            response = await admin.create_topics(new_topics(settings, missing, replication_factor))
+            response = await admin.create_topics(new_topics(settings, missing))
             _check_created(response.topic_errors)
-            logger.info("created topics %s", missing)
+            logger.info("created topics %s (replication %d, min.insync.replicas %d)", missing,
+                        *settings.replication())
     finally:
         await admin.close()
+    return settings
+
+
+async def _adopted(admin, settings: KafkaSettings, existing: set[str]) -> KafkaSettings:
+    """settings with the partition count of an existing `engagements` topic: a count cannot
+    change in place (keys would move away from their state), and a deployment made with another
+    default must keep working; a mismatch with the configured count is logged."""
+    name = settings.topic("engagements")
+    if name not in existing:
+        return settings
+    (described,) = await admin.describe_topics([name])
+    count = len(described["partitions"])
+    if count and count != settings.partitions:
+        logger.warning("%s has %d partitions, not the configured %d: using %d (a topic's count "
+                       "cannot change in place)", name, count, settings.partitions, count)
+        return settings.model_copy(update={"partitions": count})
+    return settings
 
 
 def _check_created(topic_errors: Sequence[tuple]) -> None:
@@ -288,14 +318,14 @@ async def _send_all(settings: KafkaSettings, records: Iterable[tuple[float, Item
 def replay_to_broker(source: Path | Sequence[Path], settings: KafkaSettings, *,
                      speed: float | None = None, rate: float | None = None,
                      limit: int | None = None, split: str = "all", keep_extra: bool = False,
-                     skip_bad: bool = False, progress: bool = True, create_topics: bool = True,
-                     replication_factor: int = 1) -> ReplayReport:
+                     skip_bad: bool = False, progress: bool = True,
+                     create_topics: bool = True) -> ReplayReport:
     """Produce a prepared dir's items + engagements into their topics in event-time order."""
     problems = Problems(skip_bad)
     items, engagements = load_replay(source, split, problems)
     topics = {"items": settings.topic("items"), "engagements": settings.topic("engagements")}
     if create_topics:
-        ensure_topics(settings, list(topics.values()), replication_factor)
+        ensure_topics(settings, list(topics.values()))
     n_eng = len(engagements) if limit is None else min(limit, len(engagements))
     total = n_eng + len(items) if limit is None else None
     pacer = Pacer(speed, rate)

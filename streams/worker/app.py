@@ -23,11 +23,13 @@ def broker_credentials(k: KafkaSettings):
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
-    """A faust.App for this worker: rocksdb tables under data_dir, broker quirks applied."""
+    """A faust.App for this worker: rocksdb tables under data_dir, broker quirks applied, the
+    decided replication for faust's own topics (BrokerError before ensure_topics decided it)."""
     k = settings.kafka
     servers = ";".join(f"kafka://{h.strip()}" for h in k.bootstrap.split(","))
     kw = dict(broker=servers, store="rocksdb://", datadir=str(settings.data_dir / "faust"),
-              topic_partitions=k.partitions, topic_replication_factor=1,
+              topic_partitions=k.partitions, topic_replication_factor=k.replication()[0],
+              producer_acks=k.producer_acks,
               web_enabled=settings.web_port is not None,
               # outputs are bounded by the same limit (streams/worker/outbox.py)
               producer_max_request_size=settings.limits.message_bytes, **k.client.faust_kwargs())

@@ -13,7 +13,6 @@ from streams.kafka.settings import KafkaSettings
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Topics:
     """Raw-bytes topics (we parse and validate ourselves, so bad records can be dead-lettered)."""
@@ -45,7 +44,8 @@ def declare_topics(app: faust.App, k: KafkaSettings) -> Topics:
 
 
 def declare_tables(app: faust.App, k: KafkaSettings, memory: RocksMemory | None = None) -> Tables:
-    """Changelog-backed rocksdb tables, co-partitioned with engagements (key = user_id)."""
+    """Changelog-backed rocksdb tables, co-partitioned with engagements (key = user_id); their
+    changelogs carry the decided min.insync.replicas (the app gives their replication)."""
     mem = memory or RocksMemory()
     # faust opens a RocksDB per table partition; its defaults (64 MiB x 3 memtables, a 2 GiB
     # block cache, a 500 MiB compressed one) leave RSS unbounded in practice
@@ -55,6 +55,7 @@ def declare_tables(app: faust.App, k: KafkaSettings, memory: RocksMemory | None 
 
     def table(name: str) -> faust.Table:
         return app.Table(name, key_type=bytes, value_type=bytes,  # both raw bytes
-                         partitions=k.partitions, options=dict(options))
+                         partitions=k.partitions, options=dict(options),
+                         extra_topic_configs=k.topic_configs())
 
     return Tables(table("user-state"), table("partition-offset"))

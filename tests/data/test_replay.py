@@ -114,12 +114,13 @@ def test_load_replay_from_files_any_order(tmp_path):
 def test_items_and_parameters_topics_are_created_compacted():
     from streams.kafka.replay import new_topics
 
-    k = KafkaSettings(topic_prefix="t-", partitions=3)
+    k = KafkaSettings(topic_prefix="t-", partitions=3).decided(brokers=1)
     names = [k.topic("items"), k.topic("engagements"), k.topic("parameters")]
     specs = {t.name: t for t in new_topics(k, names)}
-    assert specs["t-items"].topic_configs == {"cleanup.policy": "compact"}
-    assert specs["t-parameters"].topic_configs == {"cleanup.policy": "compact"}
-    assert specs["t-engagements"].topic_configs == {}
+    insync = {"min.insync.replicas": "1"}
+    assert specs["t-items"].topic_configs == {"cleanup.policy": "compact", **insync}
+    assert specs["t-parameters"].topic_configs == {"cleanup.policy": "compact", **insync}
+    assert specs["t-engagements"].topic_configs == insync
     assert {t.num_partitions for t in specs.values()} == {3}
 
 

@@ -6,6 +6,7 @@ import asyncio
 
 import faust
 
+from streams.kafka.settings import KafkaSettings
 from streams.worker import agents
 from streams.worker.config import WorkerSettings
 from streams.worker.runtime import FATAL_EXIT_CODE, Runtime
@@ -13,7 +14,8 @@ from streams.worker.topics import declare_tables, declare_topics
 
 
 def test_a_batch_failure_exits_the_worker_with_the_fatal_code(tmp_path, monkeypatch):
-    settings = WorkerSettings(data_dir=tmp_path, batch_size=2, batch_within_s=0.05)
+    settings = WorkerSettings(data_dir=tmp_path, batch_size=2, batch_within_s=0.05,
+                              kafka=KafkaSettings().decided(brokers=1))
     app = faust.App("fail-test", broker="kafka://127.0.0.1:1", store="memory://")
     topics, tables = declare_topics(app, settings.kafka), declare_tables(app, settings.kafka)
     codes: list[int] = []

@@ -12,7 +12,7 @@ from streams.worker.config import WorkerSettings
 def test_the_consumers_fetch_wait_comes_from_the_kafka_settings(tmp_path):
     async def fetch_wait(ms: int | None) -> int:
         kafka = KafkaSettings() if ms is None else KafkaSettings(fetch_max_wait_ms=ms)
-        app = create_app(WorkerSettings(data_dir=tmp_path, kafka=kafka))
+        app = create_app(WorkerSettings(data_dir=tmp_path, kafka=kafka.decided(brokers=1)))
         consumer = app.consumer._thread._create_worker_consumer(app.transport)  # built, never started
         try:
             return consumer._fetch_max_wait_ms
