@@ -14,6 +14,7 @@ import faust
 
 from streams.kafka.ledger import DeadLetterLedger
 from streams.worker.batch import handle_batch
+from streams.worker.item_publisher import ItemPublisher
 from streams.worker.outbox import Outbox
 from streams.worker.priority import lower_thread_priority
 from streams.worker.runtime import Runtime
@@ -61,6 +62,7 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             runtime.agent_s += time.perf_counter() - t0
 
     runtime.dead_letter = replica_dead_letters(topics, runtime)
+    register_items_agent(app, topics, runtime)
 
     @safe_timer(app, runtime.settings.index_snapshot_every_s, "vector index snapshot failed")
     async def snapshot_index() -> None:
@@ -88,14 +90,42 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             await runtime.param_replica.run()
 
 
+def register_items_agent(app: faust.App, topics: Topics, runtime: Runtime) -> None:
+    """The items agent: this worker's partitions of `items` encoded and published to
+    item-vectors (streams/worker/item_publisher.py); offsets commit after delivery."""
+
+    async def send(key: bytes, value: bytes | None):
+        return await topics.item_vectors.send(key=key, value=value)
+
+    publisher = ItemPublisher(runtime, send, runtime.dead_letter or _no_dead_letter)
+    size, within = runtime.settings.item_batch_size, runtime.settings.batch_within_s
+
+    @app.agent(topics.items, name="items")
+    async def items(stream) -> None:
+        async for events in stream.take_events(size, within=within):
+            try:
+                await publisher.handle([ev.message for ev in events])
+            except BaseException as exc:  # noqa: B036 - nothing may commit past a failed batch
+                runtime.fail(exc, "items agent")
+                raise
+
+
+async def _no_dead_letter(record, error: str) -> None:
+    logger.warning("no dead-letter topic: %s %d@%d dropped (%s)", record.topic, record.partition,
+                   record.offset, error)
+
+
 def replica_dead_letters(topics: Topics, runtime: Runtime) -> Callable:
-    """How a replica dead-letters a bad record: once per deployment, not once per start (a
-    record read before this start is looked up in the deadletter topic first)."""
+    """How a replica or the items agent dead-letters a bad record: once per deployment, not
+    once per start (a record read before this start, or an `items` record, which a restart or
+    rebalance may redeliver, is looked up in the deadletter topic first)."""
     ledger = DeadLetterLedger(runtime.settings.kafka, runtime.settings.kafka.topic("deadletter"))
+    items_topic = runtime.settings.kafka.topic("items")
 
     async def dead_letter_replicated(record, error: str) -> None:
         source = (record.topic, record.partition, record.offset)
-        if runtime.read_before_start(record) and await ledger.holds(source):
+        maybe_known = record.topic == items_topic or runtime.read_before_start(record)
+        if maybe_known and await ledger.holds(source):
             runtime.replica_letters_known += 1  # dead-lettered by an earlier start or worker
             return
         outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,

@@ -21,7 +21,8 @@ class Topics:
     engagements: faust.TopicT
     recommendations: faust.TopicT
     deadletter: faust.TopicT
-    items_name: str  # consumed by the per-worker item replica, not by a faust agent
+    items: faust.TopicT  # consumed by the group's items agent: each worker its own partitions
+    item_vectors: faust.TopicT  # written by the items agent, read in full by every worker's replica
 
 
 @dataclass
@@ -41,7 +42,8 @@ def declare_topics(app: faust.App, k: KafkaSettings) -> Topics:
         return app.topic(k.topic(name), key_serializer="raw", value_serializer="raw",
                          partitions=k.partitions)
 
-    return Topics(raw("engagements"), raw("recommendations"), raw("deadletter"), k.topic("items"))
+    return Topics(raw("engagements"), raw("recommendations"), raw("deadletter"), raw("items"),
+                  raw("item-vectors"))
 
 
 def declare_tables(app: faust.App, k: KafkaSettings, memory: RocksMemory | None = None) -> Tables:
