@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
+from streams.kafka.group_relay import GroupRelay
 from streams.kafka.ledger import DeadLetterLedger
 from streams.worker.batch import handle_batch
 from streams.worker.item_publisher import ItemPublisher
@@ -62,7 +63,7 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             runtime.agent_s += time.perf_counter() - t0
 
     runtime.dead_letter = replica_dead_letters(topics, runtime)
-    register_items_agent(app, topics, runtime)
+    register_items_agent(app, runtime)
 
     @safe_timer(app, runtime.settings.index_snapshot_every_s, "vector index snapshot failed")
     async def snapshot_index() -> None:
@@ -90,24 +91,18 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             await runtime.param_replica.run()
 
 
-def register_items_agent(app: faust.App, topics: Topics, runtime: Runtime) -> None:
-    """The items agent: this worker's partitions of `items` encoded and published to
-    item-vectors (streams/worker/item_publisher.py); offsets commit after delivery."""
+def register_items_agent(app: faust.App, runtime: Runtime) -> None:
+    """The items task: this worker's partitions of `items` (its own consumer group) encoded and
+    published to item-vectors (streams/worker/item_publisher.py); offsets commit after delivery."""
+    s, k = runtime.settings, runtime.settings.kafka
+    relay = GroupRelay(k, k.topic("items"), k.topic("item-vectors"), s.items_group_id,
+                       s.item_batch_size)
+    publisher = ItemPublisher(runtime, relay.send, runtime.dead_letter or _no_dead_letter)
 
-    async def send(key: bytes, value: bytes | None):
-        return await topics.item_vectors.send(key=key, value=value)
-
-    publisher = ItemPublisher(runtime, send, runtime.dead_letter or _no_dead_letter)
-    size, within = runtime.settings.item_batch_size, runtime.settings.batch_within_s
-
-    @app.agent(topics.items, name="items")
-    async def items(stream) -> None:
-        async for events in stream.take_events(size, within=within):
-            try:
-                await publisher.handle([ev.message for ev in events])
-            except BaseException as exc:  # noqa: B036 - nothing may commit past a failed batch
-                runtime.fail(exc, "items agent")
-                raise
+    @app.task
+    @fatal_on_error(runtime, "items encoder", app)
+    async def encode_items() -> None:
+        await relay.run(publisher.handle)
 
 
 async def _no_dead_letter(record, error: str) -> None:

@@ -90,6 +90,11 @@ class WorkerSettings(BaseSettings):
     def group_id(self) -> str:
         return f"{self.kafka.topic_prefix}{self.app_id}"
 
+    @property
+    def items_group_id(self) -> str:
+        """The consumer group that encodes `items` (the workers' item encoders)."""
+        return f"{self.group_id}-items"
+
     def engine_config(self, model_cfg: EmbSumConfig, model_version: str) -> EngineConfig:
         """Engine options: the model's session rules unless overridden here."""
         over = {k: getattr(self, k) for k in ("session_gap_s", "session_max_items", "max_sessions")

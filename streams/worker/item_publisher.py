@@ -1,9 +1,10 @@
-"""The items agent's work: items are encoded once per deployment, not once per worker.
+"""The items encoder's work: items are encoded once per deployment, not once per worker.
 
-The workers consume `items` as one group, so each encodes the items of its own partitions; the
+The workers consume `items` as one consumer group (streams/kafka/group_relay.py), so each
+encodes the items of its own partitions; the
 vectors go to the compacted `item-vectors` topic (keyed by item_id, tombstones forwarded) that
 every worker's replica reads without encoding. A batch returns only once every vector and dead
-letter is delivered, so the agent's `items` offsets commit after the vectors exist
+letter is delivered, so the group's `items` offsets commit after the vectors exist
 (at-least-once; a re-published vector is an idempotent upsert).
 """
 

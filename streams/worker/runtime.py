@@ -397,5 +397,5 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
                                              heads=runtime.take_param_heads)
         runtime.metrics.param_version.set(id_half.memory.version)
     runtime.fetcher = GapFetcher(k, k.topic("engagements"), settings.group_id, security)
-    runtime.items_progress = GroupProgress(k, k.topic("items"), settings.group_id, security)
+    runtime.items_progress = GroupProgress(k, k.topic("items"), settings.items_group_id, security)
     return runtime

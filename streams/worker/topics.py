@@ -21,8 +21,6 @@ class Topics:
     engagements: faust.TopicT
     recommendations: faust.TopicT
     deadletter: faust.TopicT
-    items: faust.TopicT  # consumed by the group's items agent: each worker its own partitions
-    item_vectors: faust.TopicT  # written by the items agent, read in full by every worker's replica
 
 
 @dataclass
@@ -42,8 +40,7 @@ def declare_topics(app: faust.App, k: KafkaSettings) -> Topics:
         return app.topic(k.topic(name), key_serializer="raw", value_serializer="raw",
                          partitions=k.partitions)
 
-    return Topics(raw("engagements"), raw("recommendations"), raw("deadletter"), raw("items"),
-                  raw("item-vectors"))
+    return Topics(raw("engagements"), raw("recommendations"), raw("deadletter"))
 
 
 def declare_tables(app: faust.App, k: KafkaSettings, memory: RocksMemory | None = None) -> Tables:

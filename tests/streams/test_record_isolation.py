@@ -110,8 +110,7 @@ def _registered_task(runtime: Runtime, name: str):
     from streams.worker.agents import register_agents
 
     app = faust.App(f"iso-{name}", broker="kafka://127.0.0.1:1", store="memory://")
-    topics = SimpleNamespace(engagements=app.topic("e"), recommendations=_Topic(), deadletter=_Topic(),
-                             items=app.topic("i"), item_vectors=_Topic())
+    topics = SimpleNamespace(engagements=app.topic("e"), recommendations=_Topic(), deadletter=_Topic())
     register_agents(app, topics, Tables(states={}, offsets={}), runtime)  # type: ignore[arg-type]
     return next(t for t in app._app_tasks if t.__name__ == name)
 
