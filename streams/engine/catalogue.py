@@ -1,6 +1,6 @@
 """The item side of the Engine (a mixin): encode items, store encoded ones, remove them.
 
-Encoding and storing are separate doors: the items agent encodes the items of its own
+Encoding and storing are separate doors: the items encoder encodes the items of its own
 partitions (encode_items) and publishes them; every worker's replica stores the published
 vectors without encoding (put_encoded). upsert_items does both, for offline use.
 """

@@ -1,5 +1,5 @@
 """How far the worker group has worked through a topic: its committed offsets against end
-offsets taken earlier. The items agent commits `items` only after the vectors are delivered, so
+offsets taken earlier. The items encoder group commits `items` only after the vectors are delivered, so
 "committed past the ends seen when an engagement met an unknown item" means every item sent
 before that engagement has its vector in `item-vectors`.
 """

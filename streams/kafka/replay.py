@@ -185,7 +185,7 @@ def new_topics(settings: KafkaSettings, names: Sequence[str], replication_factor
                      topic_configs={"cleanup.policy": "compact"} if n in compacted else {}) for n in names]
 
 
-# every topic of a deployment; `item-vectors` is written by the workers' items agent (encoded
+# every topic of a deployment; `item-vectors` is written by the workers' items encoder (encoded
 # once per deployment), `parameters` by the online trainer (streams/trainer/)
 TOPIC_NAMES = ("items", "item-vectors", "engagements", "recommendations", "deadletter", "parameters")
 

@@ -111,7 +111,7 @@ async def _no_dead_letter(record, error: str) -> None:
 
 
 def replica_dead_letters(topics: Topics, runtime: Runtime) -> Callable:
-    """How a replica or the items agent dead-letters a bad record: once per deployment, not
+    """How a replica or the items encoder dead-letters a bad record: once per deployment, not
     once per start (a record read before this start, or an `items` record, which a restart or
     rebalance may redeliver, is looked up in the deadletter topic first)."""
     ledger = DeadLetterLedger(runtime.settings.kafka, runtime.settings.kafka.topic("deadletter"))

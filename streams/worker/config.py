@@ -33,7 +33,7 @@ class WorkerSettings(BaseSettings):
     inference: InferenceMode = "auto"
     torch_threads: int | None = Field(None, ge=1)  # torch intra-op threads (none: every core this process may use)
     batch_size: int = Field(64, ge=1)  # most engagements per micro-batch (stream.take)
-    # most items encoded together by the items agent: one batch holds the engine thread this long
+    # most items encoded together by the items encoder: one batch holds the engine thread this long
     item_batch_size: int = Field(32, ge=1)
     # longest wait to fill a micro-batch (s): faust waits it after every batch, busy or not, so it
     # adds to every latency; under load the batch fills from what queued meanwhile

@@ -91,7 +91,7 @@ class Runtime:
     # default pool's threads, each arena kept its own peak and the RSS grew under overload)
     engine_thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="engine"))
-    bad_items: int = 0  # items records this worker's items agent dead-lettered
+    bad_items: int = 0  # items records this worker's items encoder dead-lettered
     bad_vectors: int = 0  # item-vectors records the replica dead-lettered
     serving: bool = False  # the first batch has started (start-up objects are frozen)
     agent_s: float = 0.0  # wall time inside the engagements agent's batches (stats file)
