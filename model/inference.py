@@ -10,6 +10,7 @@ the mean, and the exact score reranks the retrieved candidates.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,17 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().astype(np.float32, copy=False)
 
 
+def weights_identity(model: EmbSum) -> bytes:
+    """16-byte BLAKE2b of the config and every weight (names, dtypes, shapes, values): equal only
+    for the same checkpoint, so vectors from two models are never taken for one space."""
+    h = hashlib.blake2b(digest_size=16, person=b"embsum-weights")
+    h.update(json.dumps(model.cfg.to_dict(), sort_keys=True, default=str).encode())
+    for name, t in sorted(model.state_dict().items()):
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.digest()
+
+
 class EmbSumInference:
     """EmbSum behind numpy arrays: encode items/sessions, summarise, user codes, score."""
 
@@ -69,6 +81,8 @@ class EmbSumInference:
     def __init__(self, model: EmbSum, tokenizer, device: torch.device, metadata: dict | None = None,
                  mode: str = "fp32"):
         self.mode = resolve_mode(mode, device)  # model/numerics.py: fp32 is exact, auto is fastest
+        # before prepare(): the identity is the checkpoint's, whatever numerics this process runs
+        self.identity: bytes = weights_identity(model)
         self.model = prepare(model.to(device).eval(), self.mode)
         self.tokenizer, self.device = tokenizer, device
         self.config: EmbSumConfig = model.cfg

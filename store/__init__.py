@@ -11,6 +11,14 @@ from .frequency import FrequencyFilter
 from .id_memory import IdMemory
 from .id_row import IdRow, decode_row, encode_row, parse_row_key, row_key
 from .item_record import ItemRecord, decode_item_record, encode_item_record
+from .item_vector import (
+    EncoderFingerprint,
+    ItemVector,
+    VectorBounds,
+    check_item_vector,
+    decode_item_vector,
+    encode_item_vector,
+)
 from .memory_backend import MemoryKV
 from .row_block import RowBlock
 from .seen_items import EarlierItems, SeenItems
@@ -41,7 +49,13 @@ __all__ = [
     "CacheConfig",
     "FrequencyConfig",
     "IndexConfig",
+    "EncoderFingerprint",
     "ItemRecord",
+    "ItemVector",
+    "VectorBounds",
+    "check_item_vector",
+    "decode_item_vector",
+    "encode_item_vector",
     "ItemStore",
     "KVStore",
     "MemoryKV",

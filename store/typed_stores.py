@@ -15,7 +15,9 @@ from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .memory_backend import MemoryKV
 
 _ITEM = b"i/"
-_OFFSETS = b"o/offsets"
+_OFFSETS = b"o/vector-offsets"  # item-vectors partition -> next offset
+# the `items`-topic positions of stores written before item-vectors: they mean nothing to it
+_LEGACY_OFFSETS = b"o/offsets"
 
 
 def _open_kv(path: str | Path | None, memory: RocksMemory | None = None) -> KVStore:
@@ -31,7 +33,7 @@ def _record_bytes(item: ItemRecord) -> int:
 
 
 class ItemStore:
-    """Item records keyed by item id, plus the items-topic offsets they reflect.
+    """Item records keyed by item id, plus the item-vectors offsets they reflect.
 
     Decoded records are kept in a bounded LRU (a recommendation reads ~150 records: decoding
     them was a third of the worker's time); their arrays are read-only, as they are shared."""
@@ -96,6 +98,18 @@ class ItemStore:
         merged = {**self.offsets(), **offsets}
         raw = b"".join(struct.pack("<iq", p, o) for p, o in sorted(merged.items()))
         return [(_OFFSETS, raw)]
+
+    def drop_legacy(self) -> int:
+        """A store from before item-vectors (positions in `items`) is emptied, so the replica
+        re-reads item-vectors from the start and nothing deleted meanwhile survives; returns
+        the records dropped."""
+        if self.kv.get(_LEGACY_OFFSETS) is None:
+            return 0
+        keys = [key for key, _ in self.kv.iterate(_ITEM)]
+        with self._lock:
+            self.kv.write_batch([], [*keys, _LEGACY_OFFSETS])
+            self._cache.clear()
+        return len(keys)
 
     def flush(self) -> None:
         self.kv.flush()

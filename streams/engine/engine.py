@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from model.inference import EmbSumInference
-from model.text import item_text
-from store import BoundedCache, ItemRecord, ItemStore, UserState, VectorIndex
+from store import BoundedCache, ItemStore, UserState, VectorIndex
 from streams.engine.bulk_refresh import BulkRefresh
+from streams.engine.catalogue import ItemCatalogue
 from streams.engine.config import EngineConfig
 from streams.engine.id_half import IdHalf
 from streams.engine.parameters import ParamOutcome, apply_parameters
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["BatchOutcome", "Engine", "EngineConfig", "EventResult"]
 
 
-class Engine(BulkRefresh):
+class Engine(ItemCatalogue, BulkRefresh):
     """Keeps items, the vector index and user states up to date; recommends per engagement.
     The one door to the per-event logic: nothing outside streams/engine/ reaches past it."""
 
@@ -83,42 +83,6 @@ class Engine(BulkRefresh):
             index = FaissIndex(IndexConfig(dim=model.dim))
         return cls(model, items=ItemStore.open(None), index=index, states=BytesStateMapping({}),
                    token_cache=BoundedCache.in_memory(), config=config, id_half=id_half)
-
-    # ---- items --------------------------------------------------------------------------
-
-    def upsert_items(self, items: Sequence[Mapping[str, Any]],
-                     offsets: dict[int, int] | None = None) -> int:
-        """Encode items (one batched call), store them and upsert their retrieval vectors."""
-        if not items:
-            return 0
-        texts = [item_text(it) for it in items]
-        with self.stats.timed("model"):
-            enc = self.model.encode_items(texts)
-        ids = [str(it["item_id"]) for it in items]
-        with self.stats.timed("store"):
-            for k, (it, text) in enumerate(zip(items, texts, strict=True)):
-                rec = ItemRecord(ids[k], text, str(it.get("category") or ""),
-                                 enc.cpe[k].astype(np.float16), enc.retrieval[k],
-                                 float(it.get("ts") or 0.0))
-                self.items.put(rec, offsets if k == len(items) - 1 else None)
-        with self.stats.timed("index"):
-            self.index.upsert(ids, enc.retrieval)
-        self.stats.items_upserted += len(ids)
-        return len(ids)
-
-    def remove_items(self, item_ids: Iterable[str], offsets: dict[int, int] | None = None) -> None:
-        """Tombstones: drop items from the store, the index and the fallback."""
-        ids = list(item_ids)
-        with self.stats.timed("store"):
-            for item_id in ids:
-                self.items.delete(item_id)
-            if offsets:
-                self.items.commit_offsets(offsets)
-        with self.stats.timed("index"):
-            self.index.remove(ids)
-        for item_id in ids:
-            self._popularity.forget(item_id)
-        self.stats.items_removed += len(ids)
 
     # ---- fallback, parameters, status -------------------------------------------------
 

@@ -72,7 +72,9 @@ class EngineStats:
     sessions_recomputed: int = 0  # token-state cache misses recomputed for a summary
     sessions_reused: int = 0  # changed sessions whose encoder input was encoded before (not re-encoded)
     summaries: int = 0
-    items_upserted: int = 0
+    items_upserted: int = 0  # item records stored (encoded here or read from item-vectors)
+    items_encoded: int = 0  # items this engine ran through the item encoder
+    vectors_reencoded: int = 0  # item vectors made by another encoder, re-encoded here
     items_removed: int = 0
     model_s: float = 0.0
     store_s: float = 0.0

@@ -1,7 +1,8 @@
 """Parse and validate raw topic records (the README's contracts); build dead-letter records.
 
 Every rejection carries a short reason ("oversize payload", "malformed JSON", "missing field",
-"wrong type", "oversize field", "bad text", "bad ts", "key mismatch", "bad kind", "unknown item")
+"wrong type", "oversize field", "bad text", "bad ts", "key mismatch", "bad kind", "unknown item",
+"bad item vector")
 plus detail, which the dead-letter record's `error` holds. Every size is bounded by
 MessageLimits, so nothing the worker writes can exceed the producer's request size.
 
@@ -24,6 +25,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.records import KINDS
+from store import ItemVector, StateCodecError, VectorBounds, decode_item_vector
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +186,28 @@ def tombstone_id(key: bytes | None, limits: MessageLimits | None = None) -> str:
         return key.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidMessage("bad text", f"tombstone key is not UTF-8: {e}") from e
+
+
+def vector_bounds(limits: MessageLimits | None = None) -> VectorBounds:
+    """What an item vector may hold: the item's id and text as `items` bounds them."""
+    lim = limits or MessageLimits()
+    # title, category and body, each within text_bytes, joined by item_text's separators
+    return VectorBounds(id_bytes=lim.id_bytes, text_bytes=3 * lim.text_bytes + 64)
+
+
+def read_item_vector(key: bytes | None, value: bytes, limits: MessageLimits | None = None) -> ItemVector:
+    """An `item-vectors` value decoded and bounded, keyed by its item_id; raises InvalidMessage."""
+    lim = limits or MessageLimits()
+    if len(value) > lim.message_bytes:
+        raise InvalidMessage("oversize payload", f"{len(value)} bytes > {lim.message_bytes}")
+    try:
+        vec = decode_item_vector(value, vector_bounds(lim))
+    except StateCodecError as e:
+        raise InvalidMessage("bad item vector", str(e)) from e
+    if key != vec.item.item_id.encode("utf-8"):
+        what = "no key" if key is None else f"record key {_short(bounded(key, 64))}"
+        raise InvalidMessage("key mismatch", f"{what} is not the vector's item_id")
+    return vec
 
 
 def bounded(b: bytes | None, limit: int) -> bytes | None:

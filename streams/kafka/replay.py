@@ -35,7 +35,8 @@ from streams.progress import progress as show_progress
 
 logger = logging.getLogger(__name__)
 
-COMPACTED_TOPICS = ("items", "parameters")  # logical names: topics keeping the latest per key
+# logical names: topics keeping the latest per key
+COMPACTED_TOPICS = ("items", "item-vectors", "parameters")
 
 SPLIT_FILES = {"all": "engagements.jsonl", "train": "train.jsonl", "valid": "valid.jsonl",
                "test": "test.jsonl"}
@@ -191,8 +192,9 @@ def new_topics(settings: KafkaSettings, names: Sequence[str]) -> list:
     return [NewTopic(n, settings.partitions, factor, topic_configs=configs(n)) for n in names]
 
 
-# every topic of a deployment; `parameters` is written by the online trainer (streams/trainer/)
-TOPIC_NAMES = ("items", "engagements", "recommendations", "deadletter", "parameters")
+# every topic of a deployment; `item-vectors` is written by the workers' items encoder (encoded
+# once per deployment), `parameters` by the online trainer (streams/trainer/)
+TOPIC_NAMES = ("items", "item-vectors", "engagements", "recommendations", "deadletter", "parameters")
 
 
 def ensure_topic_set(settings: KafkaSettings) -> KafkaSettings:

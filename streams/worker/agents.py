@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
+from streams.kafka.group_relay import GroupRelay
 from streams.kafka.ledger import DeadLetterLedger
 from streams.worker.batch import handle_batch
+from streams.worker.item_publisher import ItemPublisher
 from streams.worker.outbox import Outbox
 from streams.worker.priority import lower_thread_priority
 from streams.worker.runtime import Runtime
@@ -61,6 +63,7 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             runtime.agent_s += time.perf_counter() - t0
 
     runtime.dead_letter = replica_dead_letters(topics, runtime)
+    register_items_agent(app, runtime)
 
     @safe_timer(app, runtime.settings.index_snapshot_every_s, "vector index snapshot failed")
     async def snapshot_index() -> None:
@@ -88,14 +91,36 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             await runtime.param_replica.run()
 
 
+def register_items_agent(app: faust.App, runtime: Runtime) -> None:
+    """The items task: this worker's partitions of `items` (its own consumer group) encoded and
+    published to item-vectors (streams/worker/item_publisher.py); offsets commit after delivery."""
+    s, k = runtime.settings, runtime.settings.kafka
+    relay = GroupRelay(k, k.topic("items"), k.topic("item-vectors"), s.items_group_id,
+                       s.item_batch_size)
+    publisher = ItemPublisher(runtime, relay.send, runtime.dead_letter or _no_dead_letter)
+
+    @app.task
+    @fatal_on_error(runtime, "items encoder", app)
+    async def encode_items() -> None:
+        await relay.run(publisher.handle)
+
+
+async def _no_dead_letter(record, error: str) -> None:
+    logger.warning("no dead-letter topic: %s %d@%d dropped (%s)", record.topic, record.partition,
+                   record.offset, error)
+
+
 def replica_dead_letters(topics: Topics, runtime: Runtime) -> Callable:
-    """How a replica dead-letters a bad record: once per deployment, not once per start (a
-    record read before this start is looked up in the deadletter topic first)."""
+    """How a replica or the items encoder dead-letters a bad record: once per deployment, not
+    once per start (a record read before this start, or an `items` record, which a restart or
+    rebalance may redeliver, is looked up in the deadletter topic first)."""
     ledger = DeadLetterLedger(runtime.settings.kafka, runtime.settings.kafka.topic("deadletter"))
+    items_topic = runtime.settings.kafka.topic("items")
 
     async def dead_letter_replicated(record, error: str) -> None:
         source = (record.topic, record.partition, record.offset)
-        if runtime.read_before_start(record) and await ledger.holds(source):
+        maybe_known = record.topic == items_topic or runtime.read_before_start(record)
+        if maybe_known and await ledger.holds(source):
             runtime.replica_letters_known += 1  # dead-lettered by an earlier start or worker
             return
         outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,

@@ -179,15 +179,18 @@ async def _one_by_one(valid: list[tuple[object, dict]], sources: list[dict],
 
 async def _items_caught_up(valid: list[tuple[object, dict]], runtime: Runtime) -> None:
     """An unknown item may be on its way (replay sends an item just before its first
-    engagement): wait until the replica holds everything in the topic now, however long it
-    takes, so only an item that is really unknown is dead-lettered."""
-    known, rep = runtime.engine.items, runtime.replicator
-    if rep is None or all(e["item_id"] in known for _, e in valid):
+    engagement, and a worker of the group encodes it): wait until every item in `items` now
+    has its vector in this worker's store, however long it takes, so only an item that is
+    really unknown is dead-lettered."""
+    known = runtime.engine.items
+    if runtime.replicator is None or all(e["item_id"] in known for _, e in valid):
         return
-    while not await rep.catch_up(runtime.settings.item_wait_s):
+    ends = await runtime.items_ends()
+    while not await runtime.items_current(ends, runtime.settings.item_wait_s):
         runtime.replica_stalls += 1
-        logger.warning("item replica not current after %.0fs (%d records behind the start "
-                       "ends); engagements wait", runtime.settings.item_wait_s, rep.behind())
+        logger.warning("items not current after %.0fs (item-vectors replica %d records behind "
+                       "its start ends); engagements wait", runtime.settings.item_wait_s,
+                       runtime.replicator.behind())
 
 
 def _last_event_per_user(valid: list[tuple[object, dict]]) -> dict[str, object]:

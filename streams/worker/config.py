@@ -33,6 +33,8 @@ class WorkerSettings(BaseSettings):
     inference: InferenceMode = "auto"
     torch_threads: int | None = Field(None, ge=1)  # torch intra-op threads (none: every core this process may use)
     batch_size: int = Field(64, ge=1)  # most engagements per micro-batch (stream.take)
+    # most items encoded together by the items encoder: one batch holds the engine thread this long
+    item_batch_size: int = Field(32, ge=1)
     # longest wait to fill a micro-batch (s): faust waits it after every batch, busy or not, so it
     # adds to every latency; under load the batch fills from what queued meanwhile
     batch_within_s: float = Field(0.02, gt=0)
@@ -91,6 +93,11 @@ class WorkerSettings(BaseSettings):
     @property
     def group_id(self) -> str:
         return f"{self.kafka.topic_prefix}{self.app_id}"
+
+    @property
+    def items_group_id(self) -> str:
+        """The consumer group that encodes `items` (the workers' item encoders)."""
+        return f"{self.group_id}-items"
 
     def engine_config(self, model_cfg: EmbSumConfig, model_version: str) -> EngineConfig:
         """Engine options: the model's session rules unless overridden here."""

@@ -24,6 +24,7 @@ from store import (
     BoundedCache,
     CacheConfig,
     ItemStore,
+    ItemVector,
     StateCodecError,
     UserState,
     decode_user_state,
@@ -38,10 +39,10 @@ from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
 from streams.errors import ThreadrecError
 from streams.kafka.gap_fetcher import FetchedEvent, GapFetcher
+from streams.kafka.group_progress import GroupProgress
 from streams.kafka.messages import (
     InvalidMessage,
-    check_item_key,
-    parse_item,
+    read_item_vector,
     reason_of,
     tombstone_id,
 )
@@ -82,13 +83,16 @@ class Runtime:
     # the parameters replica: hybrid checkpoints only (a content-only one has no rows to update)
     param_replica: TopicReplica | None = None
     fetcher: GapFetcher | None = None  # None (unit tests without a broker): gaps are not repaired
+    # the group's progress on `items` (None without a broker: only the vectors replica is awaited)
+    items_progress: GroupProgress | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # every engine call runs on this one thread: the calls are serialised by `lock` anyway, and
     # one thread keeps their large transient allocations in one malloc arena (spread over the
     # default pool's threads, each arena kept its own peak and the RSS grew under overload)
     engine_thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="engine"))
-    bad_items: int = 0
+    bad_items: int = 0  # items records this worker's items encoder dead-lettered
+    bad_vectors: int = 0  # item-vectors records the replica dead-lettered
     serving: bool = False  # the first batch has started (start-up objects are frozen)
     agent_s: float = 0.0  # wall time inside the engagements agent's batches (stats file)
     gaps_repaired: int = 0  # skipped engagement ranges re-read from the broker
@@ -137,6 +141,21 @@ class Runtime:
     def replicas_behind(self) -> int:
         """Records all replicas still have to apply to reach their start end offsets."""
         return sum(r.behind() for r in self.replicas())
+
+    async def items_ends(self) -> dict[int, int]:
+        """End offsets of `items` now (empty without a broker): what items_current waits for."""
+        return {} if self.items_progress is None else await self.items_progress.ends()
+
+    async def items_current(self, ends: dict[int, int], timeout_s: float) -> bool:
+        """Every item up to `ends` is encoded by the group (its `items` offsets committed, so
+        its vector published) and in this worker's store; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self.items_progress is not None and not await self.items_progress.reached(ends):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.25)
+        rep = self.replicator
+        return rep is None or await rep.catch_up(max(0.0, deadline - time.monotonic()))
 
     async def snapshot_index(self) -> bool:
         """Snapshot the FAISS index with the item offsets it reflects, if items moved since: a
@@ -212,34 +231,37 @@ class Runtime:
         """Expected offset of a partition this worker has no record of (see GapFetcher)."""
         return None if self.fetcher is None else await self.fetcher.baseline(partition)
 
-    async def apply_items(self, partition: int, records: list) -> None:
-        """Upserts (batched) and tombstones in offset order; the stored offsets move with them.
-        A record that fails in any way (parse, key, encode, store) is dead-lettered with the
-        reason and the records around it are applied."""
-        pending: list[tuple[object, dict]] = []
+    async def apply_item_vectors(self, partition: int, records: list) -> None:
+        """Item vectors (batched, not encoded) and tombstones in offset order; the stored
+        offsets move with them. A record that fails in any way (decode, bounds, key, store) is
+        dead-lettered with the reason and the records around it are applied."""
+        pending: list[tuple[object, ItemVector]] = []
         for rec in records:
             offsets = {partition: rec.offset + 1}
             try:
                 if rec.value is None:
-                    await self._flush_items(pending, offsets)
+                    if pending:
+                        await self._store_vectors(pending, offsets)
                     pending = []
                     await self._remove_item(tombstone_id(rec.key, self.settings.limits), offsets)
                 else:
-                    item = parse_item(rec.value, self.settings.limits)
-                    check_item_key(item, rec.key)
-                    pending.append((rec, item))
+                    pending.append((rec, read_item_vector(rec.key, rec.value, self.settings.limits)))
             except Exception as e:
-                await self._bad_item(rec, e)
+                await self._bad_vector(rec, e)
         if records:
-            await self._flush_items(pending, {partition: records[-1].offset + 1})
+            await self._store_vectors(pending, {partition: records[-1].offset + 1})
 
-    async def _bad_item(self, rec, exc: BaseException) -> None:
+    async def _bad_vector(self, rec, exc: BaseException) -> None:
         if not isinstance(exc, InvalidMessage):
             self.breaker.failed(exc)  # infrastructure re-raises: the worker stops
-        self.bad_items += 1
-        logger.info("items %d@%d rejected: %s", rec.partition, rec.offset, reason_of(exc))
+        self.bad_vectors += 1
+        logger.info("item-vectors %d@%d rejected: %s", rec.partition, rec.offset, reason_of(exc))
         if self.dead_letter is not None:
             await self.dead_letter(rec, reason_of(exc))
+
+    async def encode_items(self, items: list[dict]) -> list[ItemVector]:
+        """Parsed items through the engine's encoder (batched, on the engine thread)."""
+        return await self._run(self.engine.encode_items, items)
 
     async def apply_parameters(self, partition: int, records: list) -> None:
         """ID rows from `parameters` into the engine's ID half, in offset order, under the
@@ -272,22 +294,26 @@ class Runtime:
             logger.info("tombstone for unknown item %r", item_id)
         await self._run(self.engine.remove_items, [item_id], offsets)
 
-    async def _flush_items(self, pending: list[tuple[object, dict]], offsets: dict[int, int]) -> None:
-        """Encode and store items in one call; if it raises, one at a time, dead-lettering the
-        ones that fail (the offsets still move past them with the last)."""
-        if not pending:
+    async def _store_vectors(self, pending: list[tuple[object, ItemVector]],
+                             offsets: dict[int, int]) -> None:
+        """Store vectors in one call; if it raises, one at a time, dead-lettering the ones that
+        fail (the offsets still move past them with the last)."""
+        if not pending:  # the batch ended in bad records: move past them all the same
+            if offsets:
+                await self._run(self.engine.items.commit_offsets, offsets)
             return
         try:
-            await self._run(self.engine.upsert_items, [it for _, it in pending], offsets)
+            await self._run(self.engine.put_encoded, [v for _, v in pending], offsets)
             return
         except Exception as exc:
             if len(pending) == 1:
-                await self._bad_item(pending[0][0], exc)
+                await self._bad_vector(pending[0][0], exc)
                 await self._run(self.engine.items.commit_offsets, offsets)
                 return
-            logger.error("items batch of %d failed (%r); applying one at a time", len(pending), exc)
-        for k, (rec, item) in enumerate(pending):
-            await self._flush_items([(rec, item)], offsets if k == len(pending) - 1 else {})
+            logger.error("item vectors batch of %d failed (%r); applying one at a time",
+                         len(pending), exc)
+        for k, one in enumerate(pending):
+            await self._store_vectors([one], offsets if k == len(pending) - 1 else {})
 
     async def in_engine_thread(self, fn, *args):
         """fn(*args) on the engine's thread (callers hold `lock` where the engine is touched)."""
@@ -354,6 +380,9 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
     local = settings.data_dir / "local"
     local.mkdir(parents=True, exist_ok=True)
     items = ItemStore.open(local / "items", settings.rocks_memory, settings.item_cache_bytes)
+    if dropped := items.drop_legacy():
+        logger.info("item store from before item-vectors: %d records dropped, re-read from the "
+                    "item-vectors topic", dropped)
     index, _ = open_index(model.dim, items, local / "index")
     cache = BoundedCache.open(local / "token-cache", CacheConfig(max_bytes=settings.token_cache_bytes),
                               settings.rocks_memory)
@@ -362,8 +391,9 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
                     config=settings.engine_config(model.config, version), id_half=id_half)
     runtime = Runtime(settings, engine)
     k, security = settings.kafka, settings.kafka.aiokafka_security_kwargs()
-    runtime.replicator = TopicReplica(k, k.topic("items"), runtime.apply_items, items.offsets(),
-                                      security)
+    # every worker reads every item vector; the items themselves are encoded by the group
+    runtime.replicator = TopicReplica(k, k.topic("item-vectors"), runtime.apply_item_vectors,
+                                      items.offsets(), security, name="item-vectors")
     if id_half is None:
         logger.info("content-only checkpoint: the parameters topic is not read")
     else:  # from the beginning: the ID memory restarts from the checkpoint on every start
@@ -371,6 +401,6 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
                                              {}, security, name="parameters",
                                              heads=runtime.take_param_heads)
         runtime.metrics.param_version.set(id_half.memory.version)
-    runtime.fetcher = GapFetcher(settings.kafka, settings.kafka.topic("engagements"),
-                                 settings.group_id, settings.kafka.aiokafka_security_kwargs())
+    runtime.fetcher = GapFetcher(k, k.topic("engagements"), settings.group_id, security)
+    runtime.items_progress = GroupProgress(k, k.topic("items"), settings.items_group_id, security)
     return runtime

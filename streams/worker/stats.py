@@ -38,7 +38,8 @@ def worker_ready(app: faust.App) -> bool:
 def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
     """Everything the stats file holds, as one dict."""
     return {**runtime.engine.stats.as_dict(), "agent_s": runtime.agent_s,
-            "bad_items": runtime.bad_items, "unknown_tombstones": runtime.unknown_tombstones,
+            "bad_items": runtime.bad_items, "bad_vectors": runtime.bad_vectors,
+            "unknown_tombstones": runtime.unknown_tombstones,
             "ready": worker_ready(app) and runtime.replicas_current(),
             "replica_wait_s": runtime.replica_wait_s, "replica_stalls": runtime.replica_stalls,
             **runtime.send_counts,

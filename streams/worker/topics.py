@@ -20,7 +20,6 @@ class Topics:
     engagements: faust.TopicT
     recommendations: faust.TopicT
     deadletter: faust.TopicT
-    items_name: str  # consumed by the per-worker item replica, not by a faust agent
 
 
 @dataclass
@@ -40,7 +39,7 @@ def declare_topics(app: faust.App, k: KafkaSettings) -> Topics:
         return app.topic(k.topic(name), key_serializer="raw", value_serializer="raw",
                          partitions=k.partitions)
 
-    return Topics(raw("engagements"), raw("recommendations"), raw("deadletter"), k.topic("items"))
+    return Topics(raw("engagements"), raw("recommendations"), raw("deadletter"))
 
 
 def declare_tables(app: faust.App, k: KafkaSettings, memory: RocksMemory | None = None) -> Tables:

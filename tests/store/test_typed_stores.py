@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,18 @@ def test_the_record_cache_holds_at_most_its_bytes(tmp_path) -> None:
         store.get(f"i{k}")
     assert len(store._cache) == 3 and store._cache.currsize <= store._cache.maxsize
     assert all(store.get(f"i{k}") == _rec(f"i{k}", float(k), d=256) for k in range(10))
+
+
+def test_a_store_from_before_item_vectors_is_emptied_once(tmp_path) -> None:
+    """Its offsets were positions in `items`: read as item-vectors positions they would skip
+    vectors, so the records go and the replica re-reads item-vectors from the start."""
+    store = ItemStore.open(tmp_path / "items")
+    store.put(_rec("old-1", 1.0))
+    store.put(_rec("old-2", 2.0))
+    store.kv.write_batch([(b"o/offsets", struct.pack("<iq", 0, 2))])  # the old layout's key
+    assert store.offsets() == {}  # never taken for item-vectors positions
+    assert store.drop_legacy() == 2
+    assert list(store.iterate()) == [] and "old-1" not in store
+    store.put(_rec("new", 3.0), offsets={0: 1})
+    assert store.drop_legacy() == 0 and store.offsets() == {0: 1} and "new" in store
+    store.close()

@@ -103,42 +103,6 @@ def test_a_run_of_unexpected_failures_is_a_storm_not_bad_input():
         PoisonBreaker().failed(MemoryError())
 
 
-class _Rec:
-    def __init__(self, offset: int, key: bytes | None, value: bytes | None) -> None:
-        self.topic, self.partition, self.offset, self.key, self.value = "items", 0, offset, key, value
-
-
-def test_bad_items_are_dead_lettered_and_the_rest_applied(engine_factory, catalogue):
-    engine = engine_factory(items=False)
-    runtime = Runtime(WorkerSettings(), engine)
-    letters: list[tuple[int, str]] = []
-
-    async def dead_letter(rec, error: str) -> None:
-        letters.append((rec.offset, error.split(":")[0]))
-
-    runtime.dead_letter = dead_letter
-    real = engine.upsert_items
-
-    def upsert(items, offsets=None):  # an encoder failure nobody listed, on one item only
-        if any(it["item_id"] == catalogue[2]["item_id"] for it in items):
-            raise RuntimeError("tokenizer failed")
-        return real(items, offsets)
-
-    engine.upsert_items = upsert
-
-    def rec(offset, item, key=None):
-        return _Rec(offset, key or item["item_id"].encode(), json.dumps(item).encode())
-
-    surrogate = json.dumps({"item_id": "bad", "title": "x"}).replace('"x"', '"\\udc00"').encode()
-    records = [rec(0, catalogue[0]), rec(1, catalogue[1]), rec(2, catalogue[2]),
-               rec(3, catalogue[3], key=b"another-id"), _Rec(4, b"bad", surrogate),
-               rec(5, catalogue[4])]
-    asyncio.run(runtime.apply_items(0, records))
-    assert sorted(letters) == [(2, "unexpected error"), (3, "key mismatch"), (4, "bad text")]
-    assert [it["item_id"] in engine.items for it in catalogue[:5]] == [True, True, False, False, True]
-    assert engine.items.offsets() == {0: 6}
-
-
 def _registered_task(runtime: Runtime, name: str):
     """The named task of a real faust app with the worker's agents registered (no broker)."""
     import faust

@@ -1,0 +1,100 @@
+"""The item side of the Engine (a mixin): encode items, store encoded ones, remove them.
+
+Encoding and storing are separate doors: the items encoder encodes the items of its own
+partitions (encode_items) and publishes them; every worker's replica stores the published
+vectors without encoding (put_encoded). upsert_items does both, for offline use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from model.text import item_text
+from store import EncoderFingerprint, ItemRecord, ItemVector
+
+logger = logging.getLogger(__name__)
+
+
+class ItemCatalogue:
+    """Needs the Engine's model, items, index, stats and _popularity."""
+
+    @property
+    def fingerprint(self) -> EncoderFingerprint:
+        """The item encoder's identity and shape (stamped on every vector it publishes)."""
+        return EncoderFingerprint(self.model.identity, self.model.dim, self.model.config.n)
+
+    def encode_items(self, items: Sequence[Mapping[str, Any]]) -> list[ItemVector]:
+        """Encode parsed items (one batched call) into item vectors; nothing is stored."""
+        return self._encode([str(it["item_id"]) for it in items], [item_text(it) for it in items],
+                            [str(it.get("category") or "") for it in items],
+                            [float(it.get("ts") or 0.0) for it in items])
+
+    def reencode(self, records: Sequence[ItemRecord]) -> list[ItemVector]:
+        """The same items' text through this engine's encoder (vectors made by another model)."""
+        return self._encode([r.item_id for r in records], [r.text for r in records],
+                            [r.category for r in records], [r.ts for r in records])
+
+    def _encode(self, ids: list[str], texts: list[str], categories: list[str],
+                ts: list[float]) -> list[ItemVector]:
+        if not ids:
+            return []
+        with self.stats.timed("model"):
+            enc = self.model.encode_items(texts)
+        self.stats.items_encoded += len(ids)
+        fp = self.fingerprint
+        return [ItemVector(ItemRecord(ids[k], texts[k], categories[k], enc.cpe[k].astype(np.float16),
+                                      enc.retrieval[k], ts[k]), fp) for k in range(len(ids))]
+
+    def put_encoded(self, vectors: Sequence[ItemVector],
+                    offsets: dict[int, int] | None = None) -> int:
+        """Store encoded items and upsert their retrieval vectors without encoding them (the
+        offsets are recorded with the last). A vector from another encoder is re-encoded from
+        its text: mixing two models' vector spaces would rank nonsense, silently."""
+        if not vectors:
+            return 0
+        records = self._own_space(vectors)
+        with self.stats.timed("store"):
+            for k, rec in enumerate(records):
+                self.items.put(rec, offsets if k == len(records) - 1 else None)
+        with self.stats.timed("index"):
+            self.index.upsert([r.item_id for r in records], np.stack([r.vector for r in records]))
+        self.stats.items_upserted += len(records)
+        return len(records)
+
+    def _own_space(self, vectors: Sequence[ItemVector]) -> list[ItemRecord]:
+        """The records, those made by another encoder re-encoded here (in one batch)."""
+        fp = self.fingerprint
+        foreign = [k for k, v in enumerate(vectors) if v.encoder != fp]
+        records = [v.item for v in vectors]
+        if foreign:
+            logger.warning("%d item vectors from encoder %s, this worker runs %s: re-encoding them "
+                           "(re-publish the items after a checkpoint change)", len(foreign),
+                           vectors[foreign[0]].encoder.short(), fp.short())
+            again = self.reencode([records[k] for k in foreign])
+            for k, vec in zip(foreign, again, strict=True):
+                records[k] = vec.item
+            self.stats.vectors_reencoded += len(foreign)
+        return records
+
+    def upsert_items(self, items: Sequence[Mapping[str, Any]],
+                     offsets: dict[int, int] | None = None) -> int:
+        """Encode items (one batched call), store them and upsert their retrieval vectors."""
+        return self.put_encoded(self.encode_items(items), offsets)
+
+    def remove_items(self, item_ids: Iterable[str], offsets: dict[int, int] | None = None) -> None:
+        """Tombstones: drop items from the store, the index and the fallback."""
+        ids = list(item_ids)
+        with self.stats.timed("store"):
+            for item_id in ids:
+                self.items.delete(item_id)
+            if offsets:
+                self.items.commit_offsets(offsets)
+        with self.stats.timed("index"):
+            self.index.remove(ids)
+        for item_id in ids:
+            self._popularity.forget(item_id)
+        self.stats.items_removed += len(ids)
