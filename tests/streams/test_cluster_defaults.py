@@ -85,7 +85,7 @@ def test_topic_specs_carry_partitions_replication_and_cleanup_policy():
                                            + ["t-threadrec-user-state-changelog"])}
     assert {(t.num_partitions, t.replication_factor) for t in specs.values()} == {(5, 3)}
     compacted = {n for n, t in specs.items() if t.topic_configs.get("cleanup.policy") == "compact"}
-    assert compacted == {"t-items", "t-parameters", "t-threadrec-user-state-changelog"}
+    assert compacted == {"t-items", "t-item-vectors", "t-parameters", "t-threadrec-user-state-changelog"}
     assert {t.topic_configs["min.insync.replicas"] for t in specs.values()} == {"2"}
 
 
@@ -135,7 +135,7 @@ def test_ensure_topic_set_creates_what_the_settings_say(kafka_broker):
     for name in TOPIC_NAMES:
         configs = described[k.topic(name)][1]
         assert configs["min.insync.replicas"] == "1"
-        policy = "compact" if name in ("items", "parameters") else "delete"
+        policy = "compact" if name in ("items", "item-vectors", "parameters") else "delete"
         assert configs.get("cleanup.policy", "delete") == policy, name
 
 
