@@ -73,6 +73,7 @@ class Trainer:
             logger.info("trainer restored %s: %d rows, offsets %s", snap.name, len(memory), meta.offsets)
         learner = OnlineLearner(memory, half.tower, histories, self.s, half.gate)
         learner.stats.__dict__.update(meta.stats)
+        learner.sampler.restore(meta.negatives)
         if snap is None:
             self._load_history(learner)
         return learner, meta
@@ -179,6 +180,7 @@ class Trainer:
         memory = self.learner.memory
         self.meta.offsets, self.meta.version = dict(self.positions), memory.version
         self.meta.stats = {k: v for k, v in self.learner.stats.__dict__.items()}
+        self.meta.negatives = self.learner.sampler.state()
         await asyncio.to_thread(snapshot.write, self.root / "snapshots", memory, self.learner.histories, self.meta)
         self.snapshots += 1
         self.last_snapshot = time.monotonic()
