@@ -35,6 +35,9 @@ class TrainerSettings(BaseSettings):
     # engagements of a partition, aligned by offset, that share one uniform sample; each also takes
     # the positives of the block's earlier engagements as negatives (in-batch)
     negatives_block: int = Field(32, ge=1)
+    # a row stepped only as a negative is published once its vector moved by more than this share
+    # of its norm at its last publish (engaged, history, new and removed rows always are; 0: every change)
+    publish_threshold: float = Field(0.02, ge=0)
     impressions_kept: int = Field(20, ge=0)  # recent skipped impressions per user (hard negatives)
     lr: float = Field(0.001, gt=0)  # Adagrad learning rate of the rows
     # step on the term the workers serve (gate x tower logit); off: the bare tower logits

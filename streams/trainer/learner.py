@@ -25,6 +25,7 @@ from streams.errors import ThreadrecError
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
 from streams.trainer.negatives import NegativeSampler
+from streams.trainer.publish_rule import PublishRule
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class OnlineLearner:
         self.catalogue = sorted(memory.ids())  # row ids, the uniform negatives' population
         self._rows = set(self.catalogue)
         self.sampler = NegativeSampler(settings, self.catalogue, self._rows, memory.occurrences)
+        self.publish_rule = PublishRule(settings.publish_threshold)
 
     def learn_all(self, events: Iterable[tuple[dict, int, int]]) -> None:
         """learn() each (event, partition, offset) in order; the rows are written back once (the
@@ -116,6 +118,8 @@ class OnlineLearner:
             block.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
         else:
             block.apply_gradients(candidates, step.candidates)
+        must = [item, *history] if self.settings.input_rows else [item]
+        self.publish_rule.stepped(must, candidates[1:], block.origin)
         s = self.stats
         s.steps, s.loss_sum, s.candidates = s.steps + 1, s.loss_sum + step.loss, s.candidates + len(candidates)
         s.recent = [*s.recent[-999:], step.loss]
