@@ -68,7 +68,7 @@ class OnlineLearner:
         self.settings, self.stats = settings, LearnerStats()
         self.catalogue = sorted(memory.ids())  # row ids, the uniform negatives' population
         self._rows = set(self.catalogue)
-        self.sampler = NegativeSampler(settings, self.catalogue, self._rows, memory.occurrences)
+        self.sampler = NegativeSampler(settings, self.catalogue, self._rows, memory.occurrence_shares)
         self.publish_rule = PublishRule(settings.publish_threshold)
 
     def learn_all(self, events: Iterable[tuple[dict, int, int]]) -> None:
@@ -111,7 +111,7 @@ class OnlineLearner:
         if item not in self._rows or not history:
             return None  # no row to learn, or no history rows to learn it from
         hard = list(dict.fromkeys(x for x in impressions if x in self._rows and x != item))
-        picked = self.sampler.candidates(item, hard, *at, self.stats.engagements + 1)
+        picked = self.sampler.candidates(item, hard, *at)
         candidates = picked.ids
         step = row_step(self.tower, self.gate, block.lookup(history), block.lookup(candidates), picked.log_q)
         if self.settings.input_rows:

@@ -7,7 +7,7 @@ negatives_block). A block shares one set of `negatives` uniform draws over the r
 engagements (in-batch negatives, which arrive in proportion to popularity). Each candidate j's
 logit is corrected by log Q_j, Q_j = n_in * p_j + S / N: its expected count among the sampled
 candidates, with n_in in-batch positives, p_j the item's share of the engagements (the admission
-filter's counts), S uniform draws over N rows. That is Yi et al. 2019's log-Q correction for the
+filter's counts over its weight, IdMemory.occurrence_shares), S uniform draws over N rows. That is Yi et al. 2019's log-Q correction for the
 mixture of the two samplers; the engaged item and the hard negatives get theirs too, so a
 uniform-only sample (n_in = 0) shifts every logit alike and changes nothing.
 
@@ -39,14 +39,12 @@ class NegativeSampler:
     """Candidates per engagement over the learner's rows (`catalogue`, sorted; `rows`, a set)."""
 
     def __init__(self, settings: TrainerSettings, catalogue: list[str], rows: set[str],
-                 occurrences: Callable[[str], int]) -> None:
-        self.settings, self.catalogue, self.rows, self.occurrences = settings, catalogue, rows, occurrences
+                 shares: Callable[[list[str]], np.ndarray]) -> None:
+        self.settings, self.catalogue, self.rows, self.shares = settings, catalogue, rows, shares
         self.blocks: dict[int, tuple[int, list[str]]] = {}  # partition -> (block, its positives so far)
 
-    def candidates(self, item: str, hard: Sequence[str], partition: int, offset: int,
-                   engagements: int) -> Candidates:
-        """The candidates of `item` engaged at (partition, offset); `engagements` seen in all
-        (the denominator of p_j)."""
+    def candidates(self, item: str, hard: Sequence[str], partition: int, offset: int) -> Candidates:
+        """The candidates of `item` engaged at (partition, offset)."""
         if self.settings.loss == "full":
             exclude = {item, *hard}
             return Candidates([item, *hard, *(i for i in self.catalogue if i not in exclude)], None)
@@ -60,12 +58,8 @@ class NegativeSampler:
         ids = list(dict.fromkeys([item, *hard, *in_batch, *sampled]))
         if not earlier and not len(draws):
             return Candidates(ids, None)  # hard negatives only: nothing was sampled
-        return Candidates(ids, self._log_q(ids, len(earlier), len(draws), engagements))
-
-    def _log_q(self, ids: list[str], n_in: int, n_draws: int, engagements: int) -> np.ndarray:
-        counts = np.fromiter((self.occurrences(i) for i in ids), np.float64, len(ids))
-        share = np.minimum(np.maximum(counts, 1.0) / max(engagements, 1), 1.0)
-        return np.log(n_in * share + n_draws / max(len(self.catalogue), 1))
+        q = len(earlier) * self.shares(ids) + len(draws) / max(len(self.catalogue), 1)
+        return Candidates(ids, np.log(q))
 
     def record(self, partition: int, offset: int, item: str) -> None:
         """The positive at (partition, offset) becomes an in-batch negative for the rest of its block."""
