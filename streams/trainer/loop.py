@@ -206,6 +206,7 @@ class Trainer:
                 "sync_bytes_sent": pub.bytes_sent, "held_back": pub.held_back,
                 "last_sync_bytes": pub.last["bytes"], "last_sync_rows": pub.last["rows"],
                 "last_sync_tombstones": pub.last["tombstones"], "last_sync_held_back": pub.last["held_back"],
+                "last_sync_touched": pub.last["touched"],
                 "snapshots": self.snapshots, "max_event_ts": self.max_ts,
                 **self.learner.stats.as_dict(), "pid": os.getpid(), "written_ts": time.time()}
 

@@ -31,7 +31,7 @@ class Publisher:
         self.rule = rule
         self.syncs, self.rows_sent, self.tombstones = 0, 0, 0
         self.bytes_sent, self.held_back = 0, 0  # totals: key + value bytes; negatives not sent
-        self.last = {"bytes": 0, "rows": 0, "tombstones": 0, "held_back": 0}  # the latest sync
+        self.last = {"bytes": 0, "rows": 0, "tombstones": 0, "held_back": 0, "touched": 0}  # the latest sync
 
     def resume_version(self, snapshot_version: int) -> None:
         """Continue above both the snapshot's version and any version already published; the
@@ -48,13 +48,14 @@ class Publisher:
             rows[item_id] = self.memory.get_row(item_id)
             return None if rows[item_id] is None else rows[item_id].vector
 
-        selection = self.rule.select(self.memory.drain_touched(), vector)
+        touched = self.memory.drain_touched()
+        selection = self.rule.select(touched, vector)
         out = []
         for item_id in selection.publish:
             row = rows[item_id]
             value = None if row is None else encode_row(self.memory.table, item_id, row, served=True)
             out.append((row_key(self.memory.table, item_id), value))
-        self.last["held_back"] = len(selection.held_back)
+        self.last.update(held_back=len(selection.held_back), touched=len(touched))
         self.held_back += len(selection.held_back)
         return out
 
