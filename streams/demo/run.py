@@ -78,6 +78,7 @@ class DemoOptions:
     trainer_sync_clock: Literal["wall", "event"] = "wall"  # clock of trainer_sync_s
     # the trainer learns an engagement only after the worker committed past it (no leakage)
     trainer_follow: bool = True
+    trainer_loss: Literal["sampled", "full"] | None = None  # the trainer's loss (none: its default)
     curve_chunks: int = 5  # the report's learning curve: online Recall@10 per this many chunks
 
 
