@@ -134,6 +134,13 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
             **dict.fromkeys(WORKER_SIDE)}
 
 
+def _shown(value: Any) -> Any:
+    """A path relative to the repository where it lies inside it (the JSON is committed)."""
+    if not isinstance(value, Path):
+        return value
+    return str(value.resolve().relative_to(ROOT)) if value.resolve().is_relative_to(ROOT) else str(value)
+
+
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -169,7 +176,7 @@ def main() -> None:
         "level": "trainer alone (OnlineLearner over rocksdict rows), no broker",
         "feed": "streams/data/production_feed.py (threadrec data synth), its first warm-up + timed engagements",
         "worker_side_null_because": "worker apply and start times are streams/engine/id_half.py's (another change)",
-        "config": {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "config": {**{k: _shown(v) for k, v in vars(args).items()},
                    "negatives": defaults.negatives, "negatives_block": defaults.negatives_block,
                    "publish_threshold": defaults.publish_threshold, "learn_slice": LEARN_SLICE},
         "machine": {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "python": platform.python_version(),
