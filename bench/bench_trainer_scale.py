@@ -8,7 +8,10 @@ data synth` writes) over N items, in slices of the loop's LEARN_SLICE. Per size:
 
 - trainer_events_per_s: engagements learned per wall second over the timed engagements (after a
   warm-up that fills the users' histories and the row cache), and the process CPU time per
-  engagement (robust where other processes share the cores);
+  engagement, split into the tower's step (model/online.py: row_step, timed through a wrapper
+  the bench installs: forward and backward of the frozen tower, the same at every size) and the
+  rest (sampling, row bookkeeping, Adagrad: what a catalogue could make grow). On shared cores
+  the tower's share swings with the load; the rest is the steadier comparison across sizes;
 - sync_rows / sync_bytes: what one sync publishes (streams/trainer/publisher.py: the publish
   rule's rows, vectors without slots, key + value bytes) after the timed engagements, which stand
   for one sync interval at the stated engagement rate (--rate x --sync-s engagements); the rows
@@ -36,6 +39,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+import streams.trainer.learner as learner_module
 from model.hybrid import Fusion, HybridConfig
 from model.sasrec import SASRec, SASRecOptions
 from store import IdMemory, IdRow, MemoryKV
@@ -99,6 +103,20 @@ def build_learner(n: int, settings: TrainerSettings, dim: int, root: Path, seed:
     return OnlineLearner(memory, tower, histories, settings, Fusion(dim).eval()), built
 
 
+class TowerClock:
+    """Wraps the learner's row_step and sums the process CPU time spent in it."""
+
+    def __init__(self) -> None:
+        self.step, self.cpu_s = learner_module.row_step, 0.0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        t = time.process_time()
+        try:
+            return self.step(*args, **kwargs)
+        finally:
+            self.cpu_s += time.process_time() - t
+
+
 def learn(learner: OnlineLearner, events: list[tuple[dict, int, int]]) -> None:
     for k in range(0, len(events), LEARN_SLICE):
         learner.learn_all(events[k:k + LEARN_SLICE])
@@ -115,8 +133,12 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
         learn(learner, events[:args.warmup])
         publisher.records()  # the warm-up's sync: the timed interval starts clean
         steps, candidates = learner.stats.steps, learner.stats.candidates
+        clock = learner_module.row_step = TowerClock()
         wall, cpu = time.perf_counter(), time.process_time()
-        learn(learner, events[args.warmup:])
+        try:
+            learn(learner, events[args.warmup:])
+        finally:
+            learner_module.row_step = clock.step
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         t = time.perf_counter()
         records = publisher.records()
@@ -124,7 +146,8 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
         steps, candidates = learner.stats.steps - steps, learner.stats.candidates - candidates
         learner.memory.close()
     return {"rows": n, "loss": loss, "trainer_events_per_s": timed / wall,
-            "trainer_cpu_us_per_event": 1e6 * cpu / timed, "timed_engagements": timed, "steps": steps,
+            "trainer_cpu_us_per_event": 1e6 * cpu / timed, "tower_cpu_us_per_event": 1e6 * clock.cpu_s / timed,
+            "rest_cpu_us_per_event": 1e6 * (cpu - clock.cpu_s) / timed, "timed_engagements": timed, "steps": steps,
             "mean_candidates": candidates / steps if steps else None,
             "sync_rows": sum(v is not None for _, v in records),
             "sync_bytes": sum(len(k) + len(v or b"") for k, v in records),
@@ -150,12 +173,13 @@ def _rss_mb() -> float:
 
 def print_table(rows: list[dict[str, Any]], console: Console) -> None:
     t = Table(title="online trainer alone (synthetic feed)")
-    for col in ("rows", "loss", "events/s", "CPU us/event", "candidates", "sync rows", "sync MB",
-                "touched", "held back"):
+    for col in ("rows", "loss", "events/s", "CPU us/event", "tower", "rest", "candidates", "sync rows",
+                "sync MB", "touched", "held back"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(f"{r['rows']:,}", r["loss"], f"{r['trainer_events_per_s']:.0f}",
-                  f"{r['trainer_cpu_us_per_event']:.0f}", f"{r['mean_candidates'] or 0:.0f}",
+                  f"{r['trainer_cpu_us_per_event']:.0f}", f"{r['tower_cpu_us_per_event']:.0f}",
+                  f"{r['rest_cpu_us_per_event']:.0f}", f"{r['mean_candidates'] or 0:.0f}",
                   f"{r['sync_rows']:,}", f"{r['sync_bytes'] / 1e6:.2f}", f"{r['sync_touched_rows']:,}",
                   f"{r['sync_held_back']:,}")
     console.print(t)
