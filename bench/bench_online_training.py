@@ -14,6 +14,10 @@ Protocol (times are event time):
 - Variants, same checkpoint, same events, same worker settings:
     frozen   no trainer (the checkpoint's rows);
     online   trainer, sync every --sync-s of event time (default 60 s);
+    online_full  the same with the full-softmax loss (`--loss full`, the trainer before the
+             sampled loss), for the sampled loss's cost in quality;
+    online_every_row  the same publishing every changed row (`--publish-threshold 0`), for the
+             publish rule's cost in quality;
     slow     trainer, sync once per event-day;
   and popularity (most engaged before the period, unseen) on the same pairs.
 The replay is compressed (--rate engagements/s of wall time, default 10: 18 event-days in about
@@ -44,7 +48,9 @@ from streams.demo.run import DemoOptions, prepare, run_demo
 ROOT = Path(__file__).resolve().parents[1]
 
 DAY_S = 86400.0
-VARIANTS = {"frozen": None, "online": "sync", "slow": DAY_S, "lag": "lag"}
+VARIANTS = {"frozen": None, "online": "sync", "online_full": "sync", "online_every_row": "sync", "slow": DAY_S,
+            "lag": "lag"}
+TRAINER_FLAGS = {"online_full": {"loss": "full"}, "online_every_row": {"publish_threshold": 0.0}}
 
 
 def run_variant(name: str, args, ckpt: Path, console: Console) -> dict:
@@ -54,7 +60,8 @@ def run_variant(name: str, args, ckpt: Path, console: Console) -> dict:
                        rate=args.lag_rate if lag else args.rate, live=False, trainer=sync is not None,
                        workdir=args.workdir / name, stall_s=300.0,
                        trainer_sync_s={"sync": args.sync_s, "lag": args.lag_sync_s}.get(sync, sync or 60.0),
-                       trainer_sync_clock="wall" if lag else "event", trainer_follow=not lag)
+                       trainer_sync_clock="wall" if lag else "event", trainer_follow=not lag,
+                       trainer_flags=TRAINER_FLAGS.get(name, {}))
     t0 = time.time()
     report = run_demo(opts, console)
     ho = held_out(args.data, holdout_of(args.data), opts.events)
@@ -66,6 +73,19 @@ def run_variant(name: str, args, ckpt: Path, console: Console) -> dict:
            "recommendations": report.recommendations_out, "deadlettered": report.deadlettered}
     console.print(f"[bold]{name}[/]: Recall@10 {out['overall']['recall@10']:.4f} nDCG@10 "
                   f"{out['overall']['ndcg@10']:.4f} ({out['overall']['judged']} judged)")
+    return out
+
+
+def ratios(variants: dict) -> dict:
+    """Recall@10 of online over frozen, over the full softmax's trainer and over publishing every row."""
+    r = {name: v["overall"]["recall@10"] for name, v in variants.items()}
+    out = {}
+    if r.get("frozen") and "online" in r:
+        out["online_over_frozen"] = r["online"] / r["frozen"]
+    if r.get("online_full") and "online" in r:
+        out["online_sampled_over_full"] = r["online"] / r["online_full"]
+    if r.get("online_every_row") and "online" in r:
+        out["online_rule_over_every_row"] = r["online"] / r["online_every_row"]
     return out
 
 
@@ -84,7 +104,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=5000, help="held-out engagements replayed")
     p.add_argument("--rate", type=float, default=10.0, help="offered engagements/s (0: as fast as possible)")
     p.add_argument("--sync-s", type=float, default=60.0, help="online variant's sync interval (event s)")
-    p.add_argument("--variants", default="frozen,online,slow,lag")
+    p.add_argument("--variants", default="frozen,online,online_full,online_every_row,slow,lag")
     p.add_argument("--lag-rate", type=float, default=50.0, help="offered engagements/s of the lag run")
     p.add_argument("--lag-sync-s", type=float, default=10.0, help="wall-clock sync interval of the lag run")
     p.add_argument("--lag-events", type=int, default=1500, help="engagements replayed in the lag run")
@@ -103,6 +123,7 @@ def main() -> None:
     for name in args.variants.split(","):
         result["variants"][name] = run_variant(name, args, ckpt, console)
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        result.update(ratios(result["variants"]))
         args.json.write_text(json.dumps(result, indent=1))  # after every variant: a cut run keeps what it has
     console.print(f"written {args.json}")
 

@@ -10,8 +10,10 @@ demo's held-out period, bare-logit steps left Recall@10 at the frozen model's, g
 it; README, "Online training"). The prior r_u is one constant per user and cancels in the softmax.
 Gradients reach both the candidate rows (the output side) and the history rows (the input side);
 tower and gate stay frozen, so workers and trainer agree on the term given the same rows.
-Negatives are drawn uniformly from the rows, so the sampled softmax needs no log-q correction (it
-is a constant); impressions the user skipped are added as hard negatives.
+A sampled softmax subtracts log Q_j from each logit, Q_j the expected count of row j among the
+sampled candidates (the log-Q correction of Yi et al. 2019, "Sampling-bias-corrected neural
+modeling"), so popular rows, drawn more often as negatives, are not pushed down for it; the
+trainer's sampler (streams/trainer/negatives.py) says what Q is.
 """
 
 from __future__ import annotations
@@ -42,35 +44,29 @@ def freeze(module: torch.nn.Module) -> torch.nn.Module:
     return module.eval()
 
 
-def row_step(tower: SASRec, gate: Fusion | None, history: np.ndarray, candidates: np.ndarray) -> RowStep:
+def row_step(tower: SASRec, gate: Fusion | None, history: np.ndarray, candidates: np.ndarray,
+             log_q: np.ndarray | None = None) -> RowStep:
     """Cross-entropy of candidate 0 among candidates by the served ID term (gate None: the bare
     tower logits), given the user's history rows (L, d), oldest first; gradients for both sets of
-    rows. Deterministic: eval mode, no sampling here."""
+    rows. log_q (C,), when given, is subtracted from the logits (a sampled softmax's correction).
+    Deterministic: eval mode, no sampling here."""
     hist = torch.from_numpy(np.asarray(history, np.float32)[-tower.opts.max_len:]).requires_grad_()
     cand = torch.from_numpy(np.asarray(candidates, np.float32)).requires_grad_()
     pad = torch.zeros(tower.opts.max_len - len(hist), tower.opts.dim)
     real = torch.arange(tower.opts.max_len) >= len(pad)
     h = tower.forward_rows(torch.cat([pad, hist])[None], real[None])[0, -1]
     logits = cand @ h if gate is None else (cand @ h) * gate.gates(cand)
+    if log_q is not None:
+        logits = logits - torch.from_numpy(np.asarray(log_q, np.float32))
     loss = F.cross_entropy(logits[None], torch.zeros(1, dtype=torch.long))
     loss.backward()
     g_hist = hist.grad if hist.grad is not None else torch.zeros_like(hist)
     return RowStep(float(loss.detach()), g_hist.numpy().copy(), cand.grad.numpy().copy())
 
 
-def sample_negatives(catalogue: list[str], exclude: set[str], n: int, seed: tuple[int, ...]) -> list[str]:
-    """Up to n distinct ids drawn uniformly from catalogue, none in exclude; seeded per event
-    (e.g. by partition and offset) so a replay draws the same ones."""
-    if n <= 0 or not catalogue:
-        return []
-    rng = np.random.default_rng(list(seed))
-    if len(catalogue) <= n + len(exclude):
-        return [i for i in catalogue if i not in exclude][:n]
-    out: dict[str, None] = {}
-    for _ in range(4):  # a few rounds fill n almost always; never loops on a tiny catalogue
-        for k in rng.choice(len(catalogue), size=n, replace=False).tolist():
-            if catalogue[k] not in exclude:
-                out[catalogue[k]] = None
-        if len(out) >= n:
-            break
-    return list(out)[:n]
+def uniform_draws(population: int, n: int, seed: tuple[int, ...]) -> np.ndarray:
+    """n indices in [0, population) drawn uniformly with replacement (O(n), whatever the
+    population), seeded so a replay draws the same ones."""
+    if n <= 0 or population <= 0:
+        return np.zeros(0, np.int64)
+    return np.random.default_rng(list(seed)).integers(0, population, size=n)

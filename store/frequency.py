@@ -54,6 +54,24 @@ class FrequencyFilter:
         """Estimated engagements of user_id (>= the true count since the last decay)."""
         return int(self._table[self._rows, self._cells(user_id)].min())
 
+    def counts(self, keys: list[str]) -> np.ndarray:
+        """(N,) int64: count() of each key, in one gather (a hash per key, no per-key numpy call)."""
+        if not keys:
+            return np.zeros(0, np.int64)
+        digests = b"".join(hashlib.blake2b(k.encode("utf-8"), digest_size=4 * self.config.depth).digest()
+                           for k in keys)
+        cols = np.frombuffer(digests, "<u4").reshape(len(keys), self.config.depth) % self.config.width
+        return self._table[self._rows, cols].min(axis=1).astype(np.int64)
+
+    def weight(self) -> float:
+        """What every count sums to without collisions: the observations, each halved by every
+        decay since it was made."""
+        every = self.config.decay_every
+        if not every:
+            return float(self.observations)
+        decays, rest = divmod(self.observations, every)
+        return rest + every * (1.0 - 0.5 ** decays)
+
     def admitted(self, user_id: str) -> bool:
         """True once user_id has at least min_count engagements: give it personalised state."""
         return self.count(user_id) >= self.config.min_count

@@ -149,6 +149,12 @@ class IdMemory:
         """Occurrences of item_id counted by the frequency filter (never under the truth)."""
         return self._filter.count(item_id)
 
+    def occurrence_shares(self, ids: Sequence[str]) -> np.ndarray:
+        """(N,) float64: each id's share of the occurrences observed (count-min counts, at least
+        1, over the filter's weight; at most 1), e.g. a popularity estimate for a sampler."""
+        counts = np.maximum(self._filter.counts(list(ids)), 1).astype(np.float64)
+        return np.minimum(counts / max(self._filter.weight(), 1.0), 1.0)
+
     def lookup(self, ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """(vectors (N, dim) float32, present (N,) bool); zero vectors where an id has no row."""
         ids = self._check_ids(ids)

@@ -2,8 +2,12 @@
 
 A record names its table and id, so a consumer of the topic needs nothing else to apply it.
 Layout (little-endian, framed by store.binary): magic b"TRIR", format u8, last_seen f64,
-updates u64, version u64, table, id, f32[2, dim] (vector, accumulator), CRC32. The scalars come
-first, so a scan for expiry reads last_seen (read_last_seen) without decoding the rest.
+updates u64, version u64, table, id, then the state and a CRC32. Format 1 (the trainer's table and
+snapshots; `parameters` before format 2): f32[2, dim] (vector, accumulator). Format 2 (a served
+row, what `parameters` carries): f32[dim], the vector alone; serving never reads the optimizer
+slot, and it is half of a format-1 record. decode_row reads both (a served row comes back with a
+zero slot). The scalars come first, so a scan for expiry reads last_seen (read_last_seen) without
+decoding the rest.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from .errors import StateCodecError
 logger = logging.getLogger(__name__)
 
 ROW_MAGIC = b"TRIR"
-ROW_FORMAT = 1
+ROW_FORMAT = 1  # vector and optimizer slot
+SERVED_FORMAT = 2  # vector alone (the `parameters` topic)
+ROW_FORMATS = frozenset({ROW_FORMAT, SERVED_FORMAT})
 MAX_DIM = 4096
 MAX_ID_BYTES = 256
 _TABLE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")  # no "/": it separates table from id in keys
@@ -122,8 +128,9 @@ def check_row(row: IdRow, what: str = "id row") -> None:
         raise StateCodecError(f"{what}: updates and version must be in [0, 2**64)")
 
 
-def encode_row(table: str, item_id: str, row: IdRow) -> bytes:
-    """Encode one row (format ROW_FORMAT); raises StateCodecError if the row is out of bounds."""
+def encode_row(table: str, item_id: str, row: IdRow, served: bool = False) -> bytes:
+    """Encode one row: format ROW_FORMAT (with the slot), or SERVED_FORMAT (served: the vector
+    alone); raises StateCodecError if the row is out of bounds."""
     check_table(table)
     check_id(item_id)
     check_row(row)
@@ -131,33 +138,37 @@ def encode_row(table: str, item_id: str, row: IdRow) -> bytes:
     w.pack("dQQ", float(row.last_seen), int(row.updates), int(row.version))
     w.text(table)
     w.text(item_id)
-    w.array(np.stack([row.vector, row.accum]), "<f4")
-    return w.frame(ROW_MAGIC, ROW_FORMAT)
+    w.array(row.vector if served else np.stack([row.vector, row.accum]), "<f4")
+    return w.frame(ROW_MAGIC, SERVED_FORMAT if served else ROW_FORMAT)
 
 
 def decode_row(data: bytes) -> tuple[str, str, IdRow]:
-    """(table, id, row) from encode_row's bytes; StateCodecError on anything invalid."""
-    r = _open(data)
+    """(table, id, row) from encode_row's bytes, either format (a served row's slot is zeros);
+    StateCodecError on anything invalid."""
+    fmt, r = _open(data)
     last_seen, updates, version = r.unpack("dQQ")
     table, item_id = r.text(), r.text()
-    state = r.array("<f4", 2)  # a fresh copy: the row's vector and accum are views of it
+    # a fresh copy: the row's vector and accum are views of it
+    state = r.array("<f4", 2) if fmt == ROW_FORMAT else r.array("<f4", 1)[None]
     r.finish()
     check_table(table)
     check_id(item_id)
-    if state.shape[0] != 2 or not 0 < state.shape[1] <= MAX_DIM:
-        raise StateCodecError(f"id row: state of shape {state.shape}, expected (2, 1..{MAX_DIM})")
+    if state.shape[0] != (2 if fmt == ROW_FORMAT else 1) or not 0 < state.shape[1] <= MAX_DIM:
+        raise StateCodecError(f"id row: state of shape {state.shape}, expected ({2 if fmt == ROW_FORMAT else 1}, "
+                              f"1..{MAX_DIM}) in format {fmt}")
     if not (np.isfinite(state).all() and math.isfinite(last_seen)):
         raise StateCodecError("id row: non-finite vector, accumulator or last_seen")
-    return table, item_id, IdRow(state[0], state[1], last_seen, updates, version)
+    accum = state[1] if fmt == ROW_FORMAT else np.zeros_like(state[0])
+    return table, item_id, IdRow(state[0], accum, last_seen, updates, version)
 
 
 def read_last_seen(data: bytes) -> float:
     """last_seen of an encoded row, after the magic, format and CRC checks only (fast)."""
-    (last_seen,) = _open(data).unpack("d")
+    (last_seen,) = _open(data)[1].unpack("d")
     return last_seen
 
 
-def _open(data: bytes) -> Reader:
+def _open(data: bytes) -> tuple[int, Reader]:
     if isinstance(data, (bytes, bytearray, memoryview)) and len(data) > MAX_ROW_BYTES:
         raise StateCodecError(f"id row: {len(data)} bytes is over the {MAX_ROW_BYTES} limit")
-    return open_frame(data, ROW_MAGIC, {ROW_FORMAT}, "id row")[1]
+    return open_frame(data, ROW_MAGIC, set(ROW_FORMATS), "id row")

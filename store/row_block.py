@@ -30,10 +30,12 @@ class RowBlock:
         n, dim = len(self.index), self.memory.config.dim
         old = getattr(self, "vectors", None)
         vectors, accum = np.zeros((capacity, dim), np.float32), np.zeros((capacity, dim), np.float32)
+        initial = np.zeros((capacity, dim), np.float32)  # the vectors as checked out
         steps = np.zeros(capacity, np.int64)  # steps each row took in this block
         if old is not None:
             vectors[:n], accum[:n], steps[:n] = self.vectors[:n], self.accum[:n], self.steps[:n]
-        self.vectors, self.accum, self.steps = vectors, accum, steps
+            initial[:n] = self.initial[:n]
+        self.vectors, self.accum, self.steps, self.initial = vectors, accum, steps, initial
 
     def ensure(self, ids: Sequence[str]) -> None:
         """Check out the ids not in the block yet (each must have a row)."""
@@ -48,6 +50,7 @@ class RowBlock:
         if n + len(rows) > len(self.vectors):
             self._grow(max(2 * len(self.vectors), n + len(rows)))
         self.vectors[n:n + len(rows)] = np.stack([r.vector for r in rows])
+        self.initial[n:n + len(rows)] = self.vectors[n:n + len(rows)]
         self.accum[n:n + len(rows)] = np.stack([r.accum for r in rows])
         for i in missing:
             self.index[i] = len(self.index)
@@ -56,6 +59,10 @@ class RowBlock:
         """(N, dim) current vectors of ids (checked out first where needed)."""
         self.ensure(ids)
         return self.vectors[[self.index[i] for i in ids]]
+
+    def origin(self, ids: Sequence[str]) -> np.ndarray:
+        """(N, dim) vectors of checked-out ids as they were checked out (before this block's steps)."""
+        return self.initial[[self.index[i] for i in ids]]
 
     def apply_gradients(self, ids: Sequence[str], grads: np.ndarray) -> None:
         """One Adagrad step per distinct id, as IdMemory.apply_gradients takes it."""

@@ -32,8 +32,8 @@ def start_trainer(k: KafkaSettings, opts, ckpt: Path, ho: HeldOut, run_dir: Path
     trainer = TrainerProcess(k, ckpt, run_dir / "trainer", opts.workdir / "trainer.log",
                              sync_every_s=opts.trainer_sync_s, sync_clock=opts.trainer_sync_clock,
                              follow_group="threadrec" if opts.trainer_follow else None,
-                             history_file=history,
-                             torch_threads=opts.torch_threads).start()
+                             history_file=history, torch_threads=opts.torch_threads,
+                             **opts.trainer_flags).start()
     console.print(f"online trainer: syncs ID rows every {opts.trainer_sync_s:g}s "
                   f"({opts.trainer_sync_clock} clock) to the parameters topic")
     return trainer

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -78,6 +78,8 @@ class DemoOptions:
     trainer_sync_clock: Literal["wall", "event"] = "wall"  # clock of trainer_sync_s
     # the trainer learns an engagement only after the worker committed past it (no leakage)
     trainer_follow: bool = True
+    # more `threadrec trainer` flags by field name, e.g. {"loss": "full"} (the trainer's defaults otherwise)
+    trainer_flags: dict = field(default_factory=dict)
     curve_chunks: int = 5  # the report's learning curve: online Recall@10 per this many chunks
 
 

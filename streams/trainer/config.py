@@ -28,8 +28,16 @@ class TrainerSettings(BaseSettings):
     sync_clock: Literal["wall", "event"] = "wall"
     snapshot_every_s: float = Field(300.0, gt=0)  # wall seconds between snapshots
     batch_size: int = Field(256, ge=1)  # most engagements fetched per poll
-    # uniform negatives per engagement (from rows); a catalogue no larger gets a full softmax
-    negatives: int = Field(2048, ge=0)
+    # sampled: in-batch positives plus a shared uniform sample, log-Q corrected (cost independent
+    # of the catalogue); full: a softmax over every row (cost grows with it; for comparison)
+    loss: Literal["sampled", "full"] = "sampled"
+    negatives: int = Field(512, ge=0)  # uniform draws shared by one block of engagements (sampled loss)
+    # engagements of a partition, aligned by offset, that share one uniform sample; each also takes
+    # the positives of the block's earlier engagements as negatives (in-batch)
+    negatives_block: int = Field(32, ge=1)
+    # a row stepped only as a negative is published once its vector moved by more than this share
+    # of its norm at its last publish (engaged, history, new and removed rows always are; 0: every change)
+    publish_threshold: float = Field(0.02, ge=0)
     impressions_kept: int = Field(20, ge=0)  # recent skipped impressions per user (hard negatives)
     lr: float = Field(0.001, gt=0)  # Adagrad learning rate of the rows
     # step on the term the workers serve (gate x tower logit); off: the bare tower logits
@@ -38,7 +46,7 @@ class TrainerSettings(BaseSettings):
     input_rows: bool = True
     min_count: int | None = None  # occurrences before an id gets a row (none: the checkpoint's)
     ttl_s: float = Field(0.0, ge=0)  # event seconds without an occurrence before a row expires (0: never)
-    seed: int = 0  # negative sampling seed (per event: seed, partition, offset)
+    seed: int = 0  # negative sampling seed (per block: seed, partition, offset // negatives_block)
     torch_threads: int | None = Field(None, ge=1)  # torch intra-op threads (none: every core this process may use)
     # train an engagement only after this consumer group (the serving workers) committed past it:
     # every recommendation is served before its engagement is learned (progressive evaluation)

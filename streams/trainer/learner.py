@@ -1,8 +1,9 @@
 """The trainer's per-event logic (a plain class; streams/trainer/loop.py wraps it): each
 engagement admits or refreshes its item's row and takes one Adagrad step on the rows it reads.
 
-Order is the only input besides the events: negatives are seeded by (seed, partition, offset)
-and the tower is frozen, so the same log in the same order gives the same table.
+Order is the only input besides the events: negatives are a function of the log
+(streams/trainer/negatives.py) and the tower is frozen, so the same log in the same order gives
+the same table.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import numpy as np
 
 from model.hybrid import Fusion, HybridConfig
 from model.id_checkpoint import IdCheckpoint, load_id_half
-from model.online import freeze, row_step, sample_negatives
+from model.online import freeze, row_step
 from model.sasrec import SASRec
 from store import IdMemory, IdMemoryConfig, IdRow, RowBlock
 from streams.errors import ThreadrecError
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
+from streams.trainer.negatives import NegativeSampler
+from streams.trainer.publish_rule import PublishRule
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +40,14 @@ class LearnerStats:
     admitted: int = 0  # rows created online
     expired: int = 0  # rows removed by the TTL
     loss_sum: float = 0.0  # summed step losses (mean = loss_sum / steps)
+    candidates: int = 0  # summed candidates scored per step (mean = candidates / steps)
     recent: list[float] = field(default_factory=list)  # the last 1,000 step losses
 
     def as_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "recent"}
         out["mean_loss"] = self.loss_sum / self.steps if self.steps else None
         out["recent_loss"] = float(np.mean(self.recent)) if self.recent else None
+        out["mean_candidates"] = self.candidates / self.steps if self.steps else None
         return out
 
 
@@ -63,6 +68,8 @@ class OnlineLearner:
         self.settings, self.stats = settings, LearnerStats()
         self.catalogue = sorted(memory.ids())  # row ids, the uniform negatives' population
         self._rows = set(self.catalogue)
+        self.sampler = NegativeSampler(settings, self.catalogue, self._rows, memory.occurrence_shares)
+        self.publish_rule = PublishRule(settings.publish_threshold)
 
     def learn_all(self, events: Iterable[tuple[dict, int, int]]) -> None:
         """learn() each (event, partition, offset) in order; the rows are written back once (the
@@ -90,28 +97,31 @@ class OnlineLearner:
             return None
         if self.memory.observe([item], event["ts"])[0] and item not in self._rows:
             self._admit(item)
-        loss = self._step(h.items, h.impressions, item, (self.settings.seed, partition, offset), block)
+        loss = self._step(h.items, h.impressions, item, (partition, offset), block)
+        self.sampler.record(partition, offset, item)
         h.items.append(item)
         h.impressions = [x for x in h.impressions if x != item]
         self.histories.put(user, h)
         self.stats.engagements += 1
         return loss
 
-    def _step(self, items: list[str], impressions: list[str], item: str, seed: tuple[int, ...],
+    def _step(self, items: list[str], impressions: list[str], item: str, at: tuple[int, int],
               block: RowBlock) -> float | None:
         history = [i for i in items if i in self._rows][-self.tower.opts.max_len:]
         if item not in self._rows or not history:
             return None  # no row to learn, or no history rows to learn it from
         hard = list(dict.fromkeys(x for x in impressions if x in self._rows and x != item))
-        negatives = sample_negatives(self.catalogue, {item, *hard}, self.settings.negatives, seed)
-        candidates = [item, *hard, *negatives]
-        step = row_step(self.tower, self.gate, block.lookup(history), block.lookup(candidates))
+        picked = self.sampler.candidates(item, hard, *at)
+        candidates = picked.ids
+        step = row_step(self.tower, self.gate, block.lookup(history), block.lookup(candidates), picked.log_q)
         if self.settings.input_rows:
             block.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
         else:
             block.apply_gradients(candidates, step.candidates)
+        must = [item, *history] if self.settings.input_rows else [item]
+        self.publish_rule.stepped(must, candidates[1:], block.origin)
         s = self.stats
-        s.steps, s.loss_sum = s.steps + 1, s.loss_sum + step.loss
+        s.steps, s.loss_sum, s.candidates = s.steps + 1, s.loss_sum + step.loss, s.candidates + len(candidates)
         s.recent = [*s.recent[-999:], step.loss]
         return step.loss
 

@@ -73,6 +73,8 @@ class Trainer:
             logger.info("trainer restored %s: %d rows, offsets %s", snap.name, len(memory), meta.offsets)
         learner = OnlineLearner(memory, half.tower, histories, self.s, half.gate)
         learner.stats.__dict__.update(meta.stats)
+        learner.sampler.restore(meta.negatives)
+        learner.publish_rule.publish_all = snap is not None  # the rule's references died with the process
         if snap is None:
             self._load_history(learner)
         return learner, meta
@@ -96,7 +98,7 @@ class Trainer:
         await producer.start()
         gate = FollowGate(k, self.s.follow_group, self.topic) if self.s.follow_group else None
         self.publisher = Publisher(producer, k.topic("parameters"), self.learner.memory,
-                                   self.root / "published-version")
+                                   self.root / "published-version", self.learner.publish_rule)
         self.publisher.resume_version(self.meta.version)
         try:
             if gate:
@@ -179,6 +181,7 @@ class Trainer:
         memory = self.learner.memory
         self.meta.offsets, self.meta.version = dict(self.positions), memory.version
         self.meta.stats = {k: v for k, v in self.learner.stats.__dict__.items()}
+        self.meta.negatives = self.learner.sampler.state()
         await asyncio.to_thread(snapshot.write, self.root / "snapshots", memory, self.learner.histories, self.meta)
         self.snapshots += 1
         self.last_snapshot = time.monotonic()
@@ -200,6 +203,10 @@ class Trainer:
         return {"positions": self.positions, "version": self.learner.memory.version,
                 "rows": len(self.learner.memory), "skipped_invalid": self.skipped,
                 "syncs": pub.syncs, "rows_sent": pub.rows_sent, "tombstones": pub.tombstones,
+                "sync_bytes_sent": pub.bytes_sent, "held_back": pub.held_back,
+                "last_sync_bytes": pub.last["bytes"], "last_sync_rows": pub.last["rows"],
+                "last_sync_tombstones": pub.last["tombstones"], "last_sync_held_back": pub.last["held_back"],
+                "last_sync_touched": pub.last["touched"],
                 "snapshots": self.snapshots, "max_event_ts": self.max_ts,
                 **self.learner.stats.as_dict(), "pid": os.getpid(), "written_ts": time.time()}
 

@@ -16,7 +16,9 @@ from store.id_row import (
     MAX_DIM,
     MAX_ROW_BYTES,
     ROW_FORMAT,
+    ROW_FORMATS,
     ROW_MAGIC,
+    SERVED_FORMAT,
     IdRow,
     decode_row,
     encode_row,
@@ -134,11 +136,34 @@ def test_largest_valid_row_fits_the_bound() -> None:
 def test_wrong_magic_or_format_is_rejected() -> None:
     data = bytearray(encode_row("item", "a", a_row()))
     body = bytes(data[:-4])
-    other_format = body[:4] + bytes([ROW_FORMAT + 1]) + body[5:]
+    other_format = body[:4] + bytes([max(ROW_FORMATS) + 1]) + body[5:]
     with pytest.raises(StateCodecError, match="unknown format"):
         decode_row(other_format + struct.pack("<I", zlib.crc32(other_format)))
     with pytest.raises(StateCodecError, match="magic"):
         decode_row(b"TRIT" + bytes(data[4:]))
+
+
+def test_a_served_row_carries_the_vector_alone_and_reads_back_with_a_zero_slot() -> None:
+    row = a_row(dim=64)
+    full, served = encode_row("item", "a", row), encode_row("item", "a", row, served=True)
+    assert served[4] == SERVED_FORMAT and full[4] == ROW_FORMAT
+    assert len(full) - len(served) == 4 * 64 + 4  # the slot and one shape entry
+    table, item_id, back = decode_row(served)
+    assert (table, item_id) == ("item", "a") and np.array_equal(back.vector, row.vector)
+    assert np.array_equal(back.accum, np.zeros(64, np.float32))
+    assert (back.last_seen, back.updates, back.version) == (row.last_seen, row.updates, row.version)
+    assert read_last_seen(served) == row.last_seen
+    assert decode_row(full)[2] == row  # format 1 still reads, slot and all
+
+
+def test_a_served_row_with_a_two_row_state_is_refused() -> None:
+    w = Writer()
+    w.pack("dQQ", 1.0, 0, 0)
+    w.text("item")
+    w.text("a")
+    w.array(np.ones((2, 4), np.float32), "<f4")
+    with pytest.raises(StateCodecError, match="expected float32 array of ndim 1"):
+        decode_row(w.frame(ROW_MAGIC, SERVED_FORMAT))
 
 
 def test_row_keys() -> None:

@@ -164,3 +164,31 @@ def test_a_record_cannot_pin_a_row_or_the_reported_version(engine_factory, catal
     assert runtime.param_snapshot()["param_version"] == 142
     assert head_version([_record(0, *_put(ids[0], _row(0.1, 2**64 - 1)))], 100) == 0  # beyond 2**53
     assert head_version([_record(0, row_key("item", ids[0]), None)], 100) == 0  # a tombstone
+
+
+def test_served_rows_and_old_records_with_slots_apply_alike_an_unknown_format_is_refused(catalogue):
+    """Format 2 (the vector alone) is what the trainer sends now; format 1 records (with the
+    optimizer slot) already in a compacted topic still apply; a format this worker does not know
+    is dead-lettered with a reason that names it."""
+    import struct
+    import zlib
+
+    from store.id_row import SERVED_FORMAT
+
+    ids = [it["item_id"] for it in catalogue]
+    old, new = make_id_half(ids, rowless=set()), make_id_half(ids, rowless=set())
+    rows = {ids[k]: _row(0.1 * (k + 1), 4) for k in range(3)}
+    apply_parameters(old, [_put(i, r) for i, r in rows.items()])
+    served = [(row_key("item", i), encode_row("item", i, r, served=True)) for i, r in rows.items()]
+    assert all(v[4] == SERVED_FORMAT for _, v in served)
+    assert [o.outcome for o in apply_parameters(new, served)] == ["applied"] * 3
+    for i, r in rows.items():
+        assert np.array_equal(new.memory.get_row(i).vector, r.vector)
+        assert np.array_equal(old.memory.get_row(i).vector, r.vector)
+    assert new.memory.version == old.memory.version == 4
+    body = bytearray(served[0][1][:-4])
+    body[4] = 3  # a future format
+    future = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    out = apply_parameters(new, [(served[0][0], future)])
+    assert out[0].outcome == "corrupt"
+    assert out[0].reason == "bad parameter row: id row: unknown format version 3 (known: [1, 2])"

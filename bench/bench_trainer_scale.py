@@ -1,0 +1,217 @@
+"""One question: does the online trainer's cost per engagement, and the size of a sync, stay put
+as the catalogue grows from 10k to 1M rows?
+
+Trainer alone, no broker: the trainer's per-event class (streams/trainer/learner.py:
+OnlineLearner) over an ID table of N rows in rocksdict (the trainer's own store and row cache
+defaults), fed the synthetic production feed (streams/data/production_feed.py, what `threadrec
+data synth` writes) over N items, in slices of the loop's LEARN_SLICE. Per size:
+
+- trainer_events_per_s: engagements learned per wall second over the timed engagements (after a
+  warm-up that fills the users' histories and the row cache), and the process CPU time per
+  engagement, split into the tower's step (model/online.py: row_step, timed through a wrapper
+  the bench installs: forward and backward of the frozen tower, the same at every size) and the
+  rest (sampling, row bookkeeping, Adagrad: what a catalogue could make grow). On shared cores
+  the tower's share swings with the load; the rest is the steadier comparison across sizes;
+- sync_rows / sync_bytes: what one sync publishes (streams/trainer/publisher.py: the publish
+  rule's rows, vectors without slots, key + value bytes) after the timed engagements, which stand
+  for one sync interval at the stated engagement rate (--rate x --sync-s engagements); the rows
+  the interval touched and the negatives held back beside them.
+
+The worker-side numbers the issue also names (apply_us_per_row, p99_during_sync_ratio,
+start_full_disk_s, start_empty_disk_s) belong to the worker's incremental apply
+(streams/engine/id_half.py), another change; they are written as null with that reason.
+Usage: python bench/bench_trainer_scale.py --sizes 10000 100000 1000000   (quick: --sizes 10000 --rate 100)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import streams.trainer.learner as learner_module
+from model.hybrid import Fusion, HybridConfig
+from model.sasrec import SASRec, SASRecOptions
+from store import IdMemory, IdRow, MemoryKV
+from store.rocksdict_backend import RocksDictKV
+from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events
+from streams.trainer.config import TrainerSettings
+from streams.trainer.histories import Histories
+from streams.trainer.learner import OnlineLearner, memory_config
+from streams.trainer.loop import LEARN_SLICE
+from streams.trainer.publisher import Publisher
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_JSON = ROOT / "bench" / "results" / "trainer_scale.json"
+WORKER_SIDE = ("apply_us_per_row", "p99_during_sync_ratio", "start_full_disk_s", "start_empty_disk_s")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--losses", nargs="+", choices=("sampled", "full"), default=["sampled"])
+    p.add_argument("--rate", type=float, default=1000.0, help="engagements/s one sync interval stands for")
+    p.add_argument("--sync-s", type=float, default=60.0, help="the sync interval (s)")
+    p.add_argument("--warmup", type=int, default=2000, help="engagements learned before timing")
+    p.add_argument("--users", type=int, default=20_000, help="users of the synthetic feed")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--id-dim", type=int, default=SASRecOptions().dim, help="ID row width")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", dest="json_out", type=Path, default=DEFAULT_JSON)
+    return p.parse_args()
+
+
+def feed_events(n_items: int, count: int, users: int, seed: int) -> list[tuple[dict, int, int]]:
+    """The feed's first `count` engagements over n_items, as (event, partition 0, offset)."""
+    cfg = FeedConfig(items=n_items, users=users, seed=seed)
+    ev, _ = make_events(cfg, make_catalogue(cfg))
+    if len(ev.user) < count:
+        raise SystemExit(f"the feed has {len(ev.user)} engagements, {count} wanted: raise --users")
+    return [({"user_id": f"u{u}", "item_id": f"i{i}", "ts": t, "kind": KINDS[k]}, 0, off)
+            for off, (u, i, t, k) in enumerate(zip(ev.user[:count].tolist(), ev.item[:count].tolist(),
+                                                   ev.ts[:count].tolist(), ev.kind[:count].tolist(),
+                                                   strict=True))]
+
+
+def build_learner(n: int, settings: TrainerSettings, dim: int, root: Path, seed: int) -> tuple[OnlineLearner, float]:
+    """(a learner over n random rows in rocksdict, seconds to write them), as the trainer starts
+    from a checkpoint: the checkpoint's rows with fresh slots, not reported as touched."""
+    torch.manual_seed(seed)
+    tower = SASRec([], SASRecOptions(dim=dim)).eval()  # reads rows, holds none
+    memory = IdMemory(RocksDictKV(root / "rows"), memory_config(settings, dim, HybridConfig()))
+    rng = np.random.default_rng((seed, n, dim))
+    acc = np.full(dim, memory.config.initial_accumulator, np.float32)
+    t = time.perf_counter()
+    for start in range(0, n, 65_536):
+        vectors = rng.standard_normal((min(65_536, n - start), dim), dtype=np.float32) * 0.1
+        memory.put_rows([f"i{k}" for k in range(start, start + len(vectors))],
+                        [IdRow(v, acc.copy()) for v in vectors])
+    memory.flush()
+    memory.drain_touched()
+    built = time.perf_counter() - t
+    histories = Histories(MemoryKV(), tower.opts.max_len, settings.impressions_kept)
+    return OnlineLearner(memory, tower, histories, settings, Fusion(dim).eval()), built
+
+
+class TowerClock:
+    """Wraps the learner's row_step and sums the process CPU time spent in it."""
+
+    def __init__(self) -> None:
+        self.step, self.cpu_s = learner_module.row_step, 0.0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        t = time.process_time()
+        try:
+            return self.step(*args, **kwargs)
+        finally:
+            self.cpu_s += time.process_time() - t
+
+
+def learn(learner: OnlineLearner, events: list[tuple[dict, int, int]]) -> None:
+    for k in range(0, len(events), LEARN_SLICE):
+        learner.learn_all(events[k:k + LEARN_SLICE])
+
+
+def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One size and loss: build, warm up, time one sync interval's engagements, publish once."""
+    timed = int(round(args.rate * args.sync_s))
+    events = feed_events(n, args.warmup + timed, args.users, args.seed)
+    settings = TrainerSettings(loss=loss, seed=args.seed, torch_threads=args.threads)
+    with tempfile.TemporaryDirectory(prefix="trainer-scale-") as tmp:
+        learner, built = build_learner(n, settings, args.id_dim, Path(tmp), args.seed)
+        publisher = Publisher(None, "parameters", learner.memory, Path(tmp) / "hw", learner.publish_rule)
+        learn(learner, events[:args.warmup])
+        publisher.records()  # the warm-up's sync: the timed interval starts clean
+        steps, candidates = learner.stats.steps, learner.stats.candidates
+        clock = learner_module.row_step = TowerClock()
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            learn(learner, events[args.warmup:])
+        finally:
+            learner_module.row_step = clock.step
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        t = time.perf_counter()
+        records = publisher.records()
+        encode_s = time.perf_counter() - t
+        steps, candidates = learner.stats.steps - steps, learner.stats.candidates - candidates
+        learner.memory.close()
+    return {"rows": n, "loss": loss, "trainer_events_per_s": timed / wall,
+            "trainer_cpu_us_per_event": 1e6 * cpu / timed, "tower_cpu_us_per_event": 1e6 * clock.cpu_s / timed,
+            "rest_cpu_us_per_event": 1e6 * (cpu - clock.cpu_s) / timed, "timed_engagements": timed, "steps": steps,
+            "mean_candidates": candidates / steps if steps else None,
+            "sync_rows": sum(v is not None for _, v in records),
+            "sync_bytes": sum(len(k) + len(v or b"") for k, v in records),
+            "sync_touched_rows": publisher.last["touched"], "sync_held_back": publisher.last["held_back"],
+            "sync_select_encode_s": encode_s, "engagement_rate_per_s": args.rate, "sync_interval_s": args.sync_s,
+            "build_rows_s": built, "rss_mb": _rss_mb(),
+            **dict.fromkeys(WORKER_SIDE)}
+
+
+def _shown(value: Any) -> Any:
+    """A path relative to the repository where it lies inside it (the JSON is committed)."""
+    if not isinstance(value, Path):
+        return value
+    return str(value.resolve().relative_to(ROOT)) if value.resolve().is_relative_to(ROOT) else str(value)
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return float(line.split()[1]) / 1024
+    return float("nan")
+
+
+def print_table(rows: list[dict[str, Any]], console: Console) -> None:
+    t = Table(title="online trainer alone (synthetic feed)")
+    for col in ("rows", "loss", "events/s", "CPU us/event", "tower", "rest", "candidates", "sync rows",
+                "sync MB", "touched", "held back"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(f"{r['rows']:,}", r["loss"], f"{r['trainer_events_per_s']:.0f}",
+                  f"{r['trainer_cpu_us_per_event']:.0f}", f"{r['tower_cpu_us_per_event']:.0f}",
+                  f"{r['rest_cpu_us_per_event']:.0f}", f"{r['mean_candidates'] or 0:.0f}",
+                  f"{r['sync_rows']:,}", f"{r['sync_bytes'] / 1e6:.2f}", f"{r['sync_touched_rows']:,}",
+                  f"{r['sync_held_back']:,}")
+    console.print(t)
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    console = Console(stderr=True, width=140)
+    rows = []
+    for n in args.sizes:
+        for loss in args.losses:
+            console.print(f"{n:,} rows, {loss} loss ...")
+            rows.append(bench_size(n, loss, args))
+    defaults = TrainerSettings()
+    result = {
+        "question": "does the trainer's cost per engagement and a sync's size stay put as rows grow?",
+        "level": "trainer alone (OnlineLearner over rocksdict rows), no broker",
+        "feed": "streams/data/production_feed.py (threadrec data synth), its first warm-up + timed engagements",
+        "worker_side_null_because": "worker apply and start times are streams/engine/id_half.py's (another change)",
+        "config": {**{k: _shown(v) for k, v in vars(args).items()},
+                   "negatives": defaults.negatives, "negatives_block": defaults.negatives_block,
+                   "publish_threshold": defaults.publish_threshold, "learn_slice": LEARN_SLICE},
+        "machine": {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "python": platform.python_version(),
+                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "rows": rows,
+    }
+    print_table(rows, console)
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"wrote {args.json_out}")
+
+
+if __name__ == "__main__":
+    main()
