@@ -5,7 +5,14 @@ Never imports faust, kafka, torch, `model` or `streams`. FAISS loads only from s
 
 from .base import KVStore
 from .bruteforce_index import BruteForceIndex
-from .config import CacheConfig, FrequencyConfig, IdMemoryConfig, IndexConfig, RocksMemory
+from .config import (
+    CacheConfig,
+    FetchBound,
+    FrequencyConfig,
+    IdMemoryConfig,
+    IndexConfig,
+    RocksMemory,
+)
 from .errors import StateCodecError, StoreClosedError, StoreError, VectorIndexError
 from .frequency import FrequencyFilter
 from .id_memory import IdMemory
@@ -13,6 +20,7 @@ from .id_row import IdRow, decode_row, encode_row, parse_row_key, row_key
 from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .memory_backend import MemoryKV
 from .row_block import RowBlock
+from .row_sample import RowSample
 from .seen_items import EarlierItems, SeenItems
 from .token_cache import BoundedCache, CacheStats
 from .typed_stores import ItemStore
@@ -37,6 +45,7 @@ __all__ = [
     "rebuild_from_store",
     "KIND_CODES",
     "CacheConfig",
+    "FetchBound",
     "FrequencyConfig",
     "IndexConfig",
     "ItemRecord",
@@ -44,6 +53,7 @@ __all__ = [
     "KVStore",
     "MemoryKV",
     "RowBlock",
+    "RowSample",
     "EarlierItems",
     "SeenItems",
     "RocksMemory",
