@@ -6,7 +6,7 @@ Offline, in one process, through the real engine (streams/engine): the demo's he
 trained only before it (the demo's quick one unless --checkpoint; with its ID half when it has
 one), the first --events held-out engagements processed in batches. Every variant starts from
 the same warm states, the same item store and index. The oracle is every code with an
-unbounded fetch (k + seen items). Per variant: the top-10 overlap with the oracle's
+unbounded fetch (k + seen items). Summaries refresh on session close, as the worker's default. Per variant: the top-10 overlap with the oracle's
 recommendation of the same event, the candidate count, online Recall@10 / nDCG@10 (each
 recommendation judged by the same user's next engagement, as the demo does), query vectors per
 engagement and the engine's index milliseconds per event (shared machine: indicative only).
@@ -31,19 +31,20 @@ from model.inference import EmbSumInference
 from model.metrics import NextEngagement
 from store import BoundedCache, FetchBound, IndexConfig
 from store.faiss_index import FaissIndex
-from streams.demo.data import HeldOut, held_out, holdout_of
+from streams.demo.data import held_out, holdout_of
 from streams.demo.warm import warm_states
-from streams.engine.config import EngineConfig
+from streams.engine.config import EngineConfig, RefreshPolicy
 from streams.engine.engine import Engine
 from streams.engine.id_half import IdHalf
 from streams.engine.state_mapping import BytesStateMapping
 
 UNBOUNDED = FetchBound(factor=1 << 30, limit=1 << 30)  # fetch = k + seen items: exact
+ORACLE = "all codes, exact"
 
 
 def variants(qs: list[int]) -> dict[str, dict[str, Any]]:
     """name -> EngineConfig overrides; "all codes, exact" is the oracle."""
-    out: dict[str, dict[str, Any]] = {"all codes, exact": dict(query_codes=0, fetch=UNBOUNDED),
+    out: dict[str, dict[str, Any]] = {ORACLE: dict(query_codes=0, fetch=UNBOUNDED),
                                       "all codes, bounded fetch": dict(query_codes=0)}
     for q in qs:
         out[f"q={q}, bounded fetch"] = dict(query_codes=q)
@@ -51,8 +52,9 @@ def variants(qs: list[int]) -> dict[str, dict[str, Any]]:
 
 
 def replay(base: Engine, cfg: EngineConfig, warm: dict[str, bytes], events: list[dict],
-           batch: int) -> tuple[list[list[str]], float, int]:
-    """(top items per event, index seconds, events) of one variant from the warm states."""
+           batch: int) -> tuple[list[list[str]], float]:
+    """(top items per event, index seconds) of one variant from the warm states; the item
+    store, index and ID half are the base engine's (read only while serving)."""
     eng = Engine(base.model, items=base.items, index=base.index, states=BytesStateMapping(dict(warm)),
                  token_cache=BoundedCache.in_memory(), config=cfg, id_half=base.id_half)
     tops: list[list[str]] = []
@@ -60,10 +62,10 @@ def replay(base: Engine, cfg: EngineConfig, warm: dict[str, bytes], events: list
         for r in eng.process_engagements(events[start:start + batch]):
             rec = r.recommendation
             tops.append([x["item_id"] for x in rec["items"]] if rec else [])
-    return tops, eng.stats.as_dict().get("index_s", 0.0), len(events)
+    return tops, eng.stats.index_s
 
 
-def judge(ho: HeldOut, events: list[dict], tops: list[list[str]]) -> dict[str, float | int]:
+def judge(events: list[dict], tops: list[list[str]]) -> dict[str, float | int]:
     """Online Recall/nDCG@10: each recommendation against the same user's next engagement."""
     nxt: dict[int, str] = {}
     last: dict[str, int] = {}
@@ -81,25 +83,27 @@ def judge(ho: HeldOut, events: list[dict], tops: list[list[str]]) -> dict[str, f
 def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     ho = held_out(args.data, holdout_of(args.data), args.events)
     model = EmbSumInference.from_checkpoint(args.checkpoint, device="cpu")
-    base_cfg = EngineConfig.from_model(model.config)
-    base = Engine.in_memory(model, base_cfg, index=FaissIndex(IndexConfig(dim=model.dim)),
-                            id_half=IdHalf.from_checkpoint(args.checkpoint))
+    base = EngineConfig.from_model(model.config, refresh=RefreshPolicy("session_close"))
+    cfgs = {name: dataclasses.replace(base, **over) for name, over in variants(args.q).items()}
+    eng = Engine.in_memory(model, cfgs[ORACLE], index=FaissIndex(IndexConfig(dim=model.dim)),
+                           id_half=IdHalf.from_checkpoint(args.checkpoint))
     with console.status(f"encoding {len(ho.items)} items, warming {len(ho.history)} users"):
-        base.upsert_items(list(ho.items.values()))
-        warm = warm_states(model, base_cfg, ho.items, ho.history)
-    rows, oracle = {}, None
-    for name, over in variants(args.q).items():
-        cfg = dataclasses.replace(base_cfg, **over)
+        eng.upsert_items(list(ho.items.values()))
+        warm = warm_states(model, base, ho.items, ho.history)
+    tops, index_s = {}, {}
+    for name, cfg in cfgs.items():
         with console.status(f"replaying {len(ho.replay)} engagements: {name}"):
-            tops, index_s, n = replay(base, cfg, warm, ho.replay, args.batch)
-        oracle = oracle or tops
-        same = [len(set(a) & set(b)) / max(len(b), 1) for a, b in zip(tops, oracle, strict=True) if b]
+            tops[name], index_s[name] = replay(eng, cfg, warm, ho.replay, args.batch)
+    oracle, rows = tops[ORACLE], {}
+    for name, cfg in cfgs.items():
+        pairs = [(a, b) for a, b in zip(tops[name], oracle, strict=True) if b]
         rows[name] = {"query_codes": cfg.query_codes or model.config.m, "fetch": dataclasses.asdict(cfg.fetch),
-                      "top10_overlap_with_oracle": sum(same) / max(len(same), 1),
-                      "identical_top10_share": sum(a == b for a, b in zip(tops, oracle, strict=True)) / n,
-                      "online": judge(ho, ho.replay, tops), "index_ms_per_event": 1e3 * index_s / n}
-    return {"checkpoint": str(args.checkpoint), "events": len(ho.replay), "m": model.config.m,
-            "hybrid": base.id_half is not None, "variants": rows}
+                      "top10_overlap_with_oracle": sum(len(set(a) & set(b)) / len(b) for a, b in pairs) / len(pairs),
+                      "identical_top10_share": sum(a == b for a, b in pairs) / len(pairs),
+                      "online": judge(ho.replay, tops[name]),
+                      "index_ms_per_event": 1e3 * index_s[name] / len(ho.replay)}
+    return {"checkpoint": str(args.checkpoint), "events": len(ho.replay), "ranked": len(pairs),
+            "m": model.config.m, "hybrid": eng.id_half is not None, "variants": rows}
 
 
 def print_table(res: dict[str, Any], console: Console) -> None:

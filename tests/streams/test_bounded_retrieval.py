@@ -81,3 +81,11 @@ def test_engine_queries_with_q_codes_and_the_configured_bound(engine_factory, ti
     engine = engine_factory(index=everything, query_codes=0)
     engine.process_one(events[0])
     assert everything.calls[0][0] == [tiny_model.config.m]
+
+
+def test_worker_setting_overrides_the_engine_default_only_when_given(tiny_model):
+    from streams.engine.config import EngineConfig
+    from streams.worker.config import WorkerSettings
+
+    assert WorkerSettings().engine_config(tiny_model.config, "v").query_codes == EngineConfig().query_codes
+    assert WorkerSettings(query_codes=3).engine_config(tiny_model.config, "v").query_codes == 3
