@@ -5,9 +5,10 @@ looks for about as well as that code does adds little. The UPE codes are attenti
 the same few session and global embeddings (g + 1 of them), so many are near duplicates. The
 choice is a facility location: code a covers code b by <A_a, A_b> (how well a scores the
 direction b looks in), and greedy selection maximises sum_b max_{a in chosen} <A_a, A_b>
-(within 1 - 1/e of the best set for non-negative similarities). On clustered data 6 of 32 codes
-already return the all-codes top-k (tests/streams/test_bounded_retrieval.py). The exact EmbSum
-score still ranks the union of what the chosen codes fetch.
+(within 1 - 1/e of the best set for non-negative similarities). On clustered data with codes
+mixed from 9 sources, 10 of 32 codes return the all-codes top-10 for every user tried (8: 97%;
+tests/streams/test_bounded_retrieval.py). The exact EmbSum score still ranks the union of what
+the chosen codes fetch.
 """
 
 from __future__ import annotations

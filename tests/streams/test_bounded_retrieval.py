@@ -9,8 +9,10 @@ from model.query_codes import select_queries
 from store import BruteForceIndex, FetchBound, IndexConfig
 from store.faiss_index import FaissIndex
 from store.synthetic import ClusteredVectors
+from streams.engine.config import EngineConfig
 
-DIM, M, SOURCES = 64, 32, 5
+DIM, M = 64, 32
+SOURCES = 9  # the engine's most: max_sessions (8) session embeddings and the global one
 
 
 def upe_like_codes(cv: ClusteredVectors, rng: np.random.Generator) -> np.ndarray:
@@ -40,13 +42,14 @@ def test_bounded_queries_return_the_exact_top_k_on_clustered_data():
         seen = {ids[j] for j in np.argsort(-best)[:300:2]}  # half the best 300 were seen
 
         want = [i for i, _ in oracle.search_many([codes], 50, [seen])[0]]
-        got = [i for i, _ in index.search_many([select_queries(codes, 6)], 50, [seen], bound=FetchBound())[0]]
+        chosen = select_queries(codes, EngineConfig().query_codes)  # the engine's defaults
+        got = [i for i, _ in index.search_many([chosen], 50, [seen], bound=EngineConfig().fetch)[0]]
         few = [i for i, _ in index.search_many([select_queries(codes, 2)], 50, [seen], bound=FetchBound())[0]]
         overlap.append(len(set(got) & set(want)) / 50)
         same.append(top10(got, best) == top10(want, best))
         same_q2.append(top10(few, best) == top10(want, best))
     assert all(same) and np.mean(overlap) >= 0.95
-    assert not all(same_q2)  # 2 codes cannot cover 5 topics: the check can tell
+    assert not all(same_q2)  # 2 codes cannot cover 9 topics: the check can tell
 
 
 def test_selection_keeps_every_code_when_q_is_m_or_zero_and_is_deterministic():
@@ -84,7 +87,6 @@ def test_engine_queries_with_q_codes_and_the_configured_bound(engine_factory, ti
 
 
 def test_worker_setting_overrides_the_engine_default_only_when_given(tiny_model):
-    from streams.engine.config import EngineConfig
     from streams.worker.config import WorkerSettings
 
     assert WorkerSettings().engine_config(tiny_model.config, "v").query_codes == EngineConfig().query_codes
