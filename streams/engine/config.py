@@ -82,7 +82,7 @@ class EngineConfig:
     candidates: int = 50  # retrieved from the index per user before the exact rerank
     # UPE codes that query the index per engagement (model/query_codes.py; 0: all m); the union
     # is reranked with the exact score. 10 of 32: the all-codes top-10 on clustered data with
-    # 9 sources (8 sessions + global; 8 codes: 97% of users), and 99% of ML-100K replay events
+    # 9 sources (8 sessions + global; 8 codes: 97% of users), and 98.8% of ML-100K replay events
     # (bench/bench_bounded_retrieval.py)
     query_codes: int = 10
     # neighbours one query fetches: bounded, whatever the user's seen list (store/config.py)
