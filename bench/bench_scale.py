@@ -9,9 +9,12 @@ these numbers are each part's cost, not the pipeline's latency. Per catalogue si
   past the user's seen items; build (bulk upsert, as a worker restart does), live upserts, IVF
   k-means alone, snapshot bytes, RSS, recall@100 against exact search (faiss IndexFlatIP) on the
   bench's own queries. Vectors are random unit vectors (`--data clustered`: store.synthetic's);
-- the hybrid's ID half (streams/engine/id_half.py) with N rows: loading the rows, rebuilding its
-  retrieval table (after every applied `parameters` batch), and per engagement the tower, the
-  ID retrieval and the ID terms (whose prior reads every row);
+- retrieval again with the engine's bounds (EngineConfig: `query_codes` of the m codes chosen by
+  model/query_codes.py, fetch bounded by `fetch`): `retrieval_ms_bounded_seen*`;
+- the hybrid's ID half (streams/engine/id_half.py) with N rows: loading the rows, building its
+  index over g_i e_i and its reference sample (once per start), updating the rows one
+  `parameters` chunk changed, and per engagement the tower, the ID retrieval (through the
+  index) and the ID terms (whose prior reads the row sample);
 - the encoded user state (store codec) with 60 recent and 0 / 1000 earlier items;
 - item encoding throughput of the real pretrained encoder on 512 items of the synthetic feed,
   from which the catalogue's encode time per worker follows (N / items per s).
@@ -46,6 +49,7 @@ from model.backbones import packaged_minilm_dir
 from model.config import EmbSumConfig
 from model.hybrid import Fusion
 from model.inference import EmbSumInference
+from model.query_codes import select_queries
 from model.sasrec import SASRec, SASRecOptions
 from model.text import item_text
 from store import EarlierItems, IdMemory, IdMemoryConfig, IdRow
@@ -257,9 +261,14 @@ def retrieval_stage(n: int, args: argparse.Namespace, dims: dict[str, int]) -> d
     index, out = build_index(n, dims["dim"], vectors)
     out.update(snapshot_sizes(index))
     queries = user_queries(args.users, dims["m"], dims["dim"], args.seed, args.data)
+    engine = EngineConfig()  # the engine's bounds: q of the m codes, a bounded fetch
+    chosen = [select_queries(q, engine.query_codes) for q in queries]
     for size in SEEN:
-        calls = [([q], dims["k"], [s]) for q, s in zip(queries, seen_sets(n, args.users, size, args.seed), strict=True)]
+        seen = seen_sets(n, args.users, size, args.seed)
+        calls = [([q], dims["k"], [s]) for q, s in zip(queries, seen, strict=True)]
         out[f"retrieval_ms_seen{size}"] = per_engagement_ms(index.search_many, calls)
+        calls = [([q], dims["k"], [s], engine.fetch) for q, s in zip(chosen, seen, strict=True)]
+        out[f"retrieval_ms_bounded_seen{size}"] = per_engagement_ms(index.search_many, calls)
     out["recall_at_100"] = recall_at_k(index, vectors, queries[:args.recall_users])
     out["live_upsert_us_per_item"] = live_upserts(index, dims["dim"], args.seed)
     out["rss_mb_after_retrieval"] = rss_mb()
@@ -302,14 +311,20 @@ def id_stage(n: int, args: argparse.Namespace, dims: dict[str, int]) -> dict[str
     before = rss_mb()
     half, load_s = id_half_of(n, args.id_dim, args.prior_q, args.seed)
     t = time.perf_counter()
-    half.table()
+    half.index(), half.sample()  # once per start: later row changes update both in place
     out: dict[str, Any] = {"id_rows_load_s": load_s, "id_table_rebuild_s": time.perf_counter() - t}
     rng = np.random.default_rng((args.seed, 3))
+    changed = [f"i{k}" for k in rng.choice(n, min(n, 4096), replace=False)]
+    t = time.perf_counter()
+    half.rows_changed(changed)  # what one applied `parameters` chunk costs the ID half
+    out["id_rows_changed_us_per_row"] = 1e6 * (time.perf_counter() - t) / len(changed)
     hists = [[f"i{k}" for k in rng.choice(n, 60, replace=False)] for _ in range(args.users)]
     users = [half.user_vectors([h]) for h in hists]
     out["id_tower_ms"] = per_engagement_ms(half.user_vectors, [([h],) for h in hists])
     seen = [set(h) for h in hists]
-    out["id_retrieve_ms"] = per_engagement_ms(half.retrieve, [(u, dims["k"], [s]) for u, s in zip(users, seen, strict=True)])
+    bound = EngineConfig().fetch
+    out["id_retrieve_ms"] = per_engagement_ms(half.retrieve, [(u, dims["k"], [s], bound)
+                                                              for u, s in zip(users, seen, strict=True)])
     cands = [[list(half.retrieve(u, dims["k"], [s])[0]) + [f"i{k}" for k in rng.choice(n, dims["k"])]]
              for u, s in zip(users, seen, strict=True)]
     out["id_terms_ms"] = per_engagement_ms(half.terms, [(u, c) for u, c in zip(users, cands, strict=True)])

@@ -5,7 +5,14 @@ Never imports faust, kafka, torch, `model` or `streams`. FAISS loads only from s
 
 from .base import KVStore
 from .bruteforce_index import BruteForceIndex
-from .config import CacheConfig, FrequencyConfig, IdMemoryConfig, IndexConfig, RocksMemory
+from .config import (
+    CacheConfig,
+    FetchBound,
+    FrequencyConfig,
+    IdMemoryConfig,
+    IndexConfig,
+    RocksMemory,
+)
 from .errors import StateCodecError, StoreClosedError, StoreError, VectorIndexError
 from .frequency import FrequencyFilter
 from .id_memory import IdMemory
@@ -21,6 +28,7 @@ from .item_vector import (
 )
 from .memory_backend import MemoryKV
 from .row_block import RowBlock
+from .row_sample import RowSample
 from .seen_items import EarlierItems, SeenItems
 from .token_cache import BoundedCache, CacheStats
 from .typed_stores import ItemStore
@@ -47,6 +55,7 @@ __all__ = [
     "rebuild_from_store",
     "KIND_CODES",
     "CacheConfig",
+    "FetchBound",
     "FrequencyConfig",
     "IndexConfig",
     "EncoderFingerprint",
@@ -60,6 +69,7 @@ __all__ = [
     "KVStore",
     "MemoryKV",
     "RowBlock",
+    "RowSample",
     "EarlierItems",
     "SeenItems",
     "RocksMemory",

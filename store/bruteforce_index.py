@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .config import FetchBound
 from .vector_index import Hit, as_query_batch, dedupe_last, search_grouped
 
 logger = logging.getLogger(__name__)
@@ -76,13 +77,14 @@ class BruteForceIndex:
         queries: Sequence[np.ndarray],
         k: int,
         excludes: Sequence[set[str] | None] | None = None,
+        bound: FetchBound | None = None,
     ) -> list[list[Hit]]:
         excludes = list(excludes) if excludes is not None else [None] * len(queries)
         stacked, counts = as_query_batch(queries, self.dim)
         if not self._ids or not len(stacked):
             return [[] for _ in queries]
         return search_grouped(self.top_k, stacked, counts, k, _RowIds(self._ids), excludes,
-                              cap=len(self._ids))
+                              cap=len(self._ids), bound=bound)
 
     def top_k(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Row labels and scores of the exact top-k per query, best first."""

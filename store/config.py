@@ -34,6 +34,20 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class FetchBound:
+    """How many neighbours one query fetches, whatever the length of the user's seen list.
+
+    First pass: k x factor (a power of two), excluded items filtered from the merged hits. A
+    user left with fewer than k gets one second pass, fetching k + its exclusions but at most
+    `limit`; past that it accepts fewer than k. Without a bound (None) fetch grows with the
+    exclusions: exact, the oracle.
+    """
+
+    factor: int = 2
+    limit: int = 512
+
+
+@dataclass(frozen=True)
 class RocksMemory:
     """Memory one RocksDB database may hold: memtables and the block cache (RocksDB's own
     defaults are 64 MiB x 2 memtables; faust's tables default to a 2 GiB block cache)."""

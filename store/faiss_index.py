@@ -16,7 +16,7 @@ import numpy as np
 from durable import replace_dir
 
 from .binary import Writer, open_frame
-from .config import IndexConfig
+from .config import FetchBound, IndexConfig
 from .errors import StateCodecError, VectorIndexError
 from .index_rebuild import AsideRebuild, Job, start_thread
 from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_grouped
@@ -108,6 +108,7 @@ class FaissIndex:
         queries: Sequence[np.ndarray],
         k: int,
         excludes: Sequence[set[str] | None] | None = None,
+        bound: FetchBound | None = None,
     ) -> list[list[Hit]]:
         excludes = list(excludes) if excludes is not None else [None] * len(queries)
         stacked, counts = as_query_batch(queries, self.dim)
@@ -121,7 +122,7 @@ class FaissIndex:
             scores, labels = index.search(queries, fetch)
             return labels, scores
         return search_grouped(search, stacked, counts, k, self._ids.id_of, excludes,
-                              extra=self._replica_dead, cap=cap)
+                              extra=self._replica_dead, cap=cap, bound=bound)
 
     def _search_index(self) -> faiss.Index:
         if not (self.use_gpu or self.config.force_replica):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from .config import FetchBound
 from .errors import VectorIndexError
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ class VectorIndex(Protocol):
         queries: Sequence[np.ndarray],
         k: int,
         excludes: Sequence[set[str] | None] | None = None,
+        bound: FetchBound | None = None,
     ) -> list[list[Hit]]:
-        """search() for many users in one batched call."""
+        """search() for many users in one batched call; bound: fetch sizes (None: exact)."""
         ...
 
     def __len__(self) -> int: ...
@@ -109,11 +111,19 @@ def as_query_batch(queries: Sequence[np.ndarray], dim: int) -> tuple[np.ndarray,
     return np.ascontiguousarray(stacked), counts
 
 
-def fetch_size(k: int, exclude: set[str] | None, extra: int = 0) -> int:
-    """Neighbours one user's queries fetch so that k survive its exclusions, rounded up to a power
-    of two so that users of similar need share one search."""
+def fetch_size(k: int, exclude: set[str] | None, extra: int = 0,
+               bound: FetchBound | None = None) -> int:
+    """Neighbours one user's queries fetch so that k survive its exclusions (at most k x
+    bound.factor with a bound), rounded up to a power of two so that users of similar need
+    share one search."""
     need = k + (len(exclude) if exclude else 0) + extra
-    return 1 << max(need - 1, 0).bit_length()
+    if bound is not None:
+        need = min(need, k * bound.factor + extra)
+    return _pow2(need)
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
 
 
 def search_grouped(
@@ -125,14 +135,44 @@ def search_grouped(
     excludes: Sequence[set[str] | None],
     extra: int = 0,
     cap: int | None = None,
+    bound: FetchBound | None = None,
 ) -> list[list[Hit]]:
     """search(queries, fetch) -> (labels, scores) once per fetch size: a user with a long seen list
-    no longer makes every query of the batch fetch (and merge) that many neighbours."""
+    no longer makes every query of the batch fetch (and merge) that many neighbours. With a
+    bound, fetch sizes stay bounded: a user short of k after the first pass gets one second
+    pass of at most bound.limit (FetchBound)."""
+    def capped(fetch: int) -> int:
+        return fetch if cap is None else min(fetch, cap)
+
+    first = {u: capped(fetch_size(k, e, extra, bound)) for u, e in enumerate(excludes)}
+    out = _search_pass(search, stacked, counts, k, id_of, excludes, first)
+    if bound is None:
+        return out
+    again = {}
+    for u, e in enumerate(excludes):
+        fetch = capped(_pow2(min(k + (len(e) if e else 0) + extra, bound.limit)))
+        if len(out[u]) < k and fetch > first[u]:
+            again[u] = fetch
+    for u, hits in enumerate(_search_pass(search, stacked, counts, k, id_of, excludes, again)):
+        if u in again:
+            out[u] = hits
+    return out
+
+
+def _search_pass(
+    search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    stacked: np.ndarray,
+    counts: list[int],
+    k: int,
+    id_of: Mapping[int, str],
+    excludes: Sequence[set[str] | None],
+    fetch_of: Mapping[int, int],
+) -> list[list[Hit]]:
+    """Hits of the users in fetch_of (user -> fetch size), one search per size; [] for the rest."""
     starts = np.cumsum([0, *counts])
     groups: dict[int, list[int]] = {}
-    for u, exclude in enumerate(excludes):
-        fetch = fetch_size(k, exclude, extra)
-        groups.setdefault(fetch if cap is None else min(fetch, cap), []).append(u)
+    for u, fetch in fetch_of.items():
+        groups.setdefault(fetch, []).append(u)
     out: list[list[Hit]] = [[] for _ in counts]
     for fetch, users in groups.items():
         rows = np.concatenate([np.arange(starts[u], starts[u + 1]) for u in users])

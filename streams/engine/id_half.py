@@ -4,7 +4,9 @@ A hybrid checkpoint (docs/architecture.md, "The hybrid score") carries the ID ro
 loaded into an `IdMemory` (the table issue 13's trainer will update through `parameters`).
 Retrieval takes the union of the content index's candidates and the best ID-term candidates,
 then one exact hybrid score reranks them all, so every item either side can return is scored
-the way the offline evaluation scores it.
+the way the offline evaluation scores it. Neither side scores every row per batch: ID candidates
+come from an index over the gated rows, the prior's reference from a sample of rows, and both
+follow the rows the trainer changes without a rebuild.
 """
 
 from __future__ import annotations
@@ -19,24 +21,34 @@ import torch
 from model.hybrid import Fusion
 from model.id_checkpoint import load_id_half
 from model.sasrec import SASRec
-from store import IdMemory, IdMemoryConfig, IdRow, SeenItems
+from store import FetchBound, IdMemory, IdMemoryConfig, IdRow, IndexConfig, RowSample, SeenItems
+from store.faiss_index import FaissIndex
 from store.memory_backend import MemoryKV
-from store.seen_items import fingerprints
+from streams.engine.config import IdIndexConfig
 
 logger = logging.getLogger(__name__)
 
+_SLICE = 65_536  # rows read per step of a full index build
+
 
 class IdHalf:
-    """ID rows (IdMemory), the SASRec tower and the fitted gate of one hybrid checkpoint."""
+    """ID rows (IdMemory), the SASRec tower and the fitted gate of one hybrid checkpoint.
 
-    def __init__(self, memory: IdMemory, tower: SASRec, fusion: Fusion) -> None:
+    Candidates come from an inner-product index over the gated rows g_i e_i (exact below
+    IdIndexConfig.exact_threshold rows, IVF above) and r_u from a uniform sample of rows; both
+    are built from the memory on first use and then follow changed rows (`rows_changed`)."""
+
+    def __init__(self, memory: IdMemory, tower: SASRec, fusion: Fusion,
+                 config: IdIndexConfig | None = None) -> None:
         self.memory, self.tower, self.fusion = memory, tower, fusion
-        self._table: tuple[list[str], np.ndarray] | None = None  # (ids, g_i e_i) for retrieval
-        self._pos: dict[str, int] | None = None  # id -> row of the table
-        self._hashes: np.ndarray | None = None  # item_hash per row, for fingerprinted seen items
+        self.config = config or IdIndexConfig()
+        self._index: FaissIndex | None = None  # g_i e_i of every row; None until first use
+        self._sample = RowSample(self.config.reference_sample, memory.config.dim, self.config.seed)
+        self._sampled = False  # the sample is drawn from the memory on first use
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, memory: IdMemory | None = None) -> IdHalf | None:
+    def from_checkpoint(cls, path: str | Path, memory: IdMemory | None = None,
+                        config: IdIndexConfig | None = None) -> IdHalf | None:
         """The ID half of a hybrid checkpoint (None for a content-only one); rows go into memory."""
         ck = load_id_half(path)
         if ck is None:
@@ -45,7 +57,7 @@ class IdHalf:
         ids, rows, slots = ck.present_rows()
         memory.put_rows(ids, [IdRow(r, s) for r, s in zip(rows, slots, strict=True)])
         logger.info("hybrid checkpoint %s: %d ID rows", path, len(ids))
-        return cls(memory, ck.tower, ck.fusion)
+        return cls(memory, ck.tower, ck.fusion, config)
 
     def user_vectors(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
         """h_u (U, k) from each user's item ids, oldest first (items without a row are skipped).
@@ -67,61 +79,65 @@ class IdHalf:
         return [every[u, [pos[i] for i in c]] for u, c in enumerate(candidates)]
 
     def references(self, users: np.ndarray) -> torch.Tensor | None:
-        """r_u (U, 1) over every row of the memory; None when the checkpoint has no prior."""
+        """r_u (U, 1): the prior's quantile of each user's ID terms over the row sample (every
+        row up to IdIndexConfig.reference_sample rows); None when the checkpoint has no prior."""
         if float(self.fusion.prior_q) < 0:
             return None
-        ids, gated = self.table()
+        _, gated = self.sample().matrix()
         with torch.no_grad():
             return self.fusion.reference_of_terms(torch.from_numpy(np.asarray(users, np.float32) @ gated.T))
 
-    def retrieve(self, users: np.ndarray, k: int, seen: Sequence[SeenItems | set[str]]) -> list[list[str]]:
-        """The k items with the largest ID term per user (seen items excluded); exact, over all rows."""
-        ids, gated = self.table()
-        if not ids:
-            return [[] for _ in users]
-        scores = users @ gated.T  # (U, R)
-        for u, skip in enumerate(seen):
-            scores[u, self._rows_of(skip)] = -np.inf
-        take = min(k, len(ids))
-        out = []
-        for s in scores:
-            if take == 0:
-                out.append([])
-                continue
-            edge = s[np.argpartition(-s, take - 1)[take - 1]]
-            top = np.flatnonzero(s >= edge)  # every tie at the edge: the order of a stable full sort
-            top = top[np.lexsort((top, -s[top]))][:take]
-            out.append([ids[j] for j in top if s[j] > -np.inf])
-        return out
+    def retrieve(self, users: np.ndarray, k: int, seen: Sequence[SeenItems | set[str]],
+                 bound: FetchBound | None = None) -> list[list[str]]:
+        """The k items with the largest ID term per user through the index, seen items filtered
+        from an over-fetch (bound: its size, None: enough for every seen item)."""
+        queries = [np.asarray(u, np.float32)[None] for u in users]
+        hits = self.index().search_many(queries, k, list(seen), bound=bound)
+        return [[i for i, _ in h] for h in hits]
 
-    def _rows_of(self, seen: SeenItems | set[str]) -> list[int]:
-        """Rows a user must not get: kept items by id; earlier ones (store/seen_items.py) by
-        fingerprint, over every row, as they cannot be listed."""
-        pos = self._positions()
-        if not isinstance(seen, SeenItems):
-            return [pos[i] for i in seen if i in pos]
-        rows = [pos[i] for i in seen.kept if i in pos]
-        if len(seen.earlier):
-            if self._hashes is None:
-                self._hashes = fingerprints(self.table()[0])
-            rows += np.flatnonzero(seen.earlier.holds(self._hashes)).tolist()
-        return rows
-
-    def _positions(self) -> dict[str, int]:
-        if self._pos is None:
-            self._pos = {i: j for j, i in enumerate(self.table()[0])}
-        return self._pos
-
-    def table(self) -> tuple[list[str], np.ndarray]:
-        """(ids, g_i e_i) over every row, rebuilt after the rows change (invalidate())."""
-        if self._table is None:
+    def index(self) -> FaissIndex:
+        """The index of g_i e_i over every row (built from the memory on first use)."""
+        if self._index is None:
+            cfg = self.config
+            index = FaissIndex(IndexConfig(dim=self.memory.config.dim, exact_threshold=cfg.exact_threshold,
+                                           nprobe=cfg.nprobe, use_gpu=False, seed=cfg.seed))
             ids = sorted(self.memory.ids())
-            rows, _ = self.memory.lookup(ids)
-            with torch.no_grad():
-                g = self.fusion.gates(torch.from_numpy(rows)).numpy()
-            self._table = (ids, (rows * g[:, None]).astype(np.float32))
-        return self._table
+            # rows read in slices (bounded temporaries), added at once (one IVF training at most)
+            parts = [self.gated(ids[s:s + _SLICE])[0] for s in range(0, len(ids), _SLICE)]
+            if ids:
+                index.upsert(ids, np.concatenate(parts))
+            self._index = index
+        return self._index
 
-    def invalidate(self) -> None:
-        """Rows changed (e.g. applied from the trainer): rebuild the retrieval table on next use."""
-        self._table = self._pos = self._hashes = None
+    def sample(self) -> RowSample:
+        """The rows r_u is computed over (store/row_sample.py), rebuilt when removals left it short."""
+        if not self._sampled or self._sample.needs_rebuild(len(self.memory)):
+            chosen = self._sample.rebuild(self.memory.ids())
+            self._sample.put(chosen, self.gated(chosen)[0])
+            self._sampled = True
+        return self._sample
+
+    def gated(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(g_i e_i (n, k) float32, present (n,)) of ids; rows of absent ids are zero."""
+        rows, present = self.memory.lookup(ids)
+        with torch.no_grad():
+            g = self.fusion.gates(torch.from_numpy(rows)).numpy()
+        return (rows * g[:, None]).astype(np.float32), present
+
+    def rows_changed(self, ids: Sequence[str]) -> None:
+        """Rows put or deleted (e.g. applied from the trainer): their index vectors and sample
+        entries follow, nothing else is rebuilt."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return
+        gated, present = self.gated(ids)
+        live = [i for i, p in zip(ids, present, strict=True) if p]
+        gone = [i for i, p in zip(ids, present, strict=True) if not p]
+        if self._index is not None:
+            self._index.remove(gone)
+            if live:
+                self._index.upsert(live, gated[present])
+        if self._sampled:
+            self._sample.drop(gone)
+            if live:
+                self._sample.put(live, gated[present])

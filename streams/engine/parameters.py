@@ -71,22 +71,23 @@ def decode_parameter(key: bytes | None, value: bytes | None, table: str, dim: in
 def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],
                      ceiling: int = MAX_VERSION) -> list[ParamOutcome]:
     """Apply (key, value) records in order; one outcome per record (whatever one raises, it is
-    that record's). The ID retrieval table is invalidated when a row changed, so the next
-    ranking sees the new rows."""
+    that record's). The changed rows' vectors in the ID index and row sample are updated in
+    place (no rebuild), so the next ranking sees the new rows."""
     memory = half.memory
-    out = []
+    out, changed = [], []
     for key, value in records:
         try:
             item_id, row = decode_parameter(key, value, memory.table, memory.config.dim, ceiling)
             out.append(ParamOutcome(_apply_one(half, item_id, row)))
+            if out[-1].outcome in CHANGED:
+                changed.append(item_id)
         except CorruptParameter as e:
             out.append(ParamOutcome("corrupt", str(e)))
         except Exception as e:  # nobody listed it: still this record's, not the worker's
             if isinstance(e, (OSError, MemoryError)):
                 raise
             out.append(ParamOutcome("corrupt", f"unexpected error: {type(e).__name__}: {e}"[:512]))
-    if any(o.outcome in CHANGED for o in out):
-        half.invalidate()
+    half.rows_changed(changed)
     return out
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from cachetools import LRUCache
 
 from model.inference import EmbSumInference, SessionEncoding
+from model.query_codes import select_queries
 from model.text import ITEM_SEP
 from store import BoundedCache, ItemStore, VectorIndex
 from streams.engine.config import EngineConfig
@@ -178,11 +179,12 @@ class ModelRounds:
 
 
     def rank(self, tasks: list[Task], codes: list[np.ndarray]) -> list[list[tuple[str, float]]]:
-        """Retrieve with the interest vectors (and the ID term for a hybrid), drop seen items,
-        rerank with the exact score."""
-        queries = [self.model.interest_vectors(c[None])[0] for c in codes]
+        """Retrieve with q of the interest vectors (and the ID term for a hybrid), each fetch
+        bounded, drop seen items, rerank the union with the exact score."""
+        cfg = self.config
+        queries = [select_queries(self.model.interest_vectors(c[None])[0], cfg.query_codes) for c in codes]
         with self.stats.timed("index"):
-            hits = self.index.search_many(queries, self.config.candidates, [t.seen for t in tasks])
+            hits = self.index.search_many(queries, cfg.candidates, [t.seen for t in tasks], bound=cfg.fetch)
         cands = [[i for i, _ in h] for h in hits]
         users = self._id_candidates(tasks, cands)
         width = max((len(c) for c in cands), default=0)
@@ -209,7 +211,8 @@ class ModelRounds:
             return None
         with self.stats.timed("model"):
             users = self.id_half.user_vectors([[i for s in t.sessions for i in s] for t in tasks])
-            extra = self.id_half.retrieve(users, self.config.candidates, [t.seen for t in tasks])
+            extra = self.id_half.retrieve(users, self.config.candidates, [t.seen for t in tasks],
+                                          bound=self.config.fetch)
         with self.stats.timed("store"):
             for c, e in zip(cands, extra, strict=True):
                 have = set(c)

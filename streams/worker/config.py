@@ -40,6 +40,8 @@ class WorkerSettings(BaseSettings):
     batch_within_s: float = Field(0.02, gt=0)
     top_k: int = Field(10, ge=1)  # recommendations per message
     candidates: int = Field(50, ge=1)  # retrieved candidates before the exact rerank
+    # UPE codes that query the index per engagement (none: the engine's default; 0: all m)
+    query_codes: int | None = Field(None, ge=0)
     refresh: str = "session_close"  # summary refresh: every_event|never|session_close|every_n:N|period:S
     # generate refreshed summaries off the recommendation path (a separate lane, batched across
     # users); --no-summary-lane generates them inside the engagement's round (parity tests)
@@ -101,7 +103,7 @@ class WorkerSettings(BaseSettings):
 
     def engine_config(self, model_cfg: EmbSumConfig, model_version: str) -> EngineConfig:
         """Engine options: the model's session rules unless overridden here."""
-        over = {k: getattr(self, k) for k in ("session_gap_s", "session_max_items", "max_sessions")
+        over = {k: getattr(self, k) for k in ("session_gap_s", "session_max_items", "max_sessions", "query_codes")
                 if getattr(self, k) is not None}
         return EngineConfig.from_model(model_cfg, top_k=self.top_k, candidates=self.candidates,
                                        refresh=RefreshPolicy.parse(self.refresh),

@@ -295,3 +295,30 @@ def test_approximate_recall_at_100_on_100k_384d() -> None:
     )
     assert recall >= 0.95, recall
     assert time.perf_counter() - started < 60
+
+
+def test_bounded_fetch_does_not_grow_with_the_seen_list() -> None:
+    from store.config import FetchBound
+    from store.vector_index import search_grouped
+
+    fetches = []
+
+    def search(queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        fetches.append((len(queries), fetch))
+        order = np.tile(np.arange(fetch), (len(queries), 1))
+        return order, -order.astype(np.float32)
+    names = {j: f"i{j}" for j in range(5000)}
+    # first pass 10 x 2 -> 32 for the users with exclusions. User 0: 995 seen, all but 64..68:
+    # none of its 32 survives, the second pass (1,005 needed, limit 128) finds 5 and accepts
+    # fewer than k. User 1: the best 100 seen: the second pass (110 -> 128) finds 10. User 2:
+    # nothing seen: 10 -> 16, no second pass.
+    excludes = [{f"i{j}" for j in range(1000)} - {f"i{j}" for j in range(64, 69)},
+                {f"i{j}" for j in range(100)}, None]
+    bound = FetchBound(factor=2, limit=128)
+    hits = search_grouped(search, np.zeros((5, 2), np.float32), [2, 2, 1], 10, names, excludes,
+                          cap=5000, bound=bound)
+    assert max(f for _, f in fetches) <= 128  # unbounded: 1,024 for user 0
+    assert sorted(fetches) == [(1, 16), (4, 32), (4, 128)]  # 10 x 2 -> 32; one second pass of 128
+    assert [h[0] for h in hits[0]] == [f"i{j}" for j in range(64, 69)]  # accepts fewer than k
+    assert [h[0] for h in hits[1]] == [f"i{j}" for j in range(100, 110)]
+    assert [h[0] for h in hits[2]] == [f"i{j}" for j in range(10)]

@@ -44,7 +44,8 @@ def engine_factory(tiny_model, catalogue):
 
     def make(index=None, items=True, **overrides) -> Engine:
         cfg = EngineConfig.from_model(tiny_model.config, **{"top_k": 5, "candidates": 30, **overrides})
-        eng = Engine.in_memory(tiny_model, cfg, index=index or BruteForceIndex(tiny_model.dim))
+        index = index if index is not None else BruteForceIndex(tiny_model.dim)  # an empty one is falsy
+        eng = Engine.in_memory(tiny_model, cfg, index=index)
         if items:
             eng.upsert_items(catalogue)
         return eng

@@ -27,6 +27,12 @@ def make_id_half(item_ids: list[str], rowless: set[str], prior: float = -1.0) ->
     return IdHalf(memory, tower, fusion.eval())
 
 
+def dense_table(half: IdHalf) -> tuple[list[str], np.ndarray]:
+    """The exact oracle of the ID side: (sorted ids, g_i e_i) of every row, read from the memory."""
+    ids = sorted(half.memory.ids())
+    return ids, half.gated(ids)[0]
+
+
 def _scores(result) -> dict[str, float]:
     return {x["item_id"]: x["score"] for x in result.recommendation["items"]}
 
@@ -78,8 +84,8 @@ def test_id_retrieval_and_terms_of_a_batch_equal_each_users_alone(catalogue):
     half = make_id_half(ids, set(ids[::4]), prior=0.9)
     users = half.user_vectors([ids[:3], ids[5:9], ids[2:3]])
     seen = [set(ids[:3]), set(ids[5:30]), set()]
-    table_ids, gated = half.table()
-    for u, got in enumerate(half.retrieve(users, 6, seen)):  # against a full stable sort
+    table_ids, gated = dense_table(half)
+    for u, got in enumerate(half.retrieve(users, 6, seen)):  # index against a full stable sort
         s = users[u] @ gated.T
         want = [table_ids[j] for j in np.argsort(-s, kind="stable") if table_ids[j] not in seen[u]][:6]
         assert got == want

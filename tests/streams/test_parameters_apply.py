@@ -13,7 +13,7 @@ from store import IdRow, encode_row, row_key
 from streams.engine.parameters import apply_parameters
 from streams.worker.config import WorkerSettings
 from streams.worker.runtime import Runtime
-from tests.streams.test_engine_hybrid import make_id_half
+from tests.streams.test_engine_hybrid import dense_table, make_id_half
 
 
 def _row(value: float, version: int, dim: int = 8) -> IdRow:
@@ -39,7 +39,7 @@ def _corrupt(item_id: str, other: str) -> dict[str, tuple[bytes | None, bytes | 
 def test_rows_tombstones_and_stale_rows_apply_in_order(catalogue):
     ids = [it["item_id"] for it in catalogue]
     half = make_id_half(ids, rowless={ids[2]})
-    before_table = half.table()
+    before = half.index()
     records = [_put(ids[0], _row(0.5, 4)), _put(ids[0], _row(0.9, 3)),  # the second is stale
                (row_key("item", ids[1]), None), (row_key("item", ids[2]), None),
                _put(ids[3], _row(0.0, 4)), (row_key("item", ids[3]), None), _put(ids[3], _row(0.25, 4))]
@@ -47,8 +47,10 @@ def test_rows_tombstones_and_stale_rows_apply_in_order(catalogue):
     assert got == ["applied", "stale", "deleted", "absent", "applied", "deleted", "applied"]
     assert half.memory.version == 4 and half.memory.get_row(ids[0]) == _row(0.5, 4)
     assert ids[1] not in half.memory and half.memory.get_row(ids[3]) == _row(0.25, 4)
-    table_ids, gated = half.table()
-    assert half.table() is not before_table and ids[1] not in table_ids  # rebuilt
+    table_ids, gated = dense_table(half)
+    # updated in place: the same index, without the deleted row, with the changed one
+    assert half.index() is before and len(before) == len(table_ids) and ids[1] not in before
+    assert ids[1] not in table_ids
     users = half.user_vectors([ids[5:9]])
     assert half.terms(users, [[ids[1]]])[0][0] == 0.0  # a deleted row's ID term is exactly 0
     gate = half.fusion.gates(torch.from_numpy(_row(0.5, 4).vector[None])).item()

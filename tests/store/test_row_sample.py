@@ -1,0 +1,49 @@
+"""RowSample: a seeded bottom-n sample that follows inserts and removals like a fresh draw."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from store.row_sample import RowSample, priority
+
+
+def bottom(keys: list[str], n: int, seed: int) -> list[str]:
+    return sorted(sorted(keys, key=lambda k: priority(seed, k))[:n])
+
+
+def _put(sample: RowSample, keys: list[str]) -> None:
+    sample.put(keys, np.ones((len(keys), 2), np.float32))
+
+
+def test_puts_and_removals_keep_the_n_smallest_priorities():
+    sample, rows = RowSample(50, 2, seed=7), [f"k{j}" for j in range(30)]
+    _put(sample, rows)
+    assert sample.complete and sample.matrix()[0] == sorted(rows)  # fewer rows than n: all of them
+    rows += [f"k{j}" for j in range(30, 400)]
+    _put(sample, rows[30:])
+    assert not sample.complete and sample.matrix()[0] == bottom(rows, 50, 7)
+    _put(sample, rows[:100])  # changed rows: members take the new vector, nobody else enters
+    assert sample.matrix()[0] == bottom(rows, 50, 7)
+    members = sample.matrix()[0]
+    sample.drop(members[:10] + ["k399", "unknown"])
+    rows = [r for r in rows if r not in set(members[:10]) | {"k399"}]
+    # smaller, still a threshold sample: every row at or under the threshold, no other
+    assert sample.matrix()[0] == sorted(r for r in rows if priority(7, r) <= sample.threshold)
+    assert not sample.needs_rebuild(len(rows))  # 40 >= 0.75 x 50
+    sample.drop(sample.matrix()[0][:5])
+    assert sample.needs_rebuild(len(rows))
+    rows = rows[5:]
+    chosen = sample.rebuild(rows)
+    assert sorted(chosen) == bottom(rows, 50, 7)
+
+
+def test_the_seed_decides_the_sample_and_few_rows_make_it_exact():
+    rows = [f"k{j}" for j in range(1000)]
+    a, b, c = RowSample(100, 2, seed=1), RowSample(100, 2, seed=1), RowSample(100, 2, seed=2)
+    for s in (a, b, c):
+        _put(s, rows)
+    assert a.matrix()[0] == b.matrix()[0] != c.matrix()[0]
+    assert len(set(a.matrix()[0]) & set(c.matrix()[0])) < 40  # independent draws overlap ~10
+    a.drop(a.matrix()[0])
+    assert a.needs_rebuild(900)
+    assert sorted(a.rebuild(rows[:80])) == sorted(rows[:80]) and a.complete  # <= n rows: every one
