@@ -106,6 +106,7 @@ class IdHalf:
             parts = [self.gated(ids[s:s + _SLICE])[0] for s in range(0, len(ids), _SLICE)]
             if ids:
                 index.upsert(ids, np.concatenate(parts))
+                index.finish_rebuild()  # the first build is start-up work: serve from the IVF, as open_index does
             self._index = index
         return self._index
 
