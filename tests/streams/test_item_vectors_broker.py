@@ -19,7 +19,9 @@ from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import ensure_topic_set
 from streams.worker.stats import read_stats
-from tests.streams.test_worker_broker import FLAGS, _settings, _start
+from tests.fixtures.worker import EXACT_FLAGS as FLAGS
+from tests.fixtures.worker import broker_settings as _settings
+from tests.fixtures.worker import start_worker as _start
 
 pytestmark = pytest.mark.broker
 

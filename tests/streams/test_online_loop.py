@@ -16,6 +16,9 @@ from model.records import read_jsonl
 from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
+from tests.fixtures.worker import ROOT
+from tests.fixtures.worker import broker_settings as _settings
+from tests.fixtures.worker import start_worker as _start
 from tests.streams.test_parameters_sync import (  # noqa: F401 (fixtures)
     _by_source,
     _offline,
@@ -25,7 +28,6 @@ from tests.streams.test_parameters_sync import (  # noqa: F401 (fixtures)
     data,
     hybrid_checkpoint,
 )
-from tests.streams.test_worker_broker import ROOT, _settings, _start
 
 pytestmark = pytest.mark.broker
 

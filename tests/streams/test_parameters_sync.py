@@ -30,8 +30,10 @@ from streams.kafka.processes import stop_process
 from streams.kafka.replay import ensure_topics, replay_to_broker
 from streams.worker.config import WorkerSettings
 from streams.worker.stats import read_stats
+from tests.fixtures.worker import EXACT_FLAGS as FLAGS
+from tests.fixtures.worker import broker_settings as _settings
+from tests.fixtures.worker import start_worker as _start
 from tests.streams.test_parameters_apply import _corrupt
-from tests.streams.test_worker_broker import FLAGS, _settings, _start
 from tests.streams.test_worker_oversize import free_port, scrape
 
 pytestmark = pytest.mark.broker

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -22,35 +19,11 @@ from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
 from streams.kafka.settings import KafkaSettings
 from streams.worker.config import WorkerSettings
-from streams.worker.process import cli_flag
+from tests.fixtures.worker import EXACT_FLAGS as FLAGS
+from tests.fixtures.worker import broker_settings as _settings
+from tests.fixtures.worker import start_worker as _start
 
 pytestmark = pytest.mark.broker
-ROOT = Path(__file__).resolve().parents[2]
-# the exact, synchronous worker the offline engine is compared with
-FLAGS = dict(inference="fp32", summary_lane=False, refresh="every_event", partitions=2, batch_size=16,
-             batch_within_s=0.2, top_k=5, candidates=30,
-             min_engagements=2, item_wait_s=2.0)
-
-
-def _settings(broker, prefix: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap=broker.bootstrap, broker_kind=broker.kind, topic_prefix=prefix,
-                         partitions=FLAGS["partitions"])
-
-
-def _start(broker, prefix: str, ckpt: Path, data: Path, log: Path,
-           stats: Path | None = None, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap", broker.bootstrap,
-           "--broker-kind", broker.kind, "--topic-prefix", prefix, "--checkpoint", str(ckpt),
-           "--data-dir", str(data), "--device", "cpu"]
-    if stats is not None:
-        cmd += ["--stats-file", str(stats), "--stats-every-s", "0.2"]
-    for k, v in FLAGS.items():
-        cmd += cli_flag(k, v)
-    cmd += list(extra)
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
 def _offline(ckpt: Path, k: KafkaSettings, items: list[dict], events: list[dict]) -> list[dict]:
     """What the engine gives without Kafka for the same events (same config as the worker)."""
     model = EmbSumInference.from_checkpoint(ckpt, device="cpu")

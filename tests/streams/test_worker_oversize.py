@@ -20,7 +20,8 @@ from model.records import read_jsonl
 from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import replay_to_broker
-from tests.streams.test_worker_broker import _settings, _start
+from tests.fixtures.worker import broker_settings as _settings
+from tests.fixtures.worker import start_worker as _start
 
 pytestmark = pytest.mark.broker
 
