@@ -159,7 +159,7 @@ def replay(policy: str, inf, base: Engine | None, cfg: EngineConfig, before: dic
             if policy == "stale":
                 pending.setdefault(u, []).append(e)
             elif u not in before:  # frozen: a new user's history is kept (exclusion), vectors never
-                eng.states.put(eng.append_only(u, [e], observe=False))
+                eng.append_history(u, [e], observe=False)
     res = judge.result()
     res.update(warm_start_s=round(warm_s, 1), replay_s=round(time.time() - t1, 1),
                engine_stats={k_: v for k_, v in eng.stats.as_dict().items() if v})

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .binary import Writer, open_frame, values_equal
+from .binary import Reader, Writer, open_frame, values_equal
 
 logger = logging.getLogger(__name__)
 
@@ -50,26 +50,30 @@ def hash_text(text: str) -> int:
 def encode_item_record(item: ItemRecord) -> bytes:
     """Encode an ItemRecord to bytes (format ITEM_FORMAT)."""
     w = Writer()
+    write_item_fields(w, item)
+    return w.frame(ITEM_MAGIC, ITEM_FORMAT)
+
+
+def write_item_fields(w: Writer, item: ItemRecord) -> None:
+    """An item's fields in the order every item codec keeps them (store/item_vector.py too)."""
     w.pack("d", item.ts)
     w.text(item.item_id)
     w.text(item.text)
     w.text(item.category)
     w.array(item.cpe, "<f2")
     w.array(item.vector, "<f4")
-    return w.frame(ITEM_MAGIC, ITEM_FORMAT)
+
+
+def read_item_fields(r: Reader) -> ItemRecord:
+    """The fields write_item_fields wrote."""
+    (ts,) = r.unpack("d")
+    return ItemRecord(item_id=r.text(), text=r.text(), category=r.text(),
+                      cpe=r.array("<f2", 2), vector=r.array("<f4", 1), ts=ts)
 
 
 def decode_item_record(data: bytes) -> ItemRecord:
     """Decode bytes from encode_item_record; raises StateCodecError on anything invalid."""
     _, r = open_frame(data, ITEM_MAGIC, {ITEM_FORMAT}, "item record")
-    (ts,) = r.unpack("d")
-    item = ItemRecord(
-        item_id=r.text(),
-        text=r.text(),
-        category=r.text(),
-        cpe=r.array("<f2", 2),
-        vector=r.array("<f4", 1),
-        ts=ts,
-    )
+    item = read_item_fields(r)
     r.finish()
     return item

@@ -10,7 +10,7 @@ import numpy as np
 
 from .binary import Writer, open_frame
 from .errors import StateCodecError
-from .item_record import ItemRecord
+from .item_record import ItemRecord, read_item_fields, write_item_fields
 
 VECTOR_MAGIC = b"TRIV"
 VECTOR_FORMAT = 1
@@ -57,12 +57,7 @@ def encode_item_vector(vec: ItemVector) -> bytes:
     item, fp = vec.item, vec.encoder
     w = Writer()
     w.pack(f"{IDENTITY_BYTES}sII", fp.identity, fp.dim, fp.codes)
-    w.pack("d", item.ts)
-    w.text(item.item_id)
-    w.text(item.text)
-    w.text(item.category)
-    w.array(item.cpe, "<f2")
-    w.array(item.vector, "<f4")
+    write_item_fields(w, item)
     return w.frame(VECTOR_MAGIC, VECTOR_FORMAT)
 
 
@@ -75,9 +70,7 @@ def decode_item_vector(data: bytes, bounds: VectorBounds | None = None) -> ItemV
         raise StateCodecError(f"item vector: encoder shape {codes}x{dim} outside "
                               f"{b.max_codes}x{b.max_dim}")
     fp = EncoderFingerprint(identity, dim, codes)
-    (ts,) = r.unpack("d")
-    item = ItemRecord(item_id=r.text(), text=r.text(), category=r.text(),
-                      cpe=r.array("<f2", 2), vector=r.array("<f4", 1), ts=ts)
+    item = read_item_fields(r)
     r.finish()
     vec = ItemVector(item, fp)
     check_item_vector(vec, b)

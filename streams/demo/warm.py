@@ -15,11 +15,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from model.inference import EmbSumInference
-from model.text import item_text
-from store import BoundedCache, BruteForceIndex, ItemRecord, ItemStore, encode_user_state
+from store import BoundedCache, BruteForceIndex, ItemStore, encode_user_state
 from streams.engine.config import EngineConfig
 from streams.engine.engine import Engine
 from streams.engine.state_mapping import BytesStateMapping
@@ -40,12 +37,10 @@ def warm_states(model: EmbSumInference, config: EngineConfig, items: Mapping[str
     eng = Engine(model, items=ItemStore.open(None), index=BruteForceIndex(model.dim),
                  states=BytesStateMapping({}), token_cache=BoundedCache.in_memory(), config=config)
     # building user states reads item texts only: no item encoding, no index
-    cpe = np.zeros((model.config.n, model.dim), np.float16)
-    for item_id, it in items.items():
-        eng.items.put(ItemRecord(str(item_id), item_text(it), str(it.get("category") or ""), cpe,
-                                 np.zeros(model.dim, np.float32), float(it.get("ts") or 0.0)))
+    eng.put_texts([{**it, "item_id": item_id} for item_id, it in items.items()])
     eng.refresh_users(history)
-    return {u: encode_user_state(eng.states.get(u)) for u in history if eng.states.get(u)}
+    states = {u: eng.user_state(u) for u in history}
+    return {u: encode_user_state(st) for u, st in states.items() if st}
 
 
 def publish_states(k: KafkaSettings, states: Mapping[str, bytes], app_id: str = "threadrec") -> int:

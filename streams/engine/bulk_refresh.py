@@ -45,6 +45,13 @@ class BulkRefresh:
                                    observe=observe)
         return st
 
+    def append_history(self, user_id: str, events: Sequence[Mapping[str, Any]],
+                       observe: bool = True) -> UserState:
+        """append_only, then store the state: a history kept (for exclusion) without vectors."""
+        st = self.append_only(user_id, events, observe=observe)
+        self.states.put(st)
+        return st
+
     def refresh_users(self, events_by_user: Mapping[str, Sequence[Mapping[str, Any]]],
                       batch_users: int = 32, observe: bool = True) -> int:
         """Append each user's engagements, then recompute its vectors once; returns users refreshed.

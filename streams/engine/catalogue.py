@@ -85,6 +85,14 @@ class ItemCatalogue:
         """Encode items (one batched call), store them and upsert their retrieval vectors."""
         return self.put_encoded(self.encode_items(items), offsets)
 
+    def put_texts(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Store items by their text alone (zero vectors, not indexed): enough to build user
+        states in bulk (sessions read item texts), never to retrieve them."""
+        cpe = np.zeros((self.model.config.n, self.model.dim), np.float16)
+        for it in items:
+            self.items.put(ItemRecord(str(it["item_id"]), item_text(it), str(it.get("category") or ""),
+                                      cpe, np.zeros(self.model.dim, np.float32), float(it.get("ts") or 0.0)))
+
     def remove_items(self, item_ids: Iterable[str], offsets: dict[int, int] | None = None) -> None:
         """Tombstones: drop items from the store, the index and the fallback."""
         ids = list(item_ids)

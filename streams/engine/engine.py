@@ -100,6 +100,10 @@ class Engine(ItemCatalogue, BulkRefresh):
         content-only checkpoint."""
         return [] if self.id_half is None else apply_parameters(self.id_half, records, ceiling)
 
+    def user_state(self, user_id: str) -> UserState | None:
+        """The stored state of a user (None: unknown or expired)."""
+        return self.states.get(user_id)
+
     def status(self) -> dict[str, Any]:
         """What a worker reports about the engine: the summary lane and the ID rows."""
         half = self.id_half

@@ -147,15 +147,20 @@ def test_users_with_long_and_short_seen_lists_in_one_batch_match_the_oracle(inde
         assert [h[0] for h in got] == _oracle_topk(vectors, user, 7, exclude or ())
 
 
-def test_grouped_search_fetches_per_user_need_rounded_to_a_power_of_two() -> None:
-    from store.vector_index import search_grouped
 
-    fetches = []
-
+def _recording_search(fetches: list[tuple[int, int]]):
+    """A search(queries, fetch) whose labels are 0..fetch-1 by falling score; records (queries, fetch)."""
     def search(queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         fetches.append((len(queries), fetch))
         order = np.tile(np.arange(fetch), (len(queries), 1))
         return order, -order.astype(np.float32)
+    return search
+
+def test_grouped_search_fetches_per_user_need_rounded_to_a_power_of_two() -> None:
+    from store.vector_index import search_grouped
+
+    fetches: list[tuple[int, int]] = []
+    search = _recording_search(fetches)
     names = {j: f"i{j}" for j in range(300)}
     excludes = [None, {f"i{j}" for j in range(100)}, {"i0"}, None]
     hits = search_grouped(search, np.zeros((6, 2), np.float32), [1, 2, 1, 2], 5, names, excludes, cap=200)
@@ -301,12 +306,8 @@ def test_bounded_fetch_does_not_grow_with_the_seen_list() -> None:
     from store.config import FetchBound
     from store.vector_index import search_grouped
 
-    fetches = []
-
-    def search(queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        fetches.append((len(queries), fetch))
-        order = np.tile(np.arange(fetch), (len(queries), 1))
-        return order, -order.astype(np.float32)
+    fetches: list[tuple[int, int]] = []
+    search = _recording_search(fetches)
     names = {j: f"i{j}" for j in range(5000)}
     # first pass 10 x 2 -> 32 for the users with exclusions. User 0: 995 seen, all but 64..68:
     # none of its 32 survives, the second pass (1,005 needed, limit 128) finds 5 and accepts

@@ -32,9 +32,9 @@ def test_split_refresh_and_append_only(engine_factory, events):
     full, split = engine_factory(), engine_factory()
     full.refresh_users(by_user)
     split.refresh_users(half)
-    stale, before = split.stored_upe("u0"), split.states.get("u0")
-    st = split.append_only("u0", rest["u0"])  # bookkeeping only: vectors unchanged
-    split.states.put(st)  # as a stale refresh policy stores it (bench/bench_online_policies.py)
+    stale, before = split.stored_upe("u0"), split.user_state("u0")
+    st = split.append_history("u0", rest["u0"])  # bookkeeping only, stored: vectors unchanged
+    assert split.user_state("u0") == st and split.user_state("u0") != before
     assert len(st.item_ids) == len(by_user["u0"]) and np.array_equal(split.stored_upe("u0"), stale)
     split.states.put(before)  # the half again: the refresh below appends the rest itself
     split.refresh_users(rest)
