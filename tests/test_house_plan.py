@@ -107,6 +107,27 @@ def test_nothing_outside_the_engine_reaches_past_it():
     assert found == []
 
 
+def _engine_store_call(node: ast.AST) -> bool:
+    """engine.states.put/get/delete(...) or engine.items.put(...), engine named eng/engine/base."""
+    if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)):
+        return False
+    store, owner = node.value, node.value.value
+    named = (isinstance(owner, ast.Name) and owner.id in ("eng", "engine", "base")) or \
+        (isinstance(owner, ast.Attribute) and owner.attr == "engine")
+    return named and ((store.attr == "states" and node.attr in ("put", "get", "delete"))
+                      or (store.attr == "items" and node.attr == "put"))
+
+
+def test_the_product_and_benches_use_the_engines_doors_to_its_stores():
+    """Outside streams/engine/, streams/ and bench/ read and write user states and items through
+    Engine methods (user_state, append_history, put_texts, upsert_items ...), not its stores."""
+    found = [f"{p.relative_to(ROOT)}:{n.lineno}"
+             for p in [*ROOT.glob("bench/*.py"), *(ROOT / "streams").rglob("*.py")]
+             if not p.is_relative_to(ROOT / "streams/engine")
+             for n in ast.walk(ast.parse(p.read_text())) if _engine_store_call(n)]
+    assert found == []
+
+
 def test_one_loader_of_the_hybrid_checkpoint():
     """The ID half is put together from its files in model/id_checkpoint.py only."""
     hand = [str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
