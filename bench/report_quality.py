@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from model.confidence import compare
 from streams.readme import markers, splice_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,13 +36,22 @@ def fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
+def _cell(res: dict, name: str, metric: str, best: float) -> str:
+    """The mean (bold when the highest), with its 95% bootstrap interval when the run has one."""
+    v = res["models"][name][metric]
+    text = f"**{fmt(v)}**" if v == best else fmt(v)
+    iv = res.get("intervals", {}).get(name, {}).get(metric)
+    return f"{text} ({iv['lo']:.3f}-{iv['hi']:.3f})" if iv else text
+
+
 def model_table(res: dict) -> list[str]:
     cols = IMP + FULL
     lines = ["| model | " + " | ".join(LABELS[c] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for name, m in res["models"].items():
-        best = {c: max(v[c] for v in res["models"].values()) for c in cols}
-        cells = [(f"**{fmt(m[c])}**" if m[c] == best[c] else fmt(m[c])) for c in cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    best = {c: max(v[c] for v in res["models"].values()) for c in cols}
+    for name in res["models"]:
+        lines.append(f"| {name} | " + " | ".join(_cell(res, name, c, best[c]) for c in cols) + " |")
+    if res.get("intervals"):
+        lines += ["", "In parentheses: 95% bootstrap interval over users."]
     return lines
 
 
@@ -65,17 +75,35 @@ def train_line(res: dict) -> str:
     return "; ".join(p for p in parts if p) + "."
 
 
+def _diff(iv) -> str:
+    return f"{iv.mean:+.4f} [{iv.lo:+.4f}, {iv.hi:+.4f}]"
+
+
+def above_all(res: dict, name: str, metric: str) -> str:
+    """'**status** (detail)' for "name above every other model on metric". With per-user values
+    each pair is judged by the paired bootstrap interval of the difference (on par when it holds
+    0); without them no claim is made, whatever the point values say."""
+    ms, per = res["models"], res.get("per_user", {})
+    others = [b for b in ms if b != name]
+    if not all(metric in per.get(m, {}) for m in [name, *others]):
+        behind = [b for b in others if ms[b][metric] >= ms[name][metric]]
+        detail = "; point values only, not beaten: " + ", ".join(f"{b} {fmt(ms[b][metric])}" for b in behind) \
+            if behind else "; point values only"
+        return f"**not claimed: no per-user values, so no interval** ({name} {fmt(ms[name][metric])}{detail})"
+    judged = {b: compare(per[name][metric], per[b][metric]) for b in others}
+    below = [b for b, (v, _) in judged.items() if v == "below"]
+    par = [b for b, (v, _) in judged.items() if v == "on par"]
+    status = "missed" if below else "on par" if par else "met"
+    detail = ", ".join(f"{b} {v} {_diff(iv)}" for b, (v, iv) in judged.items() if v != "above")
+    return f"**{status}** ({name} {fmt(ms[name][metric])}" + (f"; {detail})" if detail else ")")
+
+
 def targets(test: dict, onlines: list[tuple[str, dict]]) -> list[str]:
     out = []
     ms = test["models"]
     if "embsum" in ms:
         for metric in ("full_ndcg@10", "auc"):
-            beaten = [b for b in ms if b != "embsum" and ms["embsum"][metric] > ms[b][metric]]
-            missed = [b for b in ms if b != "embsum" and b not in beaten]
-            status = "met" if not missed else "missed"
-            detail = ", ".join(f"{b} {fmt(ms[b][metric])}" for b in missed)
-            out.append(f"- EmbSum beats every baseline on test {LABELS[metric]}: **{status}** "
-                       f"(EmbSum {fmt(ms['embsum'][metric])}" + (f"; not beaten: {detail})" if missed else ")"))
+            out.append(f"- EmbSum beats every baseline on test {LABELS[metric]}: {above_all(test, 'embsum', metric)}")
     for label, online in onlines:
         if not {"realtime", "stale", "frozen"} <= set(online["policies"]):
             continue
@@ -99,10 +127,9 @@ def hybrid_targets(res: dict) -> list[str]:
         ok = h[metric] >= floor
         out.append(f"- Hybrid test {LABELS[metric]} >= {floor}: **{'met' if ok else 'missed'}** ({fmt(h[metric])})")
     for metric in ("full_recall@10", "full_ndcg@10", "auc"):
-        missed = [b for b in ms if b != "hybrid" and ms[b][metric] >= h[metric]]
-        detail = ", ".join(f"{b} {fmt(ms[b][metric])}" for b in missed)
-        out.append(f"- Hybrid above every other model on test {LABELS[metric]}: **{'met' if not missed else 'missed'}** "
-                   f"(hybrid {fmt(h[metric])}" + (f"; not beaten: {detail})" if missed else ")"))
+        out.append(f"- Hybrid above every other model on test {LABELS[metric]}: {above_all(res, 'hybrid', metric)}")
+    out.append("- (above = the 95% paired bootstrap interval over users of the difference excludes 0; "
+               "on par = it holds 0)")
     return out
 
 

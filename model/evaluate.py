@@ -18,6 +18,7 @@ from model.baselines import (
     Popularity,
     Ranker,
 )
+from model.confidence import bootstrap_interval
 from model.dataset import PreparedData, histories, load_prepared
 from model.errors import DataDirError
 from model.examples import history_chunks, user_sessions
@@ -115,14 +116,29 @@ def impression_eval(ranker: Ranker, impressions: list[dict]) -> dict[str, float]
                               for r in impressions)
 
 
-def full_ranking_eval(ranker: Ranker, users: list[str], targets: dict[str, set[str]],
-                      seen: dict[str, list[dict]], all_items: list[str]) -> dict[str, float]:
-    """Recall/nDCG@10/50 over all items minus each user's seen (history) items."""
+def full_ranking_per_user(ranker: Ranker, users: list[str], targets: dict[str, set[str]],
+                          seen: dict[str, list[dict]], all_items: list[str]) -> dict[str, list[float]]:
+    """{"full_recall@10": [one value per user, in users' order], ...} over all items minus each
+    user's seen (history) items: what means and bootstrap intervals are computed from."""
     idx = {i: k for k, i in enumerate(all_items)}
     s = ranker.scores(users, all_items)
     per = [full_ranking_metrics(s[k], [idx[i] for i in targets[u]], [idx[e["item_id"]] for e in seen.get(u, [])])
            for k, u in enumerate(users)]
-    return {f"full_{m}": float(np.mean([p[m] for p in per])) for m in per[0]} if per else {}
+    return {f"full_{m}": [p[m] for p in per] for m in per[0]} if per else {}
+
+
+def full_ranking_eval(ranker: Ranker, users: list[str], targets: dict[str, set[str]],
+                      seen: dict[str, list[dict]], all_items: list[str]) -> dict[str, float]:
+    """Recall/nDCG@10/50 over all items minus each user's seen (history) items."""
+    per = full_ranking_per_user(ranker, users, targets, seen, all_items)
+    return {m: float(np.mean(v)) for m, v in per.items()}
+
+
+def with_intervals(result: dict[str, Any], name: str, per_user: dict[str, list[float]]) -> None:
+    """Store a model's full-ranking means, per-user values (rounded) and 95% bootstrap intervals."""
+    result["models"][name].update({m: float(np.mean(v)) for m, v in per_user.items()})
+    result.setdefault("per_user", {})[name] = {m: [round(x, 5) for x in v] for m, v in per_user.items()}
+    result.setdefault("intervals", {})[name] = {m: bootstrap_interval(v).as_dict() for m, v in per_user.items()}
 
 
 def select_impressions(data: PreparedData, split: str, max_users: int | None) -> list[dict]:
@@ -221,15 +237,15 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     cold_users = [u for u in users_full if targets[u] & data.cold_items] if split == "test" else []
     for r in rankers:
         t0 = time.time()
-        m = impression_eval(r, imps)
-        m.update(full_ranking_eval(r, users_full, targets, hist, list(data.items)))
-        result["models"][r.name] = m
+        result["models"][r.name] = impression_eval(r, imps)
+        with_intervals(result, r.name, full_ranking_per_user(r, users_full, targets, hist, list(data.items)))
         if cold_users:  # the cold-item slice: test users whose target no model trained on
             result.setdefault("cold", {})[r.name] = full_ranking_eval(r, cold_users, targets, hist, list(data.items))
         if getattr(r, "facts", None):
             result.setdefault("training", {})[r.name] = r.facts
         result["elapsed_s"][r.name] = round(time.time() - t0, 1)
     result["cold_users"] = len(cold_users)
+    result["per_user_ids"] = users_full  # the order of every per_user list
     result["data"] = {"dir": str(data_dir), "split": split, "impressions": len(imps), "users": len(users),
                       "full_ranking_users": len(users_full), "items": len(data.items), "meta": data.meta}
     result["checkpoint"] = ({"path": str(checkpoint), "config": inf.config.to_dict(), "metadata": inf.metadata,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from tests.fixtures.bench_scripts import load_bench_script
 
 rq = load_bench_script("report_quality")
@@ -20,6 +22,15 @@ def _test_result(embsum_auc: float, embsum_ndcg: float) -> dict:
             "checkpoint": {"path": "ck", "config": {}, "metadata": {"step": 7, "options": {}}}}
 
 
+def _per_user(res: dict, name: str, metric: str, mean: float, users: int = 400, seed: int = 0) -> None:
+    """Per-user values of one model: a shared per-user base (as real users share difficulty)
+    plus the model's offset, so `mean` sets the model's mean exactly."""
+    base = np.random.default_rng(seed).uniform(-0.2, 0.2, users)
+    vals = mean + base - base.mean()
+    res.setdefault("per_user", {}).setdefault(name, {})[metric] = vals.tolist()
+    res["models"][name][metric] = mean
+
+
 def _online(realtime: float, stale: float, frozen: float, held_out: bool) -> dict:
     pol = {n: {"recall@10": r, "ndcg@10": r / 2, "judged": 5, "warm_users_recall@10": r,
                "warm_users_ndcg@10": r / 2, "warm_users_judged": 4, "replay_s": 1.0}
@@ -31,18 +42,32 @@ def _online(realtime: float, stale: float, frozen: float, held_out: bool) -> dic
             "checkpoint": {"path": "ck", "period_held_out_from_training": held_out}}
 
 
-def test_target_verdicts_follow_the_numbers():
-    lines = rq.targets(_test_result(0.82, 0.050), [("main", _online(0.15, 0.10, 0.11, False)),
-                                                   ("held", _online(0.10, 0.12, 0.09, True))])
-    assert "nDCG@10 (full): **missed**" in lines[0] and "cooccurrence 0.0550" in lines[0]
-    assert "AUC: **met**" in lines[1]
+def test_target_verdicts_follow_the_intervals():
+    res = _test_result(0.82, 0.050)
+    _per_user(res, "embsum", "full_ndcg@10", 0.050)
+    _per_user(res, "cooccurrence", "full_ndcg@10", 0.055)
+    lines = rq.targets(res, [("main", _online(0.15, 0.10, 0.11, False)),
+                             ("held", _online(0.10, 0.12, 0.09, True))])
+    assert "nDCG@10 (full): **missed**" in lines[0] and "cooccurrence below -0.0050" in lines[0]
+    assert "AUC: **not claimed" in lines[1]  # AUC point values only: no interval, no claim
     assert "(main): **met**" in lines[2] and "(held): **missed**" in lines[3]
+
+
+def test_a_margin_inside_the_noise_is_written_on_par():
+    res = _test_result(0.82, 0.050)
+    for name, mean, seed in (("embsum", 0.21, 1), ("cooccurrence", 0.2036, 2)):  # independent users' noise
+        _per_user(res, name, "full_ndcg@10", mean, users=943, seed=seed)
+    line = rq.targets(res, [])[0]
+    assert "**on par** (embsum 0.2100; cooccurrence on par +0.0064 [" in line
 
 
 def test_build_writes_the_readme_section(tmp_path):
     res = tmp_path / "results"
     res.mkdir()
-    (res / "quality_test.json").write_text(json.dumps(_test_result(0.82, 0.06)))
+    test = _test_result(0.82, 0.06)
+    _per_user(test, "embsum", "full_ndcg@10", 0.06)
+    _per_user(test, "cooccurrence", "full_ndcg@10", 0.055)
+    (res / "quality_test.json").write_text(json.dumps(test))
     (res / "online_policies_heldout.json").write_text(json.dumps(_online(0.15, 0.10, 0.11, True)))
     readme = tmp_path / "README.md"
     readme.write_text("# top\n")
@@ -58,12 +83,14 @@ def test_hybrid_targets_and_section_come_from_the_json(tmp_path):
     res = _test_result(0.8, 0.05)
     res["models"]["hybrid"] = dict.fromkeys(METRICS, 0.6) | {"full_recall@10": 0.19, "full_ndcg@10": 0.08,
                                                               "auc": 0.9}
+    for name, mean in (("hybrid", 0.08), ("embsum", 0.05), ("cooccurrence", 0.055)):
+        _per_user(res, name, "full_ndcg@10", mean)
     lines = rq.hybrid_targets(res)
     assert "**met** (0.1900)" in lines[0]
     assert "**missed** (0.0800)" in lines[1]  # nDCG@10 below 0.09
-    assert "not beaten: embsum 0.5000" in lines[2]  # the others hold R@10 0.5
-    assert "**met** (hybrid 0.0800)" in lines[3]  # above 0.05 and 0.055
-    assert "**met** (hybrid 0.9000)" in lines[4]  # AUC above 0.8 and 0.81
+    assert "**not claimed" in lines[2] and "not beaten: embsum 0.5000" in lines[2]  # no per-user R@10
+    assert "**met** (hybrid 0.0800)" in lines[3]  # above 0.05 and 0.055, every pair's interval above 0
+    assert "**not claimed" in lines[4] and "point values only)" in lines[4]  # AUC above, but no interval
     res["cold"] = {"hybrid": {"full_recall@10": 0.1, "full_ndcg@10": 0.05}}
     res["cold_users"] = 30
     (tmp_path / "quality_test_hybrid.json").write_text(json.dumps(res))

@@ -212,3 +212,8 @@ def test_evaluate_can_skip_the_id_baselines(cold_dir):
     res = evaluate(cold_dir, None, split="test", progress=False, id_baselines=False)
     assert not {"sasrec", "bpr"} & set(res["models"]) and "training" not in res
     assert {"popularity", "cooccurrence"} <= set(res["models"]) and set(res["cold"]) == set(res["models"])
+    users = res["per_user_ids"]  # every model judged on the same users, in one order: pairs line up
+    for name, m in res["models"].items():
+        per, iv = res["per_user"][name]["full_recall@10"], res["intervals"][name]["full_recall@10"]
+        assert len(per) == len(users) == iv["n"] and abs(sum(per) / len(per) - m["full_recall@10"]) < 1e-4
+        assert iv["lo"] <= m["full_recall@10"] <= iv["hi"]
