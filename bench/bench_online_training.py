@@ -41,6 +41,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from model.confidence import paired_ratio
 from streams.demo.data import held_out, holdout_of
 from streams.demo.report import by_bucket
 from streams.demo.run import DemoOptions, prepare, run_demo
@@ -70,22 +71,43 @@ def run_variant(name: str, args, ckpt: Path, console: Console) -> dict:
            "param_version_last": report.extra.get("param_version_last"),
            "trainer": report.extra.get("trainer"), "parameters": report.extra.get("parameters"),
            "wall_s": round(time.time() - t0, 1),
-           "recommendations": report.recommendations_out, "deadlettered": report.deadlettered}
+           "recommendations": report.recommendations_out, "deadlettered": report.deadlettered,
+           "hits": hits(report)}
     console.print(f"[bold]{name}[/]: Recall@10 {out['overall']['recall@10']:.4f} nDCG@10 "
                   f"{out['overall']['ndcg@10']:.4f} ({out['overall']['judged']} judged)")
     return out
 
 
+def hits(report) -> dict[str, int]:
+    """'user|ts|item' of each judged recommendation -> 1 when the next engagement is in its top 10:
+    what pairs two variants' judgments for the ratio's interval."""
+    return {f"{j.user_id}|{j.ts!r}|{j.item_id}": int(j.rank is not None)
+            for j in report.judged if j.next_item is not None}
+
+
+def paired(a: dict, b: dict) -> dict | None:
+    """online/frozen-style Recall@10 ratio with its 95% paired bootstrap interval over the
+    judgments both variants made (None when a run kept no per-judgment hits)."""
+    common = sorted(set(a.get("hits") or {}) & set(b.get("hits") or {}))
+    if not common:
+        return None
+    iv = paired_ratio([a["hits"][k] for k in common], [b["hits"][k] for k in common])
+    return iv.as_dict() | {"verdict": "above" if iv.lo > 1 else "below" if iv.hi < 1 else "on par"}
+
+
+RATIOS = {"online_over_frozen": ("online", "frozen"), "online_sampled_over_full": ("online", "online_full"),
+          "online_rule_over_every_row": ("online", "online_every_row")}
+
+
 def ratios(variants: dict) -> dict:
-    """Recall@10 of online over frozen, over the full softmax's trainer and over publishing every row."""
+    """Recall@10 of online over frozen, over the full softmax's trainer and over publishing every
+    row; each with its paired interval when both variants kept their judgments."""
     r = {name: v["overall"]["recall@10"] for name, v in variants.items()}
     out = {}
-    if r.get("frozen") and "online" in r:
-        out["online_over_frozen"] = r["online"] / r["frozen"]
-    if r.get("online_full") and "online" in r:
-        out["online_sampled_over_full"] = r["online"] / r["online_full"]
-    if r.get("online_every_row") and "online" in r:
-        out["online_rule_over_every_row"] = r["online"] / r["online_every_row"]
+    for key, (a, b) in RATIOS.items():
+        if r.get(b) and a in r:
+            out[key] = r[a] / r[b]
+            out[f"{key}_interval"] = paired(variants[a], variants[b])
     return out
 
 

@@ -41,7 +41,7 @@ def facts(d: dict) -> str:
     v, lines = d["variants"], []
     if "online" in v and "frozen" in v:
         r = v["online"]["overall"]["recall@10"] / max(v["frozen"]["overall"]["recall@10"], 1e-12)
-        lines.append(f"- online / frozen Recall@10: **{r:.3f}x** (target >= 1.10x)")
+        lines.append(f"- online / frozen Recall@10: **{r:.3f}x** (target >= 1.10x){_interval(d, 'online_over_frozen')}")
     if "online" in v and "slow" in v:
         r = v["online"]["overall"]["recall@10"] / max(v["slow"]["overall"]["recall@10"], 1e-12)
         lines.append(f"- online / slow Recall@10: **{r:.3f}x** (target: above 1)")
@@ -57,6 +57,14 @@ def facts(d: dict) -> str:
         lines.append("- lag run: the first 1,500 engagements offered at 50/s, wall-clock sync every 10 s, "
                      "trainer not following the worker (target: p99 <= 2 x the sync interval)")
     return "\n".join(lines) + "\n"
+
+
+def _interval(d: dict, key: str) -> str:
+    """', 95% paired interval lo-hi over N judgments: verdict' when the run kept its judgments."""
+    iv = d.get(f"{key}_interval")
+    if not iv:
+        return "; no interval: this run kept no per-judgment hits"
+    return f", 95% paired bootstrap interval {iv['lo']:.3f}-{iv['hi']:.3f}x over {iv['n']:,} judgments: {iv['verdict']}"
 
 
 def _rate(d: dict) -> str:

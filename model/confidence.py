@@ -71,3 +71,16 @@ def compare(a: Sequence[float], b: Sequence[float], **kw) -> tuple[str, Interval
     """The verdict of A against B on the same users, and the interval it rests on."""
     diff = paired_difference(a, b, **kw)
     return verdict(diff), diff
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float], resamples: int = RESAMPLES, level: float = LEVEL,
+                 seed: int = 0) -> Interval:
+    """Interval of mean(a) / mean(b) over paired judgments (the same pairs resampled for both)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or len(a) == 0:
+        raise ValueError(f"paired values need the same, non-empty judgments: {a.shape} vs {b.shape}")
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
+    ratios = a[idx].mean(axis=1) / np.maximum(b[idx].mean(axis=1), 1e-12)
+    tail = (1.0 - level) / 2 * 100
+    lo, hi = np.percentile(ratios, [tail, 100 - tail])
+    return Interval(float(a.mean() / max(b.mean(), 1e-12)), float(lo), float(hi), len(a))

@@ -36,3 +36,20 @@ def test_section_table_ratio_and_markers(tmp_path, monkeypatch):
     assert "online / slow Recall@10: **0.800x**" in text and "Replayed at 10 engagements/s" in text
     assert (tmp_path / "results/online_training.png").stat().st_size > 1000
     assert mod.main() == 0 and readme.read_text().count("online-training:start") == 1
+
+
+def test_the_ratio_carries_its_paired_interval_over_the_same_judgments():
+    bench = load_bench_script("bench_online_training")
+    keys = [f"u{k}|{k}.0|i{k}" for k in range(600)]
+    frozen = {"hits": {k: int(n % 10 == 0) for n, k in enumerate(keys)}}  # 60 hits
+    online = {"hits": {k: int(n % 10 == 0 or n % 25 == 1) for n, k in enumerate(keys)}}  # +24 hits
+    online["hits"]["only-online|0|x"] = 1  # judged by one variant only: not paired, not counted
+    iv = bench.paired(online, frozen)
+    assert iv["n"] == 600 and abs(iv["mean"] - 84 / 60) < 1e-12 and iv["lo"] > 1 and iv["verdict"] == "above"
+    assert bench.paired(frozen, frozen)["verdict"] == "on par" and bench.paired({}, frozen) is None
+    report = load_bench_script("report_online_training")
+    d = {"variants": {"online": {"overall": _m(0.14)}, "frozen": {"overall": _m(0.10)}},
+         "online_over_frozen_interval": iv}
+    assert f"interval {iv['lo']:.3f}-{iv['hi']:.3f}x over 600 judgments: above" in report.facts(d)
+    del d["online_over_frozen_interval"]
+    assert "no interval: this run kept no per-judgment hits" in report.facts(d)

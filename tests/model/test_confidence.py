@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.confidence import bootstrap_interval, compare, paired_difference, verdict
+from model.confidence import bootstrap_interval, compare, paired_difference, paired_ratio, verdict
 
 
 def test_the_interval_covers_the_true_mean_about_95_times_in_100():
@@ -48,3 +48,13 @@ def test_a_difference_within_the_noise_is_on_par():
 def test_unpaired_values_are_refused():
     with pytest.raises(ValueError, match="same users"):
         paired_difference([1.0, 0.0], [1.0])
+
+
+def test_the_ratio_interval_resamples_pairs():
+    rng = np.random.default_rng(5)
+    frozen = rng.binomial(1, 0.10, 5000)
+    online = np.maximum(frozen, rng.binomial(1, 0.02, 5000))  # every frozen hit kept, some added
+    iv = paired_ratio(online, frozen)
+    assert iv.lo > 1.0 and iv.lo <= iv.mean <= iv.hi
+    same = paired_ratio(frozen, frozen)
+    assert same.lo == same.mean == same.hi == 1.0
