@@ -24,6 +24,7 @@ from model.config import EmbSumConfig
 from model.device import pick_device
 from model.embsum import EmbSum
 from model.numerics import autocast, prepare, resolve_mode
+from model.summaries import NUMBERS, TEMPLATE
 
 logger = logging.getLogger(__name__)
 
@@ -145,15 +146,18 @@ class EmbSumInference:
         return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     @torch.no_grad()
-    def summarize(self, users: list[list[SessionEncoding]]) -> list[Summary]:
-        """Per user: greedy summary over the cached token states of its sessions."""
+    def summarize(self, users: list[list[SessionEncoding]],
+                  allowed: list[set[int]] | None = None) -> list[Summary]:
+        """Per user: greedy summary over the cached token states of its sessions (allowed: per
+        user the only token ids it may use, as from grounding_ids)."""
         res: list[Summary] = []
         for i in range(0, len(users), self.batch_size):
             rows = [torch.from_numpy(np.concatenate([s.token_states for s in u])).to(self.device)
                     for u in users[i:i + self.batch_size]]
             enc, enc_mask = pad_ragged(rows)  # (U, L, d)
+            ok = None if allowed is None else allowed[i:i + self.batch_size]
             with autocast(self.device, self.mode):
-                toks, glob = self.model.generate(enc, enc_mask)
+                toks, glob = self.model.generate(enc, enc_mask, allowed=ok)
             texts = self.tokenizer.batch_decode(toks, skip_special_tokens=True)
             res += [Summary(text=t, embedding=_np(g), tokens=k) for t, g, k in zip(texts, glob, toks, strict=True)]
         return res
@@ -191,14 +195,21 @@ class EmbSumInference:
                for u in range(0, len(a), 16)]
         return _np(torch.cat(out)) if out else np.zeros(index.shape, np.float32)
 
-    def encode_users(self, histories: list[list[str]]) -> tuple[np.ndarray, list[Summary]]:
-        """Convenience: per user a list of session texts -> (UPE codes (U, m, d), summaries)."""
+    def grounding_ids(self, histories: list[list[str]]) -> list[set[int]]:
+        """Per user the token ids a grounded summary may use: its sessions' and the template's."""
+        base = set(self.tokenizer(TEMPLATE + " " + NUMBERS, add_special_tokens=False)["input_ids"])
+        return [base.union(*self.tokenizer(h, add_special_tokens=False)["input_ids"]) if h else set(base)
+                for h in histories]
+
+    def encode_users(self, histories: list[list[str]], grounded: bool = False) -> tuple[np.ndarray, list[Summary]]:
+        """Convenience: per user a list of session texts -> (UPE codes (U, m, d), summaries);
+        grounded: summaries use only tokens of the user's sessions and the summary template."""
         flat = self.encode_sessions([t for h in histories for t in h])
         users, k = [], 0
         for h in histories:
             users.append(flat[k:k + len(h)])
             k += len(h)
-        sums = self.summarize(users)
+        sums = self.summarize(users, self.grounding_ids(histories) if grounded else None)
         codes = self.user_codes([np.stack([s.embedding for s in u]) for u in users],
                                 np.stack([s.embedding for s in sums]))
         return codes, sums

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -28,24 +29,70 @@ class Summarizer(Protocol):
     def summarize(self, items: Sequence[dict[str, Any]]) -> str: ...
 
 
+YEAR = re.compile(r"\((\d{4})\)\s*$")
+# every word the fallback's sentences add around the facts: grounded generation may use these and
+# the user's own history tokens, nothing else (model/embsum.py: EmbSum.generate's `allowed`)
+TEMPLATE = ("This user has no history yet. Lately: , and . Their taste moved from to . "
+            "Mostly as before; is % of their items. Titles from the s, the oldest from . "
+            "The first was")
+NUMBERS = " ".join(str(k) for k in range(1001))  # shares and item counts the sentences state
+
+
+def genres(item: dict[str, Any]) -> list[str]:
+    """An item's genres: its `genres` list when the data has one, else its '|'-separated category."""
+    g = item.get("genres")
+    if isinstance(g, list) and g:
+        return [str(x).strip() for x in g if str(x).strip()]
+    return [c.strip() for c in str(item.get("category") or "").split("|") if c.strip()]
+
+
+def _names(xs: Sequence[str]) -> str:
+    return xs[0] if len(xs) == 1 else f"{', '.join(xs[:-1])} and {xs[-1]}"
+
+
+def _latest(recent: Sequence[dict[str, Any]]) -> str:
+    titles = list(dict.fromkeys(str(it.get("title") or "").strip() for it in reversed(recent)))
+    titles = [t for t in titles if t][:3]
+    return f"Lately: {_names(titles)}." if titles else ""
+
+
+def _shift(older: Sequence[dict[str, Any]], recent: Sequence[dict[str, Any]]) -> str:
+    """The genre the recent items lean to, against the older ones (a shift is said as one)."""
+    now = Counter(g for it in recent for g in genres(it))
+    if not now:
+        return ""
+    before = Counter(g for it in older for g in genres(it))
+    top_now, top_before = now.most_common(1)[0][0], (before.most_common(1) or [("", 0)])[0][0]
+    if top_before and top_before != top_now:
+        return f"Their taste moved from {top_before} to {top_now}."
+    every = before + now
+    share = every[top_now] * 100 // max(len(older) + len(recent), 1)
+    return f"Mostly {top_now} as before; {top_now} is {share}% of their {len(older) + len(recent)} items."
+
+
+def _era(items: Sequence[dict[str, Any]]) -> str:
+    """The decade most titles come from, when titles carry a year; else the first title."""
+    years = [int(m.group(1)) for it in items if (m := YEAR.search(str(it.get("title") or "")))]
+    if len(years) * 2 < len(items):
+        first = str(items[0].get("title") or "").strip()
+        return f"The first was {first}." if first and len(items) > 3 else ""
+    decade = Counter(y // 10 * 10 for y in years).most_common(1)[0][0]
+    oldest = min(years)
+    return f"Titles from the {decade}s" + (f", the oldest from {oldest}." if oldest < decade else ".")
+
+
 class FallbackSummarizer:
-    """Deterministic ~3-sentence summary: dominant categories and representative titles."""
+    """Deterministic summary from facts of the user's own history only: the latest titles, the
+    genre the recent items lean to against the older ones, and the era of the titles."""
 
     source = "fallback"
 
     def summarize(self, items: Sequence[dict[str, Any]]) -> str:
         if not items:
             return "This user has no history yet."
-        cats = Counter(c.strip() for it in items for c in str(it.get("category") or "").split("|") if c.strip())
-        top = [c for c, _ in cats.most_common(3)]
-        titles = [str(it.get("title") or "").strip() for it in reversed(items)]
-        reps = list(dict.fromkeys(t for t in titles if t))[:3]
-        first = (f"The user mostly engages with {', '.join(top[:-1])} and {top[-1]}." if len(top) > 1
-                 else f"The user mostly engages with {top[0]}." if top else "The user has varied interests.")
-        second = f"Recent favourites include {', '.join(reps)}." if reps else "No titles are known."
-        share = f"{cats[top[0]] * 100 // max(len(items), 1)}%" if top else "none"
-        third = f"About {share} of the {len(items)} items are {top[0] if top else 'uncategorised'}."
-        return " ".join([first, second, third])
+        cut = len(items) - max(3, len(items) // 5)  # the recent fifth (at least 3 items)
+        older, recent = items[:max(cut, 0)], items[max(cut, 0):]
+        return " ".join(s for s in (_latest(recent), _shift(older, recent), _era(items)) if s)
 
 
 class LLMSummarizer:
