@@ -44,9 +44,9 @@ def freeze(module: torch.nn.Module) -> torch.nn.Module:
     return module.eval()
 
 
-def row_step(tower: SASRec, gate: Fusion | None, history: np.ndarray, candidates: np.ndarray,
+def row_step(tower: SASRec, fusion: Fusion | None, history: np.ndarray, candidates: np.ndarray,
              log_q: np.ndarray | None = None) -> RowStep:
-    """Cross-entropy of candidate 0 among candidates by the served ID term (gate None: the bare
+    """Cross-entropy of candidate 0 among candidates by the served ID term (fusion None: the bare
     tower logits), given the user's history rows (L, d), oldest first; gradients for both sets of
     rows. log_q (C,), when given, is subtracted from the logits (a sampled softmax's correction).
     Deterministic: eval mode, no sampling here."""
@@ -55,7 +55,7 @@ def row_step(tower: SASRec, gate: Fusion | None, history: np.ndarray, candidates
     pad = torch.zeros(tower.opts.max_len - len(hist), tower.opts.dim)
     real = torch.arange(tower.opts.max_len) >= len(pad)
     h = tower.forward_rows(torch.cat([pad, hist])[None], real[None])[0, -1]
-    logits = cand @ h if gate is None else (cand @ h) * gate.gates(cand)
+    logits = cand @ h if fusion is None else (cand @ h) * fusion.gates(cand)
     if log_q is not None:
         logits = logits - torch.from_numpy(np.asarray(log_q, np.float32))
     loss = F.cross_entropy(logits[None], torch.zeros(1, dtype=torch.long))

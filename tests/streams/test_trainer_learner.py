@@ -23,7 +23,7 @@ def make_learner(tmp_path, **over) -> OnlineLearner:
 
     memory = IdMemory(MemoryKV(), half.config)
     half.write_rows(memory)
-    return OnlineLearner(memory, half.tower, Histories(MemoryKV(), 10, 5), settings, half.gate)
+    return OnlineLearner(memory, half.tower, Histories(MemoryKV(), 10, 5), settings, half.fusion)
 
 
 def chain_events(users: int, start: int = 0) -> list[tuple[dict, int, int]]:
