@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+import pytest
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.cli.flags import add_flags, given
 from streams.cli.main import build_parser
-from streams.worker.config import WorkerSettings
+from streams.cli.worker import settings_given
+from streams.worker.config import ENGINE_FLAGS, LANE_FLAGS, WorkerSettings
 
 
 @dataclass
@@ -69,7 +71,8 @@ def test_environment_applies_when_no_flag_is_given(monkeypatch):
 def test_every_worker_setting_has_a_flag():
     sub = build_parser()._subparsers._group_actions[0].choices["worker"]
     dests = {a.dest for a in sub._actions}
-    assert set(WorkerSettings.model_fields) - {"kafka", "limits"} <= dests
+    assert set(WorkerSettings.model_fields) - {"kafka", "limits", "engine"} <= dests
+    assert {*ENGINE_FLAGS, *LANE_FLAGS, "refresh"} <= dests  # the engine's, under their field names
     args = sub.parse_args(["--batch-size", "7", "--bootstrap", "h:1", "--data-dir", "d"])
     assert (args.batch_size, args.bootstrap, args.data_dir) == (7, "h:1", Path("d"))
 
@@ -110,7 +113,28 @@ def test_lane_flags_bound_the_engines_summary_lane():
 
     sub = _sub("worker")
     args = sub.parse_args(["--lane-max-jobs", "8", "--lane-max-bytes", "4096", "--lane-batch", "2"])
-    ws = WorkerSettings(**given(args, WorkerSettings))
+    ws = WorkerSettings(**settings_given(args))
     assert ws.engine_config(EmbSumConfig(), "x").lane == LaneLimits(max_jobs=8, max_bytes=4096, batch=2)
-    bare = WorkerSettings(**given(sub.parse_args([]), WorkerSettings))
+    bare = WorkerSettings(**settings_given(sub.parse_args([])))
     assert bare.engine_config(EmbSumConfig(), "x").lane == LaneLimits()  # the defaults live once
+
+
+def test_engine_flags_and_variables_keep_their_names(monkeypatch):
+    from model.config import EmbSumConfig
+    from streams.engine.config import EngineConfig, RefreshPolicy
+
+    monkeypatch.setenv("THREADREC_TOP_K", "7")
+    monkeypatch.setenv("THREADREC_REFRESH", "every_n:3")
+    monkeypatch.setenv("THREADREC_LANE_BATCH", "4")
+    args = _sub("worker").parse_args(["--top-k", "5", "--no-summary-lane", "--ttl-s", "60"])
+    cfg = WorkerSettings(**settings_given(args)).engine_config(EmbSumConfig(max_sessions=3), "v")
+    assert (cfg.top_k, cfg.summary_lane, cfg.ttl_s) == (5, False, 60.0)  # a flag over its variable
+    assert (cfg.refresh, cfg.lane.batch) == (RefreshPolicy("every_n", every_n=3), 4)
+    assert (cfg.max_sessions, cfg.model_version) == (3, "v")  # the checkpoint's session rules
+    monkeypatch.delenv("THREADREC_TOP_K")
+    bare = WorkerSettings().engine
+    assert (bare.top_k, bare.candidates, bare.max_seen) == \
+        (EngineConfig.top_k, EngineConfig.candidates, EngineConfig.max_seen)  # said once, there
+    for bad in (dict(top_k=0), dict(lane_batch=0), dict(ttl_s=-1)):
+        with pytest.raises(ValidationError):
+            WorkerSettings(**bad)
