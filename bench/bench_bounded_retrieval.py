@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                       "online": judge(ho.replay, tops[name]),
                       "index_ms_per_event": 1e3 * index_s[name] / len(ho.replay)}
     return {"checkpoint": str(args.checkpoint), "events": len(ho.replay), "ranked": len(pairs),
-            "m": model.config.m, "hybrid": eng.id_half is not None, "variants": rows}
+            "m": model.config.m, "hybrid": eng.status()["id_rows"] is not None, "variants": rows}
 
 
 def print_table(res: dict[str, Any], console: Console) -> None:

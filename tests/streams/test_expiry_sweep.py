@@ -29,6 +29,7 @@ def _state(user: str, last_seen: float, partition: int | None, offset: int = 5) 
 
 def _runtime(ttl_s: float = 30 * DAY, **settings) -> Runtime:
     engine = SimpleNamespace(config=SimpleNamespace(ttl_s=ttl_s), stats=SimpleNamespace(expired=0))
+    engine.count_expired = lambda n: setattr(engine.stats, "expired", engine.stats.expired + n)
     return Runtime(WorkerSettings(**settings), engine=engine)
 
 

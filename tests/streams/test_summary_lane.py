@@ -50,6 +50,15 @@ def test_sync_mode_summary_is_fresh_and_lane_results_match_it(engine_factory, ev
     assert a.summary_events == 2 and b.summary_events == 1
 
 
+def test_the_worker_runs_the_lane_through_engine_doors(engine_factory, events):
+    eng, inline = engine_factory(summary_lane=True, refresh=_every_event()), engine_factory()
+    assert not eng.lane_due(False, 0.0) and eng.run_lane() == 0  # nothing queued yet
+    eng.process_one(_user_events(events, 1)[0])
+    assert not eng.lane_due(True, 60.0)  # beside a batch, until the job is overdue
+    assert eng.lane_due(False, 60.0) and eng.run_lane() == 1 and not eng.lane_due(False, 0.0)
+    assert not inline.lane_due(False, 0.0) and inline.run_lane() == 0  # no lane: nothing to run
+
+
 def test_the_engine_config_bounds_its_lane(engine_factory):
     lane = engine_factory(summary_lane=True, lane=LaneLimits(max_jobs=3, max_bytes=10_000, batch=2)).lane
     assert (lane.max_jobs, lane.max_bytes, lane.batch) == (3, 10_000, 2)
