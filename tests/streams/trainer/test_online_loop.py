@@ -19,7 +19,7 @@ from streams.kafka.replay import replay_to_broker
 from tests.fixtures.worker import ROOT
 from tests.fixtures.worker import broker_settings as _settings
 from tests.fixtures.worker import start_worker as _start
-from tests.streams.test_parameters_sync import (  # noqa: F401 (fixtures)
+from tests.streams.trainer.test_parameters_sync import (  # noqa: F401 (fixtures)
     _by_source,
     _offline,
     _send,

@@ -13,7 +13,7 @@ import pytest
 from streams.data.synthetic import write_prepared_dir
 
 pytestmark = pytest.mark.broker
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _demo(tmp_path: Path, broker, ckpt: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:

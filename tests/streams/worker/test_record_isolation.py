@@ -18,7 +18,7 @@ from streams.worker.config import WorkerSettings
 from streams.worker.isolation import PoisonBreaker, PoisonStorm
 from streams.worker.runtime import Runtime
 from streams.worker.topics import Tables
-from tests.streams.test_engagement_batch_gaps import _Topic
+from tests.streams.worker.test_engagement_batch_gaps import _Topic
 
 POISON_TS = 1_234_567.0  # the engine is made to raise on exactly this event
 

@@ -13,7 +13,7 @@ from store import IdRow, encode_row, row_key
 from streams.engine.parameters import apply_parameters
 from streams.worker.config import WorkerSettings
 from streams.worker.runtime import Runtime
-from tests.streams.test_engine_hybrid import dense_table, make_id_half
+from tests.streams.engine.test_engine_hybrid import dense_table, make_id_half
 
 
 def _row(value: float, version: int, dim: int = 8) -> IdRow:

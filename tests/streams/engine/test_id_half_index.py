@@ -25,7 +25,7 @@ from store.memory_backend import MemoryKV
 from streams.engine.config import IdIndexConfig
 from streams.engine.id_half import IdHalf
 from streams.engine.parameters import apply_parameters
-from tests.streams.test_engine_hybrid import dense_table
+from tests.streams.engine.test_engine_hybrid import dense_table
 
 DIM = 8
 

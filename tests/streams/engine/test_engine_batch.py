@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 
 from model.sessions import sessionize
-from tests.streams.test_engine import _content_keys, _full_recompute
+from tests.streams.engine.test_engine import _content_keys, _full_recompute
 
 
 def test_process_batch_returns_changed_states_and_stores_nothing(engine_factory, events):

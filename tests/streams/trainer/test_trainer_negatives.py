@@ -9,7 +9,7 @@ import numpy as np
 from model.online import uniform_draws
 from streams.trainer.config import TrainerSettings
 from streams.trainer.negatives import NegativeSampler
-from tests.streams.test_trainer_learner import ITEMS, chain_events, make_learner
+from tests.streams.trainer.test_trainer_learner import ITEMS, chain_events, make_learner
 
 
 def _sampler(n_rows: int, counts: dict[str, int] | None = None, **over) -> NegativeSampler:

@@ -33,8 +33,8 @@ from streams.worker.stats import read_stats
 from tests.fixtures.worker import EXACT_FLAGS as FLAGS
 from tests.fixtures.worker import broker_settings as _settings
 from tests.fixtures.worker import start_worker as _start
-from tests.streams.test_parameters_apply import _corrupt
-from tests.streams.test_worker_oversize import free_port, scrape
+from tests.streams.engine.test_parameters_apply import _corrupt
+from tests.streams.worker.test_worker_oversize import free_port, scrape
 
 pytestmark = pytest.mark.broker
 VERSION = 5  # the sync version the "trainer" stamps on its rows

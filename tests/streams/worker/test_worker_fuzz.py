@@ -31,7 +31,7 @@ from streams.kafka.replay import ensure_topic_set, replay_to_broker
 from streams.kafka.settings import KafkaSettings
 
 pytestmark = pytest.mark.broker
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NAMES = ("user_id", "item_id", "ts", "kind", "title")
 
 # the five single messages that used to stop a deployment for good

@@ -12,7 +12,7 @@ from store import session_content_key
 from streams.data.synthetic import make_items
 from streams.engine.config import RefreshPolicy
 from streams.engine.sessionizer import sessions
-from tests.streams.test_engine import _full_recompute
+from tests.streams.engine.test_engine import _full_recompute
 
 EDITED = "i_edit"
 

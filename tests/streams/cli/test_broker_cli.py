@@ -11,7 +11,7 @@ from pathlib import Path
 
 from streams.kafka.broker import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _listening(port: int) -> bool:

@@ -12,7 +12,7 @@ from store import decode_row, parse_row_key
 from store.id_row import SERVED_FORMAT
 from streams.trainer.publish_rule import PublishRule
 from streams.trainer.publisher import Publisher
-from tests.streams.test_trainer_learner import chain_events, make_learner
+from tests.streams.trainer.test_trainer_learner import chain_events, make_learner
 
 
 class _Producer:

@@ -154,7 +154,7 @@ def test_inactive_users_expire_by_event_time(engine_factory, events):
     late = {**u0[2], "ts": u0[1]["ts"] + 5000.0}
     eng.process_one(late)
     assert eng.states.get("u0").item_ids == [late["item_id"]] and eng.stats.expired == 1
-    # users who never come back are swept by the worker (tests/streams/test_expiry_sweep.py)
+    # users who never come back are swept by the worker (tests/streams/worker/test_expiry_sweep.py)
 
 
 def test_impressions_never_enter_history_and_bad_events_do_not_stop_a_batch(engine_factory, events):
