@@ -181,7 +181,8 @@ def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: boo
                              CoOccurrence(ids, data.train, hist_ids, cold),
                              ContentSimilarity(ids, data.items, hist_ids)]
     if sasrec_minutes > 0:
-        from model.sasrec import SASRecOptions, SASRecRanker
+        from model.sasrec import SASRecOptions
+        from model.sasrec_baseline import SASRecRanker
 
         sasrec = SASRecRanker(ids, hist_ids, data.cold_items, SASRecOptions(max_minutes=sasrec_minutes))
         rankers.append(sasrec.fit(data, progress))

@@ -37,7 +37,8 @@ from model.hybrid_fit import (
 )
 from model.id_checkpoint import load_id_half
 from model.inference import EmbSumInference
-from model.sasrec import SASRec, SASRecOptions, fit_sasrec
+from model.sasrec import SASRec, SASRecOptions
+from model.sasrec_baseline import fit_sasrec
 
 logger = logging.getLogger(__name__)
 
