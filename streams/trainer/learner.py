@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.hybrid import Fusion, HybridConfig
-from model.id_checkpoint import IdCheckpoint, load_id_half
-from model.online import freeze, row_step
-from model.sasrec import SASRec
+from model.ids.hybrid import Fusion, HybridConfig
+from model.ids.id_checkpoint import IdCheckpoint, load_id_half
+from model.ids.online import freeze, row_step
+from model.ids.sasrec import SASRec
 from store import IdMemory, IdMemoryConfig, IdRow, RowBlock
 from streams.errors import ThreadrecError
 from streams.trainer.config import TrainerSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.baselines import CoOccurrence, DecayedPopularity
+from model.evaluation.baselines import CoOccurrence, DecayedPopularity
 
 DAY = 86400.0
 

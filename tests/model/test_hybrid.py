@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.hybrid import Fusion, HybridConfig
-from model.hybrid_fit import (
+from model.ids.hybrid import Fusion, HybridConfig
+from model.training.hybrid_fit import (
     FusionData,
     fit_fusion,
     recall_at,
@@ -103,10 +103,10 @@ def test_fit_fusion_is_deterministic():
 def test_hybrid_checkpoint_round_trip_and_evaluate(tmp_path):
     from model.config import tiny_t5_config
     from model.dataset import load_prepared
-    from model.evaluate import evaluate
-    from model.hybrid_train import is_hybrid, train_hybrid
-    from model.sasrec import SASRecOptions
-    from model.train import TrainOptions, train
+    from model.evaluation.evaluate import evaluate
+    from model.ids.sasrec import SASRecOptions
+    from model.training.hybrid_train import is_hybrid, train_hybrid
+    from model.training.train import TrainOptions, train
     from streams.data.synthetic import write_prepared_dir
     from tests.model.conftest import small_config
 
@@ -124,7 +124,7 @@ def test_hybrid_checkpoint_round_trip_and_evaluate(tmp_path):
     top = max(c["expected"] for c in prior["curve"].values())
     assert prior["curve"][prior["kept"]]["expected"] > top - 1 / facts["held_in_positions"]
     from model.checkpoint import load_hybrid
-    from model.hybrid_train import retune_prior
+    from model.training.hybrid_train import retune_prior
 
     again = retune_prior(data, tmp_path / "hyb", progress=False)  # deterministic: the same choice
     assert again["kept"] == facts["prior"]["kept"] and again["curve"] == facts["prior"]["curve"]
@@ -135,8 +135,8 @@ def test_hybrid_checkpoint_round_trip_and_evaluate(tmp_path):
 
 
 def test_hybrid_ranker_scores_rowless_items_exactly_as_content(tmp_path):
-    from model.evaluate import HybridRanker
-    from model.sasrec import SASRec, SASRecOptions
+    from model.evaluation.evaluate import HybridRanker
+    from model.ids.sasrec import SASRec, SASRecOptions
 
     class Content:
         item_ids = ["a", "b", "c"]
@@ -151,8 +151,8 @@ def test_hybrid_ranker_scores_rowless_items_exactly_as_content(tmp_path):
                **{f"fusion.{k}": v for k, v in fusion.state_dict().items()},
                "id_rows": torch.from_numpy(rows)}
     doc = {"tower": tower.options_dict(), "item_ids": Content.item_ids, "present": ["a", "b"]}
-    from model.hybrid import HybridConfig
-    from model.id_checkpoint import IdCheckpoint
+    from model.ids.hybrid import HybridConfig
+    from model.ids.id_checkpoint import IdCheckpoint
 
     ck = IdCheckpoint(tower, fusion, HybridConfig(), tensors, doc)
     ranker = HybridRanker(Content(), ck, {"u": [{"item_id": "a"}, {"item_id": "b"}]})

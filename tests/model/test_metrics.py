@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from model.metrics import (
+from model.evaluation.metrics import (
     NextEngagement,
     auc,
     full_ranking_metrics,

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.hybrid import Fusion
-from model.online import freeze, row_step
-from model.sasrec import SASRec, SASRecOptions
+from model.ids.hybrid import Fusion
+from model.ids.online import freeze, row_step
+from model.ids.sasrec import SASRec, SASRecOptions
 
 
 def _setup(seed: int = 0):

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from model.sasrec import SASRec, SASRecOptions
-from model.sasrec_baseline import fit_sasrec, windows
+from model.evaluation.sasrec_baseline import fit_sasrec, windows
+from model.ids.sasrec import SASRec, SASRecOptions
 
 
 def chains(users: int = 120, items: int = 40, length: int = 14, seed: int = 0) -> SimpleNamespace:

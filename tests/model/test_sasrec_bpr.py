@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from model.baselines import CoOccurrence, DecayedPopularity, Popularity
-from model.bpr import BPROptions, BPRRanker
-from model.evaluate import full_ranking_eval
-from model.sasrec import SASRecOptions
-from model.sasrec_baseline import SASRecRanker
+from model.evaluation.baselines import CoOccurrence, DecayedPopularity, Popularity
+from model.evaluation.bpr import BPROptions, BPRRanker
+from model.evaluation.evaluate import full_ranking_eval
+from model.evaluation.sasrec_baseline import SASRecRanker
+from model.ids.sasrec import SASRecOptions
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +121,7 @@ def cold_case() -> tuple[SimpleNamespace, frozenset[str]]:
 
 
 def test_cold_items_are_never_a_sasrec_target_input_or_row(monkeypatch):
-    import model.sasrec_baseline as sasrec_mod
+    import model.evaluation.sasrec_baseline as sasrec_mod
 
     data, cold = cold_case()
     seen_targets: list[torch.Tensor] = []
@@ -165,7 +165,7 @@ def test_popularity_and_cooccurrence_ignore_cold_items():
 
 def test_evaluate_baselines_never_count_cold_items(tmp_path):
     from model.dataset import load_prepared
-    from model.evaluate import build_rankers, split_history
+    from model.evaluation.evaluate import build_rankers, split_history
     from streams.data.synthetic import write_prepared_dir
 
     data = load_prepared(write_prepared_dir(tmp_path / "d"))
@@ -208,7 +208,7 @@ def test_threadrec_evaluate_trains_the_id_baselines_and_reports_the_cold_slice(c
 
 
 def test_evaluate_can_skip_the_id_baselines(cold_dir):
-    from model.evaluate import evaluate
+    from model.evaluation.evaluate import evaluate
 
     res = evaluate(cold_dir, None, split="test", progress=False, id_baselines=False)
     assert not {"sasrec", "bpr"} & set(res["models"]) and "training" not in res

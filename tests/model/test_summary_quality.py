@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model.summary_quality import distinct_n, has_repeated_ngram, summary_quality
+from model.evaluation.summary_quality import distinct_n, has_repeated_ngram, summary_quality
 
 
 def test_repeated_trigram_detection():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from model.config import tiny_t5_config
-from model.train import TrainOptions, bar_state, train
+from model.training.train import TrainOptions, bar_state, train
 from streams.data.synthetic import write_prepared_dir
 
 from .conftest import small_config

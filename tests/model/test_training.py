@@ -9,11 +9,11 @@ import torch
 
 from model.config import tiny_t5_config
 from model.dataset import histories, load_prepared
-from model.evaluate import evaluate
+from model.evaluation.evaluate import evaluate
 from model.examples import NegativeSampler, build_examples
 from model.sessions import SessionRule, sessionize
 from model.summaries import FallbackSummarizer
-from model.train import BatchBuilder, TrainOptions, make_optimizer, train
+from model.training.train import BatchBuilder, TrainOptions, make_optimizer, train
 from streams.data.synthetic import write_prepared_dir
 
 from .conftest import small_config
@@ -111,7 +111,7 @@ def test_one_chunk_history_mode(data_dir, tmp_path):
 
 
 def test_sample_by_user_draws_distinct_users(data_dir):
-    from model.train import _drawer
+    from model.training.train import _drawer
 
     data = load_prepared(data_dir)
     exs = build_examples(histories(data.train), small_config())
@@ -167,7 +167,7 @@ def test_holdout_events_trains_only_before_the_period(data_dir, tmp_path):
 
 
 def test_cold_items_are_never_a_training_target(data_dir):
-    from model.train import _train_examples
+    from model.training.train import _train_examples
 
     data = load_prepared(data_dir)
     counts: dict[str, int] = {}

@@ -83,7 +83,7 @@ def _sub(name: str) -> argparse.ArgumentParser:
 
 def test_train_flags_build_the_config_and_options_the_recipes_name():
     from model.config import EmbSumConfig
-    from model.train import TrainOptions
+    from model.training.train import TrainOptions
 
     recipe = ["--data", "d", "--out", "o", "--sample-by", "user", "--batch-size", "16",
               "--lr", "1e-4", "--freeze-layers", "3", "--max-sessions", "4", "--lambda-sum=0",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.hybrid import Fusion
-from model.sasrec import SASRec, SASRecOptions
+from model.ids.hybrid import Fusion
+from model.ids.sasrec import SASRec, SASRecOptions
 from store import (
     EarlierItems,
     FetchBound,

@@ -19,7 +19,7 @@ import pytest
 
 from model.inference import EmbSumInference
 from model.records import read_jsonl
-from model.tiny import write_id_half
+from model.training.tiny import write_id_half
 from store import IdRow, encode_row, row_key
 from streams.data.synthetic import write_prepared_dir
 from streams.engine.engine import Engine

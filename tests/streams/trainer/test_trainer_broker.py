@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.tiny import write_id_half
+from model.training.tiny import write_id_half
 from store import IdMemory, IdMemoryConfig, MemoryKV, decode_row, parse_row_key
 from store.id_row import SERVED_FORMAT
 from streams.kafka.clients import consume_all

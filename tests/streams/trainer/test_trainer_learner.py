@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.tiny import write_id_half
+from model.training.tiny import write_id_half
 from store import MemoryKV, StateCodecError
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories, History

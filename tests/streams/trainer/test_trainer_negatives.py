@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.online import uniform_draws
+from model.ids.online import uniform_draws
 from streams.trainer.config import TrainerSettings
 from streams.trainer.negatives import NegativeSampler
 from tests.streams.trainer.test_trainer_learner import ITEMS, chain_events, make_learner

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from model.inference import EmbSumInference
-from model.tiny import tiny_inference
+from model.training.tiny import tiny_inference
 from store import BruteForceIndex, ItemVector, decode_item_vector, encode_item_vector
 from streams.engine.engine import Engine
 from streams.worker.config import WorkerSettings

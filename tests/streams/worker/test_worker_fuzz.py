@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from model.records import read_jsonl
-from model.tiny import write_id_half
+from model.training.tiny import write_id_half
 from store import IdRow, encode_row, row_key
 from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process

@@ -24,8 +24,12 @@ import torch
 from model.checkpoint import load_hybrid, save_hybrid
 from model.dataset import PreparedData, histories
 from model.errors import CheckpointError
-from model.hybrid import Fusion, HybridConfig
-from model.hybrid_fit import (
+from model.evaluation.sasrec_baseline import fit_sasrec
+from model.ids.hybrid import Fusion, HybridConfig
+from model.ids.id_checkpoint import load_id_half
+from model.ids.sasrec import SASRec, SASRecOptions
+from model.inference import EmbSumInference
+from model.training.hybrid_fit import (
     HeldIn,
     fit_fusion,
     fusion_data,
@@ -35,10 +39,6 @@ from model.hybrid_fit import (
     tune_prior,
     valid_positions,
 )
-from model.id_checkpoint import load_id_half
-from model.inference import EmbSumInference
-from model.sasrec import SASRec, SASRecOptions
-from model.sasrec_baseline import fit_sasrec
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def admitted_items(rows: list[dict[str, Any]], min_count: int, cold: frozenset[s
 
 def content_scorer(inf: EmbSumInference, data: PreparedData, progress: bool):
     """A callable {key: history events} -> content scores (K, N) over the whole catalogue."""
-    from model.evaluate import EmbSumRanker
+    from model.evaluation.evaluate import EmbSumRanker
 
     def scores(hist: dict[str, list[dict]]) -> np.ndarray:
         ranker = EmbSumRanker(inf, data, hist, progress)

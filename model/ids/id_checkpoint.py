@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from model.checkpoint import load_hybrid
-from model.hybrid import Fusion, HybridConfig
-from model.sasrec import SASRec, load_tower
+from model.ids.hybrid import Fusion, HybridConfig
+from model.ids.sasrec import SASRec, load_tower
 
 
 @dataclass

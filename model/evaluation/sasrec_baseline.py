@@ -11,10 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.baselines import Ranker
-from model.early_stop import early_stopped
-from model.metrics import full_ranking_metrics
-from model.sasrec import SASRec, SASRecOptions, logits
+from model.evaluation.baselines import Ranker
+from model.evaluation.early_stop import early_stopped
+from model.evaluation.metrics import full_ranking_metrics
+from model.ids.sasrec import SASRec, SASRecOptions, logits
 
 
 def windows(sequences: Sequence[Sequence[int]], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,19 +11,19 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
-from model.baselines import (
+from model.dataset import PreparedData, histories, load_prepared
+from model.errors import DataDirError
+from model.evaluation.baselines import (
     ContentSimilarity,
     CoOccurrence,
     DecayedPopularity,
     Popularity,
     Ranker,
 )
-from model.dataset import PreparedData, histories, load_prepared
-from model.errors import DataDirError
+from model.evaluation.metrics import full_ranking_metrics, impression_metrics
 from model.examples import history_chunks, user_sessions
-from model.id_checkpoint import IdCheckpoint, load_id_half
+from model.ids.id_checkpoint import IdCheckpoint, load_id_half
 from model.inference import EmbSumInference
-from model.metrics import full_ranking_metrics, impression_metrics
 from model.text import item_text, session_text
 
 logger = logging.getLogger(__name__)
@@ -181,13 +181,13 @@ def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: boo
                              CoOccurrence(ids, data.train, hist_ids, cold),
                              ContentSimilarity(ids, data.items, hist_ids)]
     if sasrec_minutes > 0:
-        from model.sasrec import SASRecOptions
-        from model.sasrec_baseline import SASRecRanker
+        from model.evaluation.sasrec_baseline import SASRecRanker
+        from model.ids.sasrec import SASRecOptions
 
         sasrec = SASRecRanker(ids, hist_ids, data.cold_items, SASRecOptions(max_minutes=sasrec_minutes))
         rankers.append(sasrec.fit(data, progress))
     if bpr_minutes > 0:
-        from model.bpr import BPROptions, BPRRanker
+        from model.evaluation.bpr import BPROptions, BPRRanker
 
         bpr = BPRRanker(ids, data.cold_items, BPROptions(max_minutes=bpr_minutes))
         rankers.append(bpr.fit(data.train, data.valid, progress))

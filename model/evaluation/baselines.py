@@ -1,5 +1,5 @@
 """Baselines scored in the same evaluation run: popularity, recent popularity, co-occurrence, content
-(the ID baselines: SASRecRanker in model/sasrec.py, BPRRanker in model/bpr.py)."""
+(the ID baselines: SASRecRanker in model/evaluation/sasrec_baseline.py, BPRRanker in model/evaluation/bpr.py)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 
 e_i is item i's row in the ID memory (collisionless, admitted after min_count occurrences),
 h_u a causal self-attention summary of the user's recent ID rows (the SASRec tower in
-model/sasrec.py). The ID term is additive rather than an extra poly code: an extra code would
+model/ids/sasrec.py). The ID term is additive rather than an extra poly code: an extra code would
 enter the poly scorer's softmax and shift every score, while an additive term multiplied by a
 gate that is exactly 0 for an item without a row (new, filtered, expired, cold) leaves that
 item's score bit-for-bit the content-only score. The gate itself reads the row, so a rarely
@@ -12,7 +12,7 @@ trained row can learn to speak softly.
 
 Where "no row" sits on the ID scale is a choice: a softmax-trained tower leaves each user's ID
 logits defined only up to a constant, so 0 is arbitrary. The prior (`prior_q`, chosen on valid by
-model/hybrid_fit.py: tune_prior) subtracts from every present item's term the user's prior_q
+model/training/hybrid_fit.py: tune_prior) subtracts from every present item's term the user's prior_q
 quantile of ID terms over all rows, r_u; an item without a row then competes as if its ID term
 were at that quantile, while its own score stays exactly the content-only score:
 

@@ -275,7 +275,7 @@ class _Run:
     def validate(self, step: int, out_of_time: bool) -> None:
         """Validate, append to the curve, log, and save the checkpoint (and out/best when best)."""
         # evaluate imports inference only; no cycle at import time
-        from model.evaluate import validate
+        from model.evaluation.evaluate import validate
 
         opts, ev_t = self.opts, time.time()
         v = validate(self.model, self.tok, self.data, opts.eval_users)

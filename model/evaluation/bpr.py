@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.baselines import Ranker
-from model.early_stop import early_stopped
-from model.metrics import full_ranking_metrics
+from model.evaluation.baselines import Ranker
+from model.evaluation.early_stop import early_stopped
+from model.evaluation.metrics import full_ranking_metrics
 
 logger = logging.getLogger(__name__)
 

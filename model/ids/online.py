@@ -2,7 +2,7 @@
 frozen ID tower and the hybrid's frozen gate.
 
 The engaged item is scored against negatives by the term the workers serve, g_i * <h_u, e_i>
-(model/hybrid.py; h_u is the tower's state after the user's earlier rows), with cross-entropy and
+(model/ids/hybrid.py; h_u is the tower's state after the user's earlier rows), with cross-entropy and
 the engaged item as the class. Training the served term, not the tower's bare logits <h_u, e_i>,
 is what makes online steps pay: the gate reads the row, so a step also moves how loudly an item's
 ID term speaks, and the gate's scale sets the softmax temperature the rows are served at (on the
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.hybrid import Fusion
-from model.sasrec import SASRec
+from model.ids.hybrid import Fusion
+from model.ids.sasrec import SASRec
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.hybrid import Fusion, HybridConfig
+from model.ids.hybrid import Fusion, HybridConfig
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def rowless_share(valid: Sequence[dict[str, Any]], present_ids: set[str]) -> flo
 
 def tune_prior(fusion: Fusion, data: FusionData, rowless: float,
                quantiles=(0.5, 0.75, 0.9, 0.95, 0.97, 0.99)) -> dict[str, dict[str, float]]:
-    """Choose where an item without a row sits on the ID scale (model/hybrid.py, prior_q) by the
+    """Choose where an item without a row sits on the ID scale (model/ids/hybrid.py, prior_q) by the
     expected Recall@10 of a stream whose targets lack a row with probability `rowless`:
     (1 - rowless) x Recall@10 at the positions + rowless x Recall@10 with each target's own row
     hidden (DropoutNet's simulation of a rowless target). Expected recalls less than one position
