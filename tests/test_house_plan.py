@@ -168,7 +168,7 @@ def test_the_reach_in_check_sees_reach_ins():
 
 
 def test_one_loader_of_the_hybrid_checkpoint():
-    """The ID half is put together from its files in model/id_checkpoint.py only."""
+    """The ID half is put together from its files in model/ids/id_checkpoint.py only."""
     hand = [str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
             if p.name not in ("id_checkpoint.py", "sasrec.py") and ("load_tower(tensors" in p.read_text()
                                                 or "Fusion.from_tensors(" in p.read_text())]
@@ -198,6 +198,30 @@ def test_bench_imports_nothing_from_tests_and_leaves_sys_path_alone():
                     isinstance(node.value, ast.Name) and node.value.id == "sys":
                 found.append(f"{path.name}:{node.lineno} touches sys.path")
     assert found == []
+
+
+# model/ bottom to top: the network and inference (model/*.py), the ID half, evaluation, training
+MODEL_LAYERS = ("model", "model.ids", "model.evaluation", "model.training")
+
+
+def _model_layer(mod: str) -> int:
+    return max(k for k, layer in enumerate(MODEL_LAYERS) if mod == layer or mod.startswith(layer + "."))
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    """model/ imports that point to a higher layer than the importer's."""
+    return sorted(f"{m} -> {t}" for m, ts in graph.items() if m.startswith("model.")
+                  for t in ts if t.startswith("model.") and _model_layer(t) > _model_layer(m))
+
+
+def test_model_layers_point_down():
+    """model/ (network, inference) <- ids/ (ID tower, gate, online steps) <- evaluation/
+    (metrics, baselines, the evaluation run) <- training/: serving never imports a trainer or a
+    baseline, evaluation never a training loop."""
+    assert _upward(GRAPH) == []
+    assert _upward({"model.inference": {"model.ids.sasrec"}, "model.ids.online": {"model.sessions"},
+                    "model.evaluation.evaluate": {"model.training.train"}}) == \
+        ["model.evaluation.evaluate -> model.training.train", "model.inference -> model.ids.sasrec"]
 
 
 def test_model_and_store_stay_apart():
