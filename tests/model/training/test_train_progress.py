@@ -8,8 +8,7 @@ import pytest
 from model.config import tiny_t5_config
 from model.training.train import TrainOptions, bar_state, train
 from streams.data.synthetic import write_prepared_dir
-
-from .conftest import small_config
+from tests.model.conftest import small_config
 
 
 def test_no_budget_counts_steps_and_estimates_from_their_pace():

@@ -1,5 +1,5 @@
 """The SASRec tower: training windows, cold items never get a row, rows are the logit rows
-(the baseline as a ranker: tests/model/test_sasrec_bpr.py)."""
+(the baseline as a ranker: tests/model/evaluation/test_sasrec_bpr.py)."""
 
 from __future__ import annotations
 

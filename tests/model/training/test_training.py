@@ -15,8 +15,7 @@ from model.sessions import SessionRule, sessionize
 from model.summaries import FallbackSummarizer
 from model.training.train import BatchBuilder, TrainOptions, make_optimizer, train
 from streams.data.synthetic import write_prepared_dir
-
-from .conftest import small_config
+from tests.model.conftest import small_config
 
 pytestmark = pytest.mark.slow  # every test here trains a model
 
