@@ -10,7 +10,7 @@ unbounded fetch (k + seen items). Summaries refresh on session close, as the wor
 recommendation of the same event, the candidate count, online Recall@10 / nDCG@10 (each
 recommendation judged by the same user's next engagement, as the demo does), query vectors per
 engagement and the engine's index milliseconds per event (shared machine: indicative only).
-The offline evaluation (model/evaluate.py) ranks the full catalogue with the exact score and
+The offline evaluation (model/evaluation/evaluate.py) ranks the full catalogue with the exact score and
 does not use the index, so its Recall@10 cannot change with these bounds.
 
     python bench/bench_bounded_retrieval.py --checkpoint DIR --json bench/results/bounded_retrieval.json
@@ -27,8 +27,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from model.evaluation.metrics import NextEngagement
 from model.inference import EmbSumInference
-from model.metrics import NextEngagement
 from store import BoundedCache, FetchBound, IndexConfig
 from store.faiss_index import FaissIndex
 from streams.demo.data import held_out, holdout_of
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                       "online": judge(ho.replay, tops[name]),
                       "index_ms_per_event": 1e3 * index_s[name] / len(ho.replay)}
     return {"checkpoint": str(args.checkpoint), "events": len(ho.replay), "ranked": len(pairs),
-            "m": model.config.m, "hybrid": eng.id_half is not None, "variants": rows}
+            "m": model.config.m, "hybrid": eng.status()["id_rows"] is not None, "variants": rows}
 
 
 def print_table(res: dict[str, Any], console: Console) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from model.tiny import write_tiny_checkpoint
+from model.training.tiny import write_tiny_checkpoint
 from streams.chaos import ChaosPlan, run_chaos
 from streams.kafka.broker import EmbeddedBroker, settings_for
 from streams.kafka.clients import BrokerInfo

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from model.device import set_torch_threads
-from model.evaluate import evaluate
+from model.evaluation.evaluate import evaluate
 from model.inference import EmbSumInference
 from model.numerics import int8_supported, resolve_mode
 from model.precision import cpu_has_bf16

@@ -42,8 +42,8 @@ from collections import Counter
 from pathlib import Path
 
 from model.dataset import event_rows, holdout_cutoff, load_prepared
+from model.evaluation.metrics import NextEngagement
 from model.inference import EmbSumInference
-from model.metrics import NextEngagement
 from store import BoundedCache, BruteForceIndex
 from streams.engine.config import EngineConfig, RefreshPolicy
 from streams.engine.engine import Engine

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from model.confidence import paired_ratio
+from model.evaluation.confidence import paired_ratio
 from streams.demo.data import held_out, holdout_of
 from streams.demo.report import by_bucket
 from streams.demo.run import DemoOptions, prepare, run_demo

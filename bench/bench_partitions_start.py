@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 from model.records import write_jsonl
-from model.tiny import write_tiny_checkpoint
+from model.training.tiny import write_tiny_checkpoint
 from streams.data.synthetic import make_engagements, make_items
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.replay import ensure_topic_set, replay_to_broker
@@ -109,7 +109,7 @@ def main() -> None:
     out = {"command": "python bench/bench_partitions_start.py " + " ".join(
                f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
                for k, v in vars(args).items() if k != "json" and v is not None),
-           "broker": "tansu (bundled), one broker", "model": "tiny (model/tiny.py)",
+           "broker": "tansu (bundled), one broker", "model": "tiny (model/training/tiny.py)",
            "worker_flags": FLAGS, "runs": runs, "median": summary(runs, args.counts)}
     print(json.dumps(out["median"], indent=1))
     if args.json:

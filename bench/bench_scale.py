@@ -47,10 +47,10 @@ from rich.table import Table
 
 from model.backbones import packaged_minilm_dir
 from model.config import EmbSumConfig
-from model.hybrid import Fusion
+from model.ids.hybrid import Fusion
+from model.ids.sasrec import SASRec, SASRecOptions
 from model.inference import EmbSumInference
 from model.query_codes import select_queries
-from model.sasrec import SASRec, SASRecOptions
 from model.text import item_text
 from store import EarlierItems, IdMemory, IdMemoryConfig, IdRow
 from store.config import IndexConfig

@@ -20,11 +20,11 @@ from rich.console import Console
 from rich.progress import track
 
 from model.dataset import load_prepared
-from model.evaluate import split_history
+from model.evaluation.evaluate import split_history
+from model.evaluation.summary_quality import TitleFinder, grounding, summary_quality
 from model.examples import history_chunks, user_sessions
 from model.inference import EmbSumInference
 from model.summaries import genres
-from model.summary_quality import TitleFinder, grounding, summary_quality
 from model.text import session_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ data synth` writes) over N items, in slices of the loop's LEARN_SLICE. Per size:
 
 - trainer_events_per_s: engagements learned per wall second over the timed engagements (after a
   warm-up that fills the users' histories and the row cache), and the process CPU time per
-  engagement, split into the tower's step (model/online.py: row_step, timed through a wrapper
+  engagement, split into the tower's step (model/ids/online.py: row_step, timed through a wrapper
   the bench installs: forward and backward of the frozen tower, the same at every size) and the
   rest (sampling, row bookkeeping, Adagrad: what a catalogue could make grow). On shared cores
   the tower's share swings with the load; the rest is the steadier comparison across sizes;
@@ -40,8 +40,8 @@ from rich.console import Console
 from rich.table import Table
 
 import streams.trainer.learner as learner_module
-from model.hybrid import Fusion, HybridConfig
-from model.sasrec import SASRec, SASRecOptions
+from model.ids.hybrid import Fusion, HybridConfig
+from model.ids.sasrec import SASRec, SASRecOptions
 from store import IdMemory, IdRow, MemoryKV
 from store.rocksdict_backend import RocksDictKV
 from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events

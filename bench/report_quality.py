@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from model.confidence import compare
+from model.evaluation.confidence import compare
 from streams.readme import markers, splice_section
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -95,7 +95,7 @@ class EmbSum(nn.Module):
         return toks, self.decoder_states(dec, enc, enc_mask)[1]
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Training step: NCE over [pos, negs] + lambda * L_sum. See model/train.py for batch."""
+        """Training step: NCE over [pos, negs] + lambda * L_sum. See model/training/train.py for batch."""
         sess_emb, states = self.encode_sessions(batch["sess_ids"], batch["sess_mask"])
         owner = batch["sess_owner"]  # (S,) user index of each session
         u = batch["cand_ids"].shape[0]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from model.config import INFERENCE_MODES as MODES
-from model.precision import cpu_has_bf16
+from model.precision import half_dtype, half_is_native
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def resolve_mode(mode: str, device: torch.device) -> str:
         raise ValueError("int8 dynamic quantisation runs on CPU only (use bf16 or fp32 on CUDA)")
     if mode != "auto":
         return mode
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()):
+    if half_is_native(device):
         return "bf16"
     return "int8" if device.type == "cpu" and int8_supported() else "fp32"
 
@@ -52,7 +52,4 @@ def autocast(device: torch.device, mode: str):
     """The autocast context of `mode`: bf16 (fp16 on CUDA without bf16) or none."""
     if mode != "bf16":
         return contextlib.nullcontext()
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=half_dtype(device))

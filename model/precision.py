@@ -1,4 +1,5 @@
-"""Training precision: which autocast dtype to use on a device, and a loss scaler when fp16 needs one."""
+"""Training precision: which autocast dtype to use on a device, and a loss scaler when fp16 needs one.
+The one bf16/fp16 rule (half_is_native, half_dtype) lives here; inference numerics read it too."""
 
 from __future__ import annotations
 
@@ -33,9 +34,20 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         if device.type != "cuda":
             raise ValueError("fp16 training needs a CUDA device (use bf16 or fp32 on CPU)")
         return torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16() else None
+    return half_dtype(device) if half_is_native(device) else None
+
+
+def half_is_native(device: torch.device) -> bool:
+    """True where half precision is a speed-up: CUDA, and CPUs with native bf16 (training and
+    inference pick their `auto` from this one rule)."""
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+
+
+def half_dtype(device: torch.device) -> torch.dtype:
+    """The half-precision dtype on device: bf16, except fp16 on a CUDA GPU without bf16."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
 
 
 def train_autocast(device: torch.device, dtype: torch.dtype | None):

@@ -7,7 +7,7 @@ choice is a facility location: code a covers code b by <A_a, A_b> (how well a sc
 direction b looks in), and greedy selection maximises sum_b max_{a in chosen} <A_a, A_b>
 (within 1 - 1/e of the best set for non-negative similarities). On clustered data with codes
 mixed from 9 sources, 10 of 32 codes return the all-codes top-10 for every user tried (8: 97%;
-tests/streams/test_bounded_retrieval.py). The exact EmbSum score still ranks the union of what
+tests/streams/engine/test_bounded_retrieval.py). The exact EmbSum score still ranks the union of what
 the chosen codes fetch.
 """
 

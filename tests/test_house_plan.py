@@ -128,8 +128,47 @@ def test_the_product_and_benches_use_the_engines_doors_to_its_stores():
     assert found == []
 
 
+ENGINE_PARTS = ("items", "index", "lane", "id_half", "states", "token_cache")
+
+
+def _engine_owner(node: ast.AST) -> bool:
+    """A name that holds an Engine: eng, engine, base, or any `.engine`."""
+    return (isinstance(node, ast.Name) and node.id in ("eng", "engine", "base")) or \
+        (isinstance(node, ast.Attribute) and node.attr == "engine")
+
+
+def _reach_ins(tree: ast.AST) -> list[int]:
+    """Lines that use an engine's stores, index, lane or ID half (other than handing one to a
+    call by keyword, as a bench building a second Engine on the same stores does) or that
+    write its counters or options."""
+    handed = {id(k.value) for n in ast.walk(tree) if isinstance(n, ast.Call) for k in n.keywords}
+    lines = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in ENGINE_PARTS
+             and _engine_owner(n.value) and id(n) not in handed]
+    for n in ast.walk(tree):
+        targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(n, ast.AugAssign) else []
+        lines += [t.lineno for t in targets if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Attribute)
+                  and t.value.attr in ("stats", "config") and _engine_owner(t.value.value)]
+    return lines
+
+
+def test_the_product_and_benches_go_through_engine_methods():
+    """Outside streams/engine/, streams/ and bench/ use the Engine's methods (has_item,
+    freeze_index, lane_due, run_lane, count_expired, status ...), never its stores, index,
+    summary lane or ID half, and never write its counters."""
+    found = [f"{p.relative_to(ROOT)}:{line}"
+             for p in [*ROOT.glob("bench/*.py"), *(ROOT / "streams").rglob("*.py")]
+             if not p.is_relative_to(ROOT / "streams/engine") for line in _reach_ins(ast.parse(p.read_text()))]
+    assert found == []
+
+
+def test_the_reach_in_check_sees_reach_ins():
+    code = ("lane = runtime.engine.lane\nok = Engine(m, items=base.items)\nself.engine.stats.expired += 1\n"
+            "n = eng.stats.expired\nif x in engine.items: pass\n")
+    assert sorted(_reach_ins(ast.parse(code))) == [1, 3, 5]
+
+
 def test_one_loader_of_the_hybrid_checkpoint():
-    """The ID half is put together from its files in model/id_checkpoint.py only."""
+    """The ID half is put together from its files in model/ids/id_checkpoint.py only."""
     hand = [str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
             if p.name not in ("id_checkpoint.py", "sasrec.py") and ("load_tower(tensors" in p.read_text()
                                                 or "Fusion.from_tensors(" in p.read_text())]
@@ -159,6 +198,30 @@ def test_bench_imports_nothing_from_tests_and_leaves_sys_path_alone():
                     isinstance(node.value, ast.Name) and node.value.id == "sys":
                 found.append(f"{path.name}:{node.lineno} touches sys.path")
     assert found == []
+
+
+# model/ bottom to top: the network and inference (model/*.py), the ID half, evaluation, training
+MODEL_LAYERS = ("model", "model.ids", "model.evaluation", "model.training")
+
+
+def _model_layer(mod: str) -> int:
+    return max(k for k, layer in enumerate(MODEL_LAYERS) if mod == layer or mod.startswith(layer + "."))
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    """model/ imports that point to a higher layer than the importer's."""
+    return sorted(f"{m} -> {t}" for m, ts in graph.items() if m.startswith("model.")
+                  for t in ts if t.startswith("model.") and _model_layer(t) > _model_layer(m))
+
+
+def test_model_layers_point_down():
+    """model/ (network, inference) <- ids/ (ID tower, gate, online steps) <- evaluation/
+    (metrics, baselines, the evaluation run) <- training/: serving never imports a trainer or a
+    baseline, evaluation never a training loop."""
+    assert _upward(GRAPH) == []
+    assert _upward({"model.inference": {"model.ids.sasrec"}, "model.ids.online": {"model.sessions"},
+                    "model.evaluation.evaluate": {"model.training.train"}}) == \
+        ["model.evaluation.evaluate -> model.training.train", "model.inference -> model.ids.sasrec"]
 
 
 def test_model_and_store_stay_apart():

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model.errors import ModelError
-    from model.evaluate import evaluate, print_table
+    from model.evaluation.evaluate import evaluate, print_table
 
     try:
         result = evaluate(args.data, args.checkpoint, split=args.split, max_users=args.max_users,

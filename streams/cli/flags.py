@@ -81,13 +81,15 @@ def _kwargs(annotation: Any) -> dict[str, Any] | None:
 
 
 def add_flags(parser: argparse._ActionsContainer, cls: type, *, only: tuple[str, ...] = (),
-              skip: tuple[str, ...] = (), dest_prefix: str = "") -> None:
+              skip: tuple[str, ...] = (), dest_prefix: str = "", defaults: Any = None) -> None:
     """One `--field-name` flag per settable field of `cls` (all of them, or `only`); with a
-    dest_prefix "sasrec_" the flags read `--sasrec-field-name`, so two classes may share names."""
+    dest_prefix "sasrec_" the flags read `--sasrec-field-name`, so two classes may share names.
+    `defaults`, an instance of cls, supplies the defaults shown where they differ from the class's."""
     docs = _comments(cls)
     for name, annotation, default in _fields(cls):
         if name in skip or (only and name not in only):
             continue
+        default = default if defaults is None else getattr(defaults, name)
         kw = _kwargs(annotation)
         if kw is None:
             continue

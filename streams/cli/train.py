@@ -20,7 +20,7 @@ MODEL_SKIP = ("t5_config", "extra", "llm_api_key")  # not for a command line (or
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from model.config import EmbSumConfig
-    from model.train import TrainOptions
+    from model.training.train import TrainOptions
 
     p = subparsers.add_parser("train", help="train EmbSum (NCE + lambda * summary loss)")
     p.add_argument("--data", required=True, help="prepared data directory")
@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_hybrid_flags(p: argparse.ArgumentParser) -> None:
     """The hybrid's ID half: on by default after the content model, or alone on a given one."""
-    from model.hybrid import HybridConfig
-    from model.sasrec import SASRecOptions
+    from model.ids.hybrid import HybridConfig
+    from model.ids.sasrec import SASRecOptions
 
     g = p.add_argument_group("hybrid ID half (HybridConfig, SASRecOptions as --sasrec-*)")
     g.add_argument("--content-only", action="store_true", help="train EmbSum alone (ablation)")
@@ -52,14 +52,14 @@ def add_hybrid_flags(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from model.config import EmbSumConfig
     from model.errors import ModelError
-    from model.train import TrainOptions, train
+    from model.training.train import TrainOptions, train
 
     cfg = EmbSumConfig(**given(args, EmbSumConfig))
     opts = TrainOptions(**given(args, TrainOptions))
     try:
         if args.retune_prior:
             from model.dataset import load_prepared
-            from model.hybrid_train import retune_prior
+            from model.training.hybrid_train import retune_prior
 
             facts = retune_prior(load_prepared(args.data), args.out, progress=not args.no_progress)
             print(json.dumps({"prior": facts}))
@@ -82,9 +82,9 @@ def run_hybrid(args: argparse.Namespace) -> dict:
     from pathlib import Path
 
     from model.dataset import load_prepared
-    from model.hybrid import HybridConfig
-    from model.hybrid_train import train_hybrid
-    from model.sasrec import SASRecOptions
+    from model.ids.hybrid import HybridConfig
+    from model.ids.sasrec import SASRecOptions
+    from model.training.hybrid_train import train_hybrid
 
     content = Path(args.content_checkpoint or args.out)
     if args.content_checkpoint is None and (content / "best" / "model.safetensors").exists():

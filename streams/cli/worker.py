@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from streams.cli.flags import add_flags, add_kafka_flags, given, kafka_from_args
-from streams.worker.config import WorkerSettings
+from streams.engine.config import REFRESH_MODES, EngineConfig
+from streams.engine.summary_lane import LaneLimits
+from streams.worker.config import ENGINE_FLAGS, WORKER_ENGINE, WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +19,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--loglevel", default="warn", help="faust worker log level (default warn)")
     add_kafka_flags(p)
     add_flags(p.add_argument_group("worker"), WorkerSettings, skip=("kafka", "limits"))
+    add_engine_flags(p.add_argument_group("engine"))
     p.set_defaults(func=run)
+
+
+def add_engine_flags(group: argparse._ArgumentGroup) -> None:
+    """The worker's engine options (EngineConfig, LaneLimits) under their field names."""
+    add_flags(group, EngineConfig, only=ENGINE_FLAGS, defaults=WORKER_ENGINE)
+    add_flags(group, LaneLimits, dest_prefix="lane_", defaults=WORKER_ENGINE.lane)
+    modes = "|".join(m + {"every_n": ":N", "period": ":S"}.get(m, "") for m in REFRESH_MODES)
+    group.add_argument("--refresh", default=None, metavar="POLICY",
+                       help=f"summary refresh: {modes} (default: {WORKER_ENGINE.refresh.text})")
+
+
+def settings_given(args: argparse.Namespace) -> dict[str, Any]:
+    """WorkerSettings keyword arguments of the flags that were given (engine options by name)."""
+    engine = {k: v for k, v in given(args, EngineConfig).items() if k in ENGINE_FLAGS}
+    lane = {"lane_" + k: v for k, v in given(args, LaneLimits, dest_prefix="lane_").items()}
+    refresh = {"refresh": args.refresh} if args.refresh is not None else {}
+    return {**given(args, WorkerSettings), **engine, **lane, **refresh}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.worker.stats import register_metrics, register_stats
     from streams.worker.topics import declare_tables, declare_topics
 
-    settings = WorkerSettings(kafka=kafka_from_args(args), **given(args, WorkerSettings))
+    settings = WorkerSettings(kafka=kafka_from_args(args), **settings_given(args))
     logger.info("torch threads: %d", set_torch_threads(settings.torch_threads))
     # replication decided from the cluster once, for our topics and faust's changelogs alike
     settings = settings.model_copy(update={"kafka": ensure_topic_set(settings.kafka)})

@@ -65,7 +65,7 @@ def quick_checkpoint(data_dir: Path, cut_ts: float, minutes: float,
 
 def _train(train_dir: Path, out: Path, rec: dict[str, Any]) -> dict[str, Any]:
     from model.config import EmbSumConfig
-    from model.train import TrainOptions, train
+    from model.training.train import TrainOptions, train
 
     cfg = EmbSumConfig(**rec["model"])
     opts = TrainOptions(device="cpu", **rec["train"])
@@ -75,9 +75,9 @@ def _train(train_dir: Path, out: Path, rec: dict[str, Any]) -> dict[str, Any]:
 def _add_id_half(train_dir: Path, out: Path, rec: dict[str, Any]) -> dict[str, Any]:
     """The hybrid's ID half next to the quick content model (the worker serves both)."""
     from model.dataset import load_prepared
-    from model.hybrid import HybridConfig
-    from model.hybrid_train import train_hybrid
-    from model.sasrec import SASRecOptions
+    from model.ids.hybrid import HybridConfig
+    from model.ids.sasrec import SASRecOptions
+    from model.training.hybrid_train import train_hybrid
 
     return train_hybrid(load_prepared(train_dir), out, out, HybridConfig(**rec["hybrid"]),
                         SASRecOptions(**rec["tower"]))

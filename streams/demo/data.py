@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.metrics import NextEngagement
+from model.evaluation.metrics import NextEngagement
 from model.records import read_jsonl, write_jsonl
 from streams.errors import DataError
 

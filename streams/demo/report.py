@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from model.metrics import NextEngagement
+from model.evaluation.metrics import NextEngagement
 from streams.demo.collect import Collected
 
 logger = logging.getLogger(__name__)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from model.text import item_text
 from store import EncoderFingerprint, ItemRecord, ItemVector
+
+if TYPE_CHECKING:
+    from store.faiss_index import FrozenIndex
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,26 @@ class ItemCatalogue:
         for it in items:
             self.items.put(ItemRecord(str(it["item_id"]), item_text(it), str(it.get("category") or ""),
                                       cpe, np.zeros(self.model.dim, np.float32), float(it.get("ts") or 0.0)))
+
+    def has_item(self, item_id: str) -> bool:
+        """True when the item is in the catalogue (stored, with its vectors or text)."""
+        return item_id in self.items
+
+    def commit_item_offsets(self, offsets: dict[int, int]) -> None:
+        """Record that the items topic was applied up to `offsets` (records with nothing to store)."""
+        self.items.commit_offsets(offsets)
+
+    def freeze_index(self, unless_current: bool = False) -> FrozenIndex | None:
+        """A copy of the vector index with the item offsets it reflects, to write aside
+        (FrozenIndex.write); None when unless_current and the last one written reflects them."""
+        offsets = self.items.offsets()
+        if unless_current and offsets == self.index.offsets:
+            return None
+        return self.index.freeze(offsets)
+
+    def index_written(self, offsets: dict[int, int]) -> None:
+        """The frozen index of these offsets is on disk: the next freeze_index compares with them."""
+        self.index.offsets = offsets
 
     def remove_items(self, item_ids: Iterable[str], offsets: dict[int, int] | None = None) -> None:
         """Tombstones: drop items from the store, the index and the fallback."""

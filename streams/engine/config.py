@@ -46,6 +46,12 @@ class RefreshPolicy:
             return cls("period", period_s=float(arg or 86_400.0))
         return cls(mode)  # type: ignore[arg-type]
 
+    @property
+    def text(self) -> str:
+        """The policy as `parse` reads it (a flag's value)."""
+        arg = {"every_n": self.every_n, "period": self.period_s}.get(self.mode)
+        return self.mode if arg is None else f"{self.mode}:{arg:g}"
+
     def due(self, *, has_summary: bool, since: int, opened_session: bool,
             prev_ts: float, ts: float) -> bool:
         """True when this event must refresh the summary (since: events since the last one)."""
@@ -78,7 +84,7 @@ class IdIndexConfig:
 class EngineConfig:
     """Everything the engine decides with; session defaults follow the model's config."""
 
-    top_k: int = 10
+    top_k: int = 10  # recommendations per message
     candidates: int = 50  # retrieved from the index per user before the exact rerank
     # UPE codes that query the index per engagement (model/query_codes.py; 0: all m); the union
     # is reranked with the exact score. 10 of 32: the all-codes top-10 on clustered data with
@@ -106,6 +112,13 @@ class EngineConfig:
     popular_window: int = 1000  # recent engagements counted for the fallback
     model_version: str = "embsum"
 
+    def __post_init__(self) -> None:
+        low = {"top_k": 1, "candidates": 1, "query_codes": 0, "min_engagements": 1, "max_seen": 0}
+        bad = [f"{k} >= {v}" for k, v in low.items() if getattr(self, k) < v] + \
+            (["ttl_s > 0"] if self.ttl_s <= 0 else [])
+        if bad:
+            raise ValueError(f"engine options need {', '.join(bad)}")
+
     @property
     def session_rule(self) -> SessionRule:
         """The session rule shared with training (model/sessions.py)."""
@@ -115,6 +128,10 @@ class EngineConfig:
     @classmethod
     def from_model(cls, cfg: EmbSumConfig, **overrides: Any) -> EngineConfig:
         """Session rules taken from the model's config (as in training), then overrides."""
+        return cls().on_model(cfg, **overrides)
+
+    def on_model(self, cfg: EmbSumConfig, **overrides: Any) -> EngineConfig:
+        """These options with the model's session rules (as in training), then overrides."""
         base = dict(session_gap_s=cfg.session_gap_s, session_max_items=cfg.session_max_items,
                     max_sessions=cfg.max_sessions, max_history=cfg.max_history)
-        return cls(**{**base, **overrides})
+        return dataclasses.replace(self, **{**base, **overrides})

@@ -100,6 +100,19 @@ class Engine(ItemCatalogue, BulkRefresh):
         content-only checkpoint."""
         return [] if self.id_half is None else apply_parameters(self.id_half, records, ceiling)
 
+    def count_expired(self, users: int) -> None:
+        """Count users whose state an expiry sweep dropped outside process_batch."""
+        self.stats.expired += users
+
+    def lane_due(self, busy: bool, overdue_s: float) -> bool:
+        """True when the summary lane should run a batch now (busy: an engagement batch holds
+        the engine); False without a lane."""
+        return self.lane is not None and self.lane.due(busy, overdue_s)
+
+    def run_lane(self) -> int:
+        """Generate one batch of queued summaries (on the caller's thread); the summaries done."""
+        return self.lane.run_once() if self.lane is not None else 0
+
     def user_state(self, user_id: str) -> UserState | None:
         """The stored state of a user (None: unknown or expired)."""
         return self.states.get(user_id)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.hybrid import Fusion
-from model.id_checkpoint import load_id_half
-from model.sasrec import SASRec
+from model.ids.hybrid import Fusion
+from model.ids.id_checkpoint import load_id_half
+from model.ids.sasrec import SASRec
 from store import FetchBound, IdMemory, IdMemoryConfig, IdRow, IndexConfig, RowSample, SeenItems
 from store.faiss_index import FaissIndex
 from store.memory_backend import MemoryKV
@@ -66,7 +66,7 @@ class IdHalf:
         return self.tower.user_vectors_of_rows(rows)
 
     def terms(self, users: np.ndarray, candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """g_i <h_u, e_i> - r_u per user and candidate (r_u: the prior, model/hybrid.py); exactly 0
+        """g_i <h_u, e_i> - r_u per user and candidate (r_u: the prior, model/ids/hybrid.py); exactly 0
         for a candidate without a row. Each distinct candidate's row is read once per call."""
         ids = list(dict.fromkeys(i for c in candidates for i in c))
         if not ids:

@@ -31,6 +31,10 @@ class LaneLimits:
     batch: int = 16  # jobs generated together (across users)
     max_results: int = 100_000  # finished summaries waiting for their user's next batch
 
+    def __post_init__(self) -> None:
+        if min(self.max_jobs, self.max_bytes, self.batch, self.max_results) < 1:
+            raise ValueError("summary lane bounds must be >= 1")
+
 
 @dataclass
 class SummaryJob:

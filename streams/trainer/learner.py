@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.hybrid import Fusion, HybridConfig
-from model.id_checkpoint import IdCheckpoint, load_id_half
-from model.online import freeze, row_step
-from model.sasrec import SASRec
+from model.ids.hybrid import Fusion, HybridConfig
+from model.ids.id_checkpoint import IdCheckpoint, load_id_half
+from model.ids.online import freeze, row_step
+from model.ids.sasrec import SASRec
 from store import IdMemory, IdMemoryConfig, IdRow, RowBlock
 from streams.errors import ThreadrecError
 from streams.trainer.config import TrainerSettings
@@ -61,10 +61,10 @@ class OnlineLearner:
     """ID rows (IdMemory), user histories and the frozen tower of one hybrid checkpoint."""
 
     def __init__(self, memory: IdMemory, tower: SASRec, histories: Histories, settings: TrainerSettings,
-                 gate: Fusion | None = None):
+                 fusion: Fusion | None = None):
         self.memory, self.tower, self.histories = memory, freeze(tower), histories
-        # the served term's gate (None: steps on the bare tower logits)
-        self.gate = freeze(gate) if gate is not None and settings.served_loss else None
+        # the served term's fusion gate (None: steps on the bare tower logits)
+        self.fusion = freeze(fusion) if fusion is not None and settings.served_loss else None
         self.settings, self.stats = settings, LearnerStats()
         self.catalogue = sorted(memory.ids())  # row ids, the uniform negatives' population
         self._rows = set(self.catalogue)
@@ -113,7 +113,7 @@ class OnlineLearner:
         hard = list(dict.fromkeys(x for x in impressions if x in self._rows and x != item))
         picked = self.sampler.candidates(item, hard, *at)
         candidates = picked.ids
-        step = row_step(self.tower, self.gate, block.lookup(history), block.lookup(candidates), picked.log_q)
+        step = row_step(self.tower, self.fusion, block.lookup(history), block.lookup(candidates), picked.log_q)
         if self.settings.input_rows:
             block.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
         else:
@@ -154,7 +154,7 @@ class CheckpointHalf:
     """The ID half of a hybrid checkpoint as the trainer needs it."""
 
     tower: SASRec
-    gate: Fusion  # the fitted gate the workers serve the ID term with
+    fusion: Fusion  # the fitted gate the workers serve the ID term with
     config: IdMemoryConfig  # the trainer's table over the tower's rows
     checkpoint: IdCheckpoint
 

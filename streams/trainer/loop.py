@@ -71,7 +71,7 @@ class Trainer:
         else:
             memory, meta = snapshot.restore(snap, rows, histories, half.config)
             logger.info("trainer restored %s: %d rows, offsets %s", snap.name, len(memory), meta.offsets)
-        learner = OnlineLearner(memory, half.tower, histories, self.s, half.gate)
+        learner = OnlineLearner(memory, half.tower, histories, self.s, half.fusion)
         learner.stats.__dict__.update(meta.stats)
         learner.sampler.restore(meta.negatives)
         learner.publish_rule.publish_all = snap is not None  # the rule's references died with the process

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.online import uniform_draws
+from model.ids.online import uniform_draws
 from streams.trainer.config import TrainerSettings
 
 

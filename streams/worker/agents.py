@@ -138,16 +138,16 @@ def register_summary_lane(app: faust.App, runtime: Runtime) -> None:
     @app.task
     @fatal_on_error(runtime, "summary lane", app)
     async def summary_lane() -> None:
-        lane = runtime.engine.lane
+        engine = runtime.engine
         # one thread (one malloc arena, as the engine's), nicer than the engine's
         thread = ThreadPoolExecutor(1, thread_name_prefix="summary-lane", initializer=lower_thread_priority,
                                     initargs=(runtime.settings.lane_nice,))
         loop = asyncio.get_running_loop()
         yield_s = runtime.settings.lane_yield_s
-        while lane is not None:  # its own thread, not under the engine lock: never blocks a batch
-            ready = lane.due(runtime.lock.locked(), yield_s)  # between batches, or when overdue
+        while engine.config.summary_lane:  # its own thread, not under the engine lock: never blocks a batch
+            ready = engine.lane_due(runtime.lock.locked(), yield_s)  # between batches, or when overdue
             try:
-                done = await loop.run_in_executor(thread, lane.run_once) if ready else 0
+                done = await loop.run_in_executor(thread, engine.run_lane) if ready else 0
             except Exception:  # a lost summary is regenerated at the next refresh
                 logger.warning("summary lane batch failed", exc_info=True)
                 done = 0

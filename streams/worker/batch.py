@@ -182,8 +182,7 @@ async def _items_caught_up(valid: list[tuple[object, dict]], runtime: Runtime) -
     engagement, and a worker of the group encodes it): wait until every item in `items` now
     has its vector in this worker's store, however long it takes, so only an item that is
     really unknown is dead-lettered."""
-    known = runtime.engine.items
-    if runtime.replicator is None or all(e["item_id"] in known for _, e in valid):
+    if runtime.replicator is None or all(runtime.engine.has_item(e["item_id"]) for _, e in valid):
         return
     ends = await runtime.items_ends()
     while not await runtime.items_current(ends, runtime.settings.item_wait_s):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.config import EmbSumConfig, InferenceMode
@@ -14,7 +17,15 @@ from streams.engine.summary_lane import LaneLimits
 from streams.kafka.messages import MessageLimits
 from streams.kafka.settings import KafkaSettings
 
-LANE = LaneLimits()
+# a worker's engine: the engine's defaults, except that summaries are refreshed when a session
+# closes and generated in the summary lane, off the recommendation path (--no-summary-lane: inside
+# the engagement's round, as the parity tests run it)
+WORKER_ENGINE = EngineConfig(refresh=RefreshPolicy("session_close"), summary_lane=True)
+# EngineConfig fields a worker sets under their own names: flags (--top-k), env (THREADREC_TOP_K)
+# and keyword arguments; also `refresh` (as RefreshPolicy.parse reads it) and the lane's bounds
+# as lane_<field> (--lane-max-jobs, THREADREC_LANE_MAX_JOBS)
+ENGINE_FLAGS = ("top_k", "candidates", "query_codes", "min_engagements", "max_seen", "ttl_s", "summary_lane")
+LANE_FLAGS = tuple("lane_" + f.name for f in dataclasses.fields(LaneLimits))
 
 
 class WorkerSettings(BaseSettings):
@@ -38,27 +49,13 @@ class WorkerSettings(BaseSettings):
     # longest wait to fill a micro-batch (s): faust waits it after every batch, busy or not, so it
     # adds to every latency; under load the batch fills from what queued meanwhile
     batch_within_s: float = Field(0.02, gt=0)
-    top_k: int = Field(10, ge=1)  # recommendations per message
-    candidates: int = Field(50, ge=1)  # retrieved candidates before the exact rerank
-    # UPE codes that query the index per engagement (none: the engine's default; 0: all m)
-    query_codes: int | None = Field(None, ge=0)
-    refresh: str = "session_close"  # summary refresh: every_event|never|session_close|every_n:N|period:S
-    # generate refreshed summaries off the recommendation path (a separate lane, batched across
-    # users); --no-summary-lane generates them inside the engagement's round (parity tests)
-    summary_lane: bool = True
-    # bounds of the summary lane: jobs queued, their bytes, jobs generated together
-    lane_max_jobs: int = Field(LANE.max_jobs, ge=1)  # queued summary jobs (one per user); the oldest is dropped past it
-    lane_max_bytes: int = Field(LANE.max_bytes, ge=1)  # bytes of queued summary jobs (float16 session states)
-    lane_batch: int = Field(LANE.batch, ge=1)  # summary jobs generated together, across users
+    engine: EngineConfig = WORKER_ENGINE  # set by field name (ENGINE_FLAGS above), not as one value
     lane_nice: int = Field(10, ge=0, le=19)  # the lane's thread runs this much nicer: cores go to recommendations first
     # the lane starts its summaries between engagement batches, or once its oldest job waited this long (s)
     lane_yield_s: float = Field(2.0, ge=0)
     session_gap_s: float | None = None  # gap that opens a new session, s (none: the checkpoint's)
     session_max_items: int | None = None  # items that close a session (none: the checkpoint's)
     max_sessions: int | None = None  # sessions kept per user, g (none: the checkpoint's)
-    min_engagements: int = Field(1, ge=1)  # engagements before personalising (else popularity)
-    max_seen: int = Field(1000, ge=0)  # items beyond the kept history never recommended again
-    ttl_s: float = Field(30 * 86_400.0, gt=0)  # event-time inactivity that drops a user's state
     sweep_every_s: float = Field(60.0, gt=0)  # how often an expiry sweep pass starts (wall time)
     # a pass reads this many user states per slice (header peeks on a thread) ...
     sweep_slice_keys: int = Field(256, ge=1)
@@ -103,13 +100,38 @@ class WorkerSettings(BaseSettings):
 
     def engine_config(self, model_cfg: EmbSumConfig, model_version: str) -> EngineConfig:
         """Engine options: the model's session rules unless overridden here."""
-        over = {k: getattr(self, k) for k in ("session_gap_s", "session_max_items", "max_sessions", "query_codes")
+        over = {k: getattr(self, k) for k in ("session_gap_s", "session_max_items", "max_sessions")
                 if getattr(self, k) is not None}
-        return EngineConfig.from_model(model_cfg, top_k=self.top_k, candidates=self.candidates,
-                                       refresh=RefreshPolicy.parse(self.refresh),
-                                       min_engagements=self.min_engagements, ttl_s=self.ttl_s,
-                                       max_seen=self.max_seen,
-                                       summary_lane=self.summary_lane,
-                                       lane=LaneLimits(max_jobs=self.lane_max_jobs, max_bytes=self.lane_max_bytes,
-                                                       batch=self.lane_batch),
-                                       model_version=model_version, **over)
+        return self.engine.on_model(model_cfg, model_version=model_version, **over)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_by_field(cls, data: Any) -> Any:
+        """Engine options given by field name (keyword, else THREADREC_* variable) over `engine`."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        names = (*ENGINE_FLAGS, "refresh", *LANE_FLAGS)
+        given = {n: data.pop(n) for n in names if n in data}
+        for n in names:
+            if n not in given and f"THREADREC_{n.upper()}" in os.environ:
+                given[n] = os.environ[f"THREADREC_{n.upper()}"]
+        if given:
+            data["engine"] = _engine_fields(data.get("engine", WORKER_ENGINE), given)
+        return data
+
+
+def _engine_fields(engine: EngineConfig | dict, given: dict[str, Any]) -> dict[str, Any]:
+    """`engine`'s fields (a dict for pydantic to check) with the given ones in their place."""
+    fields = dict(engine) if isinstance(engine, dict) else \
+        {f.name: getattr(engine, f.name) for f in dataclasses.fields(engine)}
+    lane = fields.get("lane", WORKER_ENGINE.lane)
+    lane = dict(lane) if isinstance(lane, dict) else dataclasses.asdict(lane)
+    for name, value in given.items():
+        if name.startswith("lane_"):
+            lane[name.removeprefix("lane_")] = value
+        elif name == "refresh":
+            fields[name] = RefreshPolicy.parse(value) if isinstance(value, str) else value
+        else:
+            fields[name] = value
+    return {**fields, "lane": lane}

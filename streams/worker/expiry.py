@@ -99,7 +99,7 @@ class ExpirySweep:
             with acting_as(FetchedEvent(FetchedMessage(self.topic, part, -1, entry.key, None, 0.0))):
                 del self.tables.states[entry.key]
             expired += 1
-        self.runtime.engine.stats.expired += expired
+        self.runtime.engine.count_expired(expired)
         return expired
 
     def end_pass(self) -> None:

@@ -163,12 +163,11 @@ class Runtime:
         on a thread of its own (the engine thread would queue every batch behind the write)."""
         path = self.settings.data_dir / "local" / "index"
         async with self.lock:
-            offsets = self.engine.items.offsets()
-            if offsets == self.engine.index.offsets and path.is_dir():
-                return False
-            frozen = await self.in_engine_thread(self.engine.index.freeze, offsets)
+            frozen = await self.in_engine_thread(self.engine.freeze_index, path.is_dir())
+        if frozen is None:
+            return False
         await asyncio.to_thread(frozen.write, path)
-        self.engine.index.offsets = frozen.offsets  # written: the next check compares with it
+        self.engine.index_written(frozen.offsets)  # the next check compares with it
         logger.info("vector index snapshot at %s", path)
         return True
 
@@ -288,7 +287,7 @@ class Runtime:
         return self.params.snapshot(status["id_version"], status["id_rows"])
 
     async def _remove_item(self, item_id: str, offsets: dict[int, int]) -> None:
-        if item_id not in self.engine.items:
+        if not self.engine.has_item(item_id):
             # normal on a compacted topic whose record was compacted away: counted, not an error
             self.unknown_tombstones += 1
             logger.info("tombstone for unknown item %r", item_id)
@@ -300,7 +299,7 @@ class Runtime:
         fail (the offsets still move past them with the last)."""
         if not pending:  # the batch ended in bad records: move past them all the same
             if offsets:
-                await self._run(self.engine.items.commit_offsets, offsets)
+                await self._run(self.engine.commit_item_offsets, offsets)
             return
         try:
             await self._run(self.engine.put_encoded, [v for _, v in pending], offsets)
@@ -308,7 +307,7 @@ class Runtime:
         except Exception as exc:
             if len(pending) == 1:
                 await self._bad_vector(pending[0][0], exc)
-                await self._run(self.engine.items.commit_offsets, offsets)
+                await self._run(self.engine.commit_item_offsets, offsets)
                 return
             logger.error("item vectors batch of %d failed (%r); applying one at a time",
                          len(pending), exc)

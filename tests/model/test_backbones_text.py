@@ -62,7 +62,7 @@ def test_llm_summarizer_needs_url():
 
 
 def test_model_never_imports_streams_or_kafka():
-    code = ("import sys, model.train, model.evaluate, model.inference, model.checkpoint;"
+    code = ("import sys, model.training.train, model.evaluation.evaluate, model.inference, model.checkpoint;"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('faust','kafka','aiokafka','rocksdict','store','streams')];"
             "print(bad); sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

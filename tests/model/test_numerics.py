@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import model.numerics as numerics
+import model.precision as precision
 from model.inference import EmbSumInference
 from tests.model.conftest import small_config
 
@@ -17,7 +18,7 @@ TEXTS = ["Toy Story (1995) | Animation", "Heat (1995) | Action, Crime", "Emma (1
 
 @pytest.mark.parametrize("bf16, int8, want", [(True, True, "bf16"), (False, True, "int8"), (False, False, "fp32")])
 def test_auto_follows_the_cpu_features(monkeypatch, bf16, int8, want) -> None:
-    monkeypatch.setattr(numerics, "cpu_has_bf16", lambda: bf16)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: bf16)
     monkeypatch.setattr(numerics, "int8_supported", lambda: int8)
     assert numerics.resolve_mode("auto", CPU) == want
     assert numerics.resolve_mode("auto", CUDA) == "bf16"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from model.config import tiny_t5_config
+from model.evaluation.summary_quality import TitleFinder, grounding
 from model.inference import EmbSumInference
 from model.summaries import FallbackSummarizer
-from model.summary_quality import TitleFinder, grounding
 from tests.model.conftest import small_config
 
 

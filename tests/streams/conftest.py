@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from model.inference import EmbSumInference
-from model.tiny import tiny_inference, write_tiny_checkpoint
+from model.training.tiny import tiny_inference, write_tiny_checkpoint
 from store import BruteForceIndex
 from streams.data.synthetic import make_engagements, make_items, write_prepared_dir
 from streams.engine.config import EngineConfig
@@ -17,7 +17,7 @@ from streams.engine.engine import Engine
 
 @pytest.fixture(scope="session")
 def tiny_model() -> EmbSumInference:
-    """The tiny EmbSum of model/tiny.py (seed 0)."""
+    """The tiny EmbSum of model/training/tiny.py (seed 0)."""
     return tiny_inference()
 
 

@@ -1,0 +1,1 @@
+"""Offline evaluation: ranking metrics, baselines (SASRec and BPR among them), the evaluation run."""

@@ -1,0 +1,196 @@
+"""Parameter sync without a broker: records of the `parameters` topic applied to the ID half,
+the worker's counters and dead letters, param_version on recommendations, the serving gate."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from store import IdRow, encode_row, row_key
+from streams.engine.parameters import apply_parameters
+from streams.worker.config import WorkerSettings
+from streams.worker.runtime import Runtime
+from tests.streams.engine.test_engine_hybrid import dense_table, make_id_half
+
+
+def _row(value: float, version: int, dim: int = 8) -> IdRow:
+    return IdRow(np.full(dim, value, np.float32), np.ones(dim, np.float32), 5.0, 3, version)
+
+
+def _put(item_id: str, row: IdRow) -> tuple[bytes, bytes]:
+    return row_key("item", item_id), encode_row("item", item_id, row)
+
+
+def _corrupt(item_id: str, other: str) -> dict[str, tuple[bytes | None, bytes | None]]:
+    """One record per way a parameters record can be corrupt, by its dead letter reason."""
+    good = encode_row("item", item_id, _row(1.0, 9))
+    flipped = bytearray(good)
+    flipped[-10] ^= 0xFF  # inside the vector: only the CRC notices
+    return {"bad parameter row": (row_key("item", item_id), bytes(flipped)),
+            "bad parameter key": (b"no-slash", good),
+            "bad parameter table": (row_key("user", item_id), encode_row("user", item_id, _row(1.0, 9))),
+            "parameter key mismatch": (row_key("item", other), good),
+            "parameter dim mismatch": (row_key("item", item_id), encode_row("item", item_id, _row(1.0, 9, dim=4)))}
+
+
+def test_rows_tombstones_and_stale_rows_apply_in_order(catalogue):
+    ids = [it["item_id"] for it in catalogue]
+    half = make_id_half(ids, rowless={ids[2]})
+    before = half.index()
+    records = [_put(ids[0], _row(0.5, 4)), _put(ids[0], _row(0.9, 3)),  # the second is stale
+               (row_key("item", ids[1]), None), (row_key("item", ids[2]), None),
+               _put(ids[3], _row(0.0, 4)), (row_key("item", ids[3]), None), _put(ids[3], _row(0.25, 4))]
+    got = [o.outcome for o in apply_parameters(half, records)]
+    assert got == ["applied", "stale", "deleted", "absent", "applied", "deleted", "applied"]
+    assert half.memory.version == 4 and half.memory.get_row(ids[0]) == _row(0.5, 4)
+    assert ids[1] not in half.memory and half.memory.get_row(ids[3]) == _row(0.25, 4)
+    table_ids, gated = dense_table(half)
+    # updated in place: the same index, without the deleted row, with the changed one
+    assert half.index() is before and len(before) == len(table_ids) and ids[1] not in before
+    assert ids[1] not in table_ids
+    users = half.user_vectors([ids[5:9]])
+    assert half.terms(users, [[ids[1]]])[0][0] == 0.0  # a deleted row's ID term is exactly 0
+    gate = half.fusion.gates(torch.from_numpy(_row(0.5, 4).vector[None])).item()
+    assert np.allclose(gated[table_ids.index(ids[0])], 0.5 * gate)
+
+
+def test_corrupt_records_are_refused_with_a_reason_and_the_rest_applied(catalogue):
+    ids = [it["item_id"] for it in catalogue]
+    half = make_id_half(ids, rowless=set())
+    before = half.memory.get_row(ids[0])
+    bad = _corrupt(ids[0], ids[1])
+    out = apply_parameters(half, [*bad.values(), (None, None), (b"item/\xff", None),
+                                  _put(ids[4], _row(2.0, 7))])
+    assert [o.reason.split(":")[0] for o in out[:5]] == list(bad)
+    assert [o.outcome for o in out] == ["corrupt"] * 7 + ["applied"]
+    assert out[5].reason.startswith("bad parameter key") and out[6].reason.startswith("bad parameter key")
+    assert half.memory.get_row(ids[0]) == before and half.memory.get_row(ids[1]) is not None
+    assert half.memory.version == 7 and half.memory.get_row(ids[4]) == _row(2.0, 7)
+
+
+def _record(offset: int, key: bytes | None, value: bytes | None, timestamp: int | None = None):
+    return SimpleNamespace(topic="t-parameters", partition=0, offset=offset, key=key, value=value,
+                           timestamp=timestamp)
+
+
+def test_runtime_applies_counts_dead_letters_and_stamps_recommendations(engine_factory, catalogue,
+                                                                        events):
+    import time
+
+    ids = [it["item_id"] for it in catalogue]
+    engine = engine_factory()
+    engine.id_half = make_id_half(ids, rowless=set())
+    runtime = Runtime(WorkerSettings(), engine)
+    letters: list[tuple[int, str]] = []
+
+    async def dead_letter(rec, error: str) -> None:
+        letters.append((rec.offset, error))
+
+    runtime.dead_letter = dead_letter
+    assert engine.process_one(events[0]).recommendation["param_version"] == 0  # checkpoint rows
+    now_ms = int(time.time() * 1000) - 2000  # produced 2 s ago
+    bad_key, bad_value = _corrupt(ids[0], ids[1])["bad parameter row"]
+    records = [_record(0, bad_key, bad_value, now_ms), _record(1, *_put(ids[0], _row(0.5, 6)), now_ms),
+               _record(2, row_key("item", ids[1]), None, now_ms), _record(3, *_put(ids[2], _row(0.5, 2)))]
+    asyncio.run(runtime.apply_parameters(0, records))
+    assert letters == [(0, letters[0][1])] and letters[0][1].startswith("bad parameter row: ")
+    snap = runtime.param_snapshot()
+    assert snap["param_version"] == 6 and snap["param_rows"] == len(ids) - 1
+    assert (snap["param_applied"], snap["param_deleted"], snap["param_corrupt"]) == (2, 1, 1)
+    assert snap["param_stale"] == snap["param_absent"] == 0
+    assert snap["param_lag_n"] == 2 and 1.5 < snap["param_lag_p50_s"] < 60  # no timestamp: no lag
+    reg = runtime.metrics.registry
+    assert reg.get_sample_value("threadrec_parameter_version") == 6
+    assert reg.get_sample_value("threadrec_parameter_records_total", {"outcome": "corrupt"}) == 1
+    assert reg.get_sample_value("threadrec_parameter_sync_lag_seconds_count") == 2
+    assert engine.process_one(events[1]).recommendation["param_version"] == 6
+
+
+def test_content_only_recommendations_carry_a_null_param_version(engine_factory, events):
+    engine = engine_factory()
+    assert engine.process_one(events[0]).recommendation["param_version"] is None
+    runtime = Runtime(WorkerSettings(), engine)
+    assert runtime.param_snapshot()["param_version"] is None
+
+
+class _Replica:
+    def __init__(self, behind: int) -> None:
+        self.caught_up, self._behind = asyncio.Event(), behind
+
+    def behind(self) -> int:
+        return 0 if self.caught_up.is_set() else self._behind
+
+
+def test_serving_waits_for_the_parameters_replica_too():
+    async def drive() -> tuple[bool, bool]:
+        runtime = Runtime(WorkerSettings(), engine=None)
+        runtime.replicator, runtime.param_replica = _Replica(0), _Replica(3)
+        runtime.replicator.caught_up.set()
+        assert not runtime.replicas_current() and runtime.replicas_behind() == 3
+        waiter = asyncio.create_task(runtime.wait_for_replicas())
+        await asyncio.sleep(0.3)
+        early = waiter.done()
+        runtime.param_replica.caught_up.set()
+        await asyncio.wait_for(waiter, 5)
+        return early, runtime.replicas_current()
+
+    assert asyncio.run(drive()) == (False, True)
+
+
+def test_a_record_cannot_pin_a_row_or_the_reported_version(engine_factory, catalogue):
+    from streams.worker.parameters import head_version
+
+    ids = [it["item_id"] for it in catalogue]
+    engine = engine_factory()
+    engine.id_half = make_id_half(ids, rowless=set())
+    runtime = Runtime(WorkerSettings(param_version_step=100), engine)
+    letters: list[tuple[int, str]] = []
+
+    async def dead_letter(rec, error: str) -> None:
+        letters.append((rec.offset, error.split(":")[0]))
+
+    runtime.dead_letter = dead_letter
+    # the newest record of each partition at start; one of them forged far ahead
+    heads = [_record(9, *_put(ids[k], _row(0.1, v))) for k, v in enumerate((40, 42, 2**64 - 1))]
+    runtime.take_param_heads(heads)
+    assert runtime.param_head == 42 == head_version(heads, 100)
+    records = [_record(0, *_put(ids[0], _row(0.9, 2**64 - 1))), _record(1, *_put(ids[1], _row(0.9, 143))),
+               _record(2, *_put(ids[2], _row(0.9, 2**53))), _record(3, *_put(ids[0], _row(0.5, 41))),
+               _record(4, *_put(ids[1], _row(0.5, 142)))]
+    asyncio.run(runtime.apply_parameters(0, records))
+    assert letters == [(0, "implausible version"), (1, "implausible version"), (2, "implausible version")]
+    assert engine.id_half.memory.get_row(ids[0]) == _row(0.5, 41)  # the legitimate row won
+    assert runtime.param_snapshot()["param_version"] == 142
+    assert head_version([_record(0, *_put(ids[0], _row(0.1, 2**64 - 1)))], 100) == 0  # beyond 2**53
+    assert head_version([_record(0, row_key("item", ids[0]), None)], 100) == 0  # a tombstone
+
+
+def test_served_rows_and_old_records_with_slots_apply_alike_an_unknown_format_is_refused(catalogue):
+    """Format 2 (the vector alone) is what the trainer sends now; format 1 records (with the
+    optimizer slot) already in a compacted topic still apply; a format this worker does not know
+    is dead-lettered with a reason that names it."""
+    import struct
+    import zlib
+
+    from store.id_row import SERVED_FORMAT
+
+    ids = [it["item_id"] for it in catalogue]
+    old, new = make_id_half(ids, rowless=set()), make_id_half(ids, rowless=set())
+    rows = {ids[k]: _row(0.1 * (k + 1), 4) for k in range(3)}
+    apply_parameters(old, [_put(i, r) for i, r in rows.items()])
+    served = [(row_key("item", i), encode_row("item", i, r, served=True)) for i, r in rows.items()]
+    assert all(v[4] == SERVED_FORMAT for _, v in served)
+    assert [o.outcome for o in apply_parameters(new, served)] == ["applied"] * 3
+    for i, r in rows.items():
+        assert np.array_equal(new.memory.get_row(i).vector, r.vector)
+        assert np.array_equal(old.memory.get_row(i).vector, r.vector)
+    assert new.memory.version == old.memory.version == 4
+    body = bytearray(served[0][1][:-4])
+    body[4] = 3  # a future format
+    future = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    out = apply_parameters(new, [(served[0][0], future)])
+    assert out[0].outcome == "corrupt"
+    assert out[0].reason == "bad parameter row: id row: unknown format version 3 (known: [1, 2])"

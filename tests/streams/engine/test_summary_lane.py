@@ -1,0 +1,113 @@
+"""Summaries off the recommendation path: in lane mode a refresh queues a job and the round ranks
+at once with the last global embedding; the finished summary reaches the state at the user's
+next batch, and each recommendation says how far its summary lags."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streams.engine.summary_lane import LaneLimits, SummaryJob
+
+
+def _user_events(events, n):
+    user = events[0]["user_id"]
+    return [e for e in events if e["user_id"] == user][:n]
+
+
+def test_lane_mode_queues_instead_of_generating_and_applies_at_the_next_batch(engine_factory, events):
+    eng = engine_factory(summary_lane=True, refresh=_every_event())
+    mine = _user_events(events, 3)
+    first = eng.process_one(mine[0])
+    lane = eng.lane
+    assert eng.stats.summaries == 0 and lane.pending() == 1  # nothing generated on the path
+    assert first.recommendation["summary"] is None and len(first.recommendation["items"]) > 0
+    assert lane.run_once() == 1 and lane.pending() == 0
+    second = eng.process_one(mine[1])
+    state = eng.states.get(mine[0]["user_id"])
+    assert state.summary and len(state.global_embedding) == eng.model.dim
+    assert state.summary_events == 1 and state.summary_ts == mine[0]["ts"]
+    assert second.recommendation["summary"] == state.summary
+    assert second.recommendation["summary_age"] == {"events": 1, "seconds": mine[1]["ts"] - mine[0]["ts"]}
+    assert lane.stats()["lane_applied"] == 1 and lane.stats()["lane_wait_p99_s"] >= 0
+
+
+def test_sync_mode_summary_is_fresh_and_lane_results_match_it(engine_factory, events):
+    sync, lane_eng = engine_factory(refresh=_every_event()), engine_factory(summary_lane=True, refresh=_every_event())
+    mine = _user_events(events, 2)
+    s1 = sync.process_one(mine[0]).recommendation
+    assert s1["summary_age"] == {"events": 0, "seconds": 0.0}
+    sync.process_one(mine[1])
+    lane_eng.process_one(mine[0])
+    lane_eng.lane.run_once()
+    lane_eng.process_one(mine[1])
+    a, b = sync.states.get(mine[0]["user_id"]), lane_eng.states.get(mine[0]["user_id"])
+    # the lane's summary of event 1 equals the synchronous engine's summary after event 1
+    fresh = engine_factory(refresh=_every_event())
+    fresh.process_one(mine[0])
+    ref = fresh.states.get(mine[0]["user_id"])
+    assert b.summary == ref.summary
+    np.testing.assert_array_equal(b.global_embedding, ref.global_embedding)
+    assert a.summary_events == 2 and b.summary_events == 1
+
+
+def test_the_worker_runs_the_lane_through_engine_doors(engine_factory, events):
+    eng, inline = engine_factory(summary_lane=True, refresh=_every_event()), engine_factory()
+    assert not eng.lane_due(False, 0.0) and eng.run_lane() == 0  # nothing queued yet
+    eng.process_one(_user_events(events, 1)[0])
+    assert not eng.lane_due(True, 60.0)  # beside a batch, until the job is overdue
+    assert eng.lane_due(False, 60.0) and eng.run_lane() == 1 and not eng.lane_due(False, 0.0)
+    assert not inline.lane_due(False, 0.0) and inline.run_lane() == 0  # no lane: nothing to run
+
+
+def test_the_engine_config_bounds_its_lane(engine_factory):
+    lane = engine_factory(summary_lane=True, lane=LaneLimits(max_jobs=3, max_bytes=10_000, batch=2)).lane
+    assert (lane.max_jobs, lane.max_bytes, lane.batch) == (3, 10_000, 2)
+
+
+def test_lane_keeps_one_job_per_user_and_drops_the_oldest_when_full(tiny_model):
+    from streams.engine.summary_lane import SummaryLane
+
+    lane = SummaryLane(tiny_model, LaneLimits(max_jobs=2))
+    for user, basis in (("a", 1), ("b", 1), ("a", 2), ("c", 1)):
+        lane.submit(SummaryJob(user, basis, float(basis), []))
+    assert lane.pending() == 2 and lane.dropped == 1 and lane.queued == 4
+    assert list(lane._jobs) == ["a", "c"] and lane._jobs["a"].basis == 2  # b was the oldest
+
+
+def _every_event():
+    from streams.engine.config import RefreshPolicy
+
+    return RefreshPolicy.parse("every_event")
+
+
+def test_lane_is_bounded_by_the_bytes_its_jobs_hold(tiny_model):
+    """Under overload jobs pile up; their token states must not grow the worker without bound."""
+    from model.inference import SessionEncoding
+    from streams.engine.summary_lane import SummaryLane
+
+    def job(user: str) -> SummaryJob:
+        s = SessionEncoding(np.zeros(8, np.float16), np.zeros((100, 8), np.float16))  # 1,616 bytes
+        return SummaryJob(user, 1, 1.0, [s])
+
+    lane = SummaryLane(tiny_model, LaneLimits(max_jobs=100, max_bytes=5_000))
+    for user in "abcde":
+        lane.submit(job(user))
+    assert lane.pending() == 3 and lane.dropped == 2 and list(lane._jobs) == ["c", "d", "e"]
+    assert lane._bytes == 3 * 1_616
+    lane.submit(job("d"))  # a newer job of a queued user replaces it: no drop
+    assert lane.pending() == 3 and lane.dropped == 2 and lane._bytes == 3 * 1_616
+
+
+def test_lane_runs_between_batches_or_when_its_oldest_job_is_overdue(tiny_model, monkeypatch):
+    from streams.engine import summary_lane
+    from streams.engine.summary_lane import SummaryLane
+
+    lane = SummaryLane(tiny_model)
+    assert not lane.due(engine_busy=False, yield_s=2.0)  # nothing queued
+    now = [100.0]
+    monkeypatch.setattr(summary_lane.time, "monotonic", lambda: now[0])
+    lane.submit(SummaryJob("a", 1, 1.0, [], queued=now[0]))
+    assert lane.due(engine_busy=False, yield_s=2.0)
+    assert not lane.due(engine_busy=True, yield_s=2.0)  # a batch is in flight: wait
+    now[0] += 2.5
+    assert lane.due(engine_busy=True, yield_s=2.0)  # overdue: run beside the batch

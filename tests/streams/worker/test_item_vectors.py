@@ -1,0 +1,184 @@
+"""Items encoded once per deployment, without a broker: the items agent's publisher (parse,
+validate, encode, publish, dead-letter) and the item-vectors replica's apply (store without
+encoding; another model's vectors re-encoded; bad records dead-lettered)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model.inference import EmbSumInference
+from model.training.tiny import tiny_inference
+from store import BruteForceIndex, ItemVector, decode_item_vector, encode_item_vector
+from streams.engine.engine import Engine
+from streams.worker.config import WorkerSettings
+from streams.worker.item_publisher import ItemPublisher
+from streams.worker.runtime import Runtime
+
+
+class _Rec:
+    def __init__(self, offset: int, key: bytes | None, value: bytes | None,
+                 topic: str = "items") -> None:
+        self.topic, self.partition, self.offset, self.key, self.value = topic, 0, offset, key, value
+
+
+def _item_rec(offset: int, item: dict, key: bytes | None = None) -> _Rec:
+    return _Rec(offset, key or item["item_id"].encode(), json.dumps(item).encode())
+
+
+class _Sink:
+    """What the publisher sent to item-vectors, and the dead letters."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes | None]] = []
+        self.letters: list[tuple[int, str]] = []
+
+    async def send(self, key: bytes, value: bytes | None) -> asyncio.Future:
+        self.sent.append((key, value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def dead_letter(self, rec, error: str) -> None:
+        self.letters.append((rec.offset, error.split(":")[0]))
+
+
+def _publish(engine, records: list[_Rec]) -> tuple[_Sink, Runtime]:
+    sink, runtime = _Sink(), Runtime(WorkerSettings(), engine)
+    asyncio.run(ItemPublisher(runtime, sink.send, sink.dead_letter).handle(records))
+    return sink, runtime
+
+
+def _as_vector_records(sent: list[tuple[bytes, bytes | None]]) -> list[_Rec]:
+    return [_Rec(k, key, value, "item-vectors") for k, (key, value) in enumerate(sent)]
+
+
+def test_the_publisher_encodes_in_one_batch_and_dead_letters_each_bad_item(engine_factory, catalogue):
+    engine = engine_factory(items=False)
+    real = engine.model.encode_items
+    calls: list[int] = []
+
+    def encode(texts):  # an encoder failure nobody listed, on one item only
+        calls.append(len(texts))
+        if any(catalogue[2]["title"] in t for t in texts):
+            raise RuntimeError("tokenizer failed")
+        return real(texts)
+
+    engine.model.encode_items = encode
+    surrogate = json.dumps({"item_id": "bad", "title": "x"}).replace('"x"', '"\\udc00"').encode()
+    records = [_item_rec(0, catalogue[0]), _item_rec(1, catalogue[1]), _item_rec(2, catalogue[2]),
+               _item_rec(3, catalogue[3], key=b"another-id"), _Rec(4, b"bad", surrogate),
+               _Rec(5, catalogue[0]["item_id"].encode(), None), _Rec(6, None, None),
+               _item_rec(7, catalogue[4])]
+    try:
+        sink, runtime = _publish(engine, records)
+    finally:
+        engine.model.encode_items = real
+    assert sorted(sink.letters) == [(2, "unexpected error"), (3, "key mismatch"), (4, "bad text"),
+                                    (6, "missing field")]
+    assert runtime.bad_items == 4
+    # the good ones in offset order, the tombstone forwarded as a tombstone
+    assert [(k.decode(), v is None) for k, v in sink.sent] == [
+        (catalogue[0]["item_id"], False), (catalogue[1]["item_id"], False),
+        (catalogue[0]["item_id"], True), (catalogue[4]["item_id"], False)]
+    assert calls[0] == 4  # one batch first; then one at a time after it failed
+    assert engine.stats.items_encoded == 3 and engine.items.offsets() == {}
+    assert not any(it["item_id"] in engine.items for it in catalogue)  # publishing stores nothing
+
+
+def test_a_replica_stores_published_vectors_without_encoding(engine_factory, catalogue):
+    encoder = engine_factory(items=False)
+    sink, _ = _publish(encoder, [_item_rec(k, it) for k, it in enumerate(catalogue)])
+    reader = engine_factory(items=False)
+    runtime = Runtime(WorkerSettings(), reader)
+    asyncio.run(runtime.apply_item_vectors(0, _as_vector_records(sink.sent)))
+    assert reader.stats.items_encoded == 0 and reader.stats.items_upserted == len(catalogue)
+    assert reader.items.offsets() == {0: len(catalogue)}
+    direct = engine_factory()  # encodes the catalogue itself, as every worker used to
+    for it in catalogue:
+        assert reader.items.get(it["item_id"]) == direct.items.get(it["item_id"])
+    ev = {"user_id": "u", "item_id": catalogue[0]["item_id"], "ts": 1.0e6, "kind": "click"}
+    assert reader.process_one(ev).recommendation["items"] == direct.process_one(ev).recommendation["items"]
+
+
+def test_a_tombstone_removes_the_item_and_bad_vector_records_are_dead_lettered(engine_factory, catalogue):
+    encoder = engine_factory(items=False)
+    sink, _ = _publish(encoder, [_item_rec(0, catalogue[0]), _item_rec(1, catalogue[1]),
+                                 _Rec(2, catalogue[0]["item_id"].encode(), None)])
+    good = _as_vector_records(sink.sent)
+    corrupt = bytearray(good[1].value)
+    corrupt[40] ^= 0xFF
+    records = [*good, _Rec(3, b"x", bytes(corrupt), "item-vectors"),
+               _Rec(4, b"someone-else", good[1].value, "item-vectors"),
+               _Rec(5, b"j", b"{not a vector", "item-vectors")]
+    reader = engine_factory(items=False)
+    runtime = Runtime(WorkerSettings(), reader)
+    letters: list[tuple[int, str]] = []
+
+    async def dead_letter(rec, error: str) -> None:
+        letters.append((rec.offset, error.split(":")[0]))
+
+    runtime.dead_letter = dead_letter
+    asyncio.run(runtime.apply_item_vectors(0, records))
+    assert letters == [(3, "bad item vector"), (4, "key mismatch"), (5, "bad item vector")]
+    assert catalogue[0]["item_id"] not in reader.items and catalogue[1]["item_id"] in reader.items
+    assert len(reader.index) == 1 and reader.items.offsets() == {0: 6} and runtime.bad_vectors == 3
+
+
+def test_vectors_of_another_model_are_re_encoded_never_mixed(engine_factory, catalogue, tiny_model):
+    other = _another_model()
+    assert other.identity != tiny_model.identity
+    foreign_engine = Engine.in_memory(other, index=BruteForceIndex(other.dim))  # another checkpoint
+    sink, _ = _publish(foreign_engine, [_item_rec(k, it) for k, it in enumerate(catalogue[:5])])
+    vec = decode_item_vector(sink.sent[0][1])
+    assert vec.encoder.identity == other.identity
+    reader = engine_factory(items=False)
+    asyncio.run(Runtime(WorkerSettings(), reader).apply_item_vectors(0, _as_vector_records(sink.sent)))
+    assert reader.stats.vectors_reencoded == 5 and reader.stats.items_encoded == 5
+    direct = engine_factory()
+    for it in catalogue[:5]:
+        got, want = reader.items.get(it["item_id"]), direct.items.get(it["item_id"])
+        assert got == want  # this worker's own vector space, exactly
+    assert not np.allclose(reader.items.get(catalogue[0]["item_id"]).vector, vec.item.vector)
+
+
+def _another_model() -> EmbSumInference:
+    """The tiny model with every weight scaled: same shapes, another checkpoint."""
+    base = tiny_inference()
+    with torch.no_grad():
+        for p in base.model.parameters():
+            p.mul_(1.5)
+    return EmbSumInference(base.model, base.tokenizer, base.device)
+
+
+@pytest.mark.parametrize("path", ["direct", "published"])
+def test_an_item_edit_reaches_sessions_through_either_path(engine_factory, catalogue, path):
+    live = engine_factory(items=False)
+    live.upsert_items(catalogue)
+    clicks = [{"user_id": "u", "item_id": it["item_id"], "ts": 1.0e6 + 60.0 * k, "kind": "click"}
+              for k, it in enumerate(catalogue[:4])]
+    live.process_engagements(clicks[:3])
+    edited = {**catalogue[0], "title": "Pasta Recipes From Mars"}
+    if path == "direct":
+        live.upsert_items([edited])
+    else:  # encoded by another worker of the group, read from item-vectors
+        sink, _ = _publish(engine_factory(items=False), [_item_rec(0, edited)])
+        asyncio.run(Runtime(WorkerSettings(), live).apply_item_vectors(0, _as_vector_records(sink.sent)))
+    before = live.stats.sessions_encoded
+    live.process_one(clicks[3])
+    assert live.items.get(catalogue[0]["item_id"]).text.startswith("Pasta Recipes From Mars")
+    assert live.stats.sessions_encoded > before  # the session holding the edited item re-encoded
+
+
+def test_published_bytes_are_the_codec_of_the_engines_vectors(engine_factory, catalogue):
+    engine = engine_factory(items=False)
+    vecs = engine.encode_items(catalogue[:2])
+    assert all(isinstance(v, ItemVector) and v.encoder == engine.fingerprint for v in vecs)
+    back = decode_item_vector(encode_item_vector(vecs[0]))
+    assert back.item == vecs[0].item and back.encoder == vecs[0].encoder
+    assert dataclasses.astuple(engine.fingerprint)[1:] == (engine.model.dim, engine.model.config.n)
