@@ -45,6 +45,9 @@ class EmbSumConfig:
     session_max_items: int = 10  # a session holding this many items is closed
     summary_max_tokens: int = 64  # target truncation and generation bound (incl. start/EOS)
     no_repeat_ngram: int = 3  # generation never repeats an n-gram of this size (0: off)
+    # summaries use only tokens of the user's own sessions and the summary template's words, so
+    # they cannot name a title or genre the user never engaged with
+    grounded_summaries: bool = True
     # --- summary source for training targets ---
     summary_source: Literal["fallback", "llm"] = "fallback"  # fallback (deterministic) or llm
     llm_url: str | None = None  # OpenAI-compatible base URL, e.g. http://localhost:8000/v1

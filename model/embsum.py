@@ -122,7 +122,8 @@ def allowed_mask(allowed: Sequence[Sequence[int]], vocab: int, eos_id: int, devi
     """(U, vocab) bool: True at each user's allowed ids and at EOS."""
     mask = torch.zeros(len(allowed), vocab, dtype=torch.bool, device=device)
     for u, ids in enumerate(allowed):
-        mask[u, [i for i in ids if 0 <= i < vocab]] = True
+        t = torch.as_tensor(sorted(ids) if isinstance(ids, (set, frozenset)) else ids, dtype=torch.long)
+        mask[u, t[(t >= 0) & (t < vocab)].to(device)] = True
     mask[:, eos_id] = True
     return mask
 

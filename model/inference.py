@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,7 +148,7 @@ class EmbSumInference:
 
     @torch.no_grad()
     def summarize(self, users: list[list[SessionEncoding]],
-                  allowed: list[set[int]] | None = None) -> list[Summary]:
+                  allowed: Sequence[Sequence[int]] | None = None) -> list[Summary]:
         """Per user: greedy summary over the cached token states of its sessions (allowed: per
         user the only token ids it may use, as from grounding_ids)."""
         res: list[Summary] = []
@@ -195,20 +196,32 @@ class EmbSumInference:
                for u in range(0, len(a), 16)]
         return _np(torch.cat(out)) if out else np.zeros(index.shape, np.float32)
 
-    def grounding_ids(self, histories: list[list[str]]) -> list[set[int]]:
+    def grounding_ids(self, histories: list[list[str]]) -> list[np.ndarray]:
         """Per user the token ids a grounded summary may use: its sessions' and the template's."""
-        base = set(self.tokenizer(TEMPLATE + " " + NUMBERS, add_special_tokens=False)["input_ids"])
-        return [base.union(*self.tokenizer(h, add_special_tokens=False)["input_ids"]) if h else set(base)
-                for h in histories]
+        if getattr(self, "_template_ids", None) is None:
+            pieces = self.tokenizer([TEMPLATE, *NUMBERS.split()], add_special_tokens=False)["input_ids"]
+            self._template_ids = set().union(*pieces)
+        out = []
+        for h in histories:
+            ids = self._template_ids.union(*self.tokenizer(h, add_special_tokens=False)["input_ids"]) if h \
+                else self._template_ids
+            out.append(np.fromiter(sorted(ids), np.int32, len(ids)))
+        return out
 
-    def encode_users(self, histories: list[list[str]], grounded: bool = False) -> tuple[np.ndarray, list[Summary]]:
+    def allowed_for(self, histories: list[list[str]]) -> list[np.ndarray] | None:
+        """grounding_ids when the checkpoint's config grounds summaries, else None (free)."""
+        return self.grounding_ids(histories) if self.config.grounded_summaries else None
+
+    def encode_users(self, histories: list[list[str]], grounded: bool | None = None) -> tuple[np.ndarray, list[Summary]]:
         """Convenience: per user a list of session texts -> (UPE codes (U, m, d), summaries);
-        grounded: summaries use only tokens of the user's sessions and the summary template."""
+        grounded (default: the config's grounded_summaries): summaries use only tokens of the
+        user's sessions and the summary template."""
         flat = self.encode_sessions([t for h in histories for t in h])
         users, k = [], 0
         for h in histories:
             users.append(flat[k:k + len(h)])
             k += len(h)
+        grounded = self.config.grounded_summaries if grounded is None else grounded
         sums = self.summarize(users, self.grounding_ids(histories) if grounded else None)
         codes = self.user_codes([np.stack([s.embedding for s in u]) for u in users],
                                 np.stack([s.embedding for s in sums]))

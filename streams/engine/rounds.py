@@ -145,15 +145,16 @@ class ModelRounds:
         if not chosen:
             return
         states = self.token_states([(t.keys, t.sessions) for t, _ in chosen], fresh)
+        allowed = self.model.allowed_for([self.session_texts(t.sessions) for t, _ in chosen])
         if self.lane is not None:  # queued as kept (float16): half the bytes while they wait
-            for t, w in chosen:
+            for n, (t, w) in enumerate(chosen):
                 sessions = [SessionEncoding(w.embeddings[k], states[k]) for k in t.keys]
-                self.lane.submit(SummaryJob(t.user_id, t.total, t.ts, sessions))
+                self.lane.submit(SummaryJob(t.user_id, t.total, t.ts, sessions, None if allowed is None else allowed[n]))
             return
         users = [[SessionEncoding(w.embeddings[k].astype(np.float32), states[k].astype(np.float32))
                   for k in t.keys] for t, w in chosen]
         with self.stats.timed("model"):
-            summaries = self.model.summarize(users)
+            summaries = self.model.summarize(users, allowed)
         self.stats.summaries += len(summaries)
         for (t, w), s in zip(chosen, summaries, strict=True):
             w.state.global_embedding = f16(s.embedding)

@@ -44,6 +44,7 @@ class SummaryJob:
     basis: int  # the state's total_events at that engagement
     ts: float  # its event time
     sessions: list[SessionEncoding]
+    allowed: np.ndarray | None = None  # the token ids a grounded summary may use (None: free)
     queued: float = field(default_factory=time.monotonic)
 
 
@@ -105,7 +106,9 @@ class SummaryLane:
             self._bytes -= sum(_size(j) for j in jobs)
         if not jobs:
             return 0
-        out = self.model.summarize([[_float32(s) for s in j.sessions] for j in jobs])
+        grounded = all(j.allowed is not None for j in jobs)  # one checkpoint: all or none
+        out = self.model.summarize([[_float32(s) for s in j.sessions] for j in jobs],
+                                   [j.allowed for j in jobs] if grounded else None)
         now = time.monotonic()
         with self._lock:
             for j, s in zip(jobs, out, strict=True):
@@ -138,10 +141,11 @@ class SummaryLane:
 
 
 def _size(job: SummaryJob | None) -> int:
-    """Bytes a queued job holds (its sessions' arrays)."""
+    """Bytes a queued job holds (its sessions' arrays and its allowed token ids)."""
     if job is None:
         return 0
-    return sum(s.embedding.nbytes + s.token_states.nbytes for s in job.sessions)
+    allowed = 0 if job.allowed is None else job.allowed.nbytes
+    return allowed + sum(s.embedding.nbytes + s.token_states.nbytes for s in job.sessions)
 
 
 def _float32(s: SessionEncoding) -> SessionEncoding:

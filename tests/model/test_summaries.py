@@ -60,7 +60,7 @@ def test_grounded_generation_uses_only_the_allowed_tokens():
 
 
 def test_grounding_ids_hold_the_users_history_and_the_template(minilm_inf):
-    ids = minilm_inf.grounding_ids([["Heat. Crime | Fargo. Crime"], []])
+    ids = [set(a.tolist()) for a in minilm_inf.grounding_ids([["Heat. Crime | Fargo. Crime"], []])]
     tok = minilm_inf.tokenizer
     heat = tok("heat fargo", add_special_tokens=False)["input_ids"]
     lately = tok("lately moved", add_special_tokens=False)["input_ids"]

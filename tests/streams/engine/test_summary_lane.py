@@ -111,3 +111,28 @@ def test_lane_runs_between_batches_or_when_its_oldest_job_is_overdue(tiny_model,
     assert not lane.due(engine_busy=True, yield_s=2.0)  # a batch is in flight: wait
     now[0] += 2.5
     assert lane.due(engine_busy=True, yield_s=2.0)  # overdue: run beside the batch
+
+
+def test_summaries_are_grounded_in_the_users_sessions_inline_and_in_the_lane(engine_factory, events, catalogue,
+                                                                             monkeypatch):
+    """The engine hands summarize the token ids of the user's own sessions (plus the template's):
+    a job carries them through the lane; a checkpoint that does not ground passes none."""
+    from model.text import item_text
+
+    first = _user_events(events, 1)[0]
+    item = next(it for it in catalogue if it["item_id"] == first["item_id"])
+    lane_eng, inline = engine_factory(summary_lane=True, refresh=_every_event()), engine_factory(refresh=_every_event())
+    seen = []
+    real = type(inline.model).summarize
+    monkeypatch.setattr(type(inline.model), "summarize", lambda self, users, allowed=None: (
+        seen.append(allowed), real(self, users, allowed))[1])
+    inline.process_one(first)
+    lane_eng.process_one(first)
+    job = next(iter(lane_eng.lane._jobs.values()))
+    mine = set(inline.model.tokenizer(item_text(item), add_special_tokens=False)["input_ids"])
+    assert mine <= set(seen[0][0].tolist()) and mine <= set(job.allowed.tolist())
+    np.testing.assert_array_equal(seen[0][0], job.allowed)  # the same rule on both paths
+    assert lane_eng.lane.run_once() == 1 and seen[-1][0] is not None  # the lane passes them on
+    monkeypatch.setattr(inline.model.config, "grounded_summaries", False)
+    inline.process_one(_user_events(events, 2)[1])
+    assert seen[-1] is None
