@@ -37,7 +37,7 @@ def _full_recompute(eng, history: list[dict]) -> np.ndarray:
     for e in enc:  # the engine keeps (and uses) float16
         e.embedding = e.embedding.astype(np.float16).astype(np.float32)
         e.token_states = e.token_states.astype(np.float16).astype(np.float32)
-    summary = eng.model.summarize([enc])[0]
+    summary = eng.model.summarize([enc], eng.model.allowed_for([texts]))[0]  # grounded as the engine is
     glob = summary.embedding.astype(np.float16).astype(np.float32)[None]
     return eng.model.user_codes([np.stack([e.embedding for e in enc])], glob)[0]
 
