@@ -18,6 +18,7 @@ from durable import replace_dir
 from .binary import Writer, open_frame
 from .config import FetchBound, IndexConfig
 from .errors import StateCodecError, VectorIndexError
+from .index_copy import ChunkedCopy
 from .index_rebuild import AsideRebuild, Job, start_thread
 from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_grouped
 
@@ -55,6 +56,7 @@ class FaissIndex:
         self._nprobe = self.config.nprobe
         self._start_aside = start_aside
         self._rebuild: AsideRebuild | None = None  # a rebuild in flight (the master still serves)
+        self._journals: list[AsideRebuild | ChunkedCopy] = []  # copies in flight: told every change
         self._retry_at = 0  # after a failed rebuild, the size at which to try again
 
     def __len__(self) -> int:
@@ -76,8 +78,8 @@ class FaissIndex:
         self._drop_labels(self._ids.forget(item_ids))
         labels = self._ids.assign(item_ids)
         self._master.add_with_ids(vectors, labels)
-        if self._rebuild is not None:
-            self._rebuild.record_add(labels, vectors)
+        for journal in self._journals:
+            journal.record_add(labels, vectors, item_ids)
         if self._replica is not None:
             self._replica.add_with_ids(vectors, labels)
         self._maybe_rebuild()
@@ -90,8 +92,8 @@ class FaissIndex:
         if not len(labels):
             return
         remove_labels(self._master, labels)
-        if self._rebuild is not None:
-            self._rebuild.record_remove(labels)
+        for journal in self._journals:
+            journal.record_remove(labels)
         if self._replica is not None:
             # GPU indexes cannot remove; dead labels are filtered at merge time until a resync
             self._replica_dead += len(labels)
@@ -112,7 +114,7 @@ class FaissIndex:
     ) -> list[list[Hit]]:
         excludes = list(excludes) if excludes is not None else [None] * len(queries)
         stacked, counts = as_query_batch(queries, self.dim)
-        self._swap_when_built()
+        self._advance_rebuild()
         index = self._search_index()
         if not len(self) or not len(stacked) or k <= 0:
             return [[] for _ in queries]
@@ -157,7 +159,7 @@ class FaissIndex:
     # ---- mode switching and retraining ----------------------------------------------------
 
     def _maybe_rebuild(self) -> None:
-        self._swap_when_built()
+        self._advance_rebuild()
         if self._rebuild is not None or len(self) < self._retry_at:
             return
         n, cfg = len(self), self.config
@@ -169,22 +171,42 @@ class FaissIndex:
             self._start_rebuild("ivf")
 
     def _start_rebuild(self, mode: str) -> None:
-        # the copy is the one step under the caller's lock: a memcpy, not the k-means and adds
-        copy = faiss.clone_index(self._master)
-        logger.info("rebuilding vector index as %s over %d items", mode, copy.ntotal)
-        self._rebuild = AsideRebuild(mode, copy, lambda index: export_index(index, self.dim),
+        # under the caller's lock only the chunks of the copy: one per later call (upsert, remove,
+        # search), each bounded by IndexConfig.copy_chunk_rows; the k-means and adds run aside
+        logger.info("rebuilding vector index as %s over %d items", mode, len(self))
+        self._rebuild = AsideRebuild(mode, self._chunked_copy(with_ids=False), len(self),
                                      self._build, remove_labels)
-        if self.config.rebuild_aside:
-            self._start_aside(self._rebuild.run)
-        else:
-            self._rebuild.run()
-            self._swap_when_built()
+        self._journals.append(self._rebuild)
+        self._advance_rebuild()  # the first chunk now: a catalogue of one chunk starts at once
+        if not self.config.rebuild_aside:
+            while self._rebuild is not None and not self._advance_rebuild():
+                pass
+
+    def _advance_rebuild(self) -> bool:
+        """One bounded step of the rebuild in flight: a chunk of its copy, its start once copied,
+        or its swap once built; True when one was swapped in."""
+        job = self._rebuild
+        if job is None:
+            return False
+        if not job.started:
+            assert job.copy is not None
+            if not job.copy.step():
+                return False
+            job.started = True
+            if self.config.rebuild_aside:
+                self._start_aside(job.run)
+            else:
+                job.run()
+        return self._swap_when_built()
 
     def finish_rebuild(self, timeout: float | None = None) -> bool:
-        """Wait for a rebuild in flight and swap it in (the caller holds the serving lock, as for
-        upsert); True when one was swapped in."""
+        """Copy the rest, wait for a rebuild in flight and swap it in (the caller holds the
+        serving lock, as for upsert); True when one was swapped in."""
+        swapped = False
+        while self._rebuild is not None and not self._rebuild.started:
+            swapped |= self._advance_rebuild()
         if self._rebuild is None:
-            return False
+            return swapped
         if not self._rebuild.wait(timeout):
             raise VectorIndexError(f"index rebuild still running after {timeout}s")
         return self._swap_when_built()
@@ -194,6 +216,7 @@ class FaissIndex:
         if job is None or not job.ready:
             return False
         self._rebuild = None
+        self._journals.remove(job)
         try:
             index = job.finish()
         except VectorIndexError as e:  # the old index is whole and keeps serving
@@ -238,19 +261,33 @@ class FaissIndex:
         """All (labels [n], vectors [n, dim]) currently in the master index."""
         return export_index(self._master, self.dim)
 
-    # ---- snapshot / restore ---------------------------------------------------------------
+    # ---- chunked copies -------------------------------------------------------------------
 
-    def snapshot(self, directory: str | Path, offsets: dict[int, int] | None = None) -> None:
-        """Write index, id map and the items-topic offsets it reflects; replaces atomically."""
-        frozen = self.freeze(offsets)
-        frozen.write(directory)
-        self.offsets = frozen.offsets
+    def _chunked_copy(self, with_ids: bool) -> ChunkedCopy:
+        master, id_of, dim = self._master, self._ids.id_of, self.dim
 
-    def freeze(self, offsets: dict[int, int] | None = None) -> FrozenIndex:
-        """A copy of what a snapshot holds (the index, id map, metadata), taken under the
-        caller's lock (a clone: one memcpy of the vectors, no serialization); FrozenIndex.write
-        puts it on disk without the lock."""
-        ids = list(self._ids.label_of)
+        def read(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+            # the master of the copy's start: one swapped out meanwhile still holds every label
+            # live at the swap, and every change since is journalled (ChunkedCopy)
+            live = np.fromiter((label for label in range(start, stop) if label in id_of), np.int64)
+            return live, master.reconstruct_batch(live) if len(live) else np.zeros((0, dim), np.float32)
+        return ChunkedCopy(read, self._ids.next_label, dim, self.config.copy_chunk_rows,
+                           id_of if with_ids else None)
+
+    def start_copy(self) -> ChunkedCopy:
+        """A snapshot's copy, taken chunk by chunk: call its step() under the serving lock until it
+        returns True (each bounded by IndexConfig.copy_chunk_rows), serving in between, then
+        finish_copy; changes made meanwhile are carried over."""
+        copy = self._chunked_copy(with_ids=True)
+        self._journals.append(copy)
+        return copy
+
+    def finish_copy(self, copy: ChunkedCopy, offsets: dict[int, int] | None = None) -> FrozenIndex:
+        """The snapshot of a copy whose step() returned True (under the serving lock, as of now,
+        with the items-topic offsets it reflects); FrozenIndex.write puts it on disk without it."""
+        if not copy.done:
+            raise VectorIndexError("finish_copy before the copy's last step")
+        self._journals.remove(copy)
         offsets = dict(offsets if offsets is not None else self.offsets)
         meta = {
             "format": SNAPSHOT_FORMAT,
@@ -260,8 +297,41 @@ class FaissIndex:
             "next_label": self._ids.next_label,
             "offsets": {str(p): o for p, o in offsets.items()},
         }
-        labels = np.fromiter((self._ids.label_of[i] for i in ids), np.int64, len(ids))
-        return FrozenIndex(faiss.clone_index(self._master), ids, labels, meta, offsets)
+        return FrozenIndex(copy, self._empty_like_master(), meta, offsets)
+
+    def abandon_copy(self, copy: ChunkedCopy) -> None:
+        """Stop journalling for a copy that will not be finished (a cancelled snapshot)."""
+        if copy in self._journals:
+            self._journals.remove(copy)
+
+    def _empty_like_master(self) -> faiss.Index:
+        """An empty index of the master's kind (an IVF keeps the trained centroids: a copy of
+        nlist x dim floats)."""
+        ivf = faiss.try_extract_index_ivf(self._master)
+        if ivf is None:
+            return self._new_flat()
+        empty = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), self.dim, ivf.nlist,
+                                   faiss.METRIC_INNER_PRODUCT)
+        empty.is_trained = True
+        empty.set_direct_map_type(faiss.DirectMap.Hashtable)
+        self._set_nprobe(empty)
+        return empty
+
+    # ---- snapshot / restore ---------------------------------------------------------------
+
+    def snapshot(self, directory: str | Path, offsets: dict[int, int] | None = None) -> None:
+        """Write index, id map and the items-topic offsets it reflects; replaces atomically."""
+        frozen = self.freeze(offsets)
+        frozen.write(directory)
+        self.offsets = frozen.offsets
+
+    def freeze(self, offsets: dict[int, int] | None = None) -> FrozenIndex:
+        """What a snapshot holds, copied in one go under the caller's lock (stop the world: the
+        worker steps start_copy's chunks instead); FrozenIndex.write puts it on disk."""
+        copy = self.start_copy()
+        while not copy.step():
+            pass
+        return self.finish_copy(copy, offsets)
 
     @classmethod
     def restore(cls, directory: str | Path, config: IndexConfig | None = None) -> FaissIndex:
@@ -291,13 +361,24 @@ class FaissIndex:
 
 @dataclass(frozen=True)
 class FrozenIndex:
-    """An index snapshot in memory, detached from the live index: a clone and the id map."""
+    """An index snapshot in memory, detached from the live index: the finished chunked copy
+    (vectors, labels, ids), an empty index of the master's kind and the metadata."""
 
-    index: faiss.Index
-    ids: list[str]
-    labels: np.ndarray  # int64, one per id
+    copy: ChunkedCopy
+    empty: faiss.Index
     meta: dict
     offsets: dict[int, int]
+
+    def index(self) -> tuple[faiss.Index, list[str], np.ndarray]:
+        """(the index filled with the copy, item ids, their labels); an IVF assigns each vector
+        to its list again (the same centroids: the same lists), off the serving lock."""
+        labels, vectors, ids = self.copy.contents()
+        index = faiss.clone_index(self.empty)
+        if faiss.try_extract_index_ivf(index) is not None:
+            faiss.extract_index_ivf(index).set_direct_map_type(faiss.DirectMap.Hashtable)
+        for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
+            index.add_with_ids(vectors[start:start + 262_144], labels[start:start + 262_144])
+        return index, ids, labels
 
     def write(self, directory: str | Path) -> None:
         """Write the snapshot folder; it replaces `directory` atomically."""
@@ -305,10 +386,11 @@ class FrozenIndex:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        faiss.write_index(self.index, str(tmp / "index.faiss"))
+        index, ids, labels = self.index()
+        faiss.write_index(index, str(tmp / "index.faiss"))
         w = Writer()
-        w.texts(self.ids)
-        w.array(self.labels, "<i8")
+        w.texts(ids)
+        w.array(labels, "<i8")
         (tmp / "ids.bin").write_bytes(w.frame(_IDS_MAGIC, SNAPSHOT_FORMAT))
         (tmp / "meta.json").write_text(json.dumps(self.meta))
         replace_dir(tmp, directory)

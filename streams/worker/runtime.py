@@ -159,14 +159,25 @@ class Runtime:
 
     async def snapshot_index(self) -> bool:
         """Snapshot the FAISS index with the item offsets it reflects, if items moved since: a
-        copy under the lock (the items replica applies under it), the disk write outside it,
-        on a thread of its own (the engine thread would queue every batch behind the write)."""
+        copy taken in bounded chunks, each under the lock (the items replica applies under it,
+        and engagements are served between them), the disk write outside it, on a thread of its
+        own (the engine thread would queue every batch behind the write)."""
         path = self.settings.data_dir / "local" / "index"
+        index = self.engine.index
         async with self.lock:
-            offsets = self.engine.items.offsets()
-            if offsets == self.engine.index.offsets and path.is_dir():
+            if self.engine.items.offsets() == index.offsets and path.is_dir():
                 return False
-            frozen = await self.in_engine_thread(self.engine.index.freeze, offsets)
+            copy = await self.in_engine_thread(index.start_copy)
+        try:
+            while True:
+                async with self.lock:
+                    if await self.in_engine_thread(copy.step):  # with the offsets it reflects now
+                        frozen = await self.in_engine_thread(index.finish_copy, copy, self.engine.items.offsets())
+                        break
+        except BaseException:  # cancelled or failed: the index stops journalling for it
+            async with self.lock:
+                await self.in_engine_thread(index.abandon_copy, copy)
+            raise
         await asyncio.to_thread(frozen.write, path)
         self.engine.index.offsets = frozen.offsets  # written: the next check compares with it
         logger.info("vector index snapshot at %s", path)
