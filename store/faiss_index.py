@@ -1,4 +1,13 @@
-"""FAISS-backed VectorIndex: exact IndexFlatIP when small, IVF-Flat when large, GPU when present."""
+"""FAISS-backed VectorIndex: exact IndexFlatIP when small, IVF-Flat when large, GPU when present.
+
+The IVF stores each item with one more coordinate, sqrt(R^2 - |x|^2) for the largest norm R at
+training, and queries get a 0 there: the scores are the exact inner products, but every stored
+vector has norm R, so the k-means (L2) and the lists a query probes follow the inner product
+rather than the norms (the usual reduction of maximum inner product to nearest-neighbour
+search). On the production feed's encoded items an inner-product k-means made lists of very
+unequal sizes; this index reaches the same recall@100 for a third of the time or less
+(bench/bench_index.py).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +33,8 @@ from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_groupe
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: meta has mips_norm (the IVF's extra coordinate); 1 still reads
+_READS = {1, 2}
 _IDS_MAGIC = b"TRID"
 _GPU_MAX_K = 2048  # faiss GPU top-k limit
 
@@ -47,6 +57,7 @@ class FaissIndex:
             raise VectorIndexError("IndexConfig.use_gpu=True but faiss sees no GPU")
         self._ids = IdMap()
         self._master: faiss.Index = self._new_flat()
+        self._norm = 0.0  # R of the master's extra coordinate (module doc); 0: none (flat, old IVF)
         self.mode = "flat"
         self._trained_size = 0
         self._replica: faiss.Index | None = None
@@ -77,11 +88,12 @@ class FaissIndex:
             return
         self._drop_labels(self._ids.forget(item_ids))
         labels = self._ids.assign(item_ids)
-        self._master.add_with_ids(vectors, labels)
+        stored = augment(vectors, self._norm)
+        self._master.add_with_ids(stored, labels)
         for journal in self._journals:
             journal.record_add(labels, vectors, item_ids)
         if self._replica is not None:
-            self._replica.add_with_ids(vectors, labels)
+            self._replica.add_with_ids(stored, labels)
         self._maybe_rebuild()
 
     def remove(self, item_ids: Iterable[str]) -> None:
@@ -116,6 +128,7 @@ class FaissIndex:
         stacked, counts = as_query_batch(queries, self.dim)
         self._advance_rebuild()
         index = self._search_index()
+        padded = pad_queries(stacked, self._norm)
         if not len(self) or not len(stacked) or k <= 0:
             return [[] for _ in queries]
         cap = min(index.ntotal, _GPU_MAX_K) if self._replica is not None and self.use_gpu else index.ntotal
@@ -123,7 +136,7 @@ class FaissIndex:
         def search(queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
             scores, labels = index.search(queries, fetch)
             return labels, scores
-        return search_grouped(search, stacked, counts, k, self._ids.id_of, excludes,
+        return search_grouped(search, padded, counts, k, self._ids.id_of, excludes,
                               extra=self._replica_dead, cap=cap, bound=bound)
 
     def _search_index(self) -> faiss.Index:
@@ -175,7 +188,7 @@ class FaissIndex:
         # search), each bounded by IndexConfig.copy_chunk_rows; the k-means and adds run aside
         logger.info("rebuilding vector index as %s over %d items", mode, len(self))
         self._rebuild = AsideRebuild(mode, self._chunked_copy(with_ids=False), len(self),
-                                     self._build, remove_labels)
+                                     self._build, _remove_built, _add_built)
         self._journals.append(self._rebuild)
         self._advance_rebuild()  # the first chunk now: a catalogue of one chunk starts at once
         if not self.config.rebuild_aside:
@@ -218,32 +231,35 @@ class FaissIndex:
         self._rebuild = None
         self._journals.remove(job)
         try:
-            index = job.finish()
+            built = job.finish()
         except VectorIndexError as e:  # the old index is whole and keeps serving
             self._retry_at = math.ceil(len(self) * self.config.retrain_growth)
             logger.error("%s; serving the %s index, retrying at %d items", e, self.mode, self._retry_at)
             return False
-        self._set_nprobe(index)  # set_nprobe may have been called since the build began
-        self._master, self.mode, self._trained_size = index, job.mode, job.trained_size
+        self._set_nprobe(built.index)  # set_nprobe may have been called since the build began
+        self._master, self._norm = built.index, built.norm
+        self.mode, self._trained_size = job.mode, job.trained_size
         self._replica, self._replica_dead = None, 0
         logger.info("vector index swapped to %s over %d items", job.mode, len(self))
         return True
 
-    def _build(self, mode: str, labels: np.ndarray, vectors: np.ndarray) -> faiss.Index:
-        index = self._new_flat() if mode == "flat" else self._train_ivf(vectors)
+    def _build(self, mode: str, labels: np.ndarray, vectors: np.ndarray) -> Built:
+        built = Built(self._new_flat(), 0.0) if mode == "flat" else Built(*self._train_ivf(vectors))
         for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
-            index.add_with_ids(vectors[start : start + 262_144], labels[start : start + 262_144])
-        return index
+            _add_built(built, labels[start : start + 262_144], vectors[start : start + 262_144])
+        return built
 
     def _new_flat(self) -> faiss.Index:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
-    def _train_ivf(self, vectors: np.ndarray) -> faiss.Index:
+    def _train_ivf(self, vectors: np.ndarray) -> tuple[faiss.Index, float]:
+        """(an empty trained IVF over dim + 1 coordinates, its R): k-means on a bounded sample."""
         cfg = self.config
-        nlist = cfg.nlist or int(round(math.sqrt(len(vectors))))
+        nlist = cfg.nlist or int(round(cfg.nlist_per_sqrt * math.sqrt(len(vectors))))
         nlist = max(1, min(nlist, len(vectors) // 39))  # faiss wants >= 39 training points per list
+        norm = float(np.sqrt(max((np.einsum("ij,ij->i", b, b).max() for b in _blocks(vectors)), default=0.0)))
         ivf = faiss.IndexIVFFlat(
-            faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT
+            faiss.IndexFlatL2(self.dim + 1), self.dim + 1, nlist, faiss.METRIC_INNER_PRODUCT
         )
         ivf.cp.niter = cfg.train_iterations
         ivf.cp.seed = cfg.seed
@@ -251,11 +267,11 @@ class FaissIndex:
         sample = np.random.default_rng(cfg.seed).permutation(len(vectors))[
             : nlist * cfg.max_train_points_per_list
         ]
-        ivf.train(vectors[np.sort(sample)])
+        ivf.train(augment(vectors[np.sort(sample)], norm))
         # a hashtable direct map makes remove_ids O(removed) instead of a scan of every list
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
         ivf.nprobe = self._nprobe
-        return ivf
+        return ivf, norm
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
         """All (labels [n], vectors [n, dim]) currently in the master index."""
@@ -270,7 +286,9 @@ class FaissIndex:
             # the master of the copy's start: one swapped out meanwhile still holds every label
             # live at the swap, and every change since is journalled (ChunkedCopy)
             live = np.fromiter((label for label in range(start, stop) if label in id_of), np.int64)
-            return live, master.reconstruct_batch(live) if len(live) else np.zeros((0, dim), np.float32)
+            if not len(live):
+                return live, np.zeros((0, dim), np.float32)
+            return live, np.ascontiguousarray(master.reconstruct_batch(live)[:, :dim])
         return ChunkedCopy(read, self._ids.next_label, dim, self.config.copy_chunk_rows,
                            id_of if with_ids else None)
 
@@ -296,6 +314,7 @@ class FaissIndex:
             "trained_size": self._trained_size,
             "next_label": self._ids.next_label,
             "offsets": {str(p): o for p, o in offsets.items()},
+            "mips_norm": self._norm,
         }
         return FrozenIndex(copy, self._empty_like_master(), meta, offsets)
 
@@ -310,7 +329,7 @@ class FaissIndex:
         ivf = faiss.try_extract_index_ivf(self._master)
         if ivf is None:
             return self._new_flat()
-        empty = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), self.dim, ivf.nlist,
+        empty = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist,
                                    faiss.METRIC_INNER_PRODUCT)
         empty.is_trained = True
         empty.set_direct_map_type(faiss.DirectMap.Hashtable)
@@ -344,15 +363,18 @@ class FaissIndex:
         except (OSError, ValueError, KeyError, RuntimeError, StateCodecError) as exc:
             raise VectorIndexError(f"cannot restore vector index from {directory}: {exc}") from exc
         self = cls(config or IndexConfig(dim=meta["dim"]))
+        norm = float(meta.get("mips_norm", 0.0))
         if (
-            meta["format"] != SNAPSHOT_FORMAT
+            meta["format"] not in _READS
             or meta["dim"] != self.dim
+            or master.d != self.dim + (1 if norm else 0)
             or master.ntotal != len(ids)
         ):
             raise VectorIndexError(
                 f"snapshot at {directory} does not match (dim {meta['dim']}, {len(ids)} ids)"
             )
         self._master, self.mode, self._trained_size = master, meta["mode"], meta["trained_size"]
+        self._norm = norm
         self._set_nprobe(self._master)  # the config's nprobe wins over the snapshot's
         self._ids.restore(ids, labels, meta["next_label"])
         self.offsets = {int(p): int(o) for p, o in meta["offsets"].items()}
@@ -373,12 +395,12 @@ class FrozenIndex:
         """(the index filled with the copy, item ids, their labels); an IVF assigns each vector
         to its list again (the same centroids: the same lists), off the serving lock."""
         labels, vectors, ids = self.copy.contents()
-        index = faiss.clone_index(self.empty)
-        if faiss.try_extract_index_ivf(index) is not None:
-            faiss.extract_index_ivf(index).set_direct_map_type(faiss.DirectMap.Hashtable)
+        built = Built(faiss.clone_index(self.empty), float(self.meta["mips_norm"]))
+        if faiss.try_extract_index_ivf(built.index) is not None:
+            faiss.extract_index_ivf(built.index).set_direct_map_type(faiss.DirectMap.Hashtable)
         for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
-            index.add_with_ids(vectors[start:start + 262_144], labels[start:start + 262_144])
-        return index, ids, labels
+            _add_built(built, labels[start:start + 262_144], vectors[start:start + 262_144])
+        return built.index, ids, labels
 
     def write(self, directory: str | Path) -> None:
         """Write the snapshot folder; it replaces `directory` atomically."""
@@ -396,6 +418,42 @@ class FrozenIndex:
         replace_dir(tmp, directory)
 
 
+@dataclass(frozen=True)
+class Built:
+    """An index as a rebuild makes it, with the R of its extra coordinate (0: none)."""
+
+    index: faiss.Index
+    norm: float
+
+
+def _add_built(built: Built, labels: np.ndarray, vectors: np.ndarray) -> None:
+    built.index.add_with_ids(augment(vectors, built.norm), labels)
+
+
+def _remove_built(built: Built, labels: np.ndarray) -> None:
+    remove_labels(built.index, labels)
+
+
+def _blocks(vectors: np.ndarray, rows: int = 65_536) -> Iterable[np.ndarray]:
+    return (vectors[start:start + rows] for start in range(0, len(vectors), rows))
+
+
+def augment(vectors: np.ndarray, norm: float) -> np.ndarray:
+    """vectors [n, d] with the extra coordinate sqrt(norm^2 - |x|^2) (0 past norm); unchanged
+    when norm is 0."""
+    if not norm:
+        return vectors
+    extra = np.sqrt(np.maximum(norm * norm - np.einsum("ij,ij->i", vectors, vectors), 0.0))
+    return np.ascontiguousarray(np.hstack([vectors, extra[:, None].astype(np.float32)]))
+
+
+def pad_queries(queries: np.ndarray, norm: float) -> np.ndarray:
+    """Queries [q, d] with a 0 in the extra coordinate, so scores are the plain inner products."""
+    if not norm:
+        return queries
+    return np.ascontiguousarray(np.hstack([queries, np.zeros((len(queries), 1), np.float32)]))
+
+
 def remove_labels(index: faiss.Index, labels: np.ndarray) -> None:
     """Remove labels from a flat (IDMap2) or IVF index; absent labels are ignored."""
     if not len(labels):
@@ -409,9 +467,11 @@ def remove_labels(index: faiss.Index, labels: np.ndarray) -> None:
 
 
 def export_index(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels [n], vectors [n, dim]) copied out of a flat (IDMap2) or IVF-Flat index."""
+    """(labels [n], vectors [n, dim]) copied out of a flat (IDMap2) or IVF-Flat index (an IVF's
+    extra coordinate dropped)."""
     if faiss.try_extract_index_ivf(index) is not None:
-        return _export_ivf(index, dim)
+        labels, vectors = _export_ivf(index, index.d)
+        return labels, np.ascontiguousarray(vectors[:, :dim])
     index = faiss.downcast_index(index)  # clone_index returns the base class
     flat = faiss.downcast_index(index.index)
     labels = faiss.vector_to_array(index.id_map).astype(np.int64)
@@ -435,7 +495,7 @@ def _export_ivf(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_ids(data: bytes) -> tuple[list[str], np.ndarray]:
-    _, r = open_frame(data, _IDS_MAGIC, {SNAPSHOT_FORMAT}, "index id map")
+    _, r = open_frame(data, _IDS_MAGIC, _READS, "index id map")
     ids, labels = r.texts(), r.array("<i8", 1)
     r.finish()
     if len(ids) != len(labels):

@@ -21,6 +21,7 @@ Job = Callable[[], None]
 Index = Any  # a faiss index: add_with_ids(vectors, labels), ntotal
 Build = Callable[[str, np.ndarray, np.ndarray], Index]  # (mode, labels, vectors) -> a new index
 Remove = Callable[[Index, np.ndarray], None]  # remove labels from an index
+Add = Callable[[Index, np.ndarray, np.ndarray], None]  # add (labels, vectors) to an index
 
 
 def start_thread(job: Job) -> None:
@@ -34,11 +35,12 @@ class AsideRebuild:
     thread) builds and replays the journal so far, `finish` (the owner's thread) replays the
     rest, so only chunks and that short tail run under the serving lock."""
 
-    def __init__(self, mode: str, copy: ChunkedCopy, size: int, build: Build, remove: Remove) -> None:
+    def __init__(self, mode: str, copy: ChunkedCopy, size: int, build: Build, remove: Remove,
+                 add: Add) -> None:
         self.mode = mode
         self.trained_size = size  # the catalogue size this rebuild was decided at
         self.copy: ChunkedCopy | None = copy
-        self._build, self._remove = build, remove
+        self._build, self._remove, self._add = build, remove, add
         # labels are never reused, so replaying the journal in order onto the copied labels
         # gives the serving index's contents (ChunkedCopy)
         self._journal = copy.journal
@@ -101,5 +103,5 @@ class AsideRebuild:
                 if vectors is None:
                     self._remove(index, labels)
                 else:
-                    index.add_with_ids(vectors, labels)
+                    self._add(index, labels, vectors)
             self._replayed = end
