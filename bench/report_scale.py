@@ -127,11 +127,19 @@ def notes(d: dict[str, Any]) -> str:
             f"engagement, wall time in brackets); faiss {m['faiss']}, torch {m['torch']} and numpy's "
             f"BLAS on {m['faiss_threads']} / {m['torch_threads']} / {_blas(m)} thread(s). Retrieval: {cfg['m']} interest "
             f"vectors of dim {cfg['dim']}, {cfg['k']} candidates past the seen items, IndexConfig "
-            f"defaults (exact below {cfg['index']['exact_threshold']:,} items, then IVF-Flat, nprobe "
-            f"{cfg['index']['nprobe']}), {cfg['data']} unit vectors; recall@100 against exact search "
+            f"defaults (exact below {cfg['index']['exact_threshold']:,} items, then IVF-Flat, "
+            f"{_probes(cfg['index'])}), {cfg['data']} unit vectors; recall@100 against exact search "
             f"on {cfg['recall_users']} users' queries. ID half: rows of dim {cfg['id_dim']}, prior "
             f"q{cfg['prior_q']:g} (its reference reads a fixed sample of rows). 'engine bounds': the engine's default query codes and fetch bound (EngineConfig). Item encoder on "
             f"{enc.get('sample_items', 0)} feed items: {speed}.\n")
+
+
+def _probes(index: dict[str, Any]) -> str:
+    """How many lists a query probes: a fixed nprobe, or the lists holding scan_rows vectors."""
+    if index.get("nprobe"):
+        return f"nprobe {index['nprobe']}"
+    return (f"the lists holding about {index['scan_rows']:,} vectors per query, inner products through "
+            "an extra coordinate (store/faiss_index.py); realistic recall: bench/results/index.json")
 
 
 def users_note(rows: list[dict[str, Any]]) -> str:

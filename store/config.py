@@ -15,8 +15,13 @@ class IndexConfig:
     # None: about nlist_per_sqrt x sqrt(n) lists, chosen at each (re)train.
     nlist: int | None = None
     nlist_per_sqrt: float = 1.0
-    # Lists probed per query; 32 gives recall@100 >= 0.95 on clustered 384-d data at 100k-1M.
-    nprobe: int = 32
+    # Lists probed per query; None: lists holding about scan_rows vectors, so a query costs about
+    # the same at any catalogue size and smaller catalogues get the recall that buys.
+    nprobe: int | None = None
+    # 48k rows: 10 UPE codes per engagement about 7 ms of one thread at 1M items (nprobe 48 of
+    # 1,000 lists); recall@100 against exact on the production feed's encoded items and their
+    # users' UPE codes falls with size, about 0.5 at 1M (bench/results/index.json).
+    scan_rows: int = 48_000
     # Retrain IVF when the catalogue has grown by this factor since the last training.
     retrain_growth: float = 2.0
     # Rebuild (mode switch, IVF retrain) on a background thread while the old index serves;

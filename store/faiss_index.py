@@ -155,8 +155,15 @@ class FaissIndex:
         self._set_nprobe(replica)
         return replica
 
-    def set_nprobe(self, nprobe: int) -> None:
-        """Change the lists probed per query (recall/speed trade-off) without rebuilding."""
+    @property
+    def nprobe(self) -> int:
+        """Lists each query probes in the IVF (0 when flat)."""
+        ivf = faiss.try_extract_index_ivf(self._master)
+        return ivf.nprobe if ivf is not None else 0
+
+    def set_nprobe(self, nprobe: int | None) -> None:
+        """Change the lists probed per query (recall/speed trade-off) without rebuilding; None:
+        the IndexConfig.scan_rows budget."""
         self._nprobe = nprobe
         for index in (self._master, self._replica):
             if index is not None:
@@ -165,9 +172,13 @@ class FaissIndex:
     def _set_nprobe(self, index: faiss.Index) -> None:
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
-            ivf.nprobe = self._nprobe
+            ivf.nprobe = self._nprobe or self._budget_nprobe(ivf.ntotal, ivf.nlist)
         elif hasattr(index, "nprobe"):  # GPU IVF classes
-            index.nprobe = self._nprobe
+            index.nprobe = self._nprobe or self._budget_nprobe(index.ntotal, index.nlist)
+
+    def _budget_nprobe(self, ntotal: int, nlist: int) -> int:
+        """Lists holding about IndexConfig.scan_rows vectors (at least one, at most all)."""
+        return max(1, min(nlist, math.ceil(self.config.scan_rows * nlist / max(ntotal, 1))))
 
     # ---- mode switching and retraining ----------------------------------------------------
 
@@ -270,8 +281,7 @@ class FaissIndex:
         ivf.train(augment(vectors[np.sort(sample)], norm))
         # a hashtable direct map makes remove_ids O(removed) instead of a scan of every list
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        ivf.nprobe = self._nprobe
-        return ivf, norm
+        return ivf, norm  # nprobe is set at the swap, once the lists are filled
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
         """All (labels [n], vectors [n, dim]) currently in the master index."""

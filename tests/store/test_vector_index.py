@@ -361,3 +361,21 @@ def test_a_format_1_snapshot_of_an_ivf_without_the_extra_coordinate_still_serves
     index.snapshot(tmp_path / "again")  # written in the current format, read back the same
     again = FaissIndex.restore(tmp_path / "again", IndexConfig(dim=DIM, exact_threshold=100, nprobe=10_000))
     assert again.search_many(queries, 20) == index.search_many(queries, 20)
+
+
+def test_default_nprobe_probes_the_lists_that_hold_about_scan_rows_vectors() -> None:
+    ids, vecs = _data(3000)
+    small = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, scan_rows=300, rebuild_aside=False))
+    small.upsert(ids, vecs)
+    assert small.mode == "ivf" and small.nprobe == -(-300 * small.nlist // 3000)  # ceil
+    # a budget of the whole catalogue probes every list: the IVF answers as the exact oracle
+    whole = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, scan_rows=3000, rebuild_aside=False))
+    whole.upsert(ids, vecs)
+    assert whole.nprobe == whole.nlist
+    oracle = BruteForceIndex(DIM)
+    oracle.upsert(ids, vecs)
+    for got, want in zip(whole.search_many([vecs[:3], vecs[5:6]], 40), oracle.search_many([vecs[:3], vecs[5:6]], 40),
+                         strict=True):
+        assert_same_hits(got, want)
+    whole.set_nprobe(2)  # an explicit nprobe wins over the budget
+    assert whole.nprobe == 2
