@@ -90,7 +90,12 @@ class FittedVectors:
             m = min(65_536, n - start)
             comp = rng.choice(len(self.weights), m, p=self.weights)
             z = rng.standard_normal((m, self.scales.shape[1]), dtype=np.float32) * self.scales[comp]
-            block = self.means[comp] + np.einsum("nr,nrd->nd", z, self.axes[comp])
+            block = np.empty((m, self.dim), np.float32)
+            order = np.argsort(comp, kind="stable")
+            bounds = np.searchsorted(comp[order], np.arange(len(self.weights) + 1))
+            for c in np.flatnonzero(np.diff(bounds)):  # one matmul per cluster
+                rows = order[bounds[c]:bounds[c + 1]]
+                block[rows] = self.means[c] + z[rows] @ self.axes[c]
             block += rng.standard_normal((m, self.dim), dtype=np.float32) * self.residual[comp, None]
             q = rng.random(m) * (self.norms.shape[1] - 1)  # a norm between the cluster's quantiles
             lo = np.floor(q).astype(np.int64)
