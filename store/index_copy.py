@@ -63,14 +63,21 @@ class ChunkedCopy:
             self.journal.append((labels.copy(), None, None))
 
     def copied(self) -> tuple[np.ndarray, np.ndarray]:
-        """(labels [n], vectors [n, dim]) the chunks read, without the journal."""
-        if not self._labels:
-            return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
-        return np.concatenate(self._labels), np.concatenate(self._vectors)
+        """(labels [n], vectors [n, dim]) the chunks read, without the journal. Once: the chunks
+        are let go as they are joined, so the copy never holds its vectors twice."""
+        labels = np.concatenate(self._labels) if self._labels else np.zeros(0, np.int64)
+        vectors = np.empty((len(labels), self.dim), np.float32)
+        row = 0
+        while self._vectors:
+            chunk = self._vectors.pop(0)
+            vectors[row:row + len(chunk)] = chunk
+            row += len(chunk)
+        self._labels = []
+        return labels, vectors
 
     def contents(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(labels, vectors, ids) of the index when the journal was last appended to: the chunks
-        plus the journalled adds, less the journalled removals (call once the owner stopped)."""
+        plus the journalled adds, less the journalled removals (once, after the owner stopped)."""
         labels, vectors = self.copied()
         adds = [(lab, vec, ids) for lab, vec, ids in self.journal if vec is not None]
         removed = [lab for lab, vec, _ in self.journal if vec is None]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from store.config import IndexConfig
-from store.faiss_index import FaissIndex, FrozenIndex
+from store.faiss_index import FaissIndex
 from store.index_rebuild import Job
 
 DIM = 8
@@ -19,14 +19,6 @@ def _vectors(n: int, seed: int) -> np.ndarray:
 
 def _ids(a: int, b: int) -> list[str]:
     return [f"i{j}" for j in range(a, b)]
-
-
-def _snapshot(frozen: FrozenIndex) -> dict[str, np.ndarray]:
-    """item id -> vector of a frozen snapshot, read back through the index it writes."""
-    index, ids, labels = frozen.index()
-    assert index.ntotal == len(ids) == len(labels) == len(set(ids))
-    vectors = index.reconstruct_batch(labels)
-    return dict(zip(ids, vectors, strict=True))
 
 
 def _contents(index: FaissIndex) -> dict[str, np.ndarray]:
@@ -66,15 +58,15 @@ def test_a_chunked_snapshot_copy_equals_a_stop_the_world_copy(tmp_path, threshol
     world = index.freeze({0: 7})  # the same moment, the world stopped
     size = len(index)
     index.upsert(_ids(0, 50), _vectors(50, 99))  # after both: in neither
-    got, stopped = _snapshot(chunked), _snapshot(world)
-    assert set(got) == set(stopped) and len(got) == size
-    for item_id, vector in stopped.items():
-        np.testing.assert_array_equal(got[item_id], vector)
-    chunked.write(tmp_path / "chunked")
+    chunked.write(tmp_path / "chunked")  # fills the index off the lock, once
     world.write(tmp_path / "world")
     a, b = (FaissIndex.restore(tmp_path / name, cfg) for name in ("chunked", "world"))
     assert a.offsets == b.offsets == {0: 7} and a.mode == b.mode == index.mode
-    assert a._ids.label_of == b._ids.label_of
+    assert a._ids.label_of == b._ids.label_of and len(a) == size
+    got, stopped = _contents(a), _contents(b)
+    assert set(got) == set(stopped) and len(got) == size
+    for item_id, vector in stopped.items():
+        np.testing.assert_array_equal(got[item_id], vector)
     queries = [_vectors(3, 200 + u) for u in range(6)]
     assert a.search_many(queries, 25) == b.search_many(queries, 25)
 
