@@ -15,12 +15,13 @@ class IndexConfig:
     # None: about nlist_per_sqrt x sqrt(n) lists, chosen at each (re)train.
     nlist: int | None = None
     nlist_per_sqrt: float = 1.0
-    # Lists probed per query; None: lists holding about scan_rows vectors, so a query costs about
-    # the same at any catalogue size and smaller catalogues get the recall that buys.
+    # Lists probed per query; None: the lists that hold about scan_rows vectors on average, so
+    # smaller catalogues probe a larger share of their lists (and get the recall that buys).
     nprobe: int | None = None
-    # 48k rows: 10 UPE codes per engagement about 7 ms of one thread at 1M items (nprobe 48 of
-    # 1,000 lists); recall@100 against exact on the production feed's encoded items and their
-    # users' UPE codes falls with size, about 0.5 at 1M (bench/results/index.json).
+    # 48k (bench/results/index.json, one thread, 10 UPE codes per engagement, the encoder's
+    # vectors): 1M items nprobe 48 of 1,000, 4-8 ms, recall@100 0.5-0.85; 88k items nprobe 162
+    # of 297, 16-21 ms, recall 0.97-0.99. Queries probe smaller lists than the average at 1M,
+    # so the cost per engagement is not constant in the catalogue size.
     scan_rows: int = 48_000
     # Retrain IVF when the catalogue has grown by this factor since the last training.
     retrain_growth: float = 2.0
