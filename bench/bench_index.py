@@ -1,158 +1,208 @@
-"""One question: what do exact and approximate (IVF) FAISS search cost and recall at 100k / 1M items?
+"""One question: which IVF settings give recall@100 >= 0.95 against exact search within 10 ms of
+retrieval per engagement on one thread, on realistic item vectors, at 100k to 1M items?
 
-Also reports bytes per encoded user state and per item record. Usage:
-    python bench/bench_index.py --sizes 100000 1000000 --json bench/results/index.json
+Data (--data):
+- feed: the synthetic production feed's items encoded by the packaged pretrained encoder
+  (streams/data/feed_vectors.py writes DIR/items.npy and DIR/user_codes.npy; encoded here into
+  --vectors when missing), the first N of them;
+- fitted: store.synthetic.FittedVectors fitted to those encoded items and sampled at N (how a
+  1M-row set is formed from the ~100k a CPU encodes in minutes; its recall is checked against
+  the real rows at the size both have);
+- clustered: store.synthetic.ClusteredVectors (recall 1.0 everywhere: too easy to choose by).
+The last --held-out encoded items are never indexed: they are the `items` queries.
+Queries (--queries): `codes`: per user the engine's EngineConfig.query_codes of its UPE codes
+(model/query_codes.py), as rank() queries; `items`: 10 held-out item vectors per user.
+Per size, nlist and nprobe: recall@100 of FaissIndex.search (max over the user's queries) against
+exact search (faiss.knn, IndexFlatIP's), CPU ms per engagement of FaissIndex.search_many with the
+engine's bounds (EngineConfig.candidates past a 60-item seen list, EngineConfig.fetch), and the
+build (bulk upsert + IVF training aside) seconds. One thread for faiss and BLAS.
+
+    python bench/bench_index.py --data feed fitted --sizes 86000 1000000 --json bench/results/index.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
+import math
+import os
 import platform
 import time
+from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from model.query_codes import select_queries
 from store.config import IndexConfig
-from store.faiss_index import FaissIndex, gpu_available
-from store.item_record import ItemRecord, encode_item_record
-from store.synthetic import ClusteredVectors, typical_user_state
-from store.user_state import encode_user_state
+from store.faiss_index import FaissIndex
+from store.synthetic import ClusteredVectors, FittedVectors
+from streams.engine.config import EngineConfig
 
-logger = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+RECALL_K = 100
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[100_000])
-    p.add_argument("--dim", type=int, default=384)
-    p.add_argument("--users", type=int, default=200, help="query users per size")
-    p.add_argument("--vectors-per-user", type=int, default=1, help="interest vectors per user")
-    p.add_argument("--k", type=int, default=100)
-    p.add_argument("--nprobe", type=int, nargs="+", default=[32])
+    p.add_argument("--data", nargs="+", choices=("feed", "fitted", "clustered"), default=["feed", "fitted"])
+    p.add_argument("--sizes", type=int, nargs="+", default=[50_000, 1_000_000],
+                   help="catalogue sizes (feed: at most the encoded items less the held-out ones)")
+    p.add_argument("--queries", nargs="+", choices=("codes", "items"), default=["codes", "items"])
+    p.add_argument("--vectors", type=Path, default=ROOT / "data" / "feed_vectors")
+    p.add_argument("--encode-items", type=int, default=52_000, help="items to encode when --vectors is empty")
+    p.add_argument("--held-out", type=int, default=2000, help="encoded items kept out as `items` queries")
+    p.add_argument("--users", type=int, default=200)
+    p.add_argument("--nlist-scale", type=float, nargs="+", default=[1.0, 4.0],
+                   help="nlist = scale x sqrt(N) (0: the IndexConfig default)")
+    p.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--timed-users", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", dest="json_out", default=None, help="write results here")
+    p.add_argument("--json", dest="json_out", type=Path)
     return p.parse_args()
 
 
-def timed_search(index: FaissIndex, queries: list[np.ndarray], k: int) -> tuple[list, float]:
-    start = time.perf_counter()
-    hits = index.search_many(queries, k)
-    return hits, time.perf_counter() - start
+def feed_vectors(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """(encoded items [n, d], UPE codes [u, m, d]) from --vectors, encoded there if missing."""
+    items, codes = args.vectors / "items.npy", args.vectors / "user_codes.npy"
+    if not (items.exists() and codes.exists()):
+        from model.config import EmbSumConfig
+        from model.inference import EmbSumInference
+        from streams.data.feed_vectors import encode
+
+        inf = EmbSumInference.pretrained(EmbSumConfig(), device="cpu", mode="auto")
+        vectors, user_codes = encode(inf, args.encode_items, max(args.users, 400))
+        args.vectors.mkdir(parents=True, exist_ok=True)
+        np.save(items, vectors)
+        np.save(codes, user_codes)
+    return np.load(items), np.load(codes)
 
 
-def recall(got: list, want: list, k: int) -> float:
-    return float(
-        np.mean(
-            [len({g[0] for g in a} & {w[0] for w in b}) / k for a, b in zip(got, want, strict=True)]
-        )
-    )
+def catalogue(kind: str, n: int, real: np.ndarray, fitted: list[FittedVectors], seed: int) -> np.ndarray:
+    if kind == "feed":
+        if n > len(real):
+            raise ValueError(f"{n} feed items asked for, {len(real)} encoded")
+        return np.ascontiguousarray(real[:n])
+    if kind == "fitted":
+        if not fitted:
+            t = time.perf_counter()
+            fitted.append(FittedVectors.fit(real, seed=seed))
+            print(f"fitted to {len(real):,} encoded items in {time.perf_counter() - t:.0f} s")
+        return fitted[0].sample(n, stream=1)
+    return ClusteredVectors(dim=real.shape[1], seed=seed).sample(n, 1)
 
 
-def bench_size(n: int, args: argparse.Namespace) -> list[dict]:
-    data = ClusteredVectors(dim=args.dim, seed=args.seed)
-    vectors, ids = data.sample(n, 1), [f"item{j}" for j in range(n)]
-    flat = data.sample(args.users * args.vectors_per_user, 2)
-    queries = [
-        flat[u * args.vectors_per_user : (u + 1) * args.vectors_per_user] for u in range(args.users)
-    ]
-    t0 = time.perf_counter()
-    exact = FaissIndex(IndexConfig(dim=args.dim, exact_threshold=n + 1))
-    exact.upsert(ids, vectors)
-    exact_build = time.perf_counter() - t0
-    want, exact_s = timed_search(exact, queries, args.k)
-    del exact
-    t0 = time.perf_counter()
-    approx = FaissIndex(
-        IndexConfig(dim=args.dim, exact_threshold=min(50_000, n), nprobe=args.nprobe[0])
-    )
-    approx.upsert(ids, vectors)
-    approx.finish_rebuild()  # the IVF trains aside: the build time includes it
-    approx_build = time.perf_counter() - t0
+def user_queries(kind: str, codes: np.ndarray, held: np.ndarray, users: int) -> list[np.ndarray]:
+    if kind == "codes":
+        q = EngineConfig().query_codes
+        return [select_queries(c, q) for c in codes[:users]]
+    per = 10
+    users = min(users, len(held) // per)
+    return [held[u * per:(u + 1) * per] for u in range(users)]
+
+
+def exact_top(queries: np.ndarray, vectors: np.ndarray, k: int) -> set[int]:
+    """A user's exact top-k rows (max over its queries), by brute force."""
+    scores, labels = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+    best: dict[int, float] = {}
+    for s, lab in zip(scores.ravel().tolist(), labels.ravel().tolist(), strict=True):
+        if s > best.get(lab, -np.inf):
+            best[lab] = s
+    return set(sorted(best, key=lambda i: -best[i])[:k])
+
+
+def cpu_ms(index: FaissIndex, queries: list[np.ndarray], n: int, seed: int) -> float:
+    """CPU ms per engagement of search_many with the engine's bounds and a 60-item seen list."""
+    engine, rng = EngineConfig(), np.random.default_rng(seed)
+    seen = [{f"i{k}" for k in rng.choice(n, 60, replace=False)} for _ in queries]
+    t = time.process_time()
+    for q, s in zip(queries, seen, strict=True):
+        index.search_many([q], engine.candidates, [s], bound=engine.fetch)
+    return 1e3 * (time.process_time() - t) / len(queries)
+
+
+def bench_setting(vectors: np.ndarray, nlist: int | None, queries: dict[str, list[np.ndarray]],
+                  truth: dict[str, list[set[int]]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    n = len(vectors)
+    t = time.perf_counter()
+    # IVF below the exact threshold too, so the real rows show IVF at the size they have
+    index = FaissIndex(IndexConfig(dim=vectors.shape[1], nlist=nlist, exact_threshold=min(n, IndexConfig().exact_threshold)))
+    index.upsert([f"i{k}" for k in range(n)], vectors)
+    index.finish_rebuild()
+    build_s = time.perf_counter() - t
     rows = []
-    for nprobe in args.nprobe:
-        approx.set_nprobe(nprobe)
-        got, approx_s = timed_search(approx, queries, args.k)
-        n_queries = args.users * args.vectors_per_user
-        rows.append(
-            {
-                "items": n,
-                "nlist": approx.nlist,
-                "nprobe": nprobe,
-                "recall_at_k": recall(got, want, args.k),
-                "exact_qps": n_queries / exact_s,
-                "approx_qps": n_queries / approx_s,
-                "speedup": exact_s / approx_s,
-                "exact_build_s": exact_build,
-                "approx_build_s": approx_build,
-            }
-        )
+    for setting in [None, *args.nprobe] if index.mode == "ivf" else [0]:
+        index.set_nprobe(setting)  # None: the IndexConfig default (scan_rows)
+        nprobe = index.nprobe
+        for kind, qs in queries.items():
+            got = [{int(i[1:]) for i, _ in index.search(q, RECALL_K)} for q in qs]
+            recall = float(np.mean([len(g & w) / RECALL_K for g, w in zip(got, truth[kind], strict=True)]))
+            rows.append({"items": n, "mode": index.mode, "nlist": index.nlist, "nprobe": nprobe,
+                         "default_nprobe": setting is None,
+                         "queries": kind, "recall_at_100": recall, "build_s": build_s,
+                         "cpu_ms_per_engagement": cpu_ms(index, qs[:args.timed_users], n, args.seed)})
     return rows
 
 
-def record_sizes(dim: int) -> dict:
-    state = typical_user_state(dim=dim)
-    rng = np.random.default_rng(0)
-    item = ItemRecord(
-        item_id="N12345",
-        text="A 40-word title and abstract. " * 10,
-        category="news/sports",
-        cpe=rng.standard_normal((4, dim)).astype(np.float16),
-        vector=rng.standard_normal(dim).astype(np.float32),
-        ts=1.7e9,
-    )
-    return {
-        "user_state_bytes": len(encode_user_state(state)),
-        "user_state_shape": f"60 items, 8 sessions, m=32, d={dim}",
-        "item_record_bytes": len(encode_item_record(item)),
-        "item_record_shape": f"300-char text, CPE 4 x {dim} fp16, vector {dim} fp32",
-    }
+def bench_data(kind: str, n: int, real: np.ndarray, codes: np.ndarray, fitted: list[FittedVectors],
+               args: argparse.Namespace, console: Console) -> list[dict[str, Any]]:
+    vectors = catalogue(kind, n, real[:-args.held_out], fitted, args.seed)
+    held = real[-args.held_out:]
+    queries = {q: user_queries(q, codes, held, args.users) for q in args.queries}
+    truth = {q: [exact_top(u, vectors, RECALL_K) for u in qs] for q, qs in queries.items()}
+    rows = []
+    for scale in args.nlist_scale:
+        nlist = int(round(scale * math.sqrt(n))) if scale > 0 else None
+        for row in bench_setting(vectors, nlist, queries, truth, args):
+            rows.append({"data": kind, **row})
+            console.print(f"{kind} {n:,} nlist {row['nlist']} nprobe {row['nprobe']} {row['queries']}: "
+                          f"recall {row['recall_at_100']:.3f}, {row['cpu_ms_per_engagement']:.2f} ms")
+    return rows
 
 
-def print_table(rows: list[dict], sizes: dict, k: int) -> None:
-    table = Table(title=f"exact (IndexFlatIP) vs IVF-Flat, recall@{k}, clustered vectors")
-    for col in [
-        "items",
-        "nlist",
-        "nprobe",
-        f"recall@{k}",
-        "exact q/s",
-        "IVF q/s",
-        "speedup",
-        "IVF build s",
-    ]:
+def print_table(rows: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="IVF recall@100 against exact, CPU ms per engagement (one thread)")
+    for col in ("data", "items", "nlist", "nprobe", "queries", "recall@100", "ms/engagement", "build s"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(
-            f"{r['items']:,}", str(r["nlist"]), str(r["nprobe"]), f"{r['recall_at_k']:.4f}",
-            f"{r['exact_qps']:.0f}", f"{r['approx_qps']:.0f}", f"{r['speedup']:.1f}x", f"{r['approx_build_s']:.1f}",
-        )  # fmt: skip
-    console = Console(width=120)
+        nprobe = f"{r['nprobe']}{' (default)' if r.get('default_nprobe') else ''}"
+        table.add_row(r["data"], f"{r['items']:,}", str(r["nlist"]), nprobe, r["queries"],
+                      f"{r['recall_at_100']:.3f}", f"{r['cpu_ms_per_engagement']:.2f}", f"{r['build_s']:.0f}")
     console.print(table)
-    console.print(f"user state: {sizes['user_state_bytes']} B ({sizes['user_state_shape']})")
-    console.print(f"item record: {sizes['item_record_bytes']} B ({sizes['item_record_shape']})")
 
 
 def main() -> None:
     args = parse_args()
-    rows = [row for n in args.sizes for row in bench_size(n, args)]
-    sizes = record_sizes(args.dim)
-    print_table(rows, sizes, args.k)
+    faiss.omp_set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    console = Console(width=140)
+    real, codes = feed_vectors(args)
+    fitted: list[FittedVectors] = []
+    rows = [row for kind in args.data for n in args.sizes
+            if kind != "feed" or n <= len(real) - args.held_out
+            for row in bench_data(kind, n, real, codes, fitted, args, console)]
+    print_table(rows, console)
     result = {
-        "question": "exact vs IVF search: recall@k and queries/s (ratios from one run); record sizes",
-        "config": {k: v for k, v in vars(args).items() if k != "json_out"},
-        "machine": {"cpu_threads": faiss.omp_get_max_threads(), "gpu": gpu_available(), "python": platform.python_version(), "faiss": faiss.__version__},
-        "data": "store.synthetic.ClusteredVectors: 1000 topic centres, noise 1.0, unit norm",
-        "search": rows,
-        "records": sizes,
-    }  # fmt: skip
+        "question": "which IVF settings give recall@100 >= 0.95 within 10 ms per engagement, on realistic vectors?",
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json_out"},
+        "index_defaults": IndexConfig().__dict__,
+        "engine": {"query_codes": EngineConfig().query_codes, "candidates": EngineConfig().candidates,
+                   "fetch": EngineConfig().fetch.__dict__},
+        "encoded_items": len(real), "users_with_codes": len(codes),
+        "machine": {"cpu_count": os.cpu_count(), "load_avg_at_end": os.getloadavg(),
+                    "python": platform.python_version(), "faiss": faiss.__version__, "threads": 1},
+        "rows": rows,
+    }
     if args.json_out:
-        with open(args.json_out, "w") as fh:
-            json.dump(result, fh, indent=2)
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ these numbers are each part's cost, not the pipeline's latency. Per catalogue si
   one engagement = m interest vectors (the model config's UPE codes) fetching `candidates` items
   past the user's seen items; build (bulk upsert, as a worker restart does), live upserts, IVF
   k-means alone, snapshot bytes, RSS, recall@100 against exact search (faiss IndexFlatIP) on the
-  bench's own queries. Vectors are random unit vectors (`--data clustered`: store.synthetic's);
+  bench's own queries. Vectors are random unit vectors (`--data clustered`: store.synthetic's;
+  `--data fitted`: store.synthetic.FittedVectors fitted to the feed's encoded items in
+  `--vectors DIR`, queried by its users' UPE codes, as bench/bench_index.py);
 - retrieval again with the engine's bounds (EngineConfig: `query_codes` of the m codes chosen by
   model/query_codes.py, fetch bounded by `fetch`): `retrieval_ms_bounded_seen*`;
 - the hybrid's ID half (streams/engine/id_half.py) with N rows: loading the rows, building its
@@ -56,7 +58,7 @@ from store import EarlierItems, IdMemory, IdMemoryConfig, IdRow
 from store.config import IndexConfig
 from store.faiss_index import FaissIndex
 from store.memory_backend import MemoryKV
-from store.synthetic import ClusteredVectors, typical_user_state
+from store.synthetic import ClusteredVectors, FittedVectors, typical_user_state
 from store.user_state import decode_user_state, encode_user_state
 from streams.data.production_feed import (
     FeedConfig,
@@ -84,7 +86,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--users", type=int, default=50, help="timed engagements per size and seen size")
     p.add_argument("--recall-users", type=int, default=20, help="users whose recall@100 is checked")
     p.add_argument("--threads", type=int, default=1, help="faiss OpenMP, torch and BLAS threads")
-    p.add_argument("--data", choices=("random", "clustered"), default="random")
+    p.add_argument("--data", choices=("random", "clustered", "fitted"), default="random")
+    p.add_argument("--vectors", type=Path, default=ROOT / "data" / "feed_vectors",
+                   help="--data fitted: items.npy and user_codes.npy (python -m streams.data.feed_vectors)")
     p.add_argument("--id-dim", type=int, default=SASRecOptions().dim, help="ID row width")
     p.add_argument("--prior-q", type=float, default=0.99, help="ID prior quantile (<0: none)")
     p.add_argument("--no-clustered-recall", action="store_true",
@@ -165,9 +169,18 @@ def check_budget(started: float, args: argparse.Namespace, stage: str) -> None:
 
 # ---- retrieval ---------------------------------------------------------------------------------
 
+FITTED: dict[str, Any] = {}  # --data fitted: the encoded vectors' directory and the fitted mixture
+
+
 def unit_vectors(n: int, dim: int, seed: int, kind: str, stream: int = 0) -> np.ndarray:
     """n unit vectors: isotropic ("random") or around store.synthetic's topic centres; streams
-    of one seed share the centres (items and queries of one catalogue)."""
+    of one seed share the centres (items and queries of one catalogue); "fitted": the mixture
+    fitted to the encoded feed items (not unit)."""
+    if kind == "fitted":
+        if "mixture" not in FITTED:
+            # fitted to the rows bench_index.py indexes (its last 2,000 are its held-out queries)
+            FITTED["mixture"] = FittedVectors.fit(np.load(FITTED["dir"] / "items.npy")[:-2000], seed=seed)
+        return FITTED["mixture"].sample(n, stream)
     if kind == "clustered":
         return ClusteredVectors(dim=dim, seed=seed).sample(n, stream)
     rng = np.random.default_rng((seed, n, stream))
@@ -230,6 +243,8 @@ def per_engagement_ms(fn: Any, calls: list[tuple]) -> dict[str, float]:
 
 
 def user_queries(users: int, m: int, dim: int, seed: int, kind: str) -> list[np.ndarray]:
+    if kind == "fitted":  # the encoded users' UPE codes
+        return list(np.load(FITTED["dir"] / "user_codes.npy")[:users])
     flat = unit_vectors(users * m, dim, seed, kind, stream=2)
     return [flat[u * m:(u + 1) * m] for u in range(users)]
 
@@ -458,6 +473,7 @@ def retrieval_dim() -> int:
 
 def run(args: argparse.Namespace) -> None:
     """Every size, then the encoder; the table on stderr, the JSON to args.json_out."""
+    FITTED["dir"] = args.vectors
     cfg, eng = EmbSumConfig(), EngineConfig()
     dims = {"dim": retrieval_dim(), "m": cfg.m, "g": cfg.max_sessions, "k": eng.candidates}
     console = Console(stderr=True, width=160)

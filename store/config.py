@@ -12,10 +12,17 @@ class IndexConfig:
     dim: int = 384
     # Exact IndexFlatIP below this many items, IVF-Flat at or above it.
     exact_threshold: int = 50_000
-    # None: about sqrt(n) lists, chosen at each (re)train.
+    # None: about nlist_per_sqrt x sqrt(n) lists, chosen at each (re)train.
     nlist: int | None = None
-    # Lists probed per query; 32 gives recall@100 >= 0.95 on clustered 384-d data at 100k-1M.
-    nprobe: int = 32
+    nlist_per_sqrt: float = 1.0
+    # Lists probed per query; None: the lists that hold about scan_rows vectors on average, so
+    # smaller catalogues probe a larger share of their lists (and get the recall that buys).
+    nprobe: int | None = None
+    # 48k (bench/results/index.json, one thread, 10 UPE codes per engagement, the encoder's
+    # vectors): 1M items nprobe 48 of 1,000, 4-8 ms, recall@100 0.5-0.85; 88k items nprobe 162
+    # of 297, 16-21 ms, recall 0.97-0.99. Queries probe smaller lists than the average at 1M,
+    # so the cost per engagement is not constant in the catalogue size.
+    scan_rows: int = 48_000
     # Retrain IVF when the catalogue has grown by this factor since the last training.
     retrain_growth: float = 2.0
     # Rebuild (mode switch, IVF retrain) on a background thread while the old index serves;
@@ -28,6 +35,9 @@ class IndexConfig:
     use_gpu: bool | None = None
     # Force a searchable replica even on CPU (tests exercise the GPU replica logic with it).
     force_replica: bool = False
+    # Labels one step of a chunked copy (a rebuild's or a snapshot's) reads under the serving
+    # lock: 16,384 x 384-d is 24 MiB of vectors, about 10 ms.
+    copy_chunk_rows: int = 16_384
     # Re-clone the search replica when dead labels exceed this fraction of its size.
     replica_resync_fraction: float = 0.05
     seed: int = 1234

@@ -1,4 +1,13 @@
-"""FAISS-backed VectorIndex: exact IndexFlatIP when small, IVF-Flat when large, GPU when present."""
+"""FAISS-backed VectorIndex: exact IndexFlatIP when small, IVF-Flat when large, GPU when present.
+
+The IVF stores each item with one more coordinate, sqrt(R^2 - |x|^2) for the largest norm R at
+training, and queries get a 0 there: the scores are the exact inner products, but every stored
+vector has norm R, so the k-means (L2) and the lists a query probes follow the inner product
+rather than the norms (the usual reduction of maximum inner product to nearest-neighbour
+search). On the production feed's encoded items an inner-product k-means made lists of very
+unequal sizes; this index reaches the same recall@100 for a third of the time or less
+(bench/bench_index.py).
+"""
 
 from __future__ import annotations
 
@@ -18,12 +27,14 @@ from durable import replace_dir
 from .binary import Writer, open_frame
 from .config import FetchBound, IndexConfig
 from .errors import StateCodecError, VectorIndexError
+from .index_copy import ChunkedCopy
 from .index_rebuild import AsideRebuild, Job, start_thread
 from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_grouped
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: meta has mips_norm (the IVF's extra coordinate); 1 still reads
+_READS = {1, 2}
 _IDS_MAGIC = b"TRID"
 _GPU_MAX_K = 2048  # faiss GPU top-k limit
 
@@ -46,6 +57,7 @@ class FaissIndex:
             raise VectorIndexError("IndexConfig.use_gpu=True but faiss sees no GPU")
         self._ids = IdMap()
         self._master: faiss.Index = self._new_flat()
+        self._norm = 0.0  # R of the master's extra coordinate (module doc); 0: none (flat, old IVF)
         self.mode = "flat"
         self._trained_size = 0
         self._replica: faiss.Index | None = None
@@ -55,6 +67,7 @@ class FaissIndex:
         self._nprobe = self.config.nprobe
         self._start_aside = start_aside
         self._rebuild: AsideRebuild | None = None  # a rebuild in flight (the master still serves)
+        self._journals: list[AsideRebuild | ChunkedCopy] = []  # copies in flight: told every change
         self._retry_at = 0  # after a failed rebuild, the size at which to try again
 
     def __len__(self) -> int:
@@ -75,11 +88,12 @@ class FaissIndex:
             return
         self._drop_labels(self._ids.forget(item_ids))
         labels = self._ids.assign(item_ids)
-        self._master.add_with_ids(vectors, labels)
-        if self._rebuild is not None:
-            self._rebuild.record_add(labels, vectors)
+        stored = augment(vectors, self._norm)
+        self._master.add_with_ids(stored, labels)
+        for journal in self._journals:
+            journal.record_add(labels, vectors, item_ids)
         if self._replica is not None:
-            self._replica.add_with_ids(vectors, labels)
+            self._replica.add_with_ids(stored, labels)
         self._maybe_rebuild()
 
     def remove(self, item_ids: Iterable[str]) -> None:
@@ -90,8 +104,8 @@ class FaissIndex:
         if not len(labels):
             return
         remove_labels(self._master, labels)
-        if self._rebuild is not None:
-            self._rebuild.record_remove(labels)
+        for journal in self._journals:
+            journal.record_remove(labels)
         if self._replica is not None:
             # GPU indexes cannot remove; dead labels are filtered at merge time until a resync
             self._replica_dead += len(labels)
@@ -112,8 +126,9 @@ class FaissIndex:
     ) -> list[list[Hit]]:
         excludes = list(excludes) if excludes is not None else [None] * len(queries)
         stacked, counts = as_query_batch(queries, self.dim)
-        self._swap_when_built()
+        self._advance_rebuild()
         index = self._search_index()
+        padded = pad_queries(stacked, self._norm)
         if not len(self) or not len(stacked) or k <= 0:
             return [[] for _ in queries]
         cap = min(index.ntotal, _GPU_MAX_K) if self._replica is not None and self.use_gpu else index.ntotal
@@ -121,7 +136,7 @@ class FaissIndex:
         def search(queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
             scores, labels = index.search(queries, fetch)
             return labels, scores
-        return search_grouped(search, stacked, counts, k, self._ids.id_of, excludes,
+        return search_grouped(search, padded, counts, k, self._ids.id_of, excludes,
                               extra=self._replica_dead, cap=cap, bound=bound)
 
     def _search_index(self) -> faiss.Index:
@@ -140,8 +155,15 @@ class FaissIndex:
         self._set_nprobe(replica)
         return replica
 
-    def set_nprobe(self, nprobe: int) -> None:
-        """Change the lists probed per query (recall/speed trade-off) without rebuilding."""
+    @property
+    def nprobe(self) -> int:
+        """Lists each query probes in the IVF (0 when flat)."""
+        ivf = faiss.try_extract_index_ivf(self._master)
+        return ivf.nprobe if ivf is not None else 0
+
+    def set_nprobe(self, nprobe: int | None) -> None:
+        """Change the lists probed per query (recall/speed trade-off) without rebuilding; None:
+        the IndexConfig.scan_rows budget."""
         self._nprobe = nprobe
         for index in (self._master, self._replica):
             if index is not None:
@@ -150,14 +172,18 @@ class FaissIndex:
     def _set_nprobe(self, index: faiss.Index) -> None:
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
-            ivf.nprobe = self._nprobe
+            ivf.nprobe = self._nprobe or self._budget_nprobe(ivf.ntotal, ivf.nlist)
         elif hasattr(index, "nprobe"):  # GPU IVF classes
-            index.nprobe = self._nprobe
+            index.nprobe = self._nprobe or self._budget_nprobe(index.ntotal, index.nlist)
+
+    def _budget_nprobe(self, ntotal: int, nlist: int) -> int:
+        """Lists holding about IndexConfig.scan_rows vectors (at least one, at most all)."""
+        return max(1, min(nlist, math.ceil(self.config.scan_rows * nlist / max(ntotal, 1))))
 
     # ---- mode switching and retraining ----------------------------------------------------
 
     def _maybe_rebuild(self) -> None:
-        self._swap_when_built()
+        self._advance_rebuild()
         if self._rebuild is not None or len(self) < self._retry_at:
             return
         n, cfg = len(self), self.config
@@ -169,22 +195,42 @@ class FaissIndex:
             self._start_rebuild("ivf")
 
     def _start_rebuild(self, mode: str) -> None:
-        # the copy is the one step under the caller's lock: a memcpy, not the k-means and adds
-        copy = faiss.clone_index(self._master)
-        logger.info("rebuilding vector index as %s over %d items", mode, copy.ntotal)
-        self._rebuild = AsideRebuild(mode, copy, lambda index: export_index(index, self.dim),
-                                     self._build, remove_labels)
-        if self.config.rebuild_aside:
-            self._start_aside(self._rebuild.run)
-        else:
-            self._rebuild.run()
-            self._swap_when_built()
+        # under the caller's lock only the chunks of the copy: one per later call (upsert, remove,
+        # search), each bounded by IndexConfig.copy_chunk_rows; the k-means and adds run aside
+        logger.info("rebuilding vector index as %s over %d items", mode, len(self))
+        self._rebuild = AsideRebuild(mode, self._chunked_copy(with_ids=False), len(self),
+                                     self._build, _remove_built, _add_built)
+        self._journals.append(self._rebuild)
+        self._advance_rebuild()  # the first chunk now: a catalogue of one chunk starts at once
+        if not self.config.rebuild_aside:
+            while self._rebuild is not None and not self._advance_rebuild():
+                pass
+
+    def _advance_rebuild(self) -> bool:
+        """One bounded step of the rebuild in flight: a chunk of its copy, its start once copied,
+        or its swap once built; True when one was swapped in."""
+        job = self._rebuild
+        if job is None:
+            return False
+        if not job.started:
+            assert job.copy is not None
+            if not job.copy.step():
+                return False
+            job.started = True
+            if self.config.rebuild_aside:
+                self._start_aside(job.run)
+            else:
+                job.run()
+        return self._swap_when_built()
 
     def finish_rebuild(self, timeout: float | None = None) -> bool:
-        """Wait for a rebuild in flight and swap it in (the caller holds the serving lock, as for
-        upsert); True when one was swapped in."""
+        """Copy the rest, wait for a rebuild in flight and swap it in (the caller holds the
+        serving lock, as for upsert); True when one was swapped in."""
+        swapped = False
+        while self._rebuild is not None and not self._rebuild.started:
+            swapped |= self._advance_rebuild()
         if self._rebuild is None:
-            return False
+            return swapped
         if not self._rebuild.wait(timeout):
             raise VectorIndexError(f"index rebuild still running after {timeout}s")
         return self._swap_when_built()
@@ -194,33 +240,37 @@ class FaissIndex:
         if job is None or not job.ready:
             return False
         self._rebuild = None
+        self._journals.remove(job)
         try:
-            index = job.finish()
+            built = job.finish()
         except VectorIndexError as e:  # the old index is whole and keeps serving
             self._retry_at = math.ceil(len(self) * self.config.retrain_growth)
             logger.error("%s; serving the %s index, retrying at %d items", e, self.mode, self._retry_at)
             return False
-        self._set_nprobe(index)  # set_nprobe may have been called since the build began
-        self._master, self.mode, self._trained_size = index, job.mode, job.trained_size
+        self._set_nprobe(built.index)  # set_nprobe may have been called since the build began
+        self._master, self._norm = built.index, built.norm
+        self.mode, self._trained_size = job.mode, job.trained_size
         self._replica, self._replica_dead = None, 0
         logger.info("vector index swapped to %s over %d items", job.mode, len(self))
         return True
 
-    def _build(self, mode: str, labels: np.ndarray, vectors: np.ndarray) -> faiss.Index:
-        index = self._new_flat() if mode == "flat" else self._train_ivf(vectors)
+    def _build(self, mode: str, labels: np.ndarray, vectors: np.ndarray) -> Built:
+        built = Built(self._new_flat(), 0.0) if mode == "flat" else Built(*self._train_ivf(vectors))
         for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
-            index.add_with_ids(vectors[start : start + 262_144], labels[start : start + 262_144])
-        return index
+            _add_built(built, labels[start : start + 262_144], vectors[start : start + 262_144])
+        return built
 
     def _new_flat(self) -> faiss.Index:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
-    def _train_ivf(self, vectors: np.ndarray) -> faiss.Index:
+    def _train_ivf(self, vectors: np.ndarray) -> tuple[faiss.Index, float]:
+        """(an empty trained IVF over dim + 1 coordinates, its R): k-means on a bounded sample."""
         cfg = self.config
-        nlist = cfg.nlist or int(round(math.sqrt(len(vectors))))
+        nlist = cfg.nlist or int(round(cfg.nlist_per_sqrt * math.sqrt(len(vectors))))
         nlist = max(1, min(nlist, len(vectors) // 39))  # faiss wants >= 39 training points per list
+        norm = float(np.sqrt(max((np.einsum("ij,ij->i", b, b).max() for b in _blocks(vectors)), default=0.0)))
         ivf = faiss.IndexIVFFlat(
-            faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT
+            faiss.IndexFlatL2(self.dim + 1), self.dim + 1, nlist, faiss.METRIC_INNER_PRODUCT
         )
         ivf.cp.niter = cfg.train_iterations
         ivf.cp.seed = cfg.seed
@@ -228,15 +278,73 @@ class FaissIndex:
         sample = np.random.default_rng(cfg.seed).permutation(len(vectors))[
             : nlist * cfg.max_train_points_per_list
         ]
-        ivf.train(vectors[np.sort(sample)])
+        ivf.train(augment(vectors[np.sort(sample)], norm))
         # a hashtable direct map makes remove_ids O(removed) instead of a scan of every list
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        ivf.nprobe = self._nprobe
-        return ivf
+        return ivf, norm  # nprobe is set at the swap, once the lists are filled
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
         """All (labels [n], vectors [n, dim]) currently in the master index."""
         return export_index(self._master, self.dim)
+
+    # ---- chunked copies -------------------------------------------------------------------
+
+    def _chunked_copy(self, with_ids: bool) -> ChunkedCopy:
+        master, id_of, dim = self._master, self._ids.id_of, self.dim
+
+        def read(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+            # the master of the copy's start: one swapped out meanwhile still holds every label
+            # live at the swap, and every change since is journalled (ChunkedCopy)
+            live = np.fromiter((label for label in range(start, stop) if label in id_of), np.int64)
+            if not len(live):
+                return live, np.zeros((0, dim), np.float32)
+            return live, np.ascontiguousarray(master.reconstruct_batch(live)[:, :dim])
+        return ChunkedCopy(read, self._ids.next_label, dim, self.config.copy_chunk_rows,
+                           id_of if with_ids else None)
+
+    def start_copy(self) -> ChunkedCopy:
+        """A snapshot's copy, taken chunk by chunk: call its step() under the serving lock until it
+        returns True (each bounded by IndexConfig.copy_chunk_rows), serving in between, then
+        finish_copy; changes made meanwhile are carried over."""
+        copy = self._chunked_copy(with_ids=True)
+        self._journals.append(copy)
+        return copy
+
+    def finish_copy(self, copy: ChunkedCopy, offsets: dict[int, int] | None = None) -> FrozenIndex:
+        """The snapshot of a copy whose step() returned True (under the serving lock, as of now,
+        with the items-topic offsets it reflects); FrozenIndex.write puts it on disk without it."""
+        if not copy.done:
+            raise VectorIndexError("finish_copy before the copy's last step")
+        self._journals.remove(copy)
+        offsets = dict(offsets if offsets is not None else self.offsets)
+        meta = {
+            "format": SNAPSHOT_FORMAT,
+            "dim": self.dim,
+            "mode": self.mode,
+            "trained_size": self._trained_size,
+            "next_label": self._ids.next_label,
+            "offsets": {str(p): o for p, o in offsets.items()},
+            "mips_norm": self._norm,
+        }
+        return FrozenIndex(copy, self._empty_like_master(), meta, offsets)
+
+    def abandon_copy(self, copy: ChunkedCopy) -> None:
+        """Stop journalling for a copy that will not be finished (a cancelled snapshot)."""
+        if copy in self._journals:
+            self._journals.remove(copy)
+
+    def _empty_like_master(self) -> faiss.Index:
+        """An empty index of the master's kind (an IVF keeps the trained centroids: a copy of
+        nlist x dim floats)."""
+        ivf = faiss.try_extract_index_ivf(self._master)
+        if ivf is None:
+            return self._new_flat()
+        empty = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist,
+                                   faiss.METRIC_INNER_PRODUCT)
+        empty.is_trained = True
+        empty.set_direct_map_type(faiss.DirectMap.Hashtable)
+        self._set_nprobe(empty)
+        return empty
 
     # ---- snapshot / restore ---------------------------------------------------------------
 
@@ -247,21 +355,12 @@ class FaissIndex:
         self.offsets = frozen.offsets
 
     def freeze(self, offsets: dict[int, int] | None = None) -> FrozenIndex:
-        """A copy of what a snapshot holds (the index, id map, metadata), taken under the
-        caller's lock (a clone: one memcpy of the vectors, no serialization); FrozenIndex.write
-        puts it on disk without the lock."""
-        ids = list(self._ids.label_of)
-        offsets = dict(offsets if offsets is not None else self.offsets)
-        meta = {
-            "format": SNAPSHOT_FORMAT,
-            "dim": self.dim,
-            "mode": self.mode,
-            "trained_size": self._trained_size,
-            "next_label": self._ids.next_label,
-            "offsets": {str(p): o for p, o in offsets.items()},
-        }
-        labels = np.fromiter((self._ids.label_of[i] for i in ids), np.int64, len(ids))
-        return FrozenIndex(faiss.clone_index(self._master), ids, labels, meta, offsets)
+        """What a snapshot holds, copied in one go under the caller's lock (stop the world: the
+        worker steps start_copy's chunks instead); FrozenIndex.write puts it on disk."""
+        copy = self.start_copy()
+        while not copy.step():
+            pass
+        return self.finish_copy(copy, offsets)
 
     @classmethod
     def restore(cls, directory: str | Path, config: IndexConfig | None = None) -> FaissIndex:
@@ -274,15 +373,18 @@ class FaissIndex:
         except (OSError, ValueError, KeyError, RuntimeError, StateCodecError) as exc:
             raise VectorIndexError(f"cannot restore vector index from {directory}: {exc}") from exc
         self = cls(config or IndexConfig(dim=meta["dim"]))
+        norm = float(meta.get("mips_norm", 0.0))
         if (
-            meta["format"] != SNAPSHOT_FORMAT
+            meta["format"] not in _READS
             or meta["dim"] != self.dim
+            or master.d != self.dim + (1 if norm else 0)
             or master.ntotal != len(ids)
         ):
             raise VectorIndexError(
                 f"snapshot at {directory} does not match (dim {meta['dim']}, {len(ids)} ids)"
             )
         self._master, self.mode, self._trained_size = master, meta["mode"], meta["trained_size"]
+        self._norm = norm
         self._set_nprobe(self._master)  # the config's nprobe wins over the snapshot's
         self._ids.restore(ids, labels, meta["next_label"])
         self.offsets = {int(p): int(o) for p, o in meta["offsets"].items()}
@@ -291,13 +393,24 @@ class FaissIndex:
 
 @dataclass(frozen=True)
 class FrozenIndex:
-    """An index snapshot in memory, detached from the live index: a clone and the id map."""
+    """An index snapshot in memory, detached from the live index: the finished chunked copy
+    (vectors, labels, ids), an empty index of the master's kind and the metadata."""
 
-    index: faiss.Index
-    ids: list[str]
-    labels: np.ndarray  # int64, one per id
+    copy: ChunkedCopy
+    empty: faiss.Index
     meta: dict
     offsets: dict[int, int]
+
+    def index(self) -> tuple[faiss.Index, list[str], np.ndarray]:
+        """(the index filled with the copy, item ids, their labels); an IVF assigns each vector
+        to its list again (the same centroids: the same lists), off the serving lock."""
+        labels, vectors, ids = self.copy.contents()
+        built = Built(faiss.clone_index(self.empty), float(self.meta["mips_norm"]))
+        if faiss.try_extract_index_ivf(built.index) is not None:
+            faiss.extract_index_ivf(built.index).set_direct_map_type(faiss.DirectMap.Hashtable)
+        for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
+            _add_built(built, labels[start:start + 262_144], vectors[start:start + 262_144])
+        return built.index, ids, labels
 
     def write(self, directory: str | Path) -> None:
         """Write the snapshot folder; it replaces `directory` atomically."""
@@ -305,13 +418,50 @@ class FrozenIndex:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        faiss.write_index(self.index, str(tmp / "index.faiss"))
+        index, ids, labels = self.index()
+        faiss.write_index(index, str(tmp / "index.faiss"))
         w = Writer()
-        w.texts(self.ids)
-        w.array(self.labels, "<i8")
+        w.texts(ids)
+        w.array(labels, "<i8")
         (tmp / "ids.bin").write_bytes(w.frame(_IDS_MAGIC, SNAPSHOT_FORMAT))
         (tmp / "meta.json").write_text(json.dumps(self.meta))
         replace_dir(tmp, directory)
+
+
+@dataclass(frozen=True)
+class Built:
+    """An index as a rebuild makes it, with the R of its extra coordinate (0: none)."""
+
+    index: faiss.Index
+    norm: float
+
+
+def _add_built(built: Built, labels: np.ndarray, vectors: np.ndarray) -> None:
+    built.index.add_with_ids(augment(vectors, built.norm), labels)
+
+
+def _remove_built(built: Built, labels: np.ndarray) -> None:
+    remove_labels(built.index, labels)
+
+
+def _blocks(vectors: np.ndarray, rows: int = 65_536) -> Iterable[np.ndarray]:
+    return (vectors[start:start + rows] for start in range(0, len(vectors), rows))
+
+
+def augment(vectors: np.ndarray, norm: float) -> np.ndarray:
+    """vectors [n, d] with the extra coordinate sqrt(norm^2 - |x|^2) (0 past norm); unchanged
+    when norm is 0."""
+    if not norm:
+        return vectors
+    extra = np.sqrt(np.maximum(norm * norm - np.einsum("ij,ij->i", vectors, vectors), 0.0))
+    return np.ascontiguousarray(np.hstack([vectors, extra[:, None].astype(np.float32)]))
+
+
+def pad_queries(queries: np.ndarray, norm: float) -> np.ndarray:
+    """Queries [q, d] with a 0 in the extra coordinate, so scores are the plain inner products."""
+    if not norm:
+        return queries
+    return np.ascontiguousarray(np.hstack([queries, np.zeros((len(queries), 1), np.float32)]))
 
 
 def remove_labels(index: faiss.Index, labels: np.ndarray) -> None:
@@ -327,9 +477,11 @@ def remove_labels(index: faiss.Index, labels: np.ndarray) -> None:
 
 
 def export_index(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels [n], vectors [n, dim]) copied out of a flat (IDMap2) or IVF-Flat index."""
+    """(labels [n], vectors [n, dim]) copied out of a flat (IDMap2) or IVF-Flat index (an IVF's
+    extra coordinate dropped)."""
     if faiss.try_extract_index_ivf(index) is not None:
-        return _export_ivf(index, dim)
+        labels, vectors = _export_ivf(index, index.d)
+        return labels, np.ascontiguousarray(vectors[:, :dim])
     index = faiss.downcast_index(index)  # clone_index returns the base class
     flat = faiss.downcast_index(index.index)
     labels = faiss.vector_to_array(index.id_map).astype(np.int64)
@@ -353,7 +505,7 @@ def _export_ivf(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_ids(data: bytes) -> tuple[list[str], np.ndarray]:
-    _, r = open_frame(data, _IDS_MAGIC, {SNAPSHOT_FORMAT}, "index id map")
+    _, r = open_frame(data, _IDS_MAGIC, _READS, "index id map")
     ids, labels = r.texts(), r.array("<i8", 1)
     r.finish()
     if len(ids) != len(labels):

@@ -1,6 +1,7 @@
 """A vector index rebuilt aside: trained and filled from a copy on a background thread while the
 old index keeps serving; what changed meanwhile is journalled and replayed before the swap.
-(faiss itself stays in faiss_index.py: export, build and removal come in as functions.)"""
+The copy itself is taken in bounded chunks under the owner's lock (store/index_copy.py).
+(faiss itself stays in faiss_index.py: build and removal come in as functions.)"""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from typing import Any
 import numpy as np
 
 from .errors import VectorIndexError
+from .index_copy import ChunkedCopy
 
 logger = logging.getLogger(__name__)
 
 Job = Callable[[], None]
 Index = Any  # a faiss index: add_with_ids(vectors, labels), ntotal
-Export = Callable[[Index], tuple[np.ndarray, np.ndarray]]  # -> (labels [n], vectors [n, dim])
 Build = Callable[[str, np.ndarray, np.ndarray], Index]  # (mode, labels, vectors) -> a new index
 Remove = Callable[[Index, np.ndarray], None]  # remove labels from an index
+Add = Callable[[Index, np.ndarray, np.ndarray], None]  # add (labels, vectors) to an index
 
 
 def start_thread(job: Job) -> None:
@@ -28,19 +30,22 @@ def start_thread(job: Job) -> None:
 
 
 class AsideRebuild:
-    """One rebuild in flight. The owner journals every add/remove it makes to the serving index
-    after the copy was taken; `run` (any thread) builds and replays the journal so far, `finish`
-    (the owner's thread) replays the rest, so only that short tail runs under the serving lock."""
+    """One rebuild in flight. The owner steps the chunked copy under its lock and journals every
+    add/remove it makes to the serving index from the copy's start; once copied, `run` (any
+    thread) builds and replays the journal so far, `finish` (the owner's thread) replays the
+    rest, so only chunks and that short tail run under the serving lock."""
 
-    def __init__(self, mode: str, copy: Index, export: Export, build: Build, remove: Remove) -> None:
+    def __init__(self, mode: str, copy: ChunkedCopy, size: int, build: Build, remove: Remove,
+                 add: Add) -> None:
         self.mode = mode
-        self.trained_size = copy.ntotal  # the catalogue size this rebuild was decided at
-        self._copy: Index | None = copy
-        self._export, self._build, self._remove = export, build, remove
-        # (labels, vectors) adds and (labels, None) removes; labels are never reused, so replaying
-        # them in order onto the copy's index gives the serving index's contents
-        self._journal: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self.trained_size = size  # the catalogue size this rebuild was decided at
+        self.copy: ChunkedCopy | None = copy
+        self._build, self._remove, self._add = build, remove, add
+        # labels are never reused, so replaying the journal in order onto the copied labels
+        # gives the serving index's contents (ChunkedCopy)
+        self._journal = copy.journal
         self._replayed = 0
+        self.started = False  # the owner set it when the copy was complete and run() began
         self._index: Index | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
@@ -50,20 +55,22 @@ class AsideRebuild:
         """The background part has ended (built or failed)."""
         return self._done.is_set()
 
-    def record_add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+    def record_add(self, labels: np.ndarray, vectors: np.ndarray, ids: list[str]) -> None:
         """Journal an add to the serving index (the vectors are copied: callers reuse buffers)."""
-        self._journal.append((labels.copy(), np.array(vectors, np.float32, copy=True)))
+        self._journal.append((labels.copy(), np.array(vectors, np.float32, copy=True), None))
 
     def record_remove(self, labels: np.ndarray) -> None:
         """Journal a removal from the serving index."""
         if len(labels):
-            self._journal.append((labels.copy(), None))
+            self._journal.append((labels.copy(), None, None))
 
     def run(self) -> None:
-        """Build the new index from the copy and replay the journal so far (background)."""
+        """Build the new index from the finished copy and replay the journal so far (background)."""
         try:
-            labels, vectors = self._export(self._copy)
-            self._copy = None  # its vectors are in the arrays: free it before the k-means
+            if self.copy is None or not self.copy.done:
+                raise VectorIndexError("index rebuild started before its copy was complete")
+            labels, vectors = self.copy.copied()
+            self.copy = None  # the chunks are in the arrays: free them before the k-means
             index = self._build(self.mode, labels, vectors)
             del labels, vectors  # in the new index now
             self._catch_up(index)
@@ -92,9 +99,9 @@ class AsideRebuild:
         # thread can read a prefix while the owner appends behind it
         while self._replayed < len(self._journal):
             end = len(self._journal)
-            for labels, vectors in self._journal[self._replayed:end]:
+            for labels, vectors, _ in self._journal[self._replayed:end]:
                 if vectors is None:
                     self._remove(index, labels)
                 else:
-                    index.add_with_ids(vectors, labels)
+                    self._add(index, labels, vectors)
             self._replayed = end

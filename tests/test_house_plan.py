@@ -153,7 +153,7 @@ def _reach_ins(tree: ast.AST) -> list[int]:
 
 def test_the_product_and_benches_go_through_engine_methods():
     """Outside streams/engine/, streams/ and bench/ use the Engine's methods (has_item,
-    freeze_index, lane_due, run_lane, count_expired, status ...), never its stores, index,
+    start_index_copy, index_copy_step, lane_due, run_lane, count_expired, status ...), never its stores, index,
     summary lane or ID half, and never write its counters."""
     found = [f"{p.relative_to(ROOT)}:{line}"
              for p in [*ROOT.glob("bench/*.py"), *(ROOT / "streams").rglob("*.py")]

@@ -18,6 +18,7 @@ from store import EncoderFingerprint, ItemRecord, ItemVector
 
 if TYPE_CHECKING:
     from store.faiss_index import FrozenIndex
+    from store.index_copy import ChunkedCopy
 
 logger = logging.getLogger(__name__)
 
@@ -104,16 +105,24 @@ class ItemCatalogue:
         """Record that the items topic was applied up to `offsets` (records with nothing to store)."""
         self.items.commit_offsets(offsets)
 
-    def freeze_index(self, unless_current: bool = False) -> FrozenIndex | None:
-        """A copy of the vector index with the item offsets it reflects, to write aside
-        (FrozenIndex.write); None when unless_current and the last one written reflects them."""
-        offsets = self.items.offsets()
-        if unless_current and offsets == self.index.offsets:
+    def start_index_copy(self, unless_current: bool = False) -> ChunkedCopy | None:
+        """A chunked copy of the vector index for a snapshot (step it with index_copy_step under
+        the serving lock); None when unless_current and the last one written is current."""
+        if unless_current and self.items.offsets() == self.index.offsets:
             return None
-        return self.index.freeze(offsets)
+        return self.index.start_copy()
+
+    def index_copy_step(self, copy: ChunkedCopy) -> FrozenIndex | None:
+        """One bounded chunk of the copy; the finished snapshot, with the item offsets it
+        reflects, once the last chunk is in (None before)."""
+        return self.index.finish_copy(copy, self.items.offsets()) if copy.step() else None
+
+    def abandon_index_copy(self, copy: ChunkedCopy) -> None:
+        """A copy that will not be finished (cancelled): the index stops journalling for it."""
+        self.index.abandon_copy(copy)
 
     def index_written(self, offsets: dict[int, int]) -> None:
-        """The frozen index of these offsets is on disk: the next freeze_index compares with them."""
+        """The frozen index of these offsets is on disk: the next start_index_copy compares with them."""
         self.index.offsets = offsets
 
     def remove_items(self, item_ids: Iterable[str], offsets: dict[int, int] | None = None) -> None:

@@ -159,13 +159,23 @@ class Runtime:
 
     async def snapshot_index(self) -> bool:
         """Snapshot the FAISS index with the item offsets it reflects, if items moved since: a
-        copy under the lock (the items replica applies under it), the disk write outside it,
-        on a thread of its own (the engine thread would queue every batch behind the write)."""
+        copy taken in bounded chunks, each under the lock (the items replica applies under it,
+        and engagements are served between them), the disk write outside it, on a thread of its
+        own (the engine thread would queue every batch behind the write)."""
         path = self.settings.data_dir / "local" / "index"
         async with self.lock:
-            frozen = await self.in_engine_thread(self.engine.freeze_index, path.is_dir())
-        if frozen is None:
+            copy = await self.in_engine_thread(self.engine.start_index_copy, path.is_dir())
+        if copy is None:
             return False
+        try:
+            frozen = None
+            while frozen is None:  # one chunk per turn of the lock: engagements go in between
+                async with self.lock:
+                    frozen = await self.in_engine_thread(self.engine.index_copy_step, copy)
+        except BaseException:  # cancelled or failed: the index stops journalling for it
+            async with self.lock:
+                await self.in_engine_thread(self.engine.abandon_index_copy, copy)
+            raise
         await asyncio.to_thread(frozen.write, path)
         self.engine.index_written(frozen.offsets)  # the next check compares with it
         logger.info("vector index snapshot at %s", path)

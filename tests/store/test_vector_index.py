@@ -323,3 +323,59 @@ def test_bounded_fetch_does_not_grow_with_the_seen_list() -> None:
     assert [h[0] for h in hits[0]] == [f"i{j}" for j in range(64, 69)]  # accepts fewer than k
     assert [h[0] for h in hits[1]] == [f"i{j}" for j in range(100, 110)]
     assert [h[0] for h in hits[2]] == [f"i{j}" for j in range(10)]
+
+
+def test_a_format_1_snapshot_of_an_ivf_without_the_extra_coordinate_still_serves(tmp_path) -> None:
+    """Snapshots written before the IVF stored the extra coordinate (format 1: a dim-wide IVF
+    with an inner-product quantizer) restore and keep serving, updates included."""
+    import json
+
+    import faiss
+
+    from store.binary import Writer
+
+    ids, vecs = _data(400)
+    old = faiss.IndexIVFFlat(faiss.IndexFlatIP(DIM), DIM, 8, faiss.METRIC_INNER_PRODUCT)
+    old.train(vecs)
+    old.set_direct_map_type(faiss.DirectMap.Hashtable)
+    old.add_with_ids(vecs, np.arange(400, dtype=np.int64))
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    faiss.write_index(old, str(snap / "index.faiss"))
+    w = Writer()
+    w.texts(ids)
+    w.array(np.arange(400, dtype=np.int64), "<i8")
+    (snap / "ids.bin").write_bytes(w.frame(b"TRID", 1))
+    (snap / "meta.json").write_text(json.dumps({"format": 1, "dim": DIM, "mode": "ivf", "trained_size": 400,
+                                                "next_label": 400, "offsets": {"0": 400}}))
+    index = FaissIndex.restore(snap, IndexConfig(dim=DIM, exact_threshold=100, nprobe=10_000))
+    assert index.mode == "ivf" and index.offsets == {0: 400} and len(index) == 400
+    oracle = BruteForceIndex(DIM)
+    oracle.upsert(ids, vecs)
+    for idx in (index, oracle):
+        idx.upsert(["new"], vecs[:1] * 3)
+        idx.remove(ids[:50])
+    queries = [vecs[j:j + 2] for j in range(0, 40, 2)]
+    for got, want in zip(index.search_many(queries, 20), oracle.search_many(queries, 20), strict=True):
+        assert_same_hits(got, want)
+    index.snapshot(tmp_path / "again")  # written in the current format, read back the same
+    again = FaissIndex.restore(tmp_path / "again", IndexConfig(dim=DIM, exact_threshold=100, nprobe=10_000))
+    assert again.search_many(queries, 20) == index.search_many(queries, 20)
+
+
+def test_default_nprobe_probes_the_lists_that_hold_about_scan_rows_vectors() -> None:
+    ids, vecs = _data(3000)
+    small = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, scan_rows=300, rebuild_aside=False))
+    small.upsert(ids, vecs)
+    assert small.mode == "ivf" and small.nprobe == -(-300 * small.nlist // 3000)  # ceil
+    # a budget of the whole catalogue probes every list: the IVF answers as the exact oracle
+    whole = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, scan_rows=3000, rebuild_aside=False))
+    whole.upsert(ids, vecs)
+    assert whole.nprobe == whole.nlist
+    oracle = BruteForceIndex(DIM)
+    oracle.upsert(ids, vecs)
+    for got, want in zip(whole.search_many([vecs[:3], vecs[5:6]], 40), oracle.search_many([vecs[:3], vecs[5:6]], 40),
+                         strict=True):
+        assert_same_hits(got, want)
+    whole.set_nprobe(2)  # an explicit nprobe wins over the budget
+    assert whole.nprobe == 2
