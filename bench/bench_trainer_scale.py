@@ -4,13 +4,14 @@ as the catalogue grows from 10k to 1M rows?
 Trainer alone, no broker: the trainer's per-event class (streams/trainer/learner.py:
 OnlineLearner) over an ID table of N rows in rocksdict (the trainer's own store and row cache
 defaults), fed the synthetic production feed (streams/data/production_feed.py, what `threadrec
-data synth` writes) over N items, in slices of the loop's LEARN_SLICE. Per size:
+data synth` writes) over N items, block by block (`learn_block` engagements, one step each, as
+the trainer's loop hands them over). Per size:
 
 - trainer_events_per_s: engagements learned per wall second over the timed engagements (after a
   warm-up that fills the users' histories and the row cache), and the process CPU time per
-  engagement, split into the tower's step (model/online.py: row_step, timed through a wrapper
-  the bench installs: forward and backward of the frozen tower, the same at every size) and the
-  rest (sampling, row bookkeeping, Adagrad: what a catalogue could make grow). On shared cores
+  engagement, split into the tower's step (model/online.py: batch_row_step, timed through a
+  wrapper the bench installs: one forward and backward of the frozen tower per block, the same at
+  every size) and the rest (sampling, row bookkeeping, Adagrad: what a catalogue could make grow). On shared cores
   the tower's share swings with the load; the rest is the steadier comparison across sizes;
 - sync_rows / sync_bytes: what one sync publishes (streams/trainer/publisher.py: the publish
   rule's rows, vectors without slots, key + value bytes) after the timed engagements, which stand
@@ -34,6 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# as `threadrec trainer` sets it (streams/cli/trainer.py), before torch loads its OpenMP runtime
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import torch
 from rich.console import Console
@@ -48,7 +52,6 @@ from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
 from streams.trainer.learner import OnlineLearner, memory_config
-from streams.trainer.loop import LEARN_SLICE
 from streams.trainer.publisher import Publisher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,10 +107,10 @@ def build_learner(n: int, settings: TrainerSettings, dim: int, root: Path, seed:
 
 
 class TowerClock:
-    """Wraps the learner's row_step and sums the process CPU time spent in it."""
+    """Wraps the learner's batch_row_step and sums the process CPU time spent in it."""
 
     def __init__(self) -> None:
-        self.step, self.cpu_s = learner_module.row_step, 0.0
+        self.step, self.cpu_s = learner_module.batch_row_step, 0.0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         t = time.process_time()
@@ -118,8 +121,10 @@ class TowerClock:
 
 
 def learn(learner: OnlineLearner, events: list[tuple[dict, int, int]]) -> None:
-    for k in range(0, len(events), LEARN_SLICE):
-        learner.learn_all(events[k:k + LEARN_SLICE])
+    """Block by block, as the trainer's loop hands them over (offsets from 0: aligned)."""
+    block = learner.settings.learn_block
+    for k in range(0, len(events), block):
+        learner.learn_all(events[k:k + block])
 
 
 def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -133,12 +138,12 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
         learn(learner, events[:args.warmup])
         publisher.records()  # the warm-up's sync: the timed interval starts clean
         steps, candidates = learner.stats.steps, learner.stats.candidates
-        clock = learner_module.row_step = TowerClock()
+        clock = learner_module.batch_row_step = TowerClock()
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             learn(learner, events[args.warmup:])
         finally:
-            learner_module.row_step = clock.step
+            learner_module.batch_row_step = clock.step
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         t = time.perf_counter()
         records = publisher.records()
@@ -201,8 +206,8 @@ def main() -> None:
         "feed": "streams/data/production_feed.py (threadrec data synth), its first warm-up + timed engagements",
         "worker_side_null_because": "worker apply and start times are streams/engine/id_half.py's (another change)",
         "config": {**{k: _shown(v) for k, v in vars(args).items()},
-                   "negatives": defaults.negatives, "negatives_block": defaults.negatives_block,
-                   "publish_threshold": defaults.publish_threshold, "learn_slice": LEARN_SLICE},
+                   "negatives": defaults.negatives, "learn_block": defaults.learn_block,
+                   "publish_threshold": defaults.publish_threshold},
         "machine": {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "python": platform.python_version(),
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
         "rows": rows,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,23 @@ class SASRec(nn.Module):
         x = self.drop(x) * keep  # the original's timeline mask: padding stays zero
         causal = nn.Transformer.generate_square_subsequent_mask(length, device=rows.device)
         return self.norm(self.encoder(x, mask=causal, is_causal=True)) * keep
+
+    def forward_last(self, rows: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """forward_rows(rows, real)[:, -1] (B, d) at the cost of the longest history, not of
+        max_len. Left padding is zeros at every layer's input, so its positions all hold one state
+        and every real query sees the p padding keys as one key with a log(p) bias: the padding
+        before the longest history folds into one slot (equal up to float rounding)."""
+        longest = int(real.sum(dim=1).max())
+        folded = rows.shape[1] - longest
+        if folded <= 1:
+            return self.forward_rows(rows, real)[:, -1]
+        length = longest + 1
+        rows, real = rows[:, -length:], real[:, -length:]
+        keep = real.unsqueeze(-1).float()
+        x = self.drop(rows * self.opts.dim**0.5 + self.positions.weight[-length:]) * keep
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=rows.device)
+        mask[1:, 0] = math.log(folded)  # slot 0 stands for `folded` equal padding keys
+        return (self.norm(self.encoder(x, mask=mask)) * keep)[:, -1]
 
     def encode(self, sequences: Sequence[Sequence[str]]) -> torch.Tensor:
         """Item-id sequences (oldest first) -> left-padded row indices (B, max_len); items
