@@ -264,11 +264,18 @@ class Runtime:
         return await self._run(self.engine.encode_items, items)
 
     async def apply_parameters(self, partition: int, records: list) -> None:
-        """ID rows from `parameters` into the engine's ID half, in offset order, under the
-        engine lock; a corrupt record is dead-lettered with the reason and not applied (by
-        every worker, as each reads them all), the records around it are."""
+        """ID rows from `parameters` into the engine's ID half, in offset order, in slices of
+        param_apply_slice records, each under the engine lock: engagement batches waiting for
+        it are served between slices, so a large sync never stalls recommendations. A corrupt
+        record is dead-lettered with the reason and not applied (by every worker, as each reads
+        them all), the records around it are."""
         if self.engine.param_version is None:  # no replica is built for a content-only checkpoint
             return
+        step = self.settings.param_apply_slice
+        for start in range(0, len(records), step):
+            await self._apply_slice(partition, records[start:start + step])
+
+    async def _apply_slice(self, partition: int, records: list) -> None:
         pairs = [(rec.key, rec.value) for rec in records]
         async with self.lock:
             ceiling = max(self.engine.param_version, self.param_head) + self.settings.param_version_step
