@@ -18,9 +18,10 @@ the trainer's loop hands them over). Per size:
   for one sync interval at the stated engagement rate (--rate x --sync-s engagements); the rows
   the interval touched and the negatives held back beside them.
 
-The worker-side numbers the issue also names (apply_us_per_row, p99_during_sync_ratio,
-start_full_disk_s, start_empty_disk_s) belong to the worker's incremental apply
-(streams/engine/id_half.py), another change; they are written as null with that reason.
+- apply_us_per_row / p99_during_sync_ratio: a worker's ID half over the same rows applies that
+  sync in slices, serving between them (worker_apply below).
+start_full_disk_s and start_empty_disk_s are null: a worker's start is not measured here (the
+reason is in the JSON).
 Usage: python bench/bench_trainer_scale.py --sizes 10000 100000 1000000   (quick: --sizes 10000 --rate 100)
 """
 
@@ -46,17 +47,21 @@ from rich.table import Table
 import streams.trainer.learner as learner_module
 from model.hybrid import Fusion, HybridConfig
 from model.sasrec import SASRec, SASRecOptions
-from store import IdMemory, IdRow, MemoryKV
+from store import IdMemory, IdMemoryConfig, IdRow, MemoryKV
 from store.rocksdict_backend import RocksDictKV
 from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events
+from streams.engine.id_half import IdHalf
+from streams.engine.parameters import apply_parameters
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
 from streams.trainer.learner import OnlineLearner, memory_config
 from streams.trainer.publisher import Publisher
+from streams.worker.config import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
+START_NULL_BECAUSE = ("a worker's start (rows from the checkpoint, then the whole parameters topic "
+                      "replayed record by record) is unchanged by this bench's changes and not timed here")
 DEFAULT_JSON = ROOT / "bench" / "results" / "trainer_scale.json"
-WORKER_SIDE = ("apply_us_per_row", "p99_during_sync_ratio", "start_full_disk_s", "start_empty_disk_s")
 
 
 def parse_args() -> argparse.Namespace:
@@ -86,24 +91,69 @@ def feed_events(n_items: int, count: int, users: int, seed: int) -> list[tuple[d
                                                    strict=True))]
 
 
+def initial_rows(n: int, dim: int, seed: int):
+    """The checkpoint's n rows, in chunks of (ids, vectors): the trainer and the worker start alike."""
+    rng = np.random.default_rng((seed, n, dim))
+    for start in range(0, n, 65_536):
+        vectors = rng.standard_normal((min(65_536, n - start), dim), dtype=np.float32) * 0.1
+        yield [f"i{k}" for k in range(start, start + len(vectors))], vectors
+
+
 def build_learner(n: int, settings: TrainerSettings, dim: int, root: Path, seed: int) -> tuple[OnlineLearner, float]:
     """(a learner over n random rows in rocksdict, seconds to write them), as the trainer starts
     from a checkpoint: the checkpoint's rows with fresh slots, not reported as touched."""
     torch.manual_seed(seed)
     tower = SASRec([], SASRecOptions(dim=dim)).eval()  # reads rows, holds none
     memory = IdMemory(RocksDictKV(root / "rows"), memory_config(settings, dim, HybridConfig()))
-    rng = np.random.default_rng((seed, n, dim))
     acc = np.full(dim, memory.config.initial_accumulator, np.float32)
     t = time.perf_counter()
-    for start in range(0, n, 65_536):
-        vectors = rng.standard_normal((min(65_536, n - start), dim), dtype=np.float32) * 0.1
-        memory.put_rows([f"i{k}" for k in range(start, start + len(vectors))],
-                        [IdRow(v, acc.copy()) for v in vectors])
+    for ids, vectors in initial_rows(n, dim, seed):
+        memory.put_rows(ids, [IdRow(v, acc.copy()) for v in vectors])
     memory.flush()
     memory.drain_touched()
     built = time.perf_counter() - t
     histories = Histories(MemoryKV(), tower.opts.max_len, settings.impressions_kept)
     return OnlineLearner(memory, tower, histories, settings, Fusion(dim).eval()), built
+
+
+def worker_apply(learner: OnlineLearner, records: list[tuple[bytes, bytes | None]], users: list[list[str]],
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """A worker's ID half over the same checkpoint rows (in memory, as IdHalf.from_checkpoint
+    holds them; index and row sample built) applies the sync in slices of the worker's
+    param_apply_slice, serving one engagement's ID-half calls (h_u, index search, exact terms)
+    between slices. apply_us_per_row: the slices' time over the rows; p99_during_sync_ratio: p99
+    of (one slice + one serve), an engagement that arrived as a slice began and waited for the
+    lock, over the p99 of serves without a sync."""
+    n, dim = len(learner.memory), learner.memory.config.dim
+    memory = IdMemory(MemoryKV(), IdMemoryConfig(dim=dim, ttl_s=0))
+    zeros = np.zeros(dim, np.float32)
+    for ids, vectors in initial_rows(n, dim, args.seed):
+        memory.put_rows(ids, [IdRow(v, zeros) for v in vectors])
+    half = IdHalf(memory, learner.tower, learner.gate if learner.gate is not None else Fusion(dim).eval())
+    t = time.perf_counter()
+    half.index(), half.sample()
+    index_s = time.perf_counter() - t
+
+    def serve(k: int) -> float:
+        t = time.perf_counter()
+        h = half.user_vectors([users[k % len(users)]])
+        half.terms(h, half.retrieve(h, 50, [set()]))
+        return time.perf_counter() - t
+
+    quiet = [serve(k) for k in range(300)]
+    step, applied_s, during = WorkerSettings().param_apply_slice, 0.0, []
+    for k, start in enumerate(range(0, len(records), step)):
+        t = time.perf_counter()
+        apply_parameters(half, records[start:start + step])
+        took = time.perf_counter() - t
+        applied_s += took
+        during.append(took + serve(k))
+    p99 = float(np.percentile(quiet, 99))
+    return {"apply_us_per_row": 1e6 * applied_s / max(len(records), 1),
+            "p99_during_sync_ratio": float(np.percentile(during, 99)) / p99 if during else None,
+            "worker_serve_p99_ms": 1e3 * p99, "worker_serve_p99_during_sync_ms":
+            1e3 * float(np.percentile(during, 99)) if during else None,
+            "worker_index_build_s": index_s, "apply_slice": step}
 
 
 class TowerClock:
@@ -149,6 +199,8 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
         records = publisher.records()
         encode_s = time.perf_counter() - t
         steps, candidates = learner.stats.steps - steps, learner.stats.candidates - candidates
+        users = [h for e, _, _ in events[-300:] if (h := learner.histories.get(e["user_id"]).items)]
+        worker = worker_apply(learner, records, users, args)
         learner.memory.close()
     return {"rows": n, "loss": loss, "trainer_events_per_s": timed / wall,
             "trainer_cpu_us_per_event": 1e6 * cpu / timed, "tower_cpu_us_per_event": 1e6 * clock.cpu_s / timed,
@@ -158,8 +210,8 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
             "sync_bytes": sum(len(k) + len(v or b"") for k, v in records),
             "sync_touched_rows": publisher.last["touched"], "sync_held_back": publisher.last["held_back"],
             "sync_select_encode_s": encode_s, "engagement_rate_per_s": args.rate, "sync_interval_s": args.sync_s,
-            "build_rows_s": built, "rss_mb": _rss_mb(),
-            **dict.fromkeys(WORKER_SIDE)}
+            "build_rows_s": built, "rss_mb": _rss_mb(), **worker,
+            "start_full_disk_s": None, "start_empty_disk_s": None}
 
 
 def _shown(value: Any) -> Any:
@@ -204,7 +256,7 @@ def main() -> None:
         "question": "does the trainer's cost per engagement and a sync's size stay put as rows grow?",
         "level": "trainer alone (OnlineLearner over rocksdict rows), no broker",
         "feed": "streams/data/production_feed.py (threadrec data synth), its first warm-up + timed engagements",
-        "worker_side_null_because": "worker apply and start times are streams/engine/id_half.py's (another change)",
+        "start_null_because": START_NULL_BECAUSE,
         "config": {**{k: _shown(v) for k, v in vars(args).items()},
                    "negatives": defaults.negatives, "learn_block": defaults.learn_block,
                    "publish_threshold": defaults.publish_threshold},

@@ -79,8 +79,8 @@ def test_the_last_state_with_folded_padding_equals_the_padded_forward():
     torch.manual_seed(3)
     tower = freeze(SASRec([], SASRecOptions(dim=8, max_len=50)))
     rng = np.random.default_rng(3)
-    lengths = np.array([1, 3, 7, 12])
-    real = torch.from_numpy(np.arange(50)[None, :] >= 50 - lengths[:, None])
-    rows = torch.from_numpy(rng.normal(size=(4, 50, 8)).astype(np.float32)) * real[..., None]
-    want = tower.forward_rows(rows, real)[:, -1]
-    np.testing.assert_allclose(tower.forward_last(rows, real).detach(), want.detach(), atol=1e-5)
+    for lengths in (np.array([1, 3, 7, 12]), np.array([50, 2]), np.array([49, 1])):  # folded, none, one slot
+        real = torch.from_numpy(np.arange(50)[None, :] >= 50 - lengths[:, None])
+        rows = torch.from_numpy(rng.normal(size=(len(lengths), 50, 8)).astype(np.float32)) * real[..., None]
+        want = tower.forward_rows(rows, real)[:, -1]
+        np.testing.assert_allclose(tower.forward_last(rows, real).detach(), want.detach(), atol=1e-5)
