@@ -46,6 +46,9 @@ class TrainerSettings(BaseSettings):
     # also step the history rows the tower reads (the input side), not only the scored rows
     input_rows: bool = True
     min_count: int | None = None  # occurrences before an id gets a row (none: the checkpoint's)
+    # event seconds without an event before a user's history is dropped (the workers' ttl_s rule
+    # and default: the tower reads the same history on both sides); 0: never
+    user_ttl_s: float = Field(30 * 86_400.0, ge=0)
     ttl_s: float = Field(0.0, ge=0)  # event seconds without an occurrence before a row expires (0: never)
     seed: int = 0  # negative sampling seed (per block: seed, partition, offset // learn_block)
     torch_threads: int | None = Field(None, ge=1)  # torch intra-op threads (none: every core this process may use)

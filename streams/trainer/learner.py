@@ -27,7 +27,7 @@ from model.sasrec import SASRec
 from store import IdMemory, IdMemoryConfig, IdRow, RowBlock
 from streams.errors import ThreadrecError
 from streams.trainer.config import TrainerSettings
-from streams.trainer.histories import Histories
+from streams.trainer.histories import Histories, History
 from streams.trainer.negatives import NegativeSampler
 from streams.trainer.publish_rule import PublishRule
 
@@ -117,11 +117,14 @@ class OnlineLearner:
         makes, or None (an impression, no row to learn, or no history rows to learn it from)."""
         user, item = event["user_id"], event["item_id"]
         h = self.histories.get(user)
+        if h.last_seen and self.settings.user_ttl_s and event["ts"] - h.last_seen > self.settings.user_ttl_s:
+            h = History()  # the workers' rule: an idle user starts over
+        h.last_seen = max(h.last_seen, float(event["ts"]))
         if event["kind"] == "impression":
             if item not in h.impressions and item not in h.items:
                 h.impressions.append(item)
                 self.stats.impressions += 1
-                self.histories.put(user, h)
+            self.histories.put(user, h)
             return None
         if self.memory.observe([item], event["ts"])[0] and item not in self._rows:
             self._admit(item)

@@ -51,6 +51,7 @@ class Trainer:
         self.positions: dict[int, int] = {}  # partition -> next offset to learn
         self.read: dict[int, int] = {}  # partition -> next offset to fetch
         self.skipped = 0  # invalid engagements (the workers dead-letter them)
+        self.users_expired = 0  # user histories dropped by the TTL sweep since this process started
         self.max_ts, self.snapshots = 0.0, 0
         self.learner, self.meta = self._open()
         self.positions = dict(self.meta.offsets)
@@ -86,6 +87,7 @@ class Trainer:
         for e in read_jsonl(self.s.history_file):
             h = learner.histories.get(str(e["user_id"]))
             (h.impressions if e.get("kind") == "impression" else h.items).append(str(e["item_id"]))
+            h.last_seen = max(h.last_seen, float(e.get("ts", 0.0)))
             learner.histories.put(str(e["user_id"]), h)
             n += 1
         logger.info("trainer: %d history engagements from %s", n, self.s.history_file)
@@ -186,6 +188,8 @@ class Trainer:
         memory = self.learner.memory
         if self.s.ttl_s > 0 and self.max_ts:
             self.learner.expire(self.max_ts)
+        if self.s.user_ttl_s > 0 and self.max_ts:
+            self.users_expired += self.learner.histories.expire(self.max_ts - self.s.user_ttl_s)
         version = memory.version
         records = self.publisher.records()
         if records:
@@ -217,6 +221,7 @@ class Trainer:
         pub = self.publisher
         return {"positions": self.positions, "read": self.read, "version": self.learner.memory.version,
                 "rows": len(self.learner.memory), "skipped_invalid": self.skipped,
+                "users": len(self.learner.histories), "users_expired": self.users_expired,
                 "syncs": pub.syncs, "rows_sent": pub.rows_sent, "tombstones": pub.tombstones,
                 "sync_bytes_sent": pub.bytes_sent, "held_back": pub.held_back,
                 "last_sync_bytes": pub.last["bytes"], "last_sync_rows": pub.last["rows"],

@@ -150,3 +150,21 @@ def test_a_backlog_is_learned_in_slices_with_a_sync_whenever_one_is_due(tmp_path
     assert trainer.learner.stats.engagements == 100
     assert synced == [32, 64, 96, 100]
     assert trainer.max_ts == 1000.0 + 100 * 99
+
+
+def test_user_histories_expire_by_the_workers_rule_and_the_sweep_bounds_them(tmp_path):
+    """An event past user_ttl_s after the user's last starts from an empty history (as on a
+    worker); the sweep drops the users idle past the TTL, oldest first, and keeps the rest."""
+    learner = make_learner(tmp_path, user_ttl_s=100.0)
+    ev = lambda u, item, ts, off: ({"user_id": u, "item_id": item, "ts": ts, "kind": "click"}, 0, off)  # noqa: E731
+    learner.learn_all([ev("a", "i1", 1000.0, 0), ev("a", "i2", 1050.0, 1), ev("b", "i3", 1060.0, 2),
+                       ev("c", "i4", 1200.0, 3)])
+    assert learner.histories.get("a").items == ["i1", "i2"]
+    assert learner.histories.expire(1200.0 - 100.0) == 2 and len(learner.histories) == 1
+    assert learner.histories.get("a") == learner.histories.get("b") == History()
+    learner.learn(*ev("c", "i5", 1250.0, 4))
+    learner.learn(*ev("c", "i6", 1400.0, 5))  # 150 s idle: starts over
+    assert learner.histories.get("c").items == ["i6"]
+    h = Histories(MemoryKV(), 3, 2)
+    learner.histories.snapshot(tmp_path / "h.jsonl")
+    assert h.restore(tmp_path / "h.jsonl") == 1 and h.expire(1399.0) == 0 and h.expire(1401.0) == 1
