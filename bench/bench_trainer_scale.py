@@ -4,22 +4,24 @@ as the catalogue grows from 10k to 1M rows?
 Trainer alone, no broker: the trainer's per-event class (streams/trainer/learner.py:
 OnlineLearner) over an ID table of N rows in rocksdict (the trainer's own store and row cache
 defaults), fed the synthetic production feed (streams/data/production_feed.py, what `threadrec
-data synth` writes) over N items, in slices of the loop's LEARN_SLICE. Per size:
+data synth` writes) over N items, block by block (`learn_block` engagements, one step each, as
+the trainer's loop hands them over). Per size:
 
 - trainer_events_per_s: engagements learned per wall second over the timed engagements (after a
   warm-up that fills the users' histories and the row cache), and the process CPU time per
-  engagement, split into the tower's step (model/ids/online.py: row_step, timed through a wrapper
-  the bench installs: forward and backward of the frozen tower, the same at every size) and the
-  rest (sampling, row bookkeeping, Adagrad: what a catalogue could make grow). On shared cores
+  engagement, split into the tower's step (model/ids/online.py: batch_row_step, timed through a
+  wrapper the bench installs: one forward and backward of the frozen tower per block, the same at
+  every size) and the rest (sampling, row bookkeeping, Adagrad: what a catalogue could make grow). On shared cores
   the tower's share swings with the load; the rest is the steadier comparison across sizes;
 - sync_rows / sync_bytes: what one sync publishes (streams/trainer/publisher.py: the publish
   rule's rows, vectors without slots, key + value bytes) after the timed engagements, which stand
   for one sync interval at the stated engagement rate (--rate x --sync-s engagements); the rows
   the interval touched and the negatives held back beside them.
 
-The worker-side numbers the issue also names (apply_us_per_row, p99_during_sync_ratio,
-start_full_disk_s, start_empty_disk_s) belong to the worker's incremental apply
-(streams/engine/id_half.py), another change; they are written as null with that reason.
+- apply_us_per_row / p99_during_sync_ratio: a worker's ID half over the same rows applies that
+  sync in slices, serving between them (worker_apply below);
+- start_full_disk_s / start_empty_disk_s: until a worker's ID half over N rows can serve, from
+  its local rows or from the checkpoint plus the whole compacted topic (worker_starts below).
 Usage: python bench/bench_trainer_scale.py --sizes 10000 100000 1000000   (quick: --sizes 10000 --rate 100)
 """
 
@@ -34,6 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# as `threadrec trainer` sets it (streams/cli/trainer.py), before torch loads its OpenMP runtime
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import torch
 from rich.console import Console
@@ -42,18 +47,19 @@ from rich.table import Table
 import streams.trainer.learner as learner_module
 from model.ids.hybrid import Fusion, HybridConfig
 from model.ids.sasrec import SASRec, SASRecOptions
-from store import IdMemory, IdRow, MemoryKV
+from store import IdMemory, IdMemoryConfig, IdRow, MemoryKV, encode_row, row_key
 from store.rocksdict_backend import RocksDictKV
 from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events
+from streams.engine.id_half import IdHalf
+from streams.engine.parameters import apply_parameters
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
 from streams.trainer.learner import OnlineLearner, memory_config
-from streams.trainer.loop import LEARN_SLICE
 from streams.trainer.publisher import Publisher
+from streams.worker.config import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "bench" / "results" / "trainer_scale.json"
-WORKER_SIDE = ("apply_us_per_row", "p99_during_sync_ratio", "start_full_disk_s", "start_empty_disk_s")
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,6 +73,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--id-dim", type=int, default=SASRecOptions().dim, help="ID row width")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-starts", dest="starts", action="store_false", help="skip the worker start timings")
     p.add_argument("--json", dest="json_out", type=Path, default=DEFAULT_JSON)
     return p.parse_args()
 
@@ -83,19 +90,24 @@ def feed_events(n_items: int, count: int, users: int, seed: int) -> list[tuple[d
                                                    strict=True))]
 
 
+def initial_rows(n: int, dim: int, seed: int):
+    """The checkpoint's n rows, in chunks of (ids, vectors): the trainer and the worker start alike."""
+    rng = np.random.default_rng((seed, n, dim))
+    for start in range(0, n, 65_536):
+        vectors = rng.standard_normal((min(65_536, n - start), dim), dtype=np.float32) * 0.1
+        yield [f"i{k}" for k in range(start, start + len(vectors))], vectors
+
+
 def build_learner(n: int, settings: TrainerSettings, dim: int, root: Path, seed: int) -> tuple[OnlineLearner, float]:
     """(a learner over n random rows in rocksdict, seconds to write them), as the trainer starts
     from a checkpoint: the checkpoint's rows with fresh slots, not reported as touched."""
     torch.manual_seed(seed)
     tower = SASRec([], SASRecOptions(dim=dim)).eval()  # reads rows, holds none
     memory = IdMemory(RocksDictKV(root / "rows"), memory_config(settings, dim, HybridConfig()))
-    rng = np.random.default_rng((seed, n, dim))
     acc = np.full(dim, memory.config.initial_accumulator, np.float32)
     t = time.perf_counter()
-    for start in range(0, n, 65_536):
-        vectors = rng.standard_normal((min(65_536, n - start), dim), dtype=np.float32) * 0.1
-        memory.put_rows([f"i{k}" for k in range(start, start + len(vectors))],
-                        [IdRow(v, acc.copy()) for v in vectors])
+    for ids, vectors in initial_rows(n, dim, seed):
+        memory.put_rows(ids, [IdRow(v, acc.copy()) for v in vectors])
     memory.flush()
     memory.drain_touched()
     built = time.perf_counter() - t
@@ -103,11 +115,88 @@ def build_learner(n: int, settings: TrainerSettings, dim: int, root: Path, seed:
     return OnlineLearner(memory, tower, histories, settings, Fusion(dim).eval()), built
 
 
+def worker_rows(learner: OnlineLearner, root: Path, seed: int) -> IdHalf:
+    """A worker's ID half over the checkpoint's rows in rocksdict under root, as a worker's
+    local ID rows hold them (streams/worker/id_rows.py), sharing the learner's tower and gate."""
+    n, dim = len(learner.memory), learner.memory.config.dim
+    memory = IdMemory(RocksDictKV(root), IdMemoryConfig(dim=dim, ttl_s=0))
+    zeros = np.zeros(dim, np.float32)
+    for ids, vectors in initial_rows(n, dim, seed):
+        memory.put_rows(ids, [IdRow(v, zeros) for v in vectors])
+    memory.flush()
+    return IdHalf(memory, learner.tower, learner.gate if learner.gate is not None else Fusion(dim).eval())
+
+
+def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users: list[list[str]]) -> dict[str, Any]:
+    """The worker's ID half (index and row sample built) applies the sync in slices of the
+    worker's param_apply_slice, serving one engagement's ID-half calls (h_u, index search, exact
+    terms) between slices. apply_us_per_row: the slices' time over the rows; p99_during_sync_ratio:
+    p99 of (one slice + one serve), an engagement that arrived as a slice began and waited for
+    the lock, over the p99 of serves without a slice, one taken just before each slice."""
+    t = time.perf_counter()
+    half.index(), half.sample()
+    index_s = time.perf_counter() - t
+
+    def serve(k: int) -> float:
+        t = time.perf_counter()
+        h = half.user_vectors([users[k % len(users)]])
+        half.terms(h, half.retrieve(h, 50, [set()]))
+        return time.perf_counter() - t
+
+    serve(0)
+    step, applied_s, during, quiet = WorkerSettings().param_apply_slice, 0.0, [], []
+    for k, start in enumerate(range(0, len(records), step)):
+        quiet.append(serve(k))  # paired with the slice below: the same moment's load on the cores
+        t = time.perf_counter()
+        apply_parameters(half, records[start:start + step])
+        took = time.perf_counter() - t
+        applied_s += took
+        during.append(took + serve(k))
+    p99 = float(np.percentile(quiet, 99)) if quiet else float("nan")
+    return {"apply_us_per_row": 1e6 * applied_s / max(len(records), 1),
+            "p99_during_sync_ratio": float(np.percentile(during, 99)) / p99 if during else None,
+            "worker_serve_p99_ms": 1e3 * p99, "worker_serve_p99_during_sync_ms":
+            1e3 * float(np.percentile(during, 99)) if during else None,
+            "worker_index_build_s": index_s, "apply_slice": step}
+
+
+def worker_starts(learner: OnlineLearner, root: Path, seed: int) -> dict[str, Any]:
+    """Seconds until a worker's ID half can serve (rows open, index and row sample built), the
+    model's load and the broker's reads aside. Full disk: the local rows a worker left (N rows),
+    reopened. Empty disk: the checkpoint's rows written, then the whole compacted `parameters`
+    topic applied record by record (one record per row: every row published since the
+    checkpoint, the worst case), in the replica's chunks of 512."""
+    full = root / "full"
+    worker_rows(learner, full, seed).memory.close()
+    t = time.perf_counter()
+    dim = learner.memory.config.dim
+    half = IdHalf(IdMemory(RocksDictKV(full), IdMemoryConfig(dim=dim, ttl_s=0)), learner.tower,
+                  learner.gate if learner.gate is not None else Fusion(dim).eval())
+    half.index(), half.sample()
+    full_s = time.perf_counter() - t
+    half.memory.close()
+    t = time.perf_counter()
+    empty = worker_rows(learner, root / "empty", seed)
+    rows_s = time.perf_counter() - t
+    for ids, vectors in initial_rows(len(learner.memory), dim, seed + 1):  # the topic's records
+        records = [(row_key("item", i), encode_row("item", i, IdRow(v, np.zeros(dim, np.float32), version=1),
+                                                   served=True)) for i, v in zip(ids, vectors, strict=True)]
+        t0 = time.perf_counter()
+        for start in range(0, len(records), 512):
+            apply_parameters(empty, records[start:start + 512])
+        rows_s += time.perf_counter() - t0
+    t = time.perf_counter()
+    empty.index(), empty.sample()
+    empty_s = rows_s + time.perf_counter() - t
+    empty.memory.close()
+    return {"start_full_disk_s": full_s, "start_empty_disk_s": empty_s}
+
+
 class TowerClock:
-    """Wraps the learner's row_step and sums the process CPU time spent in it."""
+    """Wraps the learner's batch_row_step and sums the process CPU time spent in it."""
 
     def __init__(self) -> None:
-        self.step, self.cpu_s = learner_module.row_step, 0.0
+        self.step, self.cpu_s = learner_module.batch_row_step, 0.0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         t = time.process_time()
@@ -118,8 +207,10 @@ class TowerClock:
 
 
 def learn(learner: OnlineLearner, events: list[tuple[dict, int, int]]) -> None:
-    for k in range(0, len(events), LEARN_SLICE):
-        learner.learn_all(events[k:k + LEARN_SLICE])
+    """Block by block, as the trainer's loop hands them over (offsets from 0: aligned)."""
+    block = learner.settings.learn_block
+    for k in range(0, len(events), block):
+        learner.learn_all(events[k:k + block])
 
 
 def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -133,17 +224,23 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
         learn(learner, events[:args.warmup])
         publisher.records()  # the warm-up's sync: the timed interval starts clean
         steps, candidates = learner.stats.steps, learner.stats.candidates
-        clock = learner_module.row_step = TowerClock()
+        clock = learner_module.batch_row_step = TowerClock()
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             learn(learner, events[args.warmup:])
         finally:
-            learner_module.row_step = clock.step
+            learner_module.batch_row_step = clock.step
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         t = time.perf_counter()
         records = publisher.records()
         encode_s = time.perf_counter() - t
         steps, candidates = learner.stats.steps - steps, learner.stats.candidates - candidates
+        users = [h for e, _, _ in events[-300:] if (h := learner.histories.get(e["user_id"]).items)]
+        half = worker_rows(learner, Path(tmp) / "worker", args.seed)
+        worker = worker_apply(half, records, users)
+        half.memory.close()
+        worker.update(worker_starts(learner, Path(tmp) / "starts", args.seed) if args.starts else
+                      {"start_full_disk_s": None, "start_empty_disk_s": None})
         learner.memory.close()
     return {"rows": n, "loss": loss, "trainer_events_per_s": timed / wall,
             "trainer_cpu_us_per_event": 1e6 * cpu / timed, "tower_cpu_us_per_event": 1e6 * clock.cpu_s / timed,
@@ -153,8 +250,7 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
             "sync_bytes": sum(len(k) + len(v or b"") for k, v in records),
             "sync_touched_rows": publisher.last["touched"], "sync_held_back": publisher.last["held_back"],
             "sync_select_encode_s": encode_s, "engagement_rate_per_s": args.rate, "sync_interval_s": args.sync_s,
-            "build_rows_s": built, "rss_mb": _rss_mb(),
-            **dict.fromkeys(WORKER_SIDE)}
+            "build_rows_s": built, "rss_mb": _rss_mb(), **worker}
 
 
 def _shown(value: Any) -> Any:
@@ -187,6 +283,7 @@ def print_table(rows: list[dict[str, Any]], console: Console) -> None:
 
 def main() -> None:
     args = parse_args()
+    load_at_start = os.getloadavg()  # other processes share the cores: say how busy they were
     torch.set_num_threads(args.threads)
     console = Console(stderr=True, width=140)
     rows = []
@@ -199,11 +296,13 @@ def main() -> None:
         "question": "does the trainer's cost per engagement and a sync's size stay put as rows grow?",
         "level": "trainer alone (OnlineLearner over rocksdict rows), no broker",
         "feed": "streams/data/production_feed.py (threadrec data synth), its first warm-up + timed engagements",
-        "worker_side_null_because": "worker apply and start times are streams/engine/id_half.py's (another change)",
+        "start_measures": ("the ID half only: rows opened (full disk) or the checkpoint's written and the "
+                           "whole compacted parameters topic applied from memory (empty disk), then the ID "
+                           "index and row sample built; the model's load and the broker's reads aside"),
         "config": {**{k: _shown(v) for k, v in vars(args).items()},
-                   "negatives": defaults.negatives, "negatives_block": defaults.negatives_block,
-                   "publish_threshold": defaults.publish_threshold, "learn_slice": LEARN_SLICE},
-        "machine": {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "python": platform.python_version(),
+                   "negatives": defaults.negatives, "learn_block": defaults.learn_block,
+                   "publish_threshold": defaults.publish_threshold},
+        "machine": {"cpu_count": os.cpu_count(), "load_avg_start": load_at_start, "load_avg": os.getloadavg(), "python": platform.python_version(),
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
         "rows": rows,
     }

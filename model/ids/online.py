@@ -1,5 +1,5 @@
-"""Online learning of ID rows (Monolith's sparse side): one step per engagement through the
-frozen ID tower and the hybrid's frozen gate.
+"""Online learning of ID rows (Monolith's sparse side): steps through the frozen ID tower and the
+hybrid's frozen gate, one engagement (row_step) or a block of them in one pass (batch_row_step).
 
 The engaged item is scored against negatives by the term the workers serve, g_i * <h_u, e_i>
 (model/ids/hybrid.py; h_u is the tower's state after the user's earlier rows), with cross-entropy and
@@ -70,3 +70,40 @@ def uniform_draws(population: int, n: int, seed: tuple[int, ...]) -> np.ndarray:
     if n <= 0 or population <= 0:
         return np.zeros(0, np.int64)
     return np.random.default_rng(list(seed)).integers(0, population, size=n)
+
+
+@dataclass
+class BatchStep:
+    """The losses of a batch of engagements and the gradients of the rows they read."""
+
+    losses: np.ndarray  # (B,) each engagement's cross-entropy
+    history: np.ndarray  # (B, max_len, d) gradients of the left-padded history rows (zeros on padding)
+    candidates: np.ndarray  # (C, d) gradients of the shared candidate rows, summed over the batch
+
+
+def batch_row_step(tower: SASRec, gate: Fusion | None, history: np.ndarray, real: np.ndarray,
+                   candidates: np.ndarray, labels: np.ndarray, allowed: np.ndarray | None = None,
+                   log_q: np.ndarray | None = None) -> BatchStep:
+    """row_step for B engagements in one forward and backward: left-padded history rows (B,
+    max_len, d) with their mask (B, max_len), one candidate table (C, d) they share, each
+    engagement's class labels (B,) and the candidates it may see allowed (B, C) (None: all).
+    The loss summed over the batch; log_q (C,) as in row_step."""
+    hist = torch.from_numpy(np.ascontiguousarray(history, np.float32)).requires_grad_()
+    cand = torch.from_numpy(np.ascontiguousarray(candidates, np.float32)).requires_grad_()
+    h = _last_states(tower, hist, torch.from_numpy(np.asarray(real, bool)))  # (B, d)
+    logits = h @ cand.T if gate is None else (h @ cand.T) * gate.gates(cand)[None, :]  # (B, C)
+    if log_q is not None:
+        logits = logits - torch.from_numpy(np.asarray(log_q, np.float32))[None, :]
+    if allowed is not None:
+        logits = logits.masked_fill(~torch.from_numpy(np.asarray(allowed, bool)), float("-inf"))
+    losses = F.cross_entropy(logits, torch.from_numpy(np.asarray(labels, np.int64)), reduction="none")
+    losses.sum().backward()
+    return BatchStep(losses.detach().numpy().copy(), hist.grad.numpy().copy(), cand.grad.numpy().copy())
+
+
+def _last_states(tower: SASRec, rows: torch.Tensor, real: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """tower.forward_last over chunks of histories of similar length (B, d), in the input order:
+    a chunk costs its longest history, so a few long ones do not pad every short one to max_len."""
+    order = torch.argsort(real.sum(dim=1), stable=True)
+    parts = [tower.forward_last(rows[at], real[at]) for at in torch.split(order, chunk)]
+    return torch.cat(parts)[torch.argsort(order)]

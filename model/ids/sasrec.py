@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,29 @@ class SASRec(nn.Module):
         x = self.drop(x) * keep  # the original's timeline mask: padding stays zero
         causal = nn.Transformer.generate_square_subsequent_mask(length, device=rows.device)
         return self.norm(self.encoder(x, mask=causal, is_causal=True)) * keep
+
+    def forward_last(self, rows: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """forward_rows(rows, real)[:, -1] (B, d) for histories whose last position is real, at
+        the cost of the longest history, not of max_len. Left padding is zeros at every layer's
+        input, so its positions all hold one state and every real query sees the p padding keys
+        as one key with a log(p) bias: the padding before the longest history folds into one slot.
+        The last block runs its query at the last position only. Equal up to float rounding."""
+        longest = int(real.sum(dim=1).max())
+        folded = rows.shape[1] - longest
+        length = rows.shape[1] if folded <= 1 else longest + 1
+        rows, real = rows[:, -length:], real[:, -length:]
+        keep = real.unsqueeze(-1).float()
+        x = self.drop(rows * self.opts.dim**0.5 + self.positions.weight[-length:]) * keep
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=rows.device)
+        if folded > 1:
+            mask[1:, 0] = math.log(folded)  # slot 0 stands for `folded` equal padding keys
+        *inner, last = self.encoder.layers
+        for layer in inner:
+            x = layer(x, src_mask=mask)
+        n = last.norm1(x)  # the last block (norm_first): attention and feed-forward of one query
+        y = x[:, -1:] + last.dropout1(last.self_attn(n[:, -1:], n, n, attn_mask=mask[-1:], need_weights=False)[0])
+        y = y + last._ff_block(last.norm2(y))
+        return self.norm(y[:, 0]) * keep[:, -1]
 
     def encode(self, sequences: Sequence[Sequence[str]]) -> torch.Tensor:
         """Item-id sequences (oldest first) -> left-padded row indices (B, max_len); items

@@ -24,7 +24,8 @@ def start_trainer(k: KafkaSettings, opts, ckpt: Path, ho: HeldOut, run_dir: Path
                   console: Console) -> TrainerProcess | None:
     """The online trainer on the replayed users' earlier history, learning only what the worker
     has served (it follows the worker's committed offsets); None without an ID half.
-    opts: the demo's DemoOptions (trainer, trainer_sync_s, trainer_sync_clock, workdir)."""
+    opts: the demo's DemoOptions (trainer, trainer_sync_s, trainer_sync_clock, trainer_learn_block,
+    workdir)."""
     if not opts.trainer or not (ckpt / "hybrid.json").is_file():
         return None
     history = run_dir / "history.jsonl"
@@ -33,7 +34,7 @@ def start_trainer(k: KafkaSettings, opts, ckpt: Path, ho: HeldOut, run_dir: Path
                              sync_every_s=opts.trainer_sync_s, sync_clock=opts.trainer_sync_clock,
                              follow_group="threadrec" if opts.trainer_follow else None,
                              history_file=history, torch_threads=opts.torch_threads,
-                             **opts.trainer_flags).start()
+                             **{"learn_block": opts.trainer_learn_block, **opts.trainer_flags}).start()
     console.print(f"online trainer: syncs ID rows every {opts.trainer_sync_s:g}s "
                   f"({opts.trainer_sync_clock} clock) to the parameters topic")
     return trainer

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from model.inference import EmbSumInference
-from store import BoundedCache, ItemStore, UserState, VectorIndex
+from store import BoundedCache, IdMemory, ItemStore, UserState, VectorIndex
 from streams.engine.bulk_refresh import BulkRefresh
 from streams.engine.catalogue import ItemCatalogue
 from streams.engine.config import EngineConfig
@@ -71,6 +71,12 @@ class Engine(ItemCatalogue, BulkRefresh):
     @id_half.setter
     def id_half(self, half: IdHalf | None) -> None:
         self._rounds.id_half = half
+
+    @property
+    def id_memory(self) -> IdMemory | None:
+        """The ID half's rows (None: content only): what a worker saves beside its offsets."""
+        half = self._rounds.id_half
+        return None if half is None else half.memory
 
     @classmethod
     def in_memory(cls, model: EmbSumInference, config: EngineConfig | None = None,

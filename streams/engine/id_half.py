@@ -125,13 +125,22 @@ class IdHalf:
             g = self.fusion.gates(torch.from_numpy(rows)).numpy()
         return (rows * g[:, None]).astype(np.float32), present
 
-    def rows_changed(self, ids: Sequence[str]) -> None:
+    def rows_changed(self, ids: Sequence[str], vectors: Sequence[np.ndarray | None] | None = None) -> None:
         """Rows put or deleted (e.g. applied from the trainer): their index vectors and sample
-        entries follow, nothing else is rebuilt."""
-        ids = list(dict.fromkeys(ids))
-        if not ids:
+        entries follow, nothing else is rebuilt. vectors: the rows as stored (None: deleted), so
+        nothing is read back; without them the memory is read."""
+        if vectors is None:
+            ids = list(dict.fromkeys(ids))
+            rows, present = self.memory.lookup(ids)
+        else:
+            present = np.array([v is not None for v in vectors], bool)
+            rows = np.zeros((len(ids), self.memory.config.dim), np.float32)
+            if present.any():
+                rows[present] = np.stack([v for v in vectors if v is not None])
+        if not len(ids):
             return
-        gated, present = self.gated(ids)
+        with torch.no_grad():
+            gated = rows * self.fusion.gates(torch.from_numpy(rows)).numpy()[:, None]
         live = [i for i, p in zip(ids, present, strict=True) if p]
         gone = [i for i, p in zip(ids, present, strict=True) if not p]
         if self._index is not None:

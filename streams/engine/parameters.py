@@ -17,6 +17,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from store import IdRow, StateCodecError, decode_row, parse_row_key
 from streams.engine.id_half import IdHalf
 
@@ -71,24 +73,67 @@ def decode_parameter(key: bytes | None, value: bytes | None, table: str, dim: in
 def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],
                      ceiling: int = MAX_VERSION) -> list[ParamOutcome]:
     """Apply (key, value) records in order; one outcome per record (whatever one raises, it is
-    that record's). The changed rows' vectors in the ID index and row sample are updated in
-    place (no rebuild), so the next ranking sees the new rows."""
+    that record's). Runs of distinct rows are stored in one put_rows call, and the changed rows'
+    decoded vectors go to the ID index and row sample in place (no rebuild, no read back), so
+    the next ranking sees the new rows."""
     memory = half.memory
-    out, changed = [], []
+    out: list[ParamOutcome | None] = []
+    run: dict[str, tuple[int, IdRow | None]] = {}  # distinct ids -> (record, row or tombstone)
+    final: dict[str, np.ndarray | None] = {}  # changed ids -> vector now (None: deleted)
     for key, value in records:
         try:
             item_id, row = decode_parameter(key, value, memory.table, memory.config.dim, ceiling)
-            out.append(ParamOutcome(_apply_one(half, item_id, row)))
-            if out[-1].outcome in CHANGED:
-                changed.append(item_id)
         except CorruptParameter as e:
             out.append(ParamOutcome("corrupt", str(e)))
-        except Exception as e:  # nobody listed it: still this record's, not the worker's
-            if isinstance(e, (OSError, MemoryError)):
-                raise
-            out.append(ParamOutcome("corrupt", f"unexpected error: {type(e).__name__}: {e}"[:512]))
-    half.rows_changed(changed)
-    return out
+            continue
+        if item_id in run:  # a second record of a row in this run: the first goes in first
+            _store_run(half, run, out, final)
+        run[item_id] = (len(out), row)
+        out.append(None)
+    _store_run(half, run, out, final)
+    half.rows_changed(list(final), list(final.values()))
+    return out  # type: ignore[return-value]  # every None was filled by _store_run
+
+
+def _store_run(half: IdHalf, run: dict[str, tuple[int, IdRow | None]], out: list[ParamOutcome | None],
+               final: dict[str, np.ndarray | None]) -> None:
+    """Store one run of distinct rows (puts in one call, tombstones in one) and note outcomes;
+    should the call raise, each row of the run alone, so an error stays its record's."""
+    items = list(run.items())
+    run.clear()
+    puts = [(i, at, row) for i, (at, row) in items if row is not None]
+    gone = [(i, at) for i, (at, row) in items if row is None]
+    try:
+        applied = half.memory.put_rows([i for i, _, _ in puts], [r for _, _, r in puts]) if puts else []
+        existed = half.memory.delete([i for i, _ in gone]) if gone else []
+    except Exception as e:
+        if isinstance(e, (OSError, MemoryError)):
+            raise
+        for i, (at, row) in items:
+            out[at] = _one(half, i, row)
+            if out[at].outcome in CHANGED:
+                final[i] = None if row is None else row.vector
+        return
+    for (i, at, row), ok in zip(puts, applied, strict=True):
+        out[at] = ParamOutcome("applied" if ok else "stale")
+        if ok:
+            final[i] = row.vector
+    for (i, at), was in zip(gone, existed, strict=True):
+        out[at] = ParamOutcome("deleted" if was else "absent")
+        if was:
+            final[i] = None
+
+
+def _one(half: IdHalf, item_id: str, row: IdRow | None) -> ParamOutcome:
+    """One record applied alone: its outcome, or why it is corrupt."""
+    try:
+        return ParamOutcome(_apply_one(half, item_id, row))
+    except CorruptParameter as e:
+        return ParamOutcome("corrupt", str(e))
+    except Exception as e:  # nobody listed it: still this record's, not the worker's
+        if isinstance(e, (OSError, MemoryError)):
+            raise
+        return ParamOutcome("corrupt", f"unexpected error: {type(e).__name__}: {e}"[:512])
 
 
 def _apply_one(half: IdHalf, item_id: str, row: IdRow | None) -> str:

@@ -32,9 +32,10 @@ class TrainerSettings(BaseSettings):
     # of the catalogue); full: a softmax over every row (cost grows with it; for comparison)
     loss: Literal["sampled", "full"] = "sampled"
     negatives: int = Field(512, ge=0)  # uniform draws shared by one block of engagements (sampled loss)
-    # engagements of a partition, aligned by offset, that share one uniform sample; each also takes
-    # the positives of the block's earlier engagements as negatives (in-batch)
-    negatives_block: int = Field(32, ge=1)
+    # engagements of a partition, aligned by offset (offset // learn_block), learned as one step
+    # against one shared candidate table; a block is learned once all of it has been read, so the
+    # last learn_block - 1 engagements of a quiet partition wait for the next ones
+    learn_block: int = Field(256, ge=1)
     # a row stepped only as a negative is published once its vector moved by more than this share
     # of its norm at its last publish (engaged, history, new and removed rows always are; 0: every change)
     publish_threshold: float = Field(0.02, ge=0)
@@ -45,8 +46,11 @@ class TrainerSettings(BaseSettings):
     # also step the history rows the tower reads (the input side), not only the scored rows
     input_rows: bool = True
     min_count: int | None = None  # occurrences before an id gets a row (none: the checkpoint's)
+    # event seconds without an event before a user's history is dropped (the workers' ttl_s rule
+    # and default: the tower reads the same history on both sides); 0: never
+    user_ttl_s: float = Field(30 * 86_400.0, ge=0)
     ttl_s: float = Field(0.0, ge=0)  # event seconds without an occurrence before a row expires (0: never)
-    seed: int = 0  # negative sampling seed (per block: seed, partition, offset // negatives_block)
+    seed: int = 0  # negative sampling seed (per block: seed, partition, offset // learn_block)
     torch_threads: int | None = Field(None, ge=1)  # torch intra-op threads (none: every core this process may use)
     # train an engagement only after this consumer group (the serving workers) committed past it:
     # every recommendation is served before its engagement is learned (progressive evaluation)

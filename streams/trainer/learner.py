@@ -1,9 +1,13 @@
 """The trainer's per-event logic (a plain class; streams/trainer/loop.py wraps it): each
-engagement admits or refreshes its item's row and takes one Adagrad step on the rows it reads.
+engagement admits or refreshes its item's row and extends its user's history, and each block of
+engagements (`learn_block` consecutive offsets of a partition) takes one step: one forward and
+backward of the frozen tower over the block's engagements against a candidate table they share,
+then one Adagrad step per row read. The cost of an engagement is then the tower's share of a
+batched pass plus bookkeeping over its own rows, whatever the catalogue's size.
 
-Order is the only input besides the events: negatives are a function of the log
-(streams/trainer/negatives.py) and the tower is frozen, so the same log in the same order gives
-the same table.
+Order and block bounds are the only inputs besides the events, and both come from the log:
+negatives are a function of the block (streams/trainer/negatives.py) and the tower is frozen, so
+the same log gives the same table.
 """
 
 from __future__ import annotations
@@ -18,12 +22,12 @@ import numpy as np
 
 from model.ids.hybrid import Fusion, HybridConfig
 from model.ids.id_checkpoint import IdCheckpoint, load_id_half
-from model.ids.online import freeze, row_step
+from model.ids.online import batch_row_step, freeze
 from model.ids.sasrec import SASRec
 from store import IdMemory, IdMemoryConfig, IdRow, RowBlock
 from streams.errors import ThreadrecError
 from streams.trainer.config import TrainerSettings
-from streams.trainer.histories import Histories
+from streams.trainer.histories import Histories, History
 from streams.trainer.negatives import NegativeSampler
 from streams.trainer.publish_rule import PublishRule
 
@@ -51,6 +55,16 @@ class LearnerStats:
         return out
 
 
+@dataclass
+class Example:
+    """One engagement to step on: its user's history rows (oldest first), the engaged item, and
+    the user's skipped impressions with rows (hard negatives)."""
+
+    history: list[str]
+    item: str
+    hard: list[str]
+
+
 def memory_config(settings: TrainerSettings, dim: int, hybrid: HybridConfig) -> IdMemoryConfig:
     """The trainer's table: the tower's width, the checkpoint's admission unless overridden."""
     min_count = settings.min_count if settings.min_count is not None else hybrid.min_count
@@ -72,58 +86,83 @@ class OnlineLearner:
         self.publish_rule = PublishRule(settings.publish_threshold)
 
     def learn_all(self, events: Iterable[tuple[dict, int, int]]) -> None:
-        """learn() each (event, partition, offset) in order; the rows are written back once (the
-        same table as one by one, store/row_block.py)."""
-        block = RowBlock(self.memory)
+        """Learn (event, partition, offset) in order, one step per run of consecutive events of
+        one block (partition, offset // learn_block). The trainer hands over whole blocks only
+        (streams/trainer/loop.py), so a block is one step however the polls cut the log."""
+        run: list[dict] = []
+        key: tuple[int, int] | None = None
         for event, partition, offset in events:
-            self._learn(event, partition, offset, block)
-        block.commit()
+            at = (partition, offset // self.settings.learn_block)
+            if run and at != key:
+                self._learn_block(key, run)
+                run = []
+            key = at
+            run.append(event)
+        if run and key is not None:
+            self._learn_block(key, run)
 
-    def learn(self, event: dict, partition: int, offset: int) -> float | None:
-        """One validated engagement; returns the step's loss, or None when no step was taken."""
-        block = RowBlock(self.memory)
-        loss = self._learn(event, partition, offset, block)
-        block.commit()
-        return loss
+    def learn(self, event: dict, partition: int, offset: int) -> None:
+        """One validated engagement as a block of its own."""
+        self.learn_all([(event, partition, offset)])
 
-    def _learn(self, event: dict, partition: int, offset: int, block: RowBlock) -> float | None:
+    def _learn_block(self, key: tuple[int, int], events: list[dict]) -> None:
+        """Histories and admissions event by event, in order; then one step for the block."""
+        examples = [ex for ex in map(self._record, events) if ex is not None]
+        in_batch = [e["item_id"] for e in events if e["kind"] != "impression" and e["item_id"] in self._rows]
+        if examples:
+            self._step(key, examples, in_batch)
+
+    def _record(self, event: dict) -> Example | None:
+        """The event into its user's history (an impression: a hard negative); the example it
+        makes, or None (an impression, no row to learn, or no history rows to learn it from)."""
         user, item = event["user_id"], event["item_id"]
         h = self.histories.get(user)
+        if h.last_seen and self.settings.user_ttl_s and event["ts"] - h.last_seen > self.settings.user_ttl_s:
+            h = History()  # the workers' rule: an idle user starts over
+        h.last_seen = max(h.last_seen, float(event["ts"]))
         if event["kind"] == "impression":
             if item not in h.impressions and item not in h.items:
                 h.impressions.append(item)
                 self.stats.impressions += 1
-                self.histories.put(user, h)
+            self.histories.put(user, h)
             return None
         if self.memory.observe([item], event["ts"])[0] and item not in self._rows:
             self._admit(item)
-        loss = self._step(h.items, h.impressions, item, (partition, offset), block)
-        self.sampler.record(partition, offset, item)
+        history = [i for i in h.items if i in self._rows][-self.tower.opts.max_len:]
+        example = None
+        if item in self._rows and history:
+            hard = list(dict.fromkeys(x for x in h.impressions if x in self._rows and x != item))
+            example = Example(history, item, hard)
         h.items.append(item)
         h.impressions = [x for x in h.impressions if x != item]
         self.histories.put(user, h)
         self.stats.engagements += 1
-        return loss
+        return example
 
-    def _step(self, items: list[str], impressions: list[str], item: str, at: tuple[int, int],
-              block: RowBlock) -> float | None:
-        history = [i for i in items if i in self._rows][-self.tower.opts.max_len:]
-        if item not in self._rows or not history:
-            return None  # no row to learn, or no history rows to learn it from
-        hard = list(dict.fromkeys(x for x in impressions if x in self._rows and x != item))
-        picked = self.sampler.candidates(item, hard, *at)
-        candidates = picked.ids
-        step = row_step(self.tower, self.fusion, block.lookup(history), block.lookup(candidates), picked.log_q)
+    def _step(self, key: tuple[int, int], examples: list[Example], in_batch: list[str]) -> None:
+        """One forward and backward for the block's examples over rows as the block found them;
+        one Adagrad step per row read (gradients of its uses summed)."""
+        positives = [e.item for e in examples]
+        picked = self.sampler.block(*key, positives, [e.hard for e in examples], in_batch)
+        block = RowBlock(self.memory)
+        history = [i for e in examples for i in e.history]
+        opts = self.tower.opts
+        rows = np.zeros((len(examples), opts.max_len, opts.dim), np.float32)
+        real = np.arange(opts.max_len)[None, :] >= opts.max_len - np.array([len(e.history) for e in examples])[:, None]
+        rows[real] = block.lookup(history)  # C order: each example's rows, oldest first
+        step = batch_row_step(self.tower, self.fusion, rows, real, block.lookup(picked.ids), picked.labels,
+                              picked.allowed, picked.log_q)
         if self.settings.input_rows:
-            block.apply_gradients(history + candidates, np.concatenate([step.history, step.candidates]))
+            block.apply_gradients(history + picked.ids, np.concatenate([step.history[real], step.candidates]))
         else:
-            block.apply_gradients(candidates, step.candidates)
-        must = [item, *history] if self.settings.input_rows else [item]
-        self.publish_rule.stepped(must, candidates[1:], block.origin)
+            block.apply_gradients(picked.ids, step.candidates)
+        must = positives + history if self.settings.input_rows else positives
+        self.publish_rule.stepped(must, picked.ids, block.origin)
+        block.commit()
         s = self.stats
-        s.steps, s.loss_sum, s.candidates = s.steps + 1, s.loss_sum + step.loss, s.candidates + len(candidates)
-        s.recent = [*s.recent[-999:], step.loss]
-        return step.loss
+        s.steps, s.loss_sum = s.steps + len(examples), s.loss_sum + float(step.losses.sum())
+        s.candidates += int(picked.seen().sum())
+        s.recent = [*s.recent, *step.losses.tolist()][-1000:]
 
     def _admit(self, item: str) -> None:
         bisect.insort(self.catalogue, item)

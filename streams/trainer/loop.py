@@ -1,9 +1,11 @@
 """`threadrec trainer`: consume engagements, learn ID rows, publish syncs, snapshot.
 
 Guarantee: every engagement of the log is learned exactly once into the trainer's table. The
-table, the histories and the offsets they reflect are snapshotted together; after a kill -9 the
-trainer restores the last snapshot and re-learns from its offsets, so the table equals what an
-uninterrupted trainer computes from the same log (training is deterministic given the order).
+trainer learns whole blocks only (`learn_block` offsets of a partition, one step each), released
+once the partition has been read past a block's end, so the steps are cut by the log, not by the
+polls. The table, the histories and the offsets they reflect (block boundaries) are snapshotted
+together; after a kill -9 the trainer restores the last snapshot and re-learns from its offsets,
+so the table equals what an uninterrupted trainer computes from the same log.
 Syncs are at least once: rows learned after the snapshot may be published twice, the second
 time with a higher version. The group's committed offsets mirror the snapshot's (for lag
 monitoring); an empty data dir re-learns the whole retained log on top of the checkpoint.
@@ -36,8 +38,6 @@ from streams.trainer.publisher import Publisher
 
 logger = logging.getLogger(__name__)
 
-LEARN_SLICE = 32  # engagements learned between two checks of the sync clock
-
 
 class Trainer:
     """The trainer process around one OnlineLearner."""
@@ -49,7 +49,9 @@ class Trainer:
         self.topic = settings.kafka.topic("engagements")
         self.pending: dict[int, deque] = {}  # partition -> records fetched, not yet learned
         self.positions: dict[int, int] = {}  # partition -> next offset to learn
+        self.read: dict[int, int] = {}  # partition -> next offset to fetch
         self.skipped = 0  # invalid engagements (the workers dead-letter them)
+        self.users_expired = 0  # user histories dropped by the TTL sweep since this process started
         self.max_ts, self.snapshots = 0.0, 0
         self.learner, self.meta = self._open()
         self.positions = dict(self.meta.offsets)
@@ -73,7 +75,6 @@ class Trainer:
             logger.info("trainer restored %s: %d rows, offsets %s", snap.name, len(memory), meta.offsets)
         learner = OnlineLearner(memory, half.tower, histories, self.s, half.fusion)
         learner.stats.__dict__.update(meta.stats)
-        learner.sampler.restore(meta.negatives)
         learner.publish_rule.publish_all = snap is not None  # the rule's references died with the process
         if snap is None:
             self._load_history(learner)
@@ -86,6 +87,7 @@ class Trainer:
         for e in read_jsonl(self.s.history_file):
             h = learner.histories.get(str(e["user_id"]))
             (h.impressions if e.get("kind") == "impression" else h.items).append(str(e["item_id"]))
+            h.last_seen = max(h.last_seen, float(e.get("ts", 0.0)))
             learner.histories.put(str(e["user_id"]), h)
             n += 1
         logger.info("trainer: %d history engagements from %s", n, self.s.history_file)
@@ -118,6 +120,8 @@ class Trainer:
         fetched = await consumer.getmany(timeout_ms=200, max_records=self.s.batch_size)
         for tp, records in fetched.items():
             self.pending.setdefault(tp.partition, deque()).extend(records)
+            if records:
+                self.read[tp.partition] = records[-1].offset + 1
         ready = self._release(await gate.limits() if gate else None)
         await self._learn(ready)
         if self._sync_due():
@@ -127,21 +131,35 @@ class Trainer:
         self._write_stats(consumer)
 
     async def _learn(self, ready: list[tuple[dict, int, int]]) -> None:
-        """Learn in slices and sync between them when due: a large fetch (a backlog) must not
+        """Learn block by block and sync between them when due: a large fetch (a backlog) must not
         push a sync past its interval, in either clock."""
-        for k in range(0, len(ready), LEARN_SLICE):
-            part = ready[k:k + LEARN_SLICE]
+        for part in self._blocks(ready):
             await asyncio.to_thread(self.learner.learn_all, part)
             self.max_ts = max(self.max_ts, max(event["ts"] for event, _, _ in part))
             if self._sync_due():
                 await self._sync()
 
+    def _blocks(self, ready: list[tuple[dict, int, int]]) -> list[list[tuple[dict, int, int]]]:
+        """ready cut into runs of one block (partition, offset // learn_block) each."""
+        out: list[list[tuple[dict, int, int]]] = []
+        key = None
+        for item in ready:
+            at = (item[1], item[2] // self.s.learn_block)
+            if at != key:
+                out.append([])
+                key = at
+            out[-1].append(item)
+        return out
+
     def _release(self, limits: dict[int, int] | None) -> list[tuple[dict, int, int]]:
-        """Pending records the gate allows, validated, in offset order per partition."""
+        """Pending records of whole blocks (those read up to their end, and allowed by the gate),
+        validated, in offset order per partition: the step bounds come from the log, not from
+        where a poll happened to stop."""
         out = []
         for p, q in self.pending.items():
-            stop_at = None if limits is None else limits.get(p, 0)
-            while q and (stop_at is None or q[0].offset < stop_at):
+            end = self.read.get(p, 0) if limits is None else min(self.read.get(p, 0), limits.get(p, 0))
+            stop_at = end // self.s.learn_block * self.s.learn_block
+            while q and q[0].offset < stop_at:
                 rec = q.popleft()
                 self.positions[p] = rec.offset + 1
                 event = self._parse(rec)
@@ -170,6 +188,8 @@ class Trainer:
         memory = self.learner.memory
         if self.s.ttl_s > 0 and self.max_ts:
             self.learner.expire(self.max_ts)
+        if self.s.user_ttl_s > 0 and self.max_ts:
+            self.users_expired += self.learner.histories.expire(self.max_ts - self.s.user_ttl_s)
         version = memory.version
         records = self.publisher.records()
         if records:
@@ -181,7 +201,6 @@ class Trainer:
         memory = self.learner.memory
         self.meta.offsets, self.meta.version = dict(self.positions), memory.version
         self.meta.stats = {k: v for k, v in self.learner.stats.__dict__.items()}
-        self.meta.negatives = self.learner.sampler.state()
         await asyncio.to_thread(snapshot.write, self.root / "snapshots", memory, self.learner.histories, self.meta)
         self.snapshots += 1
         self.last_snapshot = time.monotonic()
@@ -200,8 +219,9 @@ class Trainer:
     def stats(self) -> dict:
         """The counters the stats file shows."""
         pub = self.publisher
-        return {"positions": self.positions, "version": self.learner.memory.version,
+        return {"positions": self.positions, "read": self.read, "version": self.learner.memory.version,
                 "rows": len(self.learner.memory), "skipped_invalid": self.skipped,
+                "users": len(self.learner.histories), "users_expired": self.users_expired,
                 "syncs": pub.syncs, "rows_sent": pub.rows_sent, "tombstones": pub.tombstones,
                 "sync_bytes_sent": pub.bytes_sent, "held_back": pub.held_back,
                 "last_sync_bytes": pub.last["bytes"], "last_sync_rows": pub.last["rows"],

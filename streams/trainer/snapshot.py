@@ -24,14 +24,15 @@ KEEP = 2  # snapshot directories kept (the current one and the one before)
 
 @dataclass
 class SnapshotMeta:
-    """What a snapshot reflects: next offset per partition, sync version, counters, the open
-    negative blocks (absent in snapshots from before them: none open)."""
+    """What a snapshot reflects: next offset per partition (a block boundary: blocks are learned
+    whole), sync version, counters."""
 
     offsets: dict[int, int] = field(default_factory=dict)
     version: int = 0
     stats: dict = field(default_factory=dict)
     sync_event_ts: float = 0.0  # event time of the last sync (event-clock syncs)
-    negatives: dict = field(default_factory=dict)  # the sampler's open blocks (negatives.py)
+    # open negative blocks of snapshots from before blocks were learned whole; read, not used
+    negatives: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         d = {**self.__dict__, "offsets": {str(p): o for p, o in self.offsets.items()}}

@@ -76,6 +76,9 @@ class WorkerSettings(BaseSettings):
     late_skew_s: float = Field(365 * 86_400.0, ge=0)  # ... and trail it by at most this
     # a parameters row more than this many syncs above the trainer's version is refused
     param_version_step: int = Field(1000, ge=1)
+    # parameters records applied per hold of the engine lock: a sync of many rows is applied in
+    # slices, and engagement batches waiting for the lock go between them
+    param_apply_slice: int = Field(32, ge=1)
     web_port: int | None = None  # faust web server port (none: off)
     web_host: str = "127.0.0.1"  # address the faust web server binds
     metrics_port: int | None = None  # Prometheus /metrics port (none: off)

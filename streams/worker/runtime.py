@@ -34,7 +34,6 @@ from store import (
 from store.config import IndexConfig
 from store.errors import VectorIndexError
 from streams.engine.engine import Engine
-from streams.engine.id_half import IdHalf
 from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
 from streams.errors import ThreadrecError
@@ -50,6 +49,7 @@ from streams.kafka.replica import TopicReplica
 from streams.worker.config import WorkerSettings
 from streams.worker.event_time import EventClock
 from streams.worker.heap import freeze_startup_objects, release_free_heap
+from streams.worker.id_rows import LocalIdRows, checkpoint_tag
 from streams.worker.isolation import PoisonBreaker
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.parameters import ParamStats, head_version
@@ -82,6 +82,7 @@ class Runtime:
     replicator: TopicReplica | None = None  # the items replica
     # the parameters replica: hybrid checkpoints only (a content-only one has no rows to update)
     param_replica: TopicReplica | None = None
+    id_rows: LocalIdRows | None = None  # the ID rows on local disk (None: in memory, from the checkpoint)
     fetcher: GapFetcher | None = None  # None (unit tests without a broker): gaps are not repaired
     # the group's progress on `items` (None without a broker: only the vectors replica is awaited)
     items_progress: GroupProgress | None = None
@@ -273,11 +274,22 @@ class Runtime:
         return await self._run(self.engine.encode_items, items)
 
     async def apply_parameters(self, partition: int, records: list) -> None:
-        """ID rows from `parameters` into the engine's ID half, in offset order, under the
-        engine lock; a corrupt record is dead-lettered with the reason and not applied (by
-        every worker, as each reads them all), the records around it are."""
+        """ID rows from `parameters` into the engine's ID half, in offset order, in slices of
+        param_apply_slice records, each under the engine lock: engagement batches waiting for
+        it are served between slices, so a large sync never stalls recommendations. A corrupt
+        record is dead-lettered with the reason and not applied (by every worker, as each reads
+        them all), the records around it are."""
         if self.engine.param_version is None:  # no replica is built for a content-only checkpoint
             return
+        step = self.settings.param_apply_slice
+        for start in range(0, len(records), step):
+            await self._apply_slice(partition, records[start:start + step])
+        if self.id_rows is not None and records:
+            async with self.lock:
+                await self.in_engine_thread(self.id_rows.applied, self.engine.id_memory, partition,
+                                            records[-1].offset + 1)
+
+    async def _apply_slice(self, partition: int, records: list) -> None:
         pairs = [(rec.key, rec.value) for rec in records]
         async with self.lock:
             ceiling = max(self.engine.param_version, self.param_head) + self.settings.param_version_step
@@ -395,7 +407,8 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
     index, _ = open_index(model.dim, items, local / "index")
     cache = BoundedCache.open(local / "token-cache", CacheConfig(max_bytes=settings.token_cache_bytes),
                               settings.rocks_memory)
-    id_half = IdHalf.from_checkpoint(settings.checkpoint) if settings.checkpoint else None
+    id_rows = LocalIdRows(local / "id-rows", checkpoint_tag(settings.checkpoint)) if settings.checkpoint else None
+    id_half = id_rows.open(settings.checkpoint) if id_rows is not None else None
     engine = Engine(model, items=items, index=index, states=BytesStateMapping({}), token_cache=cache,
                     config=settings.engine_config(model.config, version), id_half=id_half)
     runtime = Runtime(settings, engine)
@@ -405,9 +418,10 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
                                       items.offsets(), security, name="item-vectors")
     if id_half is None:
         logger.info("content-only checkpoint: the parameters topic is not read")
-    else:  # from the beginning: the ID memory restarts from the checkpoint on every start
+    else:  # from the offsets the local rows reflect ({} on an empty disk: from the beginning)
+        runtime.id_rows = id_rows
         runtime.param_replica = TopicReplica(k, k.topic("parameters"), runtime.apply_parameters,
-                                             {}, security, name="parameters",
+                                             dict(id_rows.offsets or {}), security, name="parameters",
                                              heads=runtime.take_param_heads)
         runtime.metrics.param_version.set(id_half.memory.version)
     runtime.fetcher = GapFetcher(k, k.topic("engagements"), settings.group_id, security)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from model.ids.hybrid import Fusion
-from model.ids.online import freeze, row_step
+from model.ids.online import batch_row_step, freeze, row_step
 from model.ids.sasrec import SASRec, SASRecOptions
 
 
@@ -50,3 +50,37 @@ def test_served_and_bare_steps_differ_and_a_served_step_raises_the_engaged_items
 
     moved = cand - 0.05 * served.candidates
     assert served_margin(moved) > served_margin(cand)
+
+
+def test_a_batch_step_is_the_sum_of_its_engagements_single_steps():
+    """One forward and backward over a block equals each engagement's own step on the rows as
+    the block found them: the same losses, the candidates' gradients summed, each history's own;
+    histories of different lengths (the short ones' padding folded) and a masked candidate."""
+    tower, gate, _, cand = _setup(2)
+    rng = np.random.default_rng(2)
+    hists = [rng.normal(size=(n, 8)).astype(np.float32) for n in (1, 4, 6)]
+    rows, real = np.zeros((3, 6, 8), np.float32), np.zeros((3, 6), bool)
+    for b, h in enumerate(hists):
+        rows[b, 6 - len(h):], real[b, 6 - len(h):] = h, True
+    labels, allowed = np.array([2, 0, 5]), np.ones((3, 7), bool)
+    allowed[1, 6] = False  # another user's hard negative
+    step = batch_row_step(tower, gate, rows, real, cand, labels, allowed)
+    grads = np.zeros_like(cand)
+    for b, h in enumerate(hists):
+        seen = [labels[b], *(j for j in range(7) if j != labels[b] and allowed[b, j])]
+        one = row_step(tower, gate, h, cand[seen])
+        assert abs(one.loss - step.losses[b]) < 1e-5
+        np.testing.assert_allclose(step.history[b][real[b]], one.history, rtol=1e-4, atol=1e-6)
+        grads[seen] += one.candidates
+    np.testing.assert_allclose(step.candidates, grads, rtol=1e-4, atol=1e-6)
+
+
+def test_the_last_state_with_folded_padding_equals_the_padded_forward():
+    torch.manual_seed(3)
+    tower = freeze(SASRec([], SASRecOptions(dim=8, max_len=50)))
+    rng = np.random.default_rng(3)
+    for lengths in (np.array([1, 3, 7, 12]), np.array([50, 2]), np.array([49, 1])):  # folded, none, one slot
+        real = torch.from_numpy(np.arange(50)[None, :] >= 50 - lengths[:, None])
+        rows = torch.from_numpy(rng.normal(size=(len(lengths), 50, 8)).astype(np.float32)) * real[..., None]
+        want = tower.forward_rows(rows, real)[:, -1]
+        np.testing.assert_allclose(tower.forward_last(rows, real).detach(), want.detach(), atol=1e-5)

@@ -194,3 +194,39 @@ def test_served_rows_and_old_records_with_slots_apply_alike_an_unknown_format_is
     out = apply_parameters(new, [(served[0][0], future)])
     assert out[0].outcome == "corrupt"
     assert out[0].reason == "bad parameter row: id row: unknown format version 3 (known: [1, 2])"
+
+
+def test_a_sync_applied_in_slices_serves_between_them_and_ends_with_the_bulk_apply(engine_factory, catalogue,
+                                                                                   events):
+    """Slices of 3 records under the engine lock: an engagement waiting for the lock is served
+    between two slices, and the rows and ID index end as one bulk apply leaves them."""
+    ids = [it["item_id"] for it in catalogue]
+    engine = engine_factory()
+    engine.id_half = make_id_half(ids, rowless=set())
+    runtime = Runtime(WorkerSettings(param_apply_slice=3), engine)
+    rng = np.random.default_rng(0)
+    records = [_record(k, *_put(ids[k % len(ids)], _row(float(rng.normal()), 1 + k // len(ids))))
+               for k in range(3 * len(ids))]
+    records.append(_record(len(records), row_key("item", ids[0]), None))  # a tombstone in the last slice
+    served: list[int] = []  # rows applied when each engagement was served
+
+    async def drive() -> None:
+        applying = asyncio.create_task(runtime.apply_parameters(0, records))
+        while not applying.done():
+            async with runtime.lock:
+                served.append(runtime.params.counts["applied"])
+                assert engine.process_one(events[len(served) % len(events)]).recommendation["items"]
+            await asyncio.sleep(0)
+        await applying
+
+    asyncio.run(drive())
+    assert any(0 < n < len(records) - 1 for n in served)  # served while the sync was half applied
+    bulk = make_id_half(ids, rowless=set())
+    bulk.index()
+    apply_parameters(bulk, [(r.key, r.value) for r in records])
+    half = engine.id_half
+    assert half.memory.ids() == bulk.memory.ids() and ids[0] not in half.memory
+    for item in bulk.memory.ids():
+        assert half.memory.get_row(item) == bulk.memory.get_row(item)
+    users = half.user_vectors([ids[5:9]])
+    assert half.retrieve(users, 10, [set()]) == bulk.retrieve(users, 10, [set()])

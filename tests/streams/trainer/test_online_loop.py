@@ -38,7 +38,8 @@ def _trainer(k, ckpt, root):
            "--broker-kind", k.broker_kind, "--topic-prefix", k.topic_prefix, "--partitions",
            str(k.partitions), "--checkpoint", str(ckpt), "--data-dir", str(root / "t"),
            "--stats-file", str(root / "trainer.json"), "--stats-every-s", "0.1",
-           "--sync-every-s", "0.3", "--follow-group", "threadrec", "--lr", "0.2", "--torch-threads", "1"]
+           "--sync-every-s", "0.3", "--follow-group", "threadrec", "--lr", "0.2", "--torch-threads", "1",
+           "--learn-block", "1"]  # blocks of one: every engagement served is learned, none waits for more
     return subprocess.Popen(cmd, cwd=ROOT, stdout=(root / "trainer.log").open("ab"), stderr=subprocess.STDOUT)
 
 

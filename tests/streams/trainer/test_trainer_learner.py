@@ -17,7 +17,7 @@ ITEMS = [f"i{k}" for k in range(40)]
 
 def make_learner(tmp_path, **over) -> OnlineLearner:
     path = write_id_half(tmp_path / "ckpt", ITEMS, rowless=frozenset({"i38", "i39"}))
-    settings = TrainerSettings(checkpoint=path, data_dir=tmp_path / "t", **{"negatives": 10, **over})
+    settings = TrainerSettings(checkpoint=path, data_dir=tmp_path / "t", **{"negatives": 10, "learn_block": 4, **over})
     half = CheckpointHalf.load(path, settings)
     from store import IdMemory
 
@@ -61,17 +61,22 @@ def test_same_log_same_table(tmp_path):
         assert a.memory.get_row(item) == b.memory.get_row(item)
 
 
-def test_learning_a_log_in_slices_equals_learning_it_event_by_event(tmp_path):
-    a, b = make_learner(tmp_path / "a", min_count=2), make_learner(tmp_path / "b", min_count=2)
+def test_a_block_is_one_step_so_slices_cut_at_block_bounds_learn_the_whole_logs_table(tmp_path):
+    """Slices that keep blocks whole (what the loop hands over) give the table of the whole log;
+    slices that cut a block take more, smaller steps and a different table (why the loop waits)."""
+    whole, aligned, cut = (make_learner(tmp_path / n, min_count=2) for n in ("w", "a", "c"))
     events = chain_events(8) + [({"user_id": "u1", "item_id": "i39", "ts": 5000.0 + k, "kind": "click"}, 0, 100 + k)
-                                for k in range(3)]  # an admission inside a slice
+                                for k in range(3)]  # an admission inside a block
+    whole.learn_all(events)
+    for k in range(0, 32, 8):
+        aligned.learn_all(events[k:k + 8])
+    aligned.learn_all(events[32:])
     for e in events:
-        a.learn(*e)
-    for k in range(0, len(events), 7):
-        b.learn_all(events[k:k + 7])
-    assert a.stats.steps == b.stats.steps and a.stats.admitted == b.stats.admitted == 1
+        cut.learn(*e)
+    assert whole.stats.steps == aligned.stats.steps == cut.stats.steps and whole.stats.admitted == 1
     for item in ITEMS:
-        assert a.memory.get_row(item) == b.memory.get_row(item)
+        assert whole.memory.get_row(item) == aligned.memory.get_row(item)
+    assert any(whole.memory.get_row(i) != cut.memory.get_row(i) for i in ITEMS[:4])
 
 
 def test_new_item_is_admitted_after_min_count_and_then_learned(tmp_path):
@@ -124,14 +129,14 @@ def test_history_snapshot_round_trip_and_checksum(tmp_path):
 
 def test_a_backlog_is_learned_in_slices_with_a_sync_whenever_one_is_due(tmp_path):
     """A large fetch must not push a sync past its interval: with an event clock of 60 s and
-    engagements 100 s apart, every slice of the backlog ends with a sync of what it learned."""
+    engagements 100 s apart, every block of the backlog ends with a sync of what it learned."""
     import asyncio
 
     from streams.trainer import loop
 
     path = write_id_half(tmp_path / "ckpt", ITEMS)
     trainer = loop.Trainer(TrainerSettings(checkpoint=path, data_dir=tmp_path / "t", negatives=10,
-                                           sync_clock="event", sync_every_s=60.0))
+                                           sync_clock="event", sync_every_s=60.0, learn_block=32))
     synced: list[int] = []
 
     async def sync() -> None:  # the publish side is the broker tests' business
@@ -145,3 +150,21 @@ def test_a_backlog_is_learned_in_slices_with_a_sync_whenever_one_is_due(tmp_path
     assert trainer.learner.stats.engagements == 100
     assert synced == [32, 64, 96, 100]
     assert trainer.max_ts == 1000.0 + 100 * 99
+
+
+def test_user_histories_expire_by_the_workers_rule_and_the_sweep_bounds_them(tmp_path):
+    """An event past user_ttl_s after the user's last starts from an empty history (as on a
+    worker); the sweep drops the users idle past the TTL, oldest first, and keeps the rest."""
+    learner = make_learner(tmp_path, user_ttl_s=100.0)
+    ev = lambda u, item, ts, off: ({"user_id": u, "item_id": item, "ts": ts, "kind": "click"}, 0, off)  # noqa: E731
+    learner.learn_all([ev("a", "i1", 1000.0, 0), ev("a", "i2", 1050.0, 1), ev("b", "i3", 1060.0, 2),
+                       ev("c", "i4", 1200.0, 3)])
+    assert learner.histories.get("a").items == ["i1", "i2"]
+    assert learner.histories.expire(1200.0 - 100.0) == 2 and len(learner.histories) == 1
+    assert learner.histories.get("a") == learner.histories.get("b") == History()
+    learner.learn(*ev("c", "i5", 1250.0, 4))
+    learner.learn(*ev("c", "i6", 1400.0, 5))  # 150 s idle: starts over
+    assert learner.histories.get("c").items == ["i6"]
+    h = Histories(MemoryKV(), 3, 2)
+    learner.histories.snapshot(tmp_path / "h.jsonl")
+    assert h.restore(tmp_path / "h.jsonl") == 1 and h.expire(1399.0) == 0 and h.expire(1401.0) == 1

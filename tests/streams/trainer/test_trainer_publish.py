@@ -50,7 +50,7 @@ def _expected(learner, events, before: dict[str, np.ndarray], threshold: float) 
 
 
 def test_a_sync_holds_exactly_the_selected_rows_without_slots(tmp_path):
-    learner = make_learner(tmp_path, negatives=12, negatives_block=4, lr=0.05, publish_threshold=0.05)
+    learner = make_learner(tmp_path, negatives=12, learn_block=4, lr=0.05, publish_threshold=0.05)
     pub, producer = _publisher(learner, tmp_path)
     before = {i: learner.memory.get_row(i).vector.copy() for i in learner.memory.ids()}
     events = chain_events(6)
@@ -83,7 +83,7 @@ def test_a_held_back_negative_goes_out_once_its_drift_from_the_published_vector_
 
 
 def test_threshold_zero_publishes_every_changed_row_and_a_restart_everything_first(tmp_path):
-    learner = make_learner(tmp_path, negatives=12, negatives_block=4, publish_threshold=0.0)
+    learner = make_learner(tmp_path, negatives=12, learn_block=4, publish_threshold=0.0)
     pub, _ = _publisher(learner, tmp_path)
     before = {i: learner.memory.get_row(i).vector.copy() for i in learner.memory.ids()}
     learner.learn_all(chain_events(4))

@@ -1,0 +1,118 @@
+"""Turns bench/results/trainer_scale.json (bench/bench_trainer_scale.py) into the README's
+trainer-scale section (between `<!-- trainer-scale:start -->` and `<!-- trainer-scale:end -->`):
+one row per size, the issue's targets checked against the same run.
+
+    python bench/report_trainer_scale.py [--json bench/results/trainer_scale.json --readme README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from streams.readme import splice_section
+
+ROOT = Path(__file__).resolve().parents[1]
+
+INTRO = """`bench/bench_trainer_scale.py`: the trainer's per-event class alone (no broker) over N rows in
+rocksdict, fed the synthetic production feed (`threadrec data synth`'s generator), block by block
+as the trainer's loop hands them over (`learn_block` engagements, one batched step each); the
+timed engagements stand for one sync interval at the stated rate, and the sync is what the
+publish rule sends after them. CPU time per engagement is split into the frozen tower's batched
+forward and backward (the same work at every size) and the rest (sampling, row bookkeeping,
+Adagrad: what a catalogue could make grow). A worker's ID half over the same rows then applies
+that sync in slices of `param_apply_slice` records, serving one engagement's ID-half calls (h_u,
+index search, exact terms) between slices: apply us per row, and the p99 of (one slice + one
+serve), an engagement that waited for the lock a whole slice, over the p99 of serves taken just
+before each slice (the same moment's load). Start: until a worker's ID half over N rows can
+serve (rows open, index and row sample built), from its local rows (full disk) or from the
+checkpoint's rows plus the whole compacted `parameters` topic applied record by record (empty
+disk).
+Measured on 2 cores shared with other work (load average below): read the rates as this
+moment's, not as capacity; the CPU columns are the steadier comparison.
+"""
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| rows | engagements/s | CPU us / engagement | tower us | rest us | candidates / step | "
+            "sync rows | sync MB | rows touched | negatives held back | apply us / row | "
+            "p99 during sync / without | start, full disk (s) | start, empty disk (s) |")
+    out = [head, "|" + "---|" * 14]
+    for r in rows:
+        out.append(
+            f"| {r['rows']:,} | {r['trainer_events_per_s']:,.0f} | {r['trainer_cpu_us_per_event']:.0f} | "
+            f"{r['tower_cpu_us_per_event']:.0f} | {r['rest_cpu_us_per_event']:.0f} | "
+            f"{_num(r.get('mean_candidates'), '.0f')} | {r['sync_rows']:,} | {r['sync_bytes'] / 1e6:.2f} | "
+            f"{r['sync_touched_rows']:,} | {r['sync_held_back']:,} | {_num(r.get('apply_us_per_row'), '.1f')} | "
+            f"{_num(r.get('p99_during_sync_ratio'), '.2f')} | {_num(r.get('start_full_disk_s'), '.1f')} | "
+            f"{_num(r.get('start_empty_disk_s'), '.1f')} |")
+    return "\n".join(out) + "\n"
+
+
+def targets(rows: list[dict[str, Any]]) -> str:
+    """The issue's targets, each against this run (met / missed with the numbers)."""
+    by = {r["rows"]: r for r in rows}
+    small, big = by.get(10_000), by.get(1_000_000)
+    lines = []
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    if big is not None:
+        eps = big["trainer_events_per_s"]
+        lines.append(f"- trainer >= 1,000 engagements/s at 1M rows: {eps:,.0f}/s, {verdict(eps >= 1000)}")
+        mb = big["sync_bytes"] / 1e6
+        lines.append(f"- a sync at 1M rows and {big['engagement_rate_per_s']:,.0f} engagements/s <= 100 MB: "
+                     f"{mb:.1f} MB ({big['sync_rows']:,} rows), {verdict(mb <= 100)}")
+    if big is not None and small is not None:
+        ratio = big["trainer_cpu_us_per_event"] / small["trainer_cpu_us_per_event"]
+        lines.append(f"- CPU per engagement at 1M within 1.5x of 10k: {ratio:.2f}x, {verdict(ratio <= 1.5)}")
+    applied = [r for r in rows if r.get("apply_us_per_row") is not None]
+    if applied:
+        worst = max(r["apply_us_per_row"] for r in applied)
+        lines.append(f"- worker apply <= 5 us per row: up to {worst:.1f} us, {verdict(worst <= 5)}")
+        p99 = max(r["p99_during_sync_ratio"] for r in applied if r.get("p99_during_sync_ratio") is not None)
+        lines.append(f"- worker p99 during a sync <= 1.5x without: up to {p99:.2f}x, {verdict(p99 <= 1.5)}")
+    if big is not None and big.get("start_full_disk_s") is not None:
+        full = big["start_full_disk_s"]
+        lines.append(f"- a worker's ID half with 1M rows serving within 2 minutes of a start from a full disk: "
+                     f"{full:.0f} s (empty disk: {big['start_empty_disk_s']:.0f} s), {verdict(full <= 120)}")
+    return "\n".join(lines) + "\n"
+
+
+def section(d: dict[str, Any]) -> str:
+    c, m = d["config"], d["machine"]
+    start = m.get("load_avg_start")
+    load = (f"load average {start[0]:.1f} at the start, {m['load_avg'][0]:.1f} at the end" if start
+            else f"load average {m['load_avg'][0]:.1f} at the end")
+    run = (f"`bench/results/trainer_scale.json` (`--sizes {' '.join(str(s) for s in c['sizes'])} --rate "
+           f"{c['rate']:g}`: {c['warmup']:,} warm-up and {int(round(c['rate'] * c['sync_s'])):,} timed "
+           f"engagements per size, one {c['sync_s']:g} s sync at {c['rate']:g} engagements/s; torch on "
+           f"{m['torch_threads']} threads; learn_block {c.get('learn_block')}, {c['negatives']} shared "
+           f"draws, publish threshold {c['publish_threshold']}; {load}):\n")
+    if d.get("start_measures"):
+        note = f"\nStart columns: {d['start_measures']}.\n"
+    else:
+        note = f"\nStart columns are n/a: {d['start_null_because']}.\n" if d.get("start_null_because") else ""
+    return f"{INTRO}\n{run}\n{table(d['rows'])}\n{targets(d['rows'])}{note}"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--json", type=Path, default=ROOT / "bench/results/trainer_scale.json")
+    p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = p.parse_args()
+    splice_section(args.readme, "trainer-scale", section(json.loads(args.json.read_text())),
+                   after="## Results: online trainer at scale")
+    print("README trainer-scale section written")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
