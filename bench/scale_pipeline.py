@@ -19,6 +19,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -79,17 +81,20 @@ def pct(values: list[float], q: float) -> float | None:
 # ---- inputs ------------------------------------------------------------------------------------
 
 def scale_checkpoint(console) -> Path:
-    """A checkpoint of the default model (packaged MiniLM, untrained heads, seeded), written once:
-    the bench measures cost, not quality, and needs a fixed encoder fingerprint."""
-    path = WORK / "checkpoint"
+    """A checkpoint of the demo's quick-checkpoint architecture (streams/demo/checkpoint.py
+    QUICK_MODEL: the one the MovieLens speed numbers ran) with untrained, seeded heads, written
+    once: the bench measures cost, not quality, and needs a fixed encoder fingerprint."""
+    path = WORK / "checkpoint-quick-arch"
     if (path / "config.json").is_file():
         return path
     from model.checkpoint import save_checkpoint
+    from model.config import EmbSumConfig
     from model.inference import EmbSumInference
+    from streams.demo.checkpoint import QUICK_MODEL
 
-    console.print("writing the scale checkpoint (default model, pretrained backbone) ...")
-    inf = EmbSumInference.pretrained(device="cpu")
-    save_checkpoint(path, inf.model, inf.tokenizer, {"version": "scale-pretrained"})
+    console.print("writing the scale checkpoint (the demo's architecture, pretrained backbone) ...")
+    inf = EmbSumInference.pretrained(EmbSumConfig(**QUICK_MODEL), device="cpu")
+    save_checkpoint(path, inf.model, inf.tokenizer, {"version": "scale-quick-arch-untrained"})
     return path
 
 
@@ -259,13 +264,18 @@ class Size:
             stack.callback(collector.stop)
             worker = self._start_worker(k, ckpt, run_dir, stack, budget)
             self._replays(k, broker.bootstrap, worker, collector, held, run_dir, budget)
-            self._doubling(k, worker, collector, held, data, maker, run_dir, budget)
+            try:  # the last step: what ran out here leaves everything else measured
+                self._doubling(k, worker, collector, held, data, maker, run_dir, budget)
+            except RanOut as e:
+                self.row["ran_out"] = str(e)
+                self.console.print(f"[red]ran out[/]: {e}")
             self.row["rss_mb"] = proc_mb(worker.proc.pid, "VmRSS")
             self.row["rss_peak_mb"] = proc_mb(worker.proc.pid, "VmHWM")
             st = worker.stats() or {}
             self.row["sweep_max_block_ms"] = st.get("sweep_max_block_ms")
             self.row["worker_expired"] = st.get("expired")
-        budget.check("recall")
+        # broker and worker are gone: the recall check gets its own 15 minutes
+        Budget(time.monotonic() + 900, self.args.min_free_gb, "recall").check()
         self._recall(cat, held, maker, model)
 
     def _load(self, k, data: Path, ckpt: Path, budget: Budget):
@@ -523,6 +533,8 @@ def run_pipeline(args, console) -> dict[str, Any]:
     from rich.progress import Progress
 
     WORK.mkdir(parents=True, exist_ok=True)
+    # a SIGTERM unwinds like an error: the broker and the worker are stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pairs = list(zip(args.sizes, args.user_counts, strict=True))
     old = json.loads(args.json_out.read_text()) if args.merge and args.json_out.is_file() else {}
     rows = {(r["items"], r["users"]): r for r in old.get("rows", [])}
@@ -550,8 +562,8 @@ def write(args, rows: dict, mach: dict, console) -> dict[str, Any]:
               "level": "pipeline", "broker": "bundled (tansu, memory storage)",
               "worker": "threadrec worker subprocess, default flags, --torch-threads 1 (--loglevel info), "
                         "empty data dir",
-              "checkpoint": "default EmbSumConfig, packaged MiniLM backbone, untrained heads (seeded): "
-                            "cost, not quality",
+              "checkpoint": "the demo's quick-checkpoint architecture (streams/demo/checkpoint.py "
+                            "QUICK_MODEL), packaged MiniLM backbone, untrained heads (seeded): cost, not quality",
               "vectors": {**VectorSpec(seed=args.seed).describe(),
                           "note": "not the encoder's output (too slow for 1M items on 2 cores): the "
                                   "checkpoint's encoder fingerprint, vectors from this generator"},
