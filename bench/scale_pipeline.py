@@ -255,6 +255,7 @@ class Size:
             k = ensure_topic_set(KafkaSettings(bootstrap=broker.bootstrap, broker_kind="tansu",
                                                topic_prefix="scale-"))
             self.row["partitions"] = k.partitions
+            stack.callback(self._broker_rss, broker.bootstrap)  # also when something ran out
             cat, held, maker, model = self._load(k, data, ckpt, budget)
             run_dir = WORK / f"run-{self.items}-{self.users}"
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -277,6 +278,17 @@ class Size:
         # broker and worker are gone: the recall check gets its own 15 minutes
         Budget(time.monotonic() + 900, self.args.min_free_gb, "recall").check()
         self._recall(cat, held, maker, model)
+
+    def _broker_rss(self, bootstrap: str) -> None:
+        """The bundled broker's RSS (memory storage: it holds every topic) before it stops."""
+        needle = f"tcp://{bootstrap}".encode()
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if b"tansu" in (raw := cmdline.read_bytes()) and needle in raw:
+                    self.row["broker_rss_mb"] = proc_mb(int(cmdline.parent.name), "VmRSS")
+                    return
+            except OSError:
+                continue
 
     def _load(self, k, data: Path, ckpt: Path, budget: Budget):
         """Bulk load; returns (catalogue, held-out events of warm users, vector maker, model)."""
@@ -311,13 +323,13 @@ class Size:
                 progress.update(task, completed=n, description=f"bulk load: {stage}")
                 budget.check(f"bulk load ({stage})")
             items = load_items(k, data / "items.jsonl", maker, targets, tick, cat)
+            self.row.update(bulk_items_s=items["seconds"], item_vectors_bytes=items["bytes"]["item-vectors"])
             hist = histories(data)
             progress.update(task, total=len(hist), completed=0)
             states = load_states(k, hist, cat, rule, ws.max_seen, targets, tick)
         sizes = states.pop("state_bytes")
         self.row.update(state_bytes_p50=pct(sizes, 50), state_bytes_max=max(sizes),
-                        warm_users=len(sizes), bulk_items_s=items["seconds"], bulk_states_s=states["seconds"],
-                        item_vectors_bytes=items["bytes"]["item-vectors"])
+                        warm_users=len(sizes), bulk_states_s=states["seconds"])
         self.console.print(f"bulk load: {self.items:,} items + vectors in {items['seconds']:.0f}s, "
                            f"{len(sizes):,} warm states in {states['seconds']:.0f}s")
         from model.records import read_jsonl
@@ -519,6 +531,7 @@ def definitions() -> dict[str, str]:
                              "of each interest vector the engine queries with (warm users' states) "
                              "against exact inner product",
         "rss_mb": "the worker's VmRSS after the replays and the doubling (rss_peak_mb: VmHWM)",
+        "broker_rss_mb": "the bundled broker's VmRSS at the end of the size (memory storage: every topic)",
         "restore_s": "worker start -> faust table recovery of the user-state changelog complete",
         "catalogue_ready_s": "worker start -> its item-vectors replica caught up (nothing encoded)",
         "sweep_max_block_ms": "longest event-loop hold of one expiry sweep slice (worker stats)",
