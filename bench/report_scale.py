@@ -216,7 +216,10 @@ def pipeline_notes(d: dict[str, Any]) -> str:
                         f"event (token-state cache misses), {_v(r, 'changelog_records_per_engagement', '.2f')} "
                         f"changelog records per engagement, {r.get('index_rebuilds_during_doubling', '-')} "
                         f"index rebuilds in the doubling" for r in rows if "model_ms_per_event" in r)
-    return (f"Broker: {d['broker']}; {d['worker']}; {d['checkpoint']}. Item "
+    setup = "; ".join(f"{r['items']:,} items: items + vectors {_v(r, 'bulk_items_s')} s, states "
+                      f"{_v(r, 'bulk_states_s')} s, broker RSS {_v(r, 'broker_rss_mb')} MB" for r in rows)
+    return (f"Bulk load (set-up, before the worker starts): {setup}. "
+            f"Broker: {d['broker']}; {d['worker']}; {d['checkpoint']}. Item "
             f"vectors: {d['vectors']['note']} ({d['vectors']['generator']}, {d['vectors']['clusters']} "
             f"clusters). Warm states: {d['warm_states']}. Machine: {m['cpu']}, {m['cpu_count']} cores, "
             f"load average {loads} at the start of each size (other processes shared the cores). "
