@@ -24,7 +24,10 @@ these numbers are each part's cost, not the pipeline's latency. Per catalogue si
 Threads: one each for faiss, torch and numpy's BLAS (`--threads`); timings are per call, wall
 and the process's CPU time (robust where other processes share the cores). A size that does not
 fit (memory cap, deadline) is recorded with `ran_out` naming the resource.
+Pipeline level (`--level pipeline`, bench/scale_pipeline.py): the same sizes through the bundled
+broker and a real worker subprocess, written to bench/results/scale.json.
 Usage: python bench/bench_scale.py --sizes 10000 100000 1000000
+       python bench/bench_scale.py --level pipeline --sizes 10000 100000 --user-counts 10000 100000
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from streams.engine.id_half import IdHalf
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "bench" / "results" / "scale_components.json"
+PIPELINE_JSON = ROOT / "bench" / "results" / "scale.json"
 RECALL_K = 100
 SEEN = (60, 1060)  # a user's kept history alone, and with EngineConfig.max_seen earlier items
 
@@ -98,8 +102,25 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--encode-sample", type=int, default=512, help="items timed through the encoder")
     p.add_argument("--no-encoder", action="store_true", help="skip the item encoder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", dest="json_out", type=Path, default=DEFAULT_JSON)
-    return p.parse_args()
+    p.add_argument("--json", dest="json_out", type=Path, help=f"default {DEFAULT_JSON.name} (components) "
+                   f"or {PIPELINE_JSON.name} (pipeline)")
+    p.add_argument("--level", choices=("components", "pipeline"), default="components",
+                   help="parts in one process, or the broker and a real worker (bench/scale_pipeline.py)")
+    pipe = p.add_argument_group("pipeline level")
+    pipe.add_argument("--user-counts", type=int, nargs="+", default=[10_000, 100_000, 250_000],
+                      help="warm users per size (one per --sizes entry)")
+    pipe.add_argument("--saturation-events", type=int, default=600, help="engagements offered at once")
+    pipe.add_argument("--rate", type=float, default=25.0, help="offered engagements/s of the fixed-rate replays")
+    pipe.add_argument("--rate-events", type=int, default=600, help="engagements of the fixed-rate replay")
+    pipe.add_argument("--budget-min", type=float, default=40.0, help="give up a size after this (minutes)")
+    pipe.add_argument("--min-free-gb", type=float, default=1.5, help="give up a size below this MemAvailable")
+    pipe.add_argument("--doubling-lead-s", type=float, default=10.0, help="25/s replay before the doubling")
+    pipe.add_argument("--doubling-tail-s", type=float, default=5.0, help="25/s replay after it")
+    pipe.add_argument("--merge", action="store_true", help="keep scale.json rows of sizes not run now")
+    args = p.parse_args()
+    if args.json_out is None:
+        args.json_out = PIPELINE_JSON if args.level == "pipeline" else DEFAULT_JSON
+    return args
 
 
 # ---- machine and memory ----------------------------------------------------------------------
@@ -460,6 +481,11 @@ def print_table(rows: list[dict[str, Any]], console: Console) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.level == "pipeline":
+        from scale_pipeline import run_pipeline
+
+        run_pipeline(args, Console(stderr=True, width=160))
+        return
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     with blas_limit(args.threads):

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 def changelog_topic(k: KafkaSettings, app_id: str = "threadrec") -> str:
     """faust's changelog name for the worker's user-state table: '{app id}-{table}-changelog'."""
-    return f"{k.topic_prefix}{app_id}-user-state-changelog"
+    return k.changelog("user-state", app_id)
 
 
 def warm_states(model: EmbSumInference, config: EngineConfig, items: Mapping[str, Mapping],

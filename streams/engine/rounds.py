@@ -184,7 +184,7 @@ class ModelRounds:
         bounded, drop seen items, rerank the union with the exact score."""
         cfg = self.config
         queries = [select_queries(self.model.interest_vectors(c[None])[0], cfg.query_codes) for c in codes]
-        with self.stats.timed("index"):
+        with self.stats.timed("index"), self.stats.timed("retrieval"):
             hits = self.index.search_many(queries, cfg.candidates, [t.seen for t in tasks], bound=cfg.fetch)
         cands = [[i for i, _ in h] for h in hits]
         users = self._id_candidates(tasks, cands)

@@ -79,6 +79,7 @@ class EngineStats:
     model_s: float = 0.0
     store_s: float = 0.0
     index_s: float = 0.0
+    retrieval_s: float = 0.0  # the index searches of ranking alone (index_s also holds item upserts)
 
     @contextmanager
     def timed(self, what: str) -> Iterator[None]:

@@ -80,6 +80,10 @@ class KafkaSettings(BaseSettings):
         """Full topic name: prefix + one of items, engagements, recommendations, deadletter."""
         return f"{self.topic_prefix}{name}"
 
+    def changelog(self, table: str, app_id: str = "threadrec") -> str:
+        """faust's changelog topic of a worker table: '{prefix}{app id}-{table}-changelog'."""
+        return f"{self.topic_prefix}{app_id}-{table}-changelog"
+
     @property
     def client(self) -> ClientSettings:
         return settings_for(self.broker_kind)

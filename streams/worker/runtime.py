@@ -112,6 +112,7 @@ class Runtime:
     breaker: PoisonBreaker = field(default_factory=PoisonBreaker)  # unexpected per-record failures
     param_head: int = 0  # the trainer's version when the parameters replica started
     replica_letters_known: int = 0  # bad replica records already dead-lettered (not sent again)
+    sweep_block_max_s: float = 0.0  # longest stretch one expiry sweep slice held the event loop
     exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
 
     def take_param_heads(self, last_records: list) -> None:

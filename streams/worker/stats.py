@@ -3,7 +3,8 @@
 Holds the engine's counters (model_s, store_s, index_s, ...), the time the engagements agent
 spent per batch in total (agent_s: engine + validation + table reads/writes + sends),
 whether the worker has its partitions, finished table recovery and caught up its replicas
-(ready), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped),
+(ready; tables_recovered and replicas_current apart, for start-up timing), the longest event-loop
+hold of an expiry sweep slice (sweep_max_block_ms), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped),
 and parameter sync (param_version, param_rows, param_<outcome> counts, param_lag_* seconds;
 see streams/worker/parameters.py).
 """
@@ -35,12 +36,22 @@ def worker_ready(app: faust.App) -> bool:
         return False
 
 
+def tables_recovered(app: faust.App) -> bool:
+    """Table recovery (the changelogs read back into the local stores) has completed."""
+    try:
+        return app.tables.recovery.completed.is_set()
+    except AttributeError:  # not started yet
+        return False
+
+
 def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
     """Everything the stats file holds, as one dict."""
     return {**runtime.engine.stats.as_dict(), "agent_s": runtime.agent_s,
             "bad_items": runtime.bad_items, "bad_vectors": runtime.bad_vectors,
             "unknown_tombstones": runtime.unknown_tombstones,
             "ready": worker_ready(app) and runtime.replicas_current(),
+            "tables_recovered": tables_recovered(app), "replicas_current": runtime.replicas_current(),
+            "sweep_max_block_ms": 1000 * runtime.sweep_block_max_s,
             "replica_wait_s": runtime.replica_wait_s, "replica_stalls": runtime.replica_stalls,
             **runtime.send_counts,
             # faust rebalance gaps (docs/faust-rebalance-gap.md)
