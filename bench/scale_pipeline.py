@@ -326,7 +326,7 @@ class Size:
             self.row.update(bulk_items_s=items["seconds"], item_vectors_bytes=items["bytes"]["item-vectors"])
             hist = histories(data)
             progress.update(task, total=len(hist), completed=0)
-            states = load_states(k, hist, cat, rule, ws.max_seen, targets, tick)
+            states = load_states(k, hist, cat, rule, ws.engine.max_seen, targets, tick)
         sizes = states.pop("state_bytes")
         self.row.update(state_bytes_p50=pct(sizes, 50), state_bytes_max=max(sizes),
                         warm_users=len(sizes), bulk_states_s=states["seconds"])
@@ -339,7 +339,7 @@ class Size:
         keep = list(dict.fromkeys(e["user_id"] for e in held))[: self.args.recall_users]
         self._hist = {u: hist[u] for u in keep}
         del hist
-        self._rule, self._remember = rule, ws.max_seen
+        self._rule, self._remember = rule, ws.engine.max_seen
         return cat, held, maker, model
 
     def _start_worker(self, k, ckpt: Path, run_dir: Path, stack, budget: Budget):
