@@ -376,21 +376,21 @@ class Runtime:
             return None
 
 
-def open_index(dim: int, items: ItemStore, snapshot: Path):
+def open_index(config: IndexConfig, items: ItemStore, snapshot: Path):
     """The FAISS index from its snapshot when that reflects the item store's offsets (a clean
     restart of a big catalogue skips re-adding every vector), else rebuilt from the store."""
     from store.faiss_index import FaissIndex
 
     if snapshot.is_dir():
         try:
-            index = FaissIndex.restore(snapshot, IndexConfig(dim=dim))
+            index = FaissIndex.restore(snapshot, config)
             if index.offsets == items.offsets():
                 logger.info("vector index restored from %s (%d items)", snapshot, len(index))
                 return index, True
             logger.info("index snapshot behind the item store; rebuilding")
         except VectorIndexError as e:
             logger.warning("index snapshot unusable (%s); rebuilding", e)
-    index = FaissIndex(IndexConfig(dim=dim))
+    index = FaissIndex(config)
     rebuild_from_store(index, items)
     index.finish_rebuild()  # start-up serves nothing yet: wait for the IVF rather than go exact
     return index, False
@@ -405,7 +405,7 @@ def build_runtime(settings: WorkerSettings, model: EmbSumInference, version: str
     if dropped := items.drop_legacy():
         logger.info("item store from before item-vectors: %d records dropped, re-read from the "
                     "item-vectors topic", dropped)
-    index, _ = open_index(model.dim, items, local / "index")
+    index, _ = open_index(IndexConfig(dim=model.dim, scan_rows=settings.index_scan_rows), items, local / "index")
     cache = BoundedCache.open(local / "token-cache", CacheConfig(max_bytes=settings.token_cache_bytes),
                               settings.rocks_memory)
     id_rows = LocalIdRows(local / "id-rows", checkpoint_tag(settings.checkpoint)) if settings.checkpoint else None

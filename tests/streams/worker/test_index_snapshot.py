@@ -8,6 +8,7 @@ import asyncio
 import numpy as np
 
 from store import ItemStore
+from store.config import IndexConfig
 from streams.worker.config import WorkerSettings
 from streams.worker.runtime import build_runtime, open_index
 
@@ -23,8 +24,8 @@ def test_snapshot_restores_when_current_and_rebuilds_when_behind(tiny_model, cat
     _close(runtime)
     local = tmp_path / "local"
     items = ItemStore.open(local / "items")
-    index, restored = open_index(tiny_model.dim, items, local / "index")
-    assert restored and len(index) == 20
+    index, restored = open_index(IndexConfig(dim=tiny_model.dim, scan_rows=999), items, local / "index")
+    assert restored and len(index) == 20 and index.config.scan_rows == 999  # the worker's, not the snapshot's
     assert index.search_many(list(query), 5, [set()]) == want
     items.close()
     # items moved on after the snapshot (say, a kill -9 before the next one): rebuild
@@ -32,8 +33,14 @@ def test_snapshot_restores_when_current_and_rebuilds_when_behind(tiny_model, cat
     runtime.engine.upsert_items(catalogue[20:25], offsets={0: 25})
     _close(runtime)
     items = ItemStore.open(local / "items")
-    index, restored = open_index(tiny_model.dim, items, local / "index")
+    index, restored = open_index(IndexConfig(dim=tiny_model.dim), items, local / "index")
     assert not restored and len(index) == 25
+
+
+def test_the_scan_rows_flag_reaches_the_workers_index(tiny_model, tmp_path):
+    runtime = build_runtime(WorkerSettings(data_dir=tmp_path, index_scan_rows=12_000), tiny_model, "v")
+    assert runtime.engine.index.config.scan_rows == 12_000
+    _close(runtime)
 
 
 def _close(runtime) -> None:
