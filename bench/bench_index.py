@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from model.query_codes import select_queries
+from store.ann_recall import exact_top
 from store.config import IndexConfig
 from store.faiss_index import FaissIndex
 from store.synthetic import ClusteredVectors, FittedVectors
@@ -102,16 +103,6 @@ def user_queries(kind: str, codes: np.ndarray, held: np.ndarray, users: int) -> 
     per = 10
     users = min(users, len(held) // per)
     return [held[u * per:(u + 1) * per] for u in range(users)]
-
-
-def exact_top(queries: np.ndarray, vectors: np.ndarray, k: int) -> set[int]:
-    """A user's exact top-k rows (max over its queries), by brute force."""
-    scores, labels = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
-    best: dict[int, float] = {}
-    for s, lab in zip(scores.ravel().tolist(), labels.ravel().tolist(), strict=True):
-        if s > best.get(lab, -np.inf):
-            best[lab] = s
-    return set(sorted(best, key=lambda i: -best[i])[:k])
 
 
 def cpu_ms(index: FaissIndex, queries: list[np.ndarray], n: int, seed: int) -> float:

@@ -11,7 +11,7 @@ Protocol (all times are event time):
   each split.
 - Warm start: every user active in the held-out period gets its state from all of its
   engagements up to T (sessionised by the engine's rules; one encoder pass per session and
-  one summary per user: streams.engine.bulk_refresh). The engine's popularity fallback observes the
+  one summary per user: Engine.refresh_users). The engine's popularity fallback observes the
   training-period engagements too.
 - Replay: the held-out engagements in event-time order, through the per-event engine
   (streams.engine.engine.Engine, no Kafka). Before each engagement e of user u the recommendation

@@ -58,6 +58,7 @@ from model.inference import EmbSumInference
 from model.query_codes import select_queries
 from model.text import item_text
 from store import EarlierItems, IdMemory, IdMemoryConfig, IdRow
+from store.ann_recall import exact_top
 from store.config import IndexConfig
 from store.faiss_index import FaissIndex
 from store.memory_backend import MemoryKV
@@ -273,16 +274,6 @@ def user_queries(users: int, m: int, dim: int, seed: int, kind: str) -> list[np.
 def seen_sets(n: int, users: int, size: int, seed: int) -> list[set[str]]:
     rng = np.random.default_rng((seed, size))
     return [{f"i{k}" for k in rng.choice(n, min(size, n), replace=False)} for _ in range(users)]
-
-
-def exact_top(queries: np.ndarray, vectors: np.ndarray, k: int) -> set[int]:
-    """A user's exact top-k items (max over its queries), by brute force (IndexFlatIP's search)."""
-    scores, labels = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
-    best: dict[int, float] = {}
-    for s, lab in zip(scores.ravel().tolist(), labels.ravel().tolist(), strict=True):
-        if s > best.get(lab, -np.inf):
-            best[lab] = s
-    return set(sorted(best, key=lambda i: -best[i])[:k])
 
 
 def recall_at_k(index: FaissIndex, vectors: np.ndarray, queries: list[np.ndarray]) -> float:

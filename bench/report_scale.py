@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from streams.readme import splice_section
+from streams.readme import cell, markdown_table, splice_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,26 +176,26 @@ def section(d: dict[str, Any], png: Path, readme: Path) -> str:
 
 # ---- pipeline level (bench/results/scale.json) -------------------------------------------------
 
+PIPELINE_HEAD = ("items", "users", "state bytes p50 / max", "changelog bytes / engagement",
+                 "saturation ev/s (ratio)", "p50 / p99 ms at 25/s", "retrieval ms / event", "ANN recall@100",
+                 "worker RSS MB", "restore s", "catalogue ready s", "sweep max block ms",
+                 "p99 during retrain / p99", "ran out")
+
+
 def _v(row: dict[str, Any], key: str, fmt: str = ".0f") -> str:
-    value = row.get(key)
-    return "-" if not isinstance(value, (int, float)) else format(value, fmt)
+    return cell(row.get(key), fmt)
 
 
 def pipeline_table(rows: list[dict[str, Any]]) -> str:
-    head = ("| items | users | state bytes p50 / max | changelog bytes / engagement | saturation ev/s "
-            "(ratio) | p50 / p99 ms at 25/s | retrieval ms / event | ANN recall@100 | worker RSS MB "
-            "| restore s | catalogue ready s | sweep max block ms | p99 during retrain / p99 | ran out |")
-    out = [head, "|" + "---|" * 14]
-    for r in rows:
-        out.append(
-            f"| {r['items']:,} | {r['users']:,} | {_v(r, 'state_bytes_p50')} / {_v(r, 'state_bytes_max')} "
-            f"| {_v(r, 'changelog_bytes_per_engagement')} "
-            f"| {_v(r, 'saturation_events_per_s', '.1f')} ({_v(r, 'saturation_ratio', '.2f')}) "
-            f"| {_v(r, 'p50_ms')} / {_v(r, 'p99_ms')} | {_v(r, 'retrieval_ms_per_event', '.1f')} "
-            f"| {_v(r, 'ann_recall_at_100', '.3f')} | {_v(r, 'rss_mb')} | {_v(r, 'restore_s', '.1f')} "
-            f"| {_v(r, 'catalogue_ready_s', '.1f')} | {_v(r, 'sweep_max_block_ms', '.1f')} "
-            f"| {_v(r, 'p99_during_retrain_ratio', '.2f')} | {r.get('ran_out') or ''} |")
-    return "\n".join(out) + "\n"
+    v = _v
+    return markdown_table(PIPELINE_HEAD, [
+        (f"{r['items']:,}", f"{r['users']:,}", f"{v(r, 'state_bytes_p50')} / {v(r, 'state_bytes_max')}",
+         v(r, "changelog_bytes_per_engagement"),
+         f"{v(r, 'saturation_events_per_s', '.1f')} ({v(r, 'saturation_ratio', '.2f')})",
+         f"{v(r, 'p50_ms')} / {v(r, 'p99_ms')}", v(r, "retrieval_ms_per_event", ".1f"),
+         v(r, "ann_recall_at_100", ".3f"), v(r, "rss_mb"), v(r, "restore_s", ".1f"), v(r, "catalogue_ready_s", ".1f"),
+         v(r, "sweep_max_block_ms", ".1f"), v(r, "p99_during_retrain_ratio", ".2f"), r.get("ran_out") or "")
+        for r in rows])
 
 
 TARGETS = [("saturation_events_per_s", ">=", 50.0, "saturation >= 50 engagements/s"),

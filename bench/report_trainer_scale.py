@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streams.readme import splice_section
+from streams.readme import cell, markdown_table, splice_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,23 +36,23 @@ moment's, not as capacity; the CPU columns are the steadier comparison.
 
 
 def _num(value: float | None, fmt: str) -> str:
-    return "n/a" if value is None else format(value, fmt)
+    return cell(value, fmt, missing="n/a")
+
+
+HEAD = ("rows", "engagements/s", "CPU us / engagement", "tower us", "rest us", "candidates / step", "sync rows",
+        "sync MB", "rows touched", "negatives held back", "apply us / row", "p99 during sync / without",
+        "start, full disk (s)", "start, empty disk (s)")
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| rows | engagements/s | CPU us / engagement | tower us | rest us | candidates / step | "
-            "sync rows | sync MB | rows touched | negatives held back | apply us / row | "
-            "p99 during sync / without | start, full disk (s) | start, empty disk (s) |")
-    out = [head, "|" + "---|" * 14]
-    for r in rows:
-        out.append(
-            f"| {r['rows']:,} | {r['trainer_events_per_s']:,.0f} | {r['trainer_cpu_us_per_event']:.0f} | "
-            f"{r['tower_cpu_us_per_event']:.0f} | {r['rest_cpu_us_per_event']:.0f} | "
-            f"{_num(r.get('mean_candidates'), '.0f')} | {r['sync_rows']:,} | {r['sync_bytes'] / 1e6:.2f} | "
-            f"{r['sync_touched_rows']:,} | {r['sync_held_back']:,} | {_num(r.get('apply_us_per_row'), '.1f')} | "
-            f"{_num(r.get('p99_during_sync_ratio'), '.2f')} | {_num(r.get('start_full_disk_s'), '.1f')} | "
-            f"{_num(r.get('start_empty_disk_s'), '.1f')} |")
-    return "\n".join(out) + "\n"
+    return markdown_table(HEAD, [
+        (f"{r['rows']:,}", f"{r['trainer_events_per_s']:,.0f}", f"{r['trainer_cpu_us_per_event']:.0f}",
+         f"{r['tower_cpu_us_per_event']:.0f}", f"{r['rest_cpu_us_per_event']:.0f}",
+         _num(r.get("mean_candidates"), ".0f"), f"{r['sync_rows']:,}", f"{r['sync_bytes'] / 1e6:.2f}",
+         f"{r['sync_touched_rows']:,}", f"{r['sync_held_back']:,}", _num(r.get("apply_us_per_row"), ".1f"),
+         _num(r.get("p99_during_sync_ratio"), ".2f"), _num(r.get("start_full_disk_s"), ".1f"),
+         _num(r.get("start_empty_disk_s"), ".1f"))
+        for r in rows])
 
 
 def targets(rows: list[dict[str, Any]]) -> str:

@@ -8,6 +8,7 @@ plain text handling (no Kafka, no model), so any layer could use it; only bench/
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -39,3 +40,15 @@ def _with_empty_pair(text: str, start: str, end: str, after: str | None, before:
     if before is not None and before in text:
         return text.replace(before, f"{start}\n{end}\n\n{before}", 1)
     return text.rstrip("\n") + f"\n\n{start}\n{end}\n"
+
+
+def cell(value: object, fmt: str = ".1f", missing: str = "-") -> str:
+    """A number formatted for a table cell; `missing` for anything that is not a number."""
+    return format(value, fmt) if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A Markdown table (header, rule, one line per row), ending with a newline."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

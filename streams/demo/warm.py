@@ -1,7 +1,7 @@
 """Warm start of the demo's users through the worker's own recovery path.
 
 Replaying a user's whole earlier history through Kafka would run the model once per event
-(minutes per user on a CPU). Instead the states are built in bulk (streams.engine.bulk_refresh: the
+(minutes per user on a CPU). Instead the states are built in bulk (Engine.refresh_users: the
 engine's sessionizer and round functions, one encoder pass per kept session, one summary per
 user) and written to the user-state table's changelog topic before the worker starts; the
 worker then restores them like after a restart (faust table recovery). The changelog record
