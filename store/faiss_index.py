@@ -39,6 +39,11 @@ _IDS_MAGIC = b"TRID"
 _GPU_MAX_K = 2048  # faiss GPU top-k limit
 
 
+def exact_knn(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force inner-product top-k of each query over `vectors`: (scores, row numbers)."""
+    return faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+
+
 def gpu_available() -> bool:
     """True when this faiss build sees at least one GPU."""
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
