@@ -5,9 +5,10 @@ Event time is the partition's watermark (worker/event_time.py), so a replay of o
 expires users as the replay moves, and a stream that stops expires nobody. A partition with
 no watermark yet (just after a restart) is skipped until its first event.
 
-A pass walks the table in slices of a few hundred keys, one slice per tick, from a cursor: the
-event loop only reads a slice and deletes what it found stale; each state's header (last_seen,
-applied offsets) is peeked on a thread, never the whole state decoded.
+A pass walks the table in slices of a few hundred keys, one slice per tick, from a cursor. A
+thread reads the slice (RocksDB reads are thread-safe) and peeks each state's header (last_seen,
+applied offsets), never the whole state decoded; the event loop only deletes what it found
+stale, DELETES_PER_HOLD at a time. Reading a slice on the loop held it for 185 ms at 250k users.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from streams.worker.table_scan import Cursor, Entry, TableScan, scan_of
 from streams.worker.topics import Tables
 
 logger = logging.getLogger(__name__)
+
+DELETES_PER_HOLD = 32  # deletes between two yields of the event loop (each writes a tombstone)
 
 
 def home_partition(state: UserState) -> int | None:
@@ -74,26 +77,30 @@ class ExpirySweep:
         return await self.step()
 
     async def step(self) -> int:
-        """Read the next slice here, peek it on a thread, delete what is stale here; the time
-        on the event loop (the read, then the deletes) is kept at its longest (stats file)."""
-        t0 = time.perf_counter()
-        entries = self.scan.read(self.cursor, self.slice_keys)
-        held = time.perf_counter() - t0
+        """Read and peek the next slice on a thread, delete what is stale here; the longest
+        time on the event loop (a run of deletes) is kept (stats file)."""
+        ttl = self.runtime.engine.config.ttl_s
+        marks = dict(self.runtime.clock.watermarks)
+        entries, stale = await asyncio.to_thread(self._read_stale, self.cursor, ttl, marks)
+        expired = 0
         if entries:
             self.cursor = (entries[-1].partition, entries[-1].key)
-            ttl = self.runtime.engine.config.ttl_s
-            marks = dict(self.runtime.clock.watermarks)
-            stale = await asyncio.to_thread(stale_entries, entries, ttl, marks)
+        for start in range(0, len(stale), DELETES_PER_HOLD):
             t0 = time.perf_counter()
-            expired = self._delete(stale)
-            held = max(held, time.perf_counter() - t0)
-        else:
-            expired = 0
-        self.runtime.sweep_block_max_s = max(self.runtime.sweep_block_max_s, held)
+            expired += self._delete(stale[start:start + DELETES_PER_HOLD])
+            held = time.perf_counter() - t0
+            self.runtime.sweep_block_max_s = max(self.runtime.sweep_block_max_s, held)
+            await asyncio.sleep(0)
+        self.runtime.engine.count_expired(expired)
         self.pass_expired += expired
         if len(entries) < self.slice_keys:
             self.end_pass()
         return expired
+
+    def _read_stale(self, cursor: Cursor | None, ttl: float,
+                    marks: Mapping[int, float]) -> tuple[list[Entry], list[tuple[Entry, int]]]:
+        entries = self.scan.read(cursor, self.slice_keys)
+        return entries, stale_entries(entries, ttl, marks)
 
     def _delete(self, stale: list[tuple[Entry, int]]) -> int:
         expired = 0
@@ -105,7 +112,6 @@ class ExpirySweep:
             with acting_as(FetchedEvent(FetchedMessage(self.topic, part, -1, entry.key, None, 0.0))):
                 del self.tables.states[entry.key]
             expired += 1
-        self.runtime.engine.count_expired(expired)
         return expired
 
     def end_pass(self) -> None:
