@@ -12,12 +12,14 @@ Data (--data):
 The last --held-out encoded items are never indexed: they are the `items` queries.
 Queries (--queries): `codes`: per user the engine's EngineConfig.query_codes of its UPE codes
 (model/query_codes.py), as rank() queries; `items`: 10 held-out item vectors per user.
-Per size, nlist and nprobe: recall@100 of FaissIndex.search (max over the user's queries) against
+Per size and layout (--layouts: `banded`, the IVF in norm bands, IndexConfig's default; `single`,
+one IVF over all items) and row budget per query (--scan-rows; --nprobe adds fixed settings for
+the single IVF): recall@100 of FaissIndex.search (max over the user's queries) against
 exact search (faiss.knn, IndexFlatIP's), CPU ms per engagement of FaissIndex.search_many with the
 engine's bounds (EngineConfig.candidates past a 60-item seen list, EngineConfig.fetch), and the
 build (bulk upsert + IVF training aside) seconds. One thread for faiss and BLAS.
 
-    python bench/bench_index.py --data feed fitted --sizes 86000 1000000 --json bench/results/index.json
+    python bench/bench_index.py --data feed fitted --sizes 88000 1000000 --json bench/results/index.json
 """
 
 from __future__ import annotations
@@ -57,9 +59,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--encode-items", type=int, default=52_000, help="items to encode when --vectors is empty")
     p.add_argument("--held-out", type=int, default=2000, help="encoded items kept out as `items` queries")
     p.add_argument("--users", type=int, default=200)
-    p.add_argument("--nlist-scale", type=float, nargs="+", default=[1.0, 4.0],
-                   help="nlist = scale x sqrt(N) (0: the IndexConfig default)")
-    p.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--nlist-scale", type=float, nargs="+", default=[0.0],
+                   help="one IVF: nlist = scale x sqrt(N) (0: the IndexConfig default)")
+    p.add_argument("--nprobe", type=int, nargs="+", default=[],
+                   help="fixed nprobe settings measured beside the row budgets (one IVF only)")
+    p.add_argument("--scan-rows", type=int, nargs="+", default=[15_000, 30_000, IndexConfig.scan_rows, 60_000],
+                   help="row budgets per query (IndexConfig.scan_rows)")
+    p.add_argument("--layouts", nargs="+", choices=("banded", "single"), default=["banded", "single"],
+                   help="banded: the IVF in norm bands (the default); single: one IVF over all items")
     p.add_argument("--timed-users", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_out", type=Path)
@@ -115,27 +122,33 @@ def cpu_ms(index: FaissIndex, queries: list[np.ndarray], n: int, seed: int) -> f
     return 1e3 * (time.process_time() - t) / len(queries)
 
 
-def bench_setting(vectors: np.ndarray, nlist: int | None, queries: dict[str, list[np.ndarray]],
+def bench_setting(vectors: np.ndarray, nlist: int | None, layout: str, queries: dict[str, list[np.ndarray]],
                   truth: dict[str, list[set[int]]], args: argparse.Namespace) -> list[dict[str, Any]]:
     n = len(vectors)
     t = time.perf_counter()
     # IVF below the exact threshold too, so the real rows show IVF at the size they have
-    index = FaissIndex(IndexConfig(dim=vectors.shape[1], nlist=nlist, exact_threshold=min(n, IndexConfig().exact_threshold)))
+    bands = IndexConfig.norm_bands if layout == "banded" else ()
+    index = FaissIndex(IndexConfig(dim=vectors.shape[1], nlist=nlist, norm_bands=bands,
+                                   exact_threshold=min(n, IndexConfig().exact_threshold)))
     index.upsert([f"i{k}" for k in range(n)], vectors)
     index.finish_rebuild()
     build_s = time.perf_counter() - t
-    rows = []
-    for setting in [None, *args.nprobe] if index.mode == "ivf" else [0]:
-        index.set_nprobe(setting)  # None: the IndexConfig default (scan_rows)
-        nprobe = index.nprobe
+    settings = [(rows, None) for rows in args.scan_rows] + [(IndexConfig.scan_rows, p) for p in args.nprobe
+                                                            if layout == "single"]
+    out = []
+    for scan_rows, nprobe in settings if index.mode == "ivf" else [(0, 0)]:
+        if index.mode == "ivf":
+            index.set_scan_rows(scan_rows)
+            index.set_nprobe(nprobe)  # None: the row budget
         for kind, qs in queries.items():
             got = [{int(i[1:]) for i, _ in index.search(q, RECALL_K)} for q in qs]
             recall = float(np.mean([len(g & w) / RECALL_K for g, w in zip(got, truth[kind], strict=True)]))
-            rows.append({"items": n, "mode": index.mode, "nlist": index.nlist, "nprobe": nprobe,
-                         "default_nprobe": setting is None,
-                         "queries": kind, "recall_at_100": recall, "build_s": build_s,
-                         "cpu_ms_per_engagement": cpu_ms(index, qs[:args.timed_users], n, args.seed)})
-    return rows
+            out.append({"items": n, "layout": layout, "mode": index.mode, "nlist": index.nlist,
+                        "nprobe": index.nprobe, "scan_rows": scan_rows if nprobe is None else None,
+                        "default_nprobe": nprobe is None and scan_rows == IndexConfig.scan_rows,
+                        "queries": kind, "recall_at_100": recall, "build_s": build_s,
+                        "cpu_ms_per_engagement": cpu_ms(index, qs[:args.timed_users], n, args.seed)})
+    return out
 
 
 def bench_data(kind: str, n: int, real: np.ndarray, codes: np.ndarray, fitted: list[FittedVectors],
@@ -145,22 +158,26 @@ def bench_data(kind: str, n: int, real: np.ndarray, codes: np.ndarray, fitted: l
     queries = {q: user_queries(q, codes, held, args.users) for q in args.queries}
     truth = {q: [exact_top(u, vectors, RECALL_K) for u in qs] for q, qs in queries.items()}
     rows = []
-    for scale in args.nlist_scale:
-        nlist = int(round(scale * math.sqrt(n))) if scale > 0 else None
-        for row in bench_setting(vectors, nlist, queries, truth, args):
-            rows.append({"data": kind, **row})
-            console.print(f"{kind} {n:,} nlist {row['nlist']} nprobe {row['nprobe']} {row['queries']}: "
-                          f"recall {row['recall_at_100']:.3f}, {row['cpu_ms_per_engagement']:.2f} ms")
+    for layout in args.layouts:
+        for scale in args.nlist_scale if layout == "single" else [0.0]:  # bands size their own lists
+            nlist = int(round(scale * math.sqrt(n))) if scale > 0 else None
+            for row in bench_setting(vectors, nlist, layout, queries, truth, args):
+                rows.append({"data": kind, **row})
+                console.print(f"{kind} {n:,} {layout} nlist {row['nlist']} nprobe {row['nprobe']} "
+                              f"rows {row['scan_rows']} {row['queries']}: recall {row['recall_at_100']:.3f}, "
+                              f"{row['cpu_ms_per_engagement']:.2f} ms")
     return rows
 
 
 def print_table(rows: list[dict[str, Any]], console: Console) -> None:
     table = Table(title="IVF recall@100 against exact, CPU ms per engagement (one thread)")
-    for col in ("data", "items", "nlist", "nprobe", "queries", "recall@100", "ms/engagement", "build s"):
+    for col in ("data", "items", "layout", "nlist", "rows budget", "nprobe", "queries", "recall@100",
+                "ms/engagement", "build s"):
         table.add_column(col, justify="right")
     for r in rows:
-        nprobe = f"{r['nprobe']}{' (default)' if r.get('default_nprobe') else ''}"
-        table.add_row(r["data"], f"{r['items']:,}", str(r["nlist"]), nprobe, r["queries"],
+        budget = f"{r['scan_rows']:,}{' (default)' if r.get('default_nprobe') else ''}" if r.get("scan_rows") else "-"
+        table.add_row(r["data"], f"{r['items']:,}", r.get("layout", "single"), str(r["nlist"]), budget,
+                      str(r["nprobe"]), r["queries"],
                       f"{r['recall_at_100']:.3f}", f"{r['cpu_ms_per_engagement']:.2f}", f"{r['build_s']:.0f}")
     console.print(table)
 

@@ -18,16 +18,24 @@ class IndexConfig:
     # Lists probed per query; None: the lists that hold about scan_rows vectors on average, so
     # smaller catalogues probe a larger share of their lists (and get the recall that buys).
     nprobe: int | None = None
-    # 48k (bench/results/index.json, one thread, 10 UPE codes per engagement, the encoder's
-    # vectors): 1M items nprobe 48 of 1,000, 4-8 ms, recall@100 0.5-0.85; 88k items nprobe 162
-    # of 297, 16-21 ms, recall 0.97-0.99. Queries probe smaller lists than the average at 1M,
-    # so the cost per engagement is not constant in the catalogue size.
+    # With norm bands the budget is shared 8:4:2:1 from the band of the largest norms down.
+    # bench/results/index.json (one thread, 10 UPE codes per engagement, the encoder's vectors):
+    # banded, 88k items 30k rows recall@100 0.978 in 7 ms per engagement, 60k rows 0.994 in
+    # 12 ms; 1M items 0.917 in 19 ms and 0.981 in 32 ms. One IVF needed 60k rows for 0.991 at
+    # 88k items (21 ms) and reached 0.56 at 1M.
     scan_rows: int = 48_000
+    # Norm-rank cuts of the IVF's bands (store/faiss_bands.py): the top 3%, 7%, 20% of norms and
+    # the rest; () for one IVF over all items. Not used on a GPU or with a fixed nlist.
+    norm_bands: tuple[float, ...] = (0.03, 0.1, 0.3)
     # Retrain IVF when the catalogue has grown by this factor since the last training.
     retrain_growth: float = 2.0
     # Rebuild (mode switch, IVF retrain) on a background thread while the old index serves;
     # False: inline in the upsert/remove that decides it (deterministic tests, offline builds).
     rebuild_aside: bool = True
+    # The aside rebuild's thread runs this much nicer, its k-means on this many OpenMP threads:
+    # on a 2-core worker a rebuild on both cores at equal priority doubled p99 while it ran.
+    rebuild_nice: int = 10
+    rebuild_threads: int = 1
     train_iterations: int = 10
     # k-means sees at most this many points per list (faiss' own default is 256).
     max_train_points_per_list: int = 64

@@ -6,7 +6,8 @@ vector has norm R, so the k-means (L2) and the lists a query probes follow the i
 rather than the norms (the usual reduction of maximum inner product to nearest-neighbour
 search). On the production feed's encoded items an inner-product k-means made lists of very
 unequal sizes; this index reaches the same recall@100 for a third of the time or less
-(bench/bench_index.py).
+(bench/bench_index.py). On the CPU the IVF's lists are cut into norm bands (store/faiss_bands.py):
+most of an inner-product top-k lies among the largest norms, and the row budget goes there first.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import faiss
@@ -27,14 +29,16 @@ from durable import replace_dir
 from .binary import Writer, open_frame
 from .config import FetchBound, IndexConfig
 from .errors import StateCodecError, VectorIndexError
+from .faiss_bands import BandPlan, NormBands, add_placed, search_placed, worth_banding
 from .index_copy import ChunkedCopy
 from .index_rebuild import AsideRebuild, Job, start_thread
+from .thread_priority import lower_thread_priority
 from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_grouped
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 2  # 2: meta has mips_norm (the IVF's extra coordinate); 1 still reads
-_READS = {1, 2}
+SNAPSHOT_FORMAT = 3  # 3: meta may have norm bands; 2: mips_norm (the extra coordinate); all read
+_READS = {1, 2, 3}
 _IDS_MAGIC = b"TRID"
 _GPU_MAX_K = 2048  # faiss GPU top-k limit
 
@@ -63,6 +67,7 @@ class FaissIndex:
         self._ids = IdMap()
         self._master: faiss.Index = self._new_flat()
         self._norm = 0.0  # R of the master's extra coordinate (module doc); 0: none (flat, old IVF)
+        self._bands: NormBands | None = None  # the IVF's norm bands (None: flat, GPU or unbanded)
         self.mode = "flat"
         self._trained_size = 0
         self._replica: faiss.Index | None = None
@@ -70,6 +75,7 @@ class FaissIndex:
         self._gpu_res = faiss.StandardGpuResources() if self.use_gpu else None
         self.offsets: dict[int, int] = {}
         self._nprobe = self.config.nprobe
+        self._scan_rows = self.config.scan_rows
         self._start_aside = start_aside
         self._rebuild: AsideRebuild | None = None  # a rebuild in flight (the master still serves)
         self._journals: list[AsideRebuild | ChunkedCopy] = []  # copies in flight: told every change
@@ -93,12 +99,12 @@ class FaissIndex:
             return
         self._drop_labels(self._ids.forget(item_ids))
         labels = self._ids.assign(item_ids)
-        stored = augment(vectors, self._norm)
-        self._master.add_with_ids(stored, labels)
+        built = Built(self._master, self._norm, self._bands)
+        _add_built(built, labels, vectors)
         for journal in self._journals:
             journal.record_add(labels, vectors, item_ids)
         if self._replica is not None:
-            self._replica.add_with_ids(stored, labels)
+            _add_built(Built(self._replica, self._norm, self._bands), labels, vectors)
         self._maybe_rebuild()
 
     def remove(self, item_ids: Iterable[str]) -> None:
@@ -138,8 +144,14 @@ class FaissIndex:
             return [[] for _ in queries]
         cap = min(index.ntotal, _GPU_MAX_K) if self._replica is not None and self.use_gpu else index.ntotal
 
+        bands = self._bands if not self.use_gpu else None
+        per_band = bands.lists_per_band(len(self), self._scan_rows, self._nprobe) if bands else None
+
         def search(queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-            scores, labels = index.search(queries, fetch)
+            if bands is not None:
+                scores, labels = search_placed(index, bands, queries, fetch, per_band)
+            else:
+                scores, labels = index.search(queries, fetch)
             return labels, scores
         return search_grouped(search, padded, counts, k, self._ids.id_of, excludes,
                               extra=self._replica_dead, cap=cap, bound=bound)
@@ -163,6 +175,8 @@ class FaissIndex:
     @property
     def nprobe(self) -> int:
         """Lists each query probes in the IVF (0 when flat)."""
+        if self._bands is not None:
+            return int(self._bands.lists_per_band(len(self), self._scan_rows, self._nprobe).sum())
         ivf = faiss.try_extract_index_ivf(self._master)
         return ivf.nprobe if ivf is not None else 0
 
@@ -174,6 +188,13 @@ class FaissIndex:
             if index is not None:
                 self._set_nprobe(index)
 
+    def set_scan_rows(self, rows: int) -> None:
+        """Change the row budget a query scans when no fixed nprobe is set (recall/speed)."""
+        if rows < 1:
+            raise VectorIndexError(f"scan_rows must be positive, got {rows}")
+        self._scan_rows = rows
+        self.set_nprobe(self._nprobe)
+
     def _set_nprobe(self, index: faiss.Index) -> None:
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
@@ -183,7 +204,7 @@ class FaissIndex:
 
     def _budget_nprobe(self, ntotal: int, nlist: int) -> int:
         """Lists holding about IndexConfig.scan_rows vectors (at least one, at most all)."""
-        return max(1, min(nlist, math.ceil(self.config.scan_rows * nlist / max(ntotal, 1))))
+        return max(1, min(nlist, math.ceil(self._scan_rows * nlist / max(ntotal, 1))))
 
     # ---- mode switching and retraining ----------------------------------------------------
 
@@ -223,7 +244,7 @@ class FaissIndex:
                 return False
             job.started = True
             if self.config.rebuild_aside:
-                self._start_aside(job.run)
+                self._start_aside(partial(_run_aside, job.run, self.config))
             else:
                 job.run()
         return self._swap_when_built()
@@ -253,14 +274,14 @@ class FaissIndex:
             logger.error("%s; serving the %s index, retrying at %d items", e, self.mode, self._retry_at)
             return False
         self._set_nprobe(built.index)  # set_nprobe may have been called since the build began
-        self._master, self._norm = built.index, built.norm
+        self._master, self._norm, self._bands = built.index, built.norm, built.bands
         self.mode, self._trained_size = job.mode, job.trained_size
         self._replica, self._replica_dead = None, 0
         logger.info("vector index swapped to %s over %d items", job.mode, len(self))
         return True
 
     def _build(self, mode: str, labels: np.ndarray, vectors: np.ndarray) -> Built:
-        built = Built(self._new_flat(), 0.0) if mode == "flat" else Built(*self._train_ivf(vectors))
+        built = Built(self._new_flat(), 0.0) if mode == "flat" else self._train_ivf(vectors)
         for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
             _add_built(built, labels[start : start + 262_144], vectors[start : start + 262_144])
         return built
@@ -268,12 +289,19 @@ class FaissIndex:
     def _new_flat(self) -> faiss.Index:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
-    def _train_ivf(self, vectors: np.ndarray) -> tuple[faiss.Index, float]:
-        """(an empty trained IVF over dim + 1 coordinates, its R): k-means on a bounded sample."""
+    def _train_ivf(self, vectors: np.ndarray) -> Built:
+        """An empty trained IVF over dim + 1 coordinates, its R and bands: k-means on a bounded
+        sample (of each norm band when banded)."""
         cfg = self.config
+        norms = np.concatenate([np.sqrt(np.einsum("ij,ij->i", b, b)) for b in _blocks(vectors)])
+        if worth_banding(norms, tuple(cfg.norm_bands)) and not self.use_gpu and cfg.nlist is None:
+            plan = BandPlan(tuple(cfg.norm_bands), cfg.nlist_per_sqrt, cfg.train_iterations,
+                            cfg.max_train_points_per_list, cfg.seed)
+            bands = NormBands.train(vectors, norms, plan)
+            return Built(bands.empty_ivf(self.dim), bands.norm, bands)
         nlist = cfg.nlist or int(round(cfg.nlist_per_sqrt * math.sqrt(len(vectors))))
         nlist = max(1, min(nlist, len(vectors) // 39))  # faiss wants >= 39 training points per list
-        norm = float(np.sqrt(max((np.einsum("ij,ij->i", b, b).max() for b in _blocks(vectors)), default=0.0)))
+        norm = float(norms.max(initial=0.0))
         ivf = faiss.IndexIVFFlat(
             faiss.IndexFlatL2(self.dim + 1), self.dim + 1, nlist, faiss.METRIC_INNER_PRODUCT
         )
@@ -286,7 +314,7 @@ class FaissIndex:
         ivf.train(augment(vectors[np.sort(sample)], norm))
         # a hashtable direct map makes remove_ids O(removed) instead of a scan of every list
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        return ivf, norm  # nprobe is set at the swap, once the lists are filled
+        return Built(ivf, norm)  # nprobe is set at the swap, once the lists are filled
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
         """All (labels [n], vectors [n, dim]) currently in the master index."""
@@ -331,7 +359,9 @@ class FaissIndex:
             "offsets": {str(p): o for p, o in offsets.items()},
             "mips_norm": self._norm,
         }
-        return FrozenIndex(copy, self._empty_like_master(), meta, offsets)
+        if self._bands is not None:
+            meta["bands"] = self._bands.meta()
+        return FrozenIndex(copy, self._empty_like_master(), meta, offsets, self._bands)
 
     def abandon_copy(self, copy: ChunkedCopy) -> None:
         """Stop journalling for a copy that will not be finished (a cancelled snapshot)."""
@@ -344,6 +374,8 @@ class FaissIndex:
         ivf = faiss.try_extract_index_ivf(self._master)
         if ivf is None:
             return self._new_flat()
+        if self._bands is not None:
+            return self._bands.empty_ivf(self.dim)
         empty = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist,
                                    faiss.METRIC_INNER_PRODUCT)
         empty.is_trained = True
@@ -390,6 +422,11 @@ class FaissIndex:
             )
         self._master, self.mode, self._trained_size = master, meta["mode"], meta["trained_size"]
         self._norm = norm
+        if "bands" in meta:
+            try:
+                self._bands = NormBands.from_meta(meta["bands"], faiss.extract_index_ivf(master).quantizer)
+            except (KeyError, ValueError, RuntimeError) as exc:
+                raise VectorIndexError(f"snapshot at {directory} has bad norm bands: {exc}") from exc
         self._set_nprobe(self._master)  # the config's nprobe wins over the snapshot's
         self._ids.restore(ids, labels, meta["next_label"])
         self.offsets = {int(p): int(o) for p, o in meta["offsets"].items()}
@@ -405,12 +442,13 @@ class FrozenIndex:
     empty: faiss.Index
     meta: dict
     offsets: dict[int, int]
+    bands: NormBands | None = None
 
     def index(self) -> tuple[faiss.Index, list[str], np.ndarray]:
         """(the index filled with the copy, item ids, their labels); an IVF assigns each vector
         to its list again (the same centroids: the same lists), off the serving lock."""
         labels, vectors, ids = self.copy.contents()
-        built = Built(faiss.clone_index(self.empty), float(self.meta["mips_norm"]))
+        built = Built(faiss.clone_index(self.empty), float(self.meta["mips_norm"]), self.bands)
         if faiss.try_extract_index_ivf(built.index) is not None:
             faiss.extract_index_ivf(built.index).set_direct_map_type(faiss.DirectMap.Hashtable)
         for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
@@ -439,10 +477,22 @@ class Built:
 
     index: faiss.Index
     norm: float
+    bands: NormBands | None = None
+
+
+def _run_aside(job: Job, config: IndexConfig) -> None:
+    """A rebuild on its own thread: nicer, and faiss on config.rebuild_threads OpenMP threads
+    there (the setting is the calling thread's), so serving keeps a core."""
+    lower_thread_priority(config.rebuild_nice)
+    faiss.omp_set_num_threads(config.rebuild_threads)
+    job()
 
 
 def _add_built(built: Built, labels: np.ndarray, vectors: np.ndarray) -> None:
-    built.index.add_with_ids(augment(vectors, built.norm), labels)
+    if built.bands is not None:
+        add_placed(built.index, built.bands, labels, vectors)
+    else:
+        built.index.add_with_ids(augment(vectors, built.norm), labels)
 
 
 def _remove_built(built: Built, labels: np.ndarray) -> None:

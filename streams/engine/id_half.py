@@ -100,7 +100,8 @@ class IdHalf:
         if self._index is None:
             cfg = self.config
             index = FaissIndex(IndexConfig(dim=self.memory.config.dim, exact_threshold=cfg.exact_threshold,
-                                           nprobe=cfg.nprobe, use_gpu=False, seed=cfg.seed))
+                                           nprobe=cfg.nprobe, use_gpu=False, seed=cfg.seed,
+                                           norm_bands=()))  # measured on content vectors only
             ids = sorted(self.memory.ids())
             # rows read in slices (bounded temporaries), added at once (one IVF training at most)
             parts = [self.gated(ids[s:s + _SLICE])[0] for s in range(0, len(ids), _SLICE)]

@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
+from store.thread_priority import lower_thread_priority
 from streams.kafka.group_relay import GroupRelay
 from streams.kafka.ledger import DeadLetterLedger
 from streams.worker.batch import handle_batch
 from streams.worker.item_publisher import ItemPublisher
 from streams.worker.outbox import Outbox
-from streams.worker.priority import lower_thread_priority
 from streams.worker.runtime import Runtime
 from streams.worker.timers import safe_timer
 from streams.worker.topics import Tables, Topics

@@ -65,8 +65,8 @@ class WorkerSettings(BaseSettings):
     data_dir: Path = Path("threadrec-data")  # faust tables, item store, token cache
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)  # bound of the local token-state cache
     item_cache_bytes: int = Field(ITEM_CACHE_BYTES, ge=0)  # decoded item records kept in memory
-    # vectors an IVF query scans (its lists probed): recall against time, per query code; one
-    # thread at 100k items: 48k rows 36 ms, 12k rows 9 ms per engagement (10 codes)
+    # vectors an IVF query scans (its lists probed): recall against time, per query code (10 per
+    # engagement); bench/results/index.json has recall and ms per budget at 88k and 1M items
     index_scan_rows: int = Field(IndexConfig.scan_rows, ge=1)
     # memory of each RocksDB database (faust tables per partition, item store, token cache)
     rocksdb_memtable_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)  # one write buffer

@@ -365,11 +365,12 @@ def test_a_format_1_snapshot_of_an_ivf_without_the_extra_coordinate_still_serves
 
 def test_default_nprobe_probes_the_lists_that_hold_about_scan_rows_vectors() -> None:
     ids, vecs = _data(3000)
-    small = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, scan_rows=300, rebuild_aside=False))
+    one_ivf = dict(dim=DIM, exact_threshold=100, rebuild_aside=False, norm_bands=())
+    small = FaissIndex(IndexConfig(scan_rows=300, **one_ivf))
     small.upsert(ids, vecs)
     assert small.mode == "ivf" and small.nprobe == -(-300 * small.nlist // 3000)  # ceil
     # a budget of the whole catalogue probes every list: the IVF answers as the exact oracle
-    whole = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, scan_rows=3000, rebuild_aside=False))
+    whole = FaissIndex(IndexConfig(scan_rows=3000, **one_ivf))
     whole.upsert(ids, vecs)
     assert whole.nprobe == whole.nlist
     oracle = BruteForceIndex(DIM)

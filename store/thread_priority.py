@@ -1,8 +1,9 @@
-"""Thread priority: the summary lane yields the cores to the recommendation path.
+"""Thread priority: background work (the summary lane, an index rebuild) yields the cores to
+the recommendation path.
 
-Both run in one process on the same cores; at equal priority a batch of summaries (hundreds of
-ms of decoder work) takes CPU time from the engagements waiting behind it. A nicer lane thread
-still gets every idle cycle, so summaries stay fresh when the path leaves room.
+They run in one process on the same cores; at equal priority a batch of summaries (hundreds of
+ms of decoder work) or a k-means takes CPU time from the engagements waiting behind it. A nicer
+thread still gets every idle cycle, so background work finishes when the path leaves room.
 """
 
 from __future__ import annotations

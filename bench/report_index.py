@@ -1,0 +1,68 @@
+"""Turns bench/results/index.json (bench/bench_index.py) into the README's retrieval-index section
+(between `<!-- index:start -->` and `<!-- index:end -->`): recall@100 against CPU time per
+engagement for each layout (norm bands, one IVF) and row budget, at each size.
+
+    python bench/report_index.py [--json bench/results/index.json --readme README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from streams.readme import markdown_table, splice_section
+
+ROOT = Path(__file__).resolve().parents[1]
+
+INTRO = """`bench/bench_index.py`: recall@100 of `FaissIndex.search` against exact search, and CPU ms per
+engagement of `search_many` with the engine's bounds, one thread. `codes`: per user the engine's
+10 UPE codes as queries; `items`: 10 held-out item vectors per user. `feed`: the production feed's
+items encoded by the packaged encoder; `fitted`: a mixture fitted to them, sampled at 1M.
+`banded` is the default layout (the IVF in norm bands, `store/faiss_bands.py`); `single` is one
+IVF over all items. The row budget is `IndexConfig.scan_rows` (worker flag `--index-scan-rows`).
+"""
+
+
+def _pair(rows: list[dict[str, Any]], key: str) -> str:
+    by = {r["queries"]: r for r in rows}
+    fmt = "{:.3f}" if key == "recall_at_100" else "{:.1f}"
+    return " / ".join(fmt.format(by[q][key]) if q in by else "-" for q in ("codes", "items"))
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        key = (r["data"], r["items"], r.get("layout", "single"), r.get("scan_rows"), r["nprobe"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (data, items, layout, budget, nprobe), rs in groups.items():
+        default = " (default)" if rs[0].get("default_nprobe") else ""
+        out.append((data, f"{items:,}", layout, f"{budget:,}{default}" if budget else f"nprobe {nprobe}",
+                    str(rs[0]["nlist"]), _pair(rs, "recall_at_100"), _pair(rs, "cpu_ms_per_engagement")))
+    head = ("vectors", "items", "layout", "rows per query", "lists", "recall@100 codes / items",
+            "ms per engagement codes / items")
+    return markdown_table(head, out)
+
+
+def section(d: dict[str, Any]) -> str:
+    m = d["machine"]
+    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
+    return (f"## Results: retrieval index\n\n{INTRO}\n{table(d['rows'])}\nMachine: {m['cpu_count']} cores, "
+            f"load average {load} at the end (shared), faiss {m['faiss']}, {m['threads']} thread.\n")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--json", type=Path, default=ROOT / "bench/results/index.json")
+    p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = p.parse_args()
+    splice_section(args.readme, "index", section(json.loads(args.json.read_text())),
+                   before="## Results: online trainer at scale")
+    print("README index section written")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
