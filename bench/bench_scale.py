@@ -25,9 +25,11 @@ Threads: one each for faiss, torch and numpy's BLAS (`--threads`); timings are p
 and the process's CPU time (robust where other processes share the cores). A size that does not
 fit (memory cap, deadline) is recorded with `ran_out` naming the resource.
 Pipeline level (`--level pipeline`, bench/scale_pipeline.py): the same sizes through the bundled
-broker and a real worker subprocess, written to bench/results/scale.json.
+broker and a real worker subprocess, written to bench/results/scale.json; its item vectors are
+clustered unit vectors, or with `--data fitted` the mixture fitted to the encoder's items in
+`--vectors` (norms vary, so the index's norm bands apply).
 Usage: python bench/bench_scale.py --sizes 10000 100000 1000000
-       python bench/bench_scale.py --level pipeline --sizes 10000 100000 --user-counts 10000 100000
+       python bench/bench_scale.py --level pipeline --data fitted --sizes 10000 100000 --user-counts 10000 100000
 """
 
 from __future__ import annotations

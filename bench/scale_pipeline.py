@@ -301,7 +301,6 @@ class Size:
             Catalogue,
             Targets,
             VectorMaker,
-            VectorSpec,
             histories,
             load_items,
             load_states,
@@ -312,8 +311,7 @@ class Size:
         fp = EncoderFingerprint(model.identity, model.dim, model.config.n)
         ws = WorkerSettings(kafka=k)
         targets = Targets(ws.items_group_id, k.changelog("user-state", ws.app_id), ws.app_id)
-        spec = VectorSpec(seed=self.args.seed)
-        maker = VectorMaker(spec, fp)
+        maker = VectorMaker(vector_spec(self.args), fp)
         cat = Catalogue({}, np.zeros((self.items, fp.dim), np.float16), [], [])
         rule = SessionRule.of(model.config)
         with Progress(console=self.console, transient=True) as progress:
@@ -566,9 +564,15 @@ def run_pipeline(args, console) -> dict[str, Any]:
     return write(args, rows, machine(1), console)
 
 
-def write(args, rows: dict, mach: dict, console) -> dict[str, Any]:
+def vector_spec(args):
+    """The bulk load's item vectors: --data fitted, the mixture fitted to the encoder's items in
+    --vectors (their norms vary as the encoder's do); otherwise clustered unit vectors."""
     from streams.data.bulk_load import VectorSpec
 
+    return VectorSpec(seed=args.seed, fitted_from=str(args.vectors) if args.data == "fitted" else None)
+
+
+def write(args, rows: dict, mach: dict, console) -> dict[str, Any]:
     ordered = [rows[k] for k in sorted(rows)]
     base = next((r.get("saturation_events_per_s") for r in ordered if r.get("saturation_events_per_s")), None)
     for r in ordered:
@@ -580,7 +584,7 @@ def write(args, rows: dict, mach: dict, console) -> dict[str, Any]:
                         "empty data dir",
               "checkpoint": "the demo's quick-checkpoint architecture (streams/demo/checkpoint.py "
                             "QUICK_MODEL), packaged MiniLM backbone, untrained heads (seeded): cost, not quality",
-              "vectors": {**VectorSpec(seed=args.seed).describe(),
+              "vectors": {**vector_spec(args).describe(),
                           "note": "not the encoder's output (too slow for 1M items on 2 cores): the "
                                   "checkpoint's encoder fingerprint, vectors from this generator"},
               "warm_states": "streams/data/bulk_load.py warm_state: the feed's train+valid history per "

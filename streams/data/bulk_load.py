@@ -39,7 +39,7 @@ from store import (
     session_content_key,
 )
 from store.item_record import hash_text
-from store.synthetic import ClusteredVectors
+from store.synthetic import ClusteredVectors, FittedVectors
 from streams.kafka.replay import ensure_topics
 from streams.kafka.settings import KafkaSettings
 
@@ -52,18 +52,21 @@ Progress = Callable[[str, int], None]  # (stage, records done so far)
 
 @dataclass(frozen=True)
 class VectorSpec:
-    """Item vectors of the bulk load: unit vectors around `clusters` seeded centres
-    (store.synthetic.ClusteredVectors, generated in blocks of CHUNK items), each CPE code the
-    vector plus gaussian noise of norm about `cpe_noise`."""
+    """Item vectors of the bulk load, generated in blocks of CHUNK items: unit vectors around
+    `clusters` seeded centres (store.synthetic.ClusteredVectors), or, with `fitted_from` (a
+    directory holding the encoder's items.npy: python -m streams.data.feed_vectors), the mixture
+    fitted to encoded items (store.synthetic.FittedVectors: their norms vary as the encoder's
+    do). Each CPE code is the vector plus gaussian noise of norm about `cpe_noise`."""
 
     clusters: int = 1000
     noise: float = 1.0
     cpe_noise: float = 0.1
     seed: int = 0
+    fitted_from: str | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"generator": "store.synthetic.ClusteredVectors (streams/data/bulk_load.py VectorSpec)",
-                **asdict(self)}
+        gen = "FittedVectors" if self.fitted_from else "ClusteredVectors"
+        return {"generator": f"store.synthetic.{gen} (streams/data/bulk_load.py VectorSpec)", **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,17 @@ class VectorMaker:
 
     def __init__(self, spec: VectorSpec, fp: EncoderFingerprint) -> None:
         self.spec, self.fp = spec, fp
+        self.fitted: FittedVectors | None = None
+        if spec.fitted_from:
+            encoded = np.load(Path(spec.fitted_from) / "items.npy")
+            if encoded.shape[1] != fp.dim:
+                raise ValueError(f"{spec.fitted_from}: vectors of dim {encoded.shape[1]}, the checkpoint's is {fp.dim}")
+            self.fitted = FittedVectors.fit(encoded, seed=spec.seed)
         self.gen = ClusteredVectors(fp.dim, spec.clusters, spec.noise, spec.seed)
 
     def block(self, b: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Vectors (n, dim) float32 and CPE (n, codes, dim) float16 of items b*CHUNK ...+n."""
-        vec = self.gen.sample(n, seed=b)
+        vec = self.fitted.sample(n, stream=b) if self.fitted else self.gen.sample(n, seed=b)
         rng = np.random.default_rng((self.spec.seed, b, 1))
         noise = rng.standard_normal((n, self.fp.codes, self.fp.dim), dtype=np.float32)
         cpe = vec[:, None, :] + noise * np.float32(self.spec.cpe_noise / np.sqrt(self.fp.dim))

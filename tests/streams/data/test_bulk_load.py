@@ -46,3 +46,21 @@ def test_warm_states_carry_the_engines_session_keys_and_the_kept_history(tiny_mo
         assert all(i in state.seen_items() for i in earlier)
         trimmed += bool(earlier)
     assert trimmed  # some histories were longer than the rule keeps
+
+
+def test_fitted_vectors_follow_the_encoded_items_norms_and_repeat(tmp_path):
+    rng = np.random.default_rng(0)
+    dim = 24
+    encoded = rng.standard_normal((2000, dim)).astype(np.float32) * rng.lognormal(0, 0.3, (2000, 1)).astype(np.float32)
+    np.save(tmp_path / "items.npy", encoded)
+    fp = EncoderFingerprint(b"e" * 16, dim, 3)
+    spec = VectorSpec(fitted_from=str(tmp_path))
+    vec, cpe = VectorMaker(spec, fp).block(0, 500)
+    again, _ = VectorMaker(spec, fp).block(0, 500)
+    np.testing.assert_array_equal(vec, again)  # the same spec gives the same vectors
+    assert cpe.shape == (500, 3, dim)
+    norms, want = np.linalg.norm(vec, axis=1), np.linalg.norm(encoded, axis=1)
+    assert norms.std() > 0.1 * norms.mean()  # not unit vectors: the index's norm bands apply
+    assert abs(np.median(norms) - np.median(want)) < 0.15 * np.median(want)
+    assert VectorSpec().describe()["generator"].startswith("store.synthetic.ClusteredVectors")
+    assert spec.describe()["generator"].startswith("store.synthetic.FittedVectors")
