@@ -20,9 +20,8 @@ class IndexConfig:
     nprobe: int | None = None
     # With norm bands the budget is shared 8:4:2:1 from the band of the largest norms down.
     # bench/results/index.json (one thread, 10 UPE codes per engagement, the encoder's vectors):
-    # banded, 88k items 30k rows recall@100 0.978 in 7 ms per engagement, 60k rows 0.994 in
-    # 12 ms; 1M items 0.917 in 19 ms and 0.981 in 32 ms. One IVF needed 60k rows for 0.991 at
-    # 88k items (21 ms) and reached 0.56 at 1M.
+    # banded, 88k items 48k rows recall@100 0.990 in 8.5 ms per engagement, 15k rows 0.954 in
+    # 4.6 ms; 1M items 0.975 in 34 ms. One IVF: 0.970 in 11.8 ms at 88k, 0.505 at 1M.
     scan_rows: int = 48_000
     # Norm-rank cuts of the IVF's bands (store/faiss_bands.py): the top 3%, 7%, 20% of norms and
     # the rest; () for one IVF over all items. Not used on a GPU or with a fixed nlist.
