@@ -17,20 +17,6 @@ from model.evaluation.sasrec_baseline import SASRecRanker
 from model.ids.sasrec import SASRecOptions
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread on small machines: these tiny models are many small calls, which
-    intra-op threads spinning against other processes on 2 shared cores made ~10x slower.
-    Restored afterwards."""
-    from model.device import available_cores
-
-    before = torch.get_num_threads()
-    if available_cores() <= 4:
-        torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def with_valid(rows: dict[str, list[str]], items: int) -> SimpleNamespace:
     """Per-user item sequences -> leave-one-out train/valid (last item = valid target)."""
     train = [{"user_id": u, "item_id": i, "ts": float(t)} for u, s in rows.items() for t, i in enumerate(s[:-1])]
