@@ -8,4 +8,4 @@ import os
 # numpy load their pools; a caller's own OMP_NUM_THREADS wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.examples"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.examples", "tests.fixtures.imports"]
