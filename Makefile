@@ -29,9 +29,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# no broker, no model training: the quick loop while editing (the README's `make test` runs all)
+# no broker, no model training, a tenth of the fuzz examples (tests/fixtures/examples.py):
+# the quick loop while editing (the README's `make test` runs all)
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not broker and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not broker and not slow" --hypothesis-profile=unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

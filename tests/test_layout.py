@@ -10,24 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("faust", "kafka", "aiokafka", "streams")
 
 
-def _imported_modules(package: str) -> set[str]:
-    code = (f"import sys, importlib, pkgutil, {package}\n"
-            f"for m in pkgutil.walk_packages({package}.__path__, '{package}.'):\n"
-            "    importlib.import_module(m.name)\n"
-            "print('\\n'.join(sorted(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
-    return {line.split(".")[0] for line in out.split()}
+def test_model_imports_neither_kafka_nor_store(imported_by):
+    assert not imported_by("model") & {*FORBIDDEN, "store", "rocksdict"}
 
 
-def test_model_imports_neither_kafka_nor_store():
-    mods = _imported_modules("model")
-    assert not mods & {*FORBIDDEN, "store", "rocksdict"}
-
-
-def test_store_imports_neither_kafka_nor_model():
-    mods = _imported_modules("store")
-    assert not mods & {*FORBIDDEN, "model", "torch", "transformers"}
+def test_store_imports_neither_kafka_nor_model(imported_by):
+    assert not imported_by("store") & {*FORBIDDEN, "model", "torch", "transformers"}
 
 
 def test_ruff_clean():

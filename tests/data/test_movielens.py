@@ -113,6 +113,7 @@ def test_cli_prepare_movielens(tmp_path, capsys):
     assert json.loads((tmp_path / "o" / "meta.json").read_text())["seed"] == 3
 
 
+@pytest.mark.slow  # prepares all 100k engagements; the small files above run in the unit loop
 @pytest.mark.skipif(importlib.util.find_spec("recbole") is None, reason="recbole wheel not installed")
 def test_real_movielens_100k(tmp_path):
     meta = prepare_movielens(tmp_path / "ml")

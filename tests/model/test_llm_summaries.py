@@ -42,7 +42,8 @@ class _ChatServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # shutdown() waits for the next poll: 0.5 s by default, per server
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -75,11 +76,20 @@ def test_asks_once_then_answers_from_disk_cache(chat_server_factory, tmp_path):
     assert len(server.requests) == 1
 
 
-def test_retries_server_errors_and_rate_limits(chat_server_factory, tmp_path):
+def _record_waits(monkeypatch) -> list[float]:
+    """The client's backoff sleeps, recorded instead of slept (1 s and 2 s cost the unit loop 3 s)."""
+    waits: list[float] = []
+    monkeypatch.setattr("model.summaries.time.sleep", waits.append)
+    return waits
+
+
+def test_retries_server_errors_and_rate_limits(chat_server_factory, tmp_path, monkeypatch):
+    waits = _record_waits(monkeypatch)
     server = chat_server_factory(script=[503, 429])
     llm = LLMSummarizer(server.url, "m", cache_dir=tmp_path, retries=3)
     assert llm.summarize(ITEMS) == "Likes animation and action."
     assert len(server.requests) == 3
+    assert waits == [1.0, 2.0]  # exponential backoff between the tries
 
 
 def test_client_error_is_not_retried_and_names_the_status(chat_server_factory, tmp_path):
@@ -90,7 +100,9 @@ def test_client_error_is_not_retried_and_names_the_status(chat_server_factory, t
     assert len(server.requests) == 1
 
 
-def test_gives_up_with_a_clear_error_when_the_endpoint_is_down(tmp_path):
+def test_gives_up_with_a_clear_error_when_the_endpoint_is_down(tmp_path, monkeypatch):
+    waits = _record_waits(monkeypatch)
     llm = LLMSummarizer("http://127.0.0.1:9/v1", "m", cache_dir=tmp_path, retries=2, timeout_s=1)
     with pytest.raises(SummaryError, match="failed after 2 tries"):
         llm.summarize(ITEMS)
+    assert waits == [1.0]  # one wait between the two tries

@@ -83,6 +83,7 @@ def check_every_id_reads_back_its_own_row(mem: IdMemory, n: int) -> None:
     assert sorted(mem.ids()) == sorted(ids)
 
 
+@pytest.mark.slow  # 100k rows through RocksDB; the 10k case below runs in the unit loop
 def test_every_one_of_100k_ids_reads_back_its_own_row(tmp_path) -> None:
     """The issue's property, with 99% of the rows evicted from the cache into RocksDB."""
     mem = IdMemory(RocksDictKV(tmp_path / "kv"), config(cache_rows=1_000))

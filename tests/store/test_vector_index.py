@@ -281,6 +281,7 @@ def test_rebuild_from_item_store() -> None:
     assert [h[0] for h in index.search(vecs[:2], 10)] == [h[0] for h in oracle.search(vecs[:2], 10)]
 
 
+@pytest.mark.slow  # 100k vectors, an IVF trained and a flat one
 def test_approximate_recall_at_100_on_100k_384d() -> None:
     """IVF recall@100 >= 0.95 vs exact, 100k clustered 384-d vectors (uniform random has no
     neighbourhoods, so IVF recall on it is hopeless at any useful nprobe)."""

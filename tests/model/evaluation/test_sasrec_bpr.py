@@ -17,20 +17,6 @@ from model.evaluation.sasrec_baseline import SASRecRanker
 from model.ids.sasrec import SASRecOptions
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread on small machines: these tiny models are many small calls, which
-    intra-op threads spinning against other processes on 2 shared cores made ~10x slower.
-    Restored afterwards."""
-    from model.device import available_cores
-
-    before = torch.get_num_threads()
-    if available_cores() <= 4:
-        torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def with_valid(rows: dict[str, list[str]], items: int) -> SimpleNamespace:
     """Per-user item sequences -> leave-one-out train/valid (last item = valid target)."""
     train = [{"user_id": u, "item_id": i, "ts": float(t)} for u, s in rows.items() for t, i in enumerate(s[:-1])]
@@ -70,6 +56,7 @@ def train_ids(data) -> dict[str, list[str]]:
     return out
 
 
+@pytest.mark.slow  # trains a model (20 epochs)
 def test_sasrec_learns_planted_chains_and_beats_popularity():
     data = chains()
     opts = SASRecOptions(dim=32, max_len=10, max_epochs=20, patience=20, lr=5e-3, dropout=0.1)
@@ -82,6 +69,7 @@ def test_sasrec_learns_planted_chains_and_beats_popularity():
     assert valid_recall(sasrec, data) > pop + 0.5  # the kept (best) weights, scored through the ranker
 
 
+@pytest.mark.slow  # trains a model (60 epochs)
 def test_bpr_learns_planted_clusters_and_beats_popularity():
     data = clusters()
     opts = BPROptions(dim=16, lr=0.05, max_epochs=60, patience=60, batch_size=256)
@@ -93,6 +81,7 @@ def test_bpr_learns_planted_clusters_and_beats_popularity():
     assert valid_recall(bpr, data) > pop + 0.2
 
 
+@pytest.mark.slow  # trains a model until it stops
 def test_early_stopping_keeps_the_best_epoch_and_obeys_the_budget():
     data = clusters(users=20)
     bpr = BPRRanker(list(data.items), opts=BPROptions(dim=4, lr=0.5, max_epochs=50, patience=2)).fit(
@@ -190,6 +179,7 @@ def cold_dir(tmp_path):
     return d
 
 
+@pytest.mark.slow  # trains both ID baselines
 def test_threadrec_evaluate_trains_the_id_baselines_and_reports_the_cold_slice(cold_dir, tmp_path):
     from streams.cli import main
 

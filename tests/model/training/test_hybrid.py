@@ -80,6 +80,7 @@ def _planted(n_pos: int = 300, n_items: int = 50, k: int = 8, seed: int = 1) -> 
                       torch.zeros(n_pos, n_items, dtype=torch.bool))
 
 
+@pytest.mark.slow  # trains the gate (80 epochs)
 def test_fit_fusion_learns_to_trust_informative_rows():
     data = _planted()
     fusion, losses = fit_fusion(data, HybridConfig(fusion_epochs=80, row_dropout=0.0))

@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from streams.kafka.broker import free_port
+
+pytestmark = pytest.mark.broker  # starts the bundled broker, twice
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -16,6 +16,7 @@ from streams.kafka.messages import (
     parse_engagement,
     parse_item,
 )
+from tests.fixtures.examples import examples
 
 LIMITS = MessageLimits()
 FIELDS = ("user_id", "item_id", "ts", "kind", "title", "body", "category")
@@ -63,14 +64,14 @@ def _check_item(raw: bytes, key: bytes | None = None) -> None:
         it[name].encode("utf-8")
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records, st.one_of(st.none(), st.binary(max_size=12)))
 def test_random_json_objects_parse_or_are_rejected(obj, key):
     _check_engagement(_json(obj), key)
     _check_item(_json(obj), key)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_parse_or_are_rejected(data):
     for raw in _raw_variants(data):
@@ -78,7 +79,7 @@ def test_random_bytes_parse_or_are_rejected(data):
         _check_item(raw)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.integers(min_value=1, max_value=6000), st.sampled_from(["[", "{\"a\":", "[{\"b\":"]))
 def test_deep_nesting_and_huge_numbers_are_rejected(n, opener):
     closer = {"[": "]", "{\"a\":": "}", "[{\"b\":": "}]"}[opener]

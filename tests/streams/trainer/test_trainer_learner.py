@@ -42,6 +42,7 @@ def score(learner: OnlineLearner, history: list[str], item: str) -> float:
     return float(learner.memory.lookup([item])[0][0] @ h)
 
 
+@pytest.mark.slow  # trains a model (180 steps)
 def test_learning_raises_the_planted_next_item_over_the_rest(tmp_path):
     learner = make_learner(tmp_path, lr=0.05)
     before = score(learner, ["i0", "i1"], "i2") - np.mean([score(learner, ["i0", "i1"], f"i{k}") for k in range(5, 30)])

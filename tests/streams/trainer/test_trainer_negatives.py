@@ -5,6 +5,7 @@ full softmax stays selectable."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from model.ids.online import uniform_draws
 from streams.trainer.config import TrainerSettings
@@ -110,6 +111,7 @@ def test_a_restore_at_a_block_bound_learns_what_an_uninterrupted_learner_does(tm
     assert whole.stats.steps == second.stats.steps
 
 
+@pytest.mark.slow  # trains a model twice (180 steps each)
 def test_sampled_and_full_losses_both_learn_the_planted_chain(tmp_path):
     for loss in ("sampled", "full"):
         learner = make_learner(tmp_path / loss, lr=0.05, loss=loss, negatives=8, learn_block=4)
