@@ -179,7 +179,7 @@ def section(d: dict[str, Any], png: Path, readme: Path) -> str:
 PIPELINE_HEAD = ("items", "users", "state bytes p50 / max", "changelog bytes / engagement",
                  "saturation ev/s (ratio)", "p50 / p99 ms at 25/s", "retrieval ms / event", "ANN recall@100",
                  "worker RSS MB", "restore s", "catalogue ready s", "sweep max block ms",
-                 "p99 during retrain / p99", "ran out")
+                 "p99 during retrain / p99", "ran out", "item vectors")
 
 
 def _v(row: dict[str, Any], key: str, fmt: str = ".0f") -> str:
@@ -194,7 +194,8 @@ def pipeline_table(rows: list[dict[str, Any]]) -> str:
          f"{v(r, 'saturation_events_per_s', '.1f')} ({v(r, 'saturation_ratio', '.2f')})",
          f"{v(r, 'p50_ms')} / {v(r, 'p99_ms')}", v(r, "retrieval_ms_per_event", ".1f"),
          v(r, "ann_recall_at_100", ".3f"), v(r, "rss_mb"), v(r, "restore_s", ".1f"), v(r, "catalogue_ready_s", ".1f"),
-         v(r, "sweep_max_block_ms", ".1f"), v(r, "p99_during_retrain_ratio", ".2f"), r.get("ran_out") or "")
+         v(r, "sweep_max_block_ms", ".1f"), v(r, "p99_during_retrain_ratio", ".2f"), r.get("ran_out") or "",
+         r.get("vectors", "clustered"))
         for r in rows])
 
 
@@ -235,8 +236,9 @@ def pipeline_notes(d: dict[str, Any]) -> str:
                       f"{_v(r, 'bulk_states_s')} s, broker RSS {_v(r, 'broker_rss_mb')} MB" for r in rows)
     return (f"Bulk load (set-up, before the worker starts): {setup}. "
             f"Broker: {d['broker']}; {d['worker']}; {d['checkpoint']}. Item "
-            f"vectors: {d['vectors']['note']} ({d['vectors']['generator']}, {d['vectors']['clusters']} "
-            f"clusters). Warm states: {d['warm_states']}. Machine: {m['cpu']}, {m['cpu_count']} cores, "
+            f"vectors: {d['vectors']['note']} ({d['vectors']['generator']}; the column says which each "
+            f"row ran: `fitted`, the mixture fitted to the encoder's items, norms varying as theirs do; "
+            f"`clustered`, unit vectors around 1,000 centres). Warm states: {d['warm_states']}. Machine: {m['cpu']}, {m['cpu_count']} cores, "
             f"load average {loads} at the start of each size (other processes shared the cores). "
             f"Where the time goes: {explain}.\n")
 

@@ -225,6 +225,7 @@ class Size:
 
     def run(self) -> dict:
         self.row = {"items": self.items, "users": self.users, "ran_out": None,
+                    "vectors": "fitted" if self.args.data == "fitted" else "clustered",
                     "load_avg_at_start": os.getloadavg()[0]}
         budget = Budget(time.monotonic() + 60 * self.args.budget_min, self.args.min_free_gb)
         try:
