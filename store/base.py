@@ -14,6 +14,10 @@ class KVStore(Protocol):
         """The value at key, or None."""
         ...
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The value at each key (None where absent), in one call where the backend can."""
+        ...
+
     def put(self, key: bytes, value: bytes) -> None:
         """Set key to value."""
         ...

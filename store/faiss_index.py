@@ -89,7 +89,7 @@ class FaissIndex:
 
     def upsert(self, item_ids: list[str], vectors: np.ndarray) -> None:
         item_ids, vectors = dedupe_last(item_ids, vectors, self.dim)
-        if not item_ids:
+        if not item_ids or self._overwrite(item_ids, vectors):
             return
         self._drop_labels(self._ids.forget(item_ids))
         labels = self._ids.assign(item_ids)
@@ -100,6 +100,24 @@ class FaissIndex:
         if self._replica is not None:
             self._replica.add_with_ids(stored, labels)
         self._maybe_rebuild()
+
+    def _overwrite(self, item_ids: list[str], vectors: np.ndarray) -> bool:
+        """New vectors of items the exact index holds, written over the old ones in place (their
+        labels kept): a flat removal rewrites the whole index and its id map, whatever the number
+        of items. Only with nothing else to tell (no replica, no copy in flight); False: not done."""
+        if self.mode != "flat" or self._norm or self._replica is not None or self._journals:
+            return False
+        label_of = self._ids.label_of
+        if not all(i in label_of for i in item_ids):
+            return False
+        labels = np.fromiter((label_of[i] for i in item_ids), np.int64, len(item_ids))
+        id_map = faiss.vector_to_array(self._master.id_map)  # ascending: labels are handed out so
+        at = np.minimum(np.searchsorted(id_map, labels), len(id_map) - 1)
+        if not np.array_equal(id_map[at], labels):
+            return False
+        flat = faiss.downcast_index(self._master.index)
+        faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)[at] = vectors
+        return True
 
     def remove(self, item_ids: Iterable[str]) -> None:
         self._drop_labels(self._ids.forget(list(item_ids)))

@@ -26,6 +26,10 @@ class MemoryKV:
     def get(self, key: bytes) -> bytes | None:
         return self._live().get(key)
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        data = self._live()
+        return [data.get(k) for k in keys]
+
     def put(self, key: bytes, value: bytes) -> None:
         data = self._live()
         if key not in data:

@@ -42,6 +42,9 @@ class RocksDictKV:
     def get(self, key: bytes) -> bytes | None:
         return self._live().get(key)
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        return self._live().get(list(keys)) if keys else []  # one multi-get
+
     def put(self, key: bytes, value: bytes) -> None:
         self._live()[key] = bytes(value)
 

@@ -69,3 +69,10 @@ def test_rocksdict_persists_across_reopen(kv_factory) -> None:
     kv.flush()
     kv.close()
     assert kv_factory().get(b"k") == b"v"
+
+
+def test_get_many_reads_each_key_in_order(kv_factory) -> None:
+    kv = kv_factory()
+    kv.write_batch([(b"a", b"1"), (b"c", b"3")])
+    assert kv.get_many([b"c", b"b", b"a", b"c"]) == [b"3", None, b"1", b"3"]
+    assert kv.get_many([]) == []
