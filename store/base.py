@@ -27,9 +27,10 @@ class KVStore(Protocol):
         ...
 
     def write_batch(
-        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()
+        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), logged: bool = True
     ) -> None:
-        """Apply deletes then puts atomically where the backend can."""
+        """Apply deletes then puts atomically where the backend can. logged=False: the backend
+        may skip its write-ahead log, so the writes are durable only after flush()."""
         ...
 
     def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:

@@ -15,7 +15,8 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ SNAPSHOT_FORMAT = 2  # 2: meta has mips_norm (the IVF's extra coordinate); 1 sti
 _READS = {1, 2}
 _IDS_MAGIC = b"TRID"
 _GPU_MAX_K = 2048  # faiss GPU top-k limit
+_PARALLEL_ROWS = 65_536  # changes of fewer rows run on one thread (serial)
 
 
 def exact_knn(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +49,22 @@ def exact_knn(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndar
 def gpu_available() -> bool:
     """True when this faiss build sees at least one GPU."""
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+
+
+@contextmanager
+def serial(rows: int) -> Iterator[None]:
+    """FAISS on the calling thread alone while it changes fewer than _PARALLEL_ROWS rows: for a
+    small change a parallel region's start and barrier cost more than the work, milliseconds when
+    other processes hold the cores (the thread count is per calling thread in OpenMP)."""
+    if rows >= _PARALLEL_ROWS:
+        yield
+        return
+    was = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(was)
 
 
 class FaissIndex:
@@ -91,14 +109,15 @@ class FaissIndex:
         item_ids, vectors = dedupe_last(item_ids, vectors, self.dim)
         if not item_ids or self._overwrite(item_ids, vectors):
             return
-        self._drop_labels(self._ids.forget(item_ids))
-        labels = self._ids.assign(item_ids)
-        stored = augment(vectors, self._norm)
-        self._master.add_with_ids(stored, labels)
-        for journal in self._journals:
-            journal.record_add(labels, vectors, item_ids)
-        if self._replica is not None:
-            self._replica.add_with_ids(stored, labels)
+        with serial(len(item_ids)):
+            self._drop_labels(self._ids.forget(item_ids))
+            labels = self._ids.assign(item_ids)
+            stored = augment(vectors, self._norm)
+            self._master.add_with_ids(stored, labels)
+            for journal in self._journals:
+                journal.record_add(labels, vectors, item_ids)
+            if self._replica is not None:
+                self._replica.add_with_ids(stored, labels)
         self._maybe_rebuild()
 
     def _overwrite(self, item_ids: list[str], vectors: np.ndarray) -> bool:
@@ -120,7 +139,9 @@ class FaissIndex:
         return True
 
     def remove(self, item_ids: Iterable[str]) -> None:
-        self._drop_labels(self._ids.forget(list(item_ids)))
+        item_ids = list(item_ids)
+        with serial(len(item_ids)):
+            self._drop_labels(self._ids.forget(item_ids))
         self._maybe_rebuild()
 
     def _drop_labels(self, labels: np.ndarray) -> None:

@@ -317,8 +317,9 @@ class IdMemory:
     def put_batch(self, batch: RowBatch) -> np.ndarray:
         """put_rows for rows of distinct ids decoded in one pass (store/row_batch.py), in one KV
         write of their encodings as given: held rows are updated in place, the others are not read
-        into the cache. The same rule: a row older than the stored one is ignored (a stored row
-        too damaged to show its version is replaced). Returns (N,) bool: applied."""
+        into the cache; the write is durable at the next flush(). The same rule: a row older than
+        the stored one is ignored (a stored row too damaged to show its version is replaced).
+        Returns (N,) bool: applied."""
         ids = batch.ids
         if len(set(ids)) != len(ids):
             raise ValueError("put_batch: ids must be distinct (split the batch where one repeats)")
@@ -329,8 +330,10 @@ class IdMemory:
         if not put:
             return fresh
         put_ids = ids if len(put) == len(ids) else [ids[k] for k in put]
+        # unlogged (durable at flush()): a replica re-applies what a crash lost from the offsets
+        # its last flush reflects (streams/worker/id_rows.py flushes before it saves them)
         self.kv.write_batch(zip([self._prefix + i.encode("utf-8") for i in put_ids],
-                                [batch.raws[k] for k in put], strict=True))
+                                [batch.raws[k] for k in put], strict=True), logged=False)
         for item_id in self._pending.keys() & put_ids:  # would write an older row over the KV's
             del self._pending[item_id]
         held = self._cache.keys() & put_ids

@@ -41,7 +41,7 @@ class MemoryKV:
             del self._keys[bisect.bisect_left(self._keys, key)]
 
     def write_batch(
-        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()
+        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), logged: bool = True
     ) -> None:
         for key in deletes:
             self.delete(key)

@@ -1,9 +1,9 @@
 """Many ID rows as arrays, and served-format records (the `parameters` topic) decoded in one pass.
 
 decode_row costs tens of microseconds of Python per record, and a sync carries tens of thousands.
-decode_served checks and reads a whole slice at once: per record only the bytes compares and the
-CRC32 run in Python; the scalars and vectors are gathered with numpy from one joined buffer and
-checked for finiteness together. It accepts only what decode_row would decode to exactly that row
+decode_served checks and reads a whole slice at once: per record only the bytes compares, the
+CRC32 and two slices run in Python; the scalars and the vectors are each read by numpy from one
+joined buffer and checked for finiteness together. It accepts only what decode_row would decode to exactly that row
 (format 2, this table, this dim, the key's id, a matching CRC, finite values); everything else is
 left to the caller's per-record decoder, which says why it refuses one (old format-1 records with
 slots included). So the fast path need only be right about what it accepts.
@@ -100,23 +100,20 @@ def decode_served(keys: Sequence[bytes | None], values: Sequence[bytes | None], 
 
 
 def _gather(ids: list[str], raws: list[bytes], ok: np.ndarray, dim: int) -> tuple[np.ndarray, RowBatch]:
-    """The scalars and vectors of the accepted records out of one joined buffer; a record with a
-    non-finite value is no longer ok (decode_row refuses it, with the reason)."""
+    """The scalars and vectors of the accepted records, each field's bytes joined and read at
+    once; a record with a non-finite value is no longer ok (decode_row refuses it, with the
+    reason)."""
     n, good = len(raws), np.flatnonzero(ok)
     vectors = np.zeros((n, dim), np.float32)
     scalars = np.zeros(n, _SCALARS)
     if len(good):
         parts = [raws[k] for k in good.tolist()]
-        lengths = np.fromiter(map(len, parts), np.int64, len(parts))
-        ends = np.cumsum(lengths)
-        starts, buf = ends - lengths, np.frombuffer(b"".join(parts), np.uint8)
-        scalars[good] = buf[(starts + _SCALARS_AT)[:, None] + np.arange(_SCALARS.itemsize)].view(_SCALARS)[:, 0]
-        at = (ends - 4 - 4 * dim)[:, None] + np.arange(4 * dim)
-        vectors[good] = buf[at].view("<f4")
-        finite = np.isfinite(vectors[good]).all(axis=1) & np.isfinite(scalars["last_seen"][good])
-        for k in good[~finite].tolist():
+        end = _SCALARS_AT + _SCALARS.itemsize
+        scalars[good] = np.frombuffer(b"".join([v[_SCALARS_AT:end] for v in parts]), _SCALARS)
+        vectors[good] = np.frombuffer(b"".join([v[-4 - 4 * dim:-4] for v in parts]), "<f4").reshape(-1, dim)
+        bad = good[~(np.isfinite(vectors[good]).all(axis=1) & np.isfinite(scalars["last_seen"][good]))]
+        for k in bad.tolist():
             ok[k], ids[k], raws[k] = False, "", b""
-        vectors[good[~finite]] = 0
-        scalars[good[~finite]] = 0
+        vectors[bad], scalars[bad] = 0, 0
     return ok, RowBatch(ids, raws, vectors, scalars["last_seen"].copy(), scalars["updates"].copy(),
                         scalars["version"].copy())
