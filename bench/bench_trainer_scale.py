@@ -51,7 +51,7 @@ from store import IdMemory, IdMemoryConfig, IdRow, MemoryKV, encode_row, row_key
 from store.rocksdict_backend import RocksDictKV
 from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events
 from streams.engine.id_half import IdHalf
-from streams.engine.parameters import apply_parameters
+from streams.engine.parameters import ApplyPacer, apply_parameters
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
 from streams.trainer.learner import OnlineLearner, memory_config
@@ -124,15 +124,17 @@ def worker_rows(learner: OnlineLearner, root: Path, seed: int) -> IdHalf:
     for ids, vectors in initial_rows(n, dim, seed):
         memory.put_rows(ids, [IdRow(v, zeros) for v in vectors])
     memory.flush()
-    return IdHalf(memory, learner.tower, learner.gate if learner.gate is not None else Fusion(dim).eval())
+    return IdHalf(memory, learner.tower, learner.fusion if learner.fusion is not None else Fusion(dim).eval())
 
 
 def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users: list[list[str]]) -> dict[str, Any]:
-    """The worker's ID half (index and row sample built) applies the sync in slices of the
-    worker's param_apply_slice, serving one engagement's ID-half calls (h_u, index search, exact
-    terms) between slices. apply_us_per_row: the slices' time over the rows; p99_during_sync_ratio:
-    p99 of (one slice + one serve), an engagement that arrived as a slice began and waited for
-    the lock, over the p99 of serves without a slice, one taken just before each slice."""
+    """The worker's ID half (index and row sample built) applies the sync in slices as the
+    worker's runtime sizes them (ApplyPacer: param_apply_share of an engagement's time, here one
+    serve's, at most param_apply_budget_ms per hold of the engine lock), serving one engagement's ID-half calls (h_u, index search,
+    exact terms) between slices. apply_us_per_row: the slices' time over the rows;
+    p99_during_sync_ratio: p99 of (one slice + one serve), an engagement that arrived as a slice
+    began and waited for the lock, over the p99 of serves without a slice, one taken just before
+    each slice."""
     t = time.perf_counter()
     half.index(), half.sample()
     index_s = time.perf_counter() - t
@@ -144,20 +146,28 @@ def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users:
         return time.perf_counter() - t
 
     serve(0)
-    step, applied_s, during, quiet = WorkerSettings().param_apply_slice, 0.0, [], []
-    for k, start in enumerate(range(0, len(records), step)):
-        quiet.append(serve(k))  # paired with the slice below: the same moment's load on the cores
+    settings = WorkerSettings()
+    pacer = ApplyPacer(settings.param_apply_budget_ms / 1000.0, settings.param_apply_slice,
+                       settings.param_apply_share)
+    applied_s, during, quiet, start = 0.0, [], [], 0
+    while start < len(records):
+        quiet.append(serve(len(quiet)))  # paired with the slice below: the same moment's load on the cores
+        pacer.served(quiet[-1])  # as the worker's engagement batches do
+        step = pacer.next()
         t = time.perf_counter()
         apply_parameters(half, records[start:start + step])
         took = time.perf_counter() - t
-        applied_s += took
-        during.append(took + serve(k))
+        pacer.took(len(records[start:start + step]), took)
+        applied_s, start = applied_s + took, start + step
+        during.append(took + serve(len(quiet) - 1))
     p99 = float(np.percentile(quiet, 99)) if quiet else float("nan")
     return {"apply_us_per_row": 1e6 * applied_s / max(len(records), 1),
             "p99_during_sync_ratio": float(np.percentile(during, 99)) / p99 if during else None,
             "worker_serve_p99_ms": 1e3 * p99, "worker_serve_p99_during_sync_ms":
             1e3 * float(np.percentile(during, 99)) if during else None,
-            "worker_index_build_s": index_s, "apply_slice": step}
+            "worker_index_build_s": index_s, "apply_slices": len(during),
+            "apply_budget_ms": settings.param_apply_budget_ms, "apply_share": settings.param_apply_share,
+            "apply_slice_max": settings.param_apply_slice}
 
 
 def worker_starts(learner: OnlineLearner, root: Path, seed: int) -> dict[str, Any]:
@@ -171,7 +181,7 @@ def worker_starts(learner: OnlineLearner, root: Path, seed: int) -> dict[str, An
     t = time.perf_counter()
     dim = learner.memory.config.dim
     half = IdHalf(IdMemory(RocksDictKV(full), IdMemoryConfig(dim=dim, ttl_s=0)), learner.tower,
-                  learner.gate if learner.gate is not None else Fusion(dim).eval())
+                  learner.fusion if learner.fusion is not None else Fusion(dim).eval())
     half.index(), half.sample()
     full_s = time.perf_counter() - t
     half.memory.close()

@@ -23,7 +23,8 @@ timed engagements stand for one sync interval at the stated rate, and the sync i
 publish rule sends after them. CPU time per engagement is split into the frozen tower's batched
 forward and backward (the same work at every size) and the rest (sampling, row bookkeeping,
 Adagrad: what a catalogue could make grow). A worker's ID half over the same rows then applies
-that sync in slices of `param_apply_slice` records, serving one engagement's ID-half calls (h_u,
+that sync in slices as the worker sizes them (`param_apply_share` of an engagement's time, here
+one serve's, at most `param_apply_budget_ms` per hold of the engine lock), serving one engagement's ID-half calls (h_u,
 index search, exact terms) between slices: apply us per row, and the p99 of (one slice + one
 serve), an engagement that waited for the lock a whole slice, over the p99 of serves taken just
 before each slice (the same moment's load). Start: until a worker's ID half over N rows can

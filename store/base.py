@@ -14,6 +14,10 @@ class KVStore(Protocol):
         """The value at key, or None."""
         ...
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The value at each key (None where absent), in one call where the backend can."""
+        ...
+
     def put(self, key: bytes, value: bytes) -> None:
         """Set key to value."""
         ...
@@ -23,9 +27,10 @@ class KVStore(Protocol):
         ...
 
     def write_batch(
-        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()
+        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), logged: bool = True
     ) -> None:
-        """Apply deletes then puts atomically where the backend can."""
+        """Apply deletes then puts atomically where the backend can. logged=False: the backend
+        may skip its write-ahead log, so the writes are durable only after flush()."""
         ...
 
     def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:

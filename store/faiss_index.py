@@ -16,7 +16,8 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -41,6 +42,7 @@ SNAPSHOT_FORMAT = 3  # 3: meta may have norm bands; 2: mips_norm (the extra coor
 _READS = {1, 2, 3}
 _IDS_MAGIC = b"TRID"
 _GPU_MAX_K = 2048  # faiss GPU top-k limit
+_PARALLEL_ROWS = 65_536  # changes of fewer rows run on one thread (serial)
 
 
 def exact_knn(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +53,22 @@ def exact_knn(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndar
 def gpu_available() -> bool:
     """True when this faiss build sees at least one GPU."""
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+
+
+@contextmanager
+def serial(rows: int) -> Iterator[None]:
+    """FAISS on the calling thread alone while it changes fewer than _PARALLEL_ROWS rows: for a
+    small change a parallel region's start and barrier cost more than the work, milliseconds when
+    other processes hold the cores (the thread count is per calling thread in OpenMP)."""
+    if rows >= _PARALLEL_ROWS:
+        yield
+        return
+    was = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(was)
 
 
 class FaissIndex:
@@ -95,20 +113,40 @@ class FaissIndex:
 
     def upsert(self, item_ids: list[str], vectors: np.ndarray) -> None:
         item_ids, vectors = dedupe_last(item_ids, vectors, self.dim)
-        if not item_ids:
+        if not item_ids or self._overwrite(item_ids, vectors):
             return
-        self._drop_labels(self._ids.forget(item_ids))
-        labels = self._ids.assign(item_ids)
-        built = Built(self._master, self._norm, self._bands)
-        _add_built(built, labels, vectors)
-        for journal in self._journals:
-            journal.record_add(labels, vectors, item_ids)
-        if self._replica is not None:
-            _add_built(Built(self._replica, self._norm, self._bands), labels, vectors)
+        with serial(len(item_ids)):
+            self._drop_labels(self._ids.forget(item_ids))
+            labels = self._ids.assign(item_ids)
+            _add_built(Built(self._master, self._norm, self._bands), labels, vectors)
+            for journal in self._journals:
+                journal.record_add(labels, vectors, item_ids)
+            if self._replica is not None:
+                _add_built(Built(self._replica, self._norm, self._bands), labels, vectors)
         self._maybe_rebuild()
 
+    def _overwrite(self, item_ids: list[str], vectors: np.ndarray) -> bool:
+        """New vectors of items the exact index holds, written over the old ones in place (their
+        labels kept): a flat removal rewrites the whole index and its id map, whatever the number
+        of items. Only with nothing else to tell (no replica, no copy in flight); False: not done."""
+        if self.mode != "flat" or self._norm or self._replica is not None or self._journals:
+            return False
+        label_of = self._ids.label_of
+        if not all(i in label_of for i in item_ids):
+            return False
+        labels = np.fromiter((label_of[i] for i in item_ids), np.int64, len(item_ids))
+        id_map = faiss.vector_to_array(self._master.id_map)  # ascending: labels are handed out so
+        at = np.minimum(np.searchsorted(id_map, labels), len(id_map) - 1)
+        if not np.array_equal(id_map[at], labels):
+            return False
+        flat = faiss.downcast_index(self._master.index)
+        faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)[at] = vectors
+        return True
+
     def remove(self, item_ids: Iterable[str]) -> None:
-        self._drop_labels(self._ids.forget(list(item_ids)))
+        item_ids = list(item_ids)
+        with serial(len(item_ids)):
+            self._drop_labels(self._ids.forget(item_ids))
         self._maybe_rebuild()
 
     def _drop_labels(self, labels: np.ndarray) -> None:

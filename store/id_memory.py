@@ -33,8 +33,10 @@ from .id_row import (
     encode_row,
     initial_row,
     read_last_seen,
+    read_version,
 )
 from .id_snapshot import SnapshotHeader, read_snapshot, write_snapshot
+from .row_batch import RowBatch
 
 logger = logging.getLogger(__name__)
 
@@ -311,6 +313,69 @@ class IdMemory:
             self.version = max(self.version, int(row.version))
             applied[i] = True
         return applied
+
+    def put_batch(self, batch: RowBatch) -> np.ndarray:
+        """put_rows for rows of distinct ids decoded in one pass (store/row_batch.py), in one KV
+        write of their encodings as given: held rows are updated in place, the others are not read
+        into the cache; the write is durable at the next flush(). The same rule: a row older than
+        the stored one is ignored (a stored row too damaged to show its version is replaced).
+        Returns (N,) bool: applied."""
+        ids = batch.ids
+        if len(set(ids)) != len(ids):
+            raise ValueError("put_batch: ids must be distinct (split the batch where one repeats)")
+        stored, absent = self._stored_versions(ids)
+        fresh = absent | (batch.versions >= stored)
+        self.stale_rows_ignored += int((~fresh).sum())
+        put = np.flatnonzero(fresh).tolist()
+        if not put:
+            return fresh
+        put_ids = ids if len(put) == len(ids) else [ids[k] for k in put]
+        # unlogged (durable at flush()): a replica re-applies what a crash lost from the offsets
+        # its last flush reflects (streams/worker/id_rows.py flushes before it saves them)
+        self.kv.write_batch(zip([self._prefix + i.encode("utf-8") for i in put_ids],
+                                [batch.raws[k] for k in put], strict=True), logged=False)
+        for item_id in self._pending.keys() & put_ids:  # would write an older row over the KV's
+            del self._pending[item_id]
+        held = self._cache.keys() & put_ids
+        if held:
+            self._update_held(held, batch, put, put_ids)
+        self._touched.update(dict.fromkeys(put_ids))
+        self._count += int(absent[put].sum())
+        self.version = max(self.version, int(batch.versions[put].max()))
+        return fresh
+
+    def _update_held(self, held: set[str], batch: RowBatch, put: list[int], put_ids: list[str]) -> None:
+        """Cached rows become the rows put_batch wrote (clean: the KV has them), in their place
+        in the LRU order."""
+        scalars = zip(batch.last_seen[put].tolist(), batch.updates[put].tolist(), batch.versions[put].tolist(),
+                      strict=True)
+        for k, item_id, (last_seen, updates, version) in zip(put, put_ids, scalars, strict=True):
+            if item_id in held:
+                self._dirty.discard(item_id)
+                accum = np.zeros(self.config.dim, np.float32) if batch.accum is None else batch.accum[k].copy()
+                self._cache[item_id] = IdRow(batch.vectors[k].copy(), accum, last_seen, updates, version)
+
+    def _stored_versions(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """((N,) uint64 versions of the stored rows, (N,) bool absent), the KV read in one call."""
+        versions, absent = np.zeros(len(ids), np.uint64), np.zeros(len(ids), bool)
+        cache, pending = self._cache, self._pending
+        held = cache.keys() & ids
+        if pending:
+            held |= pending.keys() & ids
+        unheld = [k for k, i in enumerate(ids) if i not in held] if held else range(len(ids))
+        for k, item_id in enumerate(ids if held else ()):
+            if item_id in held:
+                versions[k] = (cache.get(item_id) or pending[item_id]).version
+        raws = self.kv.get_many([self._prefix + ids[k].encode("utf-8") for k in unheld])
+        for k, raw in zip(unheld, raws, strict=True):
+            if raw is None:
+                absent[k] = True
+                continue
+            try:
+                versions[k] = read_version(raw)
+            except StateCodecError:
+                logger.warning("id memory %s: stored row of %r unreadable, replaced", self.table, ids[k])
+        return versions, absent
 
     def delete(self, ids: Iterable[str]) -> np.ndarray:
         """Remove rows (a tombstone from the parameters topic); returns (N,) bool: existed."""

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import math
 import re
+import struct
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -36,6 +37,7 @@ _TABLE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")  # no "/": it separates table fro
 # the largest valid record: frame, scalars, table and id texts, f32[2, 4096] state, CRC32
 MAX_ROW_BYTES = 5 + 24 + (4 + 64) + (4 + MAX_ID_BYTES) + (10 + 2 * 4 * MAX_DIM) + 4
 _U64 = 2**64
+_VERSION, _VERSION_AT = struct.Struct("<Q"), 21  # after magic, format, last_seen and updates
 
 
 @dataclass(eq=False)
@@ -166,6 +168,14 @@ def read_last_seen(data: bytes) -> float:
     """last_seen of an encoded row, after the magic, format and CRC checks only (fast)."""
     (last_seen,) = _open(data)[1].unpack("d")
     return last_seen
+
+
+def read_version(data: bytes) -> int:
+    """version of an encoded row from its fixed-offset header (magic and size checked, not the
+    CRC: put_batch compares it, and the row itself is checked when it is read)."""
+    if bytes(data[:4]) != ROW_MAGIC or len(data) < _VERSION.size + _VERSION_AT:
+        raise StateCodecError("id row: not a row record (bad magic or truncated header)")
+    return _VERSION.unpack_from(data, _VERSION_AT)[0]
 
 
 def _open(data: bytes) -> tuple[int, Reader]:

@@ -26,6 +26,10 @@ class MemoryKV:
     def get(self, key: bytes) -> bytes | None:
         return self._live().get(key)
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        data = self._live()
+        return [data.get(k) for k in keys]
+
     def put(self, key: bytes, value: bytes) -> None:
         data = self._live()
         if key not in data:
@@ -37,7 +41,7 @@ class MemoryKV:
             del self._keys[bisect.bisect_left(self._keys, key)]
 
     def write_batch(
-        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()
+        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), logged: bool = True
     ) -> None:
         for key in deletes:
             self.delete(key)

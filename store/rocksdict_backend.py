@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 from .config import RocksMemory
 from .errors import StoreClosedError
@@ -42,6 +42,9 @@ class RocksDictKV:
     def get(self, key: bytes) -> bytes | None:
         return self._live().get(key)
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        return self._live().get(list(keys)) if keys else []  # one multi-get
+
     def put(self, key: bytes, value: bytes) -> None:
         self._live()[key] = bytes(value)
 
@@ -49,14 +52,19 @@ class RocksDictKV:
         del self._live()[key]
 
     def write_batch(
-        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()
+        self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = (), logged: bool = True
     ) -> None:
         batch = WriteBatch(raw_mode=True)
         for key in deletes:
             batch.delete(key)
         for key, value in puts:
             batch.put(key, bytes(value))
-        self._live().write(batch)
+        if logged:
+            self._live().write(batch)
+            return
+        unlogged = WriteOptions()
+        unlogged.disable_wal = True  # in the memtable only until flush() writes it out
+        self._live().write(batch, unlogged)
 
     def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         for key, value in self._live().items(from_key=prefix):

@@ -126,13 +126,17 @@ class IdHalf:
             g = self.fusion.gates(torch.from_numpy(rows)).numpy()
         return (rows * g[:, None]).astype(np.float32), present
 
-    def rows_changed(self, ids: Sequence[str], vectors: Sequence[np.ndarray | None] | None = None) -> None:
+    def rows_changed(self, ids: Sequence[str],
+                     vectors: np.ndarray | Sequence[np.ndarray | None] | None = None) -> None:
         """Rows put or deleted (e.g. applied from the trainer): their index vectors and sample
-        entries follow, nothing else is rebuilt. vectors: the rows as stored (None: deleted), so
-        nothing is read back; without them the memory is read."""
+        entries follow, nothing else is rebuilt. vectors: the rows as stored, an (n, dim) array of
+        distinct ids' rows or one per id (None: deleted), so nothing is read back; without them
+        the memory is read."""
         if vectors is None:
             ids = list(dict.fromkeys(ids))
             rows, present = self.memory.lookup(ids)
+        elif isinstance(vectors, np.ndarray):
+            rows, present = np.asarray(vectors, np.float32), np.ones(len(ids), bool)
         else:
             present = np.array([v is not None for v in vectors], bool)
             rows = np.zeros((len(ids), self.memory.config.dim), np.float32)
@@ -142,13 +146,14 @@ class IdHalf:
             return
         with torch.no_grad():
             gated = rows * self.fusion.gates(torch.from_numpy(rows)).numpy()[:, None]
-        live = [i for i, p in zip(ids, present, strict=True) if p]
-        gone = [i for i, p in zip(ids, present, strict=True) if not p]
+        everyone = bool(present.all())
+        live = list(ids) if everyone else [i for i, p in zip(ids, present, strict=True) if p]
+        gone = [] if everyone else [i for i, p in zip(ids, present, strict=True) if not p]
         if self._index is not None:
             self._index.remove(gone)
             if live:
-                self._index.upsert(live, gated[present])
+                self._index.upsert(live, gated if everyone else gated[present])
         if self._sampled:
             self._sample.drop(gone)
             if live:
-                self._sample.put(live, gated[present])
+                self._sample.put(live, gated if everyone else gated[present])

@@ -17,9 +17,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from store import IdRow, StateCodecError, decode_row, parse_row_key
+from store import IdMemory, IdRow, StateCodecError, decode_row, parse_row_key
+from store.row_batch import RowBatch, decode_served
 from streams.engine.id_half import IdHalf
 
 logger = logging.getLogger(__name__)
@@ -41,6 +40,53 @@ class ParamOutcome:
 
     outcome: str  # one of OUTCOMES
     reason: str = ""
+
+
+@dataclass
+class ApplyPacer:
+    """How many records the next hold of the engine lock applies. The rule: a slice may take
+    `share` of the time an engagement batch takes (a moving average of the batches seen), at most
+    `budget_s` and at least `floor_s`, and holds as many records as fit that at the cost per
+    record measured so far, at least `least` and at most `most`. An engagement batch that waits
+    for the lock behind a slice then takes about (1 + share) times as long, whatever the size of
+    the sync. A slice has fixed costs too (index and gate calls, 0.2-0.4 ms here); measured per
+    record they settle the slice where fixed + per-record costs fill the time allowed, and
+    `least` keeps a slice from shrinking to one record where the fixed costs alone exceed it."""
+
+    budget_s: float
+    most: int
+    share: float = 0.4
+    floor_s: float = 2e-4
+    least: int = 32
+    per_record_s: float = 0.0  # measured; 0 before the first slice, which takes `first` records
+    batch_s: float = 0.0  # measured; 0 before the first engagement batch: budget_s applies
+    first: int = 64
+
+    def allowed_s(self) -> float:
+        """Seconds the next slice may hold the lock."""
+        if self.batch_s <= 0:
+            return self.budget_s
+        return min(self.budget_s, max(self.floor_s, self.share * self.batch_s))
+
+    def next(self) -> int:
+        """Records for the next slice."""
+        if self.per_record_s <= 0:
+            return max(1, min(self.most, self.first))
+        return max(1, min(self.most, max(self.least, int(self.allowed_s() / self.per_record_s))))
+
+    def took(self, records: int, seconds: float) -> None:
+        """A slice of `records` took `seconds` under the lock."""
+        if records > 0:
+            self.per_record_s = _moving(self.per_record_s, seconds / records)
+
+    def served(self, seconds: float) -> None:
+        """An engagement batch took `seconds`."""
+        self.batch_s = _moving(self.batch_s, seconds)
+
+
+def _moving(average: float, value: float) -> float:
+    """The exponential moving average (weight 0.3 on the new value; the first value as is)."""
+    return value if average <= 0 else 0.7 * average + 0.3 * value
 
 
 def decode_parameter(key: bytes | None, value: bytes | None, table: str, dim: int,
@@ -73,53 +119,76 @@ def decode_parameter(key: bytes | None, value: bytes | None, table: str, dim: in
 def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],
                      ceiling: int = MAX_VERSION) -> list[ParamOutcome]:
     """Apply (key, value) records in order; one outcome per record (whatever one raises, it is
-    that record's). Runs of distinct rows are stored in one put_rows call, and the changed rows'
-    decoded vectors go to the ID index and row sample in place (no rebuild, no read back), so
-    the next ranking sees the new rows."""
+    that record's). The slice is decoded in one pass (store/row_batch.py; records it does not
+    accept one by one, with the reason), runs of distinct rows are stored in one KV write, and
+    the changed rows' vectors go to the ID index and row sample in place (no rebuild, no read
+    back), so the next ranking sees the new rows."""
     memory = half.memory
-    out: list[ParamOutcome | None] = []
-    run: dict[str, tuple[int, IdRow | None]] = {}  # distinct ids -> (record, row or tombstone)
-    final: dict[str, np.ndarray | None] = {}  # changed ids -> vector now (None: deleted)
-    for key, value in records:
-        try:
-            item_id, row = decode_parameter(key, value, memory.table, memory.config.dim, ceiling)
-        except CorruptParameter as e:
-            out.append(ParamOutcome("corrupt", str(e)))
+    keys, values = [k for k, _ in records], [v for _, v in records]
+    ok, batch = decode_served(keys, values, memory.table, memory.config.dim)
+    ok = (ok & (batch.versions <= min(ceiling, MAX_VERSION))).tolist()
+    out: list[ParamOutcome | None] = [None] * len(records)
+    run: dict[str, int] = {}  # distinct ids -> record position
+    final: dict[str, int | None] = {}  # changed ids -> record position of the row now (None: deleted)
+    tombstones: set[int] = set()
+    for k, (key, value) in enumerate(records):
+        item_id = batch.ids[k] if ok[k] else _decode_one(batch, k, key, value, ceiling, memory, out)
+        if item_id is None:
             continue
+        if value is None:
+            tombstones.add(k)
         if item_id in run:  # a second record of a row in this run: the first goes in first
-            _store_run(half, run, out, final)
-        run[item_id] = (len(out), row)
-        out.append(None)
-    _store_run(half, run, out, final)
-    half.rows_changed(list(final), list(final.values()))
-    return out  # type: ignore[return-value]  # every None was filled by _store_run
+            _store_run(half, batch, run, tombstones, out, final)
+        run[item_id] = k
+    _store_run(half, batch, run, tombstones, out, final)
+    live = [(i, k) for i, k in final.items() if k is not None]
+    if live:
+        half.rows_changed([i for i, _ in live], batch.vectors[[k for _, k in live]])
+    gone = [i for i, k in final.items() if k is None]
+    if gone:
+        half.rows_changed(gone, [None] * len(gone))
+    return out  # type: ignore[return-value]  # every None was filled
 
 
-def _store_run(half: IdHalf, run: dict[str, tuple[int, IdRow | None]], out: list[ParamOutcome | None],
-               final: dict[str, np.ndarray | None]) -> None:
-    """Store one run of distinct rows (puts in one call, tombstones in one) and note outcomes;
-    should the call raise, each row of the run alone, so an error stays its record's."""
+def _decode_one(batch: RowBatch, k: int, key: bytes | None, value: bytes | None, ceiling: int,
+                memory: IdMemory, out: list[ParamOutcome | None]) -> str | None:
+    """A record the one-pass decode did not accept (a tombstone, an old format, a bad one):
+    decoded alone into batch row k; its id, or None with out[k] saying why it is corrupt."""
+    try:
+        item_id, row = decode_parameter(key, value, memory.table, memory.config.dim, ceiling)
+    except CorruptParameter as e:
+        out[k] = ParamOutcome("corrupt", str(e))
+        return None
+    if row is not None:
+        batch.set_row(k, item_id, bytes(value), row)  # type: ignore[arg-type]  # not a tombstone
+    return item_id
+
+
+def _store_run(half: IdHalf, batch: RowBatch, run: dict[str, int], tombstones: set[int],
+               out: list[ParamOutcome | None], final: dict[str, int | None]) -> None:
+    """Store one run of distinct rows (puts in one batch, tombstones in one call) and note
+    outcomes; should a call raise, each row of the run alone, so an error stays its record's."""
     items = list(run.items())
     run.clear()
-    puts = [(i, at, row) for i, (at, row) in items if row is not None]
-    gone = [(i, at) for i, (at, row) in items if row is None]
+    puts = [(i, k) for i, k in items if k not in tombstones]
+    gone = [(i, k) for i, k in items if k in tombstones]
     try:
-        applied = half.memory.put_rows([i for i, _, _ in puts], [r for _, _, r in puts]) if puts else []
+        applied = half.memory.put_batch(batch.take([k for _, k in puts])) if puts else []
         existed = half.memory.delete([i for i, _ in gone]) if gone else []
     except Exception as e:
         if isinstance(e, (OSError, MemoryError)):
             raise
-        for i, (at, row) in items:
-            out[at] = _one(half, i, row)
-            if out[at].outcome in CHANGED:
-                final[i] = None if row is None else row.vector
+        for i, k in items:
+            out[k] = _one(half, i, None if k in tombstones else batch.row(k))
+            if out[k].outcome in CHANGED:
+                final[i] = None if k in tombstones else k
         return
-    for (i, at, row), ok in zip(puts, applied, strict=True):
-        out[at] = ParamOutcome("applied" if ok else "stale")
-        if ok:
-            final[i] = row.vector
-    for (i, at), was in zip(gone, existed, strict=True):
-        out[at] = ParamOutcome("deleted" if was else "absent")
+    for (i, k), was in zip(puts, applied, strict=True):
+        out[k] = ParamOutcome("applied" if was else "stale")
+        if was:
+            final[i] = k
+    for (i, k), was in zip(gone, existed, strict=True):
+        out[k] = ParamOutcome("deleted" if was else "absent")
         if was:
             final[i] = None
 

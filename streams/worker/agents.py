@@ -61,6 +61,7 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
                 runtime.fail(exc)
                 raise
             runtime.agent_s += time.perf_counter() - t0
+            runtime.param_pacer.served(time.perf_counter() - t0)  # sizes the parameters slices
 
     runtime.dead_letter = replica_dead_letters(topics, runtime)
     register_items_agent(app, runtime)

@@ -34,6 +34,7 @@ from store import (
 from store.config import IndexConfig
 from store.errors import VectorIndexError
 from streams.engine.engine import Engine
+from streams.engine.parameters import ApplyPacer
 from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
 from streams.errors import ThreadrecError
@@ -114,6 +115,7 @@ class Runtime:
     replica_letters_known: int = 0  # bad replica records already dead-lettered (not sent again)
     sweep_block_max_s: float = 0.0  # longest stretch one expiry sweep slice held the event loop
     exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
+    param_pacer: ApplyPacer = field(init=False)  # records per slice of a sync (from the settings)
 
     def take_param_heads(self, last_records: list) -> None:
         """The parameters replica's last record per partition at start: the version bound."""
@@ -121,6 +123,8 @@ class Runtime:
         logger.info("parameters head version %d", self.param_head)
 
     def __post_init__(self) -> None:
+        self.param_pacer = ApplyPacer(self.settings.param_apply_budget_ms / 1000.0, self.settings.param_apply_slice,
+                                      self.settings.param_apply_share)
         if self.clock is None:
             self.clock = EventClock(self.settings.future_skew_s, self.settings.watermark_skew_s,
                                     self.settings.late_skew_s)
@@ -275,16 +279,18 @@ class Runtime:
         return await self._run(self.engine.encode_items, items)
 
     async def apply_parameters(self, partition: int, records: list) -> None:
-        """ID rows from `parameters` into the engine's ID half, in offset order, in slices of
-        param_apply_slice records, each under the engine lock: engagement batches waiting for
-        it are served between slices, so a large sync never stalls recommendations. A corrupt
-        record is dead-lettered with the reason and not applied (by every worker, as each reads
-        them all), the records around it are."""
+        """ID rows from `parameters` into the engine's ID half, in offset order, in slices, each
+        under the engine lock and sized by ApplyPacer (a share of an engagement batch's time, at
+        most param_apply_budget_ms), so engagement batches waiting for the lock are served between
+        slices and a large sync never stalls recommendations. A corrupt record is dead-lettered with the reason and not applied (by
+        every worker, as each reads them all), the records around it are."""
         if self.engine.param_version is None:  # no replica is built for a content-only checkpoint
             return
-        step = self.settings.param_apply_slice
-        for start in range(0, len(records), step):
+        start = 0
+        while start < len(records):
+            step = self.param_pacer.next()
             await self._apply_slice(partition, records[start:start + step])
+            start += step
         if self.id_rows is not None and records:
             async with self.lock:
                 await self.in_engine_thread(self.id_rows.applied, self.engine.id_memory, partition,
@@ -294,7 +300,9 @@ class Runtime:
         pairs = [(rec.key, rec.value) for rec in records]
         async with self.lock:
             ceiling = max(self.engine.param_version, self.param_head) + self.settings.param_version_step
+            t = time.perf_counter()
             outcomes = await self.in_engine_thread(self.engine.apply_parameters, pairs, ceiling)
+            self.param_pacer.took(len(pairs), time.perf_counter() - t)
             version = self.engine.param_version
         live_from = self.param_replica.start_ends.get(partition, 0) if self.param_replica else 0
         self.params.record(records, outcomes, live_from, version, self.metrics)

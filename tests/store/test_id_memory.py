@@ -389,3 +389,36 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, np.ndarray):
         return np.array_equal(a, b)
     return a == b
+
+
+def test_put_batch_stores_what_put_rows_stores_held_or_not(memory_factory) -> None:
+    """Rows held decoded (cached or waiting to be written) and rows only in the KV take a batch
+    alike: stale ones ignored, the rest stored, counted and reported as put_rows does."""
+    from store.id_row import encode_row, row_key
+    from store.row_batch import decode_served
+
+    def batch(rows: dict[str, IdRow]):
+        ids = list(rows)
+        return decode_served([row_key("item", i) for i in ids],
+                             [encode_row("item", i, r, served=True) for i, r in rows.items()], "item", 4)[1]
+
+    def row(version: int, value: float) -> IdRow:
+        return IdRow(np.full(4, value, np.float32), np.zeros(4, np.float32), 1.0, 2, version)
+
+    mem, ref = memory_factory(cache_rows=3), IdMemory(MemoryKV(), config(cache_rows=3))
+    ids = [f"r{k}" for k in range(8)]
+    for m in (mem, ref):
+        m.put_rows(ids, [row(5, float(k)) for k in range(8)])  # some cached, some pending, some in the KV
+        m.drain_touched()
+    new = {ids[0]: row(4, 9.0), ids[1]: row(5, 9.0), ids[6]: row(6, 9.0), ids[7]: row(2, 9.0),
+           "fresh": row(3, 9.0)}
+    assert mem.put_batch(batch(new)).tolist() == [False, True, True, False, True]
+    assert ref.put_rows(list(new), list(new.values())).tolist() == [False, True, True, False, True]
+    assert mem.stale_rows_ignored == ref.stale_rows_ignored == 2 and len(mem) == len(ref) == 9
+    assert mem.version == 6 and mem.drain_touched() == [ids[1], ids[6], "fresh"]
+    for m in (mem, ref):
+        m.flush()
+    for item_id in [*ids, "fresh"]:
+        assert mem.get_row(item_id) == ref.get_row(item_id), item_id
+    with pytest.raises(ValueError, match="distinct"):
+        mem.put_batch(batch({"a": row(1, 1.0)}).take([0, 0]))

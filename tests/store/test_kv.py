@@ -69,3 +69,21 @@ def test_rocksdict_persists_across_reopen(kv_factory) -> None:
     kv.flush()
     kv.close()
     assert kv_factory().get(b"k") == b"v"
+
+
+def test_get_many_reads_each_key_in_order(kv_factory) -> None:
+    kv = kv_factory()
+    kv.write_batch([(b"a", b"1"), (b"c", b"3")])
+    assert kv.get_many([b"c", b"b", b"a", b"c"]) == [b"3", None, b"1", b"3"]
+    assert kv.get_many([]) == []
+
+
+def test_an_unlogged_batch_reads_at_once_and_survives_a_flush_and_reopen(kv_factory) -> None:
+    kv = kv_factory()
+    kv.write_batch([(b"u", b"1"), (b"v", b"2")], [b"gone"], logged=False)
+    assert kv.get_many([b"u", b"v"]) == [b"1", b"2"]
+    if kv_factory.backend != "rocksdict":
+        return
+    kv.flush()
+    kv.close()
+    assert kv_factory().get_many([b"u", b"v"]) == [b"1", b"2"]

@@ -381,3 +381,27 @@ def test_default_nprobe_probes_the_lists_that_hold_about_scan_rows_vectors() -> 
         assert_same_hits(got, want)
     whole.set_nprobe(2)  # an explicit nprobe wins over the budget
     assert whole.nprobe == 2
+
+
+def test_changed_vectors_overwritten_in_place_search_as_a_fresh_index(index_factory) -> None:
+    """Rows changed many times, some removed and added between (so the exact index overwrites
+    some in place and re-adds others): every search equals a fresh index of the final vectors."""
+    ids, vecs = _data(300)
+    index, rng = index_factory(), np.random.default_rng(5)
+    index.upsert(ids, vecs)
+    final = dict(zip(ids, vecs, strict=True))
+    for step in range(6):
+        picked = [ids[j] for j in rng.choice(300, 40, replace=False)]
+        new = rng.standard_normal((40, DIM)).astype(np.float32)
+        index.upsert(picked, new)
+        final.update(zip(picked, new, strict=True))
+        if step % 2:
+            index.remove(picked[:5])
+            index.upsert(picked[:5] + [f"new{step}"], new[:6])
+            final.update(zip(picked[:5] + [f"new{step}"], new[:6], strict=True))
+    fresh = make_index("bruteforce")
+    fresh.upsert(list(final), np.stack(list(final.values())))
+    queries = [rng.standard_normal((2, DIM)).astype(np.float32) for _ in range(5)]
+    assert len(index) == len(final)
+    for got, want in zip(index.search_many(queries, 30), fresh.search_many(queries, 30), strict=True):
+        assert_same_hits(got, want)

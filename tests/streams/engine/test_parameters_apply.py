@@ -230,3 +230,23 @@ def test_a_sync_applied_in_slices_serves_between_them_and_ends_with_the_bulk_app
         assert half.memory.get_row(item) == bulk.memory.get_row(item)
     users = half.user_vectors([ids[5:9]])
     assert half.retrieve(users, 10, [set()]) == bulk.retrieve(users, 10, [set()])
+
+
+def test_the_pacer_sizes_slices_to_a_share_of_a_batch_at_the_measured_cost():
+    from streams.engine.parameters import ApplyPacer
+
+    pacer = ApplyPacer(budget_s=0.002, most=500, share=0.25, least=1, first=64)
+    assert pacer.next() == 64  # nothing measured yet
+    pacer.took(64, 0.064)  # 1 ms per record: two fit the budget (no batch seen yet)
+    assert pacer.next() == 2 and ApplyPacer(0.002, 500, per_record_s=1e-3).next() == 32  # `least`
+    for _ in range(40):  # records turn cheap: 2 us each; the budget holds about 1000
+        pacer.took(100, 0.0002)
+    assert pacer.next() == 500  # the cap
+    for _ in range(40):  # engagement batches of 2 ms: a slice may take a quarter, 0.5 ms
+        pacer.served(0.002)
+    assert abs(pacer.allowed_s() - 0.0005) < 1e-9 and 240 <= pacer.next() <= 250
+    pacer.served(1e-6)  # however short the batches, a slice keeps the floor
+    assert pacer.allowed_s() >= pacer.floor_s
+    pacer.took(1000, 60.0)  # a record of a minute: still one per slice, never none
+    assert ApplyPacer(budget_s=0.002, most=500, least=1, per_record_s=60.0).next() == 1 and pacer.next() >= 1
+    assert ApplyPacer(budget_s=0.002, most=3, per_record_s=1e-6).next() == 3  # `most` over `least`
