@@ -30,6 +30,7 @@ from streams.kafka.gap_fetcher import FetchedEvent, FetchedMessage
 from streams.worker.batch import acting_as
 from streams.worker.config import WorkerSettings
 from streams.worker.expiry import ExpirySweep
+from streams.worker.heap import freeze_startup_objects
 from streams.worker.runtime import Runtime
 from streams.worker.topics import Tables
 
@@ -140,10 +141,11 @@ async def measure(args: argparse.Namespace, datadir: Path) -> dict:
            "sweep_slice_keys": settings.sweep_slice_keys,
            "sweep_slice_every_s": settings.sweep_slice_every_s}
     out["full_decode_block_ms"] = full_decode_block_ms(table)
-    engine = SimpleNamespace(config=SimpleNamespace(ttl_s=30 * DAY), stats=SimpleNamespace(expired=0))
+    engine = SimpleNamespace(config=SimpleNamespace(ttl_s=30 * DAY), count_expired=lambda n: None)
     runtime = Runtime(settings, engine=engine)  # the sweep reads the engine's ttl and counters only
     runtime.clock.watermarks.update({p: NOW for p in range(args.partitions)})
     warm_changelog(table)
+    freeze_startup_objects()  # as the worker does once ready: a gen-2 collection would count as the sweep's
     out.update(await sliced_pass(runtime, Tables(states=table, offsets={})))  # type: ignore[arg-type]
     for db in table.data._dbs.values():
         db.close()
