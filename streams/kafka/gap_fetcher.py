@@ -79,6 +79,17 @@ class GapFetcher:
             await c.stop()
         return out
 
+    async def ends(self, partitions: list[int]) -> dict[int, int]:
+        """partition -> log end offset now (the offset the next record will get)."""
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        c = self._consumer()
+        await c.start()
+        try:
+            ends = await c.end_offsets(tps)
+        finally:
+            await c.stop()
+        return {tp.partition: end for tp, end in ends.items()}
+
     async def baseline(self, partition: int) -> int | None:
         """Where the group's work on `partition` starts when this worker recorded nothing yet.
 

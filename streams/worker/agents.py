@@ -19,6 +19,7 @@ from streams.worker.batch import handle_batch
 from streams.worker.item_publisher import ItemPublisher
 from streams.worker.outbox import Outbox
 from streams.worker.runtime import Runtime
+from streams.worker.tails import watch_tails
 from streams.worker.timers import safe_timer
 from streams.worker.topics import Tables, Topics
 
@@ -55,8 +56,9 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
         async for events in stream.take_events(size, within=within):
             t0 = time.perf_counter()
             try:
-                await runtime.wait_for_replicas()  # at once after the first time
-                await handle_batch(events, runtime, topics, tables)
+                async with runtime.batch_lock:  # a tail re-read (tails.py) waits for it
+                    await runtime.wait_for_replicas()  # at once after the first time
+                    await handle_batch(events, runtime, topics, tables)
             except BaseException as exc:  # noqa: B036 - any failure here must stop the worker
                 runtime.fail(exc)
                 raise
@@ -77,6 +79,11 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             await runtime.replicator.run()
 
     register_summary_lane(app, runtime)
+
+    @app.task
+    @fatal_on_error(runtime, "engagements tail re-read", app)
+    async def reread_tails() -> None:
+        await watch_tails(app, runtime, topics, tables)
 
     @app.task
     @fatal_on_error(runtime, "start-up freeze", app)

@@ -1,6 +1,12 @@
 """One micro-batch of the engagements agent: sequence (repair gaps, drop redeliveries), validate,
 engine call, send, write tables.
 
+A redelivery (an offset below the partition's recorded next offset) is dropped only when its
+user's state records it as applied: the two tables reach their changelogs independently, so
+after a kill -9 the offsets table can be ahead of a state, and then the state decides (the
+engagement is handled again). A dropped redelivery writes its user's state again, so a state
+that reached the local store but not its changelog before a kill reaches it now.
+
 Each record is isolated (streams/worker/isolation.py): any exception while validating it is
 its dead letter; when the engine call fails for the batch, the batch is retried record by
 record (states threaded from one to the next), so the poison is dead-lettered and every other
@@ -17,6 +23,7 @@ from contextlib import contextmanager
 
 from faust import streams as faust_streams
 
+from store import StateCodecError, peek_user_state
 from streams.kafka.messages import (
     InvalidMessage,
     check_key,
@@ -55,9 +62,11 @@ def offset_key(partition: int) -> bytes:
     return str(partition).encode()
 
 
-async def _in_sequence(events: list, runtime: Runtime, tables: Tables) -> tuple[list, PartitionCursor]:
+async def _in_sequence(events: list, runtime: Runtime,
+                       tables: Tables) -> tuple[list, PartitionCursor, dict[str, object]]:
     """The batch with skipped offsets re-read in front of the event that revealed them and
-    redeliveries dropped (streams/worker/offsets.py); and the cursor after it."""
+    redeliveries its users' states hold dropped (streams/worker/offsets.py); the cursor after
+    it; and user -> a dropped redelivery of theirs (their states are written again)."""
     first: dict[int, object] = {}
     for ev in events:
         first.setdefault(ev.message.partition, ev)
@@ -68,19 +77,46 @@ async def _in_sequence(events: list, runtime: Runtime, tables: Tables) -> tuple[
             raw = tables.offsets.get(offset_key(partition))
         expected[partition] = int(raw) if raw is not None else await runtime.baseline(partition)
     cursor = PartitionCursor.starting_at(expected)
-    ordered = []
+    ordered, held, applied = [], {}, {}
     for ev in events:
         msg = ev.message
         decision = cursor.check(msg.partition, msg.offset)
         if decision.verdict is Verdict.DUPLICATE:
-            logger.info("skipping redelivered engagement %d@%d", msg.partition, msg.offset)
-            runtime.duplicates_skipped += 1
+            user = _state_holds(ev, tables, applied)
+            if user is not None:
+                logger.info("skipping redelivered engagement %d@%d", msg.partition, msg.offset)
+                runtime.duplicates_skipped += 1
+                held[user] = ev
+            else:  # recorded as handled, but its user's state lacks it: a lost state write
+                logger.info("redelivered engagement %d@%d is not in its user's state; handling "
+                            "it again", msg.partition, msg.offset)
+                runtime.redeliveries_reapplied += 1
+                ordered.append(ev)
             continue
         if decision.verdict is Verdict.REPAIR:
             ordered += await runtime.repair(msg.partition, decision.missing)
         cursor.accept(msg.partition, msg.offset)
         ordered.append(ev)
-    return ordered, cursor
+    return ordered, cursor, held
+
+
+def _state_holds(ev, tables: Tables, applied: dict[str, dict[int, int]]) -> str | None:
+    """The user of redelivered `ev` when their stored state records its offset (or a later one)
+    as applied, else None (no state, a state that does not decode, a key that is no user id:
+    the record goes through the normal path again, which decides). `applied` caches states."""
+    msg = ev.message
+    try:
+        user = bytes(msg.key).decode("utf-8")
+    except (TypeError, UnicodeDecodeError):
+        return None
+    if user not in applied:
+        with acting_as(ev):
+            raw = tables.states.get(user.encode())
+        try:
+            applied[user] = {} if raw is None else peek_user_state(bytes(raw)).applied
+        except StateCodecError:
+            applied[user] = {}
+    return user if applied[user].get(msg.partition, -1) >= msg.offset else None
 
 
 async def _validate(events: list, outbox: Outbox, clock: EventClock,
@@ -106,7 +142,7 @@ async def _validate(events: list, outbox: Outbox, clock: EventClock,
 async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: Tables) -> None:
     """One take() batch, in a straight line: sequence, validate, engine, send, write states,
     record offsets; one message out per engagement (a recommendation or a dead letter)."""
-    ordered, cursor = await _in_sequence(events, runtime, tables)
+    ordered, cursor, held = await _in_sequence(events, runtime, tables)
     runtime.metrics.events.inc(len(ordered))
     outbox = Outbox(topics.recommendations, topics.deadletter, runtime.settings.limits,
                     counts=runtime.send_counts, metrics=runtime.metrics)
@@ -119,19 +155,36 @@ async def handle_batch(events: list, runtime: Runtime, topics: Topics, tables: T
     await _send_results(valid, results, outbox)
     await outbox.flush()
     _write_states(valid, changed, tables)
+    _rewrite_held(held, changed, tables)
     runtime.metrics.stages({"kafka": time.perf_counter() - t0})
     # after the sends and state writes: a crash before this re-handles, never skips
-    _record_offsets(ordered, cursor, runtime, tables)
+    _record_offsets(events + ordered, cursor, {ev.message.partition for ev in held.values()},
+                    runtime, tables)
+    done = time.monotonic()  # when the batch ended: a long batch is not a silent partition
+    runtime.delivered_at.update({ev.message.partition: done for ev in events})
 
 
-def _record_offsets(ordered: list, cursor: PartitionCursor, runtime: Runtime,
+def _record_offsets(events: list, cursor: PartitionCursor, redelivered: set[int], runtime: Runtime,
                     tables: Tables) -> None:
-    """Each partition's next expected offset, in its own changelog partition."""
-    last = {ev.message.partition: ev for ev in ordered}
-    for partition in cursor.moved:
-        with acting_as(last[partition]):
+    """Each partition's next expected offset, in its own changelog partition: where it moved,
+    and (written again) where a redelivery showed the changelog may lag the local store."""
+    anchor = {ev.message.partition: ev for ev in events}
+    for partition in cursor.moved | {p for p in redelivered if cursor.expected.get(p) is not None}:
+        with acting_as(anchor[partition]):
             tables.offsets[offset_key(partition)] = str(cursor.expected[partition]).encode()
         runtime.handled[partition] = cursor.expected[partition]
+
+
+def _rewrite_held(held: dict[str, object], changed: dict[str, bytes], tables: Tables) -> None:
+    """The stored state of each user with a dropped redelivery, written again (to the local
+    store, and so to its changelog), unless the batch wrote a newer one."""
+    for user, ev in held.items():
+        if user in changed:
+            continue
+        with acting_as(ev):
+            raw = tables.states.get(user.encode())
+            if raw is not None:
+                tables.states[user.encode()] = raw
 
 
 async def _run_engine(valid: list[tuple[object, dict]], runtime: Runtime, tables: Tables,

@@ -72,6 +72,9 @@ class WorkerSettings(BaseSettings):
     rocksdb_memtable_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)  # one write buffer
     rocksdb_block_cache_bytes: int = Field(32 * 1024 * 1024, ge=0)  # LRU block cache
     item_wait_s: float = Field(5.0, ge=0)  # one wait of an unknown item for the items replica
+    # an engagements partition that delivered nothing this long (s) while its log holds records
+    # past its recorded offset is re-read from the broker (records faust dropped at its end)
+    tail_wait_s: float = Field(10.0, gt=0)
     replica_wait_s: float = Field(900.0, gt=0)  # longest start-up wait for the replicas
     future_skew_s: float = Field(86_400.0, ge=0)  # an engagement ts may lead wall time by this
     # ... and lead its partition's highest accepted ts by this (a replay's gaps stay below it)

@@ -99,7 +99,13 @@ class Runtime:
     agent_s: float = 0.0  # wall time inside the engagements agent's batches (stats file)
     gaps_repaired: int = 0  # skipped engagement ranges re-read from the broker
     records_reread: int = 0  # records those re-reads returned
-    duplicates_skipped: int = 0  # redelivered engagements dropped
+    duplicates_skipped: int = 0  # redelivered engagements dropped (their users' states hold them)
+    # redelivered engagements handled again: recorded as handled, missing from the user's state
+    redeliveries_reapplied: int = 0
+    tails_repaired: int = 0  # partition ends re-read after faust delivered nothing (tails.py)
+    delivered_at: dict[int, float] = field(default_factory=dict)  # partition -> last event seen (monotonic)
+    # one engagements batch at a time: the agent's, or a tail re-read's (streams/worker/tails.py)
+    batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     replica_wait_s: float | None = None  # how long serving waited for the replicas
     unknown_tombstones: int = 0  # item tombstones for items this replica never had
     # how a bad item or parameters record is dead-lettered (set where the faust topics exist)

@@ -4,7 +4,8 @@ Holds the engine's counters (model_s, store_s, index_s, ...), the time the engag
 spent per batch in total (agent_s: engine + validation + table reads/writes + sends),
 whether the worker has its partitions, finished table recovery and caught up its replicas
 (ready; tables_recovered and replicas_current apart, for start-up timing), the longest event-loop
-hold of an expiry sweep slice (sweep_max_block_ms), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped),
+hold of an expiry sweep slice (sweep_max_block_ms), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped,
+redeliveries_reapplied, tails_repaired),
 and parameter sync (param_version, param_rows, param_<outcome> counts, param_lag_* seconds;
 see streams/worker/parameters.py).
 """
@@ -57,6 +58,8 @@ def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
             # faust rebalance gaps (docs/faust-rebalance-gap.md)
             "gaps_repaired": runtime.gaps_repaired, "records_reread": runtime.records_reread,
             "duplicates_skipped": runtime.duplicates_skipped,
+            "redeliveries_reapplied": runtime.redeliveries_reapplied,
+            "tails_repaired": runtime.tails_repaired,
             "poison_records": runtime.breaker.total,  # dead-lettered for an unexpected exception
             "replica_letters_known": runtime.replica_letters_known,
             **runtime.param_snapshot(),

@@ -26,8 +26,9 @@ class Topics:
 class Tables:
     """user_id (bytes) -> encoded UserState; engagements partition (ascii) -> next expected offset.
 
-    The offsets table is also what drops redelivered engagements (one user's events all
-    live on one partition, so a per-partition offset covers every user of it).
+    The offsets table finds redeliveries and gaps (one user's events all live on one partition,
+    so a per-partition offset covers every user of it); the user's state decides whether a
+    redelivery is dropped (streams/worker/batch.py).
     """
 
     states: faust.Table

@@ -7,6 +7,7 @@ import asyncio
 import json
 from types import SimpleNamespace
 
+from store import UserState, encode_user_state
 from streams.engine.types import BatchOutcome, EngineStats, EventResult
 from streams.kafka.gap_fetcher import FetchedEvent, FetchedMessage
 from streams.worker.batch import handle_batch, offset_key
@@ -75,9 +76,16 @@ def _setup(offsets: dict[bytes, bytes], fetcher: _Fetcher):
     return runtime, topics, tables
 
 
+def _holds(tables: Tables, partition: int, offset: int) -> None:
+    """User u<partition>'s state records `offset` as applied (a redelivery of it is dropped)."""
+    user = f"u{partition}"
+    tables.states[user.encode()] = encode_user_state(UserState(user, applied={partition: offset}))
+
+
 def test_gap_is_reread_and_handled_in_offset_order_before_the_event():
     fetcher = _Fetcher()
     runtime, topics, tables = _setup({offset_key(0): b"3"}, fetcher)
+    _holds(tables, 0, 2)
     events = [_Event(0, 2), _Event(0, 3), _Event(1, 0), _Event(0, 6)]  # 2: redelivered; 4, 5 skipped
     asyncio.run(handle_batch(events, runtime, topics, tables))
     assert fetcher.calls == [(0, 4, 6)]
@@ -102,6 +110,7 @@ def test_redelivered_batch_is_dropped_but_bad_records_in_a_gap_are_dead_lettered
             return [FetchedEvent(_msg(partition, start, b"{not json"))]
 
     runtime, topics, tables = _setup({offset_key(0): b"9"}, BadFetcher())
+    _holds(tables, 0, 8)
     asyncio.run(handle_batch([_Event(0, 5), _Event(0, 8)], runtime, topics, tables))
     assert runtime.engine.seen == [] and topics.deadletter.sent == []
     asyncio.run(handle_batch([_Event(0, 11)], runtime, topics, tables))

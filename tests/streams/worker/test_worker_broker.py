@@ -199,3 +199,44 @@ def test_worker_rereads_engagements_the_group_committed_past(kafka_broker, produ
         assert not n or f"engagements {p}: faust skipped offsets [0, {n})" in text, text[-3000:]
     _check_parity([json.loads(r.value) for r in recs], engagements,
                   _offline(tiny_checkpoint, k, items, events), events)
+
+
+def test_worker_rereads_the_end_of_a_partition_faust_never_delivers(kafka_broker, producer_factory,
+                                                                    tiny_checkpoint, prepared, tmp_path):
+    """The faust gap at the end of a partition (docs/faust-rebalance-gap.md, tails): the group
+    committed every engagement, the worker's offsets table (seeded through the changelog) says
+    none was handled, and no later engagement comes to reveal the gap. faust delivers nothing;
+    the worker must find the partitions' ends past its offsets and re-read them itself."""
+    from streams.kafka.replay import ensure_topics
+    from streams.worker.stats import read_stats
+
+    prefix = f"wt-{uuid.uuid4().hex[:8]}-"
+    k = _settings(kafka_broker, prefix)
+    items, events = read_jsonl(prepared / "items.jsonl"), read_jsonl(prepared / "engagements.jsonl")
+    replay_to_broker([prepared / "items.jsonl", prepared / "engagements.jsonl"], k, progress=False)
+    etopic, group = k.topic("engagements"), f"{prefix}threadrec"
+    engagements = _engagement_offsets(kafka_broker, etopic, len(events))
+    ends = {p: sum(1 for q, _ in engagements if q == p) for p in range(FLAGS["partitions"])}
+    _commit(kafka_broker, group, {(etopic, p): n for p, n in ends.items()})
+    changelog = f"{group}-partition-offset-changelog"
+    ensure_topics(k, [changelog])
+    producer = producer_factory()
+    for p in range(FLAGS["partitions"]):
+        producer.send(changelog, key=str(p).encode(), value=b"0", partition=p)
+    producer.flush()
+    log, stats = tmp_path / "worker.log", tmp_path / "stats.json"
+    worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log, stats=stats,
+                    extra=("--loglevel", "info", "--tail-wait-s", "2"))
+    try:
+        recs = consume_all(kafka_broker.bootstrap, k.topic("recommendations"), len(events),
+                           timeout_s=150, abort=lambda: worker.poll() is not None)
+        time.sleep(1.0)
+        recs += consume_all(kafka_broker.bootstrap, k.topic("recommendations"), 10**6,
+                            timeout_s=2)[len(recs):]
+        st = read_stats(stats) or {}
+    finally:
+        stop_process(worker, timeout_s=30)
+    assert len(recs) == len(events), log.read_text()[-3000:]
+    assert st.get("tails_repaired", 0) >= sum(1 for n in ends.values() if n), st
+    _check_parity([json.loads(r.value) for r in recs], engagements,
+                  _offline(tiny_checkpoint, k, items, events), events)
