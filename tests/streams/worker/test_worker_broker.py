@@ -157,8 +157,6 @@ def test_worker_rereads_engagements_the_group_committed_past(kafka_broker, produ
     committed offset is past engagements the worker never handled (its offsets table, seeded
     through the changelog, says 0), as after faust dropped records fetched under an old
     generation and acked later ones; the worker must re-read them from the broker."""
-    from streams.kafka.replay import ensure_topics
-    from streams.worker.stats import read_stats
 
     prefix = f"wg-{uuid.uuid4().hex[:8]}-"
     k = _settings(kafka_broker, prefix)
@@ -172,24 +170,10 @@ def test_worker_rereads_engagements_the_group_committed_past(kafka_broker, produ
         skip[p] = max(0, min(3, n - 1))  # leave a later event: it is what reveals the gap
     assert sum(skip.values()) > 0
     _commit(kafka_broker, group, {(etopic, p): n for p, n in skip.items()})
-    changelog = f"{group}-partition-offset-changelog"  # faust: {app id}-{table}-changelog
-    ensure_topics(k, [changelog])
-    producer = producer_factory()
-    for p in range(FLAGS["partitions"]):
-        producer.send(changelog, key=str(p).encode(), value=b"0", partition=p)
-    producer.flush()
-    log, stats = tmp_path / "worker.log", tmp_path / "stats.json"
-    worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log, stats=stats,
-                    extra=("--loglevel", "info"))  # gap repairs log at INFO
-    try:
-        recs = consume_all(kafka_broker.bootstrap, k.topic("recommendations"), len(events),
-                           timeout_s=150, abort=lambda: worker.poll() is not None)
-        time.sleep(1.0)
-        recs += consume_all(kafka_broker.bootstrap, k.topic("recommendations"), 10**6,
-                            timeout_s=2)[len(recs):]
-        st = read_stats(stats) or {}
-    finally:
-        stop_process(worker, timeout_s=30)
+    _seed_offsets_table(k, group, producer_factory)
+    log = tmp_path / "worker.log"
+    recs, st = _serve_all(kafka_broker, k, prefix, tiny_checkpoint, tmp_path, len(events),
+                          ("--loglevel", "info"))  # gap repairs log at INFO
     assert len(recs) == len(events), log.read_text()[-3000:]
     # faust may drop more at start-up on its own (the bug itself): at least the seeded gaps
     assert st.get("records_reread", 0) >= sum(skip.values()), st
@@ -207,8 +191,6 @@ def test_worker_rereads_the_end_of_a_partition_faust_never_delivers(kafka_broker
     committed every engagement, the worker's offsets table (seeded through the changelog) says
     none was handled, and no later engagement comes to reveal the gap. faust delivers nothing;
     the worker must find the partitions' ends past its offsets and re-read them itself."""
-    from streams.kafka.replay import ensure_topics
-    from streams.worker.stats import read_stats
 
     prefix = f"wt-{uuid.uuid4().hex[:8]}-"
     k = _settings(kafka_broker, prefix)
@@ -218,25 +200,42 @@ def test_worker_rereads_the_end_of_a_partition_faust_never_delivers(kafka_broker
     engagements = _engagement_offsets(kafka_broker, etopic, len(events))
     ends = {p: sum(1 for q, _ in engagements if q == p) for p in range(FLAGS["partitions"])}
     _commit(kafka_broker, group, {(etopic, p): n for p, n in ends.items()})
+    _seed_offsets_table(k, group, producer_factory)
+    log = tmp_path / "worker.log"
+    recs, st = _serve_all(kafka_broker, k, prefix, tiny_checkpoint, tmp_path, len(events),
+                          ("--loglevel", "info", "--tail-wait-s", "2"))
+    assert len(recs) == len(events), log.read_text()[-3000:]
+    assert st.get("tails_repaired", 0) >= sum(1 for n in ends.values() if n), st
+    _check_parity([json.loads(r.value) for r in recs], engagements,
+                  _offline(tiny_checkpoint, k, items, events), events)
+
+
+def _seed_offsets_table(k, group: str, producer_factory) -> None:
+    """The worker's offsets table says no engagement was handled: 0 for every partition,
+    written through its changelog (faust: {app id}-{table}-changelog) before the worker starts."""
+    from streams.kafka.replay import ensure_topics
+
     changelog = f"{group}-partition-offset-changelog"
     ensure_topics(k, [changelog])
     producer = producer_factory()
     for p in range(FLAGS["partitions"]):
         producer.send(changelog, key=str(p).encode(), value=b"0", partition=p)
     producer.flush()
+
+
+def _serve_all(kafka_broker, k, prefix: str, checkpoint, tmp_path, n: int, extra: tuple) -> tuple[list, dict]:
+    """Start a worker, collect its recommendations until n (or it exits), then any late
+    duplicates; stop it; (recommendations, its last stats)."""
+    from streams.worker.stats import read_stats
+
     log, stats = tmp_path / "worker.log", tmp_path / "stats.json"
-    worker = _start(kafka_broker, prefix, tiny_checkpoint, tmp_path / "w", log, stats=stats,
-                    extra=("--loglevel", "info", "--tail-wait-s", "2"))
+    worker = _start(kafka_broker, prefix, checkpoint, tmp_path / "w", log, stats=stats, extra=extra)
     try:
-        recs = consume_all(kafka_broker.bootstrap, k.topic("recommendations"), len(events),
+        recs = consume_all(kafka_broker.bootstrap, k.topic("recommendations"), n,
                            timeout_s=150, abort=lambda: worker.poll() is not None)
         time.sleep(1.0)
         recs += consume_all(kafka_broker.bootstrap, k.topic("recommendations"), 10**6,
                             timeout_s=2)[len(recs):]
-        st = read_stats(stats) or {}
+        return recs, read_stats(stats) or {}
     finally:
         stop_process(worker, timeout_s=30)
-    assert len(recs) == len(events), log.read_text()[-3000:]
-    assert st.get("tails_repaired", 0) >= sum(1 for n in ends.values() if n), st
-    _check_parity([json.loads(r.value) for r in recs], engagements,
-                  _offline(tiny_checkpoint, k, items, events), events)
