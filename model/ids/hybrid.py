@@ -21,36 +21,10 @@ were at that quantile, while its own score stays exactly the content-only score:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass
-class HybridConfig:
-    """The ID half of a hybrid checkpoint (stored in hybrid.json next to the EmbSum config)."""
-
-    min_count: int = 1  # an item gets an ID row after this many train engagements (admission)
-    # fusion fit: share of targets scored as if they had no ID row, so warm items' ID scores
-    # stay comparable with content-only scores of new items (DropoutNet's trick)
-    row_dropout: float = 0.2
-    fusion_epochs: int = 60  # full-batch epochs of the gate fit on held-in positions
-    fusion_lr: float = 0.05
-    # where the gate is fitted: 0 = the valid split (the tower then trains on all of train, as the
-    # SASRec baseline does); N > 0 = each user's last N train engagements, cut from the tower's data
-    fusion_positions: int = 0
-    fusion_sample: int = 0  # fit the gate on at most this many held-in positions (seeded; 0 = all)
-
-    def to_dict(self) -> dict:
-        """JSON-safe dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> HybridConfig:
-        """Build from a dict, ignoring unknown keys."""
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names})
+from model.ids.options import HybridConfig as HybridConfig  # its home is options.py (no torch)
 
 
 class Fusion(nn.Module):

@@ -8,36 +8,15 @@ import dataclasses
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from model.ids.options import SASRecOptions as SASRecOptions  # its home is options.py (no torch)
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SASRecOptions:
-    """Architecture and training recipe: the standard one (2 blocks, 50 items, learned positions,
-    causal attention, CE over the catalogue, AdamW, early stopping on valid), with dim, dropout
-    and lr picked by valid Recall@10 on ML-100K (5-minute CPU budgets, else epoch-matched:
-    dim 128 / lr 6e-3 / dropout 0.2 0.217 at 14 epochs; dim 64 / lr 6e-3 0.214; dim 64 / lr 3e-3
-    0.190; the same with dropout 0.5 0.174, with batch 64 0.193; dim 64 / lr 1e-3 0.099)."""
-
-    dim: int = 128  # hidden size = ID row size
-    blocks: int = 2  # self-attention blocks
-    heads: int = 1  # attention heads
-    max_len: int = 50  # most recent items the tower reads
-    dropout: float = 0.2  # dropout on inputs and inside the blocks
-    lr: float = 6e-3  # AdamW learning rate
-    weight_decay: float = 0.0  # AdamW weight decay
-    batch_size: int = 128  # training windows per step
-    max_epochs: int = 300  # upper bound on epochs
-    patience: int = 10  # epochs without a better valid Recall@10 before stopping
-    max_minutes: float = 15.0  # wall-clock budget of the tower's training
-    seed: int = 0  # initialisation and shuffling seed
 
 
 class SASRec(nn.Module):

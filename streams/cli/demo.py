@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from streams.demo.run import DemoOptions
+    from streams.demo.options import DemoOptions
 
     p = subparsers.add_parser("demo", help="end-to-end demo: broker, worker, replay, live recommendations, report")
     add_flags(p, DemoOptions)

@@ -20,7 +20,7 @@ MODEL_SKIP = ("t5_config", "extra", "llm_api_key")  # not for a command line (or
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from model.config import EmbSumConfig
-    from model.training.train import TrainOptions
+    from model.training.options import TrainOptions
 
     p = subparsers.add_parser("train", help="train EmbSum (NCE + lambda * summary loss)")
     p.add_argument("--data", required=True, help="prepared data directory")
@@ -35,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_hybrid_flags(p: argparse.ArgumentParser) -> None:
     """The hybrid's ID half: on by default after the content model, or alone on a given one."""
-    from model.ids.hybrid import HybridConfig
-    from model.ids.sasrec import SASRecOptions
+    from model.ids.options import HybridConfig, SASRecOptions
 
     g = p.add_argument_group("hybrid ID half (HybridConfig, SASRecOptions as --sasrec-*)")
     g.add_argument("--content-only", action="store_true", help="train EmbSum alone (ablation)")

@@ -7,8 +7,7 @@ import logging
 from typing import Any
 
 from streams.cli.flags import add_flags, add_kafka_flags, given, kafka_from_args
-from streams.engine.config import REFRESH_MODES, EngineConfig
-from streams.engine.summary_lane import LaneLimits
+from streams.engine.config import REFRESH_MODES, EngineConfig, LaneLimits
 from streams.worker.config import ENGINE_FLAGS, WORKER_ENGINE, WorkerSettings
 
 logger = logging.getLogger(__name__)

@@ -19,21 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.inference import EmbSumInference, SessionEncoding
-
-
-@dataclass(frozen=True)
-class LaneLimits:
-    """Bounds of the summary lane (worker flags --lane-*)."""
-
-    max_jobs: int = 1024  # queued summary jobs (one per user) before the oldest is dropped
-    # bytes of queued jobs (their float16 session states): overload must not grow the worker
-    max_bytes: int = 64 * 1024 * 1024
-    batch: int = 16  # jobs generated together (across users)
-    max_results: int = 100_000  # finished summaries waiting for their user's next batch
-
-    def __post_init__(self) -> None:
-        if min(self.max_jobs, self.max_bytes, self.batch, self.max_results) < 1:
-            raise ValueError("summary lane bounds must be >= 1")
+from streams.engine.config import LaneLimits
 
 
 @dataclass

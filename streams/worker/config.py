@@ -12,8 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.config import EmbSumConfig, InferenceMode
 from store.config import ITEM_CACHE_BYTES, IndexConfig, RocksMemory
-from streams.engine.config import EngineConfig, RefreshPolicy
-from streams.engine.summary_lane import LaneLimits
+from streams.engine.config import EngineConfig, LaneLimits, RefreshPolicy
 from streams.kafka.messages import MessageLimits
 from streams.kafka.settings import KafkaSettings
 

@@ -109,7 +109,7 @@ def test_demo_flags_fill_the_demo_options():
 
 def test_lane_flags_bound_the_engines_summary_lane():
     from model.config import EmbSumConfig
-    from streams.engine.summary_lane import LaneLimits
+    from streams.engine.config import LaneLimits
 
     sub = _sub("worker")
     args = sub.parse_args(["--lane-max-jobs", "8", "--lane-max-bytes", "4096", "--lane-batch", "2"])
