@@ -7,6 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= data/movielens
 PYTEST_ARGS ?=
+# test processes (pytest-xdist; each starts its own broker): most of the suite's wall time is broker
+# tests waiting on workers, so two overlap well on 2 cores; 0 runs everything in one process
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-unit lint bench reliability clean-venv
 
@@ -27,12 +30,12 @@ demo: $(STAMP)
 	$(BIN)/threadrec demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # no broker, no model training, a tenth of the fuzz examples (tests/fixtures/examples.py):
 # the quick loop while editing (the README's `make test` runs all)
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not broker and not slow" --hypothesis-profile=unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not broker and not slow" --hypothesis-profile=unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
