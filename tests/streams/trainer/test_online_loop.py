@@ -62,7 +62,10 @@ def test_trainer_learns_what_the_worker_served_and_the_worker_serves_its_rows(
                              lambda s: sum(s["positions"].values()) == len(a) and s["syncs"] >= 1
                              and s["steps"] > 0, timeout_s=120)
         version = tstats["version"] - 1  # the last published sync
-        synced = _wait_stats(wstats, worker, lambda s: s["param_version"] == version)
+        # the worker applies a sync in paced slices and reports between them: its version can
+        # reach the sync's before the sync's last rows are applied, so both are waited for
+        synced = _wait_stats(wstats, worker, lambda s: s["param_version"] == version
+                             and s["param_applied"] >= tstats["rows_sent"])
         _send(producer, k.topic("engagements"), b)
         recs = consume_all(k.bootstrap, rtopic, len(events), timeout_s=150,
                            abort=lambda: worker.poll() is not None)
