@@ -2,7 +2,7 @@
 
 Everything between `<!-- results:start -->` and `<!-- results:end -->` in README.md is
 regenerated; the markers are appended at the end when missing. Numbers come only from the
-JSON files written by `threadrec evaluate` and bench/bench_online_policies.py.
+JSON files written by `threadrec evaluate`, `threadrec merge-seeds` and bench/bench_online_policies.py.
 
     python bench/report_quality.py --results results --readme README.md
 """
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from model.evaluation.confidence import compare
+from model.evaluation.seeds import claim
 from streams.readme import markers, splice_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +155,76 @@ def hybrid_section(res: dict, command: str) -> list[str]:
                "| model | R@10 (full) | nDCG@10 (full) |", "|---|---|---|"]
         md += [f"| {n} | {fmt(m['full_recall@10'])} | {fmt(m['full_ndcg@10'])} |" for n, m in res["cold"].items()]
     return md + ["", f"Reproduce: `{command}`", ""]
+
+
+SEED_METRICS = (("full_recall@10", "recall@10"), ("full_ndcg@10", "ndcg@10"))
+MIN_SEEDS, MARGIN = 3, 1.10  # issue 28: >= 3 seeds each; hybrid R@10 >= 1.10 x SASRec's
+
+
+def _ci(d: dict) -> str:
+    return f"{d['mean']:.4f} [{d['ci_low']:.4f}, {d['ci_high']:.4f}]"
+
+
+def _signed(d: dict) -> str:
+    return f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+
+
+def seed_claims(res: dict) -> list[str]:
+    """One line per 'focus vs model' difference, its word read off the paired interval."""
+    focus, out = res["focus"], []
+    for other in (n for n in res["models"] if n != focus):
+        for metric, short in SEED_METRICS:
+            d = res.get(f"diff_{focus}_{other}_{short}")
+            if d:
+                out.append(f"- {focus} vs {other} on test {LABELS[metric]}: **{claim(d)}** (difference {_signed(d)})")
+    return out
+
+
+def seed_targets(res: dict) -> list[str]:
+    """Issue 28's margin over SASRec: the ratio of means and both paired intervals above 0."""
+    r, dr, dn = (res.get(k) for k in ("hybrid_over_sasrec_recall@10", "diff_hybrid_sasrec_recall@10",
+                                      "diff_hybrid_sasrec_ndcg@10"))
+    if r is None or not dr or not dn:
+        return []
+    few = len(res["seeds"]) < MIN_SEEDS
+    word = (f"not claimed: {len(res['seeds'])} seed(s), the target needs >= {MIN_SEEDS}" if few else
+            "met" if r >= MARGIN and claim(dr) == "above" else "missed")
+    nd = f"not claimed: {len(res['seeds'])} seed(s)" if few else "met" if claim(dn) == "above" else "missed"
+    return [f"- Hybrid test R@10 >= {MARGIN:.2f} x SASRec's, its paired interval above 0: **{word}** "
+            f"(hybrid / SASRec {r:.3f}x; difference {_signed(dr)})",
+            f"- Hybrid test nDCG@10 above SASRec, its paired interval above 0: **{nd}** (difference {_signed(dn)})"]
+
+
+def seed_runs(res: dict) -> list[str]:
+    """Per seed: its file, checkpoint and training minutes (the budget is per seed)."""
+    out = []
+    for r in res["runs"]:
+        mins = ", ".join(f"{k.removesuffix('_minutes')} {v} min" for k, v in r.items()
+                         if k.endswith("_minutes") and v is not None)
+        src = f"`{r['file']}`, " if r.get("file") else ""
+        out.append(f"- seed {r['seed']}: {src}checkpoint `{r['checkpoint']}` (trained with seed "
+                   f"{r['train_seed']}); {mins or 'no training times recorded'}")
+    return out
+
+
+def seeds_section(res: dict) -> list[str]:
+    """Every model over seeds: mean over users of the seed-averaged per-user values, its interval,
+    the per-seed means, and the focus model's paired differences written as above / on par / below."""
+    seeds = ", ".join(str(s) for s in res["seeds"])
+    md = [f"### Over seeds ({seeds}): {res['focus']} vs every model, test split", "",
+          f"{res['users']} test users; each model's per-user values are averaged over the seeds, then "
+          "the mean over users is shown with its 95% bootstrap interval over users; a difference is the "
+          "paired bootstrap interval over the same users, written above / below only when it excludes 0 "
+          "(on par when it holds 0).", "", *seed_targets(res), *seed_claims(res), "",
+          "| model | R@10 (full) [95% CI] | nDCG@10 (full) [95% CI] | R@10 per seed |", "|---|---|---|---|"]
+    for name, ms in res["models"].items():
+        per = ", ".join(f"{x:.4f}" for x in ms.get("per_seed", {}).get("full_recall@10", []))
+        md.append(f"| {name} | {_ci(ms['full_recall@10'])} | {_ci(ms['full_ndcg@10'])} | {per} |")
+    md += ["", *seed_runs(res), "", "Reproduce: `make quality-seed SEED=S` for each seed (`threadrec train ... "
+           "--seed S`, then `threadrec evaluate --split test --seed S --json results/quality_test_seedS.json`), "
+           "then `make quality-seeds-merge` (`threadrec merge-seeds results/quality_test_seed*.json --json "
+           "results/quality_seeds.json`)", ""]
+    return md
 
 
 def cold_section(res: dict) -> list[str]:
@@ -333,6 +404,9 @@ def build(results: Path, commands: dict[str, str]) -> str:
           "Generated by `bench/report_quality.py` from `results/*.json`; `make quality` reruns the "
           "whole pipeline. MIND protocol per impression (AUC, MRR, nDCG@5/10, averaged) and full "
           "ranking (Recall/nDCG@10/50). Model selection and early stopping use the valid split only.", ""]
+    seeds = load(results / "quality_seeds.json")
+    if seeds:
+        md += seeds_section(seeds)
     hybrid = load(results / "quality_test_hybrid.json")
     if hybrid and "hybrid" in hybrid["models"]:
         md += hybrid_section(hybrid, "make quality-main quality-eval-hybrid` (or `make quality-hybrid` on an existing "

@@ -96,3 +96,38 @@ def test_hybrid_targets_and_section_come_from_the_json(tmp_path):
     (tmp_path / "quality_test_hybrid.json").write_text(json.dumps(res))
     body = rq.build(tmp_path, {"test": "t", "valid": "v", "ablation": "a"})
     assert "Hybrid (EmbSum content + ID memory)" in body and "Cold-item slice: 30 test users" in body
+
+
+def _seed_run(seed: int, hybrid: float, sasrec: float, users: int = 900) -> dict:
+    """One seed's evaluation JSON: per-user 0/1 hits (R@10) and nDCG of the hybrid and SASRec;
+    every seed scores the same users, whose difficulty both models share."""
+    easy = np.random.default_rng(7).uniform(0, 1, users)
+    rng = np.random.default_rng(seed)
+    per = {}
+    for name, p in (("hybrid", hybrid), ("sasrec", sasrec)):
+        hits = (0.5 * easy + 0.5 * rng.uniform(0, 1, users) < p).astype(float)
+        per[name] = {"full_recall@10": hits.tolist(), "full_ndcg@10": (hits * 0.5).tolist()}
+    return {"seed": seed, "per_user": per, "per_user_ids": list(range(users)),
+            "models": {n: {m: float(np.mean(v)) for m, v in ms.items()} for n, ms in per.items()},
+            "checkpoint": {"path": f"ck{seed}", "metadata": {"elapsed_s": 2400.0, "options": {"seed": seed}}},
+            "training": {"hybrid": {"elapsed_s": 900.0}}}
+
+
+def test_seed_section_writes_above_on_par_and_the_margin_target(tmp_path):
+    from model.evaluation.seeds import merge_seeds
+
+    clear = rq.seeds_section(merge_seeds([_seed_run(s, 0.30, 0.20) for s in (0, 1, 2)]))
+    assert "- hybrid vs sasrec on test R@10 (full): **above** (difference +0.09" in "\n".join(clear)
+    assert any(ln.startswith("- Hybrid test R@10 >= 1.10 x SASRec's, its paired interval above 0: **met**")
+               for ln in clear)
+    row = next(ln for ln in clear if ln.startswith("| hybrid |"))
+    assert row.count("[") == 2 and row.count(", ") >= 4  # two intervals, three per-seed means
+    assert "- seed 1: checkpoint `ck1` (trained with seed 1); content 40.0 min, hybrid 15.0 min" in clear
+    null = "\n".join(rq.seeds_section(merge_seeds([_seed_run(s, 0.20, 0.20) for s in (0, 1, 2)])))
+    assert "R@10 (full): **on par** (difference" in null and "nDCG@10 (full): **on par**" in null
+    assert "paired interval above 0: **missed**" in null
+    two = "\n".join(rq.seeds_section(merge_seeds([_seed_run(s, 0.30, 0.20) for s in (0, 1)])))
+    assert "**not claimed: 2 seed(s), the target needs >= 3**" in two and "**above**" in two
+    (tmp_path / "quality_seeds.json").write_text(json.dumps(merge_seeds([_seed_run(s, 0.3, 0.2) for s in (0, 1, 2)])))
+    assert "### Over seeds (0, 1, 2): hybrid vs every model" in rq.build(tmp_path, {"test": "", "valid": "",
+                                                                                   "ablation": ""})
