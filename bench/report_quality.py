@@ -227,6 +227,49 @@ def seeds_section(res: dict) -> list[str]:
     return md
 
 
+SUMMARY_TARGETS = (("distinct across users", "grounding", "distinct_share", 0.90),
+                   ("named titles in the history", "grounding", "named_titles_in_history_share", 1.0),
+                   ("naming a genre of the last session", "grounding", "last_session_genre_share", 0.80),
+                   ("ending with EOS", "quality", "eos_share", 0.95),
+                   ("with no repeated 3-gram", "quality", "repeated_3gram_share", 0.95))
+
+
+def _summary_value(block: dict, part: str, key: str) -> float | None:
+    v = block.get(part, {}).get(key)
+    return None if v is None else 1 - v if key == "repeated_3gram_share" else v
+
+
+def summary_rows(results: Path) -> list[tuple[str, dict]]:
+    """(label, block) per measured set of summaries: the training targets, then a checkpoint's
+    free and grounded generation (bench/bench_summaries.py)."""
+    rows = []
+    if (t := load(results / "summary_targets.json")) is not None:
+        rows.append((f"training targets ({t['users']} test users, {t['targets']['summary_max_tokens']}-token "
+                     "budget)", t["targets"]))
+    if (g := load(results / "summary_quality.json")) is not None:
+        rows += [(f"`{g['checkpoint']}`, {mode}", g[mode]) for mode in ("free", "grounded") if mode in g]
+    return rows
+
+
+def summary_section(results: Path) -> list[str]:
+    """Issue 28's summary measures per set of summaries, each against its target."""
+    rows = summary_rows(results)
+    if not rows:
+        return []
+    head = " | ".join(f"{label} (target {'>= ' if floor < 1 else ''}{floor:.0%})"
+                      for label, _, _, floor in SUMMARY_TARGETS)
+    md = ["### Summaries", "", f"| summaries | {head} | titles named per summary |",
+          "|---" * (len(SUMMARY_TARGETS) + 2) + "|"]
+    for label, block in rows:
+        cells = [_summary_value(block, part, key) for _, part, key, _ in SUMMARY_TARGETS]
+        md.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.1%}" for v in cells)
+                  + f" | {block.get('grounding', {}).get('titles_named_per_summary', 0):.2f} |")
+    return md + ["", "Reproduce: `python bench/bench_summaries.py --targets --data data/movielens --users 943 --json "
+                 "results/summary_targets.json` (no checkpoint: the targets cut to the budget as training cuts them); "
+                 "`python bench/bench_summaries.py --checkpoint CKPT --data data/movielens --users 943` for a "
+                 "checkpoint's free and grounded summaries", ""]
+
+
 def cold_section(res: dict) -> list[str]:
     """The cold split: 10% of late newcomers held out of all training; the slice of test users
     whose target is one of them, for every model (targets: hybrid >= content-only, > SASRec, BPR)."""
@@ -442,6 +485,7 @@ def build(results: Path, commands: dict[str, str]) -> str:
                    "from user states, not from model training."), "", *online_table(online), "",
                    f"Reproduce: `{online_command(online, file)}`", ""]
         md += ["![metric by refresh policy](results/online_policies.png)", ""]
+    md += summary_section(results)
     abl = ablation_table(results)
     if abl:
         md += ["### Ablations (equal, smaller budget)", "", *abl, "", f"Reproduce: `{commands['ablation']}", ""]

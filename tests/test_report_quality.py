@@ -131,3 +131,17 @@ def test_seed_section_writes_above_on_par_and_the_margin_target(tmp_path):
     (tmp_path / "quality_seeds.json").write_text(json.dumps(merge_seeds([_seed_run(s, 0.3, 0.2) for s in (0, 1, 2)])))
     assert "### Over seeds (0, 1, 2): hybrid vs every model" in rq.build(tmp_path, {"test": "", "valid": "",
                                                                                    "ablation": ""})
+
+
+def test_summary_section_reads_the_targets_and_a_checkpoints_summaries(tmp_path):
+    assert rq.summary_section(tmp_path) == []
+    block = {"quality": {"eos_share": 0.97, "repeated_3gram_share": 0.25},
+             "grounding": {"distinct_share": 0.5, "named_titles_in_history_share": None,
+                           "last_session_genre_share": 0.8125, "titles_named_per_summary": 0.0}}
+    (tmp_path / "summary_targets.json").write_text(json.dumps({"users": 3, "targets": block | {
+        "summary_max_tokens": 48}}))
+    (tmp_path / "summary_quality.json").write_text(json.dumps({"checkpoint": "ck", "grounded": block}))
+    md = rq.summary_section(tmp_path)
+    rows = [ln for ln in md if ln.startswith("| training targets") or ln.startswith("| `ck`, grounded")]
+    assert len(rows) == 2 and "(target 100%)" in md[2] and "(target >= 80%)" in md[2]
+    assert all("| 50.0% | n/a | 81.2% | 97.0% | 75.0% | 0.00 |" in r for r in rows)  # no repeat = 1 - share
