@@ -101,8 +101,20 @@ def test_grounded_generation_uses_only_the_allowed_tokens():
 
 
 def test_grounding_ids_hold_the_users_history_and_the_template(minilm_inf):
-    ids = [set(a.tolist()) for a in minilm_inf.grounding_ids([["Heat. Crime | Fargo. Crime"], []])]
+    ids = [set(g.ids.tolist()) for g in minilm_inf.grounding_ids([["Heat. Crime | Fargo. Crime"], []])]
     tok = minilm_inf.tokenizer
     heat = tok("heat fargo", add_special_tokens=False)["input_ids"]
     lately = tok("lately moved", add_special_tokens=False)["input_ids"]
     assert set(heat) <= ids[0] and not set(heat) <= ids[1] and set(lately) <= ids[0] & ids[1]
+
+
+def test_grounding_with_the_tokenizer_cannot_splice_two_titles(minilm_inf):
+    from model.grounding import SpanWalker
+
+    tok = minilm_inf.tokenizer
+    g = minilm_inf.grounding_ids([["Star Trek (1979). Sci-Fi", "War Games (1983). Thriller"]])[0]
+    star, games, trek = (tok(w, add_special_tokens=False)["input_ids"][0] for w in ("star", "games", "trek"))
+    assert {star, games, trek} <= set(g.ids.tolist())  # each word alone is the user's
+    w = SpanWalker(g)
+    w.advance(star)
+    assert trek in w.continuations() and games not in w.continuations()  # "star games": never
