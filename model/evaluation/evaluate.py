@@ -247,6 +247,7 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
             result.setdefault("training", {})[r.name] = r.facts
         result["elapsed_s"][r.name] = round(time.time() - t0, 1)
     result["cold_users"] = len(cold_users)
+    result["cold_user_ids"] = cold_users  # a subset of per_user_ids: the slice's per-user values
     result["per_user_ids"] = users_full  # the order of every per_user list
     result["data"] = {"dir": str(data_dir), "split": split, "impressions": len(imps), "users": len(users),
                       "full_ranking_users": len(users_full), "items": len(data.items), "meta": data.meta}
