@@ -129,18 +129,24 @@ quality-hybrid: $(STAMP) $(DATA)/train.jsonl
 		| tee runs/train-hybrid.log
 
 # one seed of the main recipe (content + ID half, then test with the ID baselines on the same seed);
-# run it for SEED=0, 1, 2 one after another, then quality-seeds-merge writes results/quality_seeds.json
+# run it for SEED=0, 1, 2 one after another, then quality-seeds-merge writes results/quality_seeds.json.
+# A recipe variant on the same seeds: VARIANT=lambda0 VARIANT_FLAGS=--lambda-sum=0 (merged as hybrid_lambda0)
 SEED ?= 0
-SEED_CKPT = $(CKPT)-s$(SEED)
+VARIANT ?=
+VARIANT_FLAGS ?=
+SEED_NAME = $(if $(VARIANT),$(VARIANT)_)seed$(SEED)
+SEED_CKPT = $(CKPT)-$(SEED_NAME)
 quality-seed: $(STAMP) $(DATA)/train.jsonl
 	mkdir -p runs results
 	$(BIN)/threadrec train --data $(DATA) --out $(SEED_CKPT) --steps 3000 --eval-every 150 --max-minutes $(MAIN_MIN) \
-		$(RECIPE) --seed $(SEED) | tee runs/train-seed$(SEED).log
+		$(RECIPE) $(VARIANT_FLAGS) --seed $(SEED) | tee runs/train-$(SEED_NAME).log
 	$(BIN)/threadrec evaluate --data $(DATA) --checkpoint $$(test -d $(SEED_CKPT)/best && echo $(SEED_CKPT)/best || echo $(SEED_CKPT)) \
-		--split test --seed $(SEED) --no-progress --json results/quality_test_seed$(SEED).json
+		--split test --seed $(SEED) --no-progress --json results/quality_test_$(SEED_NAME).json
 
 quality-seeds-merge: $(STAMP)
-	$(BIN)/threadrec merge-seeds results/quality_test_seed*.json --json results/quality_seeds.json
+	$(BIN)/threadrec merge-seeds results/quality_test_seed*.json \
+		$(if $(VARIANT),--variant-name $(VARIANT) --variant-runs results/quality_test_$(VARIANT)_seed*.json) \
+		--json results/quality_seeds.json
 
 quality-report: $(STAMP)
 	$(BIN)/python bench/report_quality.py --results results --readme README.md

@@ -3,7 +3,8 @@ into one results JSON, each model's per-user values averaged over the seeds firs
 
 Averaging per user before the bootstrap keeps the unit of resampling the user (what varies
 between test sets), while the seeds' spread shrinks each user's value to what the recipe, not one
-draw of it, gives. Names are fixed (issue 28): `seeds`, per model `full_recall@10` and
+draw of it, gives. A recipe variant (e.g. lambda = 0) joins as its own models, paired by seed
+(with_variant). Names are fixed (issue 28): `seeds`, per model `full_recall@10` and
 `full_ndcg@10` as {mean, ci_low, ci_high}, `hybrid_over_sasrec_recall@10` (ratio of means), and
 `diff_hybrid_<model>_recall@10` / `..._ndcg@10` as {mean, ci_low, ci_high} (paired bootstrap).
 """
@@ -47,6 +48,25 @@ def _check(runs: Sequence[dict[str, Any]]) -> list[str]:
             raise SeedMergeError(f"seed {r.get('seed')}: no per-user values, or other users than seed {seeds[0]}'s "
                                  "(evaluate every seed on the same data, split and --max-users)")
     return users
+
+
+CHECKPOINT_MODELS = ("embsum", "hybrid")  # what a recipe variant changes (the baselines it shares)
+
+
+def with_variant(runs: Sequence[dict[str, Any]], variant: Sequence[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """Each run with the same seed's variant checkpoint models added as "<model>_<name>" (e.g.
+    hybrid_lambda0), so a recipe change is compared over the same seeds and users."""
+    by_seed = {v.get("seed"): v for v in variant}
+    out = []
+    for r in runs:
+        v = by_seed.get(r.get("seed"))
+        if v is None or v.get("per_user_ids") != r.get("per_user_ids") or not v.get("per_user"):
+            raise SeedMergeError(f"variant {name!r}: no run of seed {r.get('seed')} on the same users")
+        added = {f"{m}_{name}": v["per_user"][m] for m in CHECKPOINT_MODELS if m in v["per_user"]}
+        out.append(r | {"per_user": r["per_user"] | added,
+                        "models": r["models"] | {f"{m}_{name}": v["models"][m] for m in CHECKPOINT_MODELS
+                                                 if m in v["per_user"]}})
+    return out
 
 
 def seed_means(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:

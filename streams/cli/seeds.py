@@ -16,14 +16,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", dest="json_out", type=Path, required=True, help="results JSON to write")
     p.add_argument("--focus", default="hybrid",
                    help="the model compared with every other one (default hybrid; embsum when absent)")
+    p.add_argument("--variant-name", default=None,
+                   help="name of a recipe variant (e.g. lambda0): its checkpoint models join as <model>_<name>")
+    p.add_argument("--variant-runs", nargs="+", type=Path, default=[],
+                   help="the variant's evaluation JSONs, one per seed of the runs above")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.evaluation.seeds import SeedMergeError, claim, merge_seeds
+    from model.evaluation.seeds import SeedMergeError, claim, merge_seeds, with_variant
 
+    if bool(args.variant_name) != bool(args.variant_runs):
+        raise ModelCommandError("--variant-name and --variant-runs go together")
     try:
         runs = [json.loads(f.read_text()) for f in args.runs]
+        if args.variant_name:
+            runs = with_variant(runs, [json.loads(f.read_text()) for f in args.variant_runs], args.variant_name)
         out = merge_seeds(runs, [str(f) for f in args.runs], args.focus)
     except (OSError, ValueError, SeedMergeError) as e:
         raise ModelCommandError(str(e)) from e

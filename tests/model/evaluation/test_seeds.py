@@ -88,3 +88,27 @@ def test_the_command_writes_the_results_json(tmp_path, capsys):
     assert f"diff_hybrid_sasrec_recall@10: {out['diff_hybrid_sasrec_recall@10']['mean']:+.4f}" in printed
     assert "] above" in printed
     assert main(["merge-seeds", str(files[0]), str(files[0]), "--json", str(tmp_path / "x.json")]) == 1
+
+
+def test_a_recipe_variant_joins_by_seed_and_is_compared_over_the_same_users(tmp_path):
+    from model.evaluation.seeds import with_variant
+    from streams.cli import main
+
+    runs = [_run(s, 0.30, 0.20) for s in (0, 1, 2)]
+    variant = [_run(s + 10, 0.22, 0.20) | {"seed": s} for s in (2, 0, 1)]  # lambda 0: other draws, any order
+    merged = merge_seeds(with_variant(runs, variant, "lambda0"))
+    assert "hybrid_lambda0" in merged["models"] and "sasrec_lambda0" not in merged["models"]
+    assert merged["models"]["hybrid_lambda0"]["full_recall@10"]["mean"] == pytest.approx(
+        np.mean([np.mean(v["per_user"]["hybrid"]["full_recall@10"]) for v in variant]))
+    assert claim(merged["diff_hybrid_hybrid_lambda0_recall@10"]) == "above"
+    with pytest.raises(SeedMergeError, match="seed 2"):
+        with_variant(runs, variant[1:], "lambda0")
+    files = []
+    for k, r in enumerate([*runs, *variant]):
+        files.append(tmp_path / f"{k}.json")
+        files[-1].write_text(json.dumps(r))
+    out = tmp_path / "seeds.json"
+    assert main(["merge-seeds", *map(str, files[:3]), "--variant-name", "lambda0", "--variant-runs",
+                 *map(str, files[3:]), "--json", str(out)]) == 0
+    assert "diff_hybrid_hybrid_lambda0_ndcg@10" in json.loads(out.read_text())
+    assert main(["merge-seeds", *map(str, files[:3]), "--variant-name", "x", "--json", str(out)]) == 1
