@@ -257,7 +257,8 @@ def summary_rows(results: Path) -> list[tuple[str, dict]]:
     """(label, block) per measured set of summaries: the training targets, then a checkpoint's
     free and grounded generation (bench/bench_summaries.py)."""
     rows = []
-    if (t := load(results / "summary_targets.json")) is not None:
+    for f in sorted(results.glob("summary_targets*.json")):  # one per token budget measured
+        t = load(f)
         rows.append((f"training targets ({t['users']} test users, {t['targets']['summary_max_tokens']}-token "
                      "budget)", t["targets"]))
     if (g := load(results / "summary_quality.json")) is not None:
@@ -279,7 +280,9 @@ def summary_section(results: Path) -> list[str]:
         md.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.1%}" for v in cells)
                   + f" | {block.get('grounding', {}).get('titles_named_per_summary', 0):.2f} |")
     return md + ["", "Reproduce: `python bench/bench_summaries.py --targets --data data/movielens --users 943 --json "
-                 "results/summary_targets.json` (no checkpoint: the targets cut to the budget as training cuts them); "
+                 "results/summary_targets.json` (no checkpoint: the targets cut to the budget as training cuts them; "
+                 "48 tokens is the CPU recipe's, `--summary-max-tokens 32 --json results/summary_targets_quick.json` "
+                 "the demo's quick checkpoint's); "
                  "`python bench/bench_summaries.py --checkpoint CKPT --data data/movielens --users 943` for a "
                  "checkpoint's free and grounded summaries", ""]
 
