@@ -85,8 +85,7 @@ def run_facts(run: dict[str, Any], source: str) -> dict[str, Any]:
             "train_seed": (meta.get("options") or {}).get("seed"),
             "content_minutes": round(meta["elapsed_s"] / 60, 1) if meta.get("elapsed_s") else None,
             **{f"{n}_minutes": round(f.get("elapsed_s", f.get("seconds", 0)) / 60, 1)
-               for n, f in tr.items() if isinstance(f, dict) and ("elapsed_s" in f or "seconds" in f)},
-            "means": {n: {m: m_v for m, m_v in v.items() if m in SHORT} for n, v in run["models"].items()}}
+               for n, f in tr.items() if isinstance(f, dict) and ("elapsed_s" in f or "seconds" in f)}}
 
 
 def merge_seeds(runs: Sequence[dict[str, Any]], sources: Sequence[str] | None = None,
