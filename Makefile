@@ -56,7 +56,7 @@ clean-venv:
 
 # ---- quality on real data (issue 7): train, evaluate vs baselines, online replay, ablations, README
 # CPU-sized (2 cores): the main run takes MAIN_MIN minutes, each ablation ABL_MIN minutes plus its test.
-.PHONY: quality quality-main quality-eval-hybrid quality-hybrid quality-gpu quality-eval quality-online quality-online-heldout quality-ablations quality-report
+.PHONY: quality quality-main quality-seed quality-seeds-merge quality-eval-hybrid quality-hybrid quality-gpu quality-eval quality-online quality-online-heldout quality-ablations quality-report
 RECIPE  = --sample-by user --batch-size 16 --lr 1e-4 --eval-users 200 --freeze-layers 3 --max-sessions 4 \
           --max-session-tokens 96 --max-item-tokens 32 --summary-max-tokens 48 --no-progress
 CKPT    ?= checkpoints/ml-cpu3
@@ -130,6 +130,26 @@ quality-ablations: $(STAMP) $(DATA)/train.jsonl
 quality-hybrid: $(STAMP) $(DATA)/train.jsonl
 	$(BIN)/threadrec train --data $(DATA) --out $(CKPT)-hybrid --content-checkpoint $(BEST) --no-progress \
 		| tee runs/train-hybrid.log
+
+# one seed of the main recipe (content + ID half, then test with the ID baselines on the same seed);
+# run it for SEED=0, 1, 2 one after another, then quality-seeds-merge writes results/quality_seeds.json.
+# A recipe variant on the same seeds: VARIANT=lambda0 VARIANT_FLAGS=--lambda-sum=0 (merged as hybrid_lambda0)
+SEED ?= 0
+VARIANT ?=
+VARIANT_FLAGS ?=
+SEED_NAME = $(if $(VARIANT),$(VARIANT)_)seed$(SEED)
+SEED_CKPT = $(CKPT)-$(SEED_NAME)
+quality-seed: $(STAMP) $(DATA)/train.jsonl
+	mkdir -p runs results
+	$(BIN)/threadrec train --data $(DATA) --out $(SEED_CKPT) --steps 3000 --eval-every 150 --max-minutes $(MAIN_MIN) \
+		$(RECIPE) $(VARIANT_FLAGS) --seed $(SEED) | tee runs/train-$(SEED_NAME).log
+	$(BIN)/threadrec evaluate --data $(DATA) --checkpoint $$(test -d $(SEED_CKPT)/best && echo $(SEED_CKPT)/best || echo $(SEED_CKPT)) \
+		--split test --seed $(SEED) --no-progress --json results/quality_test_$(SEED_NAME).json
+
+quality-seeds-merge: $(STAMP)
+	$(BIN)/threadrec merge-seeds results/quality_test_seed*.json \
+		$(if $(VARIANT),--variant-name $(VARIANT) --variant-runs results/quality_test_$(VARIANT)_seed*.json) \
+		--json results/quality_seeds.json
 
 quality-report: $(STAMP)
 	$(BIN)/python bench/report_quality.py --results results --readme README.md

@@ -100,18 +100,20 @@ class Judge:
     users with history before the period (warm), with the judged count per split."""
 
     def __init__(self, k: int):
-        self.all, self.warm = NextEngagement(k), NextEngagement(k)
+        self.k, self.all, self.warm = k, NextEngagement(k), NextEngagement(k)
         self.by_split: Counter[str] = Counter()
+        self.hits: dict[str, int] = {}  # 'user|ts|item' -> 1 when in the top K: pairs two policies
 
-    def __call__(self, rec: list[str], target: str, split: str, warm: bool) -> None:
+    def __call__(self, rec: list[str], target: str, split: str, warm: bool, key: str) -> None:
         self.all.add(rec, target)
         self.by_split[split] += 1
+        self.hits[key] = int(target in rec[:self.k])
         if warm:
             self.warm.add(rec, target)
 
     def result(self) -> dict:
         warm = {f"warm_users_{m}": v for m, v in self.warm.result().items()}
-        return {**self.all.result(), "judged_by_split": dict(self.by_split), **warm}
+        return {**self.all.result(), "judged_by_split": dict(self.by_split), **warm, "hits": self.hits}
 
 
 def replay(policy: str, inf, base: Engine | None, cfg: EngineConfig, before: dict[str, list[dict]],
@@ -135,7 +137,8 @@ def replay(policy: str, inf, base: Engine | None, cfg: EngineConfig, before: dic
             for e, r in zip(chunk, results, strict=True):
                 u, item = str(e["user_id"]), str(e["item_id"])
                 if u in shown:
-                    judge(shown[u], item, split.get((u, item, float(e["ts"])), "?"), u in warm_users)
+                    judge(shown[u], item, split.get((u, item, float(e["ts"])), "?"), u in warm_users,
+                          f"{u}|{float(e['ts'])!r}|{item}")
                 seen.setdefault(u, set()).add(item)
                 if r.recommendation is not None:
                     shown[u] = [x["item_id"] for x in r.recommendation["items"]]
@@ -153,7 +156,7 @@ def replay(policy: str, inf, base: Engine | None, cfg: EngineConfig, before: dic
             day = d
             if u in seen:
                 rec = [i for i, _ in eng.rank_for(u, seen[u])]
-                judge(rec, item, split.get((u, item, ts), "?"), u in warm_users)
+                judge(rec, item, split.get((u, item, ts), "?"), u in warm_users, f"{u}|{ts!r}|{item}")
             seen.setdefault(u, set()).add(item)
             eng.observe(item)  # the fallback counts every engagement in all policies
             if policy == "stale":
@@ -225,7 +228,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"unknown policy {policy!r}")
         res, _ = replay(policy, inf, base, cfg, before, held, split, args.top_k, args.batch, recent)
         out["policies"][policy] = res
-        print(f"[online] {policy}: " + json.dumps({k: v for k, v in res.items() if k != "engine_stats"}), flush=True)
+        print(f"[online] {policy}: " + json.dumps({k: v for k, v in res.items() if k not in ("engine_stats", "hits")}),
+              flush=True)
 
     table = Table(title=f"online replay: {len(held)} of {len(held_all)} held-out engagements after {out['protocol']['cutoff_utc']}, "
                         f"{len(users)} users ({len(before)} warm)")

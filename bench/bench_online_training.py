@@ -95,13 +95,14 @@ def paired(a: dict, b: dict) -> dict | None:
     return iv.as_dict() | {"verdict": "above" if iv.lo > 1 else "below" if iv.hi < 1 else "on par"}
 
 
-RATIOS = {"online_over_frozen": ("online", "frozen"), "online_sampled_over_full": ("online", "online_full"),
+RATIOS = {"online_over_frozen": ("online", "frozen"), "online_over_slow": ("online", "slow"),
+          "online_sampled_over_full": ("online", "online_full"),
           "online_rule_over_every_row": ("online", "online_every_row")}
 
 
 def ratios(variants: dict) -> dict:
-    """Recall@10 of online over frozen, over the full softmax's trainer and over publishing every
-    row; each with its paired interval when both variants kept their judgments."""
+    """Recall@10 of online over frozen, over slow (daily) syncs, over the full softmax's trainer and
+    over publishing every row; each with its paired interval when both variants kept their judgments."""
     r = {name: v["overall"]["recall@10"] for name, v in variants.items()}
     out = {}
     for key, (a, b) in RATIOS.items():

@@ -2,7 +2,7 @@
 
 Everything between `<!-- results:start -->` and `<!-- results:end -->` in README.md is
 regenerated; the markers are appended at the end when missing. Numbers come only from the
-JSON files written by `threadrec evaluate` and bench/bench_online_policies.py.
+JSON files written by `threadrec evaluate`, `threadrec merge-seeds` and bench/bench_online_policies.py.
 
     python bench/report_quality.py --results results --readme README.md
 """
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from model.evaluation.confidence import compare
+from model.evaluation.seeds import claim
 from streams.readme import markers, splice_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,15 +106,29 @@ def targets(test: dict, onlines: list[tuple[str, dict]]) -> list[str]:
         for metric in ("full_ndcg@10", "auc"):
             out.append(f"- EmbSum beats every baseline on test {LABELS[metric]}: {above_all(test, 'embsum', metric)}")
     for label, online in onlines:
-        if not {"realtime", "stale", "frozen"} <= set(online["policies"]):
-            continue
-        p, k = online["policies"], online["protocol"]["k"]
-        r = {n: p[n][f"recall@{k}"] for n in ("realtime", "stale", "frozen")}
-        ok = r["realtime"] > r["stale"] and r["realtime"] > r["frozen"]
-        out.append(f"- Real-time beats stale and frozen on online Recall@{k} ({label}): "
-                   f"**{'met' if ok else 'missed'}** "
-                   f"(realtime {fmt(r['realtime'])}, stale {fmt(r['stale'])}, frozen {fmt(r['frozen'])})")
+        if {"realtime", "stale", "frozen"} <= set(online["policies"]):
+            out.append(f"- Real-time beats stale and frozen on online Recall@{online['protocol']['k']} ({label}): "
+                       + realtime_claim(online))
     return out
+
+
+def realtime_claim(online: dict) -> str:
+    """'**status** (detail)' for "real-time above stale and frozen": each pair judged by the paired
+    bootstrap interval of the difference in hits over the judgments both policies made; no claim
+    when the run kept no per-judgment hits."""
+    p, k = online["policies"], online["protocol"]["k"]
+    r = {n: p[n][f"recall@{k}"] for n in ("realtime", "stale", "frozen")}
+    points = f"realtime {fmt(r['realtime'])}, stale {fmt(r['stale'])}, frozen {fmt(r['frozen'])}"
+    if not all(p[n].get("hits") for n in r):
+        return f"**not claimed: no per-judgment hits, so no interval** ({points}; point values only)"
+    judged = {}
+    for other in ("stale", "frozen"):
+        common = sorted(set(p["realtime"]["hits"]) & set(p[other]["hits"]))
+        judged[other] = compare([p["realtime"]["hits"][c] for c in common], [p[other]["hits"][c] for c in common])
+    verdicts = [v for v, _ in judged.values()]
+    status = "missed" if "below" in verdicts else "on par" if "on par" in verdicts else "met"
+    detail = ", ".join(f"{o} {v} {_diff(iv)} over {iv.n} judgments" for o, (v, iv) in judged.items())
+    return f"**{status}** ({points}; realtime vs {detail})"
 
 
 HYBRID_TARGETS = {"full_recall@10": 0.18, "full_ndcg@10": 0.09}
@@ -156,17 +171,155 @@ def hybrid_section(res: dict, command: str) -> list[str]:
     return md + ["", f"Reproduce: `{command}`", ""]
 
 
+SEED_METRICS = (("full_recall@10", "recall@10"), ("full_ndcg@10", "ndcg@10"))
+MIN_SEEDS, MARGIN = 3, 1.10  # issue 28: >= 3 seeds each; hybrid R@10 >= 1.10 x SASRec's
+
+
+def _ci(d: dict) -> str:
+    return f"{d['mean']:.4f} [{d['ci_low']:.4f}, {d['ci_high']:.4f}]"
+
+
+def _signed(d: dict) -> str:
+    return f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+
+
+def seed_claims(res: dict) -> list[str]:
+    """One line per 'focus vs model' difference, its word read off the paired interval."""
+    focus, out = res["focus"], []
+    for other in (n for n in res["models"] if n != focus):
+        for metric, short in SEED_METRICS:
+            d = res.get(f"diff_{focus}_{other}_{short}")
+            if d:
+                out.append(f"- {focus} vs {other} on test {LABELS[metric]}: **{claim(d)}** (difference {_signed(d)})")
+    return out
+
+
+def seed_targets(res: dict) -> list[str]:
+    """Issue 28's margin over SASRec: the ratio of means and both paired intervals above 0."""
+    r, dr, dn = (res.get(k) for k in ("hybrid_over_sasrec_recall@10", "diff_hybrid_sasrec_recall@10",
+                                      "diff_hybrid_sasrec_ndcg@10"))
+    if r is None or not dr or not dn:
+        return []
+    few = len(res["seeds"]) < MIN_SEEDS
+    word = (f"not claimed: {len(res['seeds'])} seed(s), the target needs >= {MIN_SEEDS}" if few else
+            "met" if r >= MARGIN and claim(dr) == "above" else "missed")
+    nd = f"not claimed: {len(res['seeds'])} seed(s)" if few else "met" if claim(dn) == "above" else "missed"
+    return [f"- Hybrid test R@10 >= {MARGIN:.2f} x SASRec's, its paired interval above 0: **{word}** "
+            f"(hybrid / SASRec {r:.3f}x; difference {_signed(dr)})",
+            f"- Hybrid test nDCG@10 above SASRec, its paired interval above 0: **{nd}** (difference {_signed(dn)})"]
+
+
+def seed_runs(res: dict) -> list[str]:
+    """Per seed: its file, checkpoint and training minutes (the budget is per seed)."""
+    out = []
+    for r in res["runs"]:
+        mins = ", ".join(f"{k.removesuffix('_minutes')} {v} min" for k, v in r.items()
+                         if k.endswith("_minutes") and v is not None)
+        src = f"`{r['file']}`, " if r.get("file") else ""
+        out.append(f"- seed {r['seed']}: {src}checkpoint `{r['checkpoint']}` (trained with seed "
+                   f"{r['train_seed']}); {mins or 'no training times recorded'}")
+    return out
+
+
+def seeds_section(res: dict) -> list[str]:
+    """Every model over seeds: mean over users of the seed-averaged per-user values, its interval,
+    the per-seed means, and the focus model's paired differences written as above / on par / below."""
+    seeds = ", ".join(str(s) for s in res["seeds"])
+    md = [f"### Over seeds ({seeds}): {res['focus']} vs every model, test split", "",
+          f"{res['users']} test users; each model's per-user values are averaged over the seeds, then "
+          "the mean over users is shown with its 95% bootstrap interval over users; a difference is the "
+          "paired bootstrap interval over the same users, written above / below only when it excludes 0 "
+          "(on par when it holds 0).", "", *seed_targets(res), *seed_claims(res), "",
+          "| model | R@10 (full) [95% CI] | nDCG@10 (full) [95% CI] | R@10 per seed |", "|---|---|---|---|"]
+    for name, ms in res["models"].items():
+        per = ", ".join(f"{x:.4f}" for x in ms.get("per_seed", {}).get("full_recall@10", []))
+        md.append(f"| {name} | {_ci(ms['full_recall@10'])} | {_ci(ms['full_ndcg@10'])} | {per} |")
+    md += ["", *seed_runs(res), "", "Reproduce: `make quality-seed SEED=S` for each seed (`threadrec train ... "
+           "--seed S`, then `threadrec evaluate --split test --seed S --json results/quality_test_seedS.json`), "
+           "then `make quality-seeds-merge` (`threadrec merge-seeds results/quality_test_seed*.json --json "
+           "results/quality_seeds.json`)", ""]
+    return md
+
+
+SUMMARY_TARGETS = (("distinct across users", "grounding", "distinct_share", 0.90),
+                   ("named titles in the history", "grounding", "named_titles_in_history_share", 1.0),
+                   ("naming a genre of the last session", "grounding", "last_session_genre_share", 0.80),
+                   ("ending with EOS", "quality", "eos_share", 0.95),
+                   ("with no repeated 3-gram", "quality", "repeated_3gram_share", 0.95))
+
+
+def _summary_value(block: dict, part: str, key: str) -> float | None:
+    v = block.get(part, {}).get(key)
+    return None if v is None else 1 - v if key == "repeated_3gram_share" else v
+
+
+def summary_rows(results: Path) -> list[tuple[str, dict]]:
+    """(label, block) per measured set of summaries: the training targets, then a checkpoint's
+    free and grounded generation (bench/bench_summaries.py)."""
+    rows = []
+    for f in sorted(results.glob("summary_targets*.json")):  # one per token budget measured
+        t = load(f)
+        rows.append((f"training targets ({t['users']} test users, {t['targets']['summary_max_tokens']}-token "
+                     "budget)", t["targets"]))
+    if (g := load(results / "summary_quality.json")) is not None:
+        rows += [(f"`{g['checkpoint']}`, {mode}", g[mode]) for mode in ("free", "grounded") if mode in g]
+    return rows
+
+
+def summary_section(results: Path) -> list[str]:
+    """Issue 28's summary measures per set of summaries, each against its target."""
+    rows = summary_rows(results)
+    if not rows:
+        return []
+    head = " | ".join(f"{label} (target {'>= ' if floor < 1 else ''}{floor:.0%})"
+                      for label, _, _, floor in SUMMARY_TARGETS)
+    md = ["### Summaries", "", f"| summaries | {head} | titles named per summary |",
+          "|---" * (len(SUMMARY_TARGETS) + 2) + "|"]
+    for label, block in rows:
+        cells = [_summary_value(block, part, key) for _, part, key, _ in SUMMARY_TARGETS]
+        md.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.1%}" for v in cells)
+                  + f" | {block.get('grounding', {}).get('titles_named_per_summary', 0):.2f} |")
+    return md + ["", "Reproduce: `python bench/bench_summaries.py --targets --data data/movielens --users 943 --json "
+                 "results/summary_targets.json` (no checkpoint: the targets cut to the budget as training cuts them; "
+                 "48 tokens is the CPU recipe's, `--summary-max-tokens 32 --json results/summary_targets_quick.json` "
+                 "the demo's quick checkpoint's); "
+                 "`python bench/bench_summaries.py --checkpoint CKPT --data data/movielens --users 943` for a "
+                 "checkpoint's free and grounded summaries", ""]
+
+
+def cold_values(res: dict, name: str, metric: str) -> list[float] | None:
+    """The cold slice's per-user values of one model (None when the run kept none)."""
+    ids, per = res.get("cold_user_ids"), res.get("per_user", {}).get(name, {}).get(metric)
+    if ids is None or per is None:
+        return None
+    at = {u: k for k, u in enumerate(res["per_user_ids"])}
+    return [per[at[u]] for u in ids]
+
+
+def cold_claim(res: dict, others: tuple[str, ...], metric: str) -> str:
+    """'**status** (detail)' for the hybrid against others on the cold slice: each pair by the
+    paired bootstrap interval over the slice's users; no claim without per-user values."""
+    c = res.get("cold") or {}
+    points = ", ".join(f"{n} {fmt(c.get(n, {}).get(metric))}" for n in ("hybrid", *others))
+    h, vals = cold_values(res, "hybrid", metric), {o: cold_values(res, o, metric) for o in others}
+    if h is None or any(v is None for v in vals.values()):
+        return f"**not claimed: no per-user values of the slice, so no interval** ({points}; point values only)"
+    judged = {o: compare(h, v) for o, v in vals.items()}
+    verdicts = [v for v, _ in judged.values()]
+    status = "missed" if "below" in verdicts else "on par" if "on par" in verdicts else "met"
+    detail = ", ".join(f"{o} {v} {_diff(iv)}" for o, (v, iv) in judged.items())
+    return f"**{status}** ({points}; hybrid vs {detail}; {len(h)} users)"
+
+
 def cold_section(res: dict) -> list[str]:
     """The cold split: 10% of late newcomers held out of all training; the slice of test users
     whose target is one of them, for every model (targets: hybrid >= content-only, > SASRec, BPR)."""
-    c = res.get("cold") or {}
-    h, e = c.get("hybrid", {}).get("full_recall@10"), c.get("embsum", {}).get("full_recall@10")
-    ids = max(c.get("sasrec", {}).get("full_recall@10", 0), c.get("bpr", {}).get("full_recall@10", 0))
-    md = ["### Cold items (hybrid vs baselines on the cold split), one run", "", data_line(res), train_line(res), "",
-          f"- Cold slice: hybrid >= content-only EmbSum on R@10: **{'met' if h >= e else 'missed'}** "
-          f"(hybrid {fmt(h)}, EmbSum {fmt(e)}, {res.get('cold_users')} users)",
-          f"- Cold slice: hybrid above SASRec and BPR on R@10: **{'met' if h > ids else 'missed'}** "
-          f"(hybrid {fmt(h)}, best of the two {fmt(ids)})", "", "All test users:", "", *model_table(res)]
+    md = ["### Cold items (hybrid vs baselines on the cold split), one run", "", data_line(res), train_line(res), ""]
+    for metric in ("full_recall@10", "full_recall@50"):
+        md.append(f"- Cold slice: hybrid >= content-only EmbSum on {LABELS[metric]}: "
+                  + cold_claim(res, ("embsum",), metric))
+    md += [f"- Cold slice: hybrid above SASRec and BPR on R@10: {cold_claim(res, ('sasrec', 'bpr'), 'full_recall@10')}",
+           "", "All test users:", "", *model_table(res)]
     return cold_tail(res, md)
 
 
@@ -333,6 +486,9 @@ def build(results: Path, commands: dict[str, str]) -> str:
           "Generated by `bench/report_quality.py` from `results/*.json`; `make quality` reruns the "
           "whole pipeline. MIND protocol per impression (AUC, MRR, nDCG@5/10, averaged) and full "
           "ranking (Recall/nDCG@10/50). Model selection and early stopping use the valid split only.", ""]
+    seeds = load(results / "quality_seeds.json")
+    if seeds:
+        md += seeds_section(seeds)
     hybrid = load(results / "quality_test_hybrid.json")
     if hybrid and "hybrid" in hybrid["models"]:
         md += hybrid_section(hybrid, "make quality-main quality-eval-hybrid` (or `make quality-hybrid` on an existing "
@@ -368,6 +524,7 @@ def build(results: Path, commands: dict[str, str]) -> str:
                    "from user states, not from model training."), "", *online_table(online), "",
                    f"Reproduce: `{online_command(online, file)}`", ""]
         md += ["![metric by refresh policy](results/online_policies.png)", ""]
+    md += summary_section(results)
     abl = ablation_table(results)
     if abl:
         md += ["### Ablations (equal, smaller budget)", "", *abl, "", f"Reproduce: `{commands['ablation']}", ""]

@@ -11,6 +11,7 @@ from torch import nn
 from model.backbones import Backbone
 from model.batching import decoder_inputs, pad_ragged
 from model.config import EmbSumConfig
+from model.grounding import Grounding, constraint
 from model.poly_attention import PolyAttention, PolyScorer
 
 
@@ -58,18 +59,19 @@ class EmbSum(nn.Module):
 
     @torch.no_grad()
     def generate(self, enc: torch.Tensor, enc_mask: torch.Tensor, use_cache: bool = True,
-                 allowed: Sequence[Sequence[int]] | None = None) -> tuple[list[list[int]], torch.Tensor]:
+                 allowed: Sequence[Sequence[int]] | Sequence[Grounding] | None = None
+                 ) -> tuple[list[list[int]], torch.Tensor]:
         """Greedy summary tokens per user (bounded) and the global embedding at their EOS.
 
         use_cache=True decodes one token per step against a key/value cache (same tokens as
         re-running the decoder over the whole prefix, which use_cache=False does). allowed: per user
-        the only token ids its summary may use (grounded: its history's and the summary
-        template's; EOS is always allowed).
+        the only token ids its summary may use, or its Grounding (those ids, and every run of
+        history words a span of its history: model/grounding.py); EOS is always allowed.
         """
         bb, u = self.backbone, enc.shape[0]
         ids = torch.full((u, 1), bb.start_id, dtype=torch.long, device=enc.device)
         done = torch.zeros(u, dtype=torch.bool, device=enc.device)
-        cache, mask = None, None
+        cache, rule = None, None
         for _ in range(self.cfg.summary_max_tokens - 2):
             if use_cache:
                 last, cache = bb.decode_step(ids[:, -1:] if cache is not None else ids, enc, enc_mask, cache)
@@ -77,12 +79,14 @@ class EmbSum(nn.Module):
                 last = bb.decode(ids, torch.ones_like(ids, dtype=torch.bool), enc, enc_mask)
             logits = bb.lm_logits(last[:, -1])  # (U, V)
             if allowed is not None:
-                mask = mask if mask is not None else allowed_mask(allowed, logits.shape[1], bb.eos_id, logits.device)
-                logits = logits.masked_fill(~mask, float("-inf"))
+                rule = rule or constraint(allowed, logits.shape[1], bb.eos_id, logits.device)
+                logits = logits.masked_fill(~rule.mask(), float("-inf"))
             if self.cfg.no_repeat_ngram > 0:
                 ban_repeated_ngrams(logits, ids[:, 1:], self.cfg.no_repeat_ngram)
             nxt = logits.argmax(-1)  # (U,)
             nxt = torch.where(done, torch.full_like(nxt, bb.eos_id), nxt)
+            if rule is not None:
+                rule.advance(nxt, done)
             ids = torch.cat([ids, nxt[:, None]], dim=1)
             done |= nxt == bb.eos_id
             if bool(done.all()):
@@ -116,16 +120,6 @@ class EmbSum(nn.Module):
         l_nce = F.cross_entropy(scores, torch.zeros(u, dtype=torch.long, device=scores.device))
         loss = l_nce + self.cfg.lambda_sum * l_sum
         return {"loss": loss, "nce": l_nce.detach(), "sum": l_sum.detach(), "scores": scores.detach()}
-
-
-def allowed_mask(allowed: Sequence[Sequence[int]], vocab: int, eos_id: int, device) -> torch.Tensor:
-    """(U, vocab) bool: True at each user's allowed ids and at EOS."""
-    mask = torch.zeros(len(allowed), vocab, dtype=torch.bool, device=device)
-    for u, ids in enumerate(allowed):
-        t = torch.as_tensor(sorted(ids) if isinstance(ids, (set, frozenset)) else ids, dtype=torch.long)
-        mask[u, t[(t >= 0) & (t < vocab)].to(device)] = True
-    mask[:, eos_id] = True
-    return mask
 
 
 def ban_repeated_ngrams(logits: torch.Tensor, generated: torch.Tensor, n: int) -> None:

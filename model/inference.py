@@ -24,6 +24,7 @@ from model.batching import pad_ragged, token_ids, tokenize, unpad_states
 from model.config import EmbSumConfig
 from model.device import pick_device
 from model.embsum import EmbSum
+from model.grounding import Grounding
 from model.numerics import autocast, prepare, resolve_mode
 from model.summaries import NUMBERS, TEMPLATE
 
@@ -148,9 +149,9 @@ class EmbSumInference:
 
     @torch.no_grad()
     def summarize(self, users: list[list[SessionEncoding]],
-                  allowed: Sequence[Sequence[int]] | None = None) -> list[Summary]:
+                  allowed: Sequence[Grounding] | Sequence[Sequence[int]] | None = None) -> list[Summary]:
         """Per user: greedy summary over the cached token states of its sessions (allowed: per
-        user the only token ids it may use, as from grounding_ids)."""
+        user its Grounding, as from grounding_ids, or the only token ids it may use)."""
         res: list[Summary] = []
         for i in range(0, len(users), self.batch_size):
             rows = [torch.from_numpy(np.concatenate([s.token_states for s in u])).to(self.device)
@@ -196,19 +197,16 @@ class EmbSumInference:
                for u in range(0, len(a), 16)]
         return _np(torch.cat(out)) if out else np.zeros(index.shape, np.float32)
 
-    def grounding_ids(self, histories: list[list[str]]) -> list[np.ndarray]:
-        """Per user the token ids a grounded summary may use: its sessions' and the template's."""
+    def grounding_ids(self, histories: list[list[str]]) -> list[Grounding]:
+        """Per user what a grounded summary may say: tokens of its sessions and the template, each
+        run of history words a span of its sessions (model/grounding.py)."""
         if getattr(self, "_template_ids", None) is None:
             pieces = self.tokenizer([TEMPLATE, *NUMBERS.split()], add_special_tokens=False)["input_ids"]
-            self._template_ids = set().union(*pieces)
-        out = []
-        for h in histories:
-            ids = self._template_ids.union(*self.tokenizer(h, add_special_tokens=False)["input_ids"]) if h \
-                else self._template_ids
-            out.append(np.fromiter(sorted(ids), np.int32, len(ids)))
-        return out
+            self._template_ids = np.asarray(sorted(set().union(*pieces)), np.int32)
+        return [Grounding.of(self.tokenizer(h, add_special_tokens=False)["input_ids"] if h else [],
+                             self._template_ids) for h in histories]
 
-    def allowed_for(self, histories: list[list[str]]) -> list[np.ndarray] | None:
+    def allowed_for(self, histories: list[list[str]]) -> list[Grounding] | None:
         """grounding_ids when the checkpoint's config grounds summaries, else None (free)."""
         return self.grounding_ids(histories) if self.config.grounded_summaries else None
 

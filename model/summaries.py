@@ -26,16 +26,19 @@ PROMPT = ("Here is a user's engagement history, oldest first:\n{history}\n\n"
 class Summarizer(Protocol):
     source: str
 
-    def summarize(self, items: Sequence[dict[str, Any]]) -> str: ...
+    def summarize(self, items: Sequence[dict[str, Any]],
+                  last_session: Sequence[dict[str, Any]] | None = None) -> str: ...
 
 
 YEAR = re.compile(r"\((\d{4})\)\s*$")
 # every word the fallback's sentences add around the facts: grounded generation may use these and
 # the user's own history tokens, nothing else (model/embsum.py: EmbSum.generate's `allowed`)
-TEMPLATE = ("This user has no history yet. Lately: , and . Their taste moved from to . "
+TEMPLATE = ("This user has no history yet. Lately: , and . Last session: . Their taste moved from to . "
             "Mostly as before; is % of their items. Titles from the s, the oldest from . "
             "The first was")
-NUMBERS = " ".join(str(k) for k in range(1001))  # shares and item counts the sentences state
+# shares and item counts the sentences state, and the decades ("the 1970s": a decade of the user's
+# years need not be one of its titles' years)
+NUMBERS = " ".join([str(k) for k in range(1001)] + [f"{y}s" for y in range(1880, 2040, 10)])
 
 
 def genres(item: dict[str, Any]) -> list[str]:
@@ -52,8 +55,14 @@ def _names(xs: Sequence[str]) -> str:
 
 def _latest(recent: Sequence[dict[str, Any]]) -> str:
     titles = list(dict.fromkeys(str(it.get("title") or "").strip() for it in reversed(recent)))
-    titles = [t for t in titles if t][:3]
+    titles = [t for t in titles if t][:2]  # two: with the last session's genres they fit 30 tokens
     return f"Lately: {_names(titles)}." if titles else ""
+
+
+def _last_session(session: Sequence[dict[str, Any]]) -> str:
+    """The genres of the last session, the most frequent first (at most three)."""
+    top = [g for g, _ in Counter(g for it in session for g in genres(it)).most_common(3)]
+    return f"Last session: {_names(top)}." if top else ""
 
 
 def _shift(older: Sequence[dict[str, Any]], recent: Sequence[dict[str, Any]]) -> str:
@@ -82,17 +91,23 @@ def _era(items: Sequence[dict[str, Any]]) -> str:
 
 
 class FallbackSummarizer:
-    """Deterministic summary from facts of the user's own history only: the latest titles, the
-    genre the recent items lean to against the older ones, and the era of the titles."""
+    """Deterministic summary from facts of the user's own history only: the genres of the last
+    session, the two latest titles, the genre the recent items lean to against the older ones,
+    and the era of the titles (in that order: a target cut to the token budget keeps the first
+    two even at 32 tokens; measured by bench/bench_summaries.py --targets)."""
 
     source = "fallback"
 
-    def summarize(self, items: Sequence[dict[str, Any]]) -> str:
+    def summarize(self, items: Sequence[dict[str, Any]],
+                  last_session: Sequence[dict[str, Any]] | None = None) -> str:
+        """The summary of items (oldest first); last_session: its last session's items (default:
+        the last three items)."""
         if not items:
             return "This user has no history yet."
         cut = len(items) - max(3, len(items) // 5)  # the recent fifth (at least 3 items)
         older, recent = items[:max(cut, 0)], items[max(cut, 0):]
-        return " ".join(s for s in (_latest(recent), _shift(older, recent), _era(items)) if s)
+        last = _last_session(last_session if last_session else items[-3:])
+        return " ".join(s for s in (last, _latest(recent), _shift(older, recent), _era(items)) if s)
 
 
 class LLMSummarizer:
@@ -111,7 +126,9 @@ class LLMSummarizer:
         self.cache = Path(cache_dir or Path.home() / ".cache" / "threadrec" / "summaries")
         self.cache.mkdir(parents=True, exist_ok=True)
 
-    def summarize(self, items: Sequence[dict[str, Any]]) -> str:
+    def summarize(self, items: Sequence[dict[str, Any]],
+                  last_session: Sequence[dict[str, Any]] | None = None) -> str:
+        """The endpoint's summary of items (the last session is their tail: the prompt has it)."""
         from model.text import item_text
 
         prompt = PROMPT.format(history="\n".join(f"- {item_text(it)}" for it in items))

@@ -29,7 +29,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-COMMANDS = ("broker", "data", "replay", "train", "evaluate", "worker", "trainer", "demo")
+COMMANDS = ("broker", "data", "replay", "train", "evaluate", "merge-seeds", "worker", "trainer", "demo")
 
 
 def test_cli_help_lists_every_subcommand_and_each_has_help():

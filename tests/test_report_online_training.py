@@ -52,4 +52,21 @@ def test_the_ratio_carries_its_paired_interval_over_the_same_judgments():
          "online_over_frozen_interval": iv}
     assert f"interval {iv['lo']:.3f}-{iv['hi']:.3f}x over 600 judgments: above" in report.facts(d)
     del d["online_over_frozen_interval"]
-    assert "no interval: this run kept no per-judgment hits" in report.facts(d)
+    assert "no interval: this run kept no per-judgment hits, so no claim" in report.facts(d)
+
+
+def test_online_over_slow_carries_its_interval_and_a_null_margin_is_on_par():
+    bench, report = load_bench_script("bench_online_training"), load_bench_script("report_online_training")
+    keys = [f"u{k}|{k}.0|i{k}" for k in range(500)]
+    slow = {"overall": _m(0.12), "hits": {k: int(n % 8 == 0) for n, k in enumerate(keys)}}  # 63 hits
+    # online loses 13 of slow's hits and gains 14 others: a null margin with noise both ways
+    online = {"overall": _m(0.121),
+              "hits": {k: int((n % 8 == 0 and n % 40 != 0) or n % 40 == 3 or n == 5) for n, k in enumerate(keys)}}
+    d = {"variants": {"online": online, "slow": slow}} | bench.ratios({"online": online, "slow": slow})
+    iv = d["online_over_slow_interval"]
+    assert iv["lo"] < 1 < iv["hi"] and iv["verdict"] == "on par" and iv["n"] == 500
+    line = next(x for x in report.facts(d).splitlines() if "online / slow" in x)
+    assert "(target: above 1)" in line and line.endswith("over 500 judgments: on par")
+    del d["online_over_slow_interval"]
+    assert report.facts(d).splitlines()[0].endswith("no interval: this run kept no per-judgment hits, "
+                                                    "so no claim either way")

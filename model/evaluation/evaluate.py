@@ -184,11 +184,11 @@ def model_rankers(data: PreparedData, hist: dict[str, list[dict]], inf: EmbSumIn
 
 def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: bool,
                   ref_ts: dict[str, float] | None = None, sasrec_minutes: float = 15.0,
-                  bpr_minutes: float = 5.0) -> list[Ranker]:
+                  bpr_minutes: float = 5.0, seed: int = 0) -> list[Ranker]:
     """The baselines, all fitted on the train split only. The ID baselines (SASRec, BPR-MF)
     early-stop on the valid targets with train histories, within a wall-clock budget each (0
-    minutes skips one); recent popularity counts train engagements before each user's target
-    time. Cold items (data.cold_items) are never counted, trained on or given an ID row."""
+    minutes skips one), seeded by seed; recent popularity counts train engagements before each
+    user's target time. Cold items (data.cold_items) are never counted, trained on or given an ID row."""
     ids = list(data.items)
     hist_ids = {u: [e["item_id"] for e in ev] for u, ev in hist.items()}
     cold = data.cold_items  # never counted by popularity / co-occurrence
@@ -200,12 +200,12 @@ def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: boo
         from model.evaluation.sasrec_baseline import SASRecRanker
         from model.ids.sasrec import SASRecOptions
 
-        sasrec = SASRecRanker(ids, hist_ids, data.cold_items, SASRecOptions(max_minutes=sasrec_minutes))
+        sasrec = SASRecRanker(ids, hist_ids, data.cold_items, SASRecOptions(max_minutes=sasrec_minutes, seed=seed))
         rankers.append(sasrec.fit(data, progress))
     if bpr_minutes > 0:
         from model.evaluation.bpr import BPROptions, BPRRanker
 
-        bpr = BPRRanker(ids, data.cold_items, BPROptions(max_minutes=bpr_minutes))
+        bpr = BPRRanker(ids, data.cold_items, BPROptions(max_minutes=bpr_minutes, seed=seed))
         rankers.append(bpr.fit(data.train, data.valid, progress))
     return rankers
 
@@ -213,12 +213,13 @@ def build_rankers(data: PreparedData, hist: dict[str, list[dict]], progress: boo
 def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "test",
              max_users: int | None = None, device: str | None = None, progress: bool = True,
              baselines: bool = True, sasrec_minutes: float = 15.0, bpr_minutes: float = 5.0,
-             id_baselines: bool = True, mode: str = "fp32") -> dict[str, Any]:
+             id_baselines: bool = True, mode: str = "fp32", seed: int = 0) -> dict[str, Any]:
     """All models on one split: {"models": {name: metrics}, "data": {...}, "checkpoint": {...},
     "training": {name: facts} for the models trained here or carried by the checkpoint, and,
     when the data has cold items and split is test, "cold": {name: metrics} over the test users
     whose target is a cold item}. id_baselines=False (or a 0-minute budget) skips SASRec/BPR.
-    mode: the checkpoint's numerics (model/numerics.py; fp32 is exact)."""
+    mode: the checkpoint's numerics (model/numerics.py; fp32 is exact). seed: the ID baselines'
+    seed, stored as "seed" (a per-seed run pairs it with the checkpoint trained with that seed)."""
     if split not in ("test", "valid"):
         raise DataDirError(f"unknown split {split!r} (test or valid)")
     data = load_prepared(data_dir)
@@ -228,12 +229,12 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
     users = list(dict.fromkeys(r["user_id"] for r in imps))
     targets = split_targets(data, split)
     users_full = [u for u in users if u in targets]
-    result: dict[str, Any] = {"models": {}}
+    result: dict[str, Any] = {"models": {}, "seed": seed}
     ref_ts = {r["user_id"]: float(r["ts"]) for r in imps}  # the held-out engagement's time
     rankers = model_rankers(data, hist, inf, load_id_half(checkpoint) if checkpoint else None, progress)
     if baselines or inf is None:
         rankers += build_rankers(data, hist, progress, ref_ts, sasrec_minutes if id_baselines else 0,
-                                 bpr_minutes if id_baselines else 0)
+                                 bpr_minutes if id_baselines else 0, seed)
     result["elapsed_s"] = {}
     cold_users = [u for u in users_full if targets[u] & data.cold_items] if split == "test" else []
     for r in rankers:
@@ -246,6 +247,7 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None, split: str = "
             result.setdefault("training", {})[r.name] = r.facts
         result["elapsed_s"][r.name] = round(time.time() - t0, 1)
     result["cold_users"] = len(cold_users)
+    result["cold_user_ids"] = cold_users  # a subset of per_user_ids: the slice's per-user values
     result["per_user_ids"] = users_full  # the order of every per_user list
     result["data"] = {"dir": str(data_dir), "split": split, "impressions": len(imps), "users": len(users),
                       "full_ranking_users": len(users_full), "items": len(data.items), "meta": data.meta}

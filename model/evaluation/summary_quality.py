@@ -40,14 +40,18 @@ def _norm(text: str) -> str:
 
 class TitleFinder:
     """Finds the catalogue titles a summary names (titles under `min_chars` letters are skipped:
-    too short to tell a title from an ordinary word)."""
+    too short to tell a title from an ordinary word). A title found only inside a longer one named
+    at the same place ("Fear (1996)" in "Primal Fear (1996)") is not counted: it was not named."""
 
     def __init__(self, titles: Iterable[str], min_chars: int = 6):
         self.titles = {n: t for t in titles if len(n := _norm(t)) - 2 >= min_chars}
 
     def named(self, text: str) -> set[str]:
         t = _norm(text)
-        return {title for n, title in self.titles.items() if n in t}
+        spans = [(m.start(), m.start() + len(n), title) for n, title in self.titles.items()
+                 for m in re.finditer(re.escape(n[:-1]) + "(?= )", t)]  # overlapping: the spaces are shared
+        return {title for a, b, title in spans
+                if not any(a2 <= a and b <= b2 and (a2, b2) != (a, b) for a2, b2, _ in spans)}
 
 
 def grounding(summaries: Sequence[str], history_titles: Sequence[set[str]], last_genres: Sequence[set[str]],

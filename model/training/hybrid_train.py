@@ -77,16 +77,17 @@ def fit_positions(data: PreparedData, cfg: HybridConfig) -> tuple[list[dict[str,
 def train_hybrid(data: PreparedData, content_dir: str | Path, out: str | Path,
                  cfg: HybridConfig | None = None, tower: SASRecOptions | None = None,
                  progress: bool = True) -> dict[str, Any]:
-    """Train the ID half on top of the content checkpoint at content_dir; write out. Returns facts."""
-    cfg, t0 = cfg or HybridConfig(), time.time()
+    """Train the ID half on top of the content checkpoint at content_dir; write out. Returns facts.
+    The tower's seed also seeds the gate's fit, so one seed decides the whole ID half."""
+    cfg, tower, t0 = cfg or HybridConfig(), tower or SASRecOptions(), time.time()
     fit_rows, held, fit_on = fit_positions(data, cfg)
     rows_ok = admitted_items(fit_rows, cfg.min_count, data.cold_items)
-    model = fit_sasrec(data, fit_rows, rows_ok, tower or SASRecOptions(), progress=progress)
+    model = fit_sasrec(data, fit_rows, rows_ok, tower, progress=progress)
     item_ids = list(data.items)
     rows, present = model.item_rows(item_ids)
     inf = EmbSumInference.from_checkpoint(content_dir)
     fd = fusion_data(held, item_ids, content_scorer(inf, data, progress), model.user_vectors, rows, present)
-    fusion, losses = fit_fusion(fd, cfg)
+    fusion, losses = fit_fusion(fd, cfg, seed=tower.seed)
     gate_curve = tune_gate(fusion, fd)
     rowless = rowless_share(data.valid, {i for i, p in zip(item_ids, present, strict=True) if p})
     prior_curve = tune_prior(fusion, fd, rowless)

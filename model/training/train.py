@@ -90,9 +90,10 @@ class BatchBuilder:
         self._summaries: dict[tuple, str] = {}
 
     def summary(self, ex: Example) -> str:
-        key = tuple(i for s in ex.sessions for i in s)
+        key = tuple(tuple(s) for s in ex.sessions)  # sessions, not only items: the last one is named
         if key not in self._summaries:
-            self._summaries[key] = self.summ.summarize([self.data.items[i] for i in key])
+            self._summaries[key] = self.summ.summarize([self.data.items[i] for s in key for i in s],
+                                                       [self.data.items[i] for i in key[-1]] if key else None)
         return self._summaries[key]
 
     def __call__(self, examples: list[Example], start_id: int, eos_id: int) -> dict[str, Any]:

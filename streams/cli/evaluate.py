@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="wall-clock training budget of the SASRec baseline (early-stopped on valid; 0 skips it)")
     p.add_argument("--bpr-minutes", type=float, default=5.0,
                    help="wall-clock training budget of the BPR-MF baseline (early-stopped on valid; 0 skips it)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the ID baselines trained here (SASRec, BPR-MF), stored in the JSON; give the "
+                        "seed the checkpoint was trained with, one JSON per seed for `threadrec merge-seeds`")
     p.set_defaults(func=run)
 
 
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                           device=args.device, progress=not args.no_progress,
                           baselines=not args.no_baselines, sasrec_minutes=args.sasrec_minutes,
                           bpr_minutes=args.bpr_minutes, id_baselines=not args.no_id_baselines,
-                          mode=args.inference)
+                          mode=args.inference, seed=args.seed)
     except ModelError as e:
         raise ModelCommandError(str(e)) from e
     print_table(result)

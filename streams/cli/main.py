@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "streams.cli.replay",
     "streams.cli.train",
     "streams.cli.evaluate",
+    "streams.cli.seeds",
     "streams.cli.worker",
     "streams.cli.trainer",
     "streams.cli.demo",

@@ -89,7 +89,10 @@ def run_hybrid(args: argparse.Namespace) -> dict:
     if args.content_checkpoint is None and (content / "best" / "model.safetensors").exists():
         content = content / "best"
     out = args.out if args.content_checkpoint else content
+    tower = given(args, SASRecOptions, "sasrec_")
+    if args.seed is not None:  # --seed seeds the whole run; --sasrec-seed, when given, the tower alone
+        tower.setdefault("seed", args.seed)
     facts = train_hybrid(load_prepared(args.data), content, out, HybridConfig(**given(args, HybridConfig)),
-                         SASRecOptions(**given(args, SASRecOptions, "sasrec_")), progress=not args.no_progress)
+                         SASRecOptions(**tower), progress=not args.no_progress)
     return {"checkpoint": str(out), **{k: v for k, v in facts.items() if k != "tower"},
             "tower": {k: v for k, v in facts["tower"].items() if k != "curve"}}

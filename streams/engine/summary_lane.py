@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model.grounding import Grounding
 from model.inference import EmbSumInference, SessionEncoding
 from streams.engine.config import LaneLimits
 
@@ -30,7 +31,7 @@ class SummaryJob:
     basis: int  # the state's total_events at that engagement
     ts: float  # its event time
     sessions: list[SessionEncoding]
-    allowed: np.ndarray | None = None  # the token ids a grounded summary may use (None: free)
+    allowed: Grounding | None = None  # what a grounded summary may say (model/grounding.py; None: free)
     queued: float = field(default_factory=time.monotonic)
 
 
@@ -127,7 +128,7 @@ class SummaryLane:
 
 
 def _size(job: SummaryJob | None) -> int:
-    """Bytes a queued job holds (its sessions' arrays and its allowed token ids)."""
+    """Bytes a queued job holds (its sessions' arrays and its grounding's)."""
     if job is None:
         return 0
     allowed = 0 if job.allowed is None else job.allowed.nbytes

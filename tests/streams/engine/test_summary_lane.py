@@ -115,8 +115,9 @@ def test_lane_runs_between_batches_or_when_its_oldest_job_is_overdue(tiny_model,
 
 def test_summaries_are_grounded_in_the_users_sessions_inline_and_in_the_lane(engine_factory, events, catalogue,
                                                                              monkeypatch):
-    """The engine hands summarize the token ids of the user's own sessions (plus the template's):
-    a job carries them through the lane; a checkpoint that does not ground passes none."""
+    """The engine hands summarize the grounding of the user's own sessions (their tokens and
+    spans, plus the template's ids): a job carries it through the lane; a checkpoint that does not
+    ground passes none."""
     from model.text import item_text
 
     first = _user_events(events, 1)[0]
@@ -130,8 +131,10 @@ def test_summaries_are_grounded_in_the_users_sessions_inline_and_in_the_lane(eng
     lane_eng.process_one(first)
     job = next(iter(lane_eng.lane._jobs.values()))
     mine = set(inline.model.tokenizer(item_text(item), add_special_tokens=False)["input_ids"])
-    assert mine <= set(seen[0][0].tolist()) and mine <= set(job.allowed.tolist())
-    np.testing.assert_array_equal(seen[0][0], job.allowed)  # the same rule on both paths
+    assert mine <= set(seen[0][0].ids.tolist()) and mine <= set(job.allowed.ids.tolist())
+    assert mine <= set(job.allowed.history.tolist())  # the spans a summary may copy: its sessions'
+    np.testing.assert_array_equal(seen[0][0].ids, job.allowed.ids)  # the same rule on both paths
+    np.testing.assert_array_equal(seen[0][0].history, job.allowed.history)
     assert lane_eng.lane.run_once() == 1 and seen[-1][0] is not None  # the lane passes them on
     monkeypatch.setattr(inline.model.config, "grounded_summaries", False)
     inline.process_one(_user_events(events, 2)[1])
