@@ -47,6 +47,11 @@ from streams.engine.config import EngineConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RECALL_K = 100
+LAYOUTS = {  # IndexConfig options of each layout
+    "banded": {},
+    "banded-shares": {"ivf_codes": "flat", "pooled_probes": False},
+    "single": {"norm_bands": ()},
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,10 +68,12 @@ def parse_args() -> argparse.Namespace:
                    help="one IVF: nlist = scale x sqrt(N) (0: the IndexConfig default)")
     p.add_argument("--nprobe", type=int, nargs="+", default=[],
                    help="fixed nprobe settings measured beside the row budgets (one IVF only)")
-    p.add_argument("--scan-rows", type=int, nargs="+", default=[15_000, 30_000, IndexConfig.scan_rows, 60_000],
+    p.add_argument("--scan-rows", type=int, nargs="+", default=[15_000, 20_000, 25_000, 30_000, 48_000],
                    help="row budgets per query (IndexConfig.scan_rows)")
-    p.add_argument("--layouts", nargs="+", choices=("banded", "single"), default=["banded", "single"],
-                   help="banded: the IVF in norm bands (the default); single: one IVF over all items")
+    p.add_argument("--layouts", nargs="+", choices=tuple(LAYOUTS), default=["banded", "banded-shares", "single"],
+                   help="banded: the IVF in norm bands, fp16 codes, pooled probes (the default); banded-shares: "
+                        "fp32 codes, each query's rows shared 8:4:2:1 by the bands (the default before); single: "
+                        "one IVF over all items")
     p.add_argument("--timed-users", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_out", type=Path)
@@ -127,8 +134,7 @@ def bench_setting(vectors: np.ndarray, nlist: int | None, layout: str, queries: 
     n = len(vectors)
     t = time.perf_counter()
     # IVF below the exact threshold too, so the real rows show IVF at the size they have
-    bands = IndexConfig.norm_bands if layout == "banded" else ()
-    index = FaissIndex(IndexConfig(dim=vectors.shape[1], nlist=nlist, norm_bands=bands,
+    index = FaissIndex(IndexConfig(dim=vectors.shape[1], nlist=nlist, **LAYOUTS[layout],
                                    exact_threshold=min(n, IndexConfig().exact_threshold)))
     index.upsert([f"i{k}" for k in range(n)], vectors)
     index.finish_rebuild()
