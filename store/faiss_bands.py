@@ -20,7 +20,7 @@ Two more choices, both measured at 1M items in bench/bench_index.py (one thread)
 - codes `fp16`: the lists hold fp16 vectors (IndexIVFScalarQuantizer) padded with zeros to a
   multiple of 16 coordinates, where faiss' SIMD scan applies (at 385 it falls back to scalar code
   and is 5x slower than fp32): half the memory and the memory traffic of a scan, which is what a
-  scan costs. The engine reranks with the item store's exact vectors; fp16 moves scores by ~1e-3.
+  scan costs. The engine reranks with the item store's exact vectors; fp16 moves scores by ~2e-4.
 - pooled probes: a user's queries share one row budget (scan_rows x its queries), spent on the
   (query, list) pairs of every band in the order of their estimated best score: q.c plus
   `spread` x |q| x the list's radius (members of a list sit on a sphere of the band's radius
@@ -137,7 +137,7 @@ class NormBands:
 
     def pooled_probes(self, padded: np.ndarray, counts: list[int], ntotal: int, scan_rows: int,
                       spread: float) -> tuple[np.ndarray, np.ndarray]:
-        """(lists, their q.c) [q, width] each padded query probes when each user's queries (counts:
+        """(lists, their q.c) [q, p] each padded query probes when each user's queries (counts:
         consecutive rows per user) share scan_rows x their number of rows (module doc); -1 pads."""
         scores = padded @ self._centroids_t  # [q, nlist]
         key = scores + spread * np.linalg.norm(padded, axis=1, keepdims=True) * self._list_radius

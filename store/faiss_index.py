@@ -7,7 +7,8 @@ rather than the norms (the usual reduction of maximum inner product to nearest-n
 search). On the production feed's encoded items an inner-product k-means made lists of very
 unequal sizes; this index reaches the same recall@100 for a third of the time or less
 (bench/bench_index.py). On the CPU the IVF's lists are cut into norm bands (store/faiss_bands.py):
-most of an inner-product top-k lies among the largest norms, and the row budget goes there first.
+most of an inner-product top-k lies among the largest norms, and the row budget goes there first;
+the banded lists hold fp16 codes, and a user's queries pool their row budget.
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ class FaissIndex:
 
     @property
     def nprobe(self) -> int:
-        """Lists each query probes in the IVF (0 when flat)."""
+        """Lists each query probes in the IVF (0 when flat; banded, those of the per-query band
+        shares: pooled probes spend the same rows per query on average, on other lists)."""
         if self._bands is not None:
             return int(self._bands.lists_per_band(len(self), self._scan_rows, self._nprobe).sum())
         ivf = faiss.try_extract_index_ivf(self._master)
