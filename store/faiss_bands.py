@@ -143,7 +143,7 @@ class NormBands:
         key = scores + spread * np.linalg.norm(padded, axis=1, keepdims=True) * self._list_radius
         rows = np.maximum(max(ntotal, 1) * self.fractions / self.nlists, 1.0)[self._list_band]
         chosen = [self._spend(key[a:b], rows, scan_rows * (b - a)) + (a, 0)
-                  for a, b in zip(np.cumsum([0, *counts[:-1]]), np.cumsum(counts), strict=True)]
+                  for a, b in zip(np.cumsum([0, *counts[:-1]]), np.cumsum(counts), strict=True) if b > a]
         pairs = np.vstack(chosen)
         per_query = np.bincount(pairs[:, 0], minlength=len(padded))
         lists = np.full((len(padded), max(int(per_query.max()), 1)), -1, np.int64)

@@ -155,7 +155,7 @@ def test_pooled_probes_spend_each_users_budget_on_its_best_pairs() -> None:
         spent = per_list[chosen].sum()
         assert 300 * (span.stop - span.start) - per_list.max() <= spent <= 300 * (span.stop - span.start)
         assert len(np.unique(lists[span][0][lists[span][0] >= 0])) == (lists[span][0] >= 0).sum()
-    alone, _ = bands.pooled_probes(both[4:], [2], 6000, scan_rows=300, spread=0.25)
+    alone, _ = bands.pooled_probes(both[4:], [0, 2], 6000, scan_rows=300, spread=0.25)  # a user without queries
     np.testing.assert_array_equal(alone[:, : (alone >= 0).sum(1).max()],
                                   lists[4:, : (alone >= 0).sum(1).max()])  # another user changes nothing
 
