@@ -20,8 +20,8 @@ class IndexConfig:
     nprobe: int | None = None
     # With norm bands a user's queries pool their budgets (pooled_probes).
     # bench/results/index.json (one thread, 10 UPE codes per engagement, the encoder's vectors):
-    # banded, 25k rows: 88k items recall@100 0.998 in 5.6 ms per engagement, 1M 0.967 in 7.2 ms
-    # (the layout before, 48k rows: 0.990 in 8.1 ms, 0.980 in 29 ms). One IVF: 0.51 at 1M.
+    # banded, 25k rows: 88k items recall@100 0.998 in 7.7 ms per engagement, 1M 0.967 in 8.4 ms
+    # (the layout before, 48k rows: 0.990 in 8.1 ms, 0.980 in 29 ms). One IVF, 1M, 25k: 0.47.
     scan_rows: int = 25_000
     # Norm-rank cuts of the IVF's bands (store/faiss_bands.py): the top 3%, 7%, 20% of norms and
     # the rest; () for one IVF over all items. Not used on a GPU or with a fixed nlist.
