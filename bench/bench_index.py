@@ -12,9 +12,10 @@ Data (--data):
 The last --held-out encoded items are never indexed: they are the `items` queries.
 Queries (--queries): `codes`: per user the engine's EngineConfig.query_codes of its UPE codes
 (model/query_codes.py), as rank() queries; `items`: 10 held-out item vectors per user.
-Per size and layout (--layouts: `banded`, the IVF in norm bands, IndexConfig's default; `single`,
-one IVF over all items) and row budget per query (--scan-rows; --nprobe adds fixed settings for
-the single IVF): recall@100 of FaissIndex.search (max over the user's queries) against
+Per size and layout (--layouts: `banded`, the IVF in norm bands with fp16 codes and pooled
+probes, IndexConfig's default; `banded-shares`, the same bands with fp32 codes and each query's
+rows shared 8:4:2:1 by the bands, the default before; `single`, one IVF over all items) and row
+budget per query (--scan-rows; --nprobe adds fixed settings for the single IVF): recall@100 of FaissIndex.search (max over the user's queries) against
 exact search (faiss.knn, IndexFlatIP's), CPU ms per engagement of FaissIndex.search_many with the
 engine's bounds (EngineConfig.candidates past a 60-item seen list, EngineConfig.fetch), and the
 build (bulk upsert + IVF training aside) seconds. One thread for faiss and BLAS.
@@ -47,6 +48,14 @@ from streams.engine.config import EngineConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RECALL_K = 100
+LAYOUTS = {  # IndexConfig options of each layout
+    "banded": {},
+    "banded-shares": {"ivf_codes": "flat", "pooled_probes": False},
+    "single": {"norm_bands": ()},
+    # each change alone (not run by default)
+    "banded-fp16-shares": {"pooled_probes": False},
+    "banded-fp32-pooled": {"ivf_codes": "flat"},
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,10 +72,12 @@ def parse_args() -> argparse.Namespace:
                    help="one IVF: nlist = scale x sqrt(N) (0: the IndexConfig default)")
     p.add_argument("--nprobe", type=int, nargs="+", default=[],
                    help="fixed nprobe settings measured beside the row budgets (one IVF only)")
-    p.add_argument("--scan-rows", type=int, nargs="+", default=[15_000, 30_000, IndexConfig.scan_rows, 60_000],
+    p.add_argument("--scan-rows", type=int, nargs="+", default=[15_000, 20_000, 25_000, 30_000, 48_000],
                    help="row budgets per query (IndexConfig.scan_rows)")
-    p.add_argument("--layouts", nargs="+", choices=("banded", "single"), default=["banded", "single"],
-                   help="banded: the IVF in norm bands (the default); single: one IVF over all items")
+    p.add_argument("--layouts", nargs="+", choices=tuple(LAYOUTS), default=["banded", "banded-shares", "single"],
+                   help="banded: the IVF in norm bands, fp16 codes, pooled probes (the default); banded-shares: "
+                        "fp32 codes, each query's rows shared 8:4:2:1 by the bands (the default before); single: "
+                        "one IVF over all items")
     p.add_argument("--timed-users", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_out", type=Path)
@@ -127,8 +138,7 @@ def bench_setting(vectors: np.ndarray, nlist: int | None, layout: str, queries: 
     n = len(vectors)
     t = time.perf_counter()
     # IVF below the exact threshold too, so the real rows show IVF at the size they have
-    bands = IndexConfig.norm_bands if layout == "banded" else ()
-    index = FaissIndex(IndexConfig(dim=vectors.shape[1], nlist=nlist, norm_bands=bands,
+    index = FaissIndex(IndexConfig(dim=vectors.shape[1], nlist=nlist, **LAYOUTS[layout],
                                    exact_threshold=min(n, IndexConfig().exact_threshold)))
     index.upsert([f"i{k}" for k in range(n)], vectors)
     index.finish_rebuild()
@@ -145,7 +155,7 @@ def bench_setting(vectors: np.ndarray, nlist: int | None, layout: str, queries: 
             recall = float(np.mean([len(g & w) / RECALL_K for g, w in zip(got, truth[kind], strict=True)]))
             out.append({"items": n, "layout": layout, "mode": index.mode, "nlist": index.nlist,
                         "nprobe": index.nprobe, "scan_rows": scan_rows if nprobe is None else None,
-                        "default_nprobe": nprobe is None and scan_rows == IndexConfig.scan_rows,
+                        "default_nprobe": layout == "banded" and nprobe is None and scan_rows == IndexConfig.scan_rows,
                         "queries": kind, "recall_at_100": recall, "build_s": build_s,
                         "cpu_ms_per_engagement": cpu_ms(index, qs[:args.timed_users], n, args.seed)})
     return out

@@ -1,6 +1,6 @@
 """Turns bench/results/index.json (bench/bench_index.py) into the README's retrieval-index section
 (between `<!-- index:start -->` and `<!-- index:end -->`): recall@100 against CPU time per
-engagement for each layout (norm bands, one IVF) and row budget, at each size.
+engagement for each layout (norm bands, as before them, one IVF) and row budget, at each size.
 
     python bench/report_index.py [--json bench/results/index.json --readme README.md]
 """
@@ -20,8 +20,11 @@ INTRO = """`bench/bench_index.py`: recall@100 of `FaissIndex.search` against exa
 engagement of `search_many` with the engine's bounds, one thread. `codes`: per user the engine's
 10 UPE codes as queries; `items`: 10 held-out item vectors per user. `feed`: the production feed's
 items encoded by the packaged encoder; `fitted`: a mixture fitted to them, sampled at 1M.
-`banded` is the default layout (the IVF in norm bands, `store/faiss_bands.py`); `single` is one
-IVF over all items. The row budget is `IndexConfig.scan_rows` (worker flag `--index-scan-rows`).
+`banded` is the default layout (the IVF in norm bands, `store/faiss_bands.py`, fp16 codes, each
+user's queries pooling their rows on the (query, list) pairs of the best estimated scores);
+`banded-shares` is the layout before it (fp32 codes, each query's rows shared 8:4:2:1 by the
+bands); `single` is one IVF over all items. The row budget per query is `IndexConfig.scan_rows`
+(worker flag `--index-scan-rows`).
 """
 
 
@@ -38,7 +41,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         groups.setdefault(key, []).append(r)
     out = []
     for (data, items, layout, budget, nprobe), rs in groups.items():
-        default = " (default)" if rs[0].get("default_nprobe") else ""
+        default = " (default)" if rs[0].get("default_nprobe") and layout == "banded" else ""
         out.append((data, f"{items:,}", layout, f"{budget:,}{default}" if budget else f"nprobe {nprobe}",
                     str(rs[0]["nlist"]), _pair(rs, "recall_at_100"), _pair(rs, "cpu_ms_per_engagement")))
     head = ("vectors", "items", "layout", "rows per query", "lists", "recall@100 codes / items",

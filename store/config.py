@@ -18,14 +18,22 @@ class IndexConfig:
     # Lists probed per query; None: the lists that hold about scan_rows vectors on average, so
     # smaller catalogues probe a larger share of their lists (and get the recall that buys).
     nprobe: int | None = None
-    # With norm bands the budget is shared 8:4:2:1 from the band of the largest norms down.
+    # With norm bands a user's queries pool their budgets (pooled_probes).
     # bench/results/index.json (one thread, 10 UPE codes per engagement, the encoder's vectors):
-    # banded, 88k items 48k rows recall@100 0.990 in 8.5 ms per engagement, 15k rows 0.954 in
-    # 4.6 ms; 1M items 0.975 in 34 ms. One IVF: 0.970 in 11.8 ms at 88k, 0.505 at 1M.
-    scan_rows: int = 48_000
+    # banded, 25k rows: 88k items recall@100 0.998 in 7.7 ms per engagement, 1M 0.967 in 8.4 ms
+    # (the layout before, 48k rows: 0.990 in 8.1 ms, 0.980 in 29 ms). One IVF, 1M, 25k: 0.47.
+    scan_rows: int = 25_000
     # Norm-rank cuts of the IVF's bands (store/faiss_bands.py): the top 3%, 7%, 20% of norms and
     # the rest; () for one IVF over all items. Not used on a GPU or with a fixed nlist.
     norm_bands: tuple[float, ...] = (0.03, 0.1, 0.3)
+    # The banded IVF's codes: "fp16" (half the memory and scan traffic; scores within ~2e-4 of
+    # exact, the engine reranks exactly) or "flat" (fp32, exact).
+    ivf_codes: str = "fp16"
+    # Banded: a user's queries share its row budget (scan_rows x queries), spent on the (query,
+    # list) pairs of the best estimated scores, q.c + probe_spread x |q| x the list's radius
+    # (store/faiss_bands.py); False: each query scans scan_rows, shared 8:4:2:1 by the bands.
+    pooled_probes: bool = True
+    probe_spread: float = 0.25
     # Retrain IVF when the catalogue has grown by this factor since the last training.
     retrain_growth: float = 2.0
     # Rebuild (mode switch, IVF retrain) on a background thread while the old index serves;

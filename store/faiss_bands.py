@@ -12,9 +12,21 @@ probes each band for a share of the row budget that halves from one band to the 
 Ranging LSH, Yan et al., NeurIPS 2018, does the same for hashing). bench/bench_index.py measures
 it: at 100k items recall@100 0.986 for 8 ms per engagement where one IVF needed 15 ms for 0.969.
 
-All bands' lists are the lists of one faiss IndexIVFFlat (band b owns lists start_b..start_b +
-nlist_b), so removal, reconstruction, copies and snapshots are the IVF's own; only the choice of
-lists is made here, on insertion (add_core) and search (search_preassigned).
+All bands' lists are the lists of one faiss IVF (band b owns lists start_b..start_b + nlist_b), so
+removal, reconstruction, copies and snapshots are the IVF's own; only the choice of lists is made
+here, on insertion (add_core) and search (search_preassigned).
+
+Two more choices, both measured at 1M items in bench/bench_index.py (one thread):
+- codes `fp16`: the lists hold fp16 vectors (IndexIVFScalarQuantizer) padded with zeros to a
+  multiple of 16 coordinates, where faiss' SIMD scan applies (at 385 it falls back to scalar code
+  and is 5x slower than fp32): half the memory and the memory traffic of a scan, which is what a
+  scan costs. The engine reranks with the item store's exact vectors; fp16 moves scores by ~2e-4.
+- pooled probes: a user's queries share one row budget (scan_rows x its queries), spent on the
+  (query, list) pairs of every band in the order of their estimated best score: q.c plus
+  `spread` x |q| x the list's radius (members of a list sit on a sphere of the band's radius
+  R around their centroid c, at a distance sqrt(R^2 - |c|^2) on average). Of a user's exact
+  top-100, one of its 10 queries wins about 63% and three about 93%: equal budgets per query
+  spent most rows where nothing was to be found.
 """
 
 from __future__ import annotations
@@ -24,6 +36,9 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
+
+CODES = ("flat", "fp16")
+_SIMD_WIDTH = 16  # faiss' scalar-quantizer scan is vectorised only for dimensions that divide by this
 
 # Bands pay only where norms differ: the top band's smallest norm must be this much above the
 # median (on the encoder's items it is 1.5x; unit vectors, the cosine case, give 1.0).
@@ -48,13 +63,23 @@ class BandPlan:
     iterations: int
     max_points_per_list: int
     seed: int
+    codes: str = "flat"
+
+
+def stored_width(dim: int, codes: str) -> int:
+    """Coordinates of a stored vector: dim + the extra one, padded for the fp16 scan's SIMD."""
+    if codes not in CODES:
+        raise ValueError(f"unknown IVF codes {codes!r} (one of {CODES})")
+    return dim + 1 if codes == "flat" else -(-(dim + 1) // _SIMD_WIDTH) * _SIMD_WIDTH
 
 
 class NormBands:
     """The bands of one trained IVF: norm edges, each band's radius R and its centroids."""
 
     def __init__(self, edges: np.ndarray, radii: np.ndarray, fractions: np.ndarray,
-                 centroids: list[np.ndarray]) -> None:
+                 centroids: list[np.ndarray], codes: str = "flat") -> None:
+        self.codes = codes
+        self.width = centroids[0].shape[1]  # stored coordinates (stored_width)
         self.edges = np.asarray(edges, np.float32)  # lower norm bound of bands 0..B-2, descending
         self.radii = np.asarray(radii, np.float32)  # R of each band's extra coordinate
         self.fractions = np.asarray(fractions, np.float64)  # share of the items at training
@@ -65,6 +90,12 @@ class NormBands:
             self.quantizers.append(q)
         self.nlists = np.array([len(c) for c in centroids], np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.nlists)[:-1]]).astype(np.int64)
+        flat = np.vstack(centroids).astype(np.float32)
+        self._centroids_t = np.ascontiguousarray(flat.T)  # [width, nlist]: all lists' q.c at once
+        band = np.repeat(np.arange(len(centroids)), self.nlists)
+        # a list's members lie at about this distance from its centroid (module doc)
+        self._list_radius = np.sqrt(np.maximum(self.radii[band] ** 2 - np.einsum("ij,ij->i", flat, flat), 0.0))
+        self._list_band = band
 
     @property
     def nlist(self) -> int:
@@ -84,7 +115,7 @@ class NormBands:
         sq = np.einsum("ij,ij->i", vectors, vectors)
         band = self.band_of(np.sqrt(sq))
         extra = np.sqrt(np.maximum(self.radii[band] ** 2 - sq, 0.0)).astype(np.float32)
-        stored = np.ascontiguousarray(np.hstack([vectors, extra[:, None]]))
+        stored = _widen(np.hstack([vectors, extra[:, None]]), self.width)
         lists = np.empty(len(vectors), np.int64)
         for b in np.unique(band).tolist():
             rows = np.flatnonzero(band == b)
@@ -103,6 +134,37 @@ class NormBands:
             parts.append(np.where(lists >= 0, lists + self.starts[b], -1))
             dists.append(dist)
         return np.ascontiguousarray(np.hstack(parts)), np.ascontiguousarray(np.hstack(dists))
+
+    def pooled_probes(self, padded: np.ndarray, counts: list[int], ntotal: int, scan_rows: int,
+                      spread: float) -> tuple[np.ndarray, np.ndarray]:
+        """(lists, their q.c) [q, p] each padded query probes when each user's queries (counts:
+        consecutive rows per user) share scan_rows x their number of rows (module doc); -1 pads."""
+        scores = padded @ self._centroids_t  # [q, nlist]
+        key = scores + spread * np.linalg.norm(padded, axis=1, keepdims=True) * self._list_radius
+        rows = np.maximum(max(ntotal, 1) * self.fractions / self.nlists, 1.0)[self._list_band]
+        chosen = [self._spend(key[a:b], rows, scan_rows * (b - a)) + (a, 0)
+                  for a, b in zip(np.cumsum([0, *counts[:-1]]), np.cumsum(counts), strict=True) if b > a]
+        pairs = np.vstack(chosen)
+        per_query = np.bincount(pairs[:, 0], minlength=len(padded))
+        lists = np.full((len(padded), max(int(per_query.max()), 1)), -1, np.int64)
+        dists = np.zeros(lists.shape, np.float32)
+        pairs = pairs[np.lexsort((-key[pairs[:, 0], pairs[:, 1]], pairs[:, 0]))]
+        place = np.arange(len(pairs)) - np.repeat(np.cumsum(per_query) - per_query, per_query)
+        lists[pairs[:, 0], place] = pairs[:, 1]
+        dists[pairs[:, 0], place] = scores[pairs[:, 0], pairs[:, 1]]
+        return lists, dists
+
+    @staticmethod
+    def _spend(key: np.ndarray, rows: np.ndarray, budget: float) -> np.ndarray:
+        """(query, list) pairs [p, 2] of one user, best key first, until their rows reach budget
+        (at least one pair)."""
+        flat = -key.ravel()
+        take = min(len(flat), int(budget / rows.min()) + 1)
+        best = np.argpartition(flat, take - 1)[:take] if take < len(flat) else np.arange(len(flat))
+        best = best[np.argsort(flat[best], kind="stable")]
+        spent = np.cumsum(rows[best % key.shape[1]])
+        best = best[: max(1, int(np.searchsorted(spent, budget, side="right")))]
+        return np.stack(np.divmod(best, key.shape[1]), axis=1)
 
     def lists_per_band(self, ntotal: int, scan_rows: int, nprobe: int | None) -> np.ndarray:
         """Lists probed in each band: a fixed nprobe split by the bands' list counts, or
@@ -137,12 +199,14 @@ class NormBands:
             fractions.append(len(rows) / len(norms))
             if hi < len(norms):
                 edges.append(float(norms[order[hi - 1]]))
-        return cls(np.array(edges), np.array(radii), np.array(fractions), centroids)
+        width = stored_width(vectors.shape[1], plan.codes)
+        return cls(np.array(edges), np.array(radii), np.array(fractions),
+                   [_widen(c, width) for c in centroids], plan.codes)
 
     def meta(self) -> dict:
         """What a snapshot stores beside the IVF (whose quantizer holds every centroid)."""
         return {"edges": self.edges.tolist(), "radii": self.radii.tolist(),
-                "fractions": self.fractions.tolist(), "nlists": self.nlists.tolist()}
+                "fractions": self.fractions.tolist(), "nlists": self.nlists.tolist(), "codes": self.codes}
 
     @classmethod
     def from_meta(cls, meta: dict, quantizer: faiss.Index) -> NormBands:
@@ -153,14 +217,20 @@ class NormBands:
         flat = quantizer.reconstruct_n(0, quantizer.ntotal)
         starts = np.concatenate([[0], np.cumsum(nlists)]).astype(int)
         return cls(np.array(meta["edges"]), np.array(meta["radii"]), np.array(meta["fractions"]),
-                   [flat[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)])
+                   [flat[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)],
+                   meta.get("codes", "flat"))  # format 3 snapshots: flat codes
 
-    def empty_ivf(self, dim: int) -> faiss.IndexIVFFlat:
-        """An empty IndexIVFFlat over dim + 1 coordinates whose lists are the bands' lists."""
-        quantizer = faiss.IndexFlatL2(dim + 1)
+    def empty_ivf(self) -> faiss.IndexIVF:
+        """An empty IVF over the stored width whose lists are the bands' lists, its codes fp32
+        (IndexIVFFlat) or fp16 (IndexIVFScalarQuantizer, no residuals)."""
+        quantizer = faiss.IndexFlatL2(self.width)
         for q in self.quantizers:
             quantizer.add(q.reconstruct_n(0, q.ntotal))
-        ivf = faiss.IndexIVFFlat(quantizer, dim + 1, self.nlist, faiss.METRIC_INNER_PRODUCT)
+        if self.codes == "fp16":
+            ivf = faiss.IndexIVFScalarQuantizer(quantizer, self.width, self.nlist, faiss.ScalarQuantizer.QT_fp16,
+                                                faiss.METRIC_INNER_PRODUCT, False)
+        else:
+            ivf = faiss.IndexIVFFlat(quantizer, self.width, self.nlist, faiss.METRIC_INNER_PRODUCT)
         ivf.own_fields = True
         quantizer.this.disown()
         ivf.is_trained = True
@@ -179,12 +249,21 @@ def add_placed(ivf: faiss.Index, bands: NormBands, labels: np.ndarray, vectors: 
 
 
 def search_placed(ivf: faiss.Index, bands: NormBands, padded: np.ndarray, k: int,
-                  lists_per_band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, labels) [q, k] of padded queries over the lists the bands choose."""
-    lists, dists = bands.probes(padded, lists_per_band)
+                  probes: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, labels) [q, k] of padded queries over the lists chosen for them (bands.probes or
+    bands.pooled_probes: lists and their distances)."""
+    lists, dists = probes
     inner = faiss.extract_index_ivf(ivf)
     inner.nprobe = lists.shape[1]
     return inner.search_preassigned(padded, k, lists, dists)
+
+
+def _widen(x: np.ndarray, width: int) -> np.ndarray:
+    """x [n, c] with zero columns up to width (the fp16 codes' SIMD padding)."""
+    x = np.asarray(x, np.float32)
+    if x.shape[1] < width:
+        x = np.hstack([x, np.zeros((len(x), width - x.shape[1]), np.float32)])
+    return np.ascontiguousarray(x)
 
 
 def _augment(vectors: np.ndarray, radius: float) -> np.ndarray:

@@ -7,7 +7,8 @@ rather than the norms (the usual reduction of maximum inner product to nearest-n
 search). On the production feed's encoded items an inner-product k-means made lists of very
 unequal sizes; this index reaches the same recall@100 for a third of the time or less
 (bench/bench_index.py). On the CPU the IVF's lists are cut into norm bands (store/faiss_bands.py):
-most of an inner-product top-k lies among the largest norms, and the row budget goes there first.
+most of an inner-product top-k lies among the largest norms, and the row budget goes there first;
+the banded lists hold fp16 codes, and a user's queries pool their row budget.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_groupe
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 3  # 3: meta may have norm bands; 2: mips_norm (the extra coordinate); all read
-_READS = {1, 2, 3}
+SNAPSHOT_FORMAT = 4  # 4: bands may hold fp16 codes; 3: norm bands; 2: mips_norm; all read
+_READS = {1, 2, 3, 4}
 _IDS_MAGIC = b"TRID"
 _GPU_MAX_K = 2048  # faiss GPU top-k limit
 _PARALLEL_ROWS = 65_536  # changes of fewer rows run on one thread (serial)
@@ -177,22 +178,27 @@ class FaissIndex:
         stacked, counts = as_query_batch(queries, self.dim)
         self._advance_rebuild()
         index = self._search_index()
-        padded = pad_queries(stacked, self._norm)
+        padded = pad_queries(stacked, self._norm, index.d)
         if not len(self) or not len(stacked) or k <= 0:
             return [[] for _ in queries]
         cap = min(index.ntotal, _GPU_MAX_K) if self._replica is not None and self.use_gpu else index.ntotal
-
         bands = self._bands if not self.use_gpu else None
-        per_band = bands.lists_per_band(len(self), self._scan_rows, self._nprobe) if bands else None
 
-        def search(queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        def search(queries: np.ndarray, fetch: int, users: list[int]) -> tuple[np.ndarray, np.ndarray]:
             if bands is not None:
-                scores, labels = search_placed(index, bands, queries, fetch, per_band)
+                scores, labels = search_placed(index, bands, queries, fetch, self._probes(bands, queries, users))
             else:
                 scores, labels = index.search(queries, fetch)
             return labels, scores
         return search_grouped(search, padded, counts, k, self._ids.id_of, excludes,
-                              extra=self._replica_dead, cap=cap, bound=bound)
+                              extra=self._replica_dead, cap=cap, bound=bound, grouped=True)
+
+    def _probes(self, bands: NormBands, padded: np.ndarray, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The lists each query of the banded IVF scans: pooled per user over its rows budget, or a
+        fixed nprobe / the per-query budget split by bands (IndexConfig.pooled_probes)."""
+        if self.config.pooled_probes and not self._nprobe:
+            return bands.pooled_probes(padded, counts, len(self), self._scan_rows, self.config.probe_spread)
+        return bands.probes(padded, bands.lists_per_band(len(self), self._scan_rows, self._nprobe))
 
     def _search_index(self) -> faiss.Index:
         if not (self.use_gpu or self.config.force_replica):
@@ -212,7 +218,8 @@ class FaissIndex:
 
     @property
     def nprobe(self) -> int:
-        """Lists each query probes in the IVF (0 when flat)."""
+        """Lists each query probes in the IVF (0 when flat; banded, those of the per-query band
+        shares: pooled probes spend the same rows per query on average, on other lists)."""
         if self._bands is not None:
             return int(self._bands.lists_per_band(len(self), self._scan_rows, self._nprobe).sum())
         ivf = faiss.try_extract_index_ivf(self._master)
@@ -334,9 +341,9 @@ class FaissIndex:
         norms = np.concatenate([np.sqrt(np.einsum("ij,ij->i", b, b)) for b in _blocks(vectors)])
         if worth_banding(norms, tuple(cfg.norm_bands)) and not self.use_gpu and cfg.nlist is None:
             plan = BandPlan(tuple(cfg.norm_bands), cfg.nlist_per_sqrt, cfg.train_iterations,
-                            cfg.max_train_points_per_list, cfg.seed)
+                            cfg.max_train_points_per_list, cfg.seed, cfg.ivf_codes)
             bands = NormBands.train(vectors, norms, plan)
-            return Built(bands.empty_ivf(self.dim), bands.norm, bands)
+            return Built(bands.empty_ivf(), bands.norm, bands)
         nlist = cfg.nlist or int(round(cfg.nlist_per_sqrt * math.sqrt(len(vectors))))
         nlist = max(1, min(nlist, len(vectors) // 39))  # faiss wants >= 39 training points per list
         norm = float(norms.max(initial=0.0))
@@ -413,7 +420,7 @@ class FaissIndex:
         if ivf is None:
             return self._new_flat()
         if self._bands is not None:
-            return self._bands.empty_ivf(self.dim)
+            return self._bands.empty_ivf()
         empty = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist,
                                    faiss.METRIC_INNER_PRODUCT)
         empty.is_trained = True
@@ -449,26 +456,27 @@ class FaissIndex:
             raise VectorIndexError(f"cannot restore vector index from {directory}: {exc}") from exc
         self = cls(config or IndexConfig(dim=meta["dim"]))
         norm = float(meta.get("mips_norm", 0.0))
-        if (
-            meta["format"] not in _READS
-            or meta["dim"] != self.dim
-            or master.d != self.dim + (1 if norm else 0)
-            or master.ntotal != len(ids)
-        ):
+        bands = self._read_bands(directory, meta, master)
+        width = bands.width if bands is not None else self.dim + (1 if norm else 0)
+        if meta["format"] not in _READS or meta["dim"] != self.dim or master.d != width or master.ntotal != len(ids):
             raise VectorIndexError(
                 f"snapshot at {directory} does not match (dim {meta['dim']}, {len(ids)} ids)"
             )
         self._master, self.mode, self._trained_size = master, meta["mode"], meta["trained_size"]
-        self._norm = norm
-        if "bands" in meta:
-            try:
-                self._bands = NormBands.from_meta(meta["bands"], faiss.extract_index_ivf(master).quantizer)
-            except (KeyError, ValueError, RuntimeError) as exc:
-                raise VectorIndexError(f"snapshot at {directory} has bad norm bands: {exc}") from exc
+        self._norm, self._bands = norm, bands
         self._set_nprobe(self._master)  # the config's nprobe wins over the snapshot's
         self._ids.restore(ids, labels, meta["next_label"])
         self.offsets = {int(p): int(o) for p, o in meta["offsets"].items()}
         return self
+
+    @staticmethod
+    def _read_bands(directory: Path, meta: dict, master: faiss.Index) -> NormBands | None:
+        if "bands" not in meta:
+            return None
+        try:
+            return NormBands.from_meta(meta["bands"], faiss.extract_index_ivf(master).quantizer)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise VectorIndexError(f"snapshot at {directory} has bad norm bands: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -550,11 +558,13 @@ def augment(vectors: np.ndarray, norm: float) -> np.ndarray:
     return np.ascontiguousarray(np.hstack([vectors, extra[:, None].astype(np.float32)]))
 
 
-def pad_queries(queries: np.ndarray, norm: float) -> np.ndarray:
-    """Queries [q, d] with a 0 in the extra coordinate, so scores are the plain inner products."""
-    if not norm:
+def pad_queries(queries: np.ndarray, norm: float, width: int) -> np.ndarray:
+    """Queries [q, d] with zeros up to the index's width (the extra coordinate and any SIMD
+    padding), so scores are the plain inner products; unchanged when norm is 0."""
+    if not norm or queries.shape[1] >= width:
         return queries
-    return np.ascontiguousarray(np.hstack([queries, np.zeros((len(queries), 1), np.float32)]))
+    pad = np.zeros((len(queries), width - queries.shape[1]), np.float32)
+    return np.ascontiguousarray(np.hstack([queries, pad]))
 
 
 def remove_labels(index: faiss.Index, labels: np.ndarray) -> None:
@@ -585,16 +595,19 @@ def export_index(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:
 def _export_ivf(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:
     ivf = faiss.extract_index_ivf(index)
     invlists = ivf.invlists
+    flat = ivf.code_size == 4 * dim  # fp32 codes are the vectors; others are decoded
     labels, vectors = [], []
     for lst in range(ivf.nlist):
         size = invlists.list_size(lst)
         if size:
             labels.append(faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy())
-            codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * ivf.code_size).copy()
-            vectors.append(codes.view(np.float32).reshape(size, dim))
+            if flat:
+                codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * ivf.code_size).copy()
+                vectors.append(codes.view(np.float32).reshape(size, dim))
     if not labels:
         return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-    return np.concatenate(labels).astype(np.int64), np.concatenate(vectors)
+    ids = np.concatenate(labels).astype(np.int64)
+    return ids, np.concatenate(vectors) if flat else ivf.reconstruct_batch(ids)
 
 
 def _read_ids(data: bytes) -> tuple[list[str], np.ndarray]:

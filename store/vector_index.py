@@ -127,7 +127,7 @@ def _pow2(n: int) -> int:
 
 
 def search_grouped(
-    search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    search: Callable[..., tuple[np.ndarray, np.ndarray]],
     stacked: np.ndarray,
     counts: list[int],
     k: int,
@@ -136,16 +136,21 @@ def search_grouped(
     extra: int = 0,
     cap: int | None = None,
     bound: FetchBound | None = None,
+    grouped: bool = False,
 ) -> list[list[Hit]]:
     """search(queries, fetch) -> (labels, scores) once per fetch size: a user with a long seen list
     no longer makes every query of the batch fetch (and merge) that many neighbours. With a
     bound, fetch sizes stay bounded: a user short of k after the first pass gets one second
-    pass of at most bound.limit (FetchBound)."""
+    pass of at most bound.limit (FetchBound). grouped: search also gets the query count of each
+    user in the rows it is given (search(queries, fetch, counts))."""
     def capped(fetch: int) -> int:
         return fetch if cap is None else min(fetch, cap)
 
+    def per_group(queries: np.ndarray, fetch: int, users: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return search(queries, fetch, users) if grouped else search(queries, fetch)
+
     first = {u: capped(fetch_size(k, e, extra, bound)) for u, e in enumerate(excludes)}
-    out = _search_pass(search, stacked, counts, k, id_of, excludes, first)
+    out = _search_pass(per_group, stacked, counts, k, id_of, excludes, first)
     if bound is None:
         return out
     again = {}
@@ -153,14 +158,14 @@ def search_grouped(
         fetch = capped(_pow2(min(k + (len(e) if e else 0) + extra, bound.limit)))
         if len(out[u]) < k and fetch > first[u]:
             again[u] = fetch
-    for u, hits in enumerate(_search_pass(search, stacked, counts, k, id_of, excludes, again)):
+    for u, hits in enumerate(_search_pass(per_group, stacked, counts, k, id_of, excludes, again)):
         if u in again:
             out[u] = hits
     return out
 
 
 def _search_pass(
-    search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    search: Callable[[np.ndarray, int, list[int]], tuple[np.ndarray, np.ndarray]],
     stacked: np.ndarray,
     counts: list[int],
     k: int,
@@ -176,7 +181,7 @@ def _search_pass(
     out: list[list[Hit]] = [[] for _ in counts]
     for fetch, users in groups.items():
         rows = np.concatenate([np.arange(starts[u], starts[u + 1]) for u in users])
-        labels, scores = search(np.ascontiguousarray(stacked[rows]), fetch)
+        labels, scores = search(np.ascontiguousarray(stacked[rows]), fetch, [counts[u] for u in users])
         merged = split_and_merge(labels, scores, [counts[u] for u in users], k, id_of,
                                  [excludes[u] for u in users])
         for u, hits in zip(users, merged, strict=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,99 @@ def test_unit_vectors_get_one_ivf() -> None:
     index = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, rebuild_aside=False, scan_rows=300))
     index.upsert(ids, unit)
     assert index.mode == "ivf" and index.nprobe == -(-300 * index.nlist // 3000)  # the one-IVF rule
+
+
+def half(x: np.ndarray) -> np.ndarray:
+    """What fp16 codes hold: each coordinate rounded to half precision."""
+    return x.astype(np.float16).astype(np.float32)
+
+
+def test_fp16_codes_equal_an_oracle_of_the_rounded_vectors_through_upserts_and_removes() -> None:
+    ids, x = norm_varied(3000)
+    index = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, rebuild_aside=False, nprobe=10_000))
+    oracle = BruteForceIndex(DIM)
+    final = dict(zip(ids, x, strict=True))
+    index.upsert(ids, x)
+    oracle.upsert(ids, half(x))
+    rng = np.random.default_rng(2)
+    for step in range(4):  # replace some, add some, remove some
+        changed = [ids[j] for j in rng.choice(len(ids), 150, replace=False)] + [f"n{step}-{j}" for j in range(50)]
+        new = norm_varied(200, seed=10 + step)[1]
+        gone = [ids[j] for j in rng.choice(len(ids), 100, replace=False)]
+        index.upsert(changed, new)
+        oracle.upsert(changed, half(new))
+        index.remove(gone)
+        oracle.remove(gone)
+        final.update(zip(changed, new, strict=True))
+        for i in gone:
+            final.pop(i, None)
+        ids = list(final)
+    assert index.mode == "ivf" and index._bands is not None and index._bands.codes == "fp16"
+    assert index._bands.width % 16 == 0 and faiss_dim(index) == index._bands.width
+    queries = [rng.standard_normal((3, DIM)).astype(np.float32) for _ in range(12)]
+    for got, want in zip(index.search_many(queries, 25), oracle.search_many(queries, 25), strict=True):
+        assert [g[0] for g in got] == [w[0] for w in want]
+        np.testing.assert_allclose([g[1] for g in got], [w[1] for w in want], rtol=1e-5, atol=1e-5)
+    labels, vectors = index.export()  # reconstruction gives back the rounded vectors, unpadded
+    live = {index._ids.id_of[int(lab)]: v for lab, v in zip(labels, vectors, strict=True)}
+    assert set(live) == set(final)
+    # within one fp16 step: faiss rounds a few halfway cases the other way from numpy
+    np.testing.assert_allclose(np.stack([live[i] for i in final]), half(np.stack(list(final.values()))),
+                               rtol=2.0**-10, atol=2.0**-24)
+
+
+def faiss_dim(index: FaissIndex) -> int:
+    return index._master.d
+
+
+def test_pooled_probes_spend_each_users_budget_on_its_best_pairs() -> None:
+    _, x = norm_varied(6000)
+    bands = NormBands.train(x, np.linalg.norm(x, axis=1), PLAN)
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((4, DIM)).astype(np.float32), rng.standard_normal((2, DIM)).astype(np.float32)
+    pad = np.zeros((6, bands.width - DIM), np.float32)
+    both = np.hstack([np.vstack([a, b]), pad])
+    lists, _ = bands.pooled_probes(both, [4, 2], 6000, scan_rows=300, spread=0.25)
+    rows = 6000 * bands.fractions / bands.nlists
+    per_list = rows[np.searchsorted(bands.starts, np.arange(bands.nlist), side="right") - 1]
+    for span in (slice(0, 4), slice(4, 6)):
+        chosen = lists[span][lists[span] >= 0]
+        spent = per_list[chosen].sum()
+        assert 300 * (span.stop - span.start) - per_list.max() <= spent <= 300 * (span.stop - span.start)
+        assert len(np.unique(lists[span][0][lists[span][0] >= 0])) == (lists[span][0] >= 0).sum()
+    alone, _ = bands.pooled_probes(both[4:], [0, 2], 6000, scan_rows=300, spread=0.25)  # a user without queries
+    np.testing.assert_array_equal(alone[:, : (alone >= 0).sum(1).max()],
+                                  lists[4:, : (alone >= 0).sum(1).max()])  # another user changes nothing
+
+
+def test_pooled_probes_find_more_of_the_top_k_than_per_query_shares_for_the_same_rows() -> None:
+    ids, x = norm_varied(20_000)
+    oracle = BruteForceIndex(DIM)
+    oracle.upsert(ids, x)
+    rng = np.random.default_rng(1)
+    # queries of unequal norms, as a user's interests are: the pool goes where the top-k is
+    queries = [rng.standard_normal((6, DIM)).astype(np.float32) * rng.lognormal(0, 0.5, (6, 1)).astype(np.float32)
+               for _ in range(40)]
+    common = dict(dim=DIM, exact_threshold=100, rebuild_aside=False, scan_rows=600)
+    pooled = FaissIndex(IndexConfig(ivf_codes="flat", **common))
+    shares = FaissIndex(IndexConfig(pooled_probes=False, ivf_codes="flat", **common))
+    for index in (pooled, shares):
+        index.upsert(ids, x)
+    assert recall(pooled, oracle, queries) > recall(shares, oracle, queries) + 0.02
+
+
+def test_a_format_3_snapshot_of_fp32_bands_still_serves(tmp_path) -> None:
+    ids, x = norm_varied(4000)
+    cfg = IndexConfig(dim=DIM, exact_threshold=100, rebuild_aside=False, nprobe=10_000, ivf_codes="flat")
+    index = FaissIndex(cfg)
+    index.upsert(ids, x)
+    index.snapshot(tmp_path / "snap")
+    meta_path = tmp_path / "snap" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["format"] = 3
+    del meta["bands"]["codes"]  # as format 3 wrote it
+    meta_path.write_text(json.dumps(meta))
+    again = FaissIndex.restore(tmp_path / "snap", IndexConfig(dim=DIM, nprobe=10_000))
+    assert again._bands.codes == "flat" and again._master.d == DIM + 1
+    queries = [x[j:j + 2] for j in range(0, 20, 2)]
+    assert again.search_many(queries, 15) == index.search_many(queries, 15)

@@ -83,7 +83,7 @@ def test_an_abandoned_copy_stops_journalling() -> None:
 
 def test_a_rebuild_copied_in_chunks_while_the_index_changes_equals_the_live_index() -> None:
     jobs: list[Job] = []
-    cfg = IndexConfig(dim=DIM, exact_threshold=500, nprobe=10_000, copy_chunk_rows=50)
+    cfg = IndexConfig(dim=DIM, exact_threshold=500, nprobe=10_000, copy_chunk_rows=50, ivf_codes="flat")
     index = FaissIndex(cfg, start_aside=jobs.append)
     mirror = dict(zip(_ids(0, 600), _vectors(600, 3), strict=True))
     index.upsert(_ids(0, 499), np.stack(list(mirror.values())[:499]))

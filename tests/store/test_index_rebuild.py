@@ -13,7 +13,8 @@ from store.index_rebuild import Job
 
 DIM = 16
 # nprobe above nlist: IVF search is exhaustive, so it must equal the exact oracle
-CFG = IndexConfig(dim=DIM, exact_threshold=200, nprobe=10_000, retrain_growth=2.0)
+# (fp32 codes: the fp16 default rounds scores; test_faiss_bands.py holds it to an fp16 oracle)
+CFG = IndexConfig(dim=DIM, exact_threshold=200, nprobe=10_000, retrain_growth=2.0, ivf_codes="flat")
 
 
 def _vectors(n: int, seed: int) -> np.ndarray:
@@ -72,7 +73,8 @@ def test_the_old_index_serves_during_a_rebuild_and_the_swap_equals_a_fresh_build
     assert both.index.mode == "ivf" and both.index._trained_size == 260
     both.assert_serves_the_oracle(200)
 
-    fresh = FaissIndex(IndexConfig(dim=DIM, exact_threshold=200, nprobe=10_000, rebuild_aside=False))
+    fresh = FaissIndex(IndexConfig(dim=DIM, exact_threshold=200, nprobe=10_000, rebuild_aside=False,
+                                   ivf_codes="flat"))
     final = both.oracle
     fresh.upsert(list(final._ids), final._vectors)
     assert fresh.mode == "ivf"

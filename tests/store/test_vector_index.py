@@ -17,15 +17,16 @@ from store.typed_stores import ItemStore
 from store.vector_index import VectorIndex, rebuild_from_store
 
 DIM = 16
-# nprobe >= nlist makes IVF exhaustive, so every backend must agree with the oracle exactly
+# nprobe >= nlist makes IVF exhaustive, so every backend must agree with the oracle exactly: with
+# fp32 codes (the fp16 default rounds scores; test_faiss_bands.py holds it to an fp16 oracle)
 VARIANTS = {
     "bruteforce": None,
     "faiss-flat": IndexConfig(dim=DIM),
-    "faiss-ivf": IndexConfig(dim=DIM, exact_threshold=100, nprobe=10_000, rebuild_aside=False),
+    "faiss-ivf": IndexConfig(dim=DIM, exact_threshold=100, nprobe=10_000, rebuild_aside=False, ivf_codes="flat"),
     # the IVF trains on a thread while the flat index serves; either one must match the oracle
-    "faiss-ivf-aside": IndexConfig(dim=DIM, exact_threshold=100, nprobe=10_000),
+    "faiss-ivf-aside": IndexConfig(dim=DIM, exact_threshold=100, nprobe=10_000, ivf_codes="flat"),
     "faiss-replica": IndexConfig(dim=DIM, exact_threshold=100, nprobe=10_000, force_replica=True,
-                                 rebuild_aside=False),
+                                 rebuild_aside=False, ivf_codes="flat"),
 }
 
 
@@ -199,7 +200,7 @@ def test_exact_mode_equals_bruteforce_top_k() -> None:
 def test_switches_mode_and_retrains_as_the_catalogue_changes() -> None:
     index = FaissIndex(
         IndexConfig(dim=DIM, exact_threshold=1000, retrain_growth=2.0, nprobe=10_000,
-                    rebuild_aside=False)
+                    rebuild_aside=False, ivf_codes="flat")
     )
     oracle = BruteForceIndex(DIM)
     ids, vecs = _data(5000)
