@@ -152,7 +152,8 @@ class IdHalf:
         live = list(ids) if everyone else [i for i, p in zip(ids, present, strict=True) if p]
         gone = [] if everyone else [i for i, p in zip(ids, present, strict=True) if not p]
         if self._index is not None:
-            self._index.remove(gone)
+            if gone:
+                self._index.remove(gone)
             if live:
                 self._index.upsert(live, gated if everyone else gated[present])
         if self._sampled:
