@@ -119,7 +119,7 @@ def worker_rows(learner: OnlineLearner, root: Path, seed: int) -> IdHalf:
     """A worker's ID half over the checkpoint's rows in rocksdict under root, as a worker's
     local ID rows hold them (streams/worker/id_rows.py), sharing the learner's tower and gate."""
     n, dim = len(learner.memory), learner.memory.config.dim
-    memory = IdMemory(RocksDictKV(root), IdMemoryConfig(dim=dim, ttl_s=0))
+    memory = IdMemory(RocksDictKV(root, point_reads=True), IdMemoryConfig(dim=dim, ttl_s=0))
     zeros = np.zeros(dim, np.float32)
     for ids, vectors in initial_rows(n, dim, seed):
         memory.put_rows(ids, [IdRow(v, zeros) for v in vectors])
@@ -182,7 +182,7 @@ def worker_starts(learner: OnlineLearner, root: Path, seed: int) -> dict[str, An
     worker_rows(learner, full, seed).memory.close()
     t = time.perf_counter()
     dim = learner.memory.config.dim
-    half = IdHalf(IdMemory(RocksDictKV(full), IdMemoryConfig(dim=dim, ttl_s=0)), learner.tower,
+    half = IdHalf(IdMemory(RocksDictKV(full, point_reads=True), IdMemoryConfig(dim=dim, ttl_s=0)), learner.tower,
                   learner.fusion if learner.fusion is not None else Fusion(dim).eval())
     half.index(), half.sample()
     full_s = time.perf_counter() - t
