@@ -119,7 +119,7 @@ def worker_rows(learner: OnlineLearner, root: Path, seed: int) -> IdHalf:
     """A worker's ID half over the checkpoint's rows in rocksdict under root, as a worker's
     local ID rows hold them (streams/worker/id_rows.py), sharing the learner's tower and gate."""
     n, dim = len(learner.memory), learner.memory.config.dim
-    memory = IdMemory(RocksDictKV(root), IdMemoryConfig(dim=dim, ttl_s=0))
+    memory = IdMemory(RocksDictKV(root, point_reads=True), IdMemoryConfig(dim=dim, ttl_s=0))
     zeros = np.zeros(dim, np.float32)
     for ids, vectors in initial_rows(n, dim, seed):
         memory.put_rows(ids, [IdRow(v, zeros) for v in vectors])
@@ -131,7 +131,8 @@ def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users:
     """The worker's ID half (index and row sample built) applies the sync in slices as the
     worker's runtime sizes them (ApplyPacer: param_apply_share of an engagement's time, here one
     serve's, at most param_apply_budget_ms per hold of the engine lock), serving one engagement's ID-half calls (h_u, index search,
-    exact terms) between slices. apply_us_per_row: the slices' time over the rows;
+    exact terms) between slices. apply_us_per_row: the slices' time over the rows (wall; the
+    thread's CPU time in apply_cpu_us_per_row, steadier when other processes share the cores);
     p99_during_sync_ratio: p99 of (one slice + one serve), an engagement that arrived as a slice
     began and waited for the lock, over the p99 of serves without a slice, one taken just before
     each slice."""
@@ -149,19 +150,20 @@ def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users:
     settings = WorkerSettings()
     pacer = ApplyPacer(settings.param_apply_budget_ms / 1000.0, settings.param_apply_slice,
                        settings.param_apply_share)
-    applied_s, during, quiet, start = 0.0, [], [], 0
+    applied_s, applied_cpu_s, during, quiet, start = 0.0, 0.0, [], [], 0
     while start < len(records):
         quiet.append(serve(len(quiet)))  # paired with the slice below: the same moment's load on the cores
         pacer.served(quiet[-1])  # as the worker's engagement batches do
         step = pacer.next()
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.thread_time()
         apply_parameters(half, records[start:start + step])
-        took = time.perf_counter() - t
+        took, applied_cpu_s = time.perf_counter() - t, applied_cpu_s + time.thread_time() - cpu
         pacer.took(len(records[start:start + step]), took)
         applied_s, start = applied_s + took, start + step
         during.append(took + serve(len(quiet) - 1))
     p99 = float(np.percentile(quiet, 99)) if quiet else float("nan")
     return {"apply_us_per_row": 1e6 * applied_s / max(len(records), 1),
+            "apply_cpu_us_per_row": 1e6 * applied_cpu_s / max(len(records), 1),
             "p99_during_sync_ratio": float(np.percentile(during, 99)) / p99 if during else None,
             "worker_serve_p99_ms": 1e3 * p99, "worker_serve_p99_during_sync_ms":
             1e3 * float(np.percentile(during, 99)) if during else None,
@@ -180,7 +182,7 @@ def worker_starts(learner: OnlineLearner, root: Path, seed: int) -> dict[str, An
     worker_rows(learner, full, seed).memory.close()
     t = time.perf_counter()
     dim = learner.memory.config.dim
-    half = IdHalf(IdMemory(RocksDictKV(full), IdMemoryConfig(dim=dim, ttl_s=0)), learner.tower,
+    half = IdHalf(IdMemory(RocksDictKV(full, point_reads=True), IdMemoryConfig(dim=dim, ttl_s=0)), learner.tower,
                   learner.fusion if learner.fusion is not None else Fusion(dim).eval())
     half.index(), half.sample()
     full_s = time.perf_counter() - t

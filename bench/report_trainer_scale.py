@@ -25,7 +25,7 @@ forward and backward (the same work at every size) and the rest (sampling, row b
 Adagrad: what a catalogue could make grow). A worker's ID half over the same rows then applies
 that sync in slices as the worker sizes them (`param_apply_share` of an engagement's time, here
 one serve's, at most `param_apply_budget_ms` per hold of the engine lock), serving one engagement's ID-half calls (h_u,
-index search, exact terms) between slices: apply us per row, and the p99 of (one slice + one
+index search, exact terms) between slices: apply us per row (wall, and the thread's CPU time), and the p99 of (one slice + one
 serve), an engagement that waited for the lock a whole slice, over the p99 of serves taken just
 before each slice (the same moment's load). Start: until a worker's ID half over N rows can
 serve (rows open, index and row sample built), from its local rows (full disk) or from the
@@ -41,7 +41,8 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 HEAD = ("rows", "engagements/s", "CPU us / engagement", "tower us", "rest us", "candidates / step", "sync rows",
-        "sync MB", "rows touched", "negatives held back", "apply us / row", "p99 during sync / without",
+        "sync MB", "rows touched", "negatives held back", "apply us / row", "apply CPU us / row",
+        "p99 during sync / without",
         "start, full disk (s)", "start, empty disk (s)")
 
 
@@ -51,7 +52,7 @@ def table(rows: list[dict[str, Any]]) -> str:
          f"{r['tower_cpu_us_per_event']:.0f}", f"{r['rest_cpu_us_per_event']:.0f}",
          _num(r.get("mean_candidates"), ".0f"), f"{r['sync_rows']:,}", f"{r['sync_bytes'] / 1e6:.2f}",
          f"{r['sync_touched_rows']:,}", f"{r['sync_held_back']:,}", _num(r.get("apply_us_per_row"), ".1f"),
-         _num(r.get("p99_during_sync_ratio"), ".2f"), _num(r.get("start_full_disk_s"), ".1f"),
+         _num(r.get("apply_cpu_us_per_row"), ".1f"), _num(r.get("p99_during_sync_ratio"), ".2f"), _num(r.get("start_full_disk_s"), ".1f"),
          _num(r.get("start_empty_disk_s"), ".1f"))
         for r in rows])
 

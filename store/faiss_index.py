@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from itertools import repeat
 from pathlib import Path
 
 import faiss
@@ -127,16 +128,28 @@ class FaissIndex:
         self._maybe_rebuild()
 
     def _overwrite(self, item_ids: list[str], vectors: np.ndarray) -> bool:
-        """New vectors of items the exact index holds, written over the old ones in place (their
-        labels kept): a flat removal rewrites the whole index and its id map, whatever the number
-        of items. Only with nothing else to tell (no replica, no copy in flight); False: not done."""
-        if self.mode != "flat" or self._norm or self._replica is not None or self._journals:
+        """New vectors of items the index holds, written in place with their labels kept: in the
+        exact index over the old ones (a flat removal rewrites the whole index and its id map,
+        whatever the number of items); in an IVF each moved to the list it is nearest now by FAISS
+        in one call (update_vectors: through the hashtable direct map, O(changed)). Only with
+        nothing else to tell (no replica, no copy in flight, no norm bands); False: not done."""
+        if self._replica is not None or self._journals or self._bands is not None:
             return False
         label_of = self._ids.label_of
-        if not all(i in label_of for i in item_ids):
+        labels = np.fromiter(map(label_of.get, item_ids, repeat(-1)), np.int64, len(item_ids))
+        if not len(labels) or labels.min() < 0:
             return False
-        labels = np.fromiter((label_of[i] for i in item_ids), np.int64, len(item_ids))
-        id_map = faiss.vector_to_array(self._master.id_map)  # ascending: labels are handed out so
+        if self.mode == "ivf":
+            ivf = self._master
+            if not isinstance(ivf, faiss.IndexIVF) or ivf.direct_map.type != faiss.DirectMap.Hashtable:
+                return False
+            with serial(len(labels)):
+                ivf.update_vectors(labels, augment(vectors, self._norm))
+            return True
+        if self._norm:
+            return False
+        id_map = self._master.id_map  # ascending: labels are handed out so; read without a copy
+        id_map = faiss.rev_swig_ptr(id_map.data(), id_map.size())
         at = np.minimum(np.searchsorted(id_map, labels), len(id_map) - 1)
         if not np.array_equal(id_map[at], labels):
             return False

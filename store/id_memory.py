@@ -314,12 +314,12 @@ class IdMemory:
             applied[i] = True
         return applied
 
-    def put_batch(self, batch: RowBatch) -> np.ndarray:
+    def put_batch(self, batch: RowBatch) -> tuple[np.ndarray, np.ndarray]:
         """put_rows for rows of distinct ids decoded in one pass (store/row_batch.py), in one KV
         write of their encodings as given: held rows are updated in place, the others are not read
         into the cache; the write is durable at the next flush(). The same rule: a row older than
         the stored one is ignored (a stored row too damaged to show its version is replaced).
-        Returns (N,) bool: applied."""
+        Returns ((N,) bool applied, (N,) bool created: applied where no row was stored)."""
         ids = batch.ids
         if len(set(ids)) != len(ids):
             raise ValueError("put_batch: ids must be distinct (split the batch where one repeats)")
@@ -328,32 +328,40 @@ class IdMemory:
         self.stale_rows_ignored += int((~fresh).sum())
         put = np.flatnonzero(fresh).tolist()
         if not put:
-            return fresh
-        put_ids = ids if len(put) == len(ids) else [ids[k] for k in put]
+            return fresh, absent
+        everyone = len(put) == len(ids)
+        put_ids = ids if everyone else [ids[k] for k in put]
+        prefix = self._prefix
         # unlogged (durable at flush()): a replica re-applies what a crash lost from the offsets
         # its last flush reflects (streams/worker/id_rows.py flushes before it saves them)
-        self.kv.write_batch(zip([self._prefix + i.encode("utf-8") for i in put_ids],
-                                [batch.raws[k] for k in put], strict=True), logged=False)
-        for item_id in self._pending.keys() & put_ids:  # would write an older row over the KV's
-            del self._pending[item_id]
-        held = self._cache.keys() & put_ids
-        if held:
-            self._update_held(held, batch, put, put_ids)
+        self.kv.write_batch(zip([prefix + i.encode("utf-8") for i in put_ids],
+                                batch.raws if everyone else [batch.raws[k] for k in put], strict=True), logged=False)
+        if self._pending:
+            for item_id in self._pending.keys() & put_ids:  # would write an older row over the KV's
+                del self._pending[item_id]
+        self._update_held(batch, put, put_ids)
         self._touched.update(dict.fromkeys(put_ids))
         self._count += int(absent[put].sum())
         self.version = max(self.version, int(batch.versions[put].max()))
-        return fresh
+        return fresh, absent
 
-    def _update_held(self, held: set[str], batch: RowBatch, put: list[int], put_ids: list[str]) -> None:
-        """Cached rows become the rows put_batch wrote (clean: the KV has them), in their place
-        in the LRU order."""
+    def _update_held(self, batch: RowBatch, put: list[int], put_ids: list[str]) -> None:
+        """Cached rows become the rows put_batch wrote (clean: the KV has them), in place (their
+        arrays overwritten, their place in the LRU order kept)."""
+        cache, dirty, vectors, accum = self._cache, self._dirty, batch.vectors, batch.accum
         scalars = zip(batch.last_seen[put].tolist(), batch.updates[put].tolist(), batch.versions[put].tolist(),
                       strict=True)
         for k, item_id, (last_seen, updates, version) in zip(put, put_ids, scalars, strict=True):
-            if item_id in held:
-                self._dirty.discard(item_id)
-                accum = np.zeros(self.config.dim, np.float32) if batch.accum is None else batch.accum[k].copy()
-                self._cache[item_id] = IdRow(batch.vectors[k].copy(), accum, last_seen, updates, version)
+            row = cache.get(item_id)
+            if row is None:
+                continue
+            dirty.discard(item_id)
+            row.vector[...] = vectors[k]
+            if accum is None:
+                row.accum.fill(0.0)
+            else:
+                row.accum[...] = accum[k]
+            row.last_seen, row.updates, row.version = last_seen, updates, version
 
     def _stored_versions(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """((N,) uint64 versions of the stored rows, (N,) bool absent), the KV read in one call."""

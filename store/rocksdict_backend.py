@@ -6,7 +6,15 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    DBCompressionType,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
 
 from .config import RocksMemory
 from .errors import StoreClosedError
@@ -14,10 +22,16 @@ from .errors import StoreClosedError
 logger = logging.getLogger(__name__)
 
 
-def options(memory: RocksMemory) -> Options:
-    """rocksdict Options within a memory budget."""
+def options(memory: RocksMemory, point_reads: bool = False) -> Options:
+    """rocksdict Options within a memory budget. point_reads: for values read mostly by random
+    point lookups that do not compress (ID rows: float32 vectors): blocks stored uncompressed
+    and files read through mmap, so a lookup neither copies nor decompresses its block (about
+    half the CPU of a multi-get over a table larger than the block cache, measured here)."""
     # raw_mode: store bytes as-is, with no rocksdict type prefix, so other readers can share it
     opts = Options(raw_mode=True)
+    if point_reads:
+        opts.set_compression_type(DBCompressionType.none())
+        opts.set_allow_mmap_reads(True)
     opts.set_write_buffer_size(memory.memtable_bytes)
     opts.set_max_write_buffer_number(memory.memtables)
     table = BlockBasedOptions()
@@ -27,12 +41,13 @@ def options(memory: RocksMemory) -> Options:
 
 
 class RocksDictKV:
-    """A RocksDB database at `path`; created if missing, reopened with its data otherwise."""
+    """A RocksDB database at `path`; created if missing, reopened with its data otherwise
+    (point_reads: see options())."""
 
-    def __init__(self, path: str | Path, memory: RocksMemory | None = None) -> None:
+    def __init__(self, path: str | Path, memory: RocksMemory | None = None, point_reads: bool = False) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(path)
-        self._db: Rdict | None = Rdict(str(path), options(memory or RocksMemory()))
+        self._db: Rdict | None = Rdict(str(path), options(memory or RocksMemory(), point_reads))
 
     def _live(self) -> Rdict:
         if self._db is None:

@@ -41,6 +41,7 @@ class RowSample:
         self._rows: dict[str, np.ndarray] = {}
         self._heap: list[tuple[int, str]] = []  # (-priority, key) of members, largest first
         self._matrix: tuple[list[str], np.ndarray] | None = None
+        self._position: dict[str, int] = {}  # key -> its row in the matrix
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -61,19 +62,31 @@ class RowSample:
         self._rows, self._heap, self._matrix = {}, [], None
         return [k for _, k in chosen]
 
-    def put(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        """Rows inserted or changed: members (or new members) take the new vector."""
-        for key, vec in zip(keys, np.asarray(vectors, np.float32), strict=True):
-            p = priority(self.seed, key)
-            if p > self.threshold:
+    def put(self, keys: Sequence[str], vectors: np.ndarray, known: Sequence[bool] | np.ndarray | None = None) -> None:
+        """Rows inserted or changed: members (or new members) take the new vector. known[k]: key
+        k's row was put before (and not dropped since), so it is a member already or never one
+        (its priority is above the threshold): no hash to compute. A change of members' vectors
+        alone updates the matrix in place."""
+        vectors = np.asarray(vectors, np.float32)
+        known = [False] * len(keys) if known is None else list(map(bool, known))
+        rows, joined = self._rows, False
+        for key, vec, was in zip(keys, vectors, known, strict=True):
+            if key in rows:
+                rows[key] = vec
+                if self._matrix is not None:
+                    self._matrix[1][self._position[key]] = vec
                 continue
-            if key not in self._rows:
+            if was:
+                continue
+            p = priority(self.seed, key)
+            if p <= self.threshold:
                 heapq.heappush(self._heap, (-p, key))
-            self._rows[key] = vec
+                rows[key], joined = vec, True
+        if joined:
             self._matrix = None
-        while len(self._rows) > self.size:  # a new member pushed out the largest priority
+        while len(rows) > self.size:  # a new member pushed out the largest priority
             _, key = heapq.heappop(self._heap)
-            del self._rows[key]
+            del rows[key]
             self.threshold = -self._heap[0][0]
 
     def drop(self, keys: Iterable[str]) -> None:
@@ -95,9 +108,10 @@ class RowSample:
         return rows <= self.size or len(self._rows) < self.refill * self.size
 
     def matrix(self) -> tuple[list[str], np.ndarray]:
-        """(keys sorted, vectors (n, dim)): the members in a fixed order."""
+        """(keys sorted, vectors (n, dim)): the members in a fixed order (the caller reads it
+        before the next put: a put of members' vectors writes into it)."""
         if self._matrix is None:
             keys = sorted(self._rows)
             vecs = np.stack([self._rows[k] for k in keys]) if keys else np.zeros((0, self.dim), np.float32)
-            self._matrix = (keys, vecs)
+            self._matrix, self._position = (keys, vecs), {k: j for j, k in enumerate(keys)}
         return self._matrix

@@ -127,11 +127,13 @@ class IdHalf:
         return (rows * g[:, None]).astype(np.float32), present
 
     def rows_changed(self, ids: Sequence[str],
-                     vectors: np.ndarray | Sequence[np.ndarray | None] | None = None) -> None:
+                     vectors: np.ndarray | Sequence[np.ndarray | None] | None = None,
+                     known: Sequence[bool] | None = None) -> None:
         """Rows put or deleted (e.g. applied from the trainer): their index vectors and sample
         entries follow, nothing else is rebuilt. vectors: the rows as stored, an (n, dim) array of
         distinct ids' rows or one per id (None: deleted), so nothing is read back; without them
-        the memory is read."""
+        the memory is read. known[k]: id k had a row before this change (and this half was told
+        of every change since), which spares the row sample a hash (RowSample.put)."""
         if vectors is None:
             ids = list(dict.fromkeys(ids))
             rows, present = self.memory.lookup(ids)
@@ -150,10 +152,12 @@ class IdHalf:
         live = list(ids) if everyone else [i for i, p in zip(ids, present, strict=True) if p]
         gone = [] if everyone else [i for i, p in zip(ids, present, strict=True) if not p]
         if self._index is not None:
-            self._index.remove(gone)
+            if gone:
+                self._index.remove(gone)
             if live:
                 self._index.upsert(live, gated if everyone else gated[present])
         if self._sampled:
             self._sample.drop(gone)
             if live:
-                self._sample.put(live, gated if everyone else gated[present])
+                kept = None if known is None else [w for w, p in zip(known, present, strict=True) if p]
+                self._sample.put(live, gated if everyone else gated[present], kept)

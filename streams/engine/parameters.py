@@ -84,6 +84,9 @@ class ApplyPacer:
         self.batch_s = _moving(self.batch_s, seconds)
 
 
+_APPLIED, _STALE, _DELETED, _ABSENT = (ParamOutcome(o) for o in ("applied", "stale", "deleted", "absent"))
+
+
 def _moving(average: float, value: float) -> float:
     """The exponential moving average (weight 0.3 on the new value; the first value as is)."""
     return value if average <= 0 else 0.7 * average + 0.3 * value
@@ -126,10 +129,31 @@ def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes |
     memory = half.memory
     keys, values = [k for k, _ in records], [v for _, v in records]
     ok, batch = decode_served(keys, values, memory.table, memory.config.dim)
-    ok = (ok & (batch.versions <= min(ceiling, MAX_VERSION))).tolist()
+    ok &= batch.versions <= min(ceiling, MAX_VERSION)
     out: list[ParamOutcome | None] = [None] * len(records)
-    run: dict[str, int] = {}  # distinct ids -> record position
     final: dict[str, int | None] = {}  # changed ids -> record position of the row now (None: deleted)
+    before: dict[str, bool] = {}  # ids stored: was a row stored before this slice's first record of it
+    if ok.all() and len(set(batch.ids)) == len(records):  # the usual slice: one run, no tombstone
+        _store_run(half, batch, dict(zip(batch.ids, range(len(records)), strict=True)), set(), out, final, before)
+    else:
+        _store_runs(half, batch, records, ok.tolist(), ceiling, out, final, before)
+    live = [(i, k) for i, k in final.items() if k is not None]
+    if live:
+        half.rows_changed([i for i, _ in live], batch.vectors[[k for _, k in live]],
+                          known=[before.get(i, False) for i, _ in live])  # the row sample knew it
+    gone = [i for i, k in final.items() if k is None]
+    if gone:
+        half.rows_changed(gone, [None] * len(gone))
+    return out  # type: ignore[return-value]  # every None was filled
+
+
+def _store_runs(half: IdHalf, batch: RowBatch, records: Sequence[tuple[bytes | None, bytes | None]],
+                ok: list[bool], ceiling: int, out: list[ParamOutcome | None], final: dict[str, int | None],
+                before: dict[str, bool]) -> None:
+    """Records in order, those the one-pass decode did not accept decoded one by one, stored in
+    runs of distinct rows (a repeated row starts the next run, so the first goes in first)."""
+    memory = half.memory
+    run: dict[str, int] = {}  # distinct ids -> record position
     tombstones: set[int] = set()
     for k, (key, value) in enumerate(records):
         item_id = batch.ids[k] if ok[k] else _decode_one(batch, k, key, value, ceiling, memory, out)
@@ -137,17 +161,10 @@ def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes |
             continue
         if value is None:
             tombstones.add(k)
-        if item_id in run:  # a second record of a row in this run: the first goes in first
-            _store_run(half, batch, run, tombstones, out, final)
+        if item_id in run:
+            _store_run(half, batch, run, tombstones, out, final, before)
         run[item_id] = k
-    _store_run(half, batch, run, tombstones, out, final)
-    live = [(i, k) for i, k in final.items() if k is not None]
-    if live:
-        half.rows_changed([i for i, _ in live], batch.vectors[[k for _, k in live]])
-    gone = [i for i, k in final.items() if k is None]
-    if gone:
-        half.rows_changed(gone, [None] * len(gone))
-    return out  # type: ignore[return-value]  # every None was filled
+    _store_run(half, batch, run, tombstones, out, final, before)
 
 
 def _decode_one(batch: RowBatch, k: int, key: bytes | None, value: bytes | None, ceiling: int,
@@ -165,15 +182,18 @@ def _decode_one(batch: RowBatch, k: int, key: bytes | None, value: bytes | None,
 
 
 def _store_run(half: IdHalf, batch: RowBatch, run: dict[str, int], tombstones: set[int],
-               out: list[ParamOutcome | None], final: dict[str, int | None]) -> None:
+               out: list[ParamOutcome | None], final: dict[str, int | None], before: dict[str, bool]) -> None:
     """Store one run of distinct rows (puts in one batch, tombstones in one call) and note
-    outcomes; should a call raise, each row of the run alone, so an error stays its record's."""
+    outcomes and, at an id's first change in the slice, whether a row was stored before; should a
+    call raise, each row of the run alone, so an error stays its record's."""
     items = list(run.items())
     run.clear()
-    puts = [(i, k) for i, k in items if k not in tombstones]
+    puts = [(i, k) for i, k in items if k not in tombstones] if tombstones else items
     gone = [(i, k) for i, k in items if k in tombstones]
     try:
-        applied = half.memory.put_batch(batch.take([k for _, k in puts])) if puts else []
+        at = [k for _, k in puts]
+        whole = at == list(range(len(batch)))
+        applied, created = half.memory.put_batch(batch if whole else batch.take(at)) if puts else ([], [])
         existed = half.memory.delete([i for i, _ in gone]) if gone else []
     except Exception as e:
         if isinstance(e, (OSError, MemoryError)):
@@ -182,15 +202,18 @@ def _store_run(half: IdHalf, batch: RowBatch, run: dict[str, int], tombstones: s
             out[k] = _one(half, i, None if k in tombstones else batch.row(k))
             if out[k].outcome in CHANGED:
                 final[i] = None if k in tombstones else k
+                before.setdefault(i, False)  # not known: the row sample judges it afresh
         return
-    for (i, k), was in zip(puts, applied, strict=True):
-        out[k] = ParamOutcome("applied" if was else "stale")
+    for (i, k), was, new in zip(puts, list(applied), list(created), strict=True):
+        out[k] = _APPLIED if was else _STALE
         if was:
             final[i] = k
+            before.setdefault(i, not new)
     for (i, k), was in zip(gone, existed, strict=True):
-        out[k] = ParamOutcome("deleted" if was else "absent")
+        out[k] = _DELETED if was else _ABSENT
         if was:
             final[i] = None
+            before.setdefault(i, True)
 
 
 def _one(half: IdHalf, item_id: str, row: IdRow | None) -> ParamOutcome:

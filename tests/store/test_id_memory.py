@@ -412,7 +412,8 @@ def test_put_batch_stores_what_put_rows_stores_held_or_not(memory_factory) -> No
         m.drain_touched()
     new = {ids[0]: row(4, 9.0), ids[1]: row(5, 9.0), ids[6]: row(6, 9.0), ids[7]: row(2, 9.0),
            "fresh": row(3, 9.0)}
-    assert mem.put_batch(batch(new)).tolist() == [False, True, True, False, True]
+    applied, created = mem.put_batch(batch(new))
+    assert applied.tolist() == [False, True, True, False, True] and created.tolist() == [False] * 4 + [True]
     assert ref.put_rows(list(new), list(new.values())).tolist() == [False, True, True, False, True]
     assert mem.stale_rows_ignored == ref.stale_rows_ignored == 2 and len(mem) == len(ref) == 9
     assert mem.version == 6 and mem.drain_touched() == [ids[1], ids[6], "fresh"]

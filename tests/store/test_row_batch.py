@@ -87,3 +87,54 @@ def test_decode_served_of_many_rows(n):
     assert ok.all() and batch.ids == ids and len(batch) == n
     np.testing.assert_array_equal(batch.versions, [2**60 + k for k in range(n)])
     np.testing.assert_array_equal(batch.vectors, np.array([_row(k).vector for k in range(n)]).reshape(n, DIM))
+
+
+def _read_as(key: bytes, value: bytes) -> IdRow | None:
+    """The row decode_row reads from value when it is a served row of this key's id and DIM."""
+    try:
+        table, item_id, row = decode_row(value)
+    except (StateCodecError, TypeError, ValueError):
+        return None
+    if value[4] != 2 or key != row_key(table, item_id) or row.vector.shape != (DIM,):
+        return None
+    if not (np.isfinite(row.vector).all() and np.isfinite(row.last_seen)):
+        return None
+    return row
+
+
+def test_every_one_byte_change_is_accepted_only_when_decode_row_reads_that_keys_row():
+    """Each byte of a record changed (its CRC made to match again, so every field check is reached),
+    in a slice beside good records: accepted exactly when decode_row reads it as the key's row."""
+    key, good = row_key("item", "item-12"), encode_row("item", "item-12", _row(3), served=True)
+    keys, values = [], []
+    for at in range(len(good) - 4):
+        for delta in (1, 0x80):
+            body = bytearray(good[:-4])
+            body[at] ^= delta
+            keys.append(key)
+            values.append(_recrc(bytes(body)))
+    keys += [row_key("item", "a"), key]
+    values += [encode_row("item", "a", _row(1), served=True), good]
+    ok, batch = decode_served(keys, values, "item", DIM)
+    for k, (key_k, value) in enumerate(zip(keys, values, strict=True)):
+        row = _read_as(key_k, value)
+        assert ok[k] == (row is not None), (k, value)
+        if row is not None:
+            assert batch.row(k) == row and batch.raws[k] == value
+
+
+def test_ids_whose_bytes_join_into_utf8_are_still_refused_alone():
+    """Two records whose ids are not UTF-8 alone but are once joined (a character split between
+    them), each otherwise a good row of its key: both refused, the good one beside them kept."""
+    split = "é".encode()
+    raw_ids = [b"a" + split[:1], split[1:] + b"b"]
+    keys, values = [], []
+    for raw in raw_ids:
+        good = encode_row("item", "zz", _row(1), served=True)
+        at = good.index(b"zz")
+        keys.append(b"item/" + raw)
+        values.append(_recrc(good[:at] + raw + good[at + 2:-4]))
+    keys.append(row_key("item", "zz"))
+    values.append(encode_row("item", "zz", _row(1), served=True))
+    ok, batch = decode_served(keys, values, "item", DIM)
+    assert ok.tolist() == [False, False, True] and batch.ids[2] == "zz"

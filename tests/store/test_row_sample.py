@@ -47,3 +47,27 @@ def test_the_seed_decides_the_sample_and_few_rows_make_it_exact():
     a.drop(a.matrix()[0])
     assert a.needs_rebuild(900)
     assert sorted(a.rebuild(rows[:80])) == sorted(rows[:80]) and a.complete  # <= n rows: every one
+
+
+def test_known_rows_skip_the_hash_and_the_matrix_follows_changed_members_in_place():
+    """Rows put again with known=True (put before, never dropped) end as they would with
+    known=False: members take the new vectors (the cached matrix too), nobody else enters; new
+    rows among them are still judged by priority."""
+    rows = [f"k{j}" for j in range(400)]
+    a, b = RowSample(50, 3, seed=7), RowSample(50, 3, seed=7)
+    for s in (a, b):
+        s.put(rows, np.zeros((400, 3), np.float32))
+    a.matrix()  # cached: the put below changes members and admits new ones
+    new = np.arange(1200, dtype=np.float32).reshape(400, 3)
+    extra = [f"n{j}" for j in range(100)]
+    a.put(rows + extra, np.concatenate([new, np.full((100, 3), -1, np.float32)]), [True] * 400 + [False] * 100)
+    b.put(rows + extra, np.concatenate([new, np.full((100, 3), -1, np.float32)]))
+    assert a.matrix()[0] == b.matrix()[0] == bottom(rows + extra, 50, 7)
+    np.testing.assert_array_equal(a.matrix()[1], b.matrix()[1])
+    c = RowSample(50, 3, seed=7)
+    c.put(rows, new)
+    members = c.matrix()[0]
+    c.put(rows[:200], new[:200] + 1, [True] * 200)  # members' vectors only: the same matrix, updated
+    assert c.matrix()[1] is c.matrix()[1] and c.matrix()[0] == members
+    at = {k: j for j, k in enumerate(rows)}
+    np.testing.assert_array_equal(c.matrix()[1], [new[at[k]] + (at[k] < 200) for k in members])

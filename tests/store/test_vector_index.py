@@ -406,3 +406,31 @@ def test_changed_vectors_overwritten_in_place_search_as_a_fresh_index(index_fact
     assert len(index) == len(final)
     for got, want in zip(index.search_many(queries, 30), fresh.search_many(queries, 30), strict=True):
         assert_same_hits(got, want)
+
+
+def test_an_ivf_moves_changed_rows_to_their_nearest_list_and_keeps_their_labels() -> None:
+    """Changed vectors of held items, in the IVF: each item keeps its label and lies in the list
+    its new vector is nearest to (where a fresh add puts it), with the new vector as its code."""
+    import faiss
+
+    from store.faiss_index import augment
+
+    ids, vecs = _data(2000)
+    index = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, rebuild_aside=False, norm_bands=()))
+    index.upsert(ids, vecs)
+    index.finish_rebuild()
+    ivf = index._master
+    assert index.mode == "ivf" and isinstance(ivf, faiss.IndexIVF)
+    labels = dict(index._ids.label_of)
+    rng = np.random.default_rng(3)
+    picked = [ids[j] for j in rng.choice(2000, 300, replace=False)]
+    new = rng.standard_normal((300, DIM)).astype(np.float32) * 2  # most lists change
+    index.upsert(picked, new)
+    assert index._ids.label_of == labels and ivf.ntotal == 2000
+    _, nearest = ivf.quantizer.search(augment(new, index._norm), 1)
+    for item_id, vec, want in zip(picked, new, nearest[:, 0].tolist(), strict=True):
+        at = ivf.direct_map.get(labels[item_id])
+        lst, offset = at >> 32, at & 0xFFFFFFFF
+        assert lst == want
+        code = faiss.rev_swig_ptr(ivf.invlists.get_single_code(lst, offset), ivf.code_size)
+        np.testing.assert_array_equal(np.frombuffer(bytes(code), np.float32)[:DIM], vec)

@@ -132,3 +132,25 @@ def test_sampled_reference_is_within_the_stated_rank_error():
     apply_parameters(half, [(row_key("item", i), None) for i in sampled[: n // 2]])
     got = ranks()
     assert len(half.sample()) == n and np.abs(got - q).max() <= tolerance
+
+
+def test_a_partial_row_sample_follows_syncs_as_every_row_judged_afresh():
+    """A sample of 64 of 300+ rows through syncs of changed, new, deleted and re-created rows (a
+    row twice in one slice too): its members are exactly the rows at or under its threshold,
+    each with its row's gated vector now, whether a row was known before or not."""
+    from store.row_sample import priority
+
+    cfg = IdIndexConfig(reference_sample=64, seed=3)
+    half = random_half(300, config=cfg)
+    half.references(np.zeros((1, DIM), np.float32))  # the sample is drawn and its matrix cached
+    rng = np.random.default_rng(4)
+    for version in range(1, 5):
+        records = _sync(300, rng, version)
+        again = records[0][0].decode().split("/", 1)[1]
+        records += [_put(again, rng.standard_normal(DIM), version), records[-1],
+                    _put(records[-1][0].decode().split("/", 1)[1], rng.standard_normal(DIM), version)]
+        apply_parameters(half, records)
+        sample = half.sample()
+        members, vectors = sample.matrix()
+        assert members == sorted(i for i in half.memory.ids() if priority(cfg.seed, i) <= sample.threshold)
+        np.testing.assert_allclose(vectors, half.gated(members)[0], rtol=1e-6)
