@@ -64,6 +64,20 @@ def available_gb() -> float:
     return float("inf")
 
 
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores since boot (/proc/stat): their ratio over an
+    interval is how loaded the machine was."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_mb(pid: int, field_name: str) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -423,6 +437,10 @@ class Size:
         proc = replay(k, phase, a.rate, run_dir)
         time.sleep(a.doubling_lead_s)
         window: dict[str, float] = {"start": time.time()}
+        # what the window cost the worker and the machine: the bench's producer and the broker
+        # share the 2 cores with the worker, and a worker slower than the offered rate builds a
+        # backlog that p99 shows (docs: the doubling's p99)
+        cpu0, mach0, busy0 = proc_cpu_s(worker.proc.pid), machine_cpu_s(), (worker.stats() or {}).get("agent_s", 0.0)
         errors: list[BaseException] = []
 
         def publish() -> None:
@@ -448,6 +466,7 @@ class Size:
         finally:
             stop_process(proc)
         thread.join(timeout=60)
+        self._window_cpu(worker, window, cpu0, mach0, busy0)
         got = judged_of(collector, phase.events)
         produce = self._produce_times(collector, phase)
         during = [j.latency_s * 1000 for j in got
@@ -464,6 +483,17 @@ class Size:
         self.console.print(f"doubling: {len(during)} engagements in the {self.row['doubling_window_s']:.0f}s "
                            f"window, p99 {pct(during, 99) or float('nan'):.0f} ms "
                            f"({self.row['index_rebuilds_during_doubling']} index rebuilds)")
+
+    def _window_cpu(self, worker, window: dict[str, float], cpu0: float, mach0: tuple[float, float],
+                    busy0: float) -> None:
+        """The worker's CPU (cores), its agents' busy share and the machine's busy share over the
+        doubling's window (start to the tail's end)."""
+        wall = time.time() - window["start"]
+        busy, total = (a - b for a, b in zip(machine_cpu_s(), mach0, strict=True))
+        agent = (worker.stats() or {}).get("agent_s", 0.0) - busy0
+        self.row.update(doubling_worker_cores=(proc_cpu_s(worker.proc.pid) - cpu0) / wall,
+                        doubling_machine_busy=busy / total if total else None,
+                        doubling_agent_busy=agent / wall)
 
     def _wait_swap(self, worker, log0: tuple[int, int], budget: Budget) -> float | None:
         """When every index rebuild started since the doubling began was swapped in (None:
@@ -537,6 +567,9 @@ def definitions() -> dict[str, str]:
         "restore_s": "worker start -> faust table recovery of the user-state changelog complete",
         "catalogue_ready_s": "worker start -> its item-vectors replica caught up (nothing encoded)",
         "sweep_max_block_ms": "longest event-loop hold of one expiry sweep slice (worker stats)",
+        "doubling_worker_cores": "the worker's CPU seconds per wall second over the doubling's window",
+        "doubling_agent_busy": "the worker's engagement batches' busy share of that window (agent_s)",
+        "doubling_machine_busy": "the share of all cores busy over that window (bench, broker, worker)",
         "p99_during_retrain_ratio": "p99 of the 25/s engagements produced while the catalogue doubles "
                                     "(publishing the new vectors -> the worker holds them all and any index "
                                     "rebuild they started is swapped in) / p99_ms",
