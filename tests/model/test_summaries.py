@@ -31,6 +31,15 @@ def test_the_fallback_states_facts_of_the_history_only():
     assert finder.named(s) == {"Speed (1994)", "Casablanca (1942)"}  # all from the history
 
 
+def test_the_second_latest_title_is_the_latest_of_another_year():
+    # two titles of one year would repeat "( 1995 )", a 3-gram generation may not repeat
+    recent = [_movie("Casablanca (1942)", "War"), _movie("Heat (1995)", "Crime"), _movie("Babe (1995)", "Comedy")]
+    s = FallbackSummarizer().summarize(OLDER + recent)
+    assert "Lately: Babe (1995) and Casablanca (1942)." in s
+    same = [_movie("Heat (1995)", "Crime"), _movie("Babe (1995)", "Comedy"), _movie("Fargo (1995)", "Crime")]
+    assert "Lately: Fargo (1995)." in FallbackSummarizer().summarize(same)  # no other year: one title
+
+
 def test_the_last_session_names_its_own_genres_most_frequent_first():
     last = [_movie("Speed (1994)", "Action"), _movie("Heat (1995)", "Action", "Crime")]
     s = FallbackSummarizer().summarize(OLDER + RECENT, last_session=last)
