@@ -61,8 +61,8 @@ class LocalIdRows:
             shutil.rmtree(self.root / "rows", ignore_errors=True)
         self.root.mkdir(parents=True, exist_ok=True)
         # point reads: a sync reads the stored version of each row it applies that is not cached
-        rows = RocksDictKV(self.root / "rows", point_reads=True)
-        memory = IdMemory(rows, IdMemoryConfig(dim=ck.tower.opts.dim, ttl_s=0))
+        kv = RocksDictKV(self.root / "rows", point_reads=True)
+        memory = IdMemory(kv, IdMemoryConfig(dim=ck.tower.opts.dim, ttl_s=0))
         if state is None:
             ids, rows, slots = ck.present_rows()
             memory.put_rows(ids, [IdRow(r, s) for r, s in zip(rows, slots, strict=True)])

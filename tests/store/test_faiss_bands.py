@@ -155,6 +155,13 @@ def test_pooled_probes_spend_each_users_budget_on_its_best_pairs() -> None:
         spent = per_list[chosen].sum()
         assert 300 * (span.stop - span.start) - per_list.max() <= spent <= 300 * (span.stop - span.start)
         assert len(np.unique(lists[span][0][lists[span][0] >= 0])) == (lists[span][0] >= 0).sum()
+        # the best pairs: every chosen (query, list) pair's key is at least every unchosen one's
+        q = both[span]
+        key = q @ bands._centroids_t + 0.25 * np.linalg.norm(q, axis=1, keepdims=True) * bands._list_radius
+        taken = np.zeros(key.shape, bool)
+        for r, row in enumerate(lists[span]):
+            taken[r, row[row >= 0]] = True
+        assert key[taken].min() >= key[~taken].max() - 1e-5
     alone, _ = bands.pooled_probes(both[4:], [0, 2], 6000, scan_rows=300, spread=0.25)  # a user without queries
     np.testing.assert_array_equal(alone[:, : (alone >= 0).sum(1).max()],
                                   lists[4:, : (alone >= 0).sum(1).max()])  # another user changes nothing
