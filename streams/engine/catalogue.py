@@ -56,14 +56,13 @@ class ItemCatalogue:
     def put_encoded(self, vectors: Sequence[ItemVector],
                     offsets: dict[int, int] | None = None) -> int:
         """Store encoded items and upsert their retrieval vectors without encoding them (the
-        offsets are recorded with the last). A vector from another encoder is re-encoded from
+        offsets are recorded with them, in one write). A vector from another encoder is re-encoded from
         its text: mixing two models' vector spaces would rank nonsense, silently."""
         if not vectors:
             return 0
         records = self._own_space(vectors)
         with self.stats.timed("store"):
-            for k, rec in enumerate(records):
-                self.items.put(rec, offsets if k == len(records) - 1 else None)
+            self.items.put_many(records, offsets)
         with self.stats.timed("index"):
             self.index.upsert([r.item_id for r in records], np.stack([r.vector for r in records]))
         self.stats.items_upserted += len(records)
