@@ -68,10 +68,14 @@ class ItemStore:
         """Store item; with offsets, record them in the same atomic write."""
         self.put_many([item], offsets)
 
-    def put_many(self, items: Sequence[ItemRecord], offsets: dict[int, int] | None = None) -> None:
+    def put_many(self, items: Sequence[ItemRecord], offsets: dict[int, int] | None = None,
+                 encoded: Sequence[bytes | None] | None = None) -> None:
         """Store items and, with offsets, record them, in one atomic write (one write per item
-        cost more than encoding it: a catalogue doubling applies a whole catalogue)."""
-        puts = [(_ITEM + item.item_id.encode("utf-8"), encode_item_record(item)) for item in items]
+        cost more than encoding it: a catalogue doubling applies a whole catalogue). encoded[k],
+        when given, is encode_item_record(items[k]) already (as item-vectors carry it)."""
+        raws = encoded if encoded is not None else [None] * len(items)
+        puts = [(_ITEM + item.item_id.encode("utf-8"), raw if raw is not None else encode_item_record(item))
+                for item, raw in zip(items, raws, strict=True)]
         with self._lock:
             self.kv.write_batch(puts + self._offset_puts(offsets))
             for item in items:

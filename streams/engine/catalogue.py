@@ -61,8 +61,10 @@ class ItemCatalogue:
         if not vectors:
             return 0
         records = self._own_space(vectors)
+        # bytes as they came, but for the records re-encoded here
+        encoded = [v.record if r is v.item else None for v, r in zip(vectors, records, strict=True)]
         with self.stats.timed("store"):
-            self.items.put_many(records, offsets)
+            self.items.put_many(records, offsets, encoded)
         with self.stats.timed("index"):
             self.index.upsert([r.item_id for r in records], np.stack([r.vector for r in records]))
         self.stats.items_upserted += len(records)
