@@ -123,6 +123,8 @@ class Runtime:
     exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
     param_pacer: ApplyPacer = field(init=False)  # records per slice of a sync (from the settings)
     item_pacer: ApplyPacer = field(init=False)  # records per slice of item vectors (the same settings)
+    item_slices: int = 0  # item-vectors slices applied while serving
+    item_hold_max_s: float = 0.0  # ... and the longest engine-thread call of one (its read or its store)
 
     def take_param_heads(self, last_records: list) -> None:
         """The parameters replica's last record per partition at start: the version bound."""
@@ -269,19 +271,19 @@ class Runtime:
             start += step
 
     async def _apply_vector_slice(self, partition: int, records: list) -> None:
-        t = time.perf_counter()
-        read = await self.in_engine_thread(self._read_vectors, records)
-        spent = time.perf_counter() - t
+        read, read_s = await self.in_engine_thread(_timed, self._read_vectors, records)
         for rec, got in zip(records, read, strict=True):
             if isinstance(got, Exception):
                 await self._bad_vector(rec, got)
         ops = [(rec, got) for rec, got in zip(records, read, strict=True) if not isinstance(got, Exception)]
         async with self.lock:
-            t = time.perf_counter()
-            failed = await self.in_engine_thread(self._store_slice, ops, partition, records[-1].offset + 1)
-            spent += time.perf_counter() - t
-        # both engine-thread calls are what a batch may queue behind: the slice is sized by their sum
-        self.item_pacer.took(len(records), spent)
+            failed, store_s = await self.in_engine_thread(_timed, self._store_slice, ops, partition,
+                                                          records[-1].offset + 1)
+        # a batch may queue behind both engine-thread calls: the slice is sized by their sum
+        self.item_pacer.took(len(records), read_s + store_s)
+        if self.serving:
+            self.item_slices += 1
+            self.item_hold_max_s = max(self.item_hold_max_s, read_s, store_s)
         for rec, exc in failed:
             await self._bad_vector(rec, exc, counted=True)
 
@@ -443,6 +445,12 @@ class Runtime:
             self.metrics.state_errors.inc()
             logger.error("state of user %r does not decode (%s); starting it afresh", user_id[:64], e)
             return None
+
+
+def _timed(fn, *args):
+    """(fn(*args), the seconds it took): timed where it runs, without the wait for its thread."""
+    t = time.perf_counter()
+    return fn(*args), time.perf_counter() - t
 
 
 def open_index(config: IndexConfig, items: ItemStore, snapshot: Path):
