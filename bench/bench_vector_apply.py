@@ -134,9 +134,9 @@ async def phase(runtime: Runtime, args, burst: list[Record] | None, seed: int) -
     rng = random.Random(seed)
     n = int(args.seconds * args.rate)
     t0 = time.perf_counter() + 0.1
-    offers = [(t0 + j / args.rate, {"user_id": f"u{rng.randrange(args.users)}",
-                                    "item_id": f"i{rng.randrange(args.items)}", "ts": 1.0e9 + j, "kind": "click"})
-              for j in range(n)]
+    # each phase its own users (equal histories), in event time after the phases before
+    offers = [(t0 + j / args.rate, {"user_id": f"u{seed}-{rng.randrange(args.users)}", "item_id": f"i{rng.randrange(args.items)}",
+                                    "ts": 1.0e9 + 1.0e5 * seed + j, "kind": "click"}) for j in range(n)]
     lat: list[tuple[float, float]] = []  # (offered, latency)
     lags: list[tuple[float, float]] = []  # (woke, lag)
     stop = asyncio.Event()
