@@ -19,8 +19,9 @@ import numpy as np
 # (labels, vectors, ids) of an add, or (labels, None, None) of a removal
 Entry = tuple[np.ndarray, np.ndarray | None, list[str] | None]
 Read = Callable[[int, int], tuple[np.ndarray, np.ndarray]]  # (start, stop) -> live (labels, vectors)
-# a time-bounded copy's first step, and its smallest (so a copy always gets on)
-FIRST_ROWS, LEAST_ROWS = 256, 64
+# a time-bounded copy's first step (a small index copies in one, as before) and its smallest (so a
+# copy always gets on)
+FIRST_ROWS, LEAST_ROWS = 1024, 64
 
 
 class ChunkedCopy:
