@@ -289,6 +289,8 @@ class Size:
             self.row["rss_peak_mb"] = proc_mb(worker.proc.pid, "VmHWM")
             st = worker.stats() or {}
             self.row["sweep_max_block_ms"] = st.get("sweep_max_block_ms")
+            # item-vectors slices while serving (the doubling's) and the longest engine call of one
+            self.row["item_slices"], self.row["item_hold_max_ms"] = st.get("item_slices"), st.get("item_hold_max_ms")
             self.row["worker_expired"] = st.get("expired")
         # broker and worker are gone: the recall check gets its own 15 minutes
         Budget(time.monotonic() + 900, self.args.min_free_gb, "recall").check()

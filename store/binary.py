@@ -125,6 +125,11 @@ class Reader:
             raise StateCodecError(f"{self._what}: expected {want} array of ndim {ndim}")
         return want, self.unpack(f"{got_ndim}I")
 
+    @property
+    def position(self) -> int:
+        """Bytes read so far, the frame's header included (an offset into the frame)."""
+        return self._pos
+
     def finish(self) -> None:
         if self._pos != len(self._buf):
             raise StateCodecError(f"{self._what}: {len(self._buf) - self._pos} trailing bytes")
@@ -134,6 +139,13 @@ class Reader:
             return str(raw, "utf-8")
         except UnicodeDecodeError as exc:
             raise StateCodecError(f"{self._what}: invalid UTF-8 text") from exc
+
+
+def reframe(data: bytes, start: int, magic: bytes, version: int) -> bytes:
+    """The body of a checked frame from byte `start` on, framed again under another magic and
+    version (a record whose body ends another's: its bytes without decoding and encoding it)."""
+    body = _HEADER.pack(magic, version) + data[start : len(data) - _CRC.size]
+    return body + _CRC.pack(zlib.crc32(body))
 
 
 def open_frame(data: bytes, magic: bytes, versions: set[int], what: str) -> tuple[int, Reader]:

@@ -51,8 +51,11 @@ class IndexConfig:
     # Force a searchable replica even on CPU (tests exercise the GPU replica logic with it).
     force_replica: bool = False
     # Labels one step of a chunked copy (a rebuild's or a snapshot's) reads under the serving
-    # lock: 16,384 x 384-d is 24 MiB of vectors, about 10 ms.
+    # lock at most, and the time it may take: a step reads as many labels as fit copy_chunk_s at
+    # the cost per label measured (16,384 labels of the banded fp16 IVF at 100k items took
+    # 50-220 ms, each step a stall of an engagement batch or an item-vectors slice).
     copy_chunk_rows: int = 16_384
+    copy_chunk_s: float = 0.002
     # Re-clone the search replica when dead labels exceed this fraction of its size.
     replica_resync_fraction: float = 0.05
     seed: int = 1234

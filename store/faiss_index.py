@@ -280,7 +280,7 @@ class FaissIndex:
 
     def _start_rebuild(self, mode: str) -> None:
         # under the caller's lock only the chunks of the copy: one per later call (upsert, remove,
-        # search), each bounded by IndexConfig.copy_chunk_rows; the k-means and adds run aside
+        # search), each bounded by IndexConfig.copy_chunk_rows and _s; the k-means and adds run aside
         logger.info("rebuilding vector index as %s over %d items", mode, len(self))
         self._rebuild = AsideRebuild(mode, self._chunked_copy(with_ids=False), len(self),
                                      self._build, _remove_built, _add_built)
@@ -391,11 +391,11 @@ class FaissIndex:
                 return live, np.zeros((0, dim), np.float32)
             return live, np.ascontiguousarray(master.reconstruct_batch(live)[:, :dim])
         return ChunkedCopy(read, self._ids.next_label, dim, self.config.copy_chunk_rows,
-                           id_of if with_ids else None)
+                           id_of if with_ids else None, self.config.copy_chunk_s)
 
     def start_copy(self) -> ChunkedCopy:
         """A snapshot's copy, taken chunk by chunk: call its step() under the serving lock until it
-        returns True (each bounded by IndexConfig.copy_chunk_rows), serving in between, then
+        returns True (each bounded by IndexConfig.copy_chunk_rows and _s), serving in between, then
         finish_copy; changes made meanwhile are carried over."""
         copy = self._chunked_copy(with_ids=True)
         self._journals.append(copy)

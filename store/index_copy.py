@@ -11,6 +11,7 @@ read, and its journalled removal removes nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -18,6 +19,9 @@ import numpy as np
 # (labels, vectors, ids) of an add, or (labels, None, None) of a removal
 Entry = tuple[np.ndarray, np.ndarray | None, list[str] | None]
 Read = Callable[[int, int], tuple[np.ndarray, np.ndarray]]  # (start, stop) -> live (labels, vectors)
+# a time-bounded copy's first step (a small index copies in one, as before) and its smallest (so a
+# copy always gets on)
+FIRST_ROWS, LEAST_ROWS = 1024, 64
 
 
 class ChunkedCopy:
@@ -25,11 +29,14 @@ class ChunkedCopy:
     removal it makes meanwhile (and after, for as long as a consumer replays the journal)."""
 
     def __init__(self, read: Read, end_label: int, dim: int, rows: int,
-                 id_of: Mapping[int, str] | None = None) -> None:
+                 id_of: Mapping[int, str] | None = None, budget_s: float | None = None) -> None:
         """read(start, stop) gives the live labels in [start, stop) with their vectors, read when
-        called; each step reads `rows` labels. With id_of the copy also keeps each label's item
-        id (a snapshot needs them, a rebuild does not)."""
-        self.end_label, self.dim, self.rows = end_label, dim, rows
+        called; each step reads at most `rows` labels, and with budget_s as many as fit that
+        time at the cost per label measured so far (at least LEAST_ROWS). With id_of the copy
+        also keeps each label's item id (a snapshot needs them, a rebuild does not)."""
+        self.end_label, self.dim, self.rows, self.budget_s = end_label, dim, rows, budget_s
+        self._step_rows = rows if budget_s is None else min(rows, FIRST_ROWS)
+        self._per_row_s = 0.0  # measured (moving average); 0 before the first step
         self._read, self._id_of = read, id_of
         self._next = 0  # the first label not read yet
         self._labels: list[np.ndarray] = []
@@ -43,8 +50,10 @@ class ChunkedCopy:
         """Copy the next chunk (bounded work; the caller holds the lock); True once all is copied."""
         if self.done:
             return True
-        stop = min(self._next + self.rows, self.end_label)
+        stop = min(self._next + self._step_rows, self.end_label)
+        t = time.perf_counter()
         labels, vectors = self._read(self._next, stop)
+        self._pace(stop - self._next, time.perf_counter() - t)
         self._next, self.done = stop, stop >= self.end_label
         self._labels.append(np.asarray(labels, np.int64))
         self._vectors.append(np.asarray(vectors, np.float32).reshape(-1, self.dim))
@@ -52,6 +61,15 @@ class ChunkedCopy:
             self._ids.extend(self._id_of[label] for label in labels.tolist())
         self.steps += 1
         return self.done
+
+    def _pace(self, rows: int, seconds: float) -> None:
+        """The next step's labels: what fits budget_s at the measured cost per label."""
+        if self.budget_s is None or rows <= 0:
+            return
+        per_row = seconds / rows
+        self._per_row_s = per_row if self._per_row_s <= 0 else 0.7 * self._per_row_s + 0.3 * per_row
+        fit = int(self.budget_s / self._per_row_s) if self._per_row_s > 0 else self.rows
+        self._step_rows = max(min(LEAST_ROWS, self.rows), min(self.rows, fit))
 
     def record_add(self, labels: np.ndarray, vectors: np.ndarray, ids: list[str]) -> None:
         """Journal an add (vectors copied: callers reuse their buffers)."""

@@ -4,13 +4,13 @@ encoder that made it, so a worker running another model never mixes two vector s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .binary import Writer, open_frame
+from .binary import Writer, open_frame, reframe
 from .errors import StateCodecError
-from .item_record import ItemRecord, read_item_fields, write_item_fields
+from .item_record import ITEM_FORMAT, ITEM_MAGIC, ItemRecord, read_item_fields, write_item_fields
 
 VECTOR_MAGIC = b"TRIV"
 VECTOR_FORMAT = 1
@@ -50,6 +50,9 @@ class ItemVector:
 
     item: ItemRecord
     encoder: EncoderFingerprint
+    # the item's stored bytes (encode_item_record's) when decoded from the wire: the store
+    # writes them as they came instead of encoding the record again
+    record: bytes | None = field(default=None, repr=False)
 
 
 def encode_item_vector(vec: ItemVector) -> bytes:
@@ -70,9 +73,11 @@ def decode_item_vector(data: bytes, bounds: VectorBounds | None = None) -> ItemV
         raise StateCodecError(f"item vector: encoder shape {codes}x{dim} outside "
                               f"{b.max_codes}x{b.max_dim}")
     fp = EncoderFingerprint(identity, dim, codes)
+    fields_at = r.position
     item = read_item_fields(r)
     r.finish()
-    vec = ItemVector(item, fp)
+    # the item's fields are written as write_item_fields writes a stored record's
+    vec = ItemVector(item, fp, reframe(bytes(data), fields_at, ITEM_MAGIC, ITEM_FORMAT))
     check_item_vector(vec, b)
     return vec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cachetools import LRUCache
@@ -66,10 +66,20 @@ class ItemStore:
 
     def put(self, item: ItemRecord, offsets: dict[int, int] | None = None) -> None:
         """Store item; with offsets, record them in the same atomic write."""
-        puts = [(_ITEM + item.item_id.encode("utf-8"), encode_item_record(item))]
+        self.put_many([item], offsets)
+
+    def put_many(self, items: Sequence[ItemRecord], offsets: dict[int, int] | None = None,
+                 encoded: Sequence[bytes | None] | None = None) -> None:
+        """Store items and, with offsets, record them, in one atomic write (one write per item
+        cost more than encoding it: a catalogue doubling applies a whole catalogue). encoded[k],
+        when given, is encode_item_record(items[k]) already (as item-vectors carry it)."""
+        raws = encoded if encoded is not None else [None] * len(items)
+        puts = [(_ITEM + item.item_id.encode("utf-8"), raw if raw is not None else encode_item_record(item))
+                for item, raw in zip(items, raws, strict=True)]
         with self._lock:
             self.kv.write_batch(puts + self._offset_puts(offsets))
-            self._cache.pop(item.item_id, None)
+            for item in items:
+                self._cache.pop(item.item_id, None)
 
     def delete(self, item_id: str, offsets: dict[int, int] | None = None) -> None:
         with self._lock:

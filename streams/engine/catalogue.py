@@ -56,14 +56,15 @@ class ItemCatalogue:
     def put_encoded(self, vectors: Sequence[ItemVector],
                     offsets: dict[int, int] | None = None) -> int:
         """Store encoded items and upsert their retrieval vectors without encoding them (the
-        offsets are recorded with the last). A vector from another encoder is re-encoded from
+        offsets are recorded with them, in one write). A vector from another encoder is re-encoded from
         its text: mixing two models' vector spaces would rank nonsense, silently."""
         if not vectors:
             return 0
         records = self._own_space(vectors)
+        # bytes as they came, but for the records re-encoded here
+        encoded = [v.record if r is v.item else None for v, r in zip(vectors, records, strict=True)]
         with self.stats.timed("store"):
-            for k, rec in enumerate(records):
-                self.items.put(rec, offsets if k == len(records) - 1 else None)
+            self.items.put_many(records, offsets, encoded)
         with self.stats.timed("index"):
             self.index.upsert([r.item_id for r in records], np.stack([r.vector for r in records]))
         self.stats.items_upserted += len(records)

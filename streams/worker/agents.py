@@ -62,8 +62,10 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             except BaseException as exc:  # noqa: B036 - any failure here must stop the worker
                 runtime.fail(exc)
                 raise
-            runtime.agent_s += time.perf_counter() - t0
-            runtime.param_pacer.served(time.perf_counter() - t0)  # sizes the parameters slices
+            took = time.perf_counter() - t0
+            runtime.agent_s += took
+            runtime.param_pacer.served(took)  # sizes the parameters slices ...
+            runtime.item_pacer.served(took)  # ... and the item vectors'
 
     runtime.dead_letter = replica_dead_letters(topics, runtime)
     register_items_agent(app, runtime)

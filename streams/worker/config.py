@@ -81,8 +81,9 @@ class WorkerSettings(BaseSettings):
     late_skew_s: float = Field(365 * 86_400.0, ge=0)  # ... and trail it by at most this
     # a parameters row more than this many syncs above the trainer's version is refused
     param_version_step: int = Field(1000, ge=1)
-    # a sync of many rows is applied in slices, each one hold of the engine lock, and engagement
-    # batches waiting for the lock go between them: a slice may take param_apply_share of an
+    # a sync of many rows (and a burst of item vectors, with its own measures) is applied in
+    # slices, each one hold of the engine lock, and engagement batches waiting for the lock go
+    # between them: a slice may take param_apply_share of an
     # engagement batch's time (moving average), at most param_apply_budget_ms, and takes as many
     # records as fit at the cost per record measured so far, at least 32 (the fixed cost of a
     # slice amortised) and at most param_apply_slice (streams/engine/parameters.py: ApplyPacer)

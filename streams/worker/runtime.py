@@ -122,6 +122,9 @@ class Runtime:
     sweep_block_max_s: float = 0.0  # longest stretch one expiry sweep slice held the event loop
     exit: Callable[[int], None] = os._exit  # how fail() ends the process (tests replace it)
     param_pacer: ApplyPacer = field(init=False)  # records per slice of a sync (from the settings)
+    item_pacer: ApplyPacer = field(init=False)  # records per slice of item vectors (the same settings)
+    item_slices: int = 0  # item-vectors slices applied while serving
+    item_hold_max_s: float = 0.0  # ... and the longest engine-thread call of one (its read or its store)
 
     def take_param_heads(self, last_records: list) -> None:
         """The parameters replica's last record per partition at start: the version bound."""
@@ -129,8 +132,9 @@ class Runtime:
         logger.info("parameters head version %d", self.param_head)
 
     def __post_init__(self) -> None:
-        self.param_pacer = ApplyPacer(self.settings.param_apply_budget_ms / 1000.0, self.settings.param_apply_slice,
-                                      self.settings.param_apply_share)
+        budget_s = self.settings.param_apply_budget_ms / 1000.0
+        self.param_pacer = ApplyPacer(budget_s, self.settings.param_apply_slice, self.settings.param_apply_share)
+        self.item_pacer = ApplyPacer(budget_s, self.settings.param_apply_slice, self.settings.param_apply_share)
         if self.clock is None:
             self.clock = EventClock(self.settings.future_skew_s, self.settings.watermark_skew_s,
                                     self.settings.late_skew_s)
@@ -253,28 +257,95 @@ class Runtime:
         return None if self.fetcher is None else await self.fetcher.baseline(partition)
 
     async def apply_item_vectors(self, partition: int, records: list) -> None:
-        """Item vectors (batched, not encoded) and tombstones in offset order; the stored
-        offsets move with them. A record that fails in any way (decode, bounds, key, store) is
+        """Item vectors (batched, not encoded) and tombstones in offset order, in slices sized by
+        `item_pacer` as the parameters are, so engagement batches are served between them: each
+        slice is read on the engine thread without the lock (never on the event loop), then
+        stored in one hold of the lock with the offset past its last record (a restart resumes
+        at the next slice). A record that fails in any way (decode, bounds, key, store) is
         dead-lettered with the reason and the records around it are applied."""
-        pending: list[tuple[object, ItemVector]] = []
-        for rec in records:
-            offsets = {partition: rec.offset + 1}
-            try:
-                if rec.value is None:
-                    if pending:
-                        await self._store_vectors(pending, offsets)
-                    pending = []
-                    await self._remove_item(tombstone_id(rec.key, self.settings.limits), offsets)
-                else:
-                    pending.append((rec, read_item_vector(rec.key, rec.value, self.settings.limits)))
-            except Exception as e:
-                await self._bad_vector(rec, e)
-        if records:
-            await self._store_vectors(pending, {partition: records[-1].offset + 1})
+        start = 0
+        while start < len(records):
+            # before serving (catch-up) no engagement batch waits: the largest slices
+            step = self.item_pacer.next() if self.serving else self.item_pacer.most
+            await self._apply_vector_slice(partition, records[start:start + step])
+            start += step
 
-    async def _bad_vector(self, rec, exc: BaseException) -> None:
+    async def _apply_vector_slice(self, partition: int, records: list) -> None:
+        read, read_s = await self.in_engine_thread(_timed, self._read_vectors, records)
+        for rec, got in zip(records, read, strict=True):
+            if isinstance(got, Exception):
+                await self._bad_vector(rec, got)
+        ops = [(rec, got) for rec, got in zip(records, read, strict=True) if not isinstance(got, Exception)]
+        async with self.lock:
+            failed, store_s = await self.in_engine_thread(_timed, self._store_slice, ops, partition,
+                                                          records[-1].offset + 1)
+        # a batch may queue behind both engine-thread calls: the slice is sized by their sum
+        self.item_pacer.took(len(records), read_s + store_s)
+        if self.serving:
+            self.item_slices += 1
+            self.item_hold_max_s = max(self.item_hold_max_s, read_s, store_s)
+        for rec, exc in failed:
+            await self._bad_vector(rec, exc, counted=True)
+
+    def _read_vectors(self, records: list) -> list[ItemVector | str | Exception]:
+        """Each record decoded and bounded (engine thread, no lock): its vector, the item id of a
+        tombstone, or the exception that makes it a dead letter."""
+        out: list[ItemVector | str | Exception] = []
+        for rec in records:
+            try:
+                out.append(tombstone_id(rec.key, self.settings.limits) if rec.value is None
+                           else read_item_vector(rec.key, rec.value, self.settings.limits))
+            except Exception as e:
+                out.append(e)
+        return out
+
+    def _store_slice(self, ops: list[tuple[object, ItemVector | str]], partition: int,
+                     end: int) -> list[tuple[object, Exception]]:
+        """Runs of vectors and tombstones in order (engine thread, under the lock), each with the
+        offset past its last record, the slice's last with `end` (past any bad records); returns
+        the records that failed to store."""
+        failed: list[tuple[object, Exception]] = []
+        run: list[tuple[object, ItemVector]] = []
+        for k, (rec, got) in enumerate(ops):
+            last = k == len(ops) - 1
+            if isinstance(got, str):
+                self._store_run(run, {partition: rec.offset}, failed)  # the tombstone not yet
+                run = []
+                failed += self._remove_item(rec, got, {partition: end if last else rec.offset + 1})
+            else:
+                run.append((rec, got))
+        self._store_run(run, {partition: end}, failed)
+        if not ops:  # every record was bad: move past them all the same
+            self.engine.commit_item_offsets({partition: end})
+        return failed
+
+    def _store_run(self, run: list[tuple[object, ItemVector]], offsets: dict[int, int],
+                   failed: list[tuple[object, Exception]]) -> None:
+        """Store vectors in one call; if it raises, one at a time, noting the ones that fail
+        (the offsets still move past them with the last)."""
+        if not run:
+            return
+        try:
+            self.engine.put_encoded([v for _, v in run], offsets)
+            return
+        except Exception as exc:
+            if len(run) == 1:
+                self._counted(exc)  # the disk or a storm stops the worker before the offsets move
+                failed.append((run[0][0], exc))
+                self.engine.commit_item_offsets(offsets)
+                return
+            logger.error("item vectors batch of %d failed (%r); applying one at a time", len(run), exc)
+        for k, one in enumerate(run):
+            self._store_run([one], offsets if k == len(run) - 1 else {}, failed)
+
+    def _counted(self, exc: BaseException) -> None:
+        """An unexpected failure counts towards a storm; infrastructure and storms re-raise."""
         if not isinstance(exc, InvalidMessage):
-            self.breaker.failed(exc)  # infrastructure re-raises: the worker stops
+            self.breaker.failed(exc)
+
+    async def _bad_vector(self, rec, exc: BaseException, counted: bool = False) -> None:
+        if not counted:
+            self._counted(exc)
         self.bad_vectors += 1
         logger.info("item-vectors %d@%d rejected: %s", rec.partition, rec.offset, reason_of(exc))
         if self.dead_letter is not None:
@@ -323,33 +394,19 @@ class Runtime:
         status = self.engine.status()
         return self.params.snapshot(status["id_version"], status["id_rows"])
 
-    async def _remove_item(self, item_id: str, offsets: dict[int, int]) -> None:
+    def _remove_item(self, rec, item_id: str, offsets: dict[int, int]) -> list[tuple[object, Exception]]:
+        """A tombstone applied (engine thread, under the lock); [(rec, exc)] when it failed."""
         if not self.engine.has_item(item_id):
             # normal on a compacted topic whose record was compacted away: counted, not an error
             self.unknown_tombstones += 1
             logger.info("tombstone for unknown item %r", item_id)
-        await self._run(self.engine.remove_items, [item_id], offsets)
-
-    async def _store_vectors(self, pending: list[tuple[object, ItemVector]],
-                             offsets: dict[int, int]) -> None:
-        """Store vectors in one call; if it raises, one at a time, dead-lettering the ones that
-        fail (the offsets still move past them with the last)."""
-        if not pending:  # the batch ended in bad records: move past them all the same
-            if offsets:
-                await self._run(self.engine.commit_item_offsets, offsets)
-            return
         try:
-            await self._run(self.engine.put_encoded, [v for _, v in pending], offsets)
-            return
+            self.engine.remove_items([item_id], offsets)
         except Exception as exc:
-            if len(pending) == 1:
-                await self._bad_vector(pending[0][0], exc)
-                await self._run(self.engine.commit_item_offsets, offsets)
-                return
-            logger.error("item vectors batch of %d failed (%r); applying one at a time",
-                         len(pending), exc)
-        for k, one in enumerate(pending):
-            await self._store_vectors([one], offsets if k == len(pending) - 1 else {})
+            self._counted(exc)
+            self.engine.commit_item_offsets(offsets)
+            return [(rec, exc)]
+        return []
 
     async def in_engine_thread(self, fn, *args):
         """fn(*args) on the engine's thread (callers hold `lock` where the engine is touched)."""
@@ -388,6 +445,12 @@ class Runtime:
             self.metrics.state_errors.inc()
             logger.error("state of user %r does not decode (%s); starting it afresh", user_id[:64], e)
             return None
+
+
+def _timed(fn, *args):
+    """(fn(*args), the seconds it took): timed where it runs, without the wait for its thread."""
+    t = time.perf_counter()
+    return fn(*args), time.perf_counter() - t
 
 
 def open_index(config: IndexConfig, items: ItemStore, snapshot: Path):

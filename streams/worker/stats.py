@@ -4,7 +4,8 @@ Holds the engine's counters (model_s, store_s, index_s, ...), the time the engag
 spent per batch in total (agent_s: engine + validation + table reads/writes + sends),
 whether the worker has its partitions, finished table recovery and caught up its replicas
 (ready; tables_recovered and replicas_current apart, for start-up timing), the longest event-loop
-hold of an expiry sweep slice (sweep_max_block_ms), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped,
+hold of an expiry sweep slice (sweep_max_block_ms), the item-vectors slices applied while serving
+and the longest engine-thread call of one (item_slices, item_hold_max_ms), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped,
 redeliveries_reapplied, tails_repaired),
 and parameter sync (param_version, param_rows, param_<outcome> counts, param_lag_* seconds;
 see streams/worker/parameters.py).
@@ -53,6 +54,7 @@ def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
             "ready": worker_ready(app) and runtime.replicas_current(),
             "tables_recovered": tables_recovered(app), "replicas_current": runtime.replicas_current(),
             "sweep_max_block_ms": 1000 * runtime.sweep_block_max_s,
+            "item_slices": runtime.item_slices, "item_hold_max_ms": 1000 * runtime.item_hold_max_s,
             "replica_wait_s": runtime.replica_wait_s, "replica_stalls": runtime.replica_stalls,
             **runtime.send_counts,
             # faust rebalance gaps (docs/faust-rebalance-gap.md)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from store import index_copy
 from store.config import IndexConfig
 from store.faiss_index import FaissIndex
+from store.index_copy import ChunkedCopy
 from store.index_rebuild import Job
 
 DIM = 8
@@ -101,3 +103,28 @@ def test_a_rebuild_copied_in_chunks_while_the_index_changes_equals_the_live_inde
     assert set(live) == set(mirror) and len(index) == len(mirror)
     for item_id, vector in mirror.items():
         np.testing.assert_array_equal(live[item_id], vector)
+
+
+def test_a_copy_step_reads_the_labels_that_fit_its_time_budget(monkeypatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(index_copy.time, "perf_counter", lambda: clock[0])
+    read: list[int] = []
+
+    def reader(per_label_s: float):
+        def read_labels(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+            clock[0] += (stop - start) * per_label_s
+            read.append(stop - start)
+            return np.arange(start, stop), np.zeros((stop - start, DIM), np.float32)
+        return read_labels
+
+    copy = ChunkedCopy(reader(1e-5), 5000, DIM, rows=16_384, budget_s=0.002)  # a banded fp16 IVF's cost
+    while not copy.step():
+        pass
+    assert read[0] == index_copy.FIRST_ROWS and all(199 <= n <= 200 for n in read[1:-1])  # 2 ms at 10 us
+    labels, _ = copy.copied()
+    np.testing.assert_array_equal(labels, np.arange(5000))
+    read.clear()
+    cheap = ChunkedCopy(reader(1e-9), 5000, DIM, rows=1000, budget_s=0.002)
+    while not cheap.step():
+        pass
+    assert read == [1000] * 5  # cheap labels: at most `rows` a step

@@ -14,6 +14,7 @@ from store import (
     ItemVector,
     StateCodecError,
     VectorBounds,
+    decode_item_record,
     decode_item_vector,
     encode_item_record,
     encode_item_vector,
@@ -41,6 +42,9 @@ def test_round_trip_keeps_every_field_and_the_fingerprint() -> None:
     back = decode_item_vector(encode_item_vector(vec))
     assert back.item == vec.item and back.encoder == vec.encoder
     assert back.item.cpe.dtype == np.float16 and back.item.vector.dtype == np.float32
+    # the stored record's bytes come out of the frame, equal to encoding the record again
+    assert back.record == encode_item_record(vec.item) and vec.record is None
+    assert decode_item_record(back.record) == vec.item
 
 
 def test_fingerprints_differ_by_identity_or_shape() -> None:

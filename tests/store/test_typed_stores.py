@@ -43,6 +43,22 @@ def test_cached_records_follow_every_put_and_delete(tmp_path) -> None:
     store.close()
 
 
+def test_put_many_is_one_write_of_the_records_and_offsets(tmp_path) -> None:
+    store = ItemStore.open(tmp_path / "items")
+    store.put(_rec("a", 1.0), offsets={0: 1})
+    assert store.get("a") == _rec("a", 1.0)  # cached
+    writes = []
+    real = store.kv.write_batch
+    store.kv.write_batch = lambda puts, *a, **k: (writes.append(list(puts)), real(puts, *a, **k))
+    store.put_many([_rec("a", 2.0), _rec("b", 3.0), _rec("a", 4.0)], offsets={0: 4})
+    assert len(writes) == 1 and len(writes[0]) == 4  # three records and the offsets
+    assert store.get("a") == _rec("a", 4.0) and store.get("b") == _rec("b", 3.0)  # the last wins
+    store.close()
+    store = ItemStore.open(tmp_path / "items")
+    assert store.offsets() == {0: 4} and store.get("a") == _rec("a", 4.0)
+    store.close()
+
+
 def test_cached_arrays_are_shared_read_only(tmp_path) -> None:
     store = ItemStore.open(tmp_path / "items")
     store.put(_rec("a", 1.0))

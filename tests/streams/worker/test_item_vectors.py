@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import random
+import threading
 
 import numpy as np
 import pytest
@@ -15,7 +17,10 @@ import torch
 from model.inference import EmbSumInference
 from model.training.tiny import tiny_inference
 from store import BruteForceIndex, ItemVector, decode_item_vector, encode_item_vector
+from streams.data.synthetic import make_items
 from streams.engine.engine import Engine
+from streams.kafka.messages import source_ref
+from streams.worker import runtime as runtime_module
 from streams.worker.config import WorkerSettings
 from streams.worker.item_publisher import ItemPublisher
 from streams.worker.runtime import Runtime
@@ -182,3 +187,60 @@ def test_published_bytes_are_the_codec_of_the_engines_vectors(engine_factory, ca
     back = decode_item_vector(encode_item_vector(vecs[0]))
     assert back.item == vecs[0].item and back.encoder == vecs[0].encoder
     assert dataclasses.astuple(engine.fingerprint)[1:] == (engine.model.dim, engine.model.config.n)
+
+
+def test_a_burst_of_vectors_is_applied_in_slices_with_engagement_batches_between(
+        engine_factory, catalogue, monkeypatch):
+    new = [{**it, "item_id": f"n{k}"} for k, it in enumerate(make_items(200, random.Random(5)))]
+    sink, _ = _publish(engine_factory(items=False), [_item_rec(k, it) for k, it in enumerate(new)])
+    reader = engine_factory()  # serving the catalogue while a catalogue's worth more arrives
+    # a budget no slice fits: after the first (64 records, before any cost is measured) each
+    # slice holds the least a slice takes (32), whatever this machine's speed
+    runtime = Runtime(WorkerSettings(param_apply_budget_ms=1e-6), reader)
+    runtime.serving = True  # past catch-up: engagement batches may wait for the lock
+    held: list[tuple] = []  # what held the engine lock, in turn
+    put, process = reader.put_encoded, reader.process_batch
+
+    def put_encoded(vectors, offsets=None):
+        n = put(vectors, offsets)
+        held.append(("slice", n, reader.items.offsets()[0]))
+        return n
+
+    def process_batch(*args):
+        held.append(("batch",))
+        return process(*args)
+
+    reader.put_encoded, reader.process_batch = put_encoded, process_batch
+    threads: set[str] = set()
+    read = runtime_module.read_item_vector
+
+    def read_item_vector(*args):
+        threads.add(threading.current_thread().name)
+        return read(*args)
+
+    monkeypatch.setattr(runtime_module, "read_item_vector", read_item_vector)
+    clicks = [{"user_id": f"u{k}", "item_id": catalogue[k]["item_id"], "ts": 1.0e6 + k, "kind": "click"}
+              for k in range(12)]
+
+    async def main() -> list:
+        apply = asyncio.create_task(runtime.apply_item_vectors(0, _as_vector_records(sink.sent)))
+        results = []
+        for k, ev in enumerate(clicks):
+            if apply.done():
+                break
+            out, _ = await runtime.process([ev], [source_ref("engagements", 0, k, ev["ts"])], {ev["user_id"]: None})
+            results += out
+            runtime.item_pacer.served(0.01)  # as the agent reports each batch
+        await apply
+        return results
+
+    results = asyncio.run(main())
+    slices = [h for h in held if h[0] == "slice"]
+    assert [n for _, n, _ in slices] == [64, 32, 32, 32, 32, 8] and runtime.item_slices == 6
+    first, last = held.index(slices[0]), held.index(slices[-1])
+    assert ("batch",) in held[first:last]  # engagements served between slices, not after them all
+    assert results and all(r.recommendation["items"] for r in results)
+    # every slice records the offset past its own last record: a restart resumes at the next one
+    assert [off for *_, off in slices] == list(np.cumsum([n for _, n, _ in slices]))
+    assert all(reader.items.get(it["item_id"]) is not None for it in new) and len(reader.index) == 230
+    assert threads and all(t.startswith("engine") for t in threads)  # never on the event loop
