@@ -47,7 +47,7 @@ from rich.table import Table
 import streams.trainer.learner as learner_module
 from model.ids.hybrid import Fusion, HybridConfig
 from model.ids.sasrec import SASRec, SASRecOptions
-from store import IdMemory, IdMemoryConfig, IdRow, MemoryKV, encode_row, row_key
+from store import IdMemory, IdMemoryConfig, IdRow, encode_row, row_key
 from store.rocksdict_backend import RocksDictKV
 from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events
 from streams.engine.id_half import IdHalf
@@ -111,7 +111,7 @@ def build_learner(n: int, settings: TrainerSettings, dim: int, root: Path, seed:
     memory.flush()
     memory.drain_touched()
     built = time.perf_counter() - t
-    histories = Histories(MemoryKV(), tower.opts.max_len, settings.impressions_kept)
+    histories = Histories(memory.kv, tower.opts.max_len, settings.impressions_kept)  # as the trainer keeps them
     return OnlineLearner(memory, tower, histories, settings, Fusion(dim).eval()), built
 
 

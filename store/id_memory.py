@@ -413,12 +413,30 @@ class IdMemory:
 
         Rows are written back to the KV first. See store/id_snapshot.py for the layout.
         """
-        self._write_back()
-        header = SnapshotHeader(
-            self.table, self.config.dim, self._count, self.version, self.meta,
-            self._filter.to_bytes(),
-        )
+        header = self.header()
         write_snapshot(Path(path), header, (raw for _, raw in self.kv.iterate(self._prefix)))
+
+    def header(self) -> SnapshotHeader:
+        """What a snapshot holds besides the rows (rows written back to the KV first)."""
+        self._write_back()
+        return SnapshotHeader(self.table, self.config.dim, self._count, self.version, self.meta,
+                              self._filter.to_bytes())
+
+    @classmethod
+    def reopen(cls, kv: KVStore, header: SnapshotHeader, config: IdMemoryConfig | None = None) -> IdMemory:
+        """The memory of a header over a KV that already holds its rows (a checkpoint of the KV
+        taken with the header); StateCodecError when the row count does not match."""
+        config = config or IdMemoryConfig()
+        _check_config(config)
+        if header.dim != config.dim:
+            raise StateCodecError(f"id memory header: rows have dim {header.dim}, config.dim is {config.dim}")
+        self = cls(kv, config, header.table)
+        if len(self) != header.rows:
+            raise StateCodecError(f"id memory header: {header.rows} rows but the store holds {len(self)}")
+        freq = replace(config.frequency, min_count=config.min_count)
+        self._filter = FrequencyFilter.from_bytes(header.filter_bytes, freq)
+        self.version, self.meta = header.version, header.meta
+        return self
 
     @classmethod
     def restore(

@@ -29,6 +29,7 @@ from .id_row import MAX_ROW_BYTES, check_table, decode_row
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_MAGIC, SNAPSHOT_FORMAT = b"TRIS", 1
+HEADER_FILE_MAGIC = b"TRIH"  # a header alone: the rows are in a KV checkpoint beside it
 _HEADER_MAGIC, _HEADER_FORMAT = b"TRSH", 1
 _START = struct.Struct("<4sBI")  # magic, format, header length
 _LEN = struct.Struct("<I")
@@ -104,6 +105,29 @@ def write_snapshot(path: Path, header: SnapshotHeader, records: Iterable[bytes])
         f.write(out.digest.digest())
     logger.info("id memory snapshot %s: %d rows of %s", path, header.rows, header.table)
 
+
+def write_header(path: Path, header: SnapshotHeader) -> None:
+    """The header alone (rows in a KV checkpoint beside it), then its SHA-256; atomic."""
+    head = _encode_header(header)
+    body = _START.pack(HEADER_FILE_MAGIC, SNAPSHOT_FORMAT, len(head)) + head
+    with atomic_writer(path) as f:
+        f.write(body + hashlib.sha256(body).digest())
+
+
+def read_header(path: Path, dim: int) -> SnapshotHeader:
+    """The header write_header wrote, after checking its checksum, format and dim."""
+    what = f"id memory header {path}"
+    data = Path(path).read_bytes()
+    body, digest = data[:-_DIGEST], data[-_DIGEST:]
+    if len(data) < _START.size + _DIGEST or hashlib.sha256(body).digest() != digest:
+        raise StateCodecError(f"{what}: SHA-256 mismatch (corrupt or truncated file)")
+    magic, fmt, head_len = _START.unpack(body[:_START.size])
+    if magic != HEADER_FILE_MAGIC or fmt != SNAPSHOT_FORMAT or len(body) != _START.size + head_len:
+        raise StateCodecError(f"{what}: not a header file of format {SNAPSHOT_FORMAT}")
+    header = _decode_header(body[_START.size:], what)
+    if header.dim != dim:
+        raise StateCodecError(f"{what}: rows have dim {header.dim}, config.dim is {dim}")
+    return header
 
 
 class _Source:

@@ -1,10 +1,11 @@
 """What the trainer keeps per user: recent engaged items (the tower's input) and recent skipped
-impressions (hard negatives), in a KVStore, with a checksummed snapshot file.
+impressions (hard negatives), in a KVStore (the trainer's: on disk beside the ID rows, and in
+its checkpoints), or in a checksummed file (the snapshots of format 1).
 
 Users expire by the workers' rule (streams/engine/engine.py): an event more than the TTL of event
 time after a user's last one starts from an empty history, so the tower reads in the trainer what
 it reads on a worker; and a sweep (expire) drops the users idle past the TTL behind the stream's
-newest event time, so memory holds the active users only. The sweep walks users oldest first
+newest event time, so the store holds the active users only. The sweep walks users oldest first
 (the order of their last events as recorded), stopping at the first one still active."""
 
 from __future__ import annotations
@@ -95,12 +96,19 @@ class Histories:
         if digest != trailer.get("sha256") or len(body) != trailer.get("users"):
             raise StateCodecError(f"{path}: history snapshot checksum or count mismatch")
         self.kv.write_batch([], [k for k, _ in self.entries()])
-        puts, seen = [], []
+        puts = []
         for line in body:
             user, value = json.loads(line)
             puts.append((_PREFIX + user.encode("utf-8"), value.encode()))
-            # no "t" (a snapshot from before expiry): kept until the user's next event dates it
-            seen.append((float(json.loads(value).get("t", 0.0)) or float("inf"), user))
         self.kv.write_batch(puts)
+        return self.reload()
+
+    def reload(self) -> int:
+        """Index the histories the KV holds (opened from a checkpoint): the sweep's order by
+        last event; returns how many."""
+        seen = []
+        for key, value in self.entries():
+            # no "t" (a snapshot from before expiry): kept until the user's next event dates it
+            seen.append((float(json.loads(value).get("t", 0.0)) or float("inf"), key[len(_PREFIX):].decode("utf-8")))
         self._seen = OrderedDict((u, t) for t, u in sorted(seen))
-        return len(puts)
+        return len(seen)

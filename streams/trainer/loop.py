@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from durable import write_atomic
 from model.records import read_jsonl
-from store import IdMemory, MemoryKV
+from store import IdMemory, KVStore
 from store.rocksdict_backend import RocksDictKV
 from streams.errors import ThreadrecError
 from streams.kafka.messages import InvalidMessage, check_key, parse_engagement
@@ -53,6 +53,7 @@ class Trainer:
         self.skipped = 0  # invalid engagements (the workers dead-letter them)
         self.users_expired = 0  # user histories dropped by the TTL sweep since this process started
         self.max_ts, self.snapshots = 0.0, 0
+        self.rows: RocksDictKV  # rows and histories (set by _open)
         self.learner, self.meta = self._open()
         self.positions = dict(self.meta.offsets)
         self.last_sync = self.last_snapshot = time.monotonic()
@@ -63,16 +64,21 @@ class Trainer:
         self.root.mkdir(parents=True, exist_ok=True)
         snap = snapshot.current(self.root / "snapshots")
         half = CheckpointHalf.load(self.s.checkpoint, self.s)
+
+        def histories_in(kv: KVStore) -> Histories:
+            return Histories(kv, half.tower.opts.max_len, self.s.impressions_kept)
+
         if snap is None:  # rows written before a first snapshot reflect nothing: start clean
             shutil.rmtree(self.root / "rows", ignore_errors=True)
-        rows = RocksDictKV(self.root / "rows")
-        histories = Histories(MemoryKV(), half.tower.opts.max_len, self.s.impressions_kept)
-        if snap is None:
-            memory, meta = IdMemory(rows, half.config), snapshot.SnapshotMeta()
+            self.rows = RocksDictKV(self.root / "rows")
+            memory, histories = IdMemory(self.rows, half.config), histories_in(self.rows)
+            meta = snapshot.SnapshotMeta()
             half.write_rows(memory)
         else:
-            memory, meta = snapshot.restore(snap, rows, histories, half.config)
-            logger.info("trainer restored %s: %d rows, offsets %s", snap.name, len(memory), meta.offsets)
+            memory, histories, meta = snapshot.restore(snap, self.root / "rows", half.config, histories_in)
+            self.rows = memory.kv  # the store restore opened
+            logger.info("trainer restored %s: %d rows, %d users, offsets %s", snap.name, len(memory),
+                        len(histories), meta.offsets)
         learner = OnlineLearner(memory, half.tower, histories, self.s, half.fusion)
         learner.stats.__dict__.update(meta.stats)
         learner.publish_rule.publish_all = snap is not None  # the rule's references died with the process
@@ -201,7 +207,7 @@ class Trainer:
         memory = self.learner.memory
         self.meta.offsets, self.meta.version = dict(self.positions), memory.version
         self.meta.stats = {k: v for k, v in self.learner.stats.__dict__.items()}
-        await asyncio.to_thread(snapshot.write, self.root / "snapshots", memory, self.learner.histories, self.meta)
+        await asyncio.to_thread(snapshot.write, self.root / "snapshots", self.rows, memory, self.meta)
         self.snapshots += 1
         self.last_snapshot = time.monotonic()
         if self.positions:  # mirror for lag monitoring; the snapshot stays the source of truth

@@ -18,6 +18,7 @@ from store.config import FrequencyConfig, IdMemoryConfig
 from store.errors import StateCodecError
 from store.id_memory import IdMemory
 from store.id_row import IdRow, initial_row
+from store.id_snapshot import read_header, write_header
 from store.memory_backend import MemoryKV
 from store.rocksdict_backend import RocksDictKV
 
@@ -423,3 +424,52 @@ def test_put_batch_stores_what_put_rows_stores_held_or_not(memory_factory) -> No
         assert mem.get_row(item_id) == ref.get_row(item_id), item_id
     with pytest.raises(ValueError, match="distinct"):
         mem.put_batch(batch({"a": row(1, 1.0)}).take([0, 0]))
+
+
+def test_a_header_over_a_checkpoint_restores_what_a_snapshot_does(tmp_path) -> None:
+    kv = RocksDictKV(tmp_path / "live")
+    mem = IdMemory(kv, config())
+    ids = random_ids(60, seed=2)
+    rng = np.random.default_rng(1)
+    for step in range(20):
+        batch = [ids[i] for i in rng.integers(0, 60, 50)]
+        mem.observe(batch, 100.0 + step)
+        mem.apply_gradients(batch, rng.standard_normal((50, 4)), ts=100.0 + step)
+    mem.version, mem.meta = 9, b"offsets:{0: 12}"
+    header = mem.header()  # writes the dirty rows back first
+    header_observations = mem._filter.observations
+    kv.checkpoint(tmp_path / "ck")
+    write_header(tmp_path / "table.bin", header)
+    mem.apply_gradients(ids[:5], rng.standard_normal((5, 4)), ts=200.0)  # after the checkpoint
+    mem.put_rows(["late"], [numbered_row(1, 4)])
+    expected_ids = sorted(set(mem.ids()) - {"late"})
+    copy = RocksDictKV.from_checkpoint(tmp_path / "ck", tmp_path / "copy")
+    back = IdMemory.reopen(copy, read_header(tmp_path / "table.bin", 4), mem.config)
+    assert sorted(back.ids()) == expected_ids and len(back) == len(expected_ids) > 10
+    assert (back.version, back.meta) == (9, b"offsets:{0: 12}")
+    assert back._filter.observations == header_observations
+    mem.snapshot(tmp_path / "whole.snap")  # the snapshot file holds the later rows: not equal
+    assert back.get_row(ids[0]) != mem.get_row(ids[0]) or back.get_row(ids[1]) != mem.get_row(ids[1])
+    copy.close()
+    kv.close()
+
+
+def test_a_header_file_refuses_flipped_bytes_and_a_row_count_the_store_does_not_hold(tmp_path) -> None:
+    mem = IdMemory(MemoryKV(), config())
+    mem.put_rows(["a", "b"], [numbered_row(1, 4), numbered_row(2, 4)])
+    write_header(tmp_path / "h", mem.header())
+    data = (tmp_path / "h").read_bytes()
+    for pos in [0, 5, len(data) // 2, len(data) - 1]:
+        flipped = bytearray(data)
+        flipped[pos] ^= 0x10
+        (tmp_path / "bad").write_bytes(bytes(flipped))
+        with pytest.raises(StateCodecError):
+            read_header(tmp_path / "bad", 4)
+    with pytest.raises(StateCodecError, match="config.dim is 8"):
+        read_header(tmp_path / "h", 8)
+    one = MemoryKV()
+    fewer = IdMemory(one, config())
+    fewer.put_rows(["a"], [numbered_row(1, 4)])
+    fewer.flush()
+    with pytest.raises(StateCodecError, match="2 rows but the store holds 1"):
+        IdMemory.reopen(one, read_header(tmp_path / "h", 4), config())

@@ -6,6 +6,7 @@ import pytest
 
 from store.base import KVStore
 from store.errors import StoreClosedError
+from store.rocksdict_backend import RocksDictKV
 
 
 def test_get_put_delete(kv_factory) -> None:
@@ -87,3 +88,36 @@ def test_an_unlogged_batch_reads_at_once_and_survives_a_flush_and_reopen(kv_fact
     kv.flush()
     kv.close()
     assert kv_factory().get_many([b"u", b"v"]) == [b"1", b"2"]
+
+
+def test_a_checkpoint_is_a_copy_that_later_writes_do_not_reach(tmp_path) -> None:
+    live = RocksDictKV(tmp_path / "live")
+    live.write_batch([(b"k%03d" % i, b"v%d" % i) for i in range(300)])
+    live.flush()
+    live.checkpoint(tmp_path / "ck1")
+    live.write_batch([(b"k000", b"changed"), (b"new", b"x")], [b"k001"])
+    copy = RocksDictKV.from_checkpoint(tmp_path / "ck1", tmp_path / "copy")
+    assert dict(copy.iterate()) == {b"k%03d" % i: b"v%d" % i for i in range(300)}
+    # the copy is written to; a second copy from the same checkpoint still holds the checkpoint
+    copy.write_batch([(b"k002", b"copy-wrote")], [b"k003"])
+    copy.flush()
+    copy.close()
+    again = RocksDictKV.from_checkpoint(tmp_path / "ck1", tmp_path / "again")
+    assert again.get(b"k002") == b"v2" and again.get(b"k003") == b"v3" and again.get(b"new") is None
+    assert live.get(b"k000") == b"changed"
+    again.close()
+    live.close()
+
+
+def test_a_second_checkpoint_links_the_table_files_the_first_holds(tmp_path) -> None:
+    live = RocksDictKV(tmp_path / "live")
+    live.write_batch([(b"a%05d" % i, bytes(200)) for i in range(5_000)])
+    live.flush()
+    live.checkpoint(tmp_path / "ck1")
+    live.put(b"later", b"1")
+    live.checkpoint(tmp_path / "ck2")
+    first = {f.name: f.stat().st_ino for f in (tmp_path / "ck1").glob("*.sst")}
+    second = {f.name: f.stat().st_ino for f in (tmp_path / "ck2").glob("*.sst")}
+    assert first and all(second.get(name) == ino for name, ino in first.items())
+    assert RocksDictKV.from_checkpoint(tmp_path / "ck2", tmp_path / "c2").get(b"later") == b"1"
+    live.close()

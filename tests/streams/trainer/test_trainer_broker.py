@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 
 from model.training.tiny import write_id_half
-from store import IdMemory, IdMemoryConfig, MemoryKV, decode_row, parse_row_key
+from store import IdMemory, IdMemoryConfig, decode_row, parse_row_key
 from store.id_row import SERVED_FORMAT
 from streams.kafka.clients import consume_all
 from streams.kafka.processes import stop_process
 from streams.kafka.replay import ensure_topics
 from streams.kafka.settings import KafkaSettings
 from streams.trainer import snapshot
+from streams.trainer.histories import Histories
 
 ITEMS = [f"i{k}" for k in range(60)]
 pytestmark = pytest.mark.broker
@@ -84,9 +85,12 @@ def _wait(proc: subprocess.Popen, data: Path, done, timeout_s: float = 120.0) ->
 
 
 def _table(data: Path) -> tuple[IdMemory, dict]:
+    """The table of the current snapshot (restored into a store of its own) and its meta."""
     snap = snapshot.current(data / "snapshots")
     meta = json.loads((snap / "meta.json").read_text())
-    return IdMemory.restore(snap / "rows.snap", MemoryKV(), IdMemoryConfig(dim=8)), meta
+    target = data.parent / f"inspect-{data.name}-{snap.name}"
+    table, _, _ = snapshot.restore(snap, target, IdMemoryConfig(dim=8), lambda kv: Histories(kv, 50, 0))
+    return table, meta
 
 
 def _end(k: KafkaSettings, name: str) -> int:
