@@ -276,16 +276,21 @@ class Runtime:
             if isinstance(got, Exception):
                 await self._bad_vector(rec, got)
         ops = [(rec, got) for rec, got in zip(records, read, strict=True) if not isinstance(got, Exception)]
-        async with self.lock:
-            failed, store_s = await self.in_engine_thread(_timed, self._store_slice, ops, partition,
-                                                          records[-1].offset + 1)
+        end, store_s = records[-1].offset + 1, 0.0
+        while True:  # a record that fails to store stops the slice there until its dead letter is out
+            async with self.lock:
+                failed, took = await self.in_engine_thread(_timed, self._store_slice, ops, partition, end)
+            store_s = max(store_s, took)
+            if failed is None:
+                break
+            k, exc = failed
+            await self._bad_vector(ops[k][0], exc, counted=True)
+            ops = ops[k + 1:]  # stored next, the offsets past the dead-lettered record with them
         # a batch may queue behind both engine-thread calls: the slice is sized by their sum
         self.item_pacer.took(len(records), read_s + store_s)
         if self.serving:
             self.item_slices += 1
             self.item_hold_max_s = max(self.item_hold_max_s, read_s, store_s)
-        for rec, exc in failed:
-            await self._bad_vector(rec, exc, counted=True)
 
     def _read_vectors(self, records: list) -> list[ItemVector | str | Exception]:
         """Each record decoded and bounded (engine thread, no lock): its vector, the item id of a
@@ -300,43 +305,50 @@ class Runtime:
         return out
 
     def _store_slice(self, ops: list[tuple[object, ItemVector | str]], partition: int,
-                     end: int) -> list[tuple[object, Exception]]:
+                     end: int) -> tuple[int, Exception] | None:
         """Runs of vectors and tombstones in order (engine thread, under the lock), each with the
-        offset past its last record, the slice's last with `end` (past any bad records); returns
-        the records that failed to store."""
-        failed: list[tuple[object, Exception]] = []
-        run: list[tuple[object, ItemVector]] = []
+        offset past its last record, the slice's last with `end` (past any bad records). At a
+        record that fails to store it stops with the offsets at that record, so they never pass
+        it before its dead letter is out: (its index in ops, the exception); None when all stored."""
+        start = 0
         for k, (rec, got) in enumerate(ops):
-            last = k == len(ops) - 1
-            if isinstance(got, str):
-                self._store_run(run, {partition: rec.offset}, failed)  # the tombstone not yet
-                run = []
-                failed += self._remove_item(rec, got, {partition: end if last else rec.offset + 1})
-            else:
-                run.append((rec, got))
-        self._store_run(run, {partition: end}, failed)
-        if not ops:  # every record was bad: move past them all the same
+            if not isinstance(got, str):
+                continue
+            failed = self._store_run(ops, start, k, partition, rec.offset)  # the tombstone not yet
+            if failed is not None:
+                return failed
+            try:
+                self._remove_item(got, {partition: end if k == len(ops) - 1 else rec.offset + 1})
+            except Exception as exc:
+                self._counted(exc)  # the disk or a storm stops the worker before the offsets move
+                self.engine.commit_item_offsets({partition: rec.offset})
+                return k, exc
+            start = k + 1
+        failed = self._store_run(ops, start, len(ops), partition, end)
+        if failed is None and not ops:  # every record was bad: move past them all the same
             self.engine.commit_item_offsets({partition: end})
         return failed
 
-    def _store_run(self, run: list[tuple[object, ItemVector]], offsets: dict[int, int],
-                   failed: list[tuple[object, Exception]]) -> None:
-        """Store vectors in one call; if it raises, one at a time, noting the ones that fail
-        (the offsets still move past them with the last)."""
-        if not run:
-            return
+    def _store_run(self, ops: list, start: int, stop: int, partition: int,
+                   end: int) -> tuple[int, Exception] | None:
+        """The vectors ops[start:stop] stored in one call with the offset `end`; if it raises,
+        one at a time, stopping at one that fails with the offsets at it (see _store_slice)."""
+        if start >= stop:
+            return None
         try:
-            self.engine.put_encoded([v for _, v in run], offsets)
-            return
+            self.engine.put_encoded([v for _, v in ops[start:stop]], {partition: end})
+            return None
         except Exception as exc:
-            if len(run) == 1:
+            if stop - start == 1:
                 self._counted(exc)  # the disk or a storm stops the worker before the offsets move
-                failed.append((run[0][0], exc))
-                self.engine.commit_item_offsets(offsets)
-                return
-            logger.error("item vectors batch of %d failed (%r); applying one at a time", len(run), exc)
-        for k, one in enumerate(run):
-            self._store_run([one], offsets if k == len(run) - 1 else {}, failed)
+                self.engine.commit_item_offsets({partition: ops[start][0].offset})
+                return start, exc
+            logger.error("item vectors batch of %d failed (%r); applying one at a time", stop - start, exc)
+        for k in range(start, stop):
+            failed = self._store_run(ops, k, k + 1, partition, end if k == stop - 1 else ops[k][0].offset + 1)
+            if failed is not None:
+                return failed
+        return None
 
     def _counted(self, exc: BaseException) -> None:
         """An unexpected failure counts towards a storm; infrastructure and storms re-raise."""
@@ -394,19 +406,13 @@ class Runtime:
         status = self.engine.status()
         return self.params.snapshot(status["id_version"], status["id_rows"])
 
-    def _remove_item(self, rec, item_id: str, offsets: dict[int, int]) -> list[tuple[object, Exception]]:
-        """A tombstone applied (engine thread, under the lock); [(rec, exc)] when it failed."""
+    def _remove_item(self, item_id: str, offsets: dict[int, int]) -> None:
+        """A tombstone applied (engine thread, under the lock)."""
         if not self.engine.has_item(item_id):
             # normal on a compacted topic whose record was compacted away: counted, not an error
             self.unknown_tombstones += 1
             logger.info("tombstone for unknown item %r", item_id)
-        try:
-            self.engine.remove_items([item_id], offsets)
-        except Exception as exc:
-            self._counted(exc)
-            self.engine.commit_item_offsets(offsets)
-            return [(rec, exc)]
-        return []
+        self.engine.remove_items([item_id], offsets)
 
     async def in_engine_thread(self, fn, *args):
         """fn(*args) on the engine's thread (callers hold `lock` where the engine is touched)."""

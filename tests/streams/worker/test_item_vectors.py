@@ -244,3 +244,31 @@ def test_a_burst_of_vectors_is_applied_in_slices_with_engagement_batches_between
     assert [off for *_, off in slices] == list(np.cumsum([n for _, n, _ in slices]))
     assert all(reader.items.get(it["item_id"]) is not None for it in new) and len(reader.index) == 230
     assert threads and all(t.startswith("engine") for t in threads)  # never on the event loop
+
+
+def test_a_vector_that_fails_to_store_is_dead_lettered_before_the_offsets_pass_it(engine_factory, catalogue):
+    """A kill -9 after the offsets moved past a record that failed to store, and before its dead
+    letter was out, would lose it: the slice stops at it until the dead letter is sent."""
+    new = [{**it, "item_id": f"n{k}"} for k, it in enumerate(make_items(6, random.Random(3)))]
+    sink, _ = _publish(engine_factory(items=False), [_item_rec(k, it) for k, it in enumerate(new)])
+    reader = engine_factory(items=False)
+    runtime = Runtime(WorkerSettings(), reader)
+    put = reader.put_encoded
+
+    def put_encoded(vectors, offsets=None):
+        if any(v.item.item_id == "n2" for v in vectors):
+            raise ValueError("n2 does not store")
+        return put(vectors, offsets)
+
+    reader.put_encoded = put_encoded
+    seen: list[tuple[int, int]] = []  # (dead-lettered offset, the stored offset at that moment)
+
+    async def dead_letter(rec, error: str) -> None:
+        seen.append((rec.offset, reader.items.offsets().get(0, 0)))
+
+    runtime.dead_letter = dead_letter
+    records = _as_vector_records(sink.sent)
+    asyncio.run(runtime.apply_item_vectors(0, [*records, _Rec(6, b"x", b"{not a vector", "item-vectors")]))
+    assert [off for off, _ in seen] == [6, 2] and dict(seen)[2] <= 2  # decode failures first: no offset moved
+    assert reader.items.offsets() == {0: 7} and runtime.bad_vectors == 2
+    assert [it["item_id"] in reader.items for it in new] == [True, True, False, True, True, True]
