@@ -117,8 +117,11 @@ class FaissIndex:
 
     def upsert(self, item_ids: list[str], vectors: np.ndarray) -> None:
         item_ids, vectors = dedupe_last(item_ids, vectors, self.dim)
-        if not item_ids or self._overwrite(item_ids, vectors):
+        done = self._overwrite(item_ids, vectors) if item_ids else np.ones(0, bool)
+        if done.all():
             return
+        if done.any():  # new items beside held ones: only the new take labels
+            item_ids, vectors = [i for i, d in zip(item_ids, done.tolist(), strict=True) if not d], vectors[~done]
         with serial(len(item_ids)):
             self._drop_labels(self._ids.forget(item_ids))
             labels = self._ids.assign(item_ids)
@@ -135,30 +138,32 @@ class FaissIndex:
         whatever the number of items); in an IVF each moved to the list it is nearest now by FAISS
         in one call (through the hashtable direct map, O(changed); the lists of rows that stay
         nearest theirs known without a search, store/ivf_bounds.py). Only with nothing else to
-        tell (no replica, no copy in flight, no norm bands); False: not done."""
-        if self._replica is not None or self._journals or self._bands is not None:
-            return False
+        tell (no replica, no copy in flight, no norm bands). Returns (n,) bool: the items done
+        (those held; none when it cannot)."""
         label_of = self._ids.label_of
         labels = np.fromiter(map(label_of.get, item_ids, repeat(-1)), np.int64, len(item_ids))
-        if not len(labels) or labels.min() < 0:
-            return False
+        held = labels >= 0
+        none = np.zeros(len(labels), bool)
+        if self._replica is not None or self._journals or self._bands is not None or not held.any():
+            return none
+        labels, vectors = (labels, vectors) if held.all() else (labels[held], vectors[held])
         if self.mode == "ivf":
             ivf = self._master
             if not isinstance(ivf, faiss.IndexIVF) or ivf.direct_map.type != faiss.DirectMap.Hashtable:
-                return False
+                return none
             with serial(len(labels)):
                 _move_rows(ivf, self._bounds, labels, augment(vectors, self._norm))
-            return True
+            return held
         if self._norm:
-            return False
+            return none
         id_map = self._master.id_map  # ascending: labels are handed out so; read without a copy
         id_map = faiss.rev_swig_ptr(id_map.data(), id_map.size())
         at = np.minimum(np.searchsorted(id_map, labels), len(id_map) - 1)
         if not np.array_equal(id_map[at], labels):
-            return False
+            return none
         flat = faiss.downcast_index(self._master.index)
         faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)[at] = vectors
-        return True
+        return held
 
     def remove(self, item_ids: Iterable[str]) -> None:
         item_ids = list(item_ids)

@@ -88,19 +88,23 @@ def test_an_ivf_moved_through_the_bounds_equals_update_vectors() -> None:
     fast, plain = _ivf(ids, vectors), _ivf(ids, vectors)
     assert fast._bounds is not None
     plain._bounds = None  # FAISS's update_vectors: a search of every centroid per row
+    labelled, removed = 3000, set()  # labels handed out; rows removed
     for step in range(6):
         picked = rng.choice(3000, 400, replace=False)
         scale = 0.01 if step % 2 else 0.3
         vectors[picked] += scale * rng.standard_normal((400, DIM)).astype(np.float32)
         changed = [ids[k] for k in picked]
-        new = [f"n{step}-{k}" for k in range(5)]  # new rows go the other way: fresh labels
+        new = [f"n{step}-{k}" for k in range(5)]  # new rows take fresh labels, held ones keep theirs
         for index in (fast, plain):
-            index.upsert(changed, vectors[picked])
+            index.upsert(changed[:200], vectors[picked[:200]])
+            index.upsert(changed[200:] + new, np.concatenate([vectors[picked[200:]], vectors[:5]]))
             index.remove(changed[:3])
-            index.upsert(new, vectors[:5])
+        labelled += len(new) + len(removed & set(changed))
+        removed = (removed - set(changed)) | set(changed[:3])
         ids += new
         vectors = np.concatenate([vectors, vectors[:5]])
     assert fast._bounds.kept > 0
     assert _contents(fast) == _contents(plain) and fast._ids.label_of == plain._ids.label_of
+    assert fast._ids.next_label == labelled  # held rows kept their labels
     queries = rng.standard_normal((5, DIM)).astype(np.float32)
     assert fast.search_many([q[None] for q in queries], 20) == plain.search_many([q[None] for q in queries], 20)
