@@ -47,7 +47,7 @@ from rich.table import Table
 import streams.trainer.learner as learner_module
 from model.ids.hybrid import Fusion, HybridConfig
 from model.ids.sasrec import SASRec, SASRecOptions
-from store import IdMemory, IdMemoryConfig, IdRow, encode_row, row_key
+from store import IdMemory, IdRow, encode_row, row_key
 from store.rocksdict_backend import RocksDictKV
 from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events
 from streams.engine.id_half import IdHalf
@@ -57,6 +57,7 @@ from streams.trainer.histories import Histories
 from streams.trainer.learner import OnlineLearner, memory_config
 from streams.trainer.publisher import Publisher
 from streams.worker.config import WorkerSettings
+from streams.worker.id_rows import replica_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "bench" / "results" / "trainer_scale.json"
@@ -119,7 +120,7 @@ def worker_rows(learner: OnlineLearner, root: Path, seed: int) -> IdHalf:
     """A worker's ID half over the checkpoint's rows in rocksdict under root, as a worker's
     local ID rows hold them (streams/worker/id_rows.py), sharing the learner's tower and gate."""
     n, dim = len(learner.memory), learner.memory.config.dim
-    memory = IdMemory(RocksDictKV(root, point_reads=True), IdMemoryConfig(dim=dim, ttl_s=0))
+    memory = IdMemory(RocksDictKV(root, point_reads=True), replica_config(dim))
     zeros = np.zeros(dim, np.float32)
     for ids, vectors in initial_rows(n, dim, seed):
         memory.put_rows(ids, [IdRow(v, zeros) for v in vectors])
@@ -182,7 +183,7 @@ def worker_starts(learner: OnlineLearner, root: Path, seed: int) -> dict[str, An
     worker_rows(learner, full, seed).memory.close()
     t = time.perf_counter()
     dim = learner.memory.config.dim
-    half = IdHalf(IdMemory(RocksDictKV(full, point_reads=True), IdMemoryConfig(dim=dim, ttl_s=0)), learner.tower,
+    half = IdHalf(IdMemory(RocksDictKV(full, point_reads=True), replica_config(dim)), learner.tower,
                   learner.fusion if learner.fusion is not None else Fusion(dim).eval())
     half.index(), half.sample()
     full_s = time.perf_counter() - t

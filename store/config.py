@@ -121,6 +121,9 @@ class IdMemoryConfig:
     # Event-time seconds without an occurrence before a row expires (0: never).
     ttl_s: float = 30 * 24 * 3600.0
     cache_rows: int = 100_000  # decoded rows kept in memory (LRU, written back on eviction)
+    # Every row's version held in memory (a dict, ~110 bytes a row), read from the KV at open and
+    # kept exact by every change: a replica accepts a synced row without reading the stored one.
+    versions_held: bool = False
     lr: float = 0.05  # Adagrad learning rate
     initial_accumulator: float = 0.1  # Adagrad accumulator of a new row
     eps: float = 1e-8  # Adagrad: added to sqrt(accumulator) before dividing

@@ -35,6 +35,7 @@ from .errors import StateCodecError, VectorIndexError
 from .faiss_bands import BandPlan, NormBands, add_placed, search_placed, worth_banding
 from .index_copy import ChunkedCopy
 from .index_rebuild import AsideRebuild, Job, start_thread
+from .ivf_bounds import ListBounds
 from .thread_priority import lower_thread_priority
 from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_grouped
 
@@ -88,6 +89,7 @@ class FaissIndex:
         self._master: faiss.Index = self._new_flat()
         self._norm = 0.0  # R of the master's extra coordinate (module doc); 0: none (flat, old IVF)
         self._bands: NormBands | None = None  # the IVF's norm bands (None: flat, GPU or unbanded)
+        self._bounds: ListBounds | None = None  # lists of an unbanded IVF's rows (store/ivf_bounds.py)
         self.mode = "flat"
         self._trained_size = 0
         self._replica: faiss.Index | None = None
@@ -115,12 +117,15 @@ class FaissIndex:
 
     def upsert(self, item_ids: list[str], vectors: np.ndarray) -> None:
         item_ids, vectors = dedupe_last(item_ids, vectors, self.dim)
-        if not item_ids or self._overwrite(item_ids, vectors):
+        done = self._overwrite(item_ids, vectors) if item_ids else np.ones(0, bool)
+        if done.all():
             return
+        if done.any():  # new items beside held ones: only the new take labels
+            item_ids, vectors = [i for i, d in zip(item_ids, done.tolist(), strict=True) if not d], vectors[~done]
         with serial(len(item_ids)):
             self._drop_labels(self._ids.forget(item_ids))
             labels = self._ids.assign(item_ids)
-            _add_built(Built(self._master, self._norm, self._bands), labels, vectors)
+            _add_built(Built(self._master, self._norm, self._bands, self._bounds), labels, vectors)
             for journal in self._journals:
                 journal.record_add(labels, vectors, item_ids)
             if self._replica is not None:
@@ -131,31 +136,34 @@ class FaissIndex:
         """New vectors of items the index holds, written in place with their labels kept: in the
         exact index over the old ones (a flat removal rewrites the whole index and its id map,
         whatever the number of items); in an IVF each moved to the list it is nearest now by FAISS
-        in one call (update_vectors: through the hashtable direct map, O(changed)). Only with
-        nothing else to tell (no replica, no copy in flight, no norm bands); False: not done."""
-        if self._replica is not None or self._journals or self._bands is not None:
-            return False
+        in one call (through the hashtable direct map, O(changed); the lists of rows that stay
+        nearest theirs known without a search, store/ivf_bounds.py). Only with nothing else to
+        tell (no replica, no copy in flight, no norm bands). Returns (n,) bool: the items done
+        (those held; none when it cannot)."""
         label_of = self._ids.label_of
         labels = np.fromiter(map(label_of.get, item_ids, repeat(-1)), np.int64, len(item_ids))
-        if not len(labels) or labels.min() < 0:
-            return False
+        held = labels >= 0
+        none = np.zeros(len(labels), bool)
+        if self._replica is not None or self._journals or self._bands is not None or not held.any():
+            return none
+        labels, vectors = (labels, vectors) if held.all() else (labels[held], vectors[held])
         if self.mode == "ivf":
             ivf = self._master
             if not isinstance(ivf, faiss.IndexIVF) or ivf.direct_map.type != faiss.DirectMap.Hashtable:
-                return False
+                return none
             with serial(len(labels)):
-                ivf.update_vectors(labels, augment(vectors, self._norm))
-            return True
+                _move_rows(ivf, self._bounds, labels, augment(vectors, self._norm))
+            return held
         if self._norm:
-            return False
+            return none
         id_map = self._master.id_map  # ascending: labels are handed out so; read without a copy
         id_map = faiss.rev_swig_ptr(id_map.data(), id_map.size())
         at = np.minimum(np.searchsorted(id_map, labels), len(id_map) - 1)
         if not np.array_equal(id_map[at], labels):
-            return False
+            return none
         flat = faiss.downcast_index(self._master.index)
         faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)[at] = vectors
-        return True
+        return held
 
     def remove(self, item_ids: Iterable[str]) -> None:
         item_ids = list(item_ids)
@@ -332,7 +340,7 @@ class FaissIndex:
             logger.error("%s; serving the %s index, retrying at %d items", e, self.mode, self._retry_at)
             return False
         self._set_nprobe(built.index)  # set_nprobe may have been called since the build began
-        self._master, self._norm, self._bands = built.index, built.norm, built.bands
+        self._master, self._norm, self._bands, self._bounds = built.index, built.norm, built.bands, built.bounds
         self.mode, self._trained_size = job.mode, job.trained_size
         self._replica, self._replica_dead = None, 0
         logger.info("vector index swapped to %s over %d items", job.mode, len(self))
@@ -372,7 +380,8 @@ class FaissIndex:
         ivf.train(augment(vectors[np.sort(sample)], norm))
         # a hashtable direct map makes remove_ids O(removed) instead of a scan of every list
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        return Built(ivf, norm)  # nprobe is set at the swap, once the lists are filled
+        bounds = ListBounds(ivf.quantizer.reconstruct_n(0, nlist), ivf.quantizer.search, norm)
+        return Built(ivf, norm, None, bounds)  # nprobe is set at the swap, once the lists are filled
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
         """All (labels [n], vectors [n, dim]) currently in the master index."""
@@ -537,6 +546,7 @@ class Built:
     index: faiss.Index
     norm: float
     bands: NormBands | None = None
+    bounds: ListBounds | None = None  # an unbanded IVF's rows' lists, kept by _add_built
 
 
 def _run_aside(job: Job, config: IndexConfig) -> None:
@@ -550,8 +560,29 @@ def _run_aside(job: Job, config: IndexConfig) -> None:
 def _add_built(built: Built, labels: np.ndarray, vectors: np.ndarray) -> None:
     if built.bands is not None:
         add_placed(built.index, built.bands, labels, vectors)
+    elif built.bounds is not None:
+        padded = augment(vectors, built.norm)
+        _add_core(built.index, labels, padded, built.bounds.place(labels, padded))
     else:
         built.index.add_with_ids(augment(vectors, built.norm), labels)
+
+
+def _move_rows(ivf: faiss.IndexIVF, bounds: ListBounds | None, labels: np.ndarray, padded: np.ndarray) -> None:
+    """Held rows of an IVF take new (augmented) vectors, each in the list nearest it now: as
+    update_vectors does (removed, then added), the lists found through the bounds when known."""
+    if bounds is None:
+        ivf.update_vectors(labels, padded)
+        return
+    lists = bounds.move(labels, padded, ivf.reconstruct_batch(labels))
+    remove_labels(ivf, labels)
+    _add_core(ivf, labels, padded, lists)
+
+
+def _add_core(ivf: faiss.IndexIVF, labels: np.ndarray, padded: np.ndarray, lists: np.ndarray) -> None:
+    """Add vectors to the lists given (no search of the centroids)."""
+    labels = np.ascontiguousarray(labels, np.int64)
+    padded, lists = np.ascontiguousarray(padded, np.float32), np.ascontiguousarray(lists, np.int64)
+    ivf.add_core(len(labels), faiss.swig_ptr(padded), faiss.swig_ptr(labels), faiss.swig_ptr(lists))
 
 
 def _remove_built(built: Built, labels: np.ndarray) -> None:

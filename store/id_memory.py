@@ -119,7 +119,9 @@ class IdMemory:
         self._pending: dict[str, IdRow] = {}  # evicted dirty rows not yet written
         self._pending_limit = min(self.config.cache_rows, _PENDING_ROWS)
         self._touched: dict[str, None] = {}  # ordered set for drain_touched
-        self._count = sum(1 for _ in kv.iterate(self._prefix))
+        # id -> version of every row (live: a held row's, else the KV's), when config.versions_held
+        self._versions = self._read_versions() if self.config.versions_held else None
+        self._count = sum(1 for _ in kv.iterate(self._prefix)) if self._versions is None else len(self._versions)
         self._version, self.meta = 0, b""
         self.ignored_gradients = 0  # gradient rows dropped because their id had no row
         self.stale_rows_ignored = 0  # put_rows rows older than the stored version
@@ -233,6 +235,7 @@ class IdMemory:
             if latest is not None:
                 rows[j].last_seen = max(rows[j].last_seen, float(latest[j]))
             self._mark(unique[j])
+            self._stamp(unique[j], self.version)
         return int(counts[span.start:span.stop].sum() - counts[have].sum())
 
     def _adagrad(self, rows: list[IdRow], g: np.ndarray) -> None:
@@ -256,6 +259,7 @@ class IdMemory:
             row.updates += int(steps[k])
             row.version = self.version
             self._mark(item_id)
+            self._stamp(item_id, self.version)
 
     def drain_touched(self) -> list[str]:
         """Ids created, updated, put or deleted since the last call (the rows to publish)."""
@@ -310,6 +314,7 @@ class IdMemory:
             self._count += old is None
             self._remember(item_id, row.copy(), dirty=True)
             self._touched[item_id] = None
+            self._stamp(item_id, row.version)
             self.version = max(self.version, int(row.version))
             applied[i] = True
         return applied
@@ -341,6 +346,8 @@ class IdMemory:
                 del self._pending[item_id]
         self._update_held(batch, put, put_ids)
         self._touched.update(dict.fromkeys(put_ids))
+        if self._versions is not None:
+            self._versions.update(zip(put_ids, batch.versions[put].tolist(), strict=True))
         self._count += int(absent[put].sum())
         self.version = max(self.version, int(batch.versions[put].max()))
         return fresh, absent
@@ -364,7 +371,12 @@ class IdMemory:
             row.last_seen, row.updates, row.version = last_seen, updates, version
 
     def _stored_versions(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """((N,) uint64 versions of the stored rows, (N,) bool absent), the KV read in one call."""
+        """((N,) uint64 versions of the stored rows, (N,) bool absent): from the versions held,
+        else the KV read in one call."""
+        if self._versions is not None:
+            held = list(map(self._versions.get, ids))
+            absent = np.fromiter((v is None for v in held), bool, len(ids))
+            return np.fromiter((v or 0 for v in held), np.uint64, len(ids)), absent
         versions, absent = np.zeros(len(ids), np.uint64), np.zeros(len(ids), bool)
         cache, pending = self._cache, self._pending
         held = cache.keys() & ids
@@ -502,6 +514,8 @@ class IdMemory:
         if row is not None:
             self._remember(item_id, row, dirty=True)
             return row
+        if self._versions is not None and item_id not in self._versions:
+            return None  # no row: no KV read
         raw = self.kv.get(self._key(item_id))
         if raw is None:
             return None
@@ -510,6 +524,8 @@ class IdMemory:
         return row
 
     def _exists(self, item_id: str) -> bool:
+        if self._versions is not None:
+            return item_id in self._versions
         held = item_id in self._cache or item_id in self._pending
         return held or self.kv.get(self._key(item_id)) is not None
 
@@ -519,12 +535,29 @@ class IdMemory:
         self._count += 1
         self._remember(item_id, row, dirty=True)
         self._touched[item_id] = None
+        self._stamp(item_id, row.version)
 
     def _mark(self, item_id: str, touched: bool = True) -> None:
         """item_id's cached row changed (it is in the cache: _get just returned it)."""
         self._dirty.add(item_id)
         if touched:
             self._touched[item_id] = None
+
+    def _stamp(self, item_id: str, version: int) -> None:
+        """item_id's row now has this version (held when config.versions_held)."""
+        if self._versions is not None:
+            self._versions[item_id] = int(version)
+
+    def _read_versions(self) -> dict[str, int]:
+        """Every stored row's version, read from the KV (a row too damaged to show it: 0, as
+        put_batch reads it)."""
+        n, versions = len(self._prefix), {}
+        for key, raw in self.kv.iterate(self._prefix):
+            try:
+                versions[key[n:].decode("utf-8")] = read_version(raw)
+            except StateCodecError:
+                versions[key[n:].decode("utf-8")] = 0
+        return versions
 
     def _remember(self, item_id: str, row: IdRow, dirty: bool) -> None:
         self._cache[item_id] = row
@@ -545,6 +578,8 @@ class IdMemory:
             self._dirty.discard(item_id)
             self._pending.pop(item_id, None)
             self._touched[item_id] = None
+            if self._versions is not None:
+                self._versions.pop(item_id, None)
         self._count -= len(ids)
         self.kv.write_batch([], [self._key(i) for i in ids])
 

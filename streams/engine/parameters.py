@@ -17,6 +17,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from store import IdMemory, IdRow, StateCodecError, decode_row, parse_row_key
 from store.row_batch import RowBatch, decode_served
 from streams.engine.id_half import IdHalf
@@ -130,13 +132,14 @@ def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes |
     keys, values = [k for k, _ in records], [v for _, v in records]
     ok, batch = decode_served(keys, values, memory.table, memory.config.dim)
     ok &= batch.versions <= min(ceiling, MAX_VERSION)
+    if ok.all() and len(set(batch.ids)) == len(records):  # the usual slice: one run, no tombstone
+        whole = _store_whole(half, batch)
+        if whole is not None:
+            return whole
     out: list[ParamOutcome | None] = [None] * len(records)
     final: dict[str, int | None] = {}  # changed ids -> record position of the row now (None: deleted)
     before: dict[str, bool] = {}  # ids stored: was a row stored before this slice's first record of it
-    if ok.all() and len(set(batch.ids)) == len(records):  # the usual slice: one run, no tombstone
-        _store_run(half, batch, dict(zip(batch.ids, range(len(records)), strict=True)), set(), out, final, before)
-    else:
-        _store_runs(half, batch, records, ok.tolist(), ceiling, out, final, before)
+    _store_runs(half, batch, records, ok.tolist(), ceiling, out, final, before)
     live = [(i, k) for i, k in final.items() if k is not None]
     if live:
         half.rows_changed([i for i, _ in live], batch.vectors[[k for _, k in live]],
@@ -145,6 +148,23 @@ def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes |
     if gone:
         half.rows_changed(gone, [None] * len(gone))
     return out  # type: ignore[return-value]  # every None was filled
+
+
+def _store_whole(half: IdHalf, batch: RowBatch) -> list[ParamOutcome] | None:
+    """The usual slice, accepted rows of distinct ids and no tombstone, stored in one put_batch
+    and its applied rows passed on, with no per-record bookkeeping; None when put_batch raised
+    (nothing stored: the caller goes record by record, so an error stays its record's)."""
+    try:
+        applied, created = half.memory.put_batch(batch)
+    except Exception as e:
+        if isinstance(e, (OSError, MemoryError)):
+            raise
+        return None
+    changed = np.flatnonzero(applied)
+    if len(changed):
+        ids = batch.ids if len(changed) == len(batch) else [batch.ids[k] for k in changed.tolist()]
+        half.rows_changed(ids, batch.vectors[changed], known=(~created[changed]).tolist())
+    return [_APPLIED if a else _STALE for a in applied.tolist()]
 
 
 def _store_runs(half: IdHalf, batch: RowBatch, records: Sequence[tuple[bytes | None, bytes | None]],

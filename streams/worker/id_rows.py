@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 STATE = "applied.json"
 
 
+def replica_config(dim: int) -> IdMemoryConfig:
+    """The ID memory of a worker's rows: no TTL (the trainer expires rows and publishes the
+    tombstones), every row's version held, so applying a sync reads no stored row."""
+    return IdMemoryConfig(dim=dim, ttl_s=0, versions_held=True)
+
+
 def checkpoint_tag(checkpoint: Path) -> str:
     """The checkpoint's identity: its path and its files' sizes and modification times (a
     checkpoint retrained in place is another one)."""
@@ -62,7 +68,7 @@ class LocalIdRows:
         self.root.mkdir(parents=True, exist_ok=True)
         # point reads: a sync reads the stored version of each row it applies that is not cached
         kv = RocksDictKV(self.root / "rows", point_reads=True)
-        memory = IdMemory(kv, IdMemoryConfig(dim=ck.tower.opts.dim, ttl_s=0))
+        memory = IdMemory(kv, replica_config(ck.tower.opts.dim))
         if state is None:
             ids, rows, slots = ck.present_rows()
             memory.put_rows(ids, [IdRow(r, s) for r, s in zip(rows, slots, strict=True)])

@@ -355,24 +355,28 @@ _OPS = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(ops=_OPS)
 def test_a_tiny_cache_behaves_like_an_unbounded_one(ops) -> None:
-    """Eviction, write-back and re-reads must be invisible: cache_rows 2 vs 1000."""
+    """Eviction, write-back and re-reads must be invisible: cache_rows 2 vs 1000; and the versions
+    held in memory must be the rows' (checked through a put of every row at a middle version)."""
     names = ["a", "ab", "b", "é", "日本", "x" * 256, "a/b", "7", "8", "9", "10", "11"]
     small = IdMemory(MemoryKV(), config(cache_rows=2, min_count=2, ttl_s=10.0))
     large = IdMemory(MemoryKV(), config(cache_rows=1000, min_count=2, ttl_s=10.0))
+    held = IdMemory(MemoryKV(), config(cache_rows=2, min_count=2, ttl_s=10.0, versions_held=True))
     for op, picks, n in ops:
         ids = [names[p] for p in picks]
-        outs = [_run(m, op, ids, n) for m in (small, large)]
-        assert _same(*outs), (op, ids, n)
+        outs = [_run(m, op, ids, n) for m in (small, large, held)]
+        assert _same(*outs[:2]) and _same(*outs[1:]), (op, ids, n)
         assert len(small._cache) <= 2
-    assert small.drain_touched() == large.drain_touched()
-    assert small.ids() == large.ids() and len(small) == len(large) == len(small.ids())
-    assert all(small.get_row(i) == large.get_row(i) for i in names)
+    assert small.drain_touched() == large.drain_touched() == held.drain_touched()
+    assert small.ids() == large.ids() == held.ids() and len(small) == len(large) == len(held) == len(small.ids())
+    assert all(small.get_row(i) == large.get_row(i) == held.get_row(i) for i in names)
+    assert held._versions == {i: held.get_row(i).version for i in held.ids()}
 
 
 def _run(mem: IdMemory, op: str, ids: list[str], n: int) -> object:
     if op == "observe":
         return mem.observe(ids, float(n))
     if op == "grad":
+        mem.version = n % 7  # a step stamps the current version: later puts may be stale
         grads = np.arange(len(ids) * 4, dtype=np.float32).reshape(-1, 4) - n
         return mem.apply_gradients(ids, grads, ts=float(n))
     if op == "put":
@@ -392,7 +396,8 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def test_put_batch_stores_what_put_rows_stores_held_or_not(memory_factory) -> None:
+@pytest.mark.parametrize("versions_held", [False, True])
+def test_put_batch_stores_what_put_rows_stores_held_or_not(memory_factory, versions_held) -> None:
     """Rows held decoded (cached or waiting to be written) and rows only in the KV take a batch
     alike: stale ones ignored, the rest stored, counted and reported as put_rows does."""
     from store.id_row import encode_row, row_key
@@ -406,7 +411,7 @@ def test_put_batch_stores_what_put_rows_stores_held_or_not(memory_factory) -> No
     def row(version: int, value: float) -> IdRow:
         return IdRow(np.full(4, value, np.float32), np.zeros(4, np.float32), 1.0, 2, version)
 
-    mem, ref = memory_factory(cache_rows=3), IdMemory(MemoryKV(), config(cache_rows=3))
+    mem, ref = memory_factory(cache_rows=3, versions_held=versions_held), IdMemory(MemoryKV(), config(cache_rows=3))
     ids = [f"r{k}" for k in range(8)]
     for m in (mem, ref):
         m.put_rows(ids, [row(5, float(k)) for k in range(8)])  # some cached, some pending, some in the KV
@@ -473,3 +478,41 @@ def test_a_header_file_refuses_flipped_bytes_and_a_row_count_the_store_does_not_
     fewer.flush()
     with pytest.raises(StateCodecError, match="2 rows but the store holds 1"):
         IdMemory.reopen(one, read_header(tmp_path / "h", 4), config())
+
+
+def test_versions_held_accept_random_syncs_as_the_stored_rows_do_across_reopens(tmp_path) -> None:
+    """Random syncs (new, newer, equal, stale, deleted and re-created rows) into a memory that
+    holds every row's version and one that reads the stored rows: the same outcomes, rows and
+    counts, through reopens of the store (the versions are read again) and a tiny cache."""
+    from store.id_row import encode_row, row_key
+    from store.row_batch import decode_served
+
+    rng = np.random.default_rng(7)
+    names = [f"r{k}" for k in range(40)]
+    ref = IdMemory(MemoryKV(), config(cache_rows=1000))
+    path = tmp_path / "rows"
+    held = IdMemory(RocksDictKV(path), config(cache_rows=3, versions_held=True))
+    stale = 0  # held's counter starts again at each reopen
+    for step in range(30):
+        picked = [names[k] for k in rng.choice(40, int(rng.integers(1, 15)), replace=False)]
+        if step % 3 == 2:
+            gone = picked[: len(picked) // 2]
+            assert held.delete(gone).tolist() == ref.delete(gone).tolist()
+            picked = picked[len(picked) // 2:]
+        rows = [IdRow(rng.standard_normal(4).astype(np.float32), np.zeros(4, np.float32), 1.0, 1,
+                      int(rng.integers(0, 12))) for _ in picked]
+        _, batch = decode_served([row_key("item", i) for i in picked],
+                                 [encode_row("item", i, r, served=True) for i, r in zip(picked, rows, strict=True)],
+                                 "item", 4)
+        applied, created = held.put_batch(batch)
+        present = [i in ref for i in picked]
+        assert applied.tolist() == ref.put_rows(picked, rows).tolist(), step
+        assert created.tolist() == [not p for p in present], step
+        stale += int((~applied).sum())
+        assert len(held) == len(ref) and stale == ref.stale_rows_ignored
+        if step % 7 == 6:  # a restart: the versions come from the store
+            held.close()
+            held = IdMemory(RocksDictKV(path), config(cache_rows=3, versions_held=True))
+    assert held.ids() == ref.ids() and stale > 0
+    assert all(held.get_row(i) == ref.get_row(i) for i in names)
+    held.close()

@@ -30,10 +30,11 @@ from tests.streams.engine.test_engine_hybrid import dense_table
 DIM = 8
 
 
-def random_half(n: int, prior: float = 0.9, config: IdIndexConfig | None = None, seed: int = 0) -> IdHalf:
+def random_half(n: int, prior: float = 0.9, config: IdIndexConfig | None = None, seed: int = 0,
+                memory_config: IdMemoryConfig | None = None) -> IdHalf:
     """n random rows i0..i{n-1} (ids sort apart from their numbers: order is not assumed)."""
     rng = np.random.default_rng(seed)
-    memory = IdMemory(MemoryKV(), IdMemoryConfig(dim=DIM, ttl_s=0))
+    memory = IdMemory(MemoryKV(), memory_config or IdMemoryConfig(dim=DIM, ttl_s=0))
     rows = rng.standard_normal((n, DIM)).astype(np.float32)
     memory.put_rows([f"i{k}" for k in range(n)], [IdRow(r, np.zeros(DIM, np.float32)) for r in rows])
     torch.manual_seed(seed)
@@ -154,3 +155,44 @@ def test_a_partial_row_sample_follows_syncs_as_every_row_judged_afresh():
         members, vectors = sample.matrix()
         assert members == sorted(i for i in half.memory.ids() if priority(cfg.seed, i) <= sample.threshold)
         np.testing.assert_allclose(vectors, half.gated(members)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("ivf", [False, True])
+def test_random_syncs_follow_the_version_rule_record_by_record(ivf):
+    """Slices of random syncs (rows at newer, equal and older versions, new rows, tombstones,
+    rows deleted and created again) into a worker's memory (versions held, a small cache): each
+    record's outcome is the rule's, applied record by record to what is stored, and the index
+    and rows end as the last accepted rows say."""
+    cfg = IdIndexConfig(exact_threshold=100 if ivf else 50_000, nprobe=10_000)
+    held = IdMemoryConfig(dim=DIM, ttl_s=0, versions_held=True, cache_rows=16)
+    half = random_half(300, config=cfg, memory_config=held)
+    half.index(), half.sample()  # both follow the syncs from here
+    rng = np.random.default_rng(5)
+    stored = {f"i{k}": (0, None) for k in range(300)}  # the rule's model: id -> (version, vector)
+    for _ in range(25):
+        records, want = [], []
+        tombstones = rng.random() < 0.4  # else a slice of distinct rows: apply_parameters' usual path
+        picks = rng.choice(340, 30, replace=bool(tombstones))
+        for k in picks.tolist():
+            item_id = f"i{k}"
+            if tombstones and rng.random() < 0.3:
+                records.append((row_key("item", item_id), None))
+                want.append("deleted" if stored.pop(item_id, None) is not None else "absent")
+                continue
+            version = max(0, stored.get(item_id, (3, None))[0] + int(rng.integers(-2, 3)))
+            vector = rng.standard_normal(DIM).astype(np.float32)
+            row = IdRow(vector, np.zeros(DIM, np.float32), 1.0, 1, version)
+            records.append((row_key("item", item_id), encode_row("item", item_id, row, served=True)))
+            fresh = item_id not in stored or version >= stored[item_id][0]
+            if fresh:
+                stored[item_id] = (version, vector)
+            want.append("applied" if fresh else "stale")
+        assert [o.outcome for o in apply_parameters(half, records)] == want
+    assert sorted(half.memory.ids()) == sorted(stored) and len(half.index()) == len(stored)
+    for item_id, (_, vector) in stored.items():
+        if vector is not None:
+            np.testing.assert_array_equal(half.memory.get_row(item_id).vector, vector.astype(np.float32))
+    users = np.random.default_rng(6).standard_normal((3, DIM)).astype(np.float32)
+    assert half.retrieve(users, 25, [set()] * 3) == dense_retrieve(half, users, 25, [set()] * 3)
+    rebuilt = IdHalf(half.memory, half.tower, half.fusion, cfg)  # its sample drawn from the rows as they are
+    np.testing.assert_array_equal(half.references(users).numpy(), rebuilt.references(users).numpy())
