@@ -52,6 +52,7 @@ from store.rocksdict_backend import RocksDictKV
 from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events
 from streams.engine.id_half import IdHalf
 from streams.engine.parameters import ApplyPacer, apply_parameters
+from streams.trainer import snapshot
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
 from streams.trainer.learner import OnlineLearner, memory_config
@@ -75,6 +76,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--id-dim", type=int, default=SASRecOptions().dim, help="ID row width")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-starts", dest="starts", action="store_false", help="skip the worker start timings")
+    p.add_argument("--no-snapshots", dest="snapshots", action="store_false", help="skip the trainer snapshot timings")
     p.add_argument("--json", dest="json_out", type=Path, default=DEFAULT_JSON)
     return p.parse_args()
 
@@ -205,6 +207,25 @@ def worker_starts(learner: OnlineLearner, root: Path, seed: int) -> dict[str, An
     return {"start_full_disk_s": full_s, "start_empty_disk_s": empty_s}
 
 
+def trainer_snapshots(learner: OnlineLearner, root: Path) -> dict[str, Any]:
+    """Seconds of the trainer's snapshot (a RocksDB checkpoint of rows and histories: training
+    waits for it) and of its restore, beside the whole-file snapshot it replaced (format 1)."""
+    memory, meta = learner.memory, snapshot.SnapshotMeta()
+    t = time.perf_counter()
+    snap = snapshot.write(root / "snapshots", memory.kv, memory, meta)
+    checkpoint_s = time.perf_counter() - t
+    t = time.perf_counter()
+    memory.snapshot(root / "whole" / "rows.snap")
+    learner.histories.snapshot(root / "whole" / "histories.jsonl")
+    whole_s = time.perf_counter() - t
+    t = time.perf_counter()
+    back, _, _ = snapshot.restore(snap, root / "restored", memory.config, lambda kv: Histories(kv, 1, 0))
+    restore_s = time.perf_counter() - t
+    back.kv.close()
+    return {"trainer_snapshot_s": checkpoint_s, "trainer_snapshot_whole_s": whole_s,
+            "trainer_restore_s": restore_s}
+
+
 class TowerClock:
     """Wraps the learner's batch_row_step and sums the process CPU time spent in it."""
 
@@ -247,6 +268,7 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
         t = time.perf_counter()
         records = publisher.records()
         encode_s = time.perf_counter() - t
+        snaps = trainer_snapshots(learner, Path(tmp) / "trainer") if args.snapshots else {}
         steps, candidates = learner.stats.steps - steps, learner.stats.candidates - candidates
         users = [h for e, _, _ in events[-300:] if (h := learner.histories.get(e["user_id"]).items)]
         half = worker_rows(learner, Path(tmp) / "worker", args.seed)
@@ -263,7 +285,7 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
             "sync_bytes": sum(len(k) + len(v or b"") for k, v in records),
             "sync_touched_rows": publisher.last["touched"], "sync_held_back": publisher.last["held_back"],
             "sync_select_encode_s": encode_s, "engagement_rate_per_s": args.rate, "sync_interval_s": args.sync_s,
-            "build_rows_s": built, "rss_mb": _rss_mb(), **worker}
+            "build_rows_s": built, "rss_mb": _rss_mb(), **snaps, **worker}
 
 
 def _shown(value: Any) -> Any:
