@@ -14,7 +14,9 @@ Queries (--queries): `codes`: per user the engine's EngineConfig.query_codes of 
 (model/query_codes.py), as rank() queries; `items`: 10 held-out item vectors per user.
 Per size and layout (--layouts: `banded`, the IVF in norm bands with fp16 codes and pooled
 probes, IndexConfig's default; `banded-shares`, the same bands with fp32 codes and each query's
-rows shared 8:4:2:1 by the bands, the default before; `single`, one IVF over all items) and row
+rows shared 8:4:2:1 by the bands, the default before; `single`, one IVF over all items;
+`banded-pqM[-rR]`, the banded default scanning a copy of its lists in M 4-bit PQ codes, each
+query's fetch x R (2) best refined with the fp16 codes, IndexConfig.scan_pq) and row
 budget per query (--scan-rows; --nprobe adds fixed settings for the single IVF): recall@100 of FaissIndex.search (max over the user's queries) against
 exact search (faiss.knn, IndexFlatIP's), CPU ms per engagement of FaissIndex.search_many with the
 engine's bounds (EngineConfig.candidates past a 60-item seen list, EngineConfig.fetch), and the
@@ -55,6 +57,11 @@ LAYOUTS = {  # IndexConfig options of each layout
     # each change alone (not run by default)
     "banded-fp16-shares": {"pooled_probes": False},
     "banded-fp32-pooled": {"ivf_codes": "flat"},
+    # the banded default scanning a 4-bit PQ copy of its lists (M codes a vector), each query's
+    # fetch x r best refined with the fp16 codes (store/faiss_scan.py)
+    "banded-pq50": {"scan_pq": 50, "scan_refine": 2},
+    "banded-pq100": {"scan_pq": 100, "scan_refine": 2},
+    "banded-pq100-r4": {"scan_pq": 100, "scan_refine": 4},
 }
 
 

@@ -29,6 +29,12 @@ class IndexConfig:
     # The banded IVF's codes: "fp16" (half the memory and scan traffic; scores within ~2e-4 of
     # exact, the engine reranks exactly) or "flat" (fp32, exact).
     ivf_codes: str = "fp16"
+    # Banded: M > 0 keeps beside the lists a copy in M 4-bit PQ codes (M / 2 bytes an item, M
+    # divides the stored width: 400 with fp16 codes) that the search scans, faiss' fast scan, and
+    # then scores each query's fetch x scan_refine best there exactly with the IVF's own codes
+    # (store/faiss_scan.py); 0: the search scans the IVF's codes.
+    scan_pq: int = 0
+    scan_refine: int = 2
     # Banded: a user's queries share its row budget (scan_rows x queries), spent on the (query,
     # list) pairs of the best estimated scores, q.c + probe_spread x |q| x the list's radius
     # (store/faiss_bands.py); False: each query scans scan_rows, shared 8:4:2:1 by the bands.
