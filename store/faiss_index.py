@@ -98,6 +98,7 @@ class FaissIndex:
         self.offsets: dict[int, int] = {}
         self._nprobe = self.config.nprobe
         self._scan_rows = self.config.scan_rows
+        self._scan_refine = self.config.scan_refine
         self._start_aside = start_aside
         self._rebuild: AsideRebuild | None = None  # a rebuild in flight (the master still serves)
         self._journals: list[AsideRebuild | ChunkedCopy] = []  # copies in flight: told every change
@@ -198,12 +199,12 @@ class FaissIndex:
             return [[] for _ in queries]
         cap = min(index.ntotal, _GPU_MAX_K) if self._replica is not None and self.use_gpu else index.ntotal
         bands = self._bands if not self.use_gpu else None
-        scan = self._scan if index is self._master else None  # a replica has no scan copy
+        scan = self._scan if index is self._master and self._scan_refine else None  # a replica has none
 
         def search(queries: np.ndarray, fetch: int, users: list[int]) -> tuple[np.ndarray, np.ndarray]:
             if bands is not None and scan is not None:
                 probes = self._probes(bands, queries, users)
-                scores, labels = scan.search(index, queries, fetch, self.config.scan_refine, probes)
+                scores, labels = scan.search(index, queries, fetch, self._scan_refine, probes)
             elif bands is not None:
                 scores, labels = search_placed(index, bands, queries, fetch, self._probes(bands, queries, users))
             else:
@@ -258,6 +259,13 @@ class FaissIndex:
             raise VectorIndexError(f"scan_rows must be positive, got {rows}")
         self._scan_rows = rows
         self.set_nprobe(self._nprobe)
+
+    def set_scan_refine(self, factor: int) -> None:
+        """Candidates per result a query takes from the PQ scan copy (IndexConfig.scan_refine);
+        0: scan the IVF's own codes (recall/speed, or a comparison on one index)."""
+        if factor < 0:
+            raise VectorIndexError(f"scan_refine must not be negative, got {factor}")
+        self._scan_refine = factor
 
     def _set_nprobe(self, index: faiss.Index) -> None:
         ivf = faiss.try_extract_index_ivf(index)
