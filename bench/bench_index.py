@@ -63,6 +63,7 @@ LAYOUTS = {  # IndexConfig options of each layout
     # fetch x r best refined with the fp16 codes (store/faiss_scan.py)
     "banded-pq50": {"scan_pq": 50},
     "banded-pq100": {"scan_pq": 100},
+    "banded-pq200": {"scan_pq": 200},
 }
 
 
