@@ -198,3 +198,16 @@ def test_a_format_3_snapshot_of_fp32_bands_still_serves(tmp_path) -> None:
     assert again._bands.codes == "flat" and again._master.d == DIM + 1
     queries = [x[j:j + 2] for j in range(0, 20, 2)]
     assert again.search_many(queries, 15) == index.search_many(queries, 15)
+
+
+def test_a_budget_following_the_catalogue_probes_as_a_fixed_budget_of_its_rows() -> None:
+    ids, x = norm_varied(4000)
+    common = dict(dim=DIM, exact_threshold=100, rebuild_aside=False)
+    # 4,000 items of a budget set at 32,000 (1/8) with the cube root: half of 1,600 rows
+    scaled = FaissIndex(IndexConfig(scan_rows=1600, scan_rows_items=32_000, scan_rows_exponent=1 / 3, **common))
+    fixed, full = FaissIndex(IndexConfig(scan_rows=800, **common)), FaissIndex(IndexConfig(scan_rows=1600, **common))
+    for index in (scaled, fixed, full):
+        index.upsert(ids, x)
+    queries = [x[j:j + 3] * 2 for j in range(0, 60, 3)]
+    assert scaled.nprobe == fixed.nprobe < full.nprobe
+    assert scaled.search_many(queries, 20) == fixed.search_many(queries, 20)
