@@ -64,6 +64,8 @@ LAYOUTS = {  # IndexConfig options of each layout
     "banded-pq50": {"scan_pq": 50},
     "banded-pq100": {"scan_pq": 100},
     "banded-pq200": {"scan_pq": 200},
+    # the banded default, its --scan-rows the budget at 1M items scaled by the catalogue's cube root
+    "banded-cube": {"scan_rows_exponent": 1 / 3},
 }
 
 
@@ -171,6 +173,7 @@ def bench_setting(vectors: np.ndarray, nlist: int | None, layout: str, queries: 
             out.append({"items": n, "layout": name,
                         "scan_refine": refine, "mode": index.mode, "nlist": index.nlist,
                         "nprobe": index.nprobe, "scan_rows": scan_rows if nprobe is None else None,
+                        "rows_at_size": index.rows_budget(n) if nprobe is None else None,
                         "default_nprobe": layout == "banded" and nprobe is None and scan_rows == IndexConfig.scan_rows,
                         "queries": kind, "recall_at_100": recall, "build_s": build_s,
                         "cpu_ms_per_engagement": cpu_ms(index, qs[:args.timed_users], n, args.seed)})

@@ -217,8 +217,8 @@ class FaissIndex:
         """The lists each query of the banded IVF scans: pooled per user over its rows budget, or a
         fixed nprobe / the per-query budget split by bands (IndexConfig.pooled_probes)."""
         if self.config.pooled_probes and not self._nprobe:
-            return bands.pooled_probes(padded, counts, len(self), self._rows(len(self)), self.config.probe_spread)
-        return bands.probes(padded, bands.lists_per_band(len(self), self._rows(len(self)), self._nprobe))
+            return bands.pooled_probes(padded, counts, len(self), self.rows_budget(len(self)), self.config.probe_spread)
+        return bands.probes(padded, bands.lists_per_band(len(self), self.rows_budget(len(self)), self._nprobe))
 
     def _search_index(self) -> faiss.Index:
         if not (self.use_gpu or self.config.force_replica):
@@ -241,7 +241,7 @@ class FaissIndex:
         """Lists each query probes in the IVF (0 when flat; banded, those of the per-query band
         shares: pooled probes spend the same rows per query on average, on other lists)."""
         if self._bands is not None:
-            return int(self._bands.lists_per_band(len(self), self._rows(len(self)), self._nprobe).sum())
+            return int(self._bands.lists_per_band(len(self), self.rows_budget(len(self)), self._nprobe).sum())
         ivf = faiss.try_extract_index_ivf(self._master)
         return ivf.nprobe if ivf is not None else 0
 
@@ -276,9 +276,9 @@ class FaissIndex:
 
     def _budget_nprobe(self, ntotal: int, nlist: int) -> int:
         """Lists holding about the row budget's vectors (at least one, at most all)."""
-        return max(1, min(nlist, math.ceil(self._rows(ntotal) * nlist / max(ntotal, 1))))
+        return max(1, min(nlist, math.ceil(self.rows_budget(ntotal) * nlist / max(ntotal, 1))))
 
-    def _rows(self, items: int) -> int:
+    def rows_budget(self, items: int) -> int:
         """The row budget per query at this many items (IndexConfig.scan_rows_exponent)."""
         cfg = self.config
         scale = (max(items, 1) / cfg.scan_rows_items) ** cfg.scan_rows_exponent
