@@ -54,8 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RECALL_K = 100
 LAYOUTS = {  # IndexConfig options of each layout
     "banded": {},
-    "banded-shares": {"ivf_codes": "flat", "pooled_probes": False},
-    "single": {"norm_bands": ()},
+    "banded-shares": {"ivf_codes": "flat", "pooled_probes": False, "scan_rows_exponent": 0.0},
+    "single": {"norm_bands": (), "scan_rows_exponent": 0.0},
     # each change alone (not run by default)
     "banded-fp16-shares": {"pooled_probes": False},
     "banded-fp32-pooled": {"ivf_codes": "flat"},
@@ -64,8 +64,9 @@ LAYOUTS = {  # IndexConfig options of each layout
     "banded-pq50": {"scan_pq": 50},
     "banded-pq100": {"scan_pq": 100},
     "banded-pq200": {"scan_pq": 200},
-    # the banded default, its --scan-rows the budget at 1M items scaled by the catalogue's cube root
-    "banded-cube": {"scan_rows_exponent": 1 / 3},
+    # the banded default with its --scan-rows fixed (by default they are the budget at 1M items,
+    # scaled by the catalogue's cube root: IndexConfig.scan_rows_exponent)
+    "banded-fixed": {"scan_rows_exponent": 0.0},
 }
 
 
@@ -84,7 +85,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--nprobe", type=int, nargs="+", default=[],
                    help="fixed nprobe settings measured beside the row budgets (one IVF only)")
     p.add_argument("--scan-rows", type=int, nargs="+", default=[15_000, 20_000, 25_000, 30_000, 48_000],
-                   help="row budgets per query (IndexConfig.scan_rows)")
+                   help="row budgets per query (IndexConfig.scan_rows: at 1M items, by the cube root of "
+                        "the items elsewhere in the banded layouts; banded-shares, single, banded-fixed: fixed)")
     p.add_argument("--layouts", nargs="+", choices=tuple(LAYOUTS), default=["banded", "banded-shares", "single"],
                    help="banded: the IVF in norm bands, fp16 codes, pooled probes (the default); banded-shares: "
                         "fp32 codes, each query's rows shared 8:4:2:1 by the bands (the default before); single: "

@@ -23,11 +23,12 @@ class IndexConfig:
     # banded, 25k rows: 88k items recall@100 0.998 in 7.7 ms per engagement, 1M 0.967 in 8.4 ms
     # (the layout before, 48k rows: 0.990 in 8.1 ms, 0.980 in 29 ms). One IVF, 1M, 25k: 0.47.
     scan_rows: int = 25_000
-    # The budget may follow the catalogue: scan_rows x (items / scan_rows_items) ** exponent (0: a
-    # fixed scan_rows). Recall@100 0.95 took ~10k rows at the feed's 88k items and ~21k at 1M
-    # fitted ones (bench/bench_index.py): about the cube root of the items.
+    # The budget follows the catalogue: scan_rows at scan_rows_items, x (items / scan_rows_items) **
+    # exponent elsewhere (0: a fixed scan_rows). Recall@100 0.95 took ~10k rows at the feed's 88k
+    # items, 13k at 300k fitted, 20-21k at 1M: about the cube root. With it 88k items scan 11.1k
+    # rows (0.968 in 6.2 ms, 25k: 0.996 in 11.7), 300k 16.7k (0.973 in 9.3 ms, 25k: 0.985 in 10.8).
     scan_rows_items: int = 1_000_000
-    scan_rows_exponent: float = 0.0
+    scan_rows_exponent: float = 1 / 3
     # Norm-rank cuts of the IVF's bands (store/faiss_bands.py): the top 3%, 7%, 20% of norms and
     # the rest; () for one IVF over all items. Not used on a GPU or with a fixed nlist.
     norm_bands: tuple[float, ...] = (0.03, 0.1, 0.3)

@@ -254,7 +254,8 @@ class FaissIndex:
                 self._set_nprobe(index)
 
     def set_scan_rows(self, rows: int) -> None:
-        """Change the row budget a query scans when no fixed nprobe is set (recall/speed)."""
+        """Change the row budget a query scans when no fixed nprobe is set (recall/speed): at
+        IndexConfig.scan_rows_items items, scaled by scan_rows_exponent elsewhere."""
         if rows < 1:
             raise VectorIndexError(f"scan_rows must be positive, got {rows}")
         self._scan_rows = rows
