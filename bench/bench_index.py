@@ -14,7 +14,10 @@ Queries (--queries): `codes`: per user the engine's EngineConfig.query_codes of 
 (model/query_codes.py), as rank() queries; `items`: 10 held-out item vectors per user.
 Per size and layout (--layouts: `banded`, the IVF in norm bands with fp16 codes and pooled
 probes, IndexConfig's default; `banded-shares`, the same bands with fp32 codes and each query's
-rows shared 8:4:2:1 by the bands, the default before; `single`, one IVF over all items) and row
+rows shared 8:4:2:1 by the bands, the default before; `single`, one IVF over all items;
+`banded-pqM`, the banded default scanning a copy of its lists in M 4-bit PQ codes, each query's
+fetch x R best refined with the fp16 codes for each R of --scan-refine, 0 scanning the fp16 codes
+of the same index in turn, IndexConfig.scan_pq) and row
 budget per query (--scan-rows; --nprobe adds fixed settings for the single IVF): recall@100 of FaissIndex.search (max over the user's queries) against
 exact search (faiss.knn, IndexFlatIP's), CPU ms per engagement of FaissIndex.search_many with the
 engine's bounds (EngineConfig.candidates past a 60-item seen list, EngineConfig.fetch), and the
@@ -26,6 +29,7 @@ build (bulk upsert + IVF training aside) seconds. One thread for faiss and BLAS.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -50,11 +54,19 @@ ROOT = Path(__file__).resolve().parents[1]
 RECALL_K = 100
 LAYOUTS = {  # IndexConfig options of each layout
     "banded": {},
-    "banded-shares": {"ivf_codes": "flat", "pooled_probes": False},
-    "single": {"norm_bands": ()},
+    "banded-shares": {"ivf_codes": "flat", "pooled_probes": False, "scan_rows_exponent": 0.0},
+    "single": {"norm_bands": (), "scan_rows_exponent": 0.0},
     # each change alone (not run by default)
     "banded-fp16-shares": {"pooled_probes": False},
     "banded-fp32-pooled": {"ivf_codes": "flat"},
+    # the banded default scanning a 4-bit PQ copy of its lists (M codes a vector), each query's
+    # fetch x r best refined with the fp16 codes (store/faiss_scan.py)
+    "banded-pq50": {"scan_pq": 50},
+    "banded-pq100": {"scan_pq": 100},
+    "banded-pq200": {"scan_pq": 200},
+    # the banded default with its --scan-rows fixed (by default they are the budget at 1M items,
+    # scaled by the catalogue's cube root: IndexConfig.scan_rows_exponent)
+    "banded-fixed": {"scan_rows_exponent": 0.0},
 }
 
 
@@ -73,11 +85,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--nprobe", type=int, nargs="+", default=[],
                    help="fixed nprobe settings measured beside the row budgets (one IVF only)")
     p.add_argument("--scan-rows", type=int, nargs="+", default=[15_000, 20_000, 25_000, 30_000, 48_000],
-                   help="row budgets per query (IndexConfig.scan_rows)")
+                   help="row budgets per query (IndexConfig.scan_rows: at 1M items, by the cube root of "
+                        "the items elsewhere in the banded layouts; banded-shares, single, banded-fixed: fixed)")
     p.add_argument("--layouts", nargs="+", choices=tuple(LAYOUTS), default=["banded", "banded-shares", "single"],
                    help="banded: the IVF in norm bands, fp16 codes, pooled probes (the default); banded-shares: "
                         "fp32 codes, each query's rows shared 8:4:2:1 by the bands (the default before); single: "
                         "one IVF over all items")
+    p.add_argument("--scan-refine", type=int, nargs="+", default=[0, 2],
+                   help="banded-pq layouts: candidates per result from the PQ copy (0: scan the fp16 codes)")
     p.add_argument("--timed-users", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_out", type=Path)
@@ -145,16 +160,22 @@ def bench_setting(vectors: np.ndarray, nlist: int | None, layout: str, queries: 
     build_s = time.perf_counter() - t
     settings = [(rows, None) for rows in args.scan_rows] + [(IndexConfig.scan_rows, p) for p in args.nprobe
                                                             if layout == "single"]
+    refines = args.scan_refine if LAYOUTS[layout].get("scan_pq") else [None]
     out = []
-    for scan_rows, nprobe in settings if index.mode == "ivf" else [(0, 0)]:
+    for (scan_rows, nprobe), refine in itertools.product(settings if index.mode == "ivf" else [(0, 0)], refines):
         if index.mode == "ivf":
             index.set_scan_rows(scan_rows)
             index.set_nprobe(nprobe)  # None: the row budget
+        if refine is not None:
+            index.set_scan_refine(refine)
         for kind, qs in queries.items():
             got = [{int(i[1:]) for i, _ in index.search(q, RECALL_K)} for q in qs]
             recall = float(np.mean([len(g & w) / RECALL_K for g, w in zip(got, truth[kind], strict=True)]))
-            out.append({"items": n, "layout": layout, "mode": index.mode, "nlist": index.nlist,
+            name = layout if refine is None else f"{layout} r{refine}" if refine else f"{layout} fp16 scan"
+            out.append({"items": n, "layout": name,
+                        "scan_refine": refine, "mode": index.mode, "nlist": index.nlist,
                         "nprobe": index.nprobe, "scan_rows": scan_rows if nprobe is None else None,
+                        "rows_at_size": index.rows_budget(n) if nprobe is None else None,
                         "default_nprobe": layout == "banded" and nprobe is None and scan_rows == IndexConfig.scan_rows,
                         "queries": kind, "recall_at_100": recall, "build_s": build_s,
                         "cpu_ms_per_engagement": cpu_ms(index, qs[:args.timed_users], n, args.seed)})
@@ -173,7 +194,7 @@ def bench_data(kind: str, n: int, real: np.ndarray, codes: np.ndarray, fitted: l
             nlist = int(round(scale * math.sqrt(n))) if scale > 0 else None
             for row in bench_setting(vectors, nlist, layout, queries, truth, args):
                 rows.append({"data": kind, **row})
-                console.print(f"{kind} {n:,} {layout} nlist {row['nlist']} nprobe {row['nprobe']} "
+                console.print(f"{kind} {n:,} {row['layout']} nlist {row['nlist']} nprobe {row['nprobe']} "
                               f"rows {row['scan_rows']} {row['queries']}: recall {row['recall_at_100']:.3f}, "
                               f"{row['cpu_ms_per_engagement']:.2f} ms")
     return rows

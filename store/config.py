@@ -23,12 +23,26 @@ class IndexConfig:
     # banded, 25k rows: 88k items recall@100 0.998 in 7.7 ms per engagement, 1M 0.967 in 8.4 ms
     # (the layout before, 48k rows: 0.990 in 8.1 ms, 0.980 in 29 ms). One IVF, 1M, 25k: 0.47.
     scan_rows: int = 25_000
+    # The budget follows the catalogue: scan_rows at scan_rows_items, x (items / scan_rows_items) **
+    # exponent elsewhere (0: a fixed scan_rows). Recall@100 0.95 took ~10k rows at the feed's 88k
+    # items, 13k at 300k fitted, 20-21k at 1M: about the cube root. With it 88k items scan 11.1k
+    # rows (0.968 in 6.2 ms, 25k: 0.996 in 11.7), 300k 16.7k (0.973 in 9.3 ms, 25k: 0.985 in 10.8).
+    scan_rows_items: int = 1_000_000
+    scan_rows_exponent: float = 1 / 3
     # Norm-rank cuts of the IVF's bands (store/faiss_bands.py): the top 3%, 7%, 20% of norms and
     # the rest; () for one IVF over all items. Not used on a GPU or with a fixed nlist.
     norm_bands: tuple[float, ...] = (0.03, 0.1, 0.3)
     # The banded IVF's codes: "fp16" (half the memory and scan traffic; scores within ~2e-4 of
     # exact, the engine reranks exactly) or "flat" (fp32, exact).
     ivf_codes: str = "fp16"
+    # Banded: M > 0 keeps beside the lists a copy in M 4-bit PQ codes (M / 2 bytes an item, M
+    # divides the stored width: 400 with fp16 codes) that the search scans, faiss' fast scan, and
+    # then scores each query's fetch x scan_refine best there exactly with the IVF's own codes
+    # (store/faiss_scan.py); 0: the search scans the IVF's codes. scan_refine 0: the same. Off: on
+    # the feed's 88k items M = 200, x4 gave 0.952 in 6.8 ms where fp16 at 15k rows gave 0.985 in
+    # 6.4 ms (docs/architecture.md).
+    scan_pq: int = 0
+    scan_refine: int = 2
     # Banded: a user's queries share its row budget (scan_rows x queries), spent on the (query,
     # list) pairs of the best estimated scores, q.c + probe_spread x |q| x the list's radius
     # (store/faiss_bands.py); False: each query scans scan_rows, shared 8:4:2:1 by the bands.

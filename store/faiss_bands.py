@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from .faiss_scan import PQScan
+
 CODES = ("flat", "fp16")
 _SIMD_WIDTH = 16  # faiss' scalar-quantizer scan is vectorised only for dimensions that divide by this
 
@@ -100,6 +102,10 @@ class NormBands:
     @property
     def nlist(self) -> int:
         return int(self.nlists.sum())
+
+    def centroids(self) -> np.ndarray:
+        """Every list's centroid [nlist, width], in list order."""
+        return np.ascontiguousarray(self._centroids_t.T)
 
     @property
     def norm(self) -> float:
@@ -238,14 +244,17 @@ class NormBands:
         return ivf
 
 
-def add_placed(ivf: faiss.Index, bands: NormBands, labels: np.ndarray, vectors: np.ndarray) -> None:
-    """Add vectors [n, d] under labels to the bands' lists of ivf."""
+def add_placed(ivf: faiss.Index, bands: NormBands, labels: np.ndarray, vectors: np.ndarray,
+               scan: PQScan | None = None) -> None:
+    """Add vectors [n, d] under labels to the bands' lists of ivf (and of its PQ scan copy)."""
     if not len(labels):
         return
     stored, lists = bands.place(vectors)
     labels = np.ascontiguousarray(labels, np.int64)
     faiss.extract_index_ivf(ivf).add_core(len(labels), faiss.swig_ptr(stored), faiss.swig_ptr(labels),
                                           faiss.swig_ptr(lists))
+    if scan is not None:
+        scan.add(labels, stored, lists)
 
 
 def search_placed(ivf: faiss.Index, bands: NormBands, padded: np.ndarray, k: int,

@@ -33,6 +33,7 @@ from .binary import Writer, open_frame
 from .config import FetchBound, IndexConfig
 from .errors import StateCodecError, VectorIndexError
 from .faiss_bands import BandPlan, NormBands, add_placed, search_placed, worth_banding
+from .faiss_scan import TRAIN_ROWS, PQScan, lists_of
 from .index_copy import ChunkedCopy
 from .index_rebuild import AsideRebuild, Job, start_thread
 from .ivf_bounds import ListBounds
@@ -41,8 +42,8 @@ from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_groupe
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 4  # 4: bands may hold fp16 codes; 3: norm bands; 2: mips_norm; all read
-_READS = {1, 2, 3, 4}
+SNAPSHOT_FORMAT = 5  # 5: a PQ scan copy (scan.faiss); 4: fp16 bands; 3: norm bands; 2: mips_norm
+_READS = {1, 2, 3, 4, 5}
 _IDS_MAGIC = b"TRID"
 _GPU_MAX_K = 2048  # faiss GPU top-k limit
 _PARALLEL_ROWS = 65_536  # changes of fewer rows run on one thread (serial)
@@ -90,6 +91,7 @@ class FaissIndex:
         self._norm = 0.0  # R of the master's extra coordinate (module doc); 0: none (flat, old IVF)
         self._bands: NormBands | None = None  # the IVF's norm bands (None: flat, GPU or unbanded)
         self._bounds: ListBounds | None = None  # lists of an unbanded IVF's rows (store/ivf_bounds.py)
+        self._scan: PQScan | None = None  # the bands' PQ fast-scan copy (IndexConfig.scan_pq)
         self.mode = "flat"
         self._trained_size = 0
         self._replica: faiss.Index | None = None
@@ -98,6 +100,7 @@ class FaissIndex:
         self.offsets: dict[int, int] = {}
         self._nprobe = self.config.nprobe
         self._scan_rows = self.config.scan_rows
+        self._scan_refine = self.config.scan_refine
         self._start_aside = start_aside
         self._rebuild: AsideRebuild | None = None  # a rebuild in flight (the master still serves)
         self._journals: list[AsideRebuild | ChunkedCopy] = []  # copies in flight: told every change
@@ -125,7 +128,7 @@ class FaissIndex:
         with serial(len(item_ids)):
             self._drop_labels(self._ids.forget(item_ids))
             labels = self._ids.assign(item_ids)
-            _add_built(Built(self._master, self._norm, self._bands, self._bounds), labels, vectors)
+            _add_built(Built(self._master, self._norm, self._bands, self._bounds, self._scan), labels, vectors)
             for journal in self._journals:
                 journal.record_add(labels, vectors, item_ids)
             if self._replica is not None:
@@ -174,7 +177,7 @@ class FaissIndex:
     def _drop_labels(self, labels: np.ndarray) -> None:
         if not len(labels):
             return
-        remove_labels(self._master, labels)
+        _remove_built(Built(self._master, self._norm, self._bands, scan=self._scan), labels)
         for journal in self._journals:
             journal.record_remove(labels)
         if self._replica is not None:
@@ -204,9 +207,13 @@ class FaissIndex:
             return [[] for _ in queries]
         cap = min(index.ntotal, _GPU_MAX_K) if self._replica is not None and self.use_gpu else index.ntotal
         bands = self._bands if not self.use_gpu else None
+        scan = self._scan if index is self._master and self._scan_refine else None  # a replica has none
 
         def search(queries: np.ndarray, fetch: int, users: list[int]) -> tuple[np.ndarray, np.ndarray]:
-            if bands is not None:
+            if bands is not None and scan is not None:
+                probes = self._probes(bands, queries, users)
+                scores, labels = scan.search(index, queries, fetch, self._scan_refine, probes)
+            elif bands is not None:
                 scores, labels = search_placed(index, bands, queries, fetch, self._probes(bands, queries, users))
             else:
                 scores, labels = index.search(queries, fetch)
@@ -218,8 +225,8 @@ class FaissIndex:
         """The lists each query of the banded IVF scans: pooled per user over its rows budget, or a
         fixed nprobe / the per-query budget split by bands (IndexConfig.pooled_probes)."""
         if self.config.pooled_probes and not self._nprobe:
-            return bands.pooled_probes(padded, counts, len(self), self._scan_rows, self.config.probe_spread)
-        return bands.probes(padded, bands.lists_per_band(len(self), self._scan_rows, self._nprobe))
+            return bands.pooled_probes(padded, counts, len(self), self.rows_budget(len(self)), self.config.probe_spread)
+        return bands.probes(padded, bands.lists_per_band(len(self), self.rows_budget(len(self)), self._nprobe))
 
     def _search_index(self) -> faiss.Index:
         if not (self.use_gpu or self.config.force_replica):
@@ -242,7 +249,7 @@ class FaissIndex:
         """Lists each query probes in the IVF (0 when flat; banded, those of the per-query band
         shares: pooled probes spend the same rows per query on average, on other lists)."""
         if self._bands is not None:
-            return int(self._bands.lists_per_band(len(self), self._scan_rows, self._nprobe).sum())
+            return int(self._bands.lists_per_band(len(self), self.rows_budget(len(self)), self._nprobe).sum())
         ivf = faiss.try_extract_index_ivf(self._master)
         return ivf.nprobe if ivf is not None else 0
 
@@ -255,11 +262,19 @@ class FaissIndex:
                 self._set_nprobe(index)
 
     def set_scan_rows(self, rows: int) -> None:
-        """Change the row budget a query scans when no fixed nprobe is set (recall/speed)."""
+        """Change the row budget a query scans when no fixed nprobe is set (recall/speed): at
+        IndexConfig.scan_rows_items items, scaled by scan_rows_exponent elsewhere."""
         if rows < 1:
             raise VectorIndexError(f"scan_rows must be positive, got {rows}")
         self._scan_rows = rows
         self.set_nprobe(self._nprobe)
+
+    def set_scan_refine(self, factor: int) -> None:
+        """Candidates per result a query takes from the PQ scan copy (IndexConfig.scan_refine);
+        0: scan the IVF's own codes (recall/speed, or a comparison on one index)."""
+        if factor < 0:
+            raise VectorIndexError(f"scan_refine must not be negative, got {factor}")
+        self._scan_refine = factor
 
     def _set_nprobe(self, index: faiss.Index) -> None:
         ivf = faiss.try_extract_index_ivf(index)
@@ -269,8 +284,14 @@ class FaissIndex:
             index.nprobe = self._nprobe or self._budget_nprobe(index.ntotal, index.nlist)
 
     def _budget_nprobe(self, ntotal: int, nlist: int) -> int:
-        """Lists holding about IndexConfig.scan_rows vectors (at least one, at most all)."""
-        return max(1, min(nlist, math.ceil(self._scan_rows * nlist / max(ntotal, 1))))
+        """Lists holding about the row budget's vectors (at least one, at most all)."""
+        return max(1, min(nlist, math.ceil(self.rows_budget(ntotal) * nlist / max(ntotal, 1))))
+
+    def rows_budget(self, items: int) -> int:
+        """The row budget per query at this many items (IndexConfig.scan_rows_exponent)."""
+        cfg = self.config
+        scale = (max(items, 1) / cfg.scan_rows_items) ** cfg.scan_rows_exponent
+        return max(1, round(self._scan_rows * scale))
 
     # ---- mode switching and retraining ----------------------------------------------------
 
@@ -340,7 +361,8 @@ class FaissIndex:
             logger.error("%s; serving the %s index, retrying at %d items", e, self.mode, self._retry_at)
             return False
         self._set_nprobe(built.index)  # set_nprobe may have been called since the build began
-        self._master, self._norm, self._bands, self._bounds = built.index, built.norm, built.bands, built.bounds
+        self._master, self._norm, self._bands = built.index, built.norm, built.bands
+        self._bounds, self._scan = built.bounds, built.scan
         self.mode, self._trained_size = job.mode, job.trained_size
         self._replica, self._replica_dead = None, 0
         logger.info("vector index swapped to %s over %d items", job.mode, len(self))
@@ -364,7 +386,7 @@ class FaissIndex:
             plan = BandPlan(tuple(cfg.norm_bands), cfg.nlist_per_sqrt, cfg.train_iterations,
                             cfg.max_train_points_per_list, cfg.seed, cfg.ivf_codes)
             bands = NormBands.train(vectors, norms, plan)
-            return Built(bands.empty_ivf(), bands.norm, bands)
+            return Built(bands.empty_ivf(), bands.norm, bands, scan=self._train_scan(bands, vectors))
         nlist = cfg.nlist or int(round(cfg.nlist_per_sqrt * math.sqrt(len(vectors))))
         nlist = max(1, min(nlist, len(vectors) // 39))  # faiss wants >= 39 training points per list
         norm = float(norms.max(initial=0.0))
@@ -382,6 +404,14 @@ class FaissIndex:
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
         bounds = ListBounds(ivf.quantizer.reconstruct_n(0, nlist), ivf.quantizer.search, norm)
         return Built(ivf, norm, None, bounds)  # nprobe is set at the swap, once the lists are filled
+
+    def _train_scan(self, bands: NormBands, vectors: np.ndarray) -> PQScan | None:
+        """The PQ scan copy's codebook, trained on a sample of the stored vectors (None: no copy)."""
+        cfg = self.config
+        if not cfg.scan_pq:
+            return None
+        sample = np.random.default_rng(cfg.seed).permutation(len(vectors))[:TRAIN_ROWS]
+        return PQScan.train(bands.place(vectors[np.sort(sample)])[0], bands.centroids(), cfg.scan_pq, cfg.seed)
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
         """All (labels [n], vectors [n, dim]) currently in the master index."""
@@ -428,7 +458,10 @@ class FaissIndex:
         }
         if self._bands is not None:
             meta["bands"] = self._bands.meta()
-        return FrozenIndex(copy, self._empty_like_master(), meta, offsets, self._bands)
+        if self._scan is not None:
+            meta["scan_pq"] = self._scan.index.M
+        return FrozenIndex(copy, self._empty_like_master(), meta, offsets, self._bands,
+                           self._scan.empty() if self._scan is not None else None)
 
     def abandon_copy(self, copy: ChunkedCopy) -> None:
         """Stop journalling for a copy that will not be finished (a cancelled snapshot)."""
@@ -486,10 +519,23 @@ class FaissIndex:
             )
         self._master, self.mode, self._trained_size = master, meta["mode"], meta["trained_size"]
         self._norm, self._bands = norm, bands
+        self._scan = self._read_scan(directory, meta, master)
         self._set_nprobe(self._master)  # the config's nprobe wins over the snapshot's
         self._ids.restore(ids, labels, meta["next_label"])
         self.offsets = {int(p): int(o) for p, o in meta["offsets"].items()}
         return self
+
+    @staticmethod
+    def _read_scan(directory: Path, meta: dict, master: faiss.Index) -> PQScan | None:
+        if not meta.get("scan_pq"):
+            return None
+        try:
+            scan = PQScan(faiss.read_index(str(directory / "scan.faiss")))
+        except (OSError, RuntimeError) as exc:
+            raise VectorIndexError(f"cannot restore the PQ scan copy from {directory}: {exc}") from exc
+        if scan.index.ntotal != master.ntotal or scan.index.nlist != faiss.extract_index_ivf(master).nlist:
+            raise VectorIndexError(f"the PQ scan copy at {directory} does not match its index")
+        return scan
 
     @staticmethod
     def _read_bands(directory: Path, meta: dict, master: faiss.Index) -> NormBands | None:
@@ -511,17 +557,20 @@ class FrozenIndex:
     meta: dict
     offsets: dict[int, int]
     bands: NormBands | None = None
+    scan: PQScan | None = None  # the PQ scan copy's codebook, empty
 
-    def index(self) -> tuple[faiss.Index, list[str], np.ndarray]:
-        """(the index filled with the copy, item ids, their labels); an IVF assigns each vector
-        to its list again (the same centroids: the same lists), off the serving lock."""
+    def index(self) -> tuple[Built, list[str], np.ndarray]:
+        """(the index filled with the copy, beside it its PQ scan copy, item ids, their labels); an
+        IVF assigns each vector to its list again (the same centroids: the same lists), off the
+        serving lock."""
         labels, vectors, ids = self.copy.contents()
-        built = Built(faiss.clone_index(self.empty), float(self.meta["mips_norm"]), self.bands)
+        built = Built(faiss.clone_index(self.empty), float(self.meta["mips_norm"]), self.bands,
+                      scan=self.scan.empty() if self.scan is not None else None)
         if faiss.try_extract_index_ivf(built.index) is not None:
             faiss.extract_index_ivf(built.index).set_direct_map_type(faiss.DirectMap.Hashtable)
         for start in range(0, len(labels), 262_144):  # chunks bound the temporary memory of add
             _add_built(built, labels[start:start + 262_144], vectors[start:start + 262_144])
-        return built.index, ids, labels
+        return built, ids, labels
 
     def write(self, directory: str | Path) -> None:
         """Write the snapshot folder; it replaces `directory` atomically."""
@@ -529,8 +578,10 @@ class FrozenIndex:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        index, ids, labels = self.index()
-        faiss.write_index(index, str(tmp / "index.faiss"))
+        built, ids, labels = self.index()
+        faiss.write_index(built.index, str(tmp / "index.faiss"))
+        if built.scan is not None:
+            faiss.write_index(built.scan.index, str(tmp / "scan.faiss"))
         w = Writer()
         w.texts(ids)
         w.array(labels, "<i8")
@@ -547,6 +598,7 @@ class Built:
     norm: float
     bands: NormBands | None = None
     bounds: ListBounds | None = None  # an unbanded IVF's rows' lists, kept by _add_built
+    scan: PQScan | None = None  # the bands' PQ fast-scan copy (IndexConfig.scan_pq)
 
 
 def _run_aside(job: Job, config: IndexConfig) -> None:
@@ -559,7 +611,7 @@ def _run_aside(job: Job, config: IndexConfig) -> None:
 
 def _add_built(built: Built, labels: np.ndarray, vectors: np.ndarray) -> None:
     if built.bands is not None:
-        add_placed(built.index, built.bands, labels, vectors)
+        add_placed(built.index, built.bands, labels, vectors, built.scan)
     elif built.bounds is not None:
         padded = augment(vectors, built.norm)
         _add_core(built.index, labels, padded, built.bounds.place(labels, padded))
@@ -586,6 +638,8 @@ def _add_core(ivf: faiss.IndexIVF, labels: np.ndarray, padded: np.ndarray, lists
 
 
 def _remove_built(built: Built, labels: np.ndarray) -> None:
+    if built.scan is not None and len(labels):  # the lists from the IVF's direct map, before it forgets
+        built.scan.remove(labels, lists_of(faiss.extract_index_ivf(built.index), labels))
     remove_labels(built.index, labels)
 
 

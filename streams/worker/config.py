@@ -64,7 +64,8 @@ class WorkerSettings(BaseSettings):
     data_dir: Path = Path("threadrec-data")  # faust tables, item store, token cache
     token_cache_bytes: int = Field(512 * 1024 * 1024, ge=1)  # bound of the local token-state cache
     item_cache_bytes: int = Field(ITEM_CACHE_BYTES, ge=0)  # decoded item records kept in memory
-    # vectors an IVF query scans (its lists probed): recall against time, per query code (10 per
+    # vectors an IVF query scans at 1M items (its lists probed), by the cube root of the items
+    # elsewhere (IndexConfig.scan_rows_exponent): recall against time, per query code (10 per
     # engagement); bench/results/index.json has recall and ms per budget at 88k and 1M items
     index_scan_rows: int = Field(IndexConfig.scan_rows, ge=1)
     # memory of each RocksDB database (faust tables per partition, item store, token cache)

@@ -63,7 +63,7 @@ def test_bands_find_more_of_the_inner_product_top_k_than_one_ivf_for_the_same_ro
     oracle.upsert(ids, x)
     rng = np.random.default_rng(1)
     queries = [rng.standard_normal((3, DIM)).astype(np.float32) for _ in range(40)]
-    common = dict(dim=DIM, exact_threshold=100, rebuild_aside=False, scan_rows=1500)
+    common = dict(dim=DIM, exact_threshold=100, rebuild_aside=False, scan_rows=1500, scan_rows_exponent=0.0)
     banded, single = FaissIndex(IndexConfig(**common)), FaissIndex(IndexConfig(norm_bands=(), **common))
     for index in (banded, single):
         index.upsert(ids, x)
@@ -92,7 +92,8 @@ def test_a_banded_snapshot_restores_its_bands_and_an_unbanded_one_stays_unbanded
 def test_unit_vectors_get_one_ivf() -> None:
     ids, x = norm_varied(3000)
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    index = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, rebuild_aside=False, scan_rows=300))
+    index = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, rebuild_aside=False, scan_rows=300,
+                                   scan_rows_exponent=0.0))
     index.upsert(ids, unit)
     assert index.mode == "ivf" and index.nprobe == -(-300 * index.nlist // 3000)  # the one-IVF rule
 
@@ -198,3 +199,17 @@ def test_a_format_3_snapshot_of_fp32_bands_still_serves(tmp_path) -> None:
     assert again._bands.codes == "flat" and again._master.d == DIM + 1
     queries = [x[j:j + 2] for j in range(0, 20, 2)]
     assert again.search_many(queries, 15) == index.search_many(queries, 15)
+
+
+def test_a_budget_following_the_catalogue_probes_as_a_fixed_budget_of_its_rows() -> None:
+    ids, x = norm_varied(4000)
+    common = dict(dim=DIM, exact_threshold=100, rebuild_aside=False)
+    # 4,000 items of a budget set at 32,000 (1/8) with the cube root: half of 1,600 rows
+    scaled = FaissIndex(IndexConfig(scan_rows=1600, scan_rows_items=32_000, scan_rows_exponent=1 / 3, **common))
+    fixed = FaissIndex(IndexConfig(scan_rows=800, scan_rows_exponent=0.0, **common))
+    full = FaissIndex(IndexConfig(scan_rows=1600, scan_rows_exponent=0.0, **common))
+    for index in (scaled, fixed, full):
+        index.upsert(ids, x)
+    queries = [x[j:j + 3] * 2 for j in range(0, 60, 3)]
+    assert scaled.nprobe == fixed.nprobe < full.nprobe
+    assert scaled.search_many(queries, 20) == fixed.search_many(queries, 20)

@@ -25,4 +25,5 @@ def test_rocksdict_and_faiss_stay_in_their_backend_modules() -> None:
     assert [n for n, s in sources.items() if "from rocksdict" in s or "import rocksdict" in s] == [
         "rocksdict_backend.py"
     ]
-    assert sorted(n for n, s in sources.items() if "import faiss" in s) == ["faiss_bands.py", "faiss_index.py"]
+    assert sorted(n for n, s in sources.items() if "import faiss" in s) == ["faiss_bands.py", "faiss_index.py",
+                                                                           "faiss_scan.py"]

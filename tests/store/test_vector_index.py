@@ -367,7 +367,7 @@ def test_a_format_1_snapshot_of_an_ivf_without_the_extra_coordinate_still_serves
 
 def test_default_nprobe_probes_the_lists_that_hold_about_scan_rows_vectors() -> None:
     ids, vecs = _data(3000)
-    one_ivf = dict(dim=DIM, exact_threshold=100, rebuild_aside=False, norm_bands=())
+    one_ivf = dict(dim=DIM, exact_threshold=100, rebuild_aside=False, norm_bands=(), scan_rows_exponent=0.0)
     small = FaissIndex(IndexConfig(scan_rows=300, **one_ivf))
     small.upsert(ids, vecs)
     assert small.mode == "ivf" and small.nprobe == -(-300 * small.nlist // 3000)  # ceil
