@@ -24,7 +24,9 @@ items encoded by the packaged encoder; `fitted`: a mixture fitted to them, sampl
 user's queries pooling their rows on the (query, list) pairs of the best estimated scores);
 `banded-shares` is the layout before it (fp32 codes, each query's rows shared 8:4:2:1 by the
 bands); `single` is one IVF over all items. The row budget per query is `IndexConfig.scan_rows`
-(worker flag `--index-scan-rows`).
+(worker flag `--index-scan-rows`): since `banded` follows the catalogue (`scan_rows_exponent`, the
+budget at 1M items x (items / 1M)^(1/3)), its rows at the size are shown in brackets where the
+run recorded them; `banded-fixed` keeps the budget whatever the size.
 """
 
 
@@ -42,7 +44,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     out = []
     for (data, items, layout, budget, nprobe), rs in groups.items():
         default = " (default)" if rs[0].get("default_nprobe") and layout == "banded" else ""
-        out.append((data, f"{items:,}", layout, f"{budget:,}{default}" if budget else f"nprobe {nprobe}",
+        at = rs[0].get("rows_at_size")
+        budget_text = f"{budget:,}" + (f" ({at:,} here)" if at and at != budget else "") + default
+        out.append((data, f"{items:,}", layout, budget_text if budget else f"nprobe {nprobe}",
                     str(rs[0]["nlist"]), _pair(rs, "recall_at_100"), _pair(rs, "cpu_ms_per_engagement")))
     head = ("vectors", "items", "layout", "rows per query", "lists", "recall@100 codes / items",
             "ms per engagement codes / items")
