@@ -1,6 +1,7 @@
 """How inference computes: exact float32, int8 dynamic quantisation of the linear layers, or bf16
 autocast. `auto` picks from the device and the CPU's features at run time (machines differ: one
-had AVX512-BF16/AMX, another has no AVX-512), using what bench/bench_inference.py measured.
+had AVX512-BF16/AMX, one AVX512-BF16 without AMX, another no AVX-512), using what
+bench/bench_inference.py measured.
 
 int8 quantises activations per batch (dynamic ranges), so results depend slightly on what is
 batched together; parity tests and recomputes therefore pin `fp32`, which is exact.
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from model.config import INFERENCE_MODES as MODES
-from model.precision import half_dtype, half_is_native
+from model.precision import cpu_has_amx, half_dtype, half_is_native
 
 logger = logging.getLogger(__name__)
 
@@ -26,15 +27,16 @@ def int8_supported() -> bool:
 
 
 def resolve_mode(mode: str, device: torch.device) -> str:
-    """The concrete mode for `mode` on `device` (auto: bf16 on CUDA and on CPUs with native bf16,
-    else int8 where supported, else fp32)."""
+    """The concrete mode for `mode` on `device` (auto: bf16 on CUDA and on CPUs with AMX and native
+    bf16, else int8 where supported, else fp32). AVX512-BF16 alone is not enough: on an AMD EPYC
+    with it and no AMX, the engine's encoders ran 1.8x slower in bf16 than in int8 (one thread)."""
     if mode not in MODES:
         raise ValueError(f"unknown inference mode {mode!r} (one of {', '.join(MODES)})")
     if mode == "int8" and device.type != "cpu":
         raise ValueError("int8 dynamic quantisation runs on CPU only (use bf16 or fp32 on CUDA)")
     if mode != "auto":
         return mode
-    if half_is_native(device):
+    if device.type == "cuda" or (half_is_native(device) and cpu_has_amx()):
         return "bf16"
     return "int8" if device.type == "cpu" and int8_supported() else "fp32"
 

@@ -16,9 +16,11 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 TEXTS = ["Toy Story (1995) | Animation", "Heat (1995) | Action, Crime", "Emma (1996) | Drama, Romance"]
 
 
-@pytest.mark.parametrize("bf16, int8, want", [(True, True, "bf16"), (False, True, "int8"), (False, False, "fp32")])
-def test_auto_follows_the_cpu_features(monkeypatch, bf16, int8, want) -> None:
+@pytest.mark.parametrize("bf16, amx, int8, want", [(True, True, True, "bf16"), (True, False, True, "int8"),
+                                                   (False, False, True, "int8"), (False, False, False, "fp32")])
+def test_auto_follows_the_cpu_features(monkeypatch, bf16, amx, int8, want) -> None:
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: bf16)
+    monkeypatch.setattr(numerics, "cpu_has_amx", lambda: amx)
     monkeypatch.setattr(numerics, "int8_supported", lambda: int8)
     assert numerics.resolve_mode("auto", CPU) == want
     assert numerics.resolve_mode("auto", CUDA) == "bf16"
