@@ -33,6 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "runs" / "bench-scale"
 RECALL_K = 100
+# rows of one invocation share it; a saturation ratio compares rows of one run only (the CPU
+# differs between machines: the same code ran 10k items at 87.5/s on one and 51.5/s on another)
+RUN = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
 NEW_BLOCKS = 1_000_000  # vector blocks of the doubling's items start here (the catalogue's at 0)
 
 
@@ -238,7 +241,7 @@ class Size:
     row: dict = field(default_factory=dict)
 
     def run(self) -> dict:
-        self.row = {"items": self.items, "users": self.users, "ran_out": None,
+        self.row = {"items": self.items, "users": self.users, "run": RUN, "ran_out": None,
                     "vectors": "fitted" if self.args.data == "fitted" else "clustered",
                     "load_avg_at_start": os.getloadavg()[0]}
         budget = Budget(time.monotonic() + 60 * self.args.budget_min, self.args.min_free_gb)
@@ -557,7 +560,8 @@ def definitions() -> dict[str, str]:
                                           "saturation and 25/s replays / engagements the worker handled",
         "saturation_events_per_s": "held-out engagements offered at once / (first produced -> last "
                                    "recommendation consumed)",
-        "saturation_ratio": "saturation_events_per_s / the smallest size's",
+        "saturation_ratio": "saturation_events_per_s / the smallest size's of the same run",
+        "run": "when the bench started (UTC); the CPU differs between machines, so ratios stay within a run",
         "p50_ms/p99_ms": "engagement produced -> its recommendation consumed, at 25 engagements/s offered",
         "retrieval_ms_per_event": "worker stats retrieval_s (ranking's index searches) / engagements, "
                                   "over the saturation and 25/s replays",
@@ -587,14 +591,14 @@ def run_pipeline(args, console) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pairs = list(zip(args.sizes, args.user_counts, strict=True))
     old = json.loads(args.json_out.read_text()) if args.merge and args.json_out.is_file() else {}
-    rows = {(r["items"], r["users"]): r for r in old.get("rows", [])}
+    rows = {(r["items"], r["users"], r.get("run", "")): r for r in old.get("rows", [])}
     from bench_scale import machine
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("pipeline", total=len(pairs))
         for items, users in pairs:
             progress.update(task, description=f"{items:,} items, {users:,} users")
-            rows[(items, users)] = Size(items, users, args, console).run()
+            rows[(items, users, RUN)] = Size(items, users, args, console).run()
             write(args, rows, machine(1), console)
             progress.advance(task)
     return write(args, rows, machine(1), console)
@@ -609,9 +613,10 @@ def vector_spec(args):
 
 
 def write(args, rows: dict, mach: dict, console) -> dict[str, Any]:
-    ordered = [rows[k] for k in sorted(rows)]
-    base = next((r.get("saturation_events_per_s") for r in ordered if r.get("saturation_events_per_s")), None)
-    for r in ordered:
+    ordered = [rows[k] for k in sorted(rows, key=lambda k: (k[2], k[0], k[1]))]
+    for r in ordered:  # against the smallest size of the same run
+        base = next((o.get("saturation_events_per_s") for o in ordered
+                     if o.get("run", "") == r.get("run", "") and o.get("saturation_events_per_s")), None)
         s = r.get("saturation_events_per_s")
         r["saturation_ratio"] = s / base if s and base else None
     result = {"question": "how does each per-engagement cost grow with catalogue and user count?",
