@@ -91,7 +91,7 @@ async def load(runtime: Runtime, records: list[Record]) -> None:
     """The first N items, applied before serving (as a worker's catch-up)."""
     for s in range(0, len(records), FETCH):
         await runtime.apply_item_vectors(0, records[s:s + FETCH])
-    runtime.engine.index.finish_rebuild()
+    runtime.engine.finish_index_rebuild()
     runtime.serving = True
 
 

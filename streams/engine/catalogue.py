@@ -122,6 +122,11 @@ class ItemCatalogue:
         """A copy that will not be finished (cancelled): the index stops journalling for it."""
         self.index.abandon_copy(copy)
 
+    def finish_index_rebuild(self, timeout: float | None = None) -> bool:
+        """Wait for an index rebuild in flight and swap it in (start-up work, before serving);
+        False when it did not finish within timeout."""
+        return self.index.finish_rebuild(timeout)
+
     def index_written(self, offsets: dict[int, int]) -> None:
         """The frozen index of these offsets is on disk: the next start_index_copy compares with them."""
         self.index.offsets = offsets

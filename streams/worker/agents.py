@@ -62,10 +62,7 @@ def register_agents(app: faust.App, topics: Topics, tables: Tables, runtime: Run
             except BaseException as exc:  # noqa: B036 - any failure here must stop the worker
                 runtime.fail(exc)
                 raise
-            took = time.perf_counter() - t0
-            runtime.agent_s += took
-            runtime.param_pacer.served(took)  # sizes the parameters slices ...
-            runtime.item_pacer.served(took)  # ... and the item vectors'
+            runtime.batch_served(time.perf_counter() - t0)
 
     runtime.dead_letter = replica_dead_letters(topics, runtime)
     register_items_agent(app, runtime)

@@ -126,6 +126,13 @@ class Runtime:
     item_slices: int = 0  # item-vectors slices applied while serving
     item_hold_max_s: float = 0.0  # ... and the longest engine-thread call of one (its read or its store)
 
+    def batch_served(self, seconds: float) -> None:
+        """An engagement batch took `seconds`: counted, and it sizes the slices of parameters and
+        item vectors (each a share of a batch's time)."""
+        self.agent_s += seconds
+        self.param_pacer.served(seconds)
+        self.item_pacer.served(seconds)
+
     def take_param_heads(self, last_records: list) -> None:
         """The parameters replica's last record per partition at start: the version bound."""
         self.param_head = head_version(last_records, self.settings.param_version_step)
