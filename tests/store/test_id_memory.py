@@ -433,14 +433,8 @@ def test_put_batch_stores_what_put_rows_stores_held_or_not(memory_factory, versi
 
 def test_a_header_over_a_checkpoint_restores_what_a_snapshot_does(tmp_path) -> None:
     kv = RocksDictKV(tmp_path / "live")
-    mem = IdMemory(kv, config())
-    ids = random_ids(60, seed=2)
-    rng = np.random.default_rng(1)
-    for step in range(20):
-        batch = [ids[i] for i in rng.integers(0, 60, 50)]
-        mem.observe(batch, 100.0 + step)
-        mem.apply_gradients(batch, rng.standard_normal((50, 4)), ts=100.0 + step)
-    mem.version, mem.meta = 9, b"offsets:{0: 12}"
+    mem = _busy_memory(lambda **overrides: IdMemory(kv, config(**overrides)))  # a small cache: rows dirty
+    ids, rng = random_ids(60, seed=3), np.random.default_rng(1)
     header = mem.header()  # writes the dirty rows back first
     header_observations = mem._filter.observations
     kv.checkpoint(tmp_path / "ck")
