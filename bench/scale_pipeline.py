@@ -614,9 +614,10 @@ def vector_spec(args):
 
 def write(args, rows: dict, mach: dict, console) -> dict[str, Any]:
     ordered = [rows[k] for k in sorted(rows, key=lambda k: (k[2], k[0], k[1]))]
-    for r in ordered:  # against the smallest size of the same run
-        base = next((o.get("saturation_events_per_s") for o in ordered
-                     if o.get("run", "") == r.get("run", "") and o.get("saturation_events_per_s")), None)
+    smallest = min((r["items"] for r in ordered), default=0)
+    for r in ordered:  # against the smallest size of the same run (none in a run without it)
+        base = next((o.get("saturation_events_per_s") for o in ordered if o.get("run", "") == r.get("run", "")
+                     and o["items"] == smallest and o.get("saturation_events_per_s")), None)
         s = r.get("saturation_events_per_s")
         r["saturation_ratio"] = s / base if s and base else None
     result = {"question": "how does each per-engagement cost grow with catalogue and user count?",
