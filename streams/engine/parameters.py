@@ -14,6 +14,7 @@ the version every recommendation reports, for good.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,7 +54,12 @@ class ApplyPacer:
     for the lock behind a slice then takes about (1 + share) times as long, whatever the size of
     the sync. A slice has fixed costs too (index and gate calls, 0.2-0.4 ms here); measured per
     record they settle the slice where fixed + per-record costs fill the time allowed, and
-    `least` keeps a slice from shrinking to one record where the fixed costs alone exceed it."""
+    `least` keeps a slice from shrinking to one record where the fixed costs alone exceed it.
+    `min_per_s` is a rate floor: however long the batches (a saturated worker's run to seconds,
+    where `budget_s` alone would let through ~32 records per batch), a slice holds at least the
+    records that keep the apply at that rate across a batch and the slice itself, so a catalogue
+    doubling or a large sync ends in bounded time; it costs serving min_per_s x the cost per record
+    of its time (6% at 1,000/s and 60 us), and nothing while the backlog is empty."""
 
     budget_s: float
     most: int
@@ -63,6 +69,7 @@ class ApplyPacer:
     per_record_s: float = 0.0  # measured; 0 before the first slice, which takes `first` records
     batch_s: float = 0.0  # measured; 0 before the first engagement batch: budget_s applies
     first: int = 64
+    min_per_s: float = 0.0  # the rate floor (records/s; 0: none)
 
     def allowed_s(self) -> float:
         """Seconds the next slice may hold the lock."""
@@ -74,7 +81,18 @@ class ApplyPacer:
         """Records for the next slice."""
         if self.per_record_s <= 0:
             return max(1, min(self.most, self.first))
-        return max(1, min(self.most, max(self.least, int(self.allowed_s() / self.per_record_s))))
+        by_share = max(self.least, int(self.allowed_s() / self.per_record_s))
+        return max(1, min(self.most, max(by_share, self.by_floor())))
+
+    def by_floor(self) -> int:
+        """Records that hold `min_per_s` over one batch plus the slice: n / (batch_s + n x
+        per_record_s) = min_per_s; `most` where the floor outruns the cost per record."""
+        busy = self.min_per_s * self.per_record_s  # the share of time the floor takes
+        if self.min_per_s <= 0 or self.batch_s <= 0:
+            return 0
+        if busy >= 1.0:
+            return self.most
+        return math.ceil(self.min_per_s * self.batch_s / (1.0 - busy))
 
     def took(self, records: int, seconds: float) -> None:
         """A slice of `records` took `seconds` under the lock."""

@@ -91,6 +91,11 @@ class WorkerSettings(BaseSettings):
     param_apply_share: float = Field(0.4, gt=0)
     param_apply_budget_ms: float = Field(2.0, gt=0)
     param_apply_slice: int = Field(4096, ge=1)
+    # rate floors (records/s) of those slices while serving: a saturated worker's batches run
+    # to seconds, and the share alone then applied ~175 item vectors/s (a 300k-item doubling in
+    # half an hour); the floor takes that rate x the cost per record of serving's time
+    item_apply_min_per_s: float = Field(1000.0, ge=0)
+    param_apply_min_per_s: float = Field(1000.0, ge=0)
     web_port: int | None = None  # faust web server port (none: off)
     web_host: str = "127.0.0.1"  # address the faust web server binds
     metrics_port: int | None = None  # Prometheus /metrics port (none: off)

@@ -140,8 +140,11 @@ class Runtime:
 
     def __post_init__(self) -> None:
         budget_s = self.settings.param_apply_budget_ms / 1000.0
-        self.param_pacer = ApplyPacer(budget_s, self.settings.param_apply_slice, self.settings.param_apply_share)
-        self.item_pacer = ApplyPacer(budget_s, self.settings.param_apply_slice, self.settings.param_apply_share)
+        s = self.settings
+        self.param_pacer = ApplyPacer(budget_s, s.param_apply_slice, s.param_apply_share,
+                                      min_per_s=s.param_apply_min_per_s)
+        self.item_pacer = ApplyPacer(budget_s, s.param_apply_slice, s.param_apply_share,
+                                     min_per_s=s.item_apply_min_per_s)
         if self.clock is None:
             self.clock = EventClock(self.settings.future_skew_s, self.settings.watermark_skew_s,
                                     self.settings.late_skew_s)

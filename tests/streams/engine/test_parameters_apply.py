@@ -250,3 +250,23 @@ def test_the_pacer_sizes_slices_to_a_share_of_a_batch_at_the_measured_cost():
     pacer.took(1000, 60.0)  # a record of a minute: still one per slice, never none
     assert ApplyPacer(budget_s=0.002, most=500, least=1, per_record_s=60.0).next() == 1 and pacer.next() >= 1
     assert ApplyPacer(budget_s=0.002, most=3, per_record_s=1e-6).next() == 3  # `most` over `least`
+
+
+def test_the_rate_floor_keeps_slices_at_its_rate_however_long_the_batches():
+    from streams.engine.parameters import ApplyPacer
+
+    def rate(pacer: ApplyPacer, batch_s: float, per_record_s: float) -> float:
+        pacer.batch_s, pacer.per_record_s = batch_s, per_record_s
+        n = pacer.next()
+        return n / (batch_s + n * per_record_s)  # records per batch and slice, in turn
+
+    # a saturated worker: batches of half a second, 60 us per record; the 2 ms budget alone
+    # lets 33 records through per batch (66/s)
+    assert rate(ApplyPacer(0.002, 4096), 0.5, 6e-5) < 70
+    floored = ApplyPacer(0.002, 4096, min_per_s=1000.0)
+    for batch_s in (0.05, 0.5, 2.0):
+        assert 1000.0 <= rate(floored, batch_s, 6e-5) < 1020.0  # the floor, rounded up
+    floored.per_record_s = 2e-3  # the floor outruns the cost per record: the largest slices
+    assert floored.next() == 4096
+    floored.batch_s = 0.0  # no batch seen: nothing owed, the share's rule
+    assert floored.next() == ApplyPacer(0.002, 4096, per_record_s=2e-3).next()
