@@ -232,7 +232,8 @@ def pipeline_notes(d: dict[str, Any]) -> str:
                         f"{_v(r, 'sessions_recomputed_per_event', '.1f')} older sessions re-encoded per "
                         f"event (token-state cache misses), {_v(r, 'changelog_records_per_engagement', '.2f')} "
                         f"changelog records per engagement, {r.get('index_rebuilds_during_doubling', '-')} "
-                        f"index rebuilds in the doubling" for r in rows if "model_ms_per_event" in r)
+                        f"index rebuilds in the doubling, its vectors applied at "
+                        f"{_v(r, 'doubling_applied_per_s', '.0f')}/s" for r in rows if "model_ms_per_event" in r)
     setup = "; ".join(f"{r['items']:,} items: items + vectors {_v(r, 'bulk_items_s')} s, states "
                       f"{_v(r, 'bulk_states_s')} s, broker RSS {_v(r, 'broker_rss_mb')} MB" for r in rows)
     return (f"Bulk load (set-up, before the worker starts): {setup}. "

@@ -481,6 +481,8 @@ class Size:
                         during_retrain_events=len(during),
                         doubling_window_s=window["end"] - window["start"],
                         doubling_publish_s=window.get("sent", window["end"]) - window["start"],
+                        # the apply's pace while serving (ApplyPacer's share and rate floor)
+                        doubling_applied_per_s=self.items / max(window["applied"] - window["start"], 1e-9),
                         index_rebuilds_during_doubling=text.count("rebuilding vector index") - log0[0],
                         index_swaps=re.findall(r"vector index swapped to (\w+) over (\d+) items", text)[-3:])
         p99 = self.row.get("p99_ms")
