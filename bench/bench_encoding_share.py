@@ -92,7 +92,7 @@ class Member:
     proc: WorkerProcess
     launched: float
     ready_s: float | None = None
-    cpu_at_ready: float = 0.0
+    cpu_from: float = 0.0  # its CPU seconds when the items arrived, or when it became ready after
     cpu_at_end: float = 0.0
     encoded: int = 0
     encoded_last_t: float | None = None  # when its items_encoded last grew
@@ -103,7 +103,7 @@ class Member:
         st = self.stats = self.proc.stats() or {}
         now = time.monotonic()
         if st.get("ready") and self.ready_s is None:
-            self.ready_s, self.cpu_at_ready = now - self.launched, proc_cpu_s(self.proc.proc.pid)
+            self.ready_s, self.cpu_from = now - self.launched, proc_cpu_s(self.proc.proc.pid)
         if st.get("items_encoded", 0) > self.encoded:
             self.encoded, self.encoded_last_t = st["items_encoded"], now
         return st
@@ -163,12 +163,22 @@ def speedup(cases: dict[str, dict[str, Any]]) -> float | None:
     return pair / solo if pair and solo else None
 
 
+def cpu_speedup(cases: dict[str, dict[str, Any]]) -> float | None:
+    """The pair's speed-up were each worker given a core of its own: one worker's CPU seconds
+    for the catalogue over the busier pair member's (None without both cases)."""
+    solo, pair = (cases.get(c, {}).get("workers") for c in ("solo", "pair"))
+    if not solo or not pair:
+        return None
+    most = max(w["cpu_s"] for w in pair)
+    return solo[0]["cpu_s"] / most if most else None
+
+
 def member_row(m: Member, n: int) -> dict[str, Any]:
     st = m.stats
-    enc, model_s, cpu = m.encoded, st.get("model_s", 0.0), m.cpu_at_end - m.cpu_at_ready
+    enc, model_s, cpu = m.encoded, st.get("model_s", 0.0), m.cpu_at_end - m.cpu_from
     return {"worker": m.name, "items_encoded": enc, "share": enc / n, "encode_model_s": model_s,
             "encode_items_per_s": enc / model_s if model_s else None,
-            "cpu_s_ready_to_end": cpu, "items_per_cpu_s": enc / cpu if cpu else None,
+            "cpu_s": cpu, "items_per_cpu_s": enc / cpu if cpu else None,
             "vectors_applied": st.get("items_upserted"),
             "vectors_applied_not_encoded_here": st.get("items_upserted", 0) - enc,
             "vectors_reencoded": st.get("vectors_reencoded"), "bad_items": st.get("bad_items"),
@@ -204,9 +214,11 @@ class Run:
     def wait(self, members: list[Member], done, what: str) -> None:
         wait(members, done, what, self.args.stall_s)
 
-    def produce(self, k: KafkaSettings) -> tuple[float, tuple[float, float]]:
+    def produce(self, k: KafkaSettings, members: list[Member]) -> tuple[float, tuple[float, float]]:
         """The N items to `items` (the CLI's replay path); (monotonic start, machine CPU then)."""
         t0, mach0 = time.monotonic(), machine_cpu_s()
+        for m in members:  # the workers' CPU counts from here (start-up and idle left out)
+            m.cpu_from = proc_cpu_s(m.proc.proc.pid)
         replay_to_broker([self.items], k, progress=False, create_topics=False)
         return t0, mach0
 
@@ -220,9 +232,11 @@ class Run:
         published = sum(m.encoded for m in members)
         recs = consume_all(self.bootstrap, k.topic("item-vectors"), published, timeout_s=120)
         wall = max(m.encoded_last_t or t0 for m in members) - t0
+        cpu = sum(m.cpu_at_end - m.cpu_from for m in members)
         return {"case": case, "items": n, "partitions": k.partitions, "workers": [member_row(m, n) for m in members],
                 **share_summary([m.encoded for m in members], n, wall),
                 "catalogue_on_every_worker_s": end - t0, "machine_busy": busy / total if total else None,
+                "worker_cores": cpu / (end - t0),
                 "item_vectors_records": len(recs), "item_vectors_keys": len({r.key for r in recs})}
 
 
@@ -233,7 +247,7 @@ def group_case(run: Run, case: str, count: int) -> dict[str, Any]:
         members = [run.launch(stack, k, run_dir, f"w{j}") for j in range(count)]
         run.wait(members, lambda ms: all(m.ready_s is not None for m in ms), "workers ready")
         time.sleep(SETTLE_S)
-        t0, mach0 = run.produce(k)
+        t0, mach0 = run.produce(k, members)
         run.wait(members, holds_all(run.args.items), "the catalogue")
         return run.finish(case, k, members, t0, mach0)
 
@@ -245,7 +259,7 @@ def join_case(run: Run, lead_items: float) -> dict[str, Any]:
     with ExitStack() as stack:
         first = run.launch(stack, k, run_dir, "w0")
         run.wait([first], lambda ms: ms[0].ready_s is not None, "the first worker ready")
-        t0, mach0 = run.produce(k)
+        t0, mach0 = run.produce(k, [first])
         trigger = max(0, int(run.args.join_at * n - lead_items))
         run.wait([first], lambda ms: ms[0].encoded >= trigger, "the first worker's share")
         at_launch = first.encoded
@@ -286,8 +300,13 @@ def definitions() -> dict[str, str]:
                           "thread; no engagements run here, so nothing else calls the model)",
         "encode_items_per_s": "items_encoded / encode_model_s: one worker's encoder speed, wall (waits for "
                               "a core included)",
-        "items_per_cpu_s": "items_encoded / the worker process's CPU seconds from its ready to the case end "
-                           "(encoding, publishing and applying every vector)",
+        "cpu_s": "the worker process's CPU seconds from the items' replay start (or its ready, if later) "
+                 "to the case end: encoding its share, publishing it and applying every vector",
+        "items_per_cpu_s": "items_encoded / cpu_s",
+        "worker_cores": "the case's workers' cpu_s together / (replay start -> case end): the cores they got",
+        "cpu_speedup_pair_over_solo": "cpu_s of the solo worker / of the busier pair member: the pair's "
+                                      "speed-up were each worker given a free core (the wall speed-up is "
+                                      "bounded by the cores the machine had free)",
         "vectors_applied": "stats items_upserted: item-vectors records stored (every vector, its own "
                            "included, reaches the store through the replica, never the encoder)",
         "vectors_applied_not_encoded_here": "vectors_applied - items_encoded: read without encoding",
@@ -335,7 +354,8 @@ def main() -> None:
                          "settle_s": SETTLE_S},
               "items_per_partition": partition_counts(keys, partitions),
               "machine": {**mach, "load_avg_at_end": os.getloadavg()},
-              "speedup_pair_over_solo": speedup(cases), "definitions": definitions(), "cases": cases}
+              "speedup_pair_over_solo": speedup(cases), "cpu_speedup_pair_over_solo": cpu_speedup(cases),
+              "definitions": definitions(), "cases": cases}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"pair / solo: {result['speedup_pair_over_solo']}; wrote {args.json}")

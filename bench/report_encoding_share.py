@@ -17,7 +17,7 @@ from streams.readme import cell, markdown_table, splice_section
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = ("case", "workers", "items encoded per worker (share)", "encoded twice", "encoder items/s per worker (wall)",
-        "items / CPU s per worker", "case items/s", "every worker holds all (s)", "machine busy")
+        "items / CPU s per worker", "case items/s", "every worker holds all (s)", "workers' cores", "machine busy")
 
 
 def _per_worker(c: dict[str, Any], key: str, fmt: str) -> str:
@@ -30,7 +30,8 @@ def table(cases: dict[str, dict[str, Any]]) -> str:
          " / ".join(f"{w['items_encoded']:,} ({w['share']:.1%})" for w in c["workers"]),
          f"{c['encoded_twice']:,}", _per_worker(c, "encode_items_per_s", ".0f"),
          _per_worker(c, "items_per_cpu_s", ".0f"), cell(c.get("items_per_s"), ".0f"),
-         cell(c.get("catalogue_on_every_worker_s"), ".1f"), cell(c.get("machine_busy"), ".0%"))
+         cell(c.get("catalogue_on_every_worker_s"), ".1f"), cell(c.get("worker_cores"), ".2f"),
+         cell(c.get("machine_busy"), ".0%"))
         for name, c in cases.items()])
 
 
@@ -45,7 +46,11 @@ def verdict(d: dict[str, Any]) -> str:
     if d.get("speedup_pair_over_solo"):
         parts.append(f"the pair encoded {d['speedup_pair_over_solo']:.2f}x as many items/s as one worker "
                      f"of the same run (the machine's {d['machine']['cpu_count']} cores "
-                     f"{cell(cases['pair'].get('machine_busy'), '.0%')} busy meanwhile)")
+                     f"{cell(cases['pair'].get('machine_busy'), '.0%')} busy meanwhile, the pair getting "
+                     f"{cell(cases['pair'].get('worker_cores'), '.2f')} of them)")
+    if d.get("cpu_speedup_pair_over_solo"):
+        parts.append(f"from CPU seconds, {d['cpu_speedup_pair_over_solo']:.2f}x were each worker given a free "
+                     "core (each still applies every vector)")
     j = cases.get("join", {}).get("join")
     if j:
         parts.append(f"a worker joining while the first encoded became ready with {j['left_at_second_ready']:,} "
@@ -63,7 +68,7 @@ def notes(d: dict[str, Any]) -> str:
             f"keys: a split of whole partitions is even only to that). Broker: {d['broker']}; {d['worker']}; "
             f"{d['checkpoint']}. Encoder items/s: items_encoded / the worker's model_s (wall seconds in "
             f"the encoder calls, waits for a core included); items / CPU s: over the worker process's CPU "
-            f"from ready to the case's end (encoding, publishing, applying every vector); case items/s: "
+            f"from the items' arrival (or its ready) to the case's end (encoding, publishing, applying every vector); case items/s: "
             f"items / (replay start -> last item encoded). Machine: {m['cpu']}, {m['cpu_count']} cores, "
             f"load average {load:.1f} at the start (other processes shared the cores), "
             f"{m['worker_torch_threads']} torch thread per worker; run {d['run']}, {d['run_s']:.0f} s.\n")
