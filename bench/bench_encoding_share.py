@@ -11,8 +11,10 @@ the case is ready. Cases, each on its own topic prefix, in one invocation:
 - solo: one worker encodes all N;
 - pair: two workers, both ready before the items arrive, each encodes its `items` partitions;
 - join: the second worker is launched while the first is encoding, early by its own start-up
-  time (the pair case's launch -> ready) so that it joins near half way; it takes over
-  partitions in the rebalance and encodes what is left of them.
+  time (the pair case's launch -> ready, times one worker's items/s) so that it joins well before
+  the end (its start-up slows the first, so it joins earlier than --join-at: the JSON gives what
+  was left when it became ready); it takes over partitions in the rebalance and encodes what is
+  left of them.
 
 A case ends when every worker's item store holds all N (stats `items_upserted`) and item-vectors
 holds a vector of every item. Per worker, from its stats file: `items_encoded` (the engine's
@@ -253,8 +255,8 @@ def group_case(run: Run, case: str, count: int) -> dict[str, Any]:
 
 
 def join_case(run: Run, lead_items: float) -> dict[str, Any]:
-    """The second worker launched once the first encoded join_at x N less `lead_items` (what the
-    first encodes while the second starts up), so that it joins near join_at."""
+    """The second worker launched once the first encoded join_at x N less `lead_items` (what one
+    worker alone encodes while another starts up), so that it joins before the end."""
     n, k, run_dir = run.args.items, run.topics("join"), run.run_dir("join")
     with ExitStack() as stack:
         first = run.launch(stack, k, run_dir, "w0")
@@ -294,6 +296,7 @@ def run_cases(run: Run, console: Console) -> dict[str, dict[str, Any]]:
 
 def definitions() -> dict[str, str]:
     return {
+        "run": "when the bench started (UTC); run_s: how long it took",
         "items_encoded": "the worker's stats items_encoded: items its engine ran through the item encoder",
         "share": "items_encoded / N",
         "encode_model_s": "the worker's stats model_s: wall seconds inside the encoder calls (the engine "
@@ -336,7 +339,7 @@ def main() -> None:
     ckpt, items = scale_checkpoint(console), items_file(args.items, args.seed)
     mach = {**machine(1), "worker_torch_threads": FLAGS["torch_threads"],
             "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS")}
-    t0 = time.monotonic()
+    t0, run = time.monotonic(), time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
     with EmbeddedBroker() as broker:
         cases = run_cases(Run(broker.bootstrap, ckpt, items, args), console)
     keys = [json.loads(line)["item_id"] for line in items.read_text().splitlines()]
@@ -348,8 +351,8 @@ def main() -> None:
                         "one deployment (topic prefix, items group) per case",
               "checkpoint": "the demo's quick-checkpoint architecture (streams/demo/checkpoint.py QUICK_MODEL), "
                             "packaged MiniLM backbone, untrained heads (seeded): cost and share, not quality",
-              "items": f"{args.items} items of the synthetic production feed (seed {args.seed})",
-              "run": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), "run_s": time.monotonic() - t0,
+              "items": f"{args.items:,} items of the synthetic production feed (seed {args.seed})",
+              "run": run, "run_s": time.monotonic() - t0,
               "config": {"items": args.items, "seed": args.seed, "join_at": args.join_at,
                          "settle_s": SETTLE_S},
               "items_per_partition": partition_counts(keys, partitions),
