@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # tests waiting on workers, so two overlap well on 2 cores; 0 runs everything in one process
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test test-unit lint bench reliability clean-venv
+.PHONY: install demo test test-unit lint bench reliability encoding-share clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ reliability: $(STAMP)
 	$(BIN)/python bench/bench_chaos.py --runs 10 --per-user 100 --rate 15 --kills 4 --json bench/results/chaos.json
 	$(BIN)/python bench/bench_overload.py --minutes 5 --json bench/results/overload.json
 	$(BIN)/python bench/report_reliability.py
+
+# issue 26's encoding share: one worker, a pair and a worker joining (about 7 min), then the README
+encoding-share: $(STAMP)
+	$(BIN)/python bench/bench_encoding_share.py --json bench/results/encoding_share.json
+	$(BIN)/python bench/report_encoding_share.py
 
 clean-venv:
 	rm -rf $(VENV)
