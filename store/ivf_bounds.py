@@ -60,20 +60,23 @@ class ListBounds:
         """The nearest list of each changed row (augmented vectors, old: as stored): kept where
         the bound shows it, searched for the rest; recorded."""
         self._grow(int(labels.max(initial=-1)) + 1)
-        held = self.lists[labels].astype(np.int64)  # (n, width)
-        delta = np.linalg.norm(new - old, axis=1)
-        near = np.linalg.norm(new[:, None, :] - self.centroids[np.maximum(held, 0)], axis=2)
+        held = self.lists[labels]  # (n, width); -1 where not placed or fewer lists
+        delta = _norms(new - old)
+        near = _norms(new[:, None, :] - self.centroids[held])  # (n, width); -1 read the last list: masked
         near[held < 0] = np.inf
-        order = np.argsort(near, axis=1)
-        near = np.take_along_axis(near, order, axis=1)
-        gap = near[:, 1] - near[:, 0] if self.width > 1 else np.full(len(labels), np.inf)
-        keep = (held[:, 0] >= 0) & (near[:, 0] + delta + self.margin < self.lower[labels]) & (gap > self.margin)
-        kept = labels[keep]
-        self.lists[kept] = np.take_along_axis(held[keep], order[keep], axis=1)
-        self.lower[kept] -= delta[keep]
-        self.kept += len(kept)
-        lists = self.lists[labels, 0].astype(np.int64)
-        if len(kept) < len(labels):
+        rows = np.arange(len(labels))
+        best = near.argmin(axis=1)
+        first = near[rows, best]
+        near[rows, best] = np.inf
+        keep = (held[:, 0] >= 0) & (first + delta + self.margin < self.lower[labels]) & (near.min(axis=1) - first > self.margin)
+        if keep.any():  # the nearest candidate becomes column 0 (the others stay candidates, in any order)
+            at, to = rows[keep], best[keep]
+            held[at, to], held[at, 0] = held[at, 0], held[at, to]
+            self.lists[labels[keep]] = held[keep]
+            self.lower[labels[keep]] -= delta[keep]
+            self.kept += len(at)
+        lists = held[:, 0].astype(np.int64)
+        if not keep.all():
             lists[~keep] = self.place(labels[~keep], np.ascontiguousarray(new[~keep]))
         return lists
 
@@ -88,3 +91,8 @@ class ListBounds:
         more = np.full((size - len(self.lists), self.width), _UNPLACED, np.int32)
         self.lists = np.concatenate([self.lists, more])
         self.lower = np.concatenate([self.lower, np.zeros(size - len(self.lower), np.float32)])
+
+
+def _norms(x: np.ndarray) -> np.ndarray:
+    """L2 norms along the last axis (one einsum: no linalg.norm overhead per call)."""
+    return np.sqrt(np.einsum("...k,...k->...", x, x))
