@@ -68,7 +68,9 @@ class ListBounds:
         best = near.argmin(axis=1)
         first = near[rows, best]
         near[rows, best] = np.inf
-        keep = (held[:, 0] >= 0) & (first + delta + self.margin < self.lower[labels]) & (near.min(axis=1) - first > self.margin)
+        with np.errstate(invalid="ignore"):  # inf - inf on a row never placed: nan, not kept
+            gap = near.min(axis=1) - first
+        keep = (held[:, 0] >= 0) & (first + delta + self.margin < self.lower[labels]) & (gap > self.margin)
         if keep.any():  # the nearest candidate becomes column 0 (the others stay candidates, in any order)
             at, to = rows[keep], best[keep]
             held[at, to], held[at, 0] = held[at, 0], held[at, to]
