@@ -30,6 +30,7 @@ Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 MARGIN = 1e-3  # of the augmented vectors' norm: far above float32 rounding of their distances
 CANDIDATES = 4  # lists held per row: its own and the next nearest when placed
+_FAR = np.float32(1e30)  # the distance of a candidate not held: never the nearest, no inf - inf
 _UNPLACED = -1
 
 
@@ -58,28 +59,30 @@ class ListBounds:
 
     def move(self, labels: np.ndarray, new: np.ndarray, old: np.ndarray) -> np.ndarray:
         """The nearest list of each changed row (augmented vectors, old: as stored): kept where
-        the bound shows it, searched for the rest; recorded."""
+        the bound shows it, searched for the rest; recorded. Few numpy calls: at 32 rows a
+        slice's cost is their count."""
         self._grow(int(labels.max(initial=-1)) + 1)
         held = self.lists[labels]  # (n, width); -1 where not placed or fewer lists
         delta = _norms(new - old)
-        near = _norms(new[:, None, :] - self.centroids[held])  # (n, width); -1 read the last list: masked
-        near[held < 0] = np.inf
-        rows = np.arange(len(labels))
-        best = near.argmin(axis=1)
-        first = near[rows, best]
-        near[rows, best] = np.inf
-        with np.errstate(invalid="ignore"):  # inf - inf on a row never placed: nan, not kept
-            gap = near.min(axis=1) - first
-        keep = (held[:, 0] >= 0) & (first + delta + self.margin < self.lower[labels]) & (gap > self.margin)
-        if keep.any():  # the nearest candidate becomes column 0 (the others stay candidates, in any order)
-            at, to = rows[keep], best[keep]
-            held[at, to], held[at, 0] = held[at, 0], held[at, to]
-            self.lists[labels[keep]] = held[keep]
+        near = np.where(held < 0, _FAR, _norms(new[:, None, :] - self.centroids[held]))  # -1 read the last list
+        to = near.argmin(axis=1)
+        if self.width > 1:
+            two = np.partition(near, 1, axis=1)
+            first, gap = two[:, 0], two[:, 1] - two[:, 0]
+        else:
+            first, gap = near[:, 0], _FAR
+        # a row never placed here has lower 0 (_grow): not kept
+        keep = (first + delta + self.margin < self.lower[labels]) & (gap > self.margin)
+        if keep.any():
             self.lower[labels[keep]] -= delta[keep]
-            self.kept += len(at)
+            self.kept += int(keep.sum())
+            cross = np.flatnonzero(keep & (to > 0))  # into another candidate: it becomes column 0
+            if len(cross):
+                held[cross, to[cross]], held[cross, 0] = held[cross, 0], held[cross, to[cross]]
+                self.lists[labels[cross]] = held[cross]
         lists = held[:, 0].astype(np.int64)
-        if not keep.all():
-            lists[~keep] = self.place(labels[~keep], np.ascontiguousarray(new[~keep]))
+        if len(at := np.flatnonzero(~keep)):
+            lists[at] = self.place(labels[at], np.ascontiguousarray(new[at]))
         return lists
 
     def _record(self, labels: np.ndarray, lists: np.ndarray, lower: np.ndarray) -> None:
