@@ -133,7 +133,7 @@ def worker_rows(learner: OnlineLearner, root: Path, seed: int) -> IdHalf:
 def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users: list[list[str]]) -> dict[str, Any]:
     """The worker's ID half (index and row sample built) applies the sync in slices as the
     worker's runtime sizes them (ApplyPacer: param_apply_share of an engagement's time, here one
-    serve's, at most param_apply_budget_ms per hold of the engine lock), serving one engagement's ID-half calls (h_u, index search,
+    serve's, at most param_apply_budget_ms per hold of the engine lock, the rate floor param_apply_min_per_s), serving one engagement's ID-half calls (h_u, index search,
     exact terms) between slices. apply_us_per_row: the slices' time over the rows (wall; the
     thread's CPU time in apply_cpu_us_per_row, steadier when other processes share the cores);
     p99_during_sync_ratio: p99 of (one slice + one serve), an engagement that arrived as a slice
@@ -152,7 +152,7 @@ def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users:
     serve(0)
     settings = WorkerSettings()
     pacer = ApplyPacer(settings.param_apply_budget_ms / 1000.0, settings.param_apply_slice,
-                       settings.param_apply_share)
+                       settings.param_apply_share, min_per_s=settings.param_apply_min_per_s)
     applied_s, applied_cpu_s, during, quiet, start = 0.0, 0.0, [], [], 0
     while start < len(records):
         quiet.append(serve(len(quiet)))  # paired with the slice below: the same moment's load on the cores
@@ -172,7 +172,7 @@ def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users:
             1e3 * float(np.percentile(during, 99)) if during else None,
             "worker_index_build_s": index_s, "apply_slices": len(during),
             "apply_budget_ms": settings.param_apply_budget_ms, "apply_share": settings.param_apply_share,
-            "apply_slice_max": settings.param_apply_slice}
+            "apply_slice_max": settings.param_apply_slice, "apply_min_per_s": settings.param_apply_min_per_s}
 
 
 def worker_starts(learner: OnlineLearner, root: Path, seed: int) -> dict[str, Any]:

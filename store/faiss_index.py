@@ -652,8 +652,10 @@ def augment(vectors: np.ndarray, norm: float) -> np.ndarray:
     when norm is 0."""
     if not norm:
         return vectors
-    extra = np.sqrt(np.maximum(norm * norm - np.einsum("ij,ij->i", vectors, vectors), 0.0))
-    return np.ascontiguousarray(np.hstack([vectors, extra[:, None].astype(np.float32)]))
+    out = np.empty((len(vectors), vectors.shape[1] + 1), np.float32)  # filled in place: no hstack copy
+    out[:, :-1] = vectors
+    out[:, -1] = np.sqrt(np.maximum(norm * norm - np.einsum("ij,ij->i", vectors, vectors), 0.0))
+    return out
 
 
 def pad_queries(queries: np.ndarray, norm: float, width: int) -> np.ndarray:

@@ -1,16 +1,22 @@
-"""Which list each row of an IVF lies in, and a lower bound on its distance to every other list.
+"""Which list each row of an IVF lies in, a few lists nearest it besides, and a lower bound on
+its distance to every other list.
 
 A changed row must go to the list whose centroid is nearest its new vector (L2 on the augmented
 vectors, store/faiss_index.py), and searching every centroid for that is most of the cost of
 applying a sync. Most rows the trainer changes move little, so they stay nearest their list; the
-triangle inequality shows it without a search (the bound Hamerly's k-means keeps): with the
-row's distance to its own centroid d, and `lower`, at most its distance to any other centroid,
-a row that moved by delta is still nearest its list when |x' - c_own| < lower - delta, and then
-lower - delta bounds the others again. A row that fails the test (or was never placed here) is
-searched: its nearest centroid and the second nearest's distance, an exact `lower`.
+triangle inequality shows it without a search (the bound Hamerly's k-means keeps, widened to a
+few candidates as Elkan's keeps one per centroid): a row holds its list and the next CANDIDATES - 1
+lists nearest it when it was placed, and `lower`, at most its distance to any list outside them.
+A row that moved by delta is at least lower - delta from every outside list, so when the nearest
+of its candidates (distances computed exactly, a handful per row) is nearer than that, and nearer
+than the other candidates by a margin, that candidate is its list, and lower - delta bounds the
+outside lists again. A row that fails the test (or was never placed here) is searched: its
+nearest lists and the next one's distance, an exact `lower`. With one candidate a row whose second
+list lies about as near as its own is searched at nearly every sync; with four (the second, third
+and fourth nearest held) the outside lists start further away.
 
 The test keeps a margin (MARGIN x the largest norm) above the rounding of FAISS's distances
-(float32 GEMM), so a row kept in its list is one FAISS's own search would put there too.
+(float32 GEMM), so a row kept in a list is one FAISS's own search would put there too.
 """
 
 from __future__ import annotations
@@ -23,42 +29,60 @@ import numpy as np
 Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 MARGIN = 1e-3  # of the augmented vectors' norm: far above float32 rounding of their distances
+CANDIDATES = 4  # lists held per row: its own and the next nearest when placed
+_FAR = np.float32(1e30)  # the distance of a candidate not held: never the nearest, no inf - inf
 _UNPLACED = -1
 
 
 class ListBounds:
-    """Per label: its list (-1: not placed through these bounds) and the lower bound."""
+    """Per label: its list (-1: not placed through these bounds), its other candidate lists (-1:
+    none) and the lower bound on its distance to every list outside them."""
 
-    def __init__(self, centroids: np.ndarray, search: Search, norm: float) -> None:
+    def __init__(self, centroids: np.ndarray, search: Search, norm: float, candidates: int = CANDIDATES) -> None:
         """centroids (nlist, d) of a trained IVF (fixed from then on) and its quantizer's search."""
         self.centroids, self.search = np.asarray(centroids, np.float32), search
         self.margin = MARGIN * max(norm, float(np.sqrt((self.centroids**2).sum(1).max(initial=0.0))))
-        self.lists = np.full(0, _UNPLACED, np.int32)
+        self.width = max(1, min(candidates, len(self.centroids)))
+        self.lists = np.full((0, self.width), _UNPLACED, np.int32)  # column 0: the row's own list
         self.lower = np.zeros(0, np.float32)
         self.kept = 0  # changed rows kept in their list without a search (a statistic)
 
     def place(self, labels: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """The nearest list of each (augmented) vector by a search of every centroid; recorded."""
-        dist, near = self.search(vectors, min(2, len(self.centroids)))
-        lists = np.ascontiguousarray(near[:, 0])
-        lower = np.sqrt(np.maximum(dist[:, 1], 0.0)) if dist.shape[1] > 1 else np.full(len(lists), np.inf)
+        k = min(self.width + 1, len(self.centroids))
+        dist, near = self.search(vectors, k)
+        lists = np.full((len(labels), self.width), _UNPLACED, np.int32)
+        lists[:, :min(k, self.width)] = near[:, :self.width]
+        lower = np.sqrt(np.maximum(dist[:, self.width], 0.0)) if k > self.width else np.full(len(labels), np.inf)
         self._record(labels, lists, lower)
-        return lists
+        return np.ascontiguousarray(near[:, 0])
 
     def move(self, labels: np.ndarray, new: np.ndarray, old: np.ndarray) -> np.ndarray:
         """The nearest list of each changed row (augmented vectors, old: as stored): kept where
-        the bound shows it, searched for the rest; recorded."""
+        the bound shows it, searched for the rest; recorded. Few numpy calls: at 32 rows a
+        slice's cost is their count."""
         self._grow(int(labels.max(initial=-1)) + 1)
-        own = self.lists[labels].astype(np.int64)
-        placed = own >= 0
-        delta = np.linalg.norm(new - old, axis=1)
-        near = np.linalg.norm(new - self.centroids[np.maximum(own, 0)], axis=1)
-        keep = placed & (near + delta + self.margin < self.lower[labels])
-        self.lower[labels[keep]] -= delta[keep]
-        self.kept += int(keep.sum())
-        lists = own.copy()
-        if not keep.all():
-            lists[~keep] = self.place(labels[~keep], np.ascontiguousarray(new[~keep]))
+        held = self.lists[labels]  # (n, width); -1 where not placed or fewer lists
+        delta = _norms(new - old)
+        near = np.where(held < 0, _FAR, _norms(new[:, None, :] - self.centroids[held]))  # -1 read the last list
+        to = near.argmin(axis=1)
+        if self.width > 1:
+            two = np.partition(near, 1, axis=1)
+            first, gap = two[:, 0], two[:, 1] - two[:, 0]
+        else:
+            first, gap = near[:, 0], _FAR
+        # a row never placed here has lower 0 (_grow): not kept
+        keep = (first + delta + self.margin < self.lower[labels]) & (gap > self.margin)
+        if keep.any():
+            self.lower[labels[keep]] -= delta[keep]
+            self.kept += int(keep.sum())
+            cross = np.flatnonzero(keep & (to > 0))  # into another candidate: it becomes column 0
+            if len(cross):
+                held[cross, to[cross]], held[cross, 0] = held[cross, 0], held[cross, to[cross]]
+                self.lists[labels[cross]] = held[cross]
+        lists = held[:, 0].astype(np.int64)
+        if len(at := np.flatnonzero(~keep)):
+            lists[at] = self.place(labels[at], np.ascontiguousarray(new[at]))
         return lists
 
     def _record(self, labels: np.ndarray, lists: np.ndarray, lower: np.ndarray) -> None:
@@ -69,5 +93,11 @@ class ListBounds:
         if size <= len(self.lists):
             return
         size = max(size, 2 * len(self.lists))
-        self.lists = np.concatenate([self.lists, np.full(size - len(self.lists), _UNPLACED, np.int32)])
+        more = np.full((size - len(self.lists), self.width), _UNPLACED, np.int32)
+        self.lists = np.concatenate([self.lists, more])
         self.lower = np.concatenate([self.lower, np.zeros(size - len(self.lower), np.float32)])
+
+
+def _norms(x: np.ndarray) -> np.ndarray:
+    """L2 norms along the last axis (one einsum: no linalg.norm overhead per call)."""
+    return np.sqrt(np.einsum("...k,...k->...", x, x))

@@ -61,6 +61,31 @@ def test_rows_drifting_in_small_steps_cross_into_other_lists_on_time() -> None:
     assert changed > 50 and bounds.kept > 300 * 20
 
 
+def test_candidate_lists_keep_rows_between_two_lists_without_a_search() -> None:
+    """Rows placed midway between two centroids, moved a little: with one list held each is
+    searched (its second list is about as near as its own); with the next lists held too the
+    nearest candidate is known from a handful of distances, including rows that cross from one
+    list to the other, and every answer is the search's."""
+    quantizer = _quantizer(50, 5)
+    centroids = quantizer.reconstruct_n(0, quantizer.ntotal)
+    rng = np.random.default_rng(6)
+    pairs = np.array([np.argsort(((centroids - c) ** 2).sum(1))[:2] for c in centroids])[rng.integers(0, 50, 400)]
+    vectors = (centroids[pairs[:, 0]] + centroids[pairs[:, 1]]) / 2 + 0.01 * rng.standard_normal((400, DIM))
+    vectors = vectors.astype(np.float32)
+    labels = np.arange(400, dtype=np.int64)
+    kept = {}
+    for width in (1, 4):
+        bounds = ListBounds(centroids, quantizer.search, 0.0, candidates=width)
+        bounds.place(labels, vectors)
+        moved = vectors.copy()
+        for _ in range(5):
+            new = (moved + 0.02 * rng.standard_normal(moved.shape)).astype(np.float32)
+            np.testing.assert_array_equal(bounds.move(labels, new, moved), quantizer.search(new, 1)[1][:, 0])
+            moved = new
+        kept[width] = bounds.kept
+    assert kept[1] < 0.2 * 5 * 400 < 0.8 * 5 * 400 < kept[4]
+
+
 def _ivf(ids: list[str], vectors: np.ndarray) -> FaissIndex:
     index = FaissIndex(IndexConfig(dim=DIM, exact_threshold=100, rebuild_aside=False, norm_bands=(),
                                    nprobe=10_000))
