@@ -138,6 +138,9 @@ class IdMemoryConfig:
     # Every row's version held in memory (a dict, ~110 bytes a row), read from the KV at open and
     # kept exact by every change: a replica accepts a synced row without reading the stored one.
     versions_held: bool = False
+    # Ids changed since the last drain_touched kept for the publisher; a replica publishes
+    # nothing, and kept them all (~100 bytes an id: every row of a worker's table)
+    track_touched: bool = True
     lr: float = 0.05  # Adagrad learning rate
     initial_accumulator: float = 0.1  # Adagrad accumulator of a new row
     eps: float = 1e-8  # Adagrad: added to sqrt(accumulator) before dividing

@@ -97,6 +97,16 @@ def adagrad_step(vectors: np.ndarray, accum: np.ndarray, g: np.ndarray, lr: floa
     vectors -= lr * g / (np.sqrt(accum) + eps)
 
 
+class _Untracked(dict):
+    """The touched-ids set of a memory that does not track them: every write is dropped."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+
 class IdMemory:
     """Rows of one table ("item") in a KVStore, under the keys b"idm/<table>/<id utf-8>".
 
@@ -118,7 +128,8 @@ class IdMemory:
         self._dirty: set[str] = set()  # cached rows newer than the KV
         self._pending: dict[str, IdRow] = {}  # evicted dirty rows not yet written
         self._pending_limit = min(self.config.cache_rows, _PENDING_ROWS)
-        self._touched: dict[str, None] = {}  # ordered set for drain_touched
+        # ordered set for drain_touched (a sink that keeps nothing where no one drains it)
+        self._touched: dict[str, None] = {} if self.config.track_touched else _Untracked()
         # id -> version of every row (live: a held row's, else the KV's), when config.versions_held
         self._versions = self._read_versions() if self.config.versions_held else None
         self._count = sum(1 for _ in kv.iterate(self._prefix)) if self._versions is None else len(self._versions)
@@ -262,8 +273,10 @@ class IdMemory:
             self._stamp(item_id, self.version)
 
     def drain_touched(self) -> list[str]:
-        """Ids created, updated, put or deleted since the last call (the rows to publish)."""
-        out, self._touched = list(self._touched), {}
+        """Ids created, updated, put or deleted since the last call (the rows to publish; none
+        without config.track_touched)."""
+        out = list(self._touched)
+        self._touched.clear()
         return out
 
     def expire(self, now_ts: float) -> list[str]:

@@ -33,8 +33,9 @@ STATE = "applied.json"
 
 def replica_config(dim: int) -> IdMemoryConfig:
     """The ID memory of a worker's rows: no TTL (the trainer expires rows and publishes the
-    tombstones), every row's version held, so applying a sync reads no stored row."""
-    return IdMemoryConfig(dim=dim, ttl_s=0, versions_held=True)
+    tombstones), every row's version held, so applying a sync reads no stored row; it publishes
+    nothing, so it keeps no set of the rows it changed."""
+    return IdMemoryConfig(dim=dim, ttl_s=0, versions_held=True, track_touched=False)
 
 
 def checkpoint_tag(checkpoint: Path) -> str:

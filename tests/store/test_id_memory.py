@@ -510,3 +510,15 @@ def test_versions_held_accept_random_syncs_as_the_stored_rows_do_across_reopens(
     assert held.ids() == ref.ids() and stale > 0
     assert all(held.get_row(i) == ref.get_row(i) for i in names)
     held.close()
+
+
+def test_a_memory_that_does_not_track_touched_ids_applies_rows_and_keeps_no_set(memory_factory) -> None:
+    def row(version: int, value: float) -> IdRow:
+        return IdRow(np.full(4, value, np.float32), np.ones(4, np.float32), 0.0, 0, version)
+
+    mem = memory_factory(track_touched=False)  # a worker's replica: it publishes nothing
+    mem.put_rows(["a", "b"], [row(5, 1.0), row(5, 2.0)])
+    mem.delete(["a"])
+    mem.put_rows(["c"], [row(6, 3.0)])
+    assert mem.drain_touched() == [] and len(mem._touched) == 0  # noqa: SLF001
+    assert sorted(mem.ids()) == ["b", "c"] and mem.get_row("c") == row(6, 3.0)
