@@ -66,10 +66,11 @@ def train_here() -> str:
 # --- pure helpers (tested) -------------------------------------------------------------------
 
 
-def per_user_gains(runs: list[list[list]], keys: set[tuple]) -> dict[str, tuple[float, float]]:
+def per_user_gains(runs: list[list[list]], keys: set[tuple], by=lambda key: key[0]) -> dict[Any, tuple[float, float]]:
     """{user: (hits, nDCG gain)} per run on average, over the judged engagements in `keys`
-    ((user, item, ts)); a run's repeated recommendation for one engagement counts once."""
-    out: dict[str, list[float]] = {}
+    ((user, item, ts)); a run's repeated recommendation for one engagement counts once. `by`
+    groups the engagements (default: by user; `lambda key: key` keeps each engagement)."""
+    out: dict[Any, list[float]] = {}
     for events in runs:
         seen = set()
         for user, item, ts, rank in events:
@@ -77,7 +78,7 @@ def per_user_gains(runs: list[list[list]], keys: set[tuple]) -> dict[str, tuple[
             if key not in keys or key in seen:
                 continue
             seen.add(key)
-            acc = out.setdefault(user, [0.0, 0.0])
+            acc = out.setdefault(by(key), [0.0, 0.0])
             if rank is not None and rank < 10:
                 acc[0] += 1.0
                 acc[1] += 1.0 / math.log2(rank + 2)
@@ -155,18 +156,25 @@ def online_runs(trees: dict[str, Path], ckpt: Path, runs: int, work: Path) -> di
 
 
 def online_summary(runs: dict[str, list[dict]]) -> dict[str, Any]:
-    """Means per code and the paired interval (over users) of new/old Recall@10 and nDCG@10."""
+    """Means per code and the paired interval of new/old Recall@10 and nDCG@10 over users (the
+    verdict's), and over engagements (narrower: it ignores that one user's engagements correlate)."""
     from model.evaluation.confidence import paired_ratio
 
     keys = common_keys([r["judged_events"] for rs in runs.values() for r in rs])
-    gains = {c: per_user_gains([r["judged_events"] for r in rs], keys) for c, rs in runs.items()}
-    users = sorted(gains["new"])
-    out: dict[str, Any] = {"judged_in_every_run": len(keys), "users": len(users)}
+    out: dict[str, Any] = {"judged_in_every_run": len(keys)}
+    pairs = {}
+    for unit, by in (("users", lambda key: key[0]), ("engagements", lambda key: key)):
+        gains = {c: per_user_gains([r["judged_events"] for r in rs], keys, by) for c, rs in runs.items()}
+        units = sorted(gains["new"])
+        out[unit] = len(units)
+        pairs[unit] = {c: [gains[c][u] for u in units] for c in ("new", "old")}
     for k, name in ((0, "recall@10"), (1, "ndcg@10")):
-        new, old = ([gains[c].get(u, (0.0, 0.0))[k] for u in users] for c in ("new", "old"))
+        new, old = ([g[k] for g in pairs["users"][c]] for c in ("new", "old"))
         iv = paired_ratio(new, old)
+        ev = paired_ratio(*([g[k] for g in pairs["engagements"][c]] for c in ("new", "old")))
         out[name] = {"old": sum(old) / len(keys), "new": sum(new) / len(keys), "ratio": iv.mean,
-                     "ratio_lo": iv.lo, "ratio_hi": iv.hi, "verdict": verdict(iv.mean, iv.lo, iv.hi)}
+                     "ratio_lo": iv.lo, "ratio_hi": iv.hi, "verdict": verdict(iv.mean, iv.lo, iv.hi),
+                     "ratio_lo_engagements": ev.lo, "ratio_hi_engagements": ev.hi}
     return out
 
 
@@ -202,7 +210,8 @@ def checkpoint(given: Path | None, work: Path) -> Path:
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="ml100k-guard-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="ml100k-guard-"))  # per-run files stay here
+    work.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint(args.checkpoint, work)
     old = old_tree(args.old, work / "old")
     try:
@@ -238,6 +247,7 @@ def main() -> None:
     p.add_argument("--checkpoint", type=Path, help="the checkpoint both run (none: train the quick one)")
     p.add_argument("--out", type=Path, help="(demo/train) where this tree's result goes")
     p.add_argument("--json", type=Path, default=ROOT / "bench/results/ml100k_guard.json")
+    p.add_argument("--work", type=Path, help="where each run's files go (none: a new temporary dir)")
     args = p.parse_args()
     if args.action == "demo":
         demo_here(args.checkpoint, args.out)

@@ -47,6 +47,13 @@ def per_run(d: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _by_engagement(row: dict[str, Any]) -> str:
+    if row.get("ratio_lo_engagements") is None:
+        return ""
+    return (f"; resampling engagements instead, Recall@10 new / old "
+            f"{row['ratio_lo_engagements']:.3f}-{row['ratio_hi_engagements']:.3f}")
+
+
 def section(d: dict[str, Any]) -> str:
     on = d["online"]
     load = ", ".join(f"{x:.1f}" for x in d["load_avg_at_start"])
@@ -57,7 +64,7 @@ def section(d: dict[str, Any]) -> str:
             f"(test split, fp32). Bar: new / old >= {1 - d['tolerance']:.2f}; \"resolved\" when the paired "
             f"interval lies on one side of it.\n\n{table(d)}\n"
             f"Online pairs: {on['judged_in_every_run']} engagements judged in every run, {on['users']} users "
-            f"(the interval resamples users). Per run, Recall@10 / nDCG@10: {per_run(d)}. "
+            f"(the interval resamples users{_by_engagement(on['recall@10'])}). Per run, Recall@10 / nDCG@10: {per_run(d)}. "
             f"Machine: {d['cpu_count']} cores, load average {load} at the start (shared).\n")
 
 

@@ -38,6 +38,8 @@ def test_pairs_only_engagements_judged_in_every_run_and_averages_runs(guard):
     # rank 10 is outside the top 10): per run 1 hit, gain (1 + 1/log2(5)) / 2
     assert gains["u1"][0] == 1.0 and math.isclose(gains["u1"][1], (1 + 1 / math.log2(5)) / 2)
     assert gains["u2"][0] == 1.0 and math.isclose(gains["u2"][1], (1 / math.log2(11) + 1 / math.log2(3)) / 2)
+    per_engagement = guard.per_user_gains([a, b], keys, lambda key: key)
+    assert per_engagement[("u1", "i1", 1.0)][0] == 1.0 and per_engagement[("u1", "i2", 2.0)] == (0.0, 0.0)
 
 
 def _doc() -> dict:
@@ -48,7 +50,8 @@ def _doc() -> dict:
             "load_avg_at_start": [2.0, 1.5, 1.0], "commits": {"old": "6bfe463", "new": "7db3aa3"},
             "online": {"judged_in_every_run": 950, "users": 120,
                        "recall@10": {"old": 0.05, "new": 0.049, "ratio": 0.98, "ratio_lo": 0.8,
-                                     "ratio_hi": 1.2, "verdict": "not worse"},
+                                     "ratio_hi": 1.2, "verdict": "not worse", "ratio_lo_engagements": 0.85,
+                                     "ratio_hi_engagements": 1.1},
                        "ndcg@10": {"old": 0.02, "new": 0.021, "ratio": 1.05, "ratio_lo": 0.85,
                                    "ratio_hi": 1.25, "verdict": "not worse"}},
             "offline": {"hybrid": {"old": 0.1, "new": 0.1, "ratio": 1.0, "verdict": "not worse"}},
@@ -63,4 +66,5 @@ def test_the_section_has_one_row_per_metric_with_old_new_ratio_and_verdict():
                     "| offline test Recall@10, hybrid | 0.1000 | 0.1000 | 1.000 | - | not worse |"]
     assert "| metric | old (6bfe463) | new (7db3aa3) |" in text
     assert "old: 0.0500 / 0.0200, 0.0500 / 0.0200; new: 0.0500 / 0.0200" in text
+    assert "resampling engagements instead, Recall@10 new / old 0.850-1.100" in text
     assert "load average 2.0, 1.5, 1.0" in text and "`demo-quick/abc/model`" in text
