@@ -124,35 +124,41 @@ def old_tree(commit: str, into: Path) -> Path:
     return into
 
 
-def offline(tree: Path, ckpt: Path, out: Path) -> dict[str, Any]:
-    """`threadrec evaluate` (test split, checkpoint only, fp32) run by `tree`'s code."""
+def offline(tree: Path, ckpt: Path, out: Path) -> None:
+    """`threadrec evaluate` (test split, checkpoint only, fp32) run by `tree`'s code -> out, with
+    its wall time and the load beside it (out .meta.json)."""
     cmd = [sys.executable, "-m", "streams.cli", "evaluate", "--data", str(DATA), "--checkpoint", str(ckpt),
            "--no-baselines", "--no-progress", "--json", str(out)]
-    t0 = time.time()
+    t0, load = time.time(), _load()
     with out.with_suffix(".log").open("w") as log:
         subprocess.run(cmd, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True,
                        stdout=log, stderr=subprocess.STDOUT, timeout=3600)
-    doc = json.loads(out.read_text())
+    out.with_suffix(".meta.json").write_text(json.dumps(
+        {"wall_s": round(time.time() - t0, 1), "load_avg_at_start": load}))
+
+
+def offline_doc(out: Path) -> dict[str, Any]:
+    """What the summary needs of one code's evaluate JSON (per-user values where it has them)."""
+    doc, meta = json.loads(out.read_text()), out.with_suffix(".meta.json")
     return {"command": "threadrec evaluate --data data/movielens --checkpoint CKPT --no-baselines",
             "models": doc["models"], "per_user": doc.get("per_user"), "users": doc.get("per_user_ids"),
-            "wall_s": round(time.time() - t0, 1), "load_avg_at_start": _load()}
+            **(json.loads(meta.read_text()) if meta.exists() else {})}
 
 
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def online_runs(trees: dict[str, Path], ckpt: Path, runs: int, work: Path) -> dict[str, list[dict]]:
-    """`runs` demos per code, alternating which code goes first (load drifts over the hour)."""
-    out: dict[str, list[dict]] = {code: [] for code in trees}
+def online_runs(trees: dict[str, Path], ckpt: Path, runs: int, work: Path) -> None:
+    """`runs` demos per code, alternating which code goes first (load drifts over the hour);
+    each to work/demo-<code>-<run>.json."""
     for r in range(runs):
         for code in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
             path, load, t0 = work / f"demo-{code}-{r}.json", _load(), time.time()
             run_in(trees[code], ["demo", "--checkpoint", str(ckpt), "--out", str(path)], work / f"demo-{code}-{r}.out", 3600)
-            doc = json.loads(path.read_text())
-            out[code].append({**doc, "load_avg_at_start": load, "total_wall_s": round(time.time() - t0, 1)})
+            doc = {**json.loads(path.read_text()), "load_avg_at_start": load, "total_wall_s": round(time.time() - t0, 1)}
+            path.write_text(json.dumps(doc))
             print(f"{code} run {r}: {doc['online']} ({doc['streams_imported_from']})", flush=True)
-    return out
 
 
 def online_summary(runs: dict[str, list[dict]]) -> dict[str, Any]:
@@ -210,27 +216,52 @@ def checkpoint(given: Path | None, work: Path) -> Path:
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
+    """Both codes' demos and offline evaluations into the work dir, then their summary."""
     work = args.work or Path(tempfile.mkdtemp(prefix="ml100k-guard-"))  # per-run files stay here
     work.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint(args.checkpoint, work)
     old = old_tree(args.old, work / "old")
     try:
         trees = {"old": old, "new": ROOT}
-        load = _load()
-        runs = online_runs(trees, ckpt, args.runs, work)
-        off = {c: offline(t, ckpt, work / f"offline-{c}.json") for c, t in trees.items()}
-        return {"question": "does the new code recommend as well as the old commit on MovieLens-100K?",
-                "tolerance": TOLERANCE, "checkpoint": str(ckpt), "load_avg_at_start": load,
-                "load_avg_at_end": _load(), "cpu_count": os.cpu_count(),
-                "commits": {c: commit_of(t) for c, t in trees.items()},
-                "command": f"python bench/bench_ml100k_guard.py --old {args.old} --runs {args.runs}",
-                "demo_command": "threadrec demo --checkpoint CKPT (defaults otherwise: --events 1000 --rate 10, torch threads 1)",
-                "online": online_summary(runs), "offline": offline_summary(off),
-                "runs": {c: [_run_row(r) for r in rs] for c, rs in runs.items()},
-                "offline_runs": {c: {k: v for k, v in o.items() if k not in ("per_user", "users")}
-                                 for c, o in off.items()}}
+        (work / "meta.json").write_text(json.dumps({
+            "checkpoint": str(ckpt), "load_avg_at_start": _load(), "runs": args.runs,
+            "commits": {c: commit_of(t) for c, t in trees.items()},
+            "command": f"python bench/bench_ml100k_guard.py --old {args.old} --runs {args.runs}"}))
+        online_runs(trees, ckpt, args.runs, work)
+        for c, t in trees.items():
+            offline(t, ckpt, work / f"offline-{c}.json")
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False)
+    return summarise(work)
+
+
+def summarise(work: Path) -> dict[str, Any]:
+    """The result from the files a compare run left in `work` (rerunnable without the runs)."""
+    meta = json.loads((work / "meta.json").read_text())
+    runs = {c: [json.loads((work / f"demo-{c}-{r}.json").read_text()) for r in range(meta["runs"])]
+            for c in ("old", "new")}
+    off = {c: offline_doc(work / f"offline-{c}.json") for c in ("old", "new")}
+    return {"question": "does the new code recommend as well as the old commit on MovieLens-100K?",
+            "tolerance": TOLERANCE, **meta, "load_avg_at_end": _load(), "cpu_count": os.cpu_count(),
+            "demo_command": "threadrec demo --checkpoint CKPT (defaults otherwise: --events 1000 --rate 10, torch threads 1)",
+            "online": online_summary(runs), "offline": offline_summary(off),
+            "runs": {c: [_run_row(r) for r in rs] for c, rs in runs.items()},
+            "diagnostics": diagnostics(work, runs["old"]),
+            "offline_runs": {c: {k: v for k, v in o.items() if k not in ("per_user", "users")}
+                             for c, o in off.items()}}
+
+
+def diagnostics(work: Path, old: list[dict]) -> list[dict[str, Any]]:
+    """Extra demos left in the work dir as diag-*.json (the new code with a flag changed, to find
+    which change moves recall; each says what in "label"): Recall@10 against the old runs'."""
+    base = sum(r["online"]["recall@10"] for r in old) / len(old)
+    out = []
+    for path in sorted(work.glob("diag-*.json")):
+        doc = json.loads(path.read_text())
+        rec = doc["online"]["recall@10"]
+        out.append({"label": doc.get("label", path.stem), "recall@10": rec, "ndcg@10": doc["online"]["ndcg@10"],
+                    "ratio_to_old_mean": rec / base if base else None})
+    return out
 
 
 def _run_row(doc: dict) -> dict[str, Any]:
@@ -241,20 +272,21 @@ def _run_row(doc: dict) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("action", nargs="?", choices=("compare", "demo", "train"), default="compare")
+    p.add_argument("action", nargs="?", choices=("compare", "summarise", "demo", "train"), default="compare")
     p.add_argument("--old", default="6bfe463", help="the commit to compare against")
     p.add_argument("--runs", type=int, default=2, help="demos per code")
     p.add_argument("--checkpoint", type=Path, help="the checkpoint both run (none: train the quick one)")
     p.add_argument("--out", type=Path, help="(demo/train) where this tree's result goes")
     p.add_argument("--json", type=Path, default=ROOT / "bench/results/ml100k_guard.json")
-    p.add_argument("--work", type=Path, help="where each run's files go (none: a new temporary dir)")
+    p.add_argument("--work", type=Path, help="where each run's files go (none: a new temporary dir); "
+                   "summarise: the dir to summarise")
     args = p.parse_args()
     if args.action == "demo":
         demo_here(args.checkpoint, args.out)
     elif args.action == "train":
         args.out.write_text(train_here())
     else:
-        doc = compare(args)
+        doc = summarise(args.work) if args.action == "summarise" else compare(args)
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
         print(json.dumps({k: doc[k] for k in ("online", "offline")}, indent=2))
 

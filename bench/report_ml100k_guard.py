@@ -54,6 +54,13 @@ def _by_engagement(row: dict[str, Any]) -> str:
             f"{row['ratio_lo_engagements']:.3f}-{row['ratio_hi_engagements']:.3f}")
 
 
+def _diagnostics(d: dict[str, Any]) -> str:
+    """One line per extra demo of the new code with a flag changed (which change moves recall)."""
+    rows = [f"- {x['label']}: Recall@10 {x['recall@10']:.4f} ({x['ratio_to_old_mean']:.3f}x the old runs' mean)"
+            for x in d.get("diagnostics", [])]
+    return "\nOne run each of the new code with one thing changed:\n\n" + "\n".join(rows) + "\n" if rows else ""
+
+
 def section(d: dict[str, Any]) -> str:
     on = d["online"]
     load = ", ".join(f"{x:.1f}" for x in d["load_avg_at_start"])
@@ -65,7 +72,7 @@ def section(d: dict[str, Any]) -> str:
             f"interval lies on one side of it.\n\n{table(d)}\n"
             f"Online pairs: {on['judged_in_every_run']} engagements judged in every run, {on['users']} users "
             f"(the interval resamples users{_by_engagement(on['recall@10'])}). Per run, Recall@10 / nDCG@10: {per_run(d)}. "
-            f"Machine: {d['cpu_count']} cores, load average {load} at the start (shared).\n")
+            f"Machine: {d['cpu_count']} cores, load average {load} at the start (shared).\n{_diagnostics(d)}")
 
 
 def main() -> None:

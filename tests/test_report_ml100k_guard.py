@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -55,7 +56,8 @@ def _doc() -> dict:
                        "ndcg@10": {"old": 0.02, "new": 0.021, "ratio": 1.05, "ratio_lo": 0.85,
                                    "ratio_hi": 1.25, "verdict": "not worse"}},
             "offline": {"hybrid": {"old": 0.1, "new": 0.1, "ratio": 1.0, "verdict": "not worse"}},
-            "runs": {"old": [run, run], "new": [run]}}
+            "runs": {"old": [run, run], "new": [run]},
+            "diagnostics": [{"label": "query_codes 0", "recall@10": 0.051, "ndcg@10": 0.02, "ratio_to_old_mean": 1.02}]}
 
 
 def test_the_section_has_one_row_per_metric_with_old_new_ratio_and_verdict():
@@ -66,5 +68,26 @@ def test_the_section_has_one_row_per_metric_with_old_new_ratio_and_verdict():
                     "| offline test Recall@10, hybrid | 0.1000 | 0.1000 | 1.000 | - | not worse |"]
     assert "| metric | old (6bfe463) | new (7db3aa3) |" in text
     assert "old: 0.0500 / 0.0200, 0.0500 / 0.0200; new: 0.0500 / 0.0200" in text
+    assert "- query_codes 0: Recall@10 0.0510 (1.020x the old runs' mean)" in text
     assert "resampling engagements instead, Recall@10 new / old 0.850-1.100" in text
     assert "load average 2.0, 1.5, 1.0" in text and "`demo-quick/abc/model`" in text
+
+
+def _demo(ranks: list) -> dict:
+    events = [["u1", f"i{k}", float(k), r] for k, r in enumerate(ranks)]
+    hits = sum(r is not None for r in ranks) / len(ranks)
+    return {"online": {"recall@10": hits, "ndcg@10": 0.0, "judged": len(ranks)}, "judged_events": events}
+
+
+def test_summarise_reads_a_work_dir_of_runs_offline_results_and_diagnostics(guard, tmp_path):
+    (tmp_path / "meta.json").write_text(json.dumps({"runs": 1, "checkpoint": "c", "commits": {}}))
+    (tmp_path / "demo-old-0.json").write_text(json.dumps(_demo([0, None, 1, None])))  # 2 hits
+    (tmp_path / "demo-new-0.json").write_text(json.dumps(_demo([0, None, None, None])))  # 1 hit
+    (tmp_path / "diag-qc.json").write_text(json.dumps({**_demo([0, 1, 2, None]), "label": "qc 0"}))
+    for code, r in (("old", 0.10), ("new", 0.11)):
+        (tmp_path / f"offline-{code}.json").write_text(json.dumps({"models": {"hybrid": {"full_recall@10": r}}}))
+    doc = guard.summarise(tmp_path)
+    # one user: every resample is that user, so the interval is the point and the verdict resolved
+    assert doc["online"]["recall@10"]["ratio"] == 0.5 and doc["online"]["recall@10"]["verdict"] == "worse (resolved)"
+    assert math.isclose(doc["offline"]["hybrid"]["ratio"], 1.1) and doc["offline"]["hybrid"]["verdict"] == "not worse"
+    assert doc["diagnostics"] == [{"label": "qc 0", "recall@10": 0.75, "ndcg@10": 0.0, "ratio_to_old_mean": 1.5}]
