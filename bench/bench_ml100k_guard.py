@@ -240,11 +240,12 @@ def summarise(work: Path) -> dict[str, Any]:
     meta = json.loads((work / "meta.json").read_text())
     runs = {c: [json.loads((work / f"demo-{c}-{r}.json").read_text()) for r in range(meta["runs"])]
             for c in ("old", "new")}
-    off = {c: offline_doc(work / f"offline-{c}.json") for c in ("old", "new")}
+    # a run stopped before both offline evaluations finished still summarises its demos
+    off = {c: offline_doc(work / f"offline-{c}.json") for c in ("old", "new") if (work / f"offline-{c}.json").exists()}
     return {"question": "does the new code recommend as well as the old commit on MovieLens-100K?",
             "tolerance": TOLERANCE, **meta, "load_avg_at_end": _load(), "cpu_count": os.cpu_count(),
             "demo_command": "threadrec demo --checkpoint CKPT (defaults otherwise: --events 1000 --rate 10, torch threads 1)",
-            "online": online_summary(runs), "offline": offline_summary(off),
+            "online": online_summary(runs), "offline": offline_summary(off) if len(off) == 2 else {},
             "runs": {c: [_run_row(r) for r in rs] for c, rs in runs.items()},
             "diagnostics": diagnostics(work, runs["old"]),
             "offline_runs": {c: {k: v for k, v in o.items() if k not in ("per_user", "users")}

@@ -68,7 +68,7 @@ def section(d: dict[str, Any]) -> str:
             f"`{d['command']}`: the old commit in a temporary git worktree, both codes on checkpoint "
             f"`{d['checkpoint'].split('/checkpoints/')[-1]}` and the same data; online = `{d['demo_command']}`, "
             f"{len(d['runs']['new'])} runs per code, alternating; offline = `threadrec evaluate --no-baselines` "
-            f"(test split, fp32). Bar: new / old >= {1 - d['tolerance']:.2f}; \"resolved\" when the paired "
+            f"(test split, fp32){'' if d['offline'] else ': not finished in this run'}. Bar: new / old >= {1 - d['tolerance']:.2f}; \"resolved\" when the paired "
             f"interval lies on one side of it.\n\n{table(d)}\n"
             f"Online pairs: {on['judged_in_every_run']} engagements judged in every run, {on['users']} users "
             f"(the interval resamples users{_by_engagement(on['recall@10'])}). Per run, Recall@10 / nDCG@10: {per_run(d)}. "

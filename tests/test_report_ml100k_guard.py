@@ -91,3 +91,8 @@ def test_summarise_reads_a_work_dir_of_runs_offline_results_and_diagnostics(guar
     assert doc["online"]["recall@10"]["ratio"] == 0.5 and doc["online"]["recall@10"]["verdict"] == "worse (resolved)"
     assert math.isclose(doc["offline"]["hybrid"]["ratio"], 1.1) and doc["offline"]["hybrid"]["verdict"] == "not worse"
     assert doc["diagnostics"] == [{"label": "qc 0", "recall@10": 0.75, "ndcg@10": 0.0, "ratio_to_old_mean": 1.5}]
+    (tmp_path / "offline-new.json").unlink()  # stopped before the new code's offline run finished
+    doc = {**guard.summarise(tmp_path), "command": "c", "demo_command": "d", "cpu_count": 2,
+           "commits": {"old": "a", "new": "b"}, "load_avg_at_start": [1.0, 1.0, 1.0]}
+    assert doc["offline"] == {} and doc["online"]["recall@10"]["ratio"] == 0.5
+    assert "(test split, fp32): not finished in this run" in load_bench_script("report_ml100k_guard").section(doc)
