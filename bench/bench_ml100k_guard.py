@@ -279,6 +279,7 @@ def main() -> None:
     p.add_argument("--checkpoint", type=Path, help="the checkpoint both run (none: train the quick one)")
     p.add_argument("--out", type=Path, help="(demo/train) where this tree's result goes")
     p.add_argument("--json", type=Path, default=ROOT / "bench/results/ml100k_guard.json")
+    p.add_argument("--note", help="(summarise) a reading of the runs, kept in the JSON and the README")
     p.add_argument("--work", type=Path, help="where each run's files go (none: a new temporary dir); "
                    "summarise: the dir to summarise")
     args = p.parse_args()
@@ -288,6 +289,8 @@ def main() -> None:
         args.out.write_text(train_here())
     else:
         doc = summarise(args.work) if args.action == "summarise" else compare(args)
+        if args.note:
+            doc["note"] = args.note
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
         print(json.dumps({k: doc[k] for k in ("online", "offline")}, indent=2))
 

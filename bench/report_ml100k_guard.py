@@ -72,7 +72,8 @@ def section(d: dict[str, Any]) -> str:
             f"interval lies on one side of it.\n\n{table(d)}\n"
             f"Online pairs: {on['judged_in_every_run']} engagements judged in every run, {on['users']} users "
             f"(the interval resamples users{_by_engagement(on['recall@10'])}). Per run, Recall@10 / nDCG@10: {per_run(d)}. "
-            f"Machine: {d['cpu_count']} cores, load average {load} at the start (shared).\n{_diagnostics(d)}")
+            f"Machine: {d['cpu_count']} cores, load average {load} at the start (shared).\n{_diagnostics(d)}"
+            + (f"\n{d['note']}\n" if d.get("note") else ""))
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ def _doc() -> dict:
                                    "ratio_hi": 1.25, "verdict": "not worse"}},
             "offline": {"hybrid": {"old": 0.1, "new": 0.1, "ratio": 1.0, "verdict": "not worse"}},
             "runs": {"old": [run, run], "new": [run]},
-            "diagnostics": [{"label": "query_codes 0", "recall@10": 0.051, "ndcg@10": 0.02, "ratio_to_old_mean": 1.02}]}
+            "note": "Read: on par.", "diagnostics": [{"label": "query_codes 0", "recall@10": 0.051, "ndcg@10": 0.02, "ratio_to_old_mean": 1.02}]}
 
 
 def test_the_section_has_one_row_per_metric_with_old_new_ratio_and_verdict():
@@ -68,6 +68,7 @@ def test_the_section_has_one_row_per_metric_with_old_new_ratio_and_verdict():
                     "| offline test Recall@10, hybrid | 0.1000 | 0.1000 | 1.000 | - | not worse |"]
     assert "| metric | old (6bfe463) | new (7db3aa3) |" in text
     assert "old: 0.0500 / 0.0200, 0.0500 / 0.0200; new: 0.0500 / 0.0200" in text
+    assert text.endswith("\nRead: on par.\n")
     assert "- query_codes 0: Recall@10 0.0510 (1.020x the old runs' mean)" in text
     assert "resampling engagements instead, Recall@10 new / old 0.850-1.100" in text
     assert "load average 2.0, 1.5, 1.0" in text and "`demo-quick/abc/model`" in text
