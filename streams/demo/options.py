@@ -46,8 +46,9 @@ class DemoOptions:
     trainer_follow: bool = True
     # engagements per trainer step (its learn_block): 1, a step per engagement as soon as the
     # worker served it; a block waits until it is full, and at the replay's 10/s a partition with
-    # an eighth of the events fills 16 in ~12 s, which cost the demo's online lift (Recall@10
-    # 0.060 at 16, 0.066 at 1); batching pays at the trainer's own rates, not here
+    # an eighth of the events fills 16 in ~12 s, which cost most of the demo's online lift
+    # (README, "MovieLens-100K against the code before issue 26"); batching pays at the
+    # trainer's own rates, not here
     trainer_learn_block: int = 1
     # more `threadrec trainer` flags by field name, e.g. {"loss": "full"} (the trainer's defaults otherwise)
     trainer_flags: dict = field(default_factory=dict)
