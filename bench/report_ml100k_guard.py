@@ -61,6 +61,14 @@ def _diagnostics(d: dict[str, Any]) -> str:
     return "\nOne run each of the new code with one thing changed:\n\n" + "\n".join(rows) + "\n" if rows else ""
 
 
+def _offline_how(d: dict[str, Any]) -> str:
+    """Where the offline figures come from: this run, an earlier run's (reused), or none."""
+    if not d["offline"]:
+        return ": not finished in this run"
+    reused = {r["reused_from"] for r in d.get("offline_runs", {}).values() if r.get("reused_from")}
+    return f", reused from the earlier run in {', '.join(sorted(reused))}" if reused else ""
+
+
 def section(d: dict[str, Any]) -> str:
     on = d["online"]
     load = ", ".join(f"{x:.1f}" for x in d["load_avg_at_start"])
@@ -68,7 +76,7 @@ def section(d: dict[str, Any]) -> str:
             f"`{d['command']}`: the old commit in a temporary git worktree, both codes on checkpoint "
             f"`{d['checkpoint'].split('/checkpoints/')[-1]}` and the same data; online = `{d['demo_command']}`, "
             f"{len(d['runs']['new'])} runs per code, alternating; offline = `threadrec evaluate --no-baselines` "
-            f"(test split, fp32){'' if d['offline'] else ': not finished in this run'}. Bar: new / old >= {1 - d['tolerance']:.2f}; \"resolved\" when the paired "
+            f"(test split, fp32){_offline_how(d)}. Bar: new / old >= {1 - d['tolerance']:.2f}; \"resolved\" when the paired "
             f"interval lies on one side of it.\n\n{table(d)}\n"
             f"Online pairs: {on['judged_in_every_run']} engagements judged in every run, {on['users']} users "
             f"(the interval resamples users{_by_engagement(on['recall@10'])}). Per run, Recall@10 / nDCG@10: {per_run(d)}. "

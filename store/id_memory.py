@@ -89,11 +89,14 @@ def sum_duplicates(
     return list(index), summed, counts, latest
 
 
-def adagrad_step(vectors: np.ndarray, accum: np.ndarray, g: np.ndarray, lr: float, eps: float) -> None:
-    """In place, row-wise: accum += g*g (saturating); vectors -= lr * g / (sqrt(accum) + eps)."""
+def adagrad_step(vectors: np.ndarray, accum: np.ndarray, g: np.ndarray, lr: float, eps: float,
+                 squares: np.ndarray | None = None) -> None:
+    """In place, row-wise: accum += g*g (saturating); vectors -= lr * g / (sqrt(accum) + eps).
+    squares: added instead of g*g where g sums n uses' gradients (their squares summed), so the
+    accumulators grow as n steps one by one would make them."""
     with np.errstate(over="ignore"):  # saturate: an infinite accumulator could not be stored
-        np.minimum(accum + g * g, _F32_MAX, out=accum)
-    # |step| <= lr since accum >= g*g, so the vector stays finite
+        np.minimum(accum + (g * g if squares is None else squares), _F32_MAX, out=accum)
+    # |step| <= lr (sqrt(n) lr with the squares of n uses: n accum >= g*g), so the vector stays finite
     vectors -= lr * g / (np.sqrt(accum) + eps)
 
 

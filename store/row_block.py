@@ -64,16 +64,24 @@ class RowBlock:
         """(N, dim) vectors of checked-out ids as they were checked out (before this block's steps)."""
         return self.initial[[self.index[i] for i in ids]]
 
-    def apply_gradients(self, ids: Sequence[str], grads: np.ndarray) -> None:
-        """One Adagrad step per distinct id, as IdMemory.apply_gradients takes it."""
+    def apply_gradients(self, ids: Sequence[str], grads: np.ndarray, squares: np.ndarray | None = None) -> None:
+        """One Adagrad step per distinct id, as IdMemory.apply_gradients takes it. squares (same
+        shape, >= 0): each entry's sum of squared per-use gradients, when an entry sums several
+        uses (a batched step); the accumulators then grow by these, as the uses one by one would."""
         grads = np.asarray(grads, np.float32)
         if grads.shape != (len(ids), self.memory.config.dim) or not np.isfinite(grads).all():
             raise ValueError(f"grads: expected finite ({len(ids)}, {self.memory.config.dim}) values")
+        if squares is not None:
+            squares = np.asarray(squares, np.float32)
+            if squares.shape != grads.shape or not (np.isfinite(squares).all() and (squares >= 0).all()):
+                raise ValueError("squares: expected finite non-negative values shaped as grads")
         self.ensure(ids)
         unique, summed, _, _ = sum_duplicates(list(ids), grads, None)
+        if squares is not None:
+            squares = sum_duplicates(list(ids), squares, None)[1]
         at = np.fromiter((self.index[i] for i in unique), np.int64, len(unique))
         vectors, accum = self.vectors[at], self.accum[at]
-        adagrad_step(vectors, accum, summed, self.memory.config.lr, self.memory.config.eps)
+        adagrad_step(vectors, accum, summed, self.memory.config.lr, self.memory.config.eps, squares)
         self.vectors[at], self.accum[at] = vectors, accum
         self.steps[at] += 1
 

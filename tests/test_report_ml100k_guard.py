@@ -97,3 +97,16 @@ def test_summarise_reads_a_work_dir_of_runs_offline_results_and_diagnostics(guar
            "commits": {"old": "a", "new": "b"}, "load_avg_at_start": [1.0, 1.0, 1.0]}
     assert doc["offline"] == {} and doc["online"]["recall@10"]["ratio"] == 0.5
     assert "(test split, fp32): not finished in this run" in load_bench_script("report_ml100k_guard").section(doc)
+
+
+def test_offline_figures_reused_from_an_earlier_run_say_so(guard, tmp_path):
+    earlier, work = tmp_path / "earlier", tmp_path / "work"
+    earlier.mkdir()
+    work.mkdir()
+    (earlier / "offline-new.json").write_text(json.dumps({"models": {"hybrid": {"full_recall@10": 0.1}}}))
+    (earlier / "offline-new.meta.json").write_text(json.dumps({"wall_s": 1900}))
+    guard.reuse_offline(earlier, work, "new")
+    assert json.loads((work / "offline-new.meta.json").read_text()) == {"wall_s": 1900, "reused_from": str(earlier)}
+    doc = {**_doc(), "offline_runs": {"new": guard.offline_doc(work / "offline-new.json")}}
+    assert f"(test split, fp32), reused from the earlier run in {earlier}. Bar" in \
+        load_bench_script("report_ml100k_guard").section(doc)

@@ -79,6 +79,9 @@ class BatchStep:
     losses: np.ndarray  # (B,) each engagement's cross-entropy
     history: np.ndarray  # (B, max_len, d) gradients of the left-padded history rows (zeros on padding)
     candidates: np.ndarray  # (C, d) gradients of the shared candidate rows, summed over the batch
+    # (C, d) squares of each engagement's candidate gradient, summed over the batch: what B steps
+    # one by one would add to Adagrad's accumulators (the square of the sum adds up to B times more)
+    candidate_squares: np.ndarray
 
 
 def batch_row_step(tower: SASRec, gate: Fusion | None, history: np.ndarray, real: np.ndarray,
@@ -91,14 +94,35 @@ def batch_row_step(tower: SASRec, gate: Fusion | None, history: np.ndarray, real
     hist = torch.from_numpy(np.ascontiguousarray(history, np.float32)).requires_grad_()
     cand = torch.from_numpy(np.ascontiguousarray(candidates, np.float32)).requires_grad_()
     h = _last_states(tower, hist, torch.from_numpy(np.asarray(real, bool)))  # (B, d)
-    logits = h @ cand.T if gate is None else (h @ cand.T) * gate.gates(cand)[None, :]  # (B, C)
+    gates = torch.ones(len(cand)) if gate is None else gate.gates(cand)  # (C,)
+    scores = h @ cand.T  # (B, C)
+    logits = scores * gates[None, :]
     if log_q is not None:
         logits = logits - torch.from_numpy(np.asarray(log_q, np.float32))[None, :]
     if allowed is not None:
         logits = logits.masked_fill(~torch.from_numpy(np.asarray(allowed, bool)), float("-inf"))
     losses = F.cross_entropy(logits, torch.from_numpy(np.asarray(labels, np.int64)), reduction="none")
-    losses.sum().backward()
-    return BatchStep(losses.detach().numpy().copy(), hist.grad.numpy().copy(), cand.grad.numpy().copy())
+    losses.sum().backward(retain_graph=gate is not None)
+    squares = _candidate_squares(logits.detach(), labels, h.detach(), scores.detach(), cand, gates)
+    return BatchStep(losses.detach().numpy().copy(), hist.grad.numpy().copy(), cand.grad.numpy().copy(),
+                     squares.numpy())
+
+
+def _candidate_squares(logits: torch.Tensor, labels: np.ndarray, h: torch.Tensor, scores: torch.Tensor,
+                       cand: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    """(C, d) sum over b of engagement b's gradient on each candidate row, squared, in O(B C d)
+    without the (B, C, d) gradients: d loss_b / d e_j = delta_bj (g_j h_b + s_bj grad g_j), with
+    delta the softmax minus the one-hot label (0 where not allowed) and s_bj = <h_b, e_j>; the
+    gate reads only its own row, so grad g_j is row j of the gradient of sum(gates)."""
+    delta = torch.softmax(logits, dim=1)
+    delta[torch.arange(len(labels)), torch.from_numpy(np.asarray(labels, np.int64))] -= 1.0
+    d2 = delta * delta  # (B, C); 0 where not allowed (softmax of -inf)
+    g = gates.detach()[:, None]  # (C, 1)
+    out = g * g * (d2.T @ (h * h))
+    if gates.requires_grad:
+        dg = torch.autograd.grad(gates.sum(), cand)[0]  # (C, d)
+        out = out + 2 * g * dg * ((d2 * scores).T @ h) + dg * dg * (d2 * scores * scores).sum(0)[:, None]
+    return out.clamp_min(0.0)
 
 
 def _last_states(tower: SASRec, rows: torch.Tensor, real: torch.Tensor, chunk: int = 64) -> torch.Tensor:

@@ -44,9 +44,12 @@ class DemoOptions:
     trainer_sync_clock: Literal["wall", "event"] = "wall"  # clock of trainer_sync_s
     # the trainer learns an engagement only after the worker committed past it (no leakage)
     trainer_follow: bool = True
-    # engagements per trainer step (its learn_block): at the replay's 10/s the trainer's 256 would
-    # learn once per 25 s of wall time and hold the last 255 engagements unlearned
-    trainer_learn_block: int = 16
+    # engagements per trainer step (its learn_block): 1, a step per engagement as soon as the
+    # worker served it; a block waits until it is full, and at the replay's 10/s a partition with
+    # an eighth of the events fills 16 in ~12 s, which cost most of the demo's online lift
+    # (README, "MovieLens-100K against the code before issue 26"); batching pays at the
+    # trainer's own rates, not here
+    trainer_learn_block: int = 1
     # more `threadrec trainer` flags by field name, e.g. {"loss": "full"} (the trainer's defaults otherwise)
     trainer_flags: dict = field(default_factory=dict)
     curve_chunks: int = 5  # the report's learning curve: online Recall@10 per this many chunks

@@ -152,10 +152,15 @@ class OnlineLearner:
         rows[real] = block.lookup(history)  # C order: each example's rows, oldest first
         step = batch_row_step(self.tower, self.fusion, rows, real, block.lookup(picked.ids), picked.labels,
                               picked.allowed, picked.log_q)
+        # accumulators grow by each engagement's squared gradients, as steps one by one would: the
+        # square of the block's sum grew them up to B times faster, and a row's step is capped near
+        # lr whatever its uses, so the online lift fell with the block (ML-100K demo, block 16)
         if self.settings.input_rows:
-            block.apply_gradients(history + picked.ids, np.concatenate([step.history[real], step.candidates]))
+            hist = step.history[real]
+            block.apply_gradients(history + picked.ids, np.concatenate([hist, step.candidates]),
+                                  np.concatenate([hist * hist, step.candidate_squares]))
         else:
-            block.apply_gradients(picked.ids, step.candidates)
+            block.apply_gradients(picked.ids, step.candidates, step.candidate_squares)
         must = positives + history if self.settings.input_rows else positives
         self.publish_rule.stepped(must, picked.ids, block.origin)
         block.commit()

@@ -51,6 +51,22 @@ def test_block_over_more_rows_than_the_cache_and_a_missing_id():
         block.lookup(["nope"])
 
 
+def test_squares_of_several_uses_grow_the_accumulator_by_their_sum_not_the_sums_square():
+    """A batched step passes each entry's summed squares of its uses: the accumulator grows by
+    them (duplicates summed too), the vector by the summed gradient over the new accumulator."""
+    mem = _memory(["r0", "r1"])
+    acc0, v0 = mem.get_row("r0").accum.copy(), mem.get_row("r0").vector.copy()
+    block = RowBlock(mem)
+    grads = np.full((3, 6), 2.0, np.float32)  # r0: two entries of two uses each (g 1.0 per use)
+    block.apply_gradients(["r0", "r1", "r0"], grads, np.full((3, 6), 2.0, np.float32))
+    block.commit()
+    row = mem.get_row("r0")
+    np.testing.assert_allclose(row.accum, acc0 + 4.0)  # not + (2 + 2) ** 2
+    np.testing.assert_allclose(row.vector, v0 - 0.05 * 4.0 / (np.sqrt(acc0 + 4.0) + mem.config.eps), rtol=1e-6)
+    with pytest.raises(ValueError):
+        block.apply_gradients(["r0"], np.ones((1, 6), np.float32), -np.ones((1, 6), np.float32))
+
+
 def test_a_non_finite_gradient_is_refused_and_changes_nothing():
     mem = _memory(["r0", "r1"])
     before = mem.get_row("r0")

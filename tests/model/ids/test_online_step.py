@@ -65,14 +65,18 @@ def test_a_batch_step_is_the_sum_of_its_engagements_single_steps():
     labels, allowed = np.array([2, 0, 5]), np.ones((3, 7), bool)
     allowed[1, 6] = False  # another user's hard negative
     step = batch_row_step(tower, gate, rows, real, cand, labels, allowed)
-    grads = np.zeros_like(cand)
+    grads, squares = np.zeros_like(cand), np.zeros_like(cand)
     for b, h in enumerate(hists):
         seen = [labels[b], *(j for j in range(7) if j != labels[b] and allowed[b, j])]
         one = row_step(tower, gate, h, cand[seen])
         assert abs(one.loss - step.losses[b]) < 1e-5
         np.testing.assert_allclose(step.history[b][real[b]], one.history, rtol=1e-4, atol=1e-6)
         grads[seen] += one.candidates
+        squares[seen] += one.candidates ** 2
     np.testing.assert_allclose(step.candidates, grads, rtol=1e-4, atol=1e-6)
+    # what the engagements' steps one by one would add to Adagrad's accumulators, not grads ** 2
+    np.testing.assert_allclose(step.candidate_squares, squares, rtol=1e-4, atol=1e-7)
+    assert (grads ** 2 > squares * 1.5).any()
 
 
 def test_the_last_state_with_folded_padding_equals_the_padded_forward():
