@@ -94,12 +94,15 @@ def common_keys(runs: list[list[list]]) -> set[tuple]:
 def verdict(ratio: float, lo: float | None = None, hi: float | None = None,
             tolerance: float = TOLERANCE) -> str:
     """Issue 26's bar on new/old: 'not worse' at or above 1 - tolerance, else 'worse'; with an
-    interval, 'not worse (resolved)' / 'worse (resolved)' when it lies on one side of the line."""
+    interval, 'not worse (resolved)' / 'worse (resolved)' when it lies on one side of the line,
+    and 'on par' (saying where the point lies) when it spans it: within the noise."""
     line = 1.0 - tolerance
     if lo is not None and lo >= line:
         return "not worse (resolved)"
     if hi is not None and hi < line:
         return "worse (resolved)"
+    if lo is not None and hi is not None:
+        return "on par (point at or above the bar)" if ratio >= line else "on par (point below the bar)"
     return "not worse" if ratio >= line else "worse"
 
 

@@ -17,6 +17,21 @@ from streams.readme import markdown_table, splice_section
 ROOT = Path(__file__).resolve().parents[1]
 
 
+
+def _tail(path: str) -> str:
+    """The last folder of a path (a work dir's name, not where it lay on the bench's machine)."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _checkpoint_name(path: str) -> str:
+    """A quick checkpoint by its cache name (demo-quick/<hash>/model) wherever it was copied."""
+    return "demo-quick/" + path.split("demo-quick/", 1)[1] if "demo-quick/" in path else _tail(path)
+
+
+def _scrub(command: str) -> str:
+    """The command with its path arguments cut to their last folder."""
+    return " ".join(_tail(w) if w.startswith("/") else w for w in command.split())
+
 def _interval(row: dict[str, Any]) -> str:
     if row.get("ratio_lo") is None:
         return "-"
@@ -66,15 +81,16 @@ def _offline_how(d: dict[str, Any]) -> str:
     if not d["offline"]:
         return ": not finished in this run"
     reused = {r["reused_from"] for r in d.get("offline_runs", {}).values() if r.get("reused_from")}
-    return f", reused from the earlier run in {', '.join(sorted(reused))}" if reused else ""
+    where = ", ".join(sorted(_tail(r) for r in reused))
+    return f", reused from an earlier run of the same checkpoint (work dir {where})" if reused else ""
 
 
 def section(d: dict[str, Any]) -> str:
     on = d["online"]
     load = ", ".join(f"{x:.1f}" for x in d["load_avg_at_start"])
     return (f"## Results: MovieLens-100K against the code before issue 26\n\n"
-            f"`{d['command']}`: the old commit in a temporary git worktree, both codes on checkpoint "
-            f"`{d['checkpoint'].split('/checkpoints/')[-1]}` and the same data; online = `{d['demo_command']}`, "
+            f"`{_scrub(d['command'])}`: the old commit in a temporary git worktree, both codes on checkpoint "
+            f"`{_checkpoint_name(d['checkpoint'])}` and the same data; online = `{d['demo_command']}`, "
             f"{len(d['runs']['new'])} runs per code, alternating; offline = `threadrec evaluate --no-baselines` "
             f"(test split, fp32){_offline_how(d)}. Bar: new / old >= {1 - d['tolerance']:.2f}; \"resolved\" when the paired "
             f"interval lies on one side of it.\n\n{table(d)}\n"

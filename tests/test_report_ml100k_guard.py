@@ -21,8 +21,8 @@ def guard():
     (0.979, None, None, "worse"),
     (0.99, 0.985, 1.02, "not worse (resolved)"),
     (0.95, 0.90, 0.97, "worse (resolved)"),
-    (1.05, 0.80, 1.30, "not worse"),  # the interval spans the line: the point decides, unresolved
-    (0.90, 0.70, 1.10, "worse"),
+    (1.05, 0.80, 1.30, "on par (point at or above the bar)"),  # the interval spans the line
+    (0.90, 0.70, 1.10, "on par (point below the bar)"),
 ])
 def test_verdict_is_the_two_percent_bar_and_resolved_only_off_the_line(guard, ratio, lo, hi, expected):
     assert guard.verdict(ratio, lo, hi) == expected
@@ -108,5 +108,5 @@ def test_offline_figures_reused_from_an_earlier_run_say_so(guard, tmp_path):
     guard.reuse_offline(earlier, work, "new")
     assert json.loads((work / "offline-new.meta.json").read_text()) == {"wall_s": 1900, "reused_from": str(earlier)}
     doc = {**_doc(), "offline_runs": {"new": guard.offline_doc(work / "offline-new.json")}}
-    assert f"(test split, fp32), reused from the earlier run in {earlier}. Bar" in \
+    assert f"(test split, fp32), reused from an earlier run of the same checkpoint (work dir {earlier.name}). Bar" in \
         load_bench_script("report_ml100k_guard").section(doc)
