@@ -64,6 +64,8 @@ class ExpirySweep:
         self.every_s, self.slice_keys = settings.sweep_every_s, settings.sweep_slice_keys
         self.cursor: Cursor | None = None  # the last key read by the pass under way
         self.in_pass = False
+        self.share, self.least_pause_s = settings.sweep_share, settings.sweep_slice_every_s
+        self.read_s = 0.0  # how long the last slice's read took on its thread
         self.pass_started = time.monotonic()  # the first pass starts every_s after start-up
         self.pass_expired = 0
 
@@ -99,8 +101,16 @@ class ExpirySweep:
 
     def _read_stale(self, cursor: Cursor | None, ttl: float,
                     marks: Mapping[int, float]) -> tuple[list[Entry], list[tuple[Entry, int]]]:
+        t0 = time.perf_counter()
         entries = self.scan.read(cursor, self.slice_keys)
-        return entries, stale_entries(entries, ttl, marks)
+        stale = stale_entries(entries, ttl, marks)
+        self.read_s = time.perf_counter() - t0
+        return entries, stale
+
+    def pause_s(self) -> float:
+        """The wait before the next slice: sweep_slice_every_s, or long enough that the last
+        slice's read was `sweep_share` of the time since it began."""
+        return max(self.least_pause_s, self.read_s * (1.0 - self.share) / self.share)
 
     def _delete(self, stale: list[tuple[Entry, int]]) -> int:
         expired = 0
@@ -119,7 +129,7 @@ class ExpirySweep:
         if self.pass_expired:
             logger.info("expired %d inactive users (ttl %.0fs of event time)",
                         self.pass_expired, self.runtime.engine.config.ttl_s)
-        self.in_pass, self.cursor = False, None
+        self.in_pass, self.cursor, self.read_s = False, None, 0.0
 
     async def run_pass(self) -> int:
         """A whole pass now, slice after slice (tests, benches); the users it expired."""
@@ -133,7 +143,6 @@ def register_expiry_sweep(app, runtime: Runtime, tables: Tables, engagements_top
     """A task that ticks the sweep every sweep_slice_every_s (a faust timer would warn of
     overlap whenever a slice outlasts its short interval)."""
     sweep = ExpirySweep(runtime, tables, engagements_topic)
-    pause = runtime.settings.sweep_slice_every_s
 
     @app.task
     async def expire_inactive() -> None:
@@ -143,4 +152,4 @@ def register_expiry_sweep(app, runtime: Runtime, tables: Tables, engagements_top
             except Exception:  # the sweep's own failure: the worker and the next pass go on
                 logger.warning("expiry sweep failed; retrying at the next pass", exc_info=True)
                 sweep.end_pass()
-            await asyncio.sleep(pause)
+            await asyncio.sleep(sweep.pause_s())

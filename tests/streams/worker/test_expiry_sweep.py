@@ -4,6 +4,7 @@ the table at a time, deciding on each state's header alone."""
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import faust
@@ -168,3 +169,24 @@ def test_the_rocksdb_scan_reads_active_partitions_in_key_order_from_a_cursor(fau
         cursor = (entries[-1].partition, entries[-1].key)
     assert got == want
     assert scan.get(3, b"k53") == b"v3" and scan.get(3, b"k50") is None
+
+
+def test_the_pause_between_slices_holds_the_reads_to_their_share_of_the_time(monkeypatch):
+    runtime = _runtime(sweep_slice_keys=2, sweep_share=0.05, sweep_slice_every_s=0.02)
+    runtime.clock.watermarks[0] = 100 * DAY
+    states = {f"u{k}".encode(): _state(f"u{k}", 90 * DAY, 0) for k in range(5)}
+    sweep = ExpirySweep(runtime, Tables(states=states, offsets={}), "engagements")  # type: ignore[arg-type]
+    assert sweep.pause_s() == 0.02  # nothing read yet: the least pause
+    peek = expiry.stale_entries
+
+    def slow_peek(*args):  # a slice whose read takes 10 ms
+        time.sleep(0.01)
+        return peek(*args)
+
+    monkeypatch.setattr(expiry, "stale_entries", slow_peek)
+    sweep.in_pass = True
+    asyncio.run(sweep.step())
+    assert 0.01 <= sweep.read_s < 0.05 and abs(sweep.pause_s() - 19 * sweep.read_s) < 1e-9
+    while sweep.in_pass:
+        asyncio.run(sweep.step())
+    assert sweep.pause_s() == 0.02  # between passes: back to the least pause
