@@ -272,3 +272,15 @@ def test_a_vector_that_fails_to_store_is_dead_lettered_before_the_offsets_pass_i
     assert [off for off, _ in seen] == [6, 2] and dict(seen)[2] <= 2  # decode failures first: no offset moved
     assert reader.items.offsets() == {0: 7} and runtime.bad_vectors == 2
     assert [it["item_id"] in reader.items for it in new] == [True, True, False, True, True, True]
+
+
+def test_the_default_worker_keeps_applying_vectors_at_its_floor_when_saturated(engine_factory):
+    """The default settings' rate floor: with half-second batches (a saturated worker) a slice
+    holds the ~500 records that keep 1,000/s, where the 2 ms cap alone allowed 33."""
+    runtime = Runtime(WorkerSettings(), engine_factory(items=False))
+    for pacer in (runtime.item_pacer, runtime.param_pacer):
+        pacer.took(64, 64 * 6e-5)  # 60 us per record
+        pacer.served(0.5)
+        n = pacer.next()
+        assert n / (0.5 + n * 6e-5) >= pacer.min_per_s >= 1000.0
+        assert n / (0.5 + n * 6e-5) < 1.05 * pacer.min_per_s
