@@ -38,6 +38,7 @@ from .index_copy import ChunkedCopy
 from .index_rebuild import AsideRebuild, Job, start_thread
 from .ivf_bounds import ListBounds
 from .thread_priority import lower_thread_priority
+from .upsert_plan import UpsertPlan
 from .vector_index import Hit, IdMap, as_query_batch, dedupe_last, search_grouped
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class FaissIndex:
         self._rebuild: AsideRebuild | None = None  # a rebuild in flight (the master still serves)
         self._journals: list[AsideRebuild | ChunkedCopy] = []  # copies in flight: told every change
         self._retry_at = 0  # after a failed rebuild, the size at which to try again
+        self._changes = 0  # counts changes of the master or its bounds: a plan is exact while it holds
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -118,7 +120,15 @@ class FaissIndex:
 
     # ---- mutation -------------------------------------------------------------------------
 
-    def upsert(self, item_ids: list[str], vectors: np.ndarray) -> None:
+    def upsert(self, item_ids: list[str], vectors: np.ndarray, plan: UpsertPlan | None = None) -> None:
+        """Add or overwrite items' vectors; plan: plan_upsert's for the same ids and vectors (its
+        reads are not done again while it is exact; otherwise it is ignored)."""
+        self._changes += 1
+        if plan is not None and plan.owner is self and plan.changes == self._changes - 1 and plan.ids == item_ids:
+            self._write_plan(plan)
+            if plan.placed is not None:  # the catalogue grew
+                self._maybe_rebuild()
+            return
         item_ids, vectors = dedupe_last(item_ids, vectors, self.dim)
         done = self._overwrite(item_ids, vectors) if item_ids else np.ones(0, bool)
         if done.all():
@@ -168,7 +178,40 @@ class FaissIndex:
         faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)[at] = vectors
         return held
 
+    def plan_upsert(self, item_ids: list[str], vectors: np.ndarray) -> UpsertPlan | None:
+        """upsert's reads for distinct ids, done ahead (reads only: callable beside searches, not
+        beside changes); None where upsert's in-place IVF path does not apply (store/upsert_plan.py)."""
+        ivf, bounds = self._master, self._bounds
+        if (self.mode != "ivf" or bounds is None or self._replica is not None or self._journals
+                or self._bands is not None or not isinstance(ivf, faiss.IndexIVF)
+                or ivf.direct_map.type != faiss.DirectMap.Hashtable or len(set(item_ids)) != len(item_ids)):
+            return None
+        changes, label_of = self._changes, self._ids.label_of
+        labels = np.fromiter(map(label_of.get, item_ids, repeat(-1)), np.int64, len(item_ids))
+        padded = augment(np.asarray(vectors, np.float32), self._norm)
+        held = labels >= 0
+        with serial(len(labels)):
+            moves = bounds.plan_move(labels[held], padded[held], ivf.reconstruct_batch(labels[held]))
+            placed = bounds.plan_place(np.ascontiguousarray(padded[~held])) if not held.all() else None
+        return UpsertPlan(self, changes, list(item_ids), labels, padded, moves, placed)
+
+    def _write_plan(self, plan: UpsertPlan) -> None:
+        """upsert by an exact plan: held rows moved to their lists, new ones added to theirs."""
+        ivf, bounds, held = self._master, self._bounds, plan.labels >= 0
+        assert bounds is not None  # plan_upsert made the plan only with bounds
+        with serial(len(plan.labels)):
+            if held.any():
+                labels, padded = plan.labels[held], plan.padded[held]
+                lists = bounds.commit_move(plan.moves)
+                remove_labels(ivf, labels)
+                _add_core(ivf, labels, padded, lists)
+            if plan.placed is not None:
+                new_ids = [i for i, h in zip(plan.ids, held.tolist(), strict=True) if not h]
+                labels = self._ids.assign(new_ids)
+                _add_core(ivf, labels, plan.padded[~held], bounds.commit_place(labels, *plan.placed))
+
     def remove(self, item_ids: Iterable[str]) -> None:
+        self._changes += 1
         item_ids = list(item_ids)
         with serial(len(item_ids)):
             self._drop_labels(self._ids.forget(item_ids))
@@ -234,6 +277,7 @@ class FaissIndex:
         if self._replica is None:
             self._replica = self._clone_replica()
             self._replica_dead = 0
+            self._changes += 1  # a plan made without a replica would not write to it
         return self._replica
 
     def _clone_replica(self) -> faiss.Index:
@@ -354,6 +398,7 @@ class FaissIndex:
             return False
         self._rebuild = None
         self._journals.remove(job)
+        self._changes += 1
         try:
             built = job.finish()
         except VectorIndexError as e:  # the old index is whole and keeps serving

@@ -20,7 +20,12 @@ from streams.engine.bulk_refresh import BulkRefresh
 from streams.engine.catalogue import ItemCatalogue
 from streams.engine.config import EngineConfig
 from streams.engine.id_half import IdHalf
-from streams.engine.parameters import ParamOutcome, apply_parameters
+from streams.engine.parameters import (
+    ParamOutcome,
+    PreparedSlice,
+    apply_parameters,
+    prepare_parameters,
+)
 from streams.engine.popularity import RecentPopularity
 from streams.engine.rounds import ModelRounds
 from streams.engine.sessionizer import append_event, session_keys, sessions
@@ -100,11 +105,16 @@ class Engine(ItemCatalogue, BulkRefresh):
         """The fallback's top k items, excluding `seen`."""
         return self._popularity.top(k, seen)
 
-    def apply_parameters(self, records: list[tuple[bytes, bytes | None]],
-                         ceiling: int) -> list[ParamOutcome]:
-        """Records of the `parameters` topic into the ID half (engine/parameters.py); [] for a
-        content-only checkpoint."""
-        return [] if self.id_half is None else apply_parameters(self.id_half, records, ceiling)
+    def prepare_parameters(self, records: list[tuple[bytes, bytes | None]]) -> PreparedSlice | None:
+        """apply_parameters' reads for records, done ahead (engine/parameters.py: off the lock,
+        never beside another apply); None for a content-only checkpoint."""
+        return None if self.id_half is None else prepare_parameters(self.id_half, records)
+
+    def apply_parameters(self, records: list[tuple[bytes, bytes | None]], ceiling: int,
+                         prepared: PreparedSlice | None = None) -> list[ParamOutcome]:
+        """Records of the `parameters` topic into the ID half (engine/parameters.py), with
+        prepare_parameters' result when done ahead; [] for a content-only checkpoint."""
+        return [] if self.id_half is None else apply_parameters(self.id_half, records, ceiling, prepared)
 
     def count_expired(self, users: int) -> None:
         """Count users whose state an expiry sweep dropped outside process_batch."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,27 @@ from model.ids.sasrec import SASRec
 from store import FetchBound, IdMemory, IdMemoryConfig, IdRow, IndexConfig, RowSample, SeenItems
 from store.faiss_index import FaissIndex
 from store.memory_backend import MemoryKV
+from store.upsert_plan import UpsertPlan
 from streams.engine.config import IdIndexConfig
 
 logger = logging.getLogger(__name__)
 
 _SLICE = 65_536  # rows read per step of a full index build
+
+
+@dataclass
+class PreparedRows:
+    """Changed rows worked out before they are applied (IdHalf.prepare_rows): gated, and the
+    index's plan for them (None: none applies; the upsert then does the whole work)."""
+
+    ids: list[str]
+    gated: np.ndarray  # (n, k) g_i e_i
+    plan: UpsertPlan | None
+
+    def take(self, at: np.ndarray) -> PreparedRows:
+        """The rows at (positions, ascending) alone."""
+        return PreparedRows([self.ids[k] for k in at.tolist()], self.gated[at],
+                            None if self.plan is None else self.plan.take(at))
 
 
 class IdHalf:
@@ -161,3 +178,20 @@ class IdHalf:
             if live:
                 kept = None if known is None else [w for w, p in zip(known, present, strict=True) if p]
                 self._sample.put(live, gated if everyone else gated[present], kept)
+
+    def prepare_rows(self, ids: list[str], rows: np.ndarray) -> PreparedRows:
+        """The work of rows_changed for distinct ids' new rows that only reads (gates, the index's
+        plan), so a caller can do it off the engine lock, beside searches but not beside changes."""
+        with torch.no_grad():
+            gated = rows * self.fusion.gates(torch.from_numpy(rows)).numpy()[:, None]
+        index = self._index
+        return PreparedRows(list(ids), gated, None if index is None else index.plan_upsert(list(ids), gated))
+
+    def rows_prepared(self, rows: PreparedRows, known: Sequence[bool] | None = None) -> None:
+        """rows_changed for rows prepare_rows worked out (every one present)."""
+        if not rows.ids:
+            return
+        if self._index is not None:
+            self._index.upsert(rows.ids, rows.gated, plan=rows.plan)
+        if self._sampled:
+            self._sample.put(rows.ids, rows.gated, None if known is None else list(known))

@@ -22,7 +22,7 @@ import numpy as np
 
 from store import IdMemory, IdRow, StateCodecError, decode_row, parse_row_key
 from store.row_batch import RowBatch, decode_served
-from streams.engine.id_half import IdHalf
+from streams.engine.id_half import IdHalf, PreparedRows
 
 logger = logging.getLogger(__name__)
 
@@ -139,19 +139,40 @@ def decode_parameter(key: bytes | None, value: bytes | None, table: str, dim: in
     return item_id, row
 
 
+@dataclass
+class PreparedSlice:
+    """A slice decoded, and for the usual slice (every record accepted, distinct rows, no
+    tombstone) its rows' gates and index plan worked out: prepare_parameters, off the lock."""
+
+    ok: np.ndarray  # (n,) decoded by the one-pass decode
+    batch: RowBatch
+    rows: PreparedRows | None  # None: not the usual slice
+
+
+def prepare_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]]) -> PreparedSlice:
+    """apply_parameters' reads for a slice: the decode, gates and the ID index's plan. It changes
+    nothing, so a worker does it off the engine lock (beside searches, not beside other applies)."""
+    memory = half.memory
+    ok, batch = decode_served([k for k, _ in records], [v for _, v in records], memory.table, memory.config.dim)
+    usual = bool(ok.all()) and len(set(batch.ids)) == len(records)
+    return PreparedSlice(ok, batch, half.prepare_rows(batch.ids, batch.vectors) if usual else None)
+
+
 def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],
-                     ceiling: int = MAX_VERSION) -> list[ParamOutcome]:
+                     ceiling: int = MAX_VERSION, prepared: PreparedSlice | None = None) -> list[ParamOutcome]:
     """Apply (key, value) records in order; one outcome per record (whatever one raises, it is
     that record's). The slice is decoded in one pass (store/row_batch.py; records it does not
     accept one by one, with the reason), runs of distinct rows are stored in one KV write, and
     the changed rows' vectors go to the ID index and row sample in place (no rebuild, no read
-    back), so the next ranking sees the new rows."""
-    memory = half.memory
-    keys, values = [k for k, _ in records], [v for _, v in records]
-    ok, batch = decode_served(keys, values, memory.table, memory.config.dim)
-    ok &= batch.versions <= min(ceiling, MAX_VERSION)
-    if ok.all() and len(set(batch.ids)) == len(records):  # the usual slice: one run, no tombstone
-        whole = _store_whole(half, batch)
+    back), so the next ranking sees the new rows. prepared: prepare_parameters' of these records
+    (done now when None)."""
+    prepared = prepare_parameters(half, records) if prepared is None else prepared
+    if len(prepared.batch) != len(records):
+        raise ValueError(f"prepared slice of {len(prepared.batch)} records for {len(records)}")
+    batch = prepared.batch
+    ok = prepared.ok & (batch.versions <= min(ceiling, MAX_VERSION))
+    if ok.all() and prepared.rows is not None:  # the usual slice: one run, no tombstone
+        whole = _store_whole(half, batch, prepared.rows)
         if whole is not None:
             return whole
     out: list[ParamOutcome | None] = [None] * len(records)
@@ -168,10 +189,11 @@ def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes |
     return out  # type: ignore[return-value]  # every None was filled
 
 
-def _store_whole(half: IdHalf, batch: RowBatch) -> list[ParamOutcome] | None:
+def _store_whole(half: IdHalf, batch: RowBatch, rows: PreparedRows) -> list[ParamOutcome] | None:
     """The usual slice, accepted rows of distinct ids and no tombstone, stored in one put_batch
-    and its applied rows passed on, with no per-record bookkeeping; None when put_batch raised
-    (nothing stored: the caller goes record by record, so an error stays its record's)."""
+    and its applied rows passed on (as prepared), with no per-record bookkeeping; None when
+    put_batch raised (nothing stored: the caller goes record by record, so an error stays its
+    record's)."""
     try:
         applied, created = half.memory.put_batch(batch)
     except Exception as e:
@@ -180,8 +202,8 @@ def _store_whole(half: IdHalf, batch: RowBatch) -> list[ParamOutcome] | None:
         return None
     changed = np.flatnonzero(applied)
     if len(changed):
-        ids = batch.ids if len(changed) == len(batch) else [batch.ids[k] for k in changed.tolist()]
-        half.rows_changed(ids, batch.vectors[changed], known=(~created[changed]).tolist())
+        half.rows_prepared(rows if len(changed) == len(batch) else rows.take(changed),
+                           known=(~created[changed]).tolist())
     return [_APPLIED if a else _STALE for a in applied.tolist()]
 
 

@@ -93,6 +93,10 @@ class Runtime:
     # default pool's threads, each arena kept its own peak and the RSS grew under overload)
     engine_thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="engine"))
+    # parameters slices are decoded and planned here, beside serving and off the lock (their
+    # reads only: the one replica task applies the slices in order, so none runs beside a change)
+    prepare_thread: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="param-prepare"))
     bad_items: int = 0  # items records this worker's items encoder dead-lettered
     bad_vectors: int = 0  # item-vectors records the replica dead-lettered
     serving: bool = False  # the first batch has started (start-up objects are frozen)
@@ -381,7 +385,8 @@ class Runtime:
         """ID rows from `parameters` into the engine's ID half, in offset order, in slices, each
         under the engine lock and sized by ApplyPacer (a share of an engagement batch's time, at
         most param_apply_budget_ms), so engagement batches waiting for the lock are served between
-        slices and a large sync never stalls recommendations. A corrupt record is dead-lettered with the reason and not applied (by
+        slices and a large sync never stalls recommendations. A slice's reads (decode, gates, the ID
+        index's plan) are done before, off the lock, on prepare_thread. A corrupt record is dead-lettered with the reason and not applied (by
         every worker, as each reads them all), the records around it are."""
         if self.engine.param_version is None:  # no replica is built for a content-only checkpoint
             return
@@ -397,10 +402,12 @@ class Runtime:
 
     async def _apply_slice(self, partition: int, records: list) -> None:
         pairs = [(rec.key, rec.value) for rec in records]
+        prepared = await asyncio.get_running_loop().run_in_executor(
+            self.prepare_thread, self.engine.prepare_parameters, pairs)
         async with self.lock:
             ceiling = max(self.engine.param_version, self.param_head) + self.settings.param_version_step
             t = time.perf_counter()
-            outcomes = await self.in_engine_thread(self.engine.apply_parameters, pairs, ceiling)
+            outcomes = await self.in_engine_thread(self.engine.apply_parameters, pairs, ceiling, prepared)
             self.param_pacer.took(len(pairs), time.perf_counter() - t)
             version = self.engine.param_version
         live_from = self.param_replica.start_ends.get(partition, 0) if self.param_replica else 0
