@@ -33,6 +33,7 @@ import os
 import platform
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ from store import IdMemory, IdRow, encode_row, row_key
 from store.rocksdict_backend import RocksDictKV
 from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events
 from streams.engine.id_half import IdHalf
-from streams.engine.parameters import ApplyPacer, apply_parameters
+from streams.engine.parameters import ApplyPacer, apply_parameters, prepare_parameters
 from streams.trainer import snapshot
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories
@@ -132,13 +133,15 @@ def worker_rows(learner: OnlineLearner, root: Path, seed: int) -> IdHalf:
 
 def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users: list[list[str]]) -> dict[str, Any]:
     """The worker's ID half (index and row sample built) applies the sync in slices as the
-    worker's runtime sizes them (ApplyPacer: param_apply_share of an engagement's time, here one
-    serve's, at most param_apply_budget_ms per hold of the engine lock, the rate floor param_apply_min_per_s), serving one engagement's ID-half calls (h_u, index search,
-    exact terms) between slices. apply_us_per_row: the slices' time over the rows (wall; the
-    thread's CPU time in apply_cpu_us_per_row, steadier when other processes share the cores);
-    p99_during_sync_ratio: p99 of (one slice + one serve), an engagement that arrived as a slice
-    began and waited for the lock, over the p99 of serves without a slice, one taken just before
-    each slice."""
+    worker's runtime does: each slice prepared off the lock on a thread of its own (decode, gates,
+    the ID index's plan) while one engagement is served, then applied under the lock, sized by
+    ApplyPacer (param_apply_share of an engagement's time, here one serve's, at most
+    param_apply_budget_ms per hold of the lock, the rate floor param_apply_min_per_s).
+    apply_us_per_row: the time under the lock over the rows (wall; the thread's CPU time in
+    apply_cpu_us_per_row); prepare_*: the same off the lock; p99_during_sync_ratio: p99 of (one
+    hold + one serve), an engagement that arrived as a hold began and waited for the lock, over
+    the p99 of serves without a sync, one taken just before each slice; p99_beside_prepare_ratio:
+    serves while a prepare ran beside them, over the same."""
     t = time.perf_counter()
     half.index(), half.sample()
     index_s = time.perf_counter() - t
@@ -149,30 +152,58 @@ def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users:
         half.terms(h, half.retrieve(h, 50, [set()]))
         return time.perf_counter() - t
 
+    def prepare(part: list[tuple[bytes, bytes | None]]) -> tuple[Any, float, float]:
+        t, cpu = time.perf_counter(), time.thread_time()
+        prepared = prepare_parameters(half, part)
+        return prepared, time.perf_counter() - t, time.thread_time() - cpu
+
     serve(0)
     settings = WorkerSettings()
     pacer = ApplyPacer(settings.param_apply_budget_ms / 1000.0, settings.param_apply_slice,
                        settings.param_apply_share, min_per_s=settings.param_apply_min_per_s)
-    applied_s, applied_cpu_s, during, quiet, start = 0.0, 0.0, [], [], 0
-    while start < len(records):
-        quiet.append(serve(len(quiet)))  # paired with the slice below: the same moment's load on the cores
-        pacer.served(quiet[-1])  # as the worker's engagement batches do
-        step = pacer.next()
-        t, cpu = time.perf_counter(), time.thread_time()
-        apply_parameters(half, records[start:start + step])
-        took, applied_cpu_s = time.perf_counter() - t, applied_cpu_s + time.thread_time() - cpu
-        pacer.took(len(records[start:start + step]), took)
-        applied_s, start = applied_s + took, start + step
-        during.append(took + serve(len(quiet) - 1))
+    held = {"s": 0.0, "cpu": 0.0, "prep_s": 0.0, "prep_cpu": 0.0}
+    during, quiet, beside, sizes, start = [], [], [], [], 0
+    with ThreadPoolExecutor(1, thread_name_prefix="param-prepare") as pool:
+        while start < len(records):
+            quiet.append(serve(len(quiet)))  # paired with the slice below: the same moment's load on the cores
+            pacer.served(quiet[-1])  # as the worker's engagement batches do
+            part = records[start:start + pacer.next()]
+            ahead = pool.submit(prepare, part)
+            beside.append(serve(len(quiet)))
+            prepared, prep_s, prep_cpu = ahead.result()
+            t, cpu = time.perf_counter(), time.thread_time()
+            apply_parameters(half, part, prepared=prepared)
+            took = time.perf_counter() - t
+            _add(held, s=took, cpu=time.thread_time() - cpu, prep_s=prep_s, prep_cpu=prep_cpu)
+            pacer.took(len(part), took)
+            start += len(part)
+            sizes.append(len(part))
+            during.append(took + serve(len(quiet) - 1))
+    return _apply_row(held, len(records), quiet, during, beside, sizes) | {
+        "worker_index_build_s": index_s, "apply_budget_ms": settings.param_apply_budget_ms,
+        "apply_share": settings.param_apply_share, "apply_slice_max": settings.param_apply_slice,
+        "apply_min_per_s": settings.param_apply_min_per_s}
+
+
+def _add(totals: dict[str, float], **more: float) -> None:
+    for k, v in more.items():
+        totals[k] += v
+
+
+def _apply_row(held: dict[str, float], rows: int, quiet: list[float], during: list[float],
+               beside: list[float], sizes: list[int]) -> dict[str, Any]:
+    """worker_apply's measures (per row in us; p99s in ms and as ratios to the quiet p99)."""
+    per_row = 1e6 / max(rows, 1)
     p99 = float(np.percentile(quiet, 99)) if quiet else float("nan")
-    return {"apply_us_per_row": 1e6 * applied_s / max(len(records), 1),
-            "apply_cpu_us_per_row": 1e6 * applied_cpu_s / max(len(records), 1),
-            "p99_during_sync_ratio": float(np.percentile(during, 99)) / p99 if during else None,
-            "worker_serve_p99_ms": 1e3 * p99, "worker_serve_p99_during_sync_ms":
-            1e3 * float(np.percentile(during, 99)) if during else None,
-            "worker_index_build_s": index_s, "apply_slices": len(during),
-            "apply_budget_ms": settings.param_apply_budget_ms, "apply_share": settings.param_apply_share,
-            "apply_slice_max": settings.param_apply_slice, "apply_min_per_s": settings.param_apply_min_per_s}
+    p99_during = float(np.percentile(during, 99)) if during else None
+    p99_beside = float(np.percentile(beside, 99)) if beside else None
+    return {"apply_us_per_row": held["s"] * per_row, "apply_cpu_us_per_row": held["cpu"] * per_row,
+            "prepare_us_per_row": held["prep_s"] * per_row, "prepare_cpu_us_per_row": held["prep_cpu"] * per_row,
+            "p99_during_sync_ratio": None if p99_during is None else p99_during / p99,
+            "p99_beside_prepare_ratio": None if p99_beside is None else p99_beside / p99,
+            "worker_serve_p99_ms": 1e3 * p99,
+            "worker_serve_p99_during_sync_ms": None if p99_during is None else 1e3 * p99_during,
+            "apply_slices": len(sizes), "apply_slice_median": float(np.median(sizes)) if sizes else None}
 
 
 def worker_starts(learner: OnlineLearner, root: Path, seed: int) -> dict[str, Any]:
