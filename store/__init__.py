@@ -15,7 +15,7 @@ from .config import (
 )
 from .errors import StateCodecError, StoreClosedError, StoreError, VectorIndexError
 from .frequency import FrequencyFilter
-from .id_memory import IdMemory
+from .id_memory import IdMemory, VersionsAhead
 from .id_row import IdRow, decode_row, encode_row, parse_row_key, row_key
 from .item_record import ItemRecord, decode_item_record, encode_item_record
 from .item_vector import (
@@ -49,6 +49,7 @@ __all__ = [
     "CacheStats",
     "FrequencyFilter",
     "IdMemory",
+    "VersionsAhead",
     "IdMemoryConfig",
     "IdRow",
     "VectorIndex",

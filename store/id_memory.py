@@ -13,7 +13,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 
@@ -110,6 +110,17 @@ class _Untracked(dict):
         pass
 
 
+@dataclass(frozen=True)
+class VersionsAhead:
+    """Stored versions read ahead of a put_batch (IdMemory.versions_ahead), for these ids, as of
+    the memory's count of version changes."""
+
+    ids: list[str]
+    stored: np.ndarray  # (N,) uint64
+    absent: np.ndarray  # (N,) bool
+    changed: int
+
+
 class IdMemory:
     """Rows of one table ("item") in a KVStore, under the keys b"idm/<table>/<id utf-8>".
 
@@ -135,6 +146,7 @@ class IdMemory:
         self._touched: dict[str, None] = {} if self.config.track_touched else _Untracked()
         # id -> version of every row (live: a held row's, else the KV's), when config.versions_held
         self._versions = self._read_versions() if self.config.versions_held else None
+        self._versions_changed = 0  # counts changes of _versions: versions read ahead hold while it does
         self._count = sum(1 for _ in kv.iterate(self._prefix)) if self._versions is None else len(self._versions)
         self._version, self.meta = 0, b""
         self.ignored_gradients = 0  # gradient rows dropped because their id had no row
@@ -335,16 +347,29 @@ class IdMemory:
             applied[i] = True
         return applied
 
-    def put_batch(self, batch: RowBatch) -> tuple[np.ndarray, np.ndarray]:
+    def versions_ahead(self, ids: list[str]) -> VersionsAhead | None:
+        """The stored versions of ids from the versions held (config.versions_held; None
+        otherwise), read ahead of a put_batch, which uses them while no version changed since."""
+        if self._versions is None:
+            return None
+        changed = self._versions_changed
+        stored, absent = self._stored_versions(ids)
+        return VersionsAhead(ids, stored, absent, changed)
+
+    def put_batch(self, batch: RowBatch, ahead: VersionsAhead | None = None) -> tuple[np.ndarray, np.ndarray]:
         """put_rows for rows of distinct ids decoded in one pass (store/row_batch.py), in one KV
         write of their encodings as given: held rows are updated in place, the others are not read
         into the cache; the write is durable at the next flush(). The same rule: a row older than
         the stored one is ignored (a stored row too damaged to show its version is replaced).
-        Returns ((N,) bool applied, (N,) bool created: applied where no row was stored)."""
+        ahead: versions_ahead(batch.ids). Returns ((N,) bool applied, (N,) bool created: applied
+        where no row was stored)."""
         ids = batch.ids
         if len(set(ids)) != len(ids):
             raise ValueError("put_batch: ids must be distinct (split the batch where one repeats)")
-        stored, absent = self._stored_versions(ids)
+        if ahead is not None and ahead.changed == self._versions_changed and ahead.ids is ids:
+            stored, absent = ahead.stored, ahead.absent
+        else:
+            stored, absent = self._stored_versions(ids)
         fresh = absent | (batch.versions >= stored)
         self.stale_rows_ignored += int((~fresh).sum())
         put = np.flatnonzero(fresh).tolist()
@@ -361,9 +386,11 @@ class IdMemory:
             for item_id in self._pending.keys() & put_ids:  # would write an older row over the KV's
                 del self._pending[item_id]
         self._update_held(batch, put, put_ids)
-        self._touched.update(dict.fromkeys(put_ids))
+        if self.config.track_touched:
+            self._touched.update(dict.fromkeys(put_ids))
         if self._versions is not None:
             self._versions.update(zip(put_ids, batch.versions[put].tolist(), strict=True))
+            self._versions_changed += 1
         self._count += int(absent[put].sum())
         self.version = max(self.version, int(batch.versions[put].max()))
         return fresh, absent
@@ -569,6 +596,7 @@ class IdMemory:
         """item_id's row now has this version (held when config.versions_held)."""
         if self._versions is not None:
             self._versions[item_id] = int(version)
+            self._versions_changed += 1
 
     def _read_versions(self) -> dict[str, int]:
         """Every stored row's version, read from the KV (a row too damaged to show it: 0, as
@@ -602,6 +630,7 @@ class IdMemory:
             self._touched[item_id] = None
             if self._versions is not None:
                 self._versions.pop(item_id, None)
+                self._versions_changed += 1
         self._count -= len(ids)
         self.kv.write_batch([], [self._key(i) for i in ids])
 

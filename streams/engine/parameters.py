@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from store import IdMemory, IdRow, StateCodecError, decode_row, parse_row_key
+from store import IdMemory, IdRow, StateCodecError, VersionsAhead, decode_row, parse_row_key
 from store.row_batch import RowBatch, decode_served
 from streams.engine.id_half import IdHalf, PreparedRows
 
@@ -147,15 +147,18 @@ class PreparedSlice:
     ok: np.ndarray  # (n,) decoded by the one-pass decode
     batch: RowBatch
     rows: PreparedRows | None  # None: not the usual slice
+    versions: VersionsAhead | None = None  # the stored rows' versions (a worker's memory holds them)
 
 
 def prepare_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]]) -> PreparedSlice:
-    """apply_parameters' reads for a slice: the decode, gates and the ID index's plan. It changes
-    nothing, so a worker does it off the engine lock (beside searches, not beside other applies)."""
+    """apply_parameters' reads for a slice: the decode, gates, the ID index's plan and the stored
+    rows' versions. It changes nothing, so a worker does it off the engine lock (beside searches,
+    not beside other applies)."""
     memory = half.memory
     ok, batch = decode_served([k for k, _ in records], [v for _, v in records], memory.table, memory.config.dim)
-    usual = bool(ok.all()) and len(set(batch.ids)) == len(records)
-    return PreparedSlice(ok, batch, half.prepare_rows(batch.ids, batch.vectors) if usual else None)
+    if not (ok.all() and len(set(batch.ids)) == len(records)):
+        return PreparedSlice(ok, batch, None)
+    return PreparedSlice(ok, batch, half.prepare_rows(batch.ids, batch.vectors), memory.versions_ahead(batch.ids))
 
 
 def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],
@@ -172,7 +175,7 @@ def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes |
     batch = prepared.batch
     ok = prepared.ok & (batch.versions <= min(ceiling, MAX_VERSION))
     if ok.all() and prepared.rows is not None:  # the usual slice: one run, no tombstone
-        whole = _store_whole(half, batch, prepared.rows)
+        whole = _store_whole(half, batch, prepared.rows, prepared.versions)
         if whole is not None:
             return whole
     out: list[ParamOutcome | None] = [None] * len(records)
@@ -189,13 +192,14 @@ def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes |
     return out  # type: ignore[return-value]  # every None was filled
 
 
-def _store_whole(half: IdHalf, batch: RowBatch, rows: PreparedRows) -> list[ParamOutcome] | None:
+def _store_whole(half: IdHalf, batch: RowBatch, rows: PreparedRows,
+                 versions: VersionsAhead | None) -> list[ParamOutcome] | None:
     """The usual slice, accepted rows of distinct ids and no tombstone, stored in one put_batch
     and its applied rows passed on (as prepared), with no per-record bookkeeping; None when
     put_batch raised (nothing stored: the caller goes record by record, so an error stays its
     record's)."""
     try:
-        applied, created = half.memory.put_batch(batch)
+        applied, created = half.memory.put_batch(batch, versions)
     except Exception as e:
         if isinstance(e, (OSError, MemoryError)):
             raise

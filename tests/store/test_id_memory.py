@@ -431,6 +431,35 @@ def test_put_batch_stores_what_put_rows_stores_held_or_not(memory_factory, versi
         mem.put_batch(batch({"a": row(1, 1.0)}).take([0, 0]))
 
 
+def test_versions_read_ahead_hold_until_a_version_changes(monkeypatch) -> None:
+    """put_batch takes the versions read ahead of it (a worker reads them off the engine lock)
+    while no version changed since; a row put or deleted between makes it read them again."""
+    from store.id_row import encode_row, row_key
+    from store.row_batch import decode_served
+
+    def batch(rows: dict[str, int]):
+        rows = {i: IdRow(np.full(4, 1.0, np.float32), np.zeros(4, np.float32), 1.0, 1, v) for i, v in rows.items()}
+        return decode_served([row_key("item", i) for i in rows],
+                             [encode_row("item", i, r, served=True) for i, r in rows.items()], "item", 4)[1]
+
+    mem = IdMemory(MemoryKV(), config(versions_held=True, track_touched=False))
+    mem.put_rows(["a"], [IdRow(np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0, 1, 5)])
+    reads = []
+    real = IdMemory._stored_versions
+    monkeypatch.setattr(IdMemory, "_stored_versions", lambda self, ids: reads.append(ids) or real(self, ids))
+    first = batch({"a": 6, "b": 2})
+    ahead = mem.versions_ahead(first.ids)
+    assert len(reads) == 1
+    assert mem.put_batch(first, ahead)[0].tolist() == [True, True] and len(reads) == 1  # taken as read
+    second = batch({"b": 1, "c": 3})
+    stale = mem.versions_ahead(second.ids)  # c absent, b at 2
+    mem.put_rows(["c"], [IdRow(np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0, 1, 9)])
+    applied, created = mem.put_batch(second, stale)
+    assert applied.tolist() == [False, False] and created.tolist() == [False, False]  # read again: c is at 9
+    assert mem.get_row("c").version == 9 and len(reads) == 3
+    assert IdMemory(MemoryKV(), config()).versions_ahead(["a"]) is None  # versions not held: nothing to read ahead
+
+
 def test_a_header_over_a_checkpoint_restores_what_a_snapshot_does(tmp_path) -> None:
     kv = RocksDictKV(tmp_path / "live")
     mem = _busy_memory(lambda **overrides: IdMemory(kv, config(**overrides)))  # a small cache: rows dirty

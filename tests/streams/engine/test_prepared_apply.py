@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 
 import store.ivf_bounds as ivf_bounds
-from store import IdRow, encode_row, row_key
+from store import IdMemoryConfig, IdRow, encode_row, row_key
 from streams.engine.config import IdIndexConfig
 from streams.engine.parameters import apply_parameters, prepare_parameters
 from tests.streams.engine.test_id_half_index import dense_retrieve, random_half
 
 DIM = 8
 CFG = IdIndexConfig(exact_threshold=100, nprobe=10_000, reference_sample=10_000)
+# a worker's ID memory (streams/worker/id_rows.py: replica_config): versions held, no touched set
+WORKER_MEMORY = IdMemoryConfig(dim=DIM, ttl_s=0, versions_held=True, track_touched=False)
 
 
 def _put(item_id: str, vector: np.ndarray, version: int) -> tuple[bytes, bytes]:
@@ -55,7 +57,7 @@ def _under_the_lock(half, records):
 
 
 def _twins():
-    halves = [random_half(300, config=CFG) for _ in range(2)]
+    halves = [random_half(300, config=CFG, memory_config=WORKER_MEMORY) for _ in range(2)]
     users = np.random.default_rng(2).standard_normal((3, DIM)).astype(np.float32)
     for half in halves:
         assert half.index().mode == "ivf" and half.index()._bounds is not None
@@ -79,7 +81,7 @@ def test_prepared_slices_apply_as_slices_prepared_under_the_lock(plan_calls):
     (ahead, inline), users = _twins()
     for records in _slices(np.random.default_rng(3)):
         prepared = prepare_parameters(ahead, records)
-        assert prepared.rows is not None and prepared.rows.plan is not None
+        assert prepared.rows is not None and prepared.rows.plan is not None and prepared.versions is not None
         calls = len(plan_calls)
         assert [o.outcome for o in apply_parameters(ahead, records, prepared=prepared)] == ["applied"] * len(records)
         assert len(plan_calls) == calls  # the plan was used, not worked out again
