@@ -4,6 +4,7 @@ the worker's counters and dead letters, param_version on recommendations, the se
 from __future__ import annotations
 
 import asyncio
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -209,6 +210,13 @@ def test_a_sync_applied_in_slices_serves_between_them_and_ends_with_the_bulk_app
                for k in range(3 * len(ids))]
     records.append(_record(len(records), row_key("item", ids[0]), None))  # a tombstone in the last slice
     served: list[int] = []  # rows applied when each engagement was served
+    prepared_on: list[str] = []  # the thread each slice's reads ran on
+    prepare = engine.prepare_parameters
+
+    def recorded(pairs):
+        prepared_on.append(threading.current_thread().name)
+        return prepare(pairs)
+    engine.prepare_parameters = recorded
 
     async def drive() -> None:
         applying = asyncio.create_task(runtime.apply_parameters(0, records))
@@ -221,6 +229,8 @@ def test_a_sync_applied_in_slices_serves_between_them_and_ends_with_the_bulk_app
 
     asyncio.run(drive())
     assert any(0 < n < len(records) - 1 for n in served)  # served while the sync was half applied
+    # each slice read off the lock on the prepare thread, never on the engine's or the loop's
+    assert len(prepared_on) >= len(records) // 3 and all(n.startswith("param-prepare") for n in prepared_on)
     bulk = make_id_half(ids, rowless=set())
     bulk.index()
     apply_parameters(bulk, [(r.key, r.value) for r in records])
