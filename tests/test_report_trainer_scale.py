@@ -20,8 +20,10 @@ def test_the_trainer_table_shows_every_row_and_names_what_was_not_measured():
            "apply_us_per_row": 98.7, "p99_during_sync_ratio": None, "start_full_disk_s": 58.9,
            "start_empty_disk_s": 336.5}
     lines = mod.table([row]).splitlines()
-    assert len(lines) == 3 and lines[0].count("|") == lines[2].count("|") == 16
+    assert len(lines) == 3 and lines[0].count("|") == lines[2].count("|") == 19
+    # a result from before the prepare off the lock: no CPU time, prepare, slice or beside ratio
     assert lines[2] == ("| 1,000,000 | 1,264 | 424 | 223 | 200 | 673 | 25,782 | 15.00 | 137,113 | 111,331 | 98.7 "
-                        "| n/a | n/a | 58.9 | 336.5 |")  # a result without the apply's CPU time
-    cpu = mod.table([{**row, "apply_cpu_us_per_row": 41.25}]).splitlines()[2]
-    assert cpu.startswith(lines[2].split("| n/a | n/a")[0] + "| 41.2 | n/a | 58.9")
+                        "| n/a | n/a | n/a | n/a | n/a | 58.9 | 336.5 |")
+    cpu = mod.table([{**row, "apply_cpu_us_per_row": 41.25, "prepare_us_per_row": 19.84, "apply_slice_median": 124.0,
+                      "p99_beside_prepare_ratio": 1.745}]).splitlines()[2]
+    assert cpu.endswith("| 98.7 | 41.2 | 19.8 | 124 | n/a | 1.75 | 58.9 | 336.5 |")

@@ -80,7 +80,9 @@ def test_trainer_learns_what_the_worker_served_and_the_worker_serves_its_rows(
     pos = {(json.loads(r.value)["user_id"], json.loads(r.value)["ts"]): (r.partition, r.offset)
            for r in engagements}
     got_b = [by_src[pos[(e["user_id"], e["ts"])]] for e in b]
-    assert {m["param_version"] for m in got_b} >= {version} and min(m["param_version"] for m in got_b) >= 1
+    # the worker was at `version` before b was sent: every later recommendation reads it or a newer
+    # sync (the trainer may still publish the rest of a's steps, or b's, before b is served)
+    assert min(m["param_version"] for m in got_b) >= version >= 1
     frozen = _offline(hybrid_checkpoint, k, items)
     frozen.process_engagements(a)
     want = [r.recommendation for r in frozen.process_engagements(b)]
