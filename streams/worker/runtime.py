@@ -402,8 +402,15 @@ class Runtime:
 
     async def _apply_slice(self, partition: int, records: list) -> None:
         pairs = [(rec.key, rec.value) for rec in records]
-        prepared = await asyncio.get_running_loop().run_in_executor(
-            self.prepare_thread, self.engine.prepare_parameters, pairs)
+        try:
+            prepared = await asyncio.get_running_loop().run_in_executor(
+                self.prepare_thread, self.engine.prepare_parameters, pairs)
+        except (OSError, MemoryError):
+            raise
+        except Exception as e:  # the apply under the lock then does it all, a bad record its own
+            logger.warning("parameters %d@%d: reading the slice ahead failed (%s); applied without it",
+                           partition, records[0].offset, reason_of(e))
+            prepared = None
         async with self.lock:
             ceiling = max(self.engine.param_version, self.param_head) + self.settings.param_version_step
             t = time.perf_counter()

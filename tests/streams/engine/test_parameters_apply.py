@@ -242,6 +242,23 @@ def test_a_sync_applied_in_slices_serves_between_them_and_ends_with_the_bulk_app
     assert half.retrieve(users, 10, [set()]) == bulk.retrieve(users, 10, [set()])
 
 
+def test_a_slice_whose_read_ahead_fails_is_applied_under_the_lock_all_the_same(engine_factory, catalogue):
+    """Whatever the read ahead of the lock raises, the worker goes on: the slice is applied whole
+    under the lock, as before there was a read ahead, and its rows are served."""
+    ids = [it["item_id"] for it in catalogue]
+    engine = engine_factory()
+    engine.id_half = make_id_half(ids, rowless=set())
+
+    def broken(pairs):
+        raise RuntimeError("plan failed")
+    engine.prepare_parameters = broken
+    runtime = Runtime(WorkerSettings(param_apply_slice=4), engine)
+    records = [_record(k, *_put(ids[k], _row(0.5, 3))) for k in range(10)]
+    asyncio.run(runtime.apply_parameters(0, records))
+    assert runtime.params.counts["applied"] == 10 and runtime.params.counts["corrupt"] == 0
+    assert all(engine.id_half.memory.get_row(ids[k]).version == 3 for k in range(10))
+
+
 def test_the_pacer_sizes_slices_to_a_share_of_a_batch_at_the_measured_cost():
     from streams.engine.parameters import ApplyPacer
 
