@@ -142,11 +142,17 @@ quality-hybrid: $(STAMP) $(DATA)/train.jsonl
 SEED ?= 0
 VARIANT ?=
 VARIANT_FLAGS ?=
+# SEED_STEPS=587 SEED_PRECISION=fp32: a step budget and a fixed precision instead of MAIN_MIN minutes on
+# whatever CPU runs it, so seeds run on machines of different speed follow the same recipe
+SEED_STEPS ?=
+SEED_PRECISION ?=
 SEED_NAME = $(if $(VARIANT),$(VARIANT)_)seed$(SEED)
 SEED_CKPT = $(CKPT)-$(SEED_NAME)
+SEED_BUDGET = $(if $(SEED_STEPS),--steps $(SEED_STEPS),--steps 3000 --max-minutes $(MAIN_MIN)) \
+	$(if $(SEED_PRECISION),--precision $(SEED_PRECISION))
 quality-seed: $(STAMP) $(DATA)/train.jsonl
 	mkdir -p runs results
-	$(BIN)/threadrec train --data $(DATA) --out $(SEED_CKPT) --steps 3000 --eval-every 150 --max-minutes $(MAIN_MIN) \
+	$(BIN)/threadrec train --data $(DATA) --out $(SEED_CKPT) $(SEED_BUDGET) --eval-every 150 \
 		$(RECIPE) $(VARIANT_FLAGS) --seed $(SEED) | tee runs/train-$(SEED_NAME).log
 	$(BIN)/threadrec evaluate --data $(DATA) --checkpoint $$(test -d $(SEED_CKPT)/best && echo $(SEED_CKPT)/best || echo $(SEED_CKPT)) \
 		--split test --seed $(SEED) --no-progress --json results/quality_test_$(SEED_NAME).json
