@@ -71,6 +71,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--losses", nargs="+", choices=("sampled", "full"), default=["sampled"])
     p.add_argument("--rate", type=float, default=1000.0, help="engagements/s one sync interval stands for")
     p.add_argument("--sync-s", type=float, default=60.0, help="the sync interval (s)")
+    p.add_argument("--syncs", type=int, default=3,
+                   help="sync intervals timed; the worker applies their syncs one after another (more slices "
+                        "for the p99 during a sync)")
     p.add_argument("--warmup", type=int, default=2000, help="engagements learned before timing")
     p.add_argument("--users", type=int, default=20_000, help="users of the synthetic feed")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
@@ -279,9 +282,10 @@ def learn(learner: OnlineLearner, events: list[tuple[dict, int, int]]) -> None:
 
 
 def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One size and loss: build, warm up, time one sync interval's engagements, publish once."""
+    """One size and loss: build, warm up, time --syncs sync intervals' engagements, publishing
+    after each; the worker applies those syncs in order. sync_*: the largest of them."""
     timed = int(round(args.rate * args.sync_s))
-    events = feed_events(n, args.warmup + timed, args.users, args.seed)
+    events = feed_events(n, args.warmup + timed * args.syncs, args.users, args.seed)
     settings = TrainerSettings(loss=loss, seed=args.seed, torch_threads=args.threads)
     with tempfile.TemporaryDirectory(prefix="trainer-scale-") as tmp:
         learner, built = build_learner(n, settings, args.id_dim, Path(tmp), args.seed)
@@ -289,34 +293,52 @@ def bench_size(n: int, loss: str, args: argparse.Namespace) -> dict[str, Any]:
         learn(learner, events[:args.warmup])
         publisher.records()  # the warm-up's sync: the timed interval starts clean
         steps, candidates = learner.stats.steps, learner.stats.candidates
-        clock = learner_module.batch_row_step = TowerClock()
-        wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            learn(learner, events[args.warmup:])
-        finally:
-            learner_module.batch_row_step = clock.step
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        t = time.perf_counter()
-        records = publisher.records()
-        encode_s = time.perf_counter() - t
+        run = timed_syncs(learner, publisher, events[args.warmup:], timed)
         snaps = trainer_snapshots(learner, Path(tmp) / "trainer") if args.snapshots else {}
         steps, candidates = learner.stats.steps - steps, learner.stats.candidates - candidates
         users = [h for e, _, _ in events[-300:] if (h := learner.histories.get(e["user_id"]).items)]
         half = worker_rows(learner, Path(tmp) / "worker", args.seed)
-        worker = worker_apply(half, records, users)
+        worker = worker_apply(half, [r for sync in run["syncs"] for r in sync], users)
         half.memory.close()
         worker.update(worker_starts(learner, Path(tmp) / "starts", args.seed) if args.starts else
                       {"start_full_disk_s": None, "start_empty_disk_s": None})
         learner.memory.close()
-    return {"rows": n, "loss": loss, "trainer_events_per_s": timed / wall,
-            "trainer_cpu_us_per_event": 1e6 * cpu / timed, "tower_cpu_us_per_event": 1e6 * clock.cpu_s / timed,
-            "rest_cpu_us_per_event": 1e6 * (cpu - clock.cpu_s) / timed, "timed_engagements": timed, "steps": steps,
-            "mean_candidates": candidates / steps if steps else None,
-            "sync_rows": sum(v is not None for _, v in records),
-            "sync_bytes": sum(len(k) + len(v or b"") for k, v in records),
+    total, biggest = timed * args.syncs, max(run["syncs"], key=_bytes)
+    return {"rows": n, "loss": loss, "trainer_events_per_s": total / run["wall"],
+            "trainer_cpu_us_per_event": 1e6 * run["cpu"] / total,
+            "tower_cpu_us_per_event": 1e6 * run["tower_cpu"] / total,
+            "rest_cpu_us_per_event": 1e6 * (run["cpu"] - run["tower_cpu"]) / total, "timed_engagements": total,
+            "steps": steps, "mean_candidates": candidates / steps if steps else None,
+            "sync_rows": sum(v is not None for _, v in biggest), "sync_bytes": _bytes(biggest),
+            "syncs": args.syncs, "sync_bytes_each": [_bytes(s) for s in run["syncs"]],
             "sync_touched_rows": publisher.last["touched"], "sync_held_back": publisher.last["held_back"],
-            "sync_select_encode_s": encode_s, "engagement_rate_per_s": args.rate, "sync_interval_s": args.sync_s,
-            "build_rows_s": built, "rss_mb": _rss_mb(), **snaps, **worker}
+            "sync_select_encode_s": max(run["encode_s"]), "engagement_rate_per_s": args.rate,
+            "sync_interval_s": args.sync_s, "build_rows_s": built, "rss_mb": _rss_mb(), **snaps, **worker}
+
+
+def timed_syncs(learner: OnlineLearner, publisher: Publisher, events: list, per_sync: int) -> dict[str, Any]:
+    """Learn the events one sync interval (per_sync engagements) at a time, publishing after
+    each: the syncs' records, the learning's wall and CPU seconds (the tower's apart) and each
+    publish's select + encode seconds (not in the learning's)."""
+    clock = learner_module.batch_row_step = TowerClock()
+    out: dict[str, Any] = {"syncs": [], "encode_s": [], "wall": 0.0, "cpu": 0.0}
+    try:
+        for k in range(0, len(events), per_sync):
+            wall, cpu = time.perf_counter(), time.process_time()
+            learn(learner, events[k:k + per_sync])
+            out["wall"] += time.perf_counter() - wall
+            out["cpu"] += time.process_time() - cpu
+            t = time.perf_counter()
+            out["syncs"].append(publisher.records())
+            out["encode_s"].append(time.perf_counter() - t)
+    finally:
+        learner_module.batch_row_step = clock.step
+    out["tower_cpu"] = clock.cpu_s
+    return out
+
+
+def _bytes(records: list[tuple[bytes, bytes | None]]) -> int:
+    return sum(len(k) + len(v or b"") for k, v in records)
 
 
 def _shown(value: Any) -> Any:
