@@ -119,6 +119,7 @@ class VersionsAhead:
     stored: np.ndarray  # (N,) uint64
     absent: np.ndarray  # (N,) bool
     changed: int
+    written: bool = False  # put_batch's KV write was done ahead (IdMemory.write_ahead)
 
 
 class IdMemory:
@@ -356,17 +357,32 @@ class IdMemory:
         stored, absent = self._stored_versions(ids)
         return VersionsAhead(ids, stored, absent, changed)
 
+    def write_ahead(self, batch: RowBatch, ahead: VersionsAhead | None) -> VersionsAhead | None:
+        """put_batch's KV write for these rows done now, ahead of it (a worker: off the engine
+        lock), for a caller that is this memory's one writer until that put_batch and where no
+        row waits to be written back (a write-back beside this write could put an older row over
+        it). Returns ahead marked written, or ahead as given where that cannot hold (put_batch
+        then writes); the rows go live at put_batch, a read of one not held meanwhile may see it."""
+        if (ahead is None or ahead.ids is not batch.ids or ahead.changed != self._versions_changed
+                or self._dirty or self._pending or len(set(batch.ids)) != len(batch.ids)):
+            return ahead
+        put = np.flatnonzero(ahead.absent | (batch.versions >= ahead.stored)).tolist()
+        if put:
+            self._write_rows(batch, put)
+        return replace(ahead, written=True)
+
     def put_batch(self, batch: RowBatch, ahead: VersionsAhead | None = None) -> tuple[np.ndarray, np.ndarray]:
         """put_rows for rows of distinct ids decoded in one pass (store/row_batch.py), in one KV
         write of their encodings as given: held rows are updated in place, the others are not read
         into the cache; the write is durable at the next flush(). The same rule: a row older than
         the stored one is ignored (a stored row too damaged to show its version is replaced).
-        ahead: versions_ahead(batch.ids). Returns ((N,) bool applied, (N,) bool created: applied
-        where no row was stored)."""
+        ahead: versions_ahead(batch.ids), or write_ahead's. Returns ((N,) bool applied, (N,) bool
+        created: applied where no row was stored)."""
         ids = batch.ids
         if len(set(ids)) != len(ids):
             raise ValueError("put_batch: ids must be distinct (split the batch where one repeats)")
-        if ahead is not None and ahead.changed == self._versions_changed and ahead.ids is ids:
+        valid = ahead is not None and ahead.changed == self._versions_changed and ahead.ids is ids
+        if valid:
             stored, absent = ahead.stored, ahead.absent
         else:
             stored, absent = self._stored_versions(ids)
@@ -375,13 +391,9 @@ class IdMemory:
         put = np.flatnonzero(fresh).tolist()
         if not put:
             return fresh, absent
-        everyone = len(put) == len(ids)
-        put_ids = ids if everyone else [ids[k] for k in put]
-        prefix = self._prefix
-        # unlogged (durable at flush()): a replica re-applies what a crash lost from the offsets
-        # its last flush reflects (streams/worker/id_rows.py flushes before it saves them)
-        self.kv.write_batch(zip([prefix + i.encode("utf-8") for i in put_ids],
-                                batch.raws if everyone else [batch.raws[k] for k in put], strict=True), logged=False)
+        put_ids = ids if len(put) == len(ids) else [ids[k] for k in put]
+        if not (valid and ahead.written):
+            self._write_rows(batch, put)
         if self._pending:
             for item_id in self._pending.keys() & put_ids:  # would write an older row over the KV's
                 del self._pending[item_id]
@@ -394,6 +406,15 @@ class IdMemory:
         self._count += int(absent[put].sum())
         self.version = max(self.version, int(batch.versions[put].max()))
         return fresh, absent
+
+    def _write_rows(self, batch: RowBatch, put: list[int]) -> None:
+        """The KV write of batch's rows at positions put, their encodings as given."""
+        everyone, prefix = len(put) == len(batch.ids), self._prefix
+        put_ids = batch.ids if everyone else [batch.ids[k] for k in put]
+        # unlogged (durable at flush()): a replica re-applies what a crash lost from the offsets
+        # its last flush reflects (streams/worker/id_rows.py flushes before it saves them)
+        self.kv.write_batch(zip([prefix + i.encode("utf-8") for i in put_ids],
+                                batch.raws if everyone else [batch.raws[k] for k in put], strict=True), logged=False)
 
     def _update_held(self, batch: RowBatch, put: list[int], put_ids: list[str]) -> None:
         """Cached rows become the rows put_batch wrote (clean: the KV has them), in place (their

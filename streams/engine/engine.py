@@ -105,10 +105,11 @@ class Engine(ItemCatalogue, BulkRefresh):
         """The fallback's top k items, excluding `seen`."""
         return self._popularity.top(k, seen)
 
-    def prepare_parameters(self, records: list[tuple[bytes, bytes | None]]) -> PreparedSlice | None:
-        """apply_parameters' reads for records, done ahead (engine/parameters.py: off the lock,
+    def prepare_parameters(self, records: list[tuple[bytes, bytes | None]],
+                           ceiling: int) -> PreparedSlice | None:
+        """apply_parameters' work for records done ahead (engine/parameters.py: off the lock,
         never beside another apply); None for a content-only checkpoint."""
-        return None if self.id_half is None else prepare_parameters(self.id_half, records)
+        return None if self.id_half is None else prepare_parameters(self.id_half, records, ceiling)
 
     def apply_parameters(self, records: list[tuple[bytes, bytes | None]], ceiling: int,
                          prepared: PreparedSlice | None = None) -> list[ParamOutcome]:

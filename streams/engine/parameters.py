@@ -153,15 +153,20 @@ class PreparedSlice:
     versions: VersionsAhead | None = None  # the stored rows' versions (a worker's memory holds them)
 
 
-def prepare_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]]) -> PreparedSlice:
-    """apply_parameters' reads for a slice: the decode, gates, the ID index's plan and the stored
-    rows' versions. It changes nothing, so a worker does it off the engine lock (beside searches,
-    not beside other applies)."""
+def prepare_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],
+                       ceiling: int = MAX_VERSION) -> PreparedSlice:
+    """apply_parameters' work for a slice that a worker does off the engine lock, beside
+    searches but never beside another apply: the reads (decode, gates, the ID index's plan, the
+    stored rows' versions) and the rows' KV write where the memory allows it ahead (every record
+    accepted, none above ceiling, which only rises until the apply: IdMemory.write_ahead)."""
     memory = half.memory
     ok, batch = decode_served([k for k, _ in records], [v for _, v in records], memory.table, memory.config.dim)
     if not (ok.all() and len(set(batch.ids)) == len(records)):
         return PreparedSlice(ok, batch, None)
-    return PreparedSlice(ok, batch, half.prepare_rows(batch.ids, batch.vectors), memory.versions_ahead(batch.ids))
+    rows, versions = half.prepare_rows(batch.ids, batch.vectors), memory.versions_ahead(batch.ids)
+    if (batch.versions <= min(ceiling, MAX_VERSION)).all():
+        versions = memory.write_ahead(batch, versions)
+    return PreparedSlice(ok, batch, rows, versions)
 
 
 def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],

@@ -402,9 +402,9 @@ class Runtime:
 
     async def _apply_slice(self, partition: int, records: list) -> None:
         pairs = [(rec.key, rec.value) for rec in records]
-        try:
+        try:  # the version ceiling only rises until the apply: rows under it now stay under it
             prepared = await asyncio.get_running_loop().run_in_executor(
-                self.prepare_thread, self.engine.prepare_parameters, pairs)
+                self.prepare_thread, self.engine.prepare_parameters, pairs, self._param_ceiling())
         except (OSError, MemoryError):
             raise
         except Exception as e:  # the apply under the lock then does it all, a bad record its own
@@ -412,9 +412,9 @@ class Runtime:
                            partition, records[0].offset, reason_of(e))
             prepared = None
         async with self.lock:
-            ceiling = max(self.engine.param_version, self.param_head) + self.settings.param_version_step
             t = time.perf_counter()
-            outcomes = await self.in_engine_thread(self.engine.apply_parameters, pairs, ceiling, prepared)
+            outcomes = await self.in_engine_thread(self.engine.apply_parameters, pairs, self._param_ceiling(),
+                                                   prepared)
             self.param_pacer.took(len(pairs), time.perf_counter() - t)
             version = self.engine.param_version
         live_from = self.param_replica.start_ends.get(partition, 0) if self.param_replica else 0
@@ -424,6 +424,10 @@ class Runtime:
                 logger.info("parameters %d@%d rejected: %s", partition, rec.offset, out.reason)
                 if self.dead_letter is not None:
                     await self.dead_letter(rec, out.reason)
+
+    def _param_ceiling(self) -> int:
+        """The highest parameters version accepted now (a row further ahead is refused)."""
+        return max(self.engine.param_version, self.param_head) + self.settings.param_version_step
 
     def param_snapshot(self) -> dict:
         """The stats file's param_* fields (version and rows None without an ID half)."""

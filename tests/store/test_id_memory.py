@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from store.config import FrequencyConfig, IdMemoryConfig
 from store.errors import StateCodecError
 from store.id_memory import IdMemory
-from store.id_row import IdRow, initial_row
+from store.id_row import IdRow, initial_row, read_version
 from store.id_snapshot import read_header, write_header
 from store.memory_backend import MemoryKV
 from store.rocksdict_backend import RocksDictKV
@@ -551,3 +551,47 @@ def test_a_memory_that_does_not_track_touched_ids_applies_rows_and_keeps_no_set(
     mem.put_rows(["c"], [row(6, 3.0)])
     assert mem.drain_touched() == [] and len(mem._touched) == 0  # noqa: SLF001
     assert sorted(mem.ids()) == ["b", "c"] and mem.get_row("c") == row(6, 3.0)
+
+
+def test_rows_written_ahead_go_live_at_put_batch_without_a_second_write(monkeypatch) -> None:
+    """write_ahead does put_batch's KV write early (a worker: off the engine lock); put_batch then
+    writes nothing, and the rows, held ones included, are as a plain put_batch leaves them. A
+    memory with a row waiting to be written back, or a version changed since the read, writes
+    at put_batch instead."""
+    from store.id_row import encode_row, row_key
+    from store.row_batch import decode_served
+
+    def batch(rows: dict[str, tuple[int, float]]):
+        rows = {i: IdRow(np.full(4, x, np.float32), np.zeros(4, np.float32), 1.0, 1, v) for i, (v, x) in rows.items()}
+        return decode_served([row_key("item", i) for i in rows],
+                             [encode_row("item", i, r, served=True) for i, r in rows.items()], "item", 4)[1]
+
+    kv = MemoryKV()
+    mem = IdMemory(kv, config(versions_held=True, track_touched=False))
+    mem.put_batch(batch({"a": (1, 1.0), "b": (1, 1.0)}))
+    assert mem.get_row("a").version == 1  # "a" is held from here on
+    writes = []
+    real = type(kv).write_batch
+    monkeypatch.setattr(type(kv), "write_batch", lambda self, *a, **k: writes.append(1) or real(self, *a, **k))
+    new = batch({"a": (2, 2.0), "b": (0, 9.0), "c": (2, 3.0)})  # b is older than stored: left out
+    ahead = mem.write_ahead(new, mem.versions_ahead(new.ids))
+    assert ahead.written and len(writes) == 1
+    assert kv.get(mem._key("c")) is not None and mem.get_row("c") is None  # written, not live yet
+    assert mem.get_row("a").version == 1  # the held row too
+    applied, created = mem.put_batch(new, ahead)
+    assert applied.tolist() == [True, False, True] and created.tolist() == [False, False, True]
+    assert len(writes) == 1 and len(mem) == 3 and mem.stale_rows_ignored == 1
+    assert [mem.get_row(i).vector[0] for i in "abc"] == [2.0, 1.0, 3.0]
+    assert read_version(kv.get(mem._key("b"))) == 1  # the older row never reached the KV
+
+    mem.put_rows(["d"], [IdRow(np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0, 1, 1)])  # dirty
+    later = batch({"a": (3, 4.0)})
+    refused = mem.write_ahead(later, mem.versions_ahead(later.ids))
+    assert not refused.written and len(writes) == 1
+    mem.flush()
+    again = batch({"a": (4, 5.0)})
+    ahead = mem.write_ahead(again, mem.versions_ahead(again.ids))
+    mem.put_batch(batch({"c": (5, 6.0)}))  # a version changed since: put_batch writes itself
+    writes.clear()
+    assert mem.put_batch(again, ahead)[0].tolist() == [True] and len(writes) == 1
+    assert mem.get_row("a").vector[0] == 5.0

@@ -213,9 +213,9 @@ def test_a_sync_applied_in_slices_serves_between_them_and_ends_with_the_bulk_app
     prepared_on: list[str] = []  # the thread each slice's reads ran on
     prepare = engine.prepare_parameters
 
-    def recorded(pairs):
+    def recorded(pairs, ceiling):
         prepared_on.append(threading.current_thread().name)
-        return prepare(pairs)
+        return prepare(pairs, ceiling)
     engine.prepare_parameters = recorded
 
     async def drive() -> None:

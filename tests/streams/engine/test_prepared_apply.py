@@ -123,3 +123,30 @@ def test_stale_rows_of_a_prepared_slice_are_left_out():
     _under_the_lock(inline, mixed)
     assert _lists(ahead) == _lists(inline)
     assert ahead.retrieve(users, 25, [set()] * 3) == dense_retrieve(ahead, users, 25, [set()] * 3)
+
+
+def test_a_prepared_slice_writes_its_rows_ahead_unless_one_is_above_the_ceiling(monkeypatch):
+    """The rows' KV write is part of the work done off the lock: the apply under it writes
+    nothing. A row above the version ceiling (refused by the apply) keeps the slice's rows from
+    being written ahead; the apply then writes the accepted ones itself."""
+    (ahead, inline), users = _twins()
+    writes = []
+    kv_type = type(ahead.memory.kv)
+    real = kv_type.write_batch
+    monkeypatch.setattr(kv_type, "write_batch",
+                        lambda self, *a, **k: (self is ahead.memory.kv and writes.append(1)) or real(self, *a, **k))
+    first, second = _slices(np.random.default_rng(6), rounds=2)
+    prepared = prepare_parameters(ahead, first)
+    assert prepared.versions.written and len(writes) == 1
+    apply_parameters(ahead, first, prepared=prepared)
+    assert len(writes) == 1  # nothing more under the lock
+    _under_the_lock(inline, first)
+    second = [*second, _put("far", np.ones(DIM), 3)]  # the rest at version 2
+    capped = prepare_parameters(ahead, second, ceiling=2)
+    assert not capped.versions.written and len(writes) == 1
+    out = apply_parameters(ahead, second, ceiling=2, prepared=capped)
+    assert [o.outcome for o in out] == ["applied"] * (len(second) - 1) + ["corrupt"]
+    assert len(writes) == 2  # the accepted rows, written under the lock
+    _under_the_lock(inline, second[:-1])
+    assert _lists(ahead) == _lists(inline)
+    assert ahead.retrieve(users, 25, [set()] * 3) == dense_retrieve(ahead, users, 25, [set()] * 3)
