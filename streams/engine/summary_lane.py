@@ -119,7 +119,8 @@ class SummaryLane:
 
     def _encoded(self, jobs: list[SummaryJob]) -> list[list[SessionEncoding]]:
         """The jobs' sessions in float32, those sent as text encoded first (rounded through float16
-        as the round keeps them, so a summary equals the inline path's); equal texts encoded once."""
+        as the round keeps them: the inline path's values, up to the padding of the batch a session
+        is encoded in, as there); equal texts encoded once."""
         texts = list(dict.fromkeys(s for j in jobs for s in j.sessions if isinstance(s, str)))
         done = {t: _rounded(e) for t, e in zip(texts, self.model.encode_sessions(texts), strict=True)}
         with self._lock:
