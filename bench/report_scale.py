@@ -230,7 +230,9 @@ def pipeline_notes(d: dict[str, Any]) -> str:
     loads = ", ".join(f"{r.get('load_avg_at_start', 0):.1f}" for r in rows)
     explain = "; ".join(f"{r['items']:,} items: model {_v(r, 'model_ms_per_event', '.0f')} ms/event with "
                         f"{_v(r, 'sessions_recomputed_per_event', '.1f')} older sessions re-encoded per "
-                        f"event (token-state cache misses), {_v(r, 'changelog_records_per_engagement', '.2f')} "
+                        f"event on the engine thread (token-state cache misses; "
+                        f"{_v(r, 'lane_recomputed_per_event', '.1f')} in the summary lane), "
+                        f"{_v(r, 'changelog_records_per_engagement', '.2f')} "
                         f"changelog records per engagement, {r.get('index_rebuilds_during_doubling', '-')} "
                         f"index rebuilds in the doubling, its vectors applied at "
                         f"{_v(r, 'doubling_applied_per_s', '.0f')}/s" for r in rows if "model_ms_per_event" in r)

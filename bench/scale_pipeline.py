@@ -424,7 +424,8 @@ class Size:
         self.row["retrieval_ms_per_event"] = 1000 * (s1.get("retrieval_s", 0) - s0.get("retrieval_s", 0)) / ev
         for part in ("model", "store", "index"):
             self.row[f"{part}_ms_per_event"] = 1000 * (s1.get(f"{part}_s", 0) - s0.get(f"{part}_s", 0)) / ev
-        for c in ("sessions_encoded", "sessions_recomputed", "summaries"):  # where model time goes
+        # where model time goes: sessions_recomputed on the engine thread, lane_recomputed in the lane
+        for c in ("sessions_encoded", "sessions_recomputed", "lane_recomputed", "summaries"):
             self.row[f"{c}_per_event"] = (s1.get(c, 0) - s0.get(c, 0)) / ev
         self._next = a.saturation_events + a.rate_events
 

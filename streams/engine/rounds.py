@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from cachetools import LRUCache
 
+from model.grounding import Grounding
 from model.inference import EmbSumInference, SessionEncoding
 from model.query_codes import select_queries
 from model.text import ITEM_SEP
@@ -111,25 +112,25 @@ class ModelRounds:
         return fresh, embs
 
 
-    def token_states(self, keys_by_task: list[tuple[list[int], list[list[str]]]],
-                     fresh: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-        """Token states for every listed session: this round's, the cache's, else recomputed."""
+    def token_states(self, keys_by_task: list[tuple[list[int], list[str]]], fresh: dict[int, np.ndarray],
+                     recompute: bool = True) -> dict[int, np.ndarray]:
+        """Token states for every listed session (keys with their texts): this round's, the
+        cache's, else recomputed here (recompute=False: left out, for the summary lane to encode)."""
         found = dict(fresh)
-        missing: dict[int, list[str]] = {}
+        missing: dict[int, str] = {}
         with self.stats.timed("store"):
-            for keys, sessions in keys_by_task:
-                for key, ids in zip(keys, sessions, strict=True):
+            for keys, texts in keys_by_task:
+                for key, text in zip(keys, texts, strict=True):
                     if key in found or key in missing:
                         continue
                     cached = self.token_cache.get(cache_key(key))
                     if cached is None:
-                        missing[key] = ids
+                        missing[key] = text
                     else:
                         found[key] = cached
-        if missing:
-            texts = self.session_texts(list(missing.values()))
+        if missing and recompute:
             with self.stats.timed("model"):
-                encoded = self.model.encode_sessions(texts)
+                encoded = self.model.encode_sessions(list(missing.values()))
             self.stats.sessions_recomputed += len(encoded)
             for key, enc in zip(missing, encoded, strict=True):
                 found[key] = f16(enc.token_states)
@@ -144,12 +145,12 @@ class ModelRounds:
         chosen = [(t, w) for t, w in zip(tasks, works, strict=True) if t.refresh]
         if not chosen:
             return
-        states = self.token_states([(t.keys, t.sessions) for t, _ in chosen], fresh)
-        allowed = self.model.allowed_for([self.session_texts(t.sessions) for t, _ in chosen])
-        if self.lane is not None:  # queued as kept (float16): half the bytes while they wait
-            for n, (t, w) in enumerate(chosen):
-                sessions = [SessionEncoding(w.embeddings[k], states[k]) for k in t.keys]
-                self.lane.submit(SummaryJob(t.user_id, t.total, t.ts, sessions, None if allowed is None else allowed[n]))
+        texts = [self.session_texts(t.sessions) for t, _ in chosen]
+        states = self.token_states([(t.keys, x) for (t, _), x in zip(chosen, texts, strict=True)], fresh,
+                                   recompute=self.lane is None)
+        allowed = self.model.allowed_for(texts)
+        if self.lane is not None:
+            self._queue(chosen, texts, states, allowed)
             return
         users = [[SessionEncoding(w.embeddings[k].astype(np.float32), states[k].astype(np.float32))
                   for k in t.keys] for t, w in chosen]
@@ -160,6 +161,15 @@ class ModelRounds:
             w.state.global_embedding = f16(s.embedding)
             w.state.summary = s.text
             w.state.summary_events, w.state.summary_ts = t.total, t.ts
+
+    def _queue(self, chosen: list[tuple[Task, UserWork]], texts: list[list[str]],
+               states: dict[int, np.ndarray], allowed: list[Grounding] | None) -> None:
+        """Lane mode: one job per user, as kept (float16: half the bytes while they wait); a
+        session the token cache no longer holds goes as its text, encoded by the lane, not here."""
+        for n, ((t, w), x) in enumerate(zip(chosen, texts, strict=True)):
+            sessions = [SessionEncoding(w.embeddings[k], states[k]) if k in states else text
+                        for k, text in zip(t.keys, x, strict=True)]
+            self.lane.submit(SummaryJob(t.user_id, t.total, t.ts, sessions, None if allowed is None else allowed[n]))
 
 
     def user_codes(self, tasks: list[Task], works: list[UserWork]) -> list[np.ndarray]:

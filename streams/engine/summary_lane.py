@@ -6,6 +6,12 @@ embedding at once. The lane batches jobs across users and generates them in its 
 result waits here until the user's next batch writes it into the state (engine._work), so the
 state store has one writer. One job per user is kept (a newer one replaces it); past max_jobs
 the oldest is dropped and counted, and that user keeps its older summary until the next refresh.
+
+A session whose token states the engine's cache no longer holds travels as its encoder input text
+and is encoded here, by the lane's model copy, not in the round; a job replaced before it runs is
+never encoded. The states are not written back to the token cache: the engine thread owns it (it
+is not thread-safe), and handing them back through the results would hold tens of kB per user
+mostly for users who never return (the very load that makes the cache miss).
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ class SummaryJob:
     user_id: str
     basis: int  # the state's total_events at that engagement
     ts: float  # its event time
-    sessions: list[SessionEncoding]
+    # a str: the encoder input of a session whose token states the engine's cache no longer held
+    sessions: list[SessionEncoding | str]
     allowed: Grounding | None = None  # what a grounded summary may say (model/grounding.py; None: free)
     queued: float = field(default_factory=time.monotonic)
 
@@ -62,6 +69,7 @@ class SummaryLane:
         self._results: OrderedDict[str, SummaryResult] = OrderedDict()
         self._lock = threading.Lock()
         self.queued = self.dropped = self.done = self.applied = 0
+        self.recomputed = 0  # sessions encoded here for their token states (the round no longer does)
         self.wait_s: list[float] = []  # queued -> done, recent jobs
 
     def submit(self, job: SummaryJob) -> None:
@@ -93,9 +101,9 @@ class SummaryLane:
             self._bytes -= sum(_size(j) for j in jobs)
         if not jobs:
             return 0
+        users = self._encoded(jobs)
         grounded = all(j.allowed is not None for j in jobs)  # one checkpoint: all or none
-        out = self.model.summarize([[_float32(s) for s in j.sessions] for j in jobs],
-                                   [j.allowed for j in jobs] if grounded else None)
+        out = self.model.summarize(users, [j.allowed for j in jobs] if grounded else None)
         now = time.monotonic()
         with self._lock:
             for j, s in zip(jobs, out, strict=True):
@@ -109,6 +117,16 @@ class SummaryLane:
             self.done += len(jobs)
         return len(jobs)
 
+    def _encoded(self, jobs: list[SummaryJob]) -> list[list[SessionEncoding]]:
+        """The jobs' sessions in float32, those sent as text encoded first (rounded through float16
+        as the round keeps them: the inline path's values, up to the padding of the batch a session
+        is encoded in, as there); equal texts encoded once."""
+        texts = list(dict.fromkeys(s for j in jobs for s in j.sessions if isinstance(s, str)))
+        done = {t: _rounded(e) for t, e in zip(texts, self.model.encode_sessions(texts), strict=True)}
+        with self._lock:
+            self.recomputed += len(texts)
+        return [[_float32(done[s] if isinstance(s, str) else s) for s in j.sessions] for j in jobs]
+
     def take(self, user_id: str) -> SummaryResult | None:
         """The user's finished summary, removed from the lane (None when there is none)."""
         with self._lock:
@@ -121,18 +139,25 @@ class SummaryLane:
         with self._lock:
             waits = np.asarray(self.wait_s)
             return {"lane_queued": self.queued, "lane_dropped": self.dropped, "lane_done": self.done,
-                    "lane_applied": self.applied, "lane_pending": len(self._jobs),
+                    "lane_applied": self.applied,
+                    "lane_recomputed": self.recomputed, "lane_pending": len(self._jobs),
                     "lane_results_waiting": len(self._results),
                     "lane_wait_p50_s": float(np.percentile(waits, 50)) if len(waits) else None,
                     "lane_wait_p99_s": float(np.percentile(waits, 99)) if len(waits) else None}
 
 
 def _size(job: SummaryJob | None) -> int:
-    """Bytes a queued job holds (its sessions' arrays and its grounding's)."""
+    """Bytes a queued job holds (its sessions' arrays or texts, and its grounding's)."""
     if job is None:
         return 0
     allowed = 0 if job.allowed is None else job.allowed.nbytes
-    return allowed + sum(s.embedding.nbytes + s.token_states.nbytes for s in job.sessions)
+    return allowed + sum(len(s.encode()) if isinstance(s, str) else s.embedding.nbytes + s.token_states.nbytes
+                         for s in job.sessions)
+
+
+def _rounded(s: SessionEncoding) -> SessionEncoding:
+    """A fresh encoding as the engine keeps it (float16)."""
+    return SessionEncoding(s.embedding.astype(np.float16), s.token_states.astype(np.float16))
 
 
 def _float32(s: SessionEncoding) -> SessionEncoding:

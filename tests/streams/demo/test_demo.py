@@ -44,6 +44,7 @@ def test_demo_reports_every_engagement_with_latency_and_metrics(kafka_broker, ti
     assert stages["model"]["count"] == stages["model"]["buckets"]["+Inf"] >= 1 and stages["model"]["sum_s"] > 0
     lane = rep["summary_lane"]  # refreshes went to the lane, not the recommendation path
     assert lane["lane_queued"] > 0 and lane["lane_done"] > 0 and rep["worker"]["summaries"] == 0
+    assert lane["lane_recomputed"] >= 0 and rep["worker"]["sessions_recomputed"] == 0  # none in the round
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "threadrec demo report" in res.stdout
     assert "/metrics" in res.stdout  # where an operator scrapes the worker

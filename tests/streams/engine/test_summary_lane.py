@@ -139,3 +139,51 @@ def test_summaries_are_grounded_in_the_users_sessions_inline_and_in_the_lane(eng
     monkeypatch.setattr(inline.model.config, "grounded_summaries", False)
     inline.process_one(_user_events(events, 2)[1])
     assert seen[-1] is None
+
+
+def _cold(eng):
+    """eng with a token cache that keeps nothing: every older session's states are a miss."""
+    from store import BoundedCache, CacheConfig
+
+    eng.token_cache = BoundedCache.in_memory(CacheConfig(max_bytes=1))
+    return eng
+
+
+def test_a_cold_cache_recompute_runs_in_the_lane_and_gives_the_inline_summary(engine_factory, events):
+    """Lane mode: the round encodes no older session for a summary; the lane encodes the ones its
+    job carries as text (a replaced job's never), and its summary is the inline path's exactly."""
+    inline = _cold(engine_factory(refresh=_every_event()))
+    lane_eng = _cold(engine_factory(summary_lane=True, refresh=_every_event()))
+    mine = _user_events(events, 9)
+    user = mine[0]["user_id"]
+    for e in mine:
+        inline.process_one(e)
+        lane_eng.process_one(e)  # the lane does not run: each job replaces the user's last one
+    sessions = inline.states.get(user).num_sessions
+    assert sessions > 2 and inline.stats.sessions_recomputed >= sessions - 1
+    job = lane_eng.lane._jobs[user]
+    assert sum(isinstance(s, str) for s in job.sessions) == sessions - 1  # all but this round's
+    assert lane_eng.stats.sessions_recomputed == 0 and lane_eng.lane.run_once() == 1
+    assert lane_eng.status()["lane_recomputed"] == sessions - 1  # only the last job's, once
+    got, want = lane_eng.lane.take(user), inline.states.get(user)
+    assert got.text == want.summary and got.basis == want.summary_events
+    np.testing.assert_array_equal(got.embedding, want.global_embedding)
+
+
+def test_lane_counts_session_texts_in_its_bytes_and_encodes_each_text_once(tiny_model):
+    from model.inference import SessionEncoding
+    from streams.engine.summary_lane import SummaryLane
+
+    d = tiny_model.dim
+    s = SessionEncoding(np.zeros(d, np.float16), np.zeros((4, d), np.float16))
+    held = s.embedding.nbytes + s.token_states.nbytes
+    lane = SummaryLane(tiny_model, LaneLimits(max_jobs=100, max_bytes=held + 4_000))
+    lane.submit(SummaryJob("a", 1, 1.0, [s, "rivers é"]))  # 9 bytes in utf-8
+    lane.submit(SummaryJob("b", 1, 1.0, ["rivers é"]))
+    assert lane._bytes == held + 9 + 9
+    lane.submit(SummaryJob("c", 1, 1.0, ["x" * 3_990]))  # over the bound: the oldest goes
+    assert list(lane._jobs) == ["b", "c"] and lane.dropped == 1
+    lane.submit(SummaryJob("c", 2, 2.0, [s]))  # replaced before it ran: its text is never encoded
+    lane.submit(SummaryJob("d", 1, 1.0, [s, "rivers é"]))  # b's text: encoded once for both
+    assert lane.run_once() == 3 and lane.stats()["lane_recomputed"] == 1
+    assert list(lane._results) == ["b", "c", "d"]
