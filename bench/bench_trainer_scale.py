@@ -52,7 +52,8 @@ from store import IdMemory, IdRow, encode_row, row_key
 from store.rocksdict_backend import RocksDictKV
 from streams.data.production_feed import KINDS, FeedConfig, make_catalogue, make_events
 from streams.engine.id_half import IdHalf
-from streams.engine.parameters import ApplyPacer, apply_parameters, prepare_parameters
+from streams.engine.pacer import ApplyPacer
+from streams.engine.parameters import apply_parameters, prepare_parameters
 from streams.trainer import snapshot
 from streams.trainer.config import TrainerSettings
 from streams.trainer.histories import Histories

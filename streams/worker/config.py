@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from model.config import EmbSumConfig, InferenceMode
 from store.config import ITEM_CACHE_BYTES, IndexConfig, RocksMemory
 from streams.engine.config import EngineConfig, LaneLimits, RefreshPolicy
-from streams.engine.parameters import ApplyPacer
+from streams.engine.pacer import ApplyPacer
 from streams.kafka.messages import MessageLimits
 from streams.kafka.settings import KafkaSettings
 
@@ -92,7 +92,7 @@ class WorkerSettings(BaseSettings):
     # between them: a slice may take param_apply_share of an
     # engagement batch's time (moving average), at most param_apply_budget_ms, and takes as many
     # records as fit at the cost per record measured so far, at least 32 (the fixed cost of a
-    # slice amortised) and at most param_apply_slice (streams/engine/parameters.py: ApplyPacer)
+    # slice amortised) and at most param_apply_slice (streams/engine/pacer.py: ApplyPacer)
     param_apply_share: float = Field(ApplyPacer.share, gt=0)
     param_apply_budget_ms: float = Field(2.0, gt=0)
     param_apply_slice: int = Field(4096, ge=1)

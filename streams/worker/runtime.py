@@ -34,7 +34,7 @@ from store import (
 from store.config import IndexConfig
 from store.errors import VectorIndexError
 from streams.engine.engine import Engine
-from streams.engine.parameters import ApplyPacer
+from streams.engine.pacer import ApplyPacer
 from streams.engine.state_mapping import BytesStateMapping
 from streams.engine.types import EventResult
 from streams.errors import ThreadrecError

@@ -260,7 +260,7 @@ def test_a_slice_whose_read_ahead_fails_is_applied_under_the_lock_all_the_same(e
 
 
 def test_the_pacer_sizes_slices_to_a_share_of_a_batch_at_the_measured_cost():
-    from streams.engine.parameters import ApplyPacer
+    from streams.engine.pacer import ApplyPacer
 
     pacer = ApplyPacer(budget_s=0.002, most=500, share=0.25, least=1, first=64)
     assert pacer.next() == 64  # nothing measured yet
@@ -280,7 +280,7 @@ def test_the_pacer_sizes_slices_to_a_share_of_a_batch_at_the_measured_cost():
 
 
 def test_the_rate_floor_keeps_slices_at_its_rate_however_long_the_batches():
-    from streams.engine.parameters import ApplyPacer
+    from streams.engine.pacer import ApplyPacer
 
     def rate(pacer: ApplyPacer, batch_s: float, per_record_s: float) -> float:
         pacer.batch_s, pacer.per_record_s = batch_s, per_record_s
