@@ -233,7 +233,8 @@ class Trainer:
                 "last_sync_bytes": pub.last["bytes"], "last_sync_rows": pub.last["rows"],
                 "last_sync_tombstones": pub.last["tombstones"], "last_sync_held_back": pub.last["held_back"],
                 "last_sync_touched": pub.last["touched"],
-                "snapshots": self.snapshots, "max_event_ts": self.max_ts,
+                "snapshots": self.snapshots, "snapshot_positions": self.meta.offsets,
+                "max_event_ts": self.max_ts,
                 **self.learner.stats.as_dict(), "pid": os.getpid(), "written_ts": time.time()}
 
     def _write_stats(self, consumer: AIOKafkaConsumer) -> None:
