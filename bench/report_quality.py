@@ -216,8 +216,10 @@ def seed_runs(res: dict) -> list[str]:
         mins = ", ".join(f"{k.removesuffix('_minutes')} {v} min" for k, v in r.items()
                          if k.endswith("_minutes") and v is not None)
         src = f"`{r['file']}`, " if r.get("file") else ""
+        how = ", ".join(f"{label} {r[k]}" for k, label in (("content_budget", "budget"), ("train_dtype", "dtype"))
+                        if r.get(k))
         out.append(f"- seed {r['seed']}: {src}checkpoint `{r['checkpoint']}` (trained with seed "
-                   f"{r['train_seed']}); {mins or 'no training times recorded'}")
+                   f"{r['train_seed']}{'; ' + how if how else ''}); {mins or 'no training times recorded'}")
     return out
 
 
@@ -234,7 +236,7 @@ def seeds_section(res: dict) -> list[str]:
     for name, ms in res["models"].items():
         per = ", ".join(f"{x:.4f}" for x in ms.get("per_seed", {}).get("full_recall@10", []))
         md.append(f"| {name} | {_ci(ms['full_recall@10'])} | {_ci(ms['full_ndcg@10'])} | {per} |")
-    md += ["", *seed_runs(res), "", "Reproduce: `make quality-seed SEED=S` for each seed (`threadrec train ... "
+    md += ["", *seed_runs(res), "", "Reproduce: `make quality-seed SEED=S` for each seed (`SEED_STEPS=N SEED_PRECISION=fp32` bounds it by steps, not minutes; `threadrec train ... "
            "--seed S`, then `threadrec evaluate --split test --seed S --json results/quality_test_seedS.json`), "
            "then `make quality-seeds-merge` (`threadrec merge-seeds results/quality_test_seed*.json --json "
            "results/quality_seeds.json`)", ""]

@@ -81,8 +81,13 @@ def run_facts(run: dict[str, Any], source: str) -> dict[str, Any]:
     """Where a seed's numbers came from and how long its models trained (minutes)."""
     ck = run.get("checkpoint") or {}
     meta, tr = ck.get("metadata") or {}, run.get("training") or {}
+    opts = meta.get("options") or {}
+    # a seed trained to a time budget and one to that run's step count differ only in pace
+    budget = (f"{opts['max_minutes']:g} min" if opts.get("max_minutes") else
+              f"{opts['steps']} steps" if opts.get("steps") else None)
     return {"seed": run["seed"], "file": source, "checkpoint": ck.get("path"),
-            "train_seed": (meta.get("options") or {}).get("seed"),
+            "train_seed": opts.get("seed"), "content_budget": budget,
+            "train_dtype": str(meta.get("train_dtype", "")).removeprefix("torch.") or None,
             "content_minutes": round(meta["elapsed_s"] / 60, 1) if meta.get("elapsed_s") else None,
             **{f"{n}_minutes": round(f.get("elapsed_s", f.get("seconds", 0)) / 60, 1)
                for n, f in tr.items() if isinstance(f, dict) and ("elapsed_s" in f or "seconds" in f)}}

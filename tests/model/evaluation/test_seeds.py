@@ -27,7 +27,9 @@ def _run(seed: int, hybrid_p: float, sasrec_p: float, shared: float = 0.5) -> di
         per[name] = {"full_recall@10": h.tolist(), "full_ndcg@10": (h * rng.uniform(0.3, 1, USERS)).tolist()}
     models = {n: {m: float(np.mean(v)) for m, v in ms.items()} for n, ms in per.items()}
     return {"seed": seed, "models": models, "per_user": per, "per_user_ids": [f"u{k}" for k in range(USERS)],
-            "checkpoint": {"path": f"ck-{seed}", "metadata": {"elapsed_s": 600.0, "options": {"seed": seed}}},
+            "checkpoint": {"path": f"ck-{seed}", "metadata": {"elapsed_s": 600.0, "train_dtype": "torch.float32",
+                                                                 "options": {"seed": seed, "steps": 587,
+                                                                             "max_minutes": 40.0 if seed else None}}},
             "training": {"sasrec": {"seconds": 120.0}}}
 
 
@@ -48,6 +50,9 @@ def test_a_clear_margin_is_above_with_the_fixed_names():
                                                                      for r in runs]
     assert [(r["seed"], r["train_seed"], r["content_minutes"], r["sasrec_minutes"]) for r in out["runs"]] == \
         [(0, 0, 10.0, 2.0), (1, 1, 10.0, 2.0), (2, 2, 10.0, 2.0)]
+    # how each seed was bounded (a time budget wins over the step count it stops short of) and its dtype
+    assert [(r["content_budget"], r["train_dtype"]) for r in out["runs"]] == \
+        [("587 steps", "float32"), ("40 min", "float32"), ("40 min", "float32")]
 
 
 def test_a_null_margin_is_on_par_and_a_reversed_one_below():
