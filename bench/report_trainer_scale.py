@@ -23,10 +23,10 @@ timed engagements stand for one sync interval at the stated rate, and the sync i
 publish rule sends after them. CPU time per engagement is split into the frozen tower's batched
 forward and backward (the same work at every size) and the rest (sampling, row bookkeeping,
 Adagrad: what a catalogue could make grow). A worker's ID half over the same rows then applies
-that sync in slices as the worker does: each slice prepared off the engine lock on a thread of its
-own (decode, gates, the ID index's plan) while one engagement's ID-half calls (h_u, index search,
-exact terms) are served, then applied under the lock (KV write, the IVF's remove and add, the row
-sample), slices sized as the worker sizes them (`param_apply_share` of an engagement's time, here
+those syncs, in order, in slices as the worker does: each slice prepared off the engine lock on a
+thread of its own (decode, gates, the ID index's plan, the rows' KV write) while one engagement's
+ID-half calls (h_u, index search, exact terms) are served, then applied under the lock (the cached
+rows and versions, the IVF's remove and add, the row sample), slices sized as the worker sizes them (`param_apply_share` of an engagement's time, here
 one serve's, at most `param_apply_budget_ms` per hold of the lock, at least the
 `param_apply_min_per_s` rate). Apply us per row: under the lock (wall, and the thread's CPU
 time); prepare us per row: off it (wall); the p99 of (one hold + one serve), an engagement that
@@ -100,8 +100,9 @@ def section(d: dict[str, Any]) -> str:
     load = (f"load average {start[0]:.1f} at the start, {m['load_avg'][0]:.1f} at the end" if start
             else f"load average {m['load_avg'][0]:.1f} at the end")
     run = (f"`bench/results/trainer_scale.json` (`--sizes {' '.join(str(s) for s in c['sizes'])} --rate "
-           f"{c['rate']:g}`: {c['warmup']:,} warm-up and {int(round(c['rate'] * c['sync_s'])):,} timed "
-           f"engagements per size, one {c['sync_s']:g} s sync at {c['rate']:g} engagements/s; torch on "
+           f"{c['rate']:g} --syncs {c.get('syncs', 1)}`: {c['warmup']:,} warm-up and {int(round(c['rate'] * c['sync_s'])):,} timed "
+           f"engagements per sync, {c.get('syncs', 1)} sync(s) of {c['sync_s']:g} s at {c['rate']:g} engagements/s, the sync "
+           f"columns the largest; torch on "
            f"{m['torch_threads']} threads; learn_block {c.get('learn_block')}, {c['negatives']} shared "
            f"draws, publish threshold {c['publish_threshold']}; {load}):\n")
     if d.get("start_measures"):
