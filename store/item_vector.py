@@ -93,5 +93,13 @@ def check_item_vector(vec: ItemVector, bounds: VectorBounds | None = None) -> No
     if item.cpe.shape != (fp.codes, fp.dim) or item.vector.shape != (fp.dim,):
         raise StateCodecError(f"item vector: CPE {item.cpe.shape} / vector {item.vector.shape} do "
                               f"not match the encoder's {fp.codes}x{fp.dim}")
-    if not (math.isfinite(item.ts) and np.isfinite(item.cpe).all() and np.isfinite(item.vector).all()):
+    if not (math.isfinite(item.ts) and _all_finite(item.cpe) and np.isfinite(item.vector).all()):
         raise StateCodecError("item vector: non-finite ts, CPE or vector values")
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """np.isfinite(a).all(); for float16 by the exponent bits (all ones: inf or NaN), 4-5x faster
+    than numpy's fp16 isfinite (it was a third of reading one item vector)."""
+    if a.dtype == np.float16:
+        return bool(((a.view(np.uint16) & 0x7C00) != 0x7C00).all())
+    return bool(np.isfinite(a).all())

@@ -69,10 +69,17 @@ def test_shapes_must_match_the_fingerprint() -> None:
     (_vector(text="t" * 2000), VectorBounds(text_bytes=1000), "text over"),
     (_vector(ts=float("nan")), VectorBounds(), "non-finite"),
     (_vector(vector=np.full(8, np.inf, np.float32)), VectorBounds(), "non-finite"),
+    *((_vector(cpe=np.where(np.eye(4, 8, k) > 0, bad, 0.5).astype(np.float16)), VectorBounds(), "non-finite")
+      for k, bad in enumerate((np.nan, np.inf, -np.inf))),  # one bad code value each (fp16: exponent bits)
 ])
 def test_bounds_are_checked_on_read(vec, bounds, match) -> None:
     with pytest.raises(StateCodecError, match=match):
         decode_item_vector(encode_item_vector(vec), bounds)
+
+
+def test_the_extreme_finite_fp16_values_are_accepted() -> None:
+    cpe = np.array([[65504, -65504, 6e-8, -6e-8, 0, -0.0, 1, np.finfo(np.float16).tiny]] * 4, np.float16)
+    assert (decode_item_vector(encode_item_vector(_vector(cpe=cpe))).item.cpe == cpe).all()
 
 
 def test_a_declared_huge_array_is_refused_without_allocating_it() -> None:
