@@ -457,6 +457,9 @@ def eval_command(res: dict | None, out: str, target: str) -> str:
 def online_command(res: dict, out: str) -> str:
     p = res["protocol"]
     target = "quality-online-heldout" if res["checkpoint"].get("period_held_out_from_training") else "quality-online"
+    ckpt = res["checkpoint"]["path"].removesuffix("/best")
+    if target == "quality-online" and ckpt != "checkpoints/ml-cpu3":  # the Makefile's CKPT
+        target += f" CKPT={ckpt}"
     return (f"make {target}` or `python bench/bench_online_policies.py --data {res.get('data', 'data/movielens')} "
             f"--checkpoint {res['checkpoint']['path']} --holdout-events {p['holdout_events']} "
             f"--max-per-user {p['max_per_user']} --candidates {p.get('candidates', 100)} --json {out}")
