@@ -81,6 +81,17 @@ class ItemStore:
             for item in items:
                 self._cache.pop(item.item_id, None)
 
+    def raw(self, item_id: str) -> bytes | None:
+        """The item's stored bytes (None: not stored), as put_raw takes them back."""
+        return self.kv.get(_ITEM + item_id.encode("utf-8"))
+
+    def put_raw(self, item_id: str, raw: bytes | None) -> None:
+        """Put back bytes that raw() returned (None deletes): undoes a write."""
+        key = _ITEM + item_id.encode("utf-8")
+        with self._lock:
+            self.kv.write_batch([] if raw is None else [(key, raw)], [] if raw is not None else [key])
+            self._cache.pop(item_id, None)
+
     def delete(self, item_id: str, offsets: dict[int, int] | None = None) -> None:
         with self._lock:
             self.kv.write_batch(self._offset_puts(offsets), [_ITEM + item_id.encode("utf-8")])

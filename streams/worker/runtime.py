@@ -94,9 +94,10 @@ class Runtime:
     engine_thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="engine"))
     # parameters slices are decoded and planned here, beside serving and off the lock (their
-    # reads only: the one replica task applies the slices in order, so none runs beside a change)
+    # reads only: the one replica task applies the slices in order, so none runs beside a
+    # change); item-vectors slices are read and their records written ahead of their index
     prepare_thread: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="param-prepare"))
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="replica-prepare"))
     bad_items: int = 0  # items records this worker's items encoder dead-lettered
     bad_vectors: int = 0  # item-vectors records the replica dead-lettered
     serving: bool = False  # the first batch has started (start-up objects are frozen)
@@ -128,7 +129,7 @@ class Runtime:
     param_pacer: ApplyPacer = field(init=False)  # records per slice of a sync (from the settings)
     item_pacer: ApplyPacer = field(init=False)  # records per slice of item vectors (the same settings)
     item_slices: int = 0  # item-vectors slices applied while serving
-    item_hold_max_s: float = 0.0  # ... and the longest engine-thread call of one (its read or its store)
+    item_hold_max_s: float = 0.0  # ... and the longest hold of the lock by one (its index and offsets)
 
     def batch_served(self, seconds: float) -> None:
         """An engagement batch took `seconds`: counted, and it sizes the slices of parameters and
@@ -273,10 +274,11 @@ class Runtime:
     async def apply_item_vectors(self, partition: int, records: list) -> None:
         """Item vectors (batched, not encoded) and tombstones in offset order, in slices sized by
         `item_pacer` as the parameters are, so engagement batches are served between them: each
-        slice is read on the engine thread without the lock (never on the event loop), then
-        stored in one hold of the lock with the offset past its last record (a restart resumes
-        at the next slice). A record that fails in any way (decode, bounds, key, store) is
-        dead-lettered with the reason and the records around it are applied."""
+        slice is read, and its vectors up to the first tombstone stored, on prepare_thread
+        (neither the event loop nor the engine's thread, no lock), then indexed in one hold of
+        the lock with the offset past its last record (a restart resumes at the next slice). A
+        record that fails in any way (decode, bounds, key, store, index) is dead-lettered with
+        the reason, not applied, and the records around it are."""
         start = 0
         while start < len(records):
             # before serving (catch-up) no engagement batch waits: the largest slices
@@ -285,7 +287,9 @@ class Runtime:
             start += step
 
     async def _apply_vector_slice(self, partition: int, records: list) -> None:
-        read, read_s = await self.in_engine_thread(_timed, self._read_vectors, records)
+        loop = asyncio.get_running_loop()
+        (read, before), prepare_s = await loop.run_in_executor(self.prepare_thread, _timed,
+                                                               self._prepare_vectors, records)
         for rec, got in zip(records, read, strict=True):
             if isinstance(got, Exception):
                 await self._bad_vector(rec, got)
@@ -293,22 +297,40 @@ class Runtime:
         end, store_s = records[-1].offset + 1, 0.0
         while True:  # a record that fails to store stops the slice there until its dead letter is out
             async with self.lock:
-                failed, took = await self.in_engine_thread(_timed, self._store_slice, ops, partition, end)
+                failed, took = await self.in_engine_thread(_timed, self._store_slice, ops, partition, end, before)
             store_s = max(store_s, took)
             if failed is None:
                 break
             k, exc = failed
             await self._bad_vector(ops[k][0], exc, counted=True)
-            ops = ops[k + 1:]  # stored next, the offsets past the dead-lettered record with them
-        # a batch may queue behind both engine-thread calls: the slice is sized by their sum
-        self.item_pacer.took(len(records), read_s + store_s)
+            ops, before = ops[k + 1:], before[k + 1:]  # stored next, the offsets past it with them
+        # the prepare's work takes cores and the GIL from the batches too: a slice is sized by both
+        self.item_pacer.took(len(records), prepare_s + store_s)
         if self.serving:
             self.item_slices += 1
-            self.item_hold_max_s = max(self.item_hold_max_s, read_s, store_s)
+            self.item_hold_max_s = max(self.item_hold_max_s, store_s)
+
+    def _prepare_vectors(self, records: list) -> tuple[list[ItemVector | str | Exception], list[bytes | None]]:
+        """Each record read (see _read_vectors), and the vectors before the first tombstone
+        written ahead: with what each replaced (empty: none written ahead)."""
+        read = self._read_vectors(records)
+        lead: list[ItemVector] = []
+        for got in read:
+            if isinstance(got, str):
+                break
+            if not isinstance(got, Exception):
+                lead.append(got)
+        try:
+            before = self.engine.write_ahead(lead)
+        except Exception as e:  # the hold of the lock then stores them, a bad record its own
+            logger.warning("item-vectors %d@%d: writing the slice ahead failed (%s); stored under the "
+                           "lock", records[0].partition, records[0].offset, reason_of(e))
+            before = None
+        return read, [] if before is None else before
 
     def _read_vectors(self, records: list) -> list[ItemVector | str | Exception]:
-        """Each record decoded and bounded (engine thread, no lock): its vector, the item id of a
-        tombstone, or the exception that makes it a dead letter."""
+        """Each record decoded and bounded: its vector, the item id of a tombstone, or the
+        exception that makes it a dead letter."""
         out: list[ItemVector | str | Exception] = []
         for rec in records:
             try:
@@ -319,16 +341,17 @@ class Runtime:
         return out
 
     def _store_slice(self, ops: list[tuple[object, ItemVector | str]], partition: int,
-                     end: int) -> tuple[int, Exception] | None:
+                     end: int, before: list[bytes | None]) -> tuple[int, Exception] | None:
         """Runs of vectors and tombstones in order (engine thread, under the lock), each with the
-        offset past its last record, the slice's last with `end` (past any bad records). At a
-        record that fails to store it stops with the offsets at that record, so they never pass
-        it before its dead letter is out: (its index in ops, the exception); None when all stored."""
+        offset past its last record, the slice's last with `end` (past any bad records); the
+        first len(before) vectors were written ahead. At a record that fails to store it stops
+        with the offsets at that record, so they never pass it before its dead letter is out:
+        (its index in ops, the exception); None when all stored."""
         start = 0
         for k, (rec, got) in enumerate(ops):
             if not isinstance(got, str):
                 continue
-            failed = self._store_run(ops, start, k, partition, rec.offset)  # the tombstone not yet
+            failed = self._store_run(ops, start, k, partition, rec.offset, before)  # the tombstone not yet
             if failed is not None:
                 return failed
             try:
@@ -338,28 +361,31 @@ class Runtime:
                 self.engine.commit_item_offsets({partition: rec.offset})
                 return k, exc
             start = k + 1
-        failed = self._store_run(ops, start, len(ops), partition, end)
+        failed = self._store_run(ops, start, len(ops), partition, end, before)
         if failed is None and not ops:  # every record was bad: move past them all the same
             self.engine.commit_item_offsets({partition: end})
         return failed
 
-    def _store_run(self, ops: list, start: int, stop: int, partition: int,
-                   end: int) -> tuple[int, Exception] | None:
-        """The vectors ops[start:stop] stored in one call with the offset `end`; if it raises,
-        one at a time, stopping at one that fails with the offsets at it (see _store_slice)."""
+    def _store_run(self, ops: list, start: int, stop: int, partition: int, end: int,
+                   before: list[bytes | None]) -> tuple[int, Exception] | None:
+        """The vectors ops[start:stop] stored (or, written ahead, indexed) in one call with the
+        offset `end`; if it raises, one at a time, stopping at one that fails with the offsets
+        at it, its write ahead undone (see _store_slice)."""
         if start >= stop:
             return None
         try:
-            self.engine.put_encoded([v for _, v in ops[start:stop]], {partition: end})
+            self.engine.put_encoded([v for _, v in ops[start:stop]], {partition: end}, stored=stop <= len(before))
             return None
         except Exception as exc:
             if stop - start == 1:
                 self._counted(exc)  # the disk or a storm stops the worker before the offsets move
+                if start < len(before):  # a dead letter is never applied
+                    self.engine.undo_ahead(ops[start][1].item.item_id, before[start])
                 self.engine.commit_item_offsets({partition: ops[start][0].offset})
                 return start, exc
             logger.error("item vectors batch of %d failed (%r); applying one at a time", stop - start, exc)
         for k in range(start, stop):
-            failed = self._store_run(ops, k, k + 1, partition, end if k == stop - 1 else ops[k][0].offset + 1)
+            failed = self._store_run(ops, k, k + 1, partition, end if k == stop - 1 else ops[k][0].offset + 1, before)
             if failed is not None:
                 return failed
         return None

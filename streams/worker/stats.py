@@ -5,7 +5,7 @@ spent per batch in total (agent_s: engine + validation + table reads/writes + se
 whether the worker has its partitions, finished table recovery and caught up its replicas
 (ready; tables_recovered and replicas_current apart, for start-up timing), the longest event-loop
 hold of an expiry sweep slice (sweep_max_block_ms), the item-vectors slices applied while serving
-and the longest engine-thread call of one (item_slices, item_hold_max_ms), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped,
+and the longest hold of the engine lock by one (item_slices, item_hold_max_ms), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped,
 redeliveries_reapplied, tails_repaired),
 and parameter sync (param_version, param_rows, param_<outcome> counts, param_lag_* seconds;
 see streams/worker/parameters.py).

@@ -43,6 +43,19 @@ def test_cached_records_follow_every_put_and_delete(tmp_path) -> None:
     store.close()
 
 
+def test_put_raw_undoes_a_write_and_the_cache_follows(tmp_path) -> None:
+    store = ItemStore.open(tmp_path / "items")
+    store.put(_rec("a", 1.0), offsets={0: 3})
+    old, absent = store.raw("a"), store.raw("b")
+    store.put_many([_rec("a", 2.0), _rec("b", 2.0)])
+    assert store.get("a") == _rec("a", 2.0) and "b" in store  # both cached now
+    store.put_raw("a", old)
+    store.put_raw("b", absent)
+    assert store.get("a") == _rec("a", 1.0) and "b" not in store and absent is None
+    assert store.offsets() == {0: 3}
+    store.close()
+
+
 def test_put_many_is_one_write_of_the_records_and_offsets(tmp_path) -> None:
     store = ItemStore.open(tmp_path / "items")
     store.put(_rec("a", 1.0), offsets={0: 1})

@@ -195,15 +195,16 @@ def test_a_burst_of_vectors_is_applied_in_slices_with_engagement_batches_between
     sink, _ = _publish(engine_factory(items=False), [_item_rec(k, it) for k, it in enumerate(new)])
     reader = engine_factory()  # serving the catalogue while a catalogue's worth more arrives
     # a budget no slice fits: after the first (64 records, before any cost is measured) each
-    # slice holds the least a slice takes (32), whatever this machine's speed
-    runtime = Runtime(WorkerSettings(param_apply_budget_ms=1e-6), reader)
+    # slice holds the least a slice takes (32), whatever this machine's speed (no rate floor: on
+    # a loaded machine, over 1 ms per record, the floor would take the rest in one slice)
+    runtime = Runtime(WorkerSettings(param_apply_budget_ms=1e-6, item_apply_min_per_s=0), reader)
     runtime.serving = True  # past catch-up: engagement batches may wait for the lock
     held: list[tuple] = []  # what held the engine lock, in turn
     put, process = reader.put_encoded, reader.process_batch
 
-    def put_encoded(vectors, offsets=None):
-        n = put(vectors, offsets)
-        held.append(("slice", n, reader.items.offsets()[0]))
+    def put_encoded(vectors, offsets=None, stored=False):
+        n = put(vectors, offsets, stored)
+        held.append(("slice", n, reader.items.offsets()[0], stored))
         return n
 
     def process_batch(*args):
@@ -236,14 +237,16 @@ def test_a_burst_of_vectors_is_applied_in_slices_with_engagement_batches_between
 
     results = asyncio.run(main())
     slices = [h for h in held if h[0] == "slice"]
-    assert [n for _, n, _ in slices] == [64, 32, 32, 32, 32, 8] and runtime.item_slices == 6
+    assert [n for _, n, *_ in slices] == [64, 32, 32, 32, 32, 8] and runtime.item_slices == 6
+    assert all(stored for *_, stored in slices)  # written ahead, off the lock: indexed under it
     first, last = held.index(slices[0]), held.index(slices[-1])
     assert ("batch",) in held[first:last]  # engagements served between slices, not after them all
     assert results and all(r.recommendation["items"] for r in results)
     # every slice records the offset past its own last record: a restart resumes at the next one
-    assert [off for *_, off in slices] == list(np.cumsum([n for _, n, _ in slices]))
+    assert [off for _, _, off, _ in slices] == list(np.cumsum([n for _, n, *_ in slices]))
     assert all(reader.items.get(it["item_id"]) is not None for it in new) and len(reader.index) == 230
-    assert threads and all(t.startswith("engine") for t in threads)  # never on the event loop
+    # never on the event loop, nor on the engine's thread that batches wait for
+    assert threads and all(t.startswith("replica-prepare") for t in threads)
 
 
 def test_a_vector_that_fails_to_store_is_dead_lettered_before_the_offsets_pass_it(engine_factory, catalogue):
@@ -255,10 +258,10 @@ def test_a_vector_that_fails_to_store_is_dead_lettered_before_the_offsets_pass_i
     runtime = Runtime(WorkerSettings(), reader)
     put = reader.put_encoded
 
-    def put_encoded(vectors, offsets=None):
+    def put_encoded(vectors, offsets=None, stored=False):
         if any(v.item.item_id == "n2" for v in vectors):
             raise ValueError("n2 does not store")
-        return put(vectors, offsets)
+        return put(vectors, offsets, stored)
 
     reader.put_encoded = put_encoded
     seen: list[tuple[int, int]] = []  # (dead-lettered offset, the stored offset at that moment)
@@ -272,6 +275,36 @@ def test_a_vector_that_fails_to_store_is_dead_lettered_before_the_offsets_pass_i
     assert [off for off, _ in seen] == [6, 2] and dict(seen)[2] <= 2  # decode failures first: no offset moved
     assert reader.items.offsets() == {0: 7} and runtime.bad_vectors == 2
     assert [it["item_id"] in reader.items for it in new] == [True, True, False, True, True, True]
+
+
+def test_an_edit_that_fails_to_index_leaves_the_stored_item_as_it_was(engine_factory, catalogue):
+    """Vectors are written ahead of their index upsert: an edit whose upsert fails is dead-lettered
+    and its write undone, so the store keeps the version the index was built from."""
+    reader = engine_factory(items=False)
+    reader.upsert_items(catalogue[:3])
+    old = reader.items.get(catalogue[1]["item_id"])
+    edits = [{**it, "title": f"Edited {k}"} for k, it in enumerate(catalogue[:3])]
+    sink, _ = _publish(engine_factory(items=False), [_item_rec(k, it) for k, it in enumerate(edits)])
+    runtime = Runtime(WorkerSettings(), reader)
+    upsert = reader.index.upsert
+
+    def failing(ids, vectors):
+        if catalogue[1]["item_id"] in ids:
+            raise ValueError("the vector does not index")
+        return upsert(ids, vectors)
+
+    reader.index.upsert = failing
+    letters: list[int] = []
+
+    async def dead_letter(rec, error: str) -> None:
+        letters.append(rec.offset)
+
+    runtime.dead_letter = dead_letter
+    asyncio.run(runtime.apply_item_vectors(0, _as_vector_records(sink.sent)))
+    assert letters == [1] and reader.items.offsets() == {0: 3}
+    assert reader.items.get(catalogue[1]["item_id"]) == old  # the undone write: as before the edit
+    assert [reader.items.get(it["item_id"]).text.startswith(f"Edited {k}") for k, it in enumerate(catalogue[:3])] \
+        == [True, False, True]
 
 
 def test_the_default_worker_keeps_applying_vectors_at_its_floor_when_saturated(engine_factory):
