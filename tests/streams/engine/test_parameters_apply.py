@@ -230,7 +230,7 @@ def test_a_sync_applied_in_slices_serves_between_them_and_ends_with_the_bulk_app
     asyncio.run(drive())
     assert any(0 < n < len(records) - 1 for n in served)  # served while the sync was half applied
     # each slice read off the lock on the prepare thread, never on the engine's or the loop's
-    assert len(prepared_on) >= len(records) // 3 and all(n.startswith("param-prepare") for n in prepared_on)
+    assert len(prepared_on) >= len(records) // 3 and all(n.startswith("replica-prepare") for n in prepared_on)
     bulk = make_id_half(ids, rowless=set())
     bulk.index()
     apply_parameters(bulk, [(r.key, r.value) for r in records])
