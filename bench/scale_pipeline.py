@@ -293,7 +293,8 @@ class Size:
             st = worker.stats() or {}
             self.row["sweep_max_block_ms"] = st.get("sweep_max_block_ms")
             # item-vectors slices while serving (the doubling's) and the longest engine call of one
-            self.row["item_slices"], self.row["item_hold_max_ms"] = st.get("item_slices"), st.get("item_hold_max_ms")
+            for key in ("item_slices", "item_hold_max_ms", "item_slice_max"):
+                self.row[key] = st.get(key)
             self.row["worker_expired"] = st.get("expired")
         # broker and worker are gone: the recall check gets its own 15 minutes
         Budget(time.monotonic() + 900, self.args.min_free_gb, "recall").check()
@@ -579,6 +580,9 @@ def definitions() -> dict[str, str]:
         "doubling_worker_cores": "the worker's CPU seconds per wall second over the doubling's window",
         "doubling_agent_busy": "the worker's engagement batches' busy share of that window (agent_s)",
         "doubling_machine_busy": "the share of all cores busy over that window (bench, broker, worker)",
+        "item_hold_max_ms/item_slice_max": "the longest hold of the engine lock by one item-vectors slice "
+                                           "while serving (the doubling's: its index upserts and offsets) "
+                                           "and the most records in one (worker stats)",
         "p99_during_retrain_ratio": "p99 of the 25/s engagements produced while the catalogue doubles "
                                     "(publishing the new vectors -> the worker holds them all and any index "
                                     "rebuild they started is swapped in) / p99_ms",

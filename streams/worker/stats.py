@@ -5,7 +5,7 @@ spent per batch in total (agent_s: engine + validation + table reads/writes + se
 whether the worker has its partitions, finished table recovery and caught up its replicas
 (ready; tables_recovered and replicas_current apart, for start-up timing), the longest event-loop
 hold of an expiry sweep slice (sweep_max_block_ms), the item-vectors slices applied while serving
-and the longest hold of the engine lock by one (item_slices, item_hold_max_ms), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped,
+the longest hold of the engine lock by one and the most records in one (item_slices, item_hold_max_ms, item_slice_max), the offset continuity counters (gaps_repaired, records_reread, duplicates_skipped,
 redeliveries_reapplied, tails_repaired),
 and parameter sync (param_version, param_rows, param_<outcome> counts, param_lag_* seconds;
 see streams/worker/parameters.py).
@@ -55,6 +55,7 @@ def snapshot(app: faust.App, runtime: Runtime) -> dict[str, Any]:
             "tables_recovered": tables_recovered(app), "replicas_current": runtime.replicas_current(),
             "sweep_max_block_ms": 1000 * runtime.sweep_block_max_s,
             "item_slices": runtime.item_slices, "item_hold_max_ms": 1000 * runtime.item_hold_max_s,
+            "item_slice_max": runtime.item_slice_max,
             "replica_wait_s": runtime.replica_wait_s, "replica_stalls": runtime.replica_stalls,
             **runtime.send_counts,
             # faust rebalance gaps (docs/faust-rebalance-gap.md)
