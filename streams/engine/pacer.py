@@ -1,6 +1,6 @@
 """How much of a large apply (a parameter sync, a burst of item vectors) one hold of the engine
-lock takes. Plain Python and light: the worker's settings read its defaults without loading the
-model stack."""
+lock takes, and how much of the time the summary lane runs beside engagement batches. Plain
+Python and light: the worker's settings read its defaults without loading the model stack."""
 
 from __future__ import annotations
 
@@ -73,3 +73,23 @@ class ApplyPacer:
 def _moving(average: float, value: float) -> float:
     """The exponential moving average (weight 0.3 on the new value; the first value as is)."""
     return value if average <= 0 else 0.7 * average + 0.3 * value
+
+
+@dataclass
+class LaneDuty:
+    """How much of the time the lane may run beside engagement batches: after a run that began
+    beside one (its jobs overdue), it rests so that such runs take at most `share` of the wall
+    time; between batches it runs freely (idle cores are its own). Under overload every job is
+    overdue, and an unbounded lane took a core and the GIL from recommendations."""
+
+    share: float
+    rest_until: float = 0.0  # monotonic time before which the lane does not start beside a batch
+
+    def allows(self, engine_busy: bool, now: float) -> bool:
+        """Whether a run may start now."""
+        return not engine_busy or now >= self.rest_until
+
+    def ran(self, engine_busy: bool, seconds: float, now: float) -> None:
+        """A run that started beside a batch (engine_busy) or not took `seconds`, ending now."""
+        if engine_busy:
+            self.rest_until = now + seconds * (1.0 - self.share) / self.share

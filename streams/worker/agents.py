@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import faust
 
 from store.thread_priority import lower_thread_priority
+from streams.engine.pacer import LaneDuty
 from streams.kafka.group_relay import GroupRelay
 from streams.kafka.ledger import DeadLetterLedger
 from streams.worker.batch import handle_batch
@@ -150,13 +151,17 @@ def register_summary_lane(app: faust.App, runtime: Runtime) -> None:
         thread = ThreadPoolExecutor(1, thread_name_prefix="summary-lane", initializer=lower_thread_priority,
                                     initargs=(runtime.settings.lane_nice,))
         loop = asyncio.get_running_loop()
-        yield_s = runtime.settings.lane_yield_s
+        yield_s, duty = runtime.settings.lane_yield_s, LaneDuty(runtime.settings.lane_busy_share)
         while engine.config.summary_lane:  # its own thread, not under the engine lock: never blocks a batch
-            ready = engine.lane_due(runtime.lock.locked(), yield_s)  # between batches, or when overdue
+            busy, start = runtime.lock.locked(), time.monotonic()
+            # between batches, or when overdue and rested
+            ready = engine.lane_due(busy, yield_s) and duty.allows(busy, start)
             try:
                 done = await loop.run_in_executor(thread, engine.run_lane) if ready else 0
             except Exception:  # a lost summary is regenerated at the next refresh
                 logger.warning("summary lane batch failed", exc_info=True)
                 done = 0
+            if ready:
+                duty.ran(busy, time.monotonic() - start, time.monotonic())
             if not done:
                 await asyncio.sleep(0.01)

@@ -53,6 +53,8 @@ class WorkerSettings(BaseSettings):
     lane_nice: int = Field(10, ge=0, le=19)  # the lane's thread runs this much nicer: cores go to recommendations first
     # the lane starts its summaries between engagement batches, or once its oldest job waited this long (s)
     lane_yield_s: float = Field(2.0, ge=0)
+    # the lane's runs beside batches (its jobs overdue) take at most this share of the time (1: no rest)
+    lane_busy_share: float = Field(0.25, gt=0, le=1)
     session_gap_s: float | None = None  # gap that opens a new session, s (none: the checkpoint's)
     session_max_items: int | None = None  # items that close a session (none: the checkpoint's)
     max_sessions: int | None = None  # sessions kept per user, g (none: the checkpoint's)

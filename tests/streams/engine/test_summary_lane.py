@@ -113,6 +113,27 @@ def test_lane_runs_between_batches_or_when_its_oldest_job_is_overdue(tiny_model,
     assert lane.due(engine_busy=True, yield_s=2.0)  # overdue: run beside the batch
 
 
+def test_the_lane_beside_batches_takes_at_most_its_share_of_the_time():
+    from streams.engine.pacer import LaneDuty
+
+    duty = LaneDuty(share=0.25)
+    assert duty.allows(engine_busy=True, now=10.0)  # never run yet
+    duty.ran(engine_busy=True, seconds=0.5, now=10.5)  # overdue, beside a batch: rests 3 x 0.5 s
+    assert not duty.allows(engine_busy=True, now=11.9) and duty.allows(engine_busy=True, now=12.0)
+    assert duty.allows(engine_busy=False, now=11.0)  # between batches the cores are idle: run
+    duty.ran(engine_busy=False, seconds=0.5, now=12.5)  # a run between batches costs no rest
+    assert duty.allows(engine_busy=True, now=12.5)
+    # back to back under overload: runs of 0.5 s every 2 s, a quarter of the time
+    starts, now = [], 20.0
+    while now < 40.0:
+        if duty.allows(True, now):
+            starts.append(now)
+            now += 0.5
+            duty.ran(True, 0.5, now)
+        now += 0.01
+    assert 9 <= len(starts) <= 10 and 0.5 * len(starts) / 20.0 <= 0.25
+
+
 def test_summaries_are_grounded_in_the_users_sessions_inline_and_in_the_lane(engine_factory, events, catalogue,
                                                                              monkeypatch):
     """The engine hands summarize the grounding of the user's own sessions (their tokens and
