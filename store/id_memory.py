@@ -23,7 +23,6 @@ from .base import KVStore
 from .config import IdMemoryConfig
 from .errors import StateCodecError
 from .frequency import FrequencyFilter
-from .held_versions import HeldVersions
 from .id_row import (
     MAX_DIM,
     IdRow,
@@ -121,17 +120,11 @@ class VersionsAhead:
     stored: np.ndarray  # (N,) uint64
     absent: np.ndarray  # (N,) bool
     changed: int
-    slots: np.ndarray | None = None  # (N,) int64 in the versions held (-1: absent), so put_batch looks none up
-    distinct: bool = False  # the ids are distinct (checked ahead: put_batch need not)
     written: bool = False  # put_batch's KV write was done ahead (IdMemory.write_ahead)
     # write_ahead's: the new rows of the ids cached just after the write (put_batch swaps them in,
     # no look-up of the others), and the cache journal's (epoch, length) just before it
     held: dict[str, IdRow] | None = None
     journal_at: tuple[int, int] = (-1, 0)
-
-    def applies(self, versions: np.ndarray) -> np.ndarray:
-        """(N,) bool: which rows of these versions put_batch stores (none stored, or not older)."""
-        return self.absent | (versions >= self.stored)
 
 
 class IdMemory:
@@ -162,7 +155,7 @@ class IdMemory:
         # ordered set for drain_touched (a sink that keeps nothing where no one drains it)
         self._touched: dict[str, None] = {} if self.config.track_touched else _Untracked()
         # id -> version of every row (live: a held row's, else the KV's), when config.versions_held
-        self._versions = HeldVersions(self._read_versions()) if self.config.versions_held else None
+        self._versions = self._read_versions() if self.config.versions_held else None
         self._versions_changed = 0  # counts changes of _versions: versions read ahead hold while it does
         self._count = sum(1 for _ in kv.iterate(self._prefix)) if self._versions is None else len(self._versions)
         self._version, self.meta = 0, b""
@@ -370,9 +363,8 @@ class IdMemory:
         if self._versions is None:
             return None
         changed = self._versions_changed
-        slots = self._versions.slots(ids)
-        return VersionsAhead(ids, self._versions.at(slots), slots < 0, changed, slots=slots,
-                             distinct=len(set(ids)) == len(ids))
+        stored, absent = self._stored_versions(ids)
+        return VersionsAhead(ids, stored, absent, changed)
 
     def write_ahead(self, batch: RowBatch, ahead: VersionsAhead | None) -> VersionsAhead | None:
         """put_batch's KV write for these rows done now, ahead of it (a worker: off the engine
@@ -387,7 +379,7 @@ class IdMemory:
             return ahead
         # before the write: an id cached from here on may hold the row before it (put_batch reads on)
         journal_at = (self._journal_epoch, len(self._journal))
-        put = np.flatnonzero(ahead.applies(batch.versions)).tolist()
+        put = np.flatnonzero(ahead.absent | (batch.versions >= ahead.stored)).tolist()
         if put:
             self._write_rows(batch, put)
         return replace(ahead, written=True, held=self._new_rows(batch, put), journal_at=journal_at)
@@ -415,13 +407,14 @@ class IdMemory:
         ahead: versions_ahead(batch.ids), or write_ahead's. Returns ((N,) bool applied, (N,) bool
         created: applied where no row was stored)."""
         ids = batch.ids
-        valid = ahead is not None and ahead.changed == self._versions_changed and ahead.ids is ids
-        if not (valid and ahead.distinct) and len(set(ids)) != len(ids):
+        if len(set(ids)) != len(ids):
             raise ValueError("put_batch: ids must be distinct (split the batch where one repeats)")
-        if not valid:
+        valid = ahead is not None and ahead.changed == self._versions_changed and ahead.ids is ids
+        if valid:
+            stored, absent = ahead.stored, ahead.absent
+        else:
             stored, absent = self._stored_versions(ids)
-            ahead = VersionsAhead(ids, stored, absent, self._versions_changed)
-        fresh, absent = ahead.applies(batch.versions), ahead.absent
+        fresh = absent | (batch.versions >= stored)
         self.stale_rows_ignored += int((~fresh).sum())
         put = np.flatnonzero(fresh).tolist()
         if not put:
@@ -439,20 +432,11 @@ class IdMemory:
         if self.config.track_touched:
             self._touched.update(dict.fromkeys(put_ids))
         if self._versions is not None:
-            self._hold_versions(batch, put, put_ids, ahead.slots if valid else None)
+            self._versions.update(zip(put_ids, batch.versions[put].tolist(), strict=True))
+            self._versions_changed += 1
         self._count += int(absent[put].sum())
         self.version = max(self.version, int(batch.versions[put].max()))
         return fresh, absent
-
-    def _hold_versions(self, batch: RowBatch, put: list[int], put_ids: list[str], slots: np.ndarray | None) -> None:
-        """The versions held of the rows put: by the slots read ahead in one assignment."""
-        assert self._versions is not None
-        if slots is None:
-            slots = self._versions.slots(put_ids)
-        elif len(put) != len(slots):
-            slots = slots[put]
-        self._versions.write(put_ids, slots, batch.versions if len(put) == len(batch) else batch.versions[put])
-        self._versions_changed += 1
 
     def _write_rows(self, batch: RowBatch, put: list[int]) -> None:
         """The KV write of batch's rows at positions put, their encodings as given."""
@@ -511,8 +495,9 @@ class IdMemory:
         """((N,) uint64 versions of the stored rows, (N,) bool absent): from the versions held,
         else the KV read in one call."""
         if self._versions is not None:
-            slots = self._versions.slots(ids)
-            return self._versions.at(slots), slots < 0
+            held = list(map(self._versions.get, ids))
+            absent = np.fromiter((v is None for v in held), bool, len(ids))
+            return np.fromiter((v or 0 for v in held), np.uint64, len(ids)), absent
         versions, absent = np.zeros(len(ids), np.uint64), np.zeros(len(ids), bool)
         cache, pending = self._cache, self._pending
         held = cache.keys() & ids
@@ -682,7 +667,7 @@ class IdMemory:
     def _stamp(self, item_id: str, version: int) -> None:
         """item_id's row now has this version (held when config.versions_held)."""
         if self._versions is not None:
-            self._versions.set(item_id, int(version))
+            self._versions[item_id] = int(version)
             self._versions_changed += 1
 
     def _read_versions(self) -> dict[str, int]:
@@ -720,7 +705,7 @@ class IdMemory:
             self._pending.pop(item_id, None)
             self._touched[item_id] = None
             if self._versions is not None:
-                self._versions.pop(item_id)
+                self._versions.pop(item_id, None)
                 self._versions_changed += 1
         self._count -= len(ids)
         self.kv.write_batch([], [self._key(i) for i in ids])

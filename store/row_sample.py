@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,16 +28,6 @@ def priority(seed: int, key: str) -> int:
     """The sampling priority of key: 64-bit BLAKE2b of key, keyed by the seed."""
     h = hashlib.blake2b(key.encode("utf-8"), digest_size=8, key=seed.to_bytes(8, "little"))
     return int.from_bytes(h.digest(), "little")
-
-
-@dataclass(frozen=True)
-class SamplePlan:
-    """RowSample.put's look-ups for distinct keys done ahead (RowSample.plan), exact while the
-    members have not changed since."""
-
-    changes: int  # the sample's count of member changes when planned
-    members: list[int]  # positions of keys that are members
-    judge: list[int]  # positions of keys neither members nor known: their priority decides
 
 
 class RowSample:
@@ -53,7 +42,6 @@ class RowSample:
         self._heap: list[tuple[int, str]] = []  # (-priority, key) of members, largest first
         self._matrix: tuple[list[str], np.ndarray] | None = None
         self._position: dict[str, int] = {}  # key -> its row in the matrix
-        self._changes = 0  # counts changes of the members (after each): a plan is exact while it holds
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -72,19 +60,14 @@ class RowSample:
         chosen = heapq.nsmallest(self.size, ((priority(self.seed, k), k) for k in keys))
         self.threshold = NO_LIMIT if len(keys) <= self.size else chosen[-1][0]
         self._rows, self._heap, self._matrix = {}, [], None
-        self._changes += 1
         return [k for _, k in chosen]
 
-    def put(self, keys: Sequence[str], vectors: np.ndarray, known: Sequence[bool] | np.ndarray | None = None,
-            plan: SamplePlan | None = None) -> None:
+    def put(self, keys: Sequence[str], vectors: np.ndarray, known: Sequence[bool] | np.ndarray | None = None) -> None:
         """Rows inserted or changed: members (or new members) take the new vector. known[k]: key
         k's row was put before (and not dropped since), so it is a member already or never one
         (its priority is above the threshold): no hash to compute. A change of members' vectors
-        alone updates the matrix in place. plan: plan(keys, known)'s, taken while exact."""
+        alone updates the matrix in place."""
         vectors = np.asarray(vectors, np.float32)
-        if plan is not None and plan.changes == self._changes and len(keys) == len(vectors):
-            self._put_planned(keys, vectors, plan)
-            return
         known = [False] * len(keys) if known is None else list(map(bool, known))
         rows, joined = self._rows, False
         for key, vec, was in zip(keys, vectors, known, strict=True):
@@ -93,48 +76,18 @@ class RowSample:
                 if self._matrix is not None:
                     self._matrix[1][self._position[key]] = vec
                 continue
-            if not was:
-                joined |= self._admit(key, vec)
-        self._settle(joined)
-
-    def plan(self, keys: Sequence[str], known: Sequence[bool]) -> SamplePlan:
-        """put's look-ups for distinct keys done ahead (reads only: callable beside searches, not
-        beside changes), so put then visits only the members and the keys to judge."""
-        changes, rows = self._changes, self._rows  # the count first: a change after it voids the plan
-        members = [k for k, key in enumerate(keys) if key in rows]
-        return SamplePlan(changes, members, [k for k, was in enumerate(known) if not was and keys[k] not in rows])
-
-    def _put_planned(self, keys: Sequence[str], vectors: np.ndarray, plan: SamplePlan) -> None:
-        rows, members = self._rows, plan.members
-        for k in members:
-            rows[keys[k]] = vectors[k]
-        if members and self._matrix is not None:
-            self._matrix[1][[self._position[keys[k]] for k in members]] = vectors[members]
-        joined = False
-        for k in plan.judge:
-            joined |= self._admit(keys[k], vectors[k])
-        self._settle(joined)
-
-    def _admit(self, key: str, vec: np.ndarray) -> bool:
-        """A key that is no member joins if its priority is at most the threshold."""
-        p = priority(self.seed, key)
-        if p > self.threshold:
-            return False
-        heapq.heappush(self._heap, (-p, key))
-        self._rows[key] = vec
-        return True
-
-    def _settle(self, joined: bool) -> None:
-        """After a put: members that joined pushed out the largest priorities beyond size."""
-        if not joined:
-            return
-        self._matrix = None
-        rows = self._rows
-        while len(rows) > self.size:
+            if was:
+                continue
+            p = priority(self.seed, key)
+            if p <= self.threshold:
+                heapq.heappush(self._heap, (-p, key))
+                rows[key], joined = vec, True
+        if joined:
+            self._matrix = None
+        while len(rows) > self.size:  # a new member pushed out the largest priority
             _, key = heapq.heappop(self._heap)
             del rows[key]
             self.threshold = -self._heap[0][0]
-        self._changes += 1
 
     def drop(self, keys: Iterable[str]) -> None:
         """Rows removed."""
@@ -146,7 +99,6 @@ class RowSample:
         self._heap = [e for e in self._heap if e[1] not in gone]
         heapq.heapify(self._heap)
         self._matrix = None
-        self._changes += 1
 
     def needs_rebuild(self, rows: int) -> bool:
         """True when removals left the sample short: below refill x size members while rows

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,6 @@ from model.ids.sasrec import SASRec
 from store import FetchBound, IdMemory, IdMemoryConfig, IdRow, IndexConfig, RowSample, SeenItems
 from store.faiss_index import FaissIndex
 from store.memory_backend import MemoryKV
-from store.row_sample import SamplePlan
 from store.upsert_plan import UpsertPlan
 from streams.engine.config import IdIndexConfig
 
@@ -42,10 +41,9 @@ class PreparedRows:
     ids: list[str]
     gated: np.ndarray  # (n, k) g_i e_i
     plan: UpsertPlan | None
-    sample: SamplePlan | None = None  # the row sample's look-ups (IdHalf.plan_sample)
 
     def take(self, at: np.ndarray) -> PreparedRows:
-        """The rows at (positions, ascending) alone (without a sample plan)."""
+        """The rows at (positions, ascending) alone."""
         return PreparedRows([self.ids[k] for k in at.tolist()], self.gated[at],
                             None if self.plan is None else self.plan.take(at))
 
@@ -189,17 +187,11 @@ class IdHalf:
         index = self._index
         return PreparedRows(list(ids), gated, None if index is None else index.plan_upsert(list(ids), gated))
 
-    def plan_sample(self, rows: PreparedRows, known: list[bool]) -> PreparedRows:
-        """rows with the row sample's look-ups for them done (known[k]: row k was put before),
-        so rows_prepared visits only its members and new rows; reads only, as prepare_rows."""
-        return replace(rows, sample=self._sample.plan(rows.ids, known)) if self._sampled else rows
-
     def rows_prepared(self, rows: PreparedRows, known: Sequence[bool] | None = None) -> None:
-        """rows_changed for rows prepare_rows worked out (every one present); known as there,
-        not needed with a sample plan."""
+        """rows_changed for rows prepare_rows worked out (every one present)."""
         if not rows.ids:
             return
         if self._index is not None:
             self._index.upsert(rows.ids, rows.gated, plan=rows.plan)
         if self._sampled:
-            self._sample.put(rows.ids, rows.gated, known, plan=rows.sample)
+            self._sample.put(rows.ids, rows.gated, None if known is None else list(known))

@@ -83,20 +83,6 @@ class PreparedSlice:
     batch: RowBatch
     rows: PreparedRows | None  # None: not the usual slice
     versions: VersionsAhead | None = None  # the stored rows' versions (a worker's memory holds them)
-    outcome: PreparedOutcome | None = None  # what put_batch will do, by those versions
-
-
-@dataclass
-class PreparedOutcome:
-    """The usual slice's outcome worked out from the versions read ahead: put_batch's (applied,
-    created), the outcomes, and the applied rows with the row sample's plan; taken when put_batch
-    returns the same."""
-
-    applied: np.ndarray  # (n,) bool
-    created: np.ndarray  # (n,) bool
-    outcomes: list[ParamOutcome]
-    rows: PreparedRows  # the applied ones
-    known: list[bool]  # per applied row: a row was stored before
 
 
 def prepare_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],
@@ -112,18 +98,7 @@ def prepare_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes
     rows, versions = half.prepare_rows(batch.ids, batch.vectors), memory.versions_ahead(batch.ids)
     if (batch.versions <= min(ceiling, MAX_VERSION)).all():
         versions = memory.write_ahead(batch, versions)
-    return PreparedSlice(ok, batch, rows, versions, None if versions is None else _outcome(half, batch, rows, versions))
-
-
-def _outcome(half: IdHalf, batch: RowBatch, rows: PreparedRows, versions: VersionsAhead) -> PreparedOutcome:
-    """The slice's outcome should put_batch take these versions (reads only: off the lock)."""
-    applied = versions.applies(batch.versions)
-    created = versions.absent & applied
-    changed = np.flatnonzero(applied)
-    known = (~created[changed]).tolist()
-    rows = rows if len(changed) == len(batch) else rows.take(changed)
-    return PreparedOutcome(applied, created, [_APPLIED if a else _STALE for a in applied.tolist()],
-                           half.plan_sample(rows, known), known)
+    return PreparedSlice(ok, batch, rows, versions)
 
 
 def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes | None]],
@@ -140,7 +115,7 @@ def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes |
     batch = prepared.batch
     ok = prepared.ok & (batch.versions <= min(ceiling, MAX_VERSION))
     if ok.all() and prepared.rows is not None:  # the usual slice: one run, no tombstone
-        whole = _store_whole(half, prepared)
+        whole = _store_whole(half, batch, prepared.rows, prepared.versions)
         if whole is not None:
             return whole
     out: list[ParamOutcome | None] = [None] * len(records)
@@ -157,22 +132,18 @@ def apply_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes |
     return out  # type: ignore[return-value]  # every None was filled
 
 
-def _store_whole(half: IdHalf, prepared: PreparedSlice) -> list[ParamOutcome] | None:
+def _store_whole(half: IdHalf, batch: RowBatch, rows: PreparedRows,
+                 versions: VersionsAhead | None) -> list[ParamOutcome] | None:
     """The usual slice, accepted rows of distinct ids and no tombstone, stored in one put_batch
     and its applied rows passed on (as prepared), with no per-record bookkeeping; None when
     put_batch raised (nothing stored: the caller goes record by record, so an error stays its
     record's)."""
-    batch, rows, ahead = prepared.batch, prepared.rows, prepared.outcome
-    assert rows is not None  # the usual slice
     try:
-        applied, created = half.memory.put_batch(batch, prepared.versions)
+        applied, created = half.memory.put_batch(batch, versions)
     except Exception as e:
         if isinstance(e, (OSError, MemoryError)):
             raise
         return None
-    if ahead is not None and np.array_equal(applied, ahead.applied) and np.array_equal(created, ahead.created):
-        half.rows_prepared(ahead.rows, known=ahead.known)  # as worked out ahead: no per-row work here
-        return ahead.outcomes
     changed = np.flatnonzero(applied)
     if len(changed):
         half.rows_prepared(rows if len(changed) == len(batch) else rows.take(changed),

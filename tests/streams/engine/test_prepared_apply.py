@@ -150,37 +150,3 @@ def test_a_prepared_slice_writes_its_rows_ahead_unless_one_is_above_the_ceiling(
     _under_the_lock(inline, second[:-1])
     assert _lists(ahead) == _lists(inline)
     assert ahead.retrieve(users, 25, [set()] * 3) == dense_retrieve(ahead, users, 25, [set()] * 3)
-
-
-def test_a_partial_row_sample_follows_prepared_slices_by_their_plans_and_judges_afresh_after_a_change(monkeypatch):
-    """The row sample's look-ups are done ahead too (RowSample.plan): a prepared slice's put visits
-    only the members and the new rows, and leaves the sample as one applied under the lock does;
-    a plan made before the members changed (a row deleted) is not taken."""
-    from store.row_sample import RowSample
-
-    config = replace(CFG, reference_sample=40)
-    halves = [random_half(300, config=config, memory_config=WORKER_MEMORY) for _ in range(2)]
-    users = np.random.default_rng(2).standard_normal((3, DIM)).astype(np.float32)
-    for half in halves:
-        half.references(users)
-    ahead, inline = halves
-    taken = []
-    real = RowSample.put
-    monkeypatch.setattr(RowSample, "put", lambda self, keys, vectors, known=None, plan=None: taken.append(
-        plan is not None and plan.changes == self._changes) or real(self, keys, vectors, known, plan))
-    first, second, third = _slices(np.random.default_rng(7), rounds=3)
-    for records in (first, second):
-        apply_parameters(ahead, records, prepared=prepare_parameters(ahead, records))
-    assert taken == [True, True]
-    stale = prepare_parameters(ahead, third)
-    member = next(i for i in stale.batch.ids if i in ahead.sample())  # in the slice: its plan says member
-    gone = [(row_key("item", member), None)]
-    apply_parameters(ahead, gone)
-    apply_parameters(ahead, third, prepared=stale)
-    assert taken[-1] is False
-    for records in (first, second, gone, third):
-        _under_the_lock(inline, records)
-    assert ahead.sample().matrix()[0] == inline.sample().matrix()[0] and member in ahead.sample()  # put again
-    assert sorted(ahead.sample()._heap) == sorted(inline.sample()._heap)  # noqa: SLF001  # what later puts evict by
-    np.testing.assert_array_equal(ahead.sample().matrix()[1], inline.sample().matrix()[1])
-    np.testing.assert_array_equal(ahead.references(users).numpy(), inline.references(users).numpy())
