@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 _PREFIX = b"idm/"
 _PENDING_ROWS = 1024  # at most this many evicted dirty rows wait to be written in one batch
-_JOURNAL_ROWS = 65_536  # ids cached since the last put_batch noted at most (then: put_batch looks them all up)
 _F32_MAX = np.finfo(np.float32).max
 
 
@@ -121,10 +120,6 @@ class VersionsAhead:
     absent: np.ndarray  # (N,) bool
     changed: int
     written: bool = False  # put_batch's KV write was done ahead (IdMemory.write_ahead)
-    # write_ahead's: the new rows of the ids cached just after the write (put_batch swaps them in,
-    # no look-up of the others), and the cache journal's (epoch, length) just before it
-    held: dict[str, IdRow] | None = None
-    journal_at: tuple[int, int] = (-1, 0)
 
 
 class IdMemory:
@@ -148,10 +143,6 @@ class IdMemory:
         self._dirty: set[str] = set()  # cached rows newer than the KV
         self._pending: dict[str, IdRow] = {}  # evicted dirty rows not yet written
         self._pending_limit = min(self.config.cache_rows, _PENDING_ROWS)
-        # ids cached since the last put_batch that used write_ahead's rows (epoch: bumped when cleared)
-        self._journal: list[str] = []
-        self._journal_epoch = 0
-        self._retired: list[IdRow] = []  # rows put_batch swapped out: freed off its caller's lock
         # ordered set for drain_touched (a sink that keeps nothing where no one drains it)
         self._touched: dict[str, None] = {} if self.config.track_touched else _Untracked()
         # id -> version of every row (live: a held row's, else the KV's), when config.versions_held
@@ -371,33 +362,14 @@ class IdMemory:
         lock), for a caller that is this memory's one writer until that put_batch and where no
         row waits to be written back (a write-back beside this write could put an older row over
         it). Returns ahead marked written, or ahead as given where that cannot hold (put_batch
-        then writes); the rows go live at put_batch, a read of one not held meanwhile may see it.
-        The rows of the ids cached after the write are built here too, so put_batch swaps them in."""
-        self._retired = []  # the last put_batch's old rows, freed here, off the lock
+        then writes); the rows go live at put_batch, a read of one not held meanwhile may see it."""
         if (ahead is None or ahead.ids is not batch.ids or ahead.changed != self._versions_changed
                 or self._dirty or self._pending or len(set(batch.ids)) != len(batch.ids)):
             return ahead
-        # before the write: an id cached from here on may hold the row before it (put_batch reads on)
-        journal_at = (self._journal_epoch, len(self._journal))
         put = np.flatnonzero(ahead.absent | (batch.versions >= ahead.stored)).tolist()
         if put:
             self._write_rows(batch, put)
-        return replace(ahead, written=True, held=self._new_rows(batch, put), journal_at=journal_at)
-
-    def _new_rows(self, batch: RowBatch, put: list[int]) -> dict[str, IdRow]:
-        """The rows put_batch will hold, as IdRows of their own, of batch's rows at put whose ids
-        are cached now."""
-        ids = batch.ids
-        held = self._cache.keys() & [ids[k] for k in put]
-        at = [k for k in put if ids[k] in held]
-        if not at:
-            return {}
-        zero = np.zeros(self.config.dim, np.float32)
-        scalars = zip(batch.last_seen[at].tolist(), batch.updates[at].tolist(), batch.versions[at].tolist(),
-                      strict=True)
-        return {ids[k]: IdRow(batch.vectors[k].copy(), zero.copy() if batch.accum is None else batch.accum[k].copy(),
-                              last_seen, updates, version)
-                for k, (last_seen, updates, version) in zip(at, scalars, strict=True)}
+        return replace(ahead, written=True)
 
     def put_batch(self, batch: RowBatch, ahead: VersionsAhead | None = None) -> tuple[np.ndarray, np.ndarray]:
         """put_rows for rows of distinct ids decoded in one pass (store/row_batch.py), in one KV
@@ -425,10 +397,7 @@ class IdMemory:
         if self._pending:
             for item_id in self._pending.keys() & put_ids:  # would write an older row over the KV's
                 del self._pending[item_id]
-        if valid and ahead.held is not None and not self._dirty:
-            self._swap_held(batch, put, put_ids, ahead)
-        else:
-            self._update_held(batch, put, put_ids)
+        self._update_held(batch, put, put_ids)
         if self.config.track_touched:
             self._touched.update(dict.fromkeys(put_ids))
         if self._versions is not None:
@@ -447,33 +416,13 @@ class IdMemory:
         self.kv.write_batch(zip([prefix + i.encode("utf-8") for i in put_ids],
                                 batch.raws if everyone else [batch.raws[k] for k in put], strict=True), logged=False)
 
-    def _swap_held(self, batch: RowBatch, put: list[int], put_ids: list[str], ahead: VersionsAhead) -> None:
-        """_update_held with write_ahead's rows: those of the ids cached after the write swapped in
-        (their place in the LRU order kept; the old ones freed off the lock), those cached since
-        (the journal: maybe read before the write) updated in place, no look-up of the others."""
-        epoch, at = ahead.journal_at
-        if epoch != self._journal_epoch or ahead.held is None:  # the journal was cleared since
-            self._update_held(batch, put, put_ids)
-            return
-        cache, retired = self._cache, self._retired
-        for item_id, row in ahead.held.items():
-            old = cache.get(item_id)
-            if old is not None:  # not evicted since
-                cache[item_id] = row
-                retired.append(old)
-        since = self._journal[at:]
-        self._journal.clear()
-        self._journal_epoch += 1
-        if since:
-            self._update_held(batch, put, put_ids, among=set(since))
-
-    def _update_held(self, batch: RowBatch, put: list[int], put_ids: list[str], among: set[str] | None = None) -> None:
+    def _update_held(self, batch: RowBatch, put: list[int], put_ids: list[str]) -> None:
         """Cached rows become the rows put_batch wrote (clean: the KV has them), in place (their
-        arrays overwritten, their place in the LRU order kept); among: of these ids alone. The held
-        ones are found by one set intersection: at a million rows most of a sync is not cached, and
-        a look-up per row cost more than the copies."""
+        arrays overwritten, their place in the LRU order kept). The held ones are found by one set
+        intersection: at a million rows most of a sync is not cached, and a look-up per row cost
+        more than the copies."""
         cache = self._cache
-        held = cache.keys() & put_ids if among is None else cache.keys() & among.intersection(put_ids)
+        held = cache.keys() & put_ids
         if not held:
             return
         self._dirty.difference_update(held)
@@ -684,10 +633,6 @@ class IdMemory:
     def _remember(self, item_id: str, row: IdRow, dirty: bool) -> None:
         self._cache[item_id] = row
         self._cache.move_to_end(item_id)
-        self._journal.append(item_id)  # for put_batch after a write_ahead (_swap_held)
-        if len(self._journal) >= _JOURNAL_ROWS:
-            self._journal.clear()
-            self._journal_epoch += 1
         if dirty:
             self._dirty.add(item_id)
         while len(self._cache) > self.config.cache_rows:
