@@ -88,9 +88,15 @@ class ItemCatalogue:
         before = [self.items.raw(v.item.item_id) for v in vectors]
         # rocksdict holds the GIL through a write (~40 us per 5 kB record): short writes let
         # the engine's thread in between
-        for k in range(0, len(vectors), AHEAD_WRITE):
-            chunk = vectors[k:k + AHEAD_WRITE]
-            self.items.put_many([v.item for v in chunk], None, [v.record for v in chunk])
+        written = 0
+        try:
+            for written in range(0, len(vectors), AHEAD_WRITE):
+                chunk = vectors[written:written + AHEAD_WRITE]
+                self.items.put_many([v.item for v in chunk], None, [v.record for v in chunk])
+        except BaseException:  # what was written goes back: the apply under the lock starts clean
+            for v, raw in zip(vectors[:written + AHEAD_WRITE], before, strict=False):
+                self.items.put_raw(v.item.item_id, raw)
+            raise
         return before
 
     def undo_ahead(self, item_id: str, before: bytes | None) -> None:

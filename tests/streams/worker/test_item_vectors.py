@@ -307,6 +307,42 @@ def test_an_edit_that_fails_to_index_leaves_the_stored_item_as_it_was(engine_fac
         == [True, False, True]
 
 
+def test_a_slice_of_edit_tombstone_edit_ends_with_the_last_edit(engine_factory, catalogue):
+    """Only the vectors before a slice's first tombstone are written ahead: the later edit of the
+    same item is stored after the tombstone, under the lock, in offset order."""
+    first, second = ({**catalogue[0], "title": t} for t in ("First Title", "Second Title"))
+    sink, _ = _publish(engine_factory(items=False), [_item_rec(0, first), _item_rec(1, second)])
+    (k1, v1), (k2, v2) = sink.sent
+    records = [_Rec(0, k1, v1, "item-vectors"), _Rec(1, k1, None, "item-vectors"), _Rec(2, k2, v2, "item-vectors")]
+    reader = engine_factory(items=False)
+    asyncio.run(Runtime(WorkerSettings(), reader).apply_item_vectors(0, records))
+    item = reader.items.get(catalogue[0]["item_id"])
+    assert item is not None and item.text.startswith("Second Title") and len(reader.index) == 1
+    assert reader.items.offsets() == {0: 3}
+
+
+def test_a_write_ahead_that_fails_midway_puts_back_what_it_wrote(engine_factory, catalogue):
+    reader = engine_factory(items=False)
+    reader.upsert_items(catalogue[:1])
+    old = reader.items.raw(catalogue[0]["item_id"])
+    new = [{**it, "item_id": f"n{k}"} for k, it in enumerate(make_items(39, random.Random(7)))]
+    vectors = reader.encode_items([{**catalogue[0], "title": "Edited"}, *new])
+    put_many, calls = reader.items.put_many, []
+
+    def failing(items, offsets=None, encoded=None):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return put_many(items, offsets, encoded)
+
+    reader.items.put_many = failing
+    with pytest.raises(OSError):
+        reader.write_ahead(vectors)
+    assert calls == [32, 8]  # the first write went through, the second failed
+    assert reader.items.raw(catalogue[0]["item_id"]) == old  # an item stored before: as it was
+    assert not any(it["item_id"] in reader.items for it in new)  # new ones: gone again
+
+
 def test_the_default_worker_keeps_applying_vectors_at_its_floor_when_saturated(engine_factory):
     """The default settings' rate floor: with half-second batches (a saturated worker) a slice
     holds the ~500 records that keep 1,000/s, where the 2 ms cap alone allowed 33."""
