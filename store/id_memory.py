@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 _PREFIX = b"idm/"
 _PENDING_ROWS = 1024  # at most this many evicted dirty rows wait to be written in one batch
+_JOURNAL_ROWS = 65_536  # ids cached between a write_ahead and its put_batch noted at most
 _F32_MAX = np.finfo(np.float32).max
 
 
@@ -119,7 +120,11 @@ class VersionsAhead:
     stored: np.ndarray  # (N,) uint64
     absent: np.ndarray  # (N,) bool
     changed: int
-    written: bool = False  # put_batch's KV write was done ahead (IdMemory.write_ahead)
+    written: bool = False  # put_batch's KV write was done ahead (IdMemory.write_ahead); ids distinct
+    # write_ahead's: the new rows, as IdRows of their own, of the ids cached just after its write
+    # (put_batch swaps them in rather than copying into the cached ones under its caller's lock)
+    rows: dict[str, IdRow] | None = None
+    versions: dict[str, int] | None = None  # write_ahead's: the versions of the rows it wrote
 
 
 class IdMemory:
@@ -143,6 +148,10 @@ class IdMemory:
         self._dirty: set[str] = set()  # cached rows newer than the KV
         self._pending: dict[str, IdRow] = {}  # evicted dirty rows not yet written
         self._pending_limit = min(self.config.cache_rows, _PENDING_ROWS)
+        # ids cached since a write_ahead began (None: none pending; a read begun before its write
+        # may cache the row it replaced), and the rows its put_batch swapped out, freed off the lock
+        self._journal: list[str] | None = None
+        self._retired: list[IdRow | None] = []  # (None: an id evicted before the swap)
         # ordered set for drain_touched (a sink that keeps nothing where no one drains it)
         self._touched: dict[str, None] = {} if self.config.track_touched else _Untracked()
         # id -> version of every row (live: a held row's, else the KV's), when config.versions_held
@@ -362,14 +371,35 @@ class IdMemory:
         lock), for a caller that is this memory's one writer until that put_batch and where no
         row waits to be written back (a write-back beside this write could put an older row over
         it). Returns ahead marked written, or ahead as given where that cannot hold (put_batch
-        then writes); the rows go live at put_batch, a read of one not held meanwhile may see it."""
+        then writes); the rows go live at put_batch, a read of one not held meanwhile may see it.
+        The new rows of the ids cached after the write are built here too (put_batch swaps them in)."""
+        self._retired = []  # the last put_batch's old rows, freed here rather than under its lock
         if (ahead is None or ahead.ids is not batch.ids or ahead.changed != self._versions_changed
                 or self._dirty or self._pending or len(set(batch.ids)) != len(batch.ids)):
             return ahead
         put = np.flatnonzero(ahead.absent | (batch.versions >= ahead.stored)).tolist()
-        if put:
-            self._write_rows(batch, put)
-        return replace(ahead, written=True)
+        self._journal = []  # before the write: a read that ends after it is noted
+        if not put:
+            return replace(ahead, written=True, rows={}, versions={})
+        self._write_rows(batch, put)
+        versions = dict(zip([batch.ids[k] for k in put], batch.versions[put].tolist(), strict=True))
+        return replace(ahead, written=True, rows=self._new_rows(batch, put), versions=versions)
+
+    def _new_rows(self, batch: RowBatch, put: list[int]) -> dict[str, IdRow]:
+        """IdRows of their own of batch's rows at put whose ids are cached now (read after the
+        write: an id cached later, maybe from a read begun before it, put_batch copies into)."""
+        ids = batch.ids
+        held = self._cache.keys() & [ids[k] for k in put]
+        at = [k for k in put if ids[k] in held]
+        if not at:
+            return {}
+        vectors, zero = batch.vectors, np.zeros(self.config.dim, np.float32)
+        scalars = zip(batch.last_seen[at].tolist(), batch.updates[at].tolist(), batch.versions[at].tolist(),
+                      strict=True)
+        # arrays of their own: a view would keep the whole slice alive while one row is cached
+        return {ids[k]: IdRow(vectors[k].copy(), zero.copy() if batch.accum is None else batch.accum[k].copy(),
+                              last_seen, updates, version)
+                for k, (last_seen, updates, version) in zip(at, scalars, strict=True)}
 
     def put_batch(self, batch: RowBatch, ahead: VersionsAhead | None = None) -> tuple[np.ndarray, np.ndarray]:
         """put_rows for rows of distinct ids decoded in one pass (store/row_batch.py), in one KV
@@ -379,32 +409,39 @@ class IdMemory:
         ahead: versions_ahead(batch.ids), or write_ahead's. Returns ((N,) bool applied, (N,) bool
         created: applied where no row was stored)."""
         ids = batch.ids
-        if len(set(ids)) != len(ids):
-            raise ValueError("put_batch: ids must be distinct (split the batch where one repeats)")
         valid = ahead is not None and ahead.changed == self._versions_changed and ahead.ids is ids
-        if valid:
-            stored, absent = ahead.stored, ahead.absent
-        else:
-            stored, absent = self._stored_versions(ids)
+        written = valid and ahead.written  # write_ahead saw the ids distinct
+        if not written and len(set(ids)) != len(ids):
+            raise ValueError("put_batch: ids must be distinct (split the batch where one repeats)")
+        stored, absent = (ahead.stored, ahead.absent) if valid else self._stored_versions(ids)
         fresh = absent | (batch.versions >= stored)
-        self.stale_rows_ignored += int((~fresh).sum())
-        put = np.flatnonzero(fresh).tolist()
+        everyone = bool(fresh.all())
+        if not everyone:
+            self.stale_rows_ignored += int((~fresh).sum())
+        put = list(range(len(ids))) if everyone else np.flatnonzero(fresh).tolist()
         if not put:
             return fresh, absent
-        put_ids = ids if len(put) == len(ids) else [ids[k] for k in put]
-        if not (valid and ahead.written):
+        put_ids = ids if everyone else [ids[k] for k in put]
+        versions = batch.versions if everyone else batch.versions[put]
+        if not written:
             self._write_rows(batch, put)
         if self._pending:
             for item_id in self._pending.keys() & put_ids:  # would write an older row over the KV's
                 del self._pending[item_id]
-        self._update_held(batch, put, put_ids)
+        if written and ahead.rows is not None and not self._dirty:
+            self._swap_held(batch, put, put_ids, ahead.rows)
+        else:
+            self._update_held(batch, put, put_ids)
+        self._journal = None
         if self.config.track_touched:
             self._touched.update(dict.fromkeys(put_ids))
         if self._versions is not None:
-            self._versions.update(zip(put_ids, batch.versions[put].tolist(), strict=True))
+            # a dict built ahead goes in faster than pairs (no tuples; hashes kept)
+            held = ahead.versions if written and ahead.versions is not None else None
+            self._versions.update(held if held is not None else zip(put_ids, versions.tolist(), strict=True))
             self._versions_changed += 1
-        self._count += int(absent[put].sum())
-        self.version = max(self.version, int(batch.versions[put].max()))
+        self._count += int(absent.sum() if everyone else absent[put].sum())
+        self.version = max(self.version, int(versions.max()))
         return fresh, absent
 
     def _write_rows(self, batch: RowBatch, put: list[int]) -> None:
@@ -416,13 +453,28 @@ class IdMemory:
         self.kv.write_batch(zip([prefix + i.encode("utf-8") for i in put_ids],
                                 batch.raws if everyone else [batch.raws[k] for k in put], strict=True), logged=False)
 
-    def _update_held(self, batch: RowBatch, put: list[int], put_ids: list[str]) -> None:
+    def _swap_held(self, batch: RowBatch, put: list[int], put_ids: list[str], rows: dict[str, IdRow]) -> None:
+        """_update_held with write_ahead's rows, swapped in by one update of the cache (an id
+        evicted since comes back: the cache is trimmed after); the ids cached since the write
+        began (the journal) and without such a row are copied into."""
+        cache, journal = self._cache, self._journal
+        self._retired = list(map(cache.get, rows))  # freed at the next write_ahead, off the lock
+        cache.update(rows)
+        self._evict_over()
+        if journal is None:  # the journal overflowed: every held id looked up
+            late = (cache.keys() & put_ids) - rows.keys()
+        else:
+            late = set(journal).intersection(put_ids).difference(rows) if journal else set()
+        if late:
+            self._update_held(batch, put, put_ids, among=late)
+
+    def _update_held(self, batch: RowBatch, put: list[int], put_ids: list[str], among: set[str] | None = None) -> None:
         """Cached rows become the rows put_batch wrote (clean: the KV has them), in place (their
-        arrays overwritten, their place in the LRU order kept). The held ones are found by one set
-        intersection: at a million rows most of a sync is not cached, and a look-up per row cost
-        more than the copies."""
+        arrays overwritten, their place in the LRU order kept); among: of these ids alone (those
+        not cached skipped). The held ones are found by one set intersection: at a million rows
+        most of a sync is not cached, and a look-up per row cost more than the copies."""
         cache = self._cache
-        held = cache.keys() & put_ids
+        held = cache.keys() & (put_ids if among is None else among)
         if not held:
             return
         self._dirty.difference_update(held)
@@ -635,6 +687,15 @@ class IdMemory:
         self._cache.move_to_end(item_id)
         if dirty:
             self._dirty.add(item_id)
+        journal = self._journal
+        if journal is not None:  # a write_ahead is pending: its put_batch checks this id
+            journal.append(item_id)
+            if len(journal) > _JOURNAL_ROWS:
+                self._journal = None  # put_batch then looks every id up
+        self._evict_over()
+
+    def _evict_over(self) -> None:
+        """Least recently used rows out past cache_rows (dirty ones to be written back)."""
         while len(self._cache) > self.config.cache_rows:
             old_id, old = self._cache.popitem(last=False)
             if old_id in self._dirty:
