@@ -454,13 +454,15 @@ class IdMemory:
                                 batch.raws if everyone else [batch.raws[k] for k in put], strict=True), logged=False)
 
     def _swap_held(self, batch: RowBatch, put: list[int], put_ids: list[str], rows: dict[str, IdRow]) -> None:
-        """_update_held with write_ahead's rows, swapped in by one update of the cache (an id
-        evicted since comes back: the cache is trimmed after); the ids cached since the write
-        began (the journal) and without such a row are copied into."""
+        """_update_held with write_ahead's rows, swapped in by one update of the cache (those of
+        ids evicted since left out); the ids cached since the write began (the journal) and
+        without such a row are copied into."""
         cache, journal = self._cache, self._journal
+        gone = rows.keys() - cache.keys()
+        if gone:
+            rows = {i: row for i, row in rows.items() if i not in gone}
         self._retired = list(map(cache.get, rows))  # freed at the next write_ahead, off the lock
         cache.update(rows)
-        self._evict_over()
         if journal is None:  # the journal overflowed: every held id looked up
             late = (cache.keys() & put_ids) - rows.keys()
         else:

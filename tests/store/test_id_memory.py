@@ -595,3 +595,57 @@ def test_rows_written_ahead_go_live_at_put_batch_without_a_second_write(monkeypa
     writes.clear()
     assert mem.put_batch(again, ahead)[0].tolist() == [True] and len(writes) == 1
     assert mem.get_row("a").vector[0] == 5.0
+
+
+def _served_batch(rows: dict[str, tuple[int, float]]):
+    from store.id_row import encode_row, row_key
+    from store.row_batch import decode_served
+
+    rows = {i: IdRow(np.full(4, x, np.float32), np.zeros(4, np.float32), 1.0, 1, v) for i, (v, x) in rows.items()}
+    return decode_served([row_key("item", i) for i in rows],
+                         [encode_row("item", i, r, served=True) for i, r in rows.items()], "item", 4)[1]
+
+
+def _served_row(item_id: str, version: int, value: float) -> bytes:
+    from store.id_row import encode_row
+
+    return encode_row("item", item_id, IdRow(np.full(4, value, np.float32), np.zeros(4, np.float32), 1.0, 1, version),
+                      served=True)
+
+
+class _LateReads(MemoryKV):
+    """A KV whose reads of the keys in `late` return what they held when put there: a read that
+    began before a write landed and returned after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.late.pop(key) if key in self.late else super().get(key)
+
+
+@pytest.mark.parametrize("journal_rows", [65_536, 1])
+def test_rows_cached_after_a_write_ahead_serve_the_new_rows_from_put_batch(monkeypatch, journal_rows) -> None:
+    """write_ahead builds the new rows of the ids cached after its write and put_batch swaps them in
+    (the LRU order kept); an id cached between the two, from a read that began before the write,
+    is updated too (the journal; once it overflowed, a look-up of every id), and an id evicted
+    between them is not cached again."""
+    import store.id_memory as id_memory
+
+    monkeypatch.setattr(id_memory, "_JOURNAL_ROWS", journal_rows)
+    kv = _LateReads()
+    mem = IdMemory(kv, config(versions_held=True, track_touched=False, cache_rows=4))
+    mem.put_batch(_served_batch({i: (1, 1.0) for i in "abcdef"}))
+    mem.lookup(["a", "b", "c"])  # cached, in this order
+    new = _served_batch({i: (2, 2.0) for i in "abcdef"})
+    ahead = mem.write_ahead(new, mem.versions_ahead(new.ids))
+    assert ahead.written and set(ahead.rows) == {"a", "b", "c"}
+    kv.late[mem._key("d")] = _served_row("d", 1, 1.0)  # read before the write, cached after it
+    assert mem.lookup(["d", "e"])[0][:, 0].tolist() == [1.0, 2.0]  # "a" evicted (cache_rows 4)
+    applied, _ = mem.put_batch(new, ahead)
+    assert applied.all() and list(mem._cache) == ["b", "c", "d", "e"]  # noqa: SLF001
+    assert mem.lookup(list("bcde"))[0][:, 0].tolist() == [2.0] * 4  # the cached ones (4 fit)
+    assert mem.lookup(list("af"))[0][:, 0].tolist() == [2.0] * 2
+    assert all(mem.get_row(i) == IdRow(np.full(4, 2.0, np.float32), np.zeros(4, np.float32), 1.0, 1, 2)
+               for i in "abcdef")
