@@ -458,10 +458,10 @@ class IdMemory:
         ids evicted since left out); the ids cached since the write began (the journal) and
         without such a row are copied into."""
         cache, journal = self._cache, self._journal
-        gone = rows.keys() - cache.keys()
-        if gone:
-            rows = {i: row for i, row in rows.items() if i not in gone}
-        self._retired = list(map(cache.get, rows))  # freed at the next write_ahead, off the lock
+        # (no set difference with the cache's keys: it iterates over the whole cache)
+        retired = self._retired = list(map(cache.get, rows))  # freed at the next write_ahead, off the lock
+        if None in retired:
+            rows = {i: row for (i, row), old in zip(rows.items(), retired, strict=True) if old is not None}
         cache.update(rows)
         if journal is None:  # the journal overflowed: every held id looked up
             late = (cache.keys() & put_ids) - rows.keys()
