@@ -119,6 +119,9 @@ def parse_args() -> argparse.Namespace:
     pipe.add_argument("--min-free-gb", type=float, default=1.5, help="give up a size below this MemAvailable")
     pipe.add_argument("--doubling-lead-s", type=float, default=10.0, help="25/s replay before the doubling")
     pipe.add_argument("--doubling-tail-s", type=float, default=5.0, help="25/s replay after it")
+    pipe.add_argument("--publisher-nice", type=int, default=19,
+                      help="the doubling's vector publisher runs this much nicer (in a deployment other "
+                           "machines publish them; here it shares the worker's cores; 0: as the worker)")
     pipe.add_argument("--merge", action="store_true", help="keep scale.json rows of sizes not run now")
     args = p.parse_args()
     if args.json_out is None:

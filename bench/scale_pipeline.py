@@ -432,6 +432,7 @@ class Size:
 
     def _doubling(self, k, worker, collector, held, data: Path, maker, run_dir: Path, budget: Budget) -> None:
         """New item vectors (as many as the catalogue) published during a 25/s replay."""
+        from store.thread_priority import lower_thread_priority
         from streams.data.bulk_load import Targets, load_items
         from streams.kafka.processes import stop_process
 
@@ -451,6 +452,9 @@ class Size:
         errors: list[BaseException] = []
 
         def publish() -> None:
+            # the items group's publishing runs on other machines in a deployment; here on the
+            # worker's 2 cores, so it takes the cycles the worker leaves (its producer's threads too)
+            lower_thread_priority(a.publisher_nice)
             try:  # as the items group publishes them (other workers encoded them): vectors only
                 load_items(k, path, maker, Targets("", ""), topics=("item-vectors",),
                            start_block=NEW_BLOCKS)
@@ -640,7 +644,8 @@ def write(args, rows: dict, mach: dict, console) -> dict[str, Any]:
                              "user, session embeddings = mean of the items' vectors",
               "config": {"saturation_events": args.saturation_events, "rate": args.rate,
                          "rate_events": args.rate_events, "budget_min": args.budget_min,
-                         "seed": args.seed, "recall_users": args.recall_users},
+                         "seed": args.seed, "recall_users": args.recall_users,
+                         "publisher_nice": args.publisher_nice},
               "machine": {**mach, "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30},
               "definitions": definitions(), "rows": ordered}
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
