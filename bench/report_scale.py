@@ -267,7 +267,10 @@ def pipeline_notes(d: dict[str, Any]) -> str:
                         f"{_v(r, 'doubling_applied_per_s', '.0f')}/s" for r in rows if "model_ms_per_event" in r)
     setup = "; ".join(f"{r['items']:,} items: items + vectors {_v(r, 'bulk_items_s')} s, states "
                       f"{_v(r, 'bulk_states_s')} s, broker RSS {_v(r, 'broker_rss_mb')} MB" for r in rows)
-    return (f"Bulk load (set-up, before the worker starts): {setup}. "
+    nice = d.get("config", {}).get("publisher_nice")
+    publisher = ("" if nice is None else f" The doubling's vectors were published from the bench's process at "
+                 f"nice {nice} (other machines publish them in a deployment).")
+    return (f"Bulk load (set-up, before the worker starts): {setup}.{publisher} "
             f"Broker: {d['broker']}; {d['worker']}; {d['checkpoint']}. Item "
             f"vectors: {d['vectors']['note']} ({d['vectors']['generator']}; the column says which each "
             f"row ran: `fitted`, the mixture fitted to the encoder's items, norms varying as theirs do; "
