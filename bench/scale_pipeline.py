@@ -194,6 +194,16 @@ class Phase:
     stats1: dict = field(default_factory=dict)
 
 
+def _p99_by(timed: list[tuple[float, float]], step_s: float) -> list[float | None]:
+    """p99 latency (ms) of the engagements produced in each step_s bin of a window, in order
+    (where in the window a p99 comes from: the vectors' burst, the retrain, its swap)."""
+    bins: dict[int, list[float]] = {}
+    for t, ms in timed:
+        bins.setdefault(int(t // step_s), []).append(ms)
+    top = max(bins, default=-1)
+    return [round(float(np.percentile(bins[b], 99)), 1) if b in bins else None for b in range(top + 1)]
+
+
 def judged_of(collector, events: list[dict]) -> list:
     """The matched recommendations of these events (by user and event time)."""
     from streams.demo.report import match
@@ -480,8 +490,9 @@ class Size:
         self._window_cpu(worker, window, cpu0, mach0, busy0)
         got = judged_of(collector, phase.events)
         produce = self._produce_times(collector, phase)
-        during = [j.latency_s * 1000 for j in got
-                  if window["start"] <= produce.get((j.user_id, j.ts), 0) <= window["end"]]
+        timed = [(produce.get((j.user_id, j.ts), 0) - window["start"], j.latency_s * 1000) for j in got]
+        timed = [(t, ms) for t, ms in timed if 0 <= t <= window["end"] - window["start"]]
+        during = [ms for _, ms in timed]
         text = worker.log.read_text(errors="replace")
         self.row.update(p99_during_retrain_ms=pct(during, 99), p50_during_retrain_ms=pct(during, 50),
                         during_retrain_events=len(during),
@@ -490,7 +501,8 @@ class Size:
                         # the apply's pace while serving (ApplyPacer's share and rate floor)
                         doubling_applied_per_s=self.items / max(window["applied"] - window["start"], 1e-9),
                         index_rebuilds_during_doubling=text.count("rebuilding vector index") - log0[0],
-                        index_swaps=re.findall(r"vector index swapped to (\w+) over (\d+) items", text)[-3:])
+                        index_swaps=re.findall(r"vector index swapped to (\w+) over (\d+) items", text)[-3:],
+                        doubling_p99_by_5s=_p99_by(timed, 5.0))
         p99 = self.row.get("p99_ms")
         self.row["p99_during_retrain_ratio"] = (pct(during, 99) / p99) if during and p99 else None
         self.console.print(f"doubling: {len(during)} engagements in the {self.row['doubling_window_s']:.0f}s "
@@ -583,6 +595,7 @@ def definitions() -> dict[str, str]:
         "sweep_max_block_ms": "longest event-loop hold of one expiry sweep slice (worker stats)",
         "doubling_worker_cores": "the worker's CPU seconds per wall second over the doubling's window",
         "doubling_agent_busy": "the worker's engagement batches' busy share of that window (agent_s)",
+        "doubling_p99_by_5s": "p99 ms of the engagements produced in each 5 s of the doubling's window, in order",
         "doubling_machine_busy": "the share of all cores busy over that window (bench, broker, worker)",
         "item_hold_max_ms/item_slice_max": "the longest hold of the engine lock by one item-vectors slice "
                                            "while serving (the doubling's: its index upserts and offsets) "
