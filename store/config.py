@@ -48,6 +48,10 @@ class IndexConfig:
     # (store/faiss_bands.py); False: each query scans scan_rows, shared 8:4:2:1 by the bands.
     pooled_probes: bool = True
     probe_spread: float = 0.25
+    # Pooled: a user's queries within this cosine of a larger one are searched as that one (its
+    # budget kept): near-duplicate codes probe the same lists, and 84% of the rows 10 codes scanned
+    # at 1M items were re-reads (store/faiss_bands.py: merge_queries); 1.0: none merged.
+    query_merge_cos: float = 0.999
     # Retrain IVF when the catalogue has grown by this factor since the last training.
     retrain_growth: float = 2.0
     # Rebuild (mode switch, IVF retrain) on a background thread while the old index serves;

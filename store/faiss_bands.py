@@ -142,14 +142,16 @@ class NormBands:
         return np.ascontiguousarray(np.hstack(parts)), np.ascontiguousarray(np.hstack(dists))
 
     def pooled_probes(self, padded: np.ndarray, counts: list[int], ntotal: int, scan_rows: int,
-                      spread: float) -> tuple[np.ndarray, np.ndarray]:
+                      spread: float, weights: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(lists, their q.c) [q, p] each padded query probes when each user's queries (counts:
-        consecutive rows per user) share scan_rows x their number of rows (module doc); -1 pads."""
+        consecutive rows per user) share scan_rows x weights[u] (by default its number of rows;
+        more where merge_queries left fewer) (module doc); -1 pads."""
         scores = padded @ self._centroids_t  # [q, nlist]
         key = scores + spread * np.linalg.norm(padded, axis=1, keepdims=True) * self._list_radius
         rows = np.maximum(max(ntotal, 1) * self.fractions / self.nlists, 1.0)[self._list_band]
-        chosen = [self._spend(key[a:b], rows, scan_rows * (b - a)) + (a, 0)
-                  for a, b in zip(np.cumsum([0, *counts[:-1]]), np.cumsum(counts), strict=True) if b > a]
+        weights = counts if weights is None else weights
+        chosen = [self._spend(key[a:b], rows, scan_rows * w) + (a, 0)
+                  for a, b, w in zip(np.cumsum([0, *counts[:-1]]), np.cumsum(counts), weights, strict=True) if b > a]
         pairs = np.vstack(chosen)
         per_query = np.bincount(pairs[:, 0], minlength=len(padded))
         lists = np.full((len(padded), max(int(per_query.max()), 1)), -1, np.int64)
@@ -242,6 +244,22 @@ class NormBands:
         ivf.is_trained = True
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
         return ivf
+
+
+def merge_queries(queries: np.ndarray, min_cos: float) -> np.ndarray:
+    """One user's queries [q, d] less those within min_cos (cosine) of a kept one of larger norm,
+    in their order. Pooled probes spend near-duplicates' rows on the same lists (their keys are
+    nearly equal), where the kept query, of the larger scores, finds the same top items."""
+    if len(queries) < 2:
+        return queries
+    norms = np.linalg.norm(queries, axis=1)
+    unit = queries / np.maximum(norms, 1e-12)[:, None]
+    similar = unit @ unit.T >= min_cos
+    keep: list[int] = []
+    for i in np.argsort(-norms, kind="stable").tolist():
+        if not keep or not similar[i, keep].any():
+            keep.append(i)
+    return queries if len(keep) == len(queries) else queries[np.sort(keep)]
 
 
 def add_placed(ivf: faiss.Index, bands: NormBands, labels: np.ndarray, vectors: np.ndarray,

@@ -32,7 +32,14 @@ from durable import replace_dir
 from .binary import Writer, open_frame
 from .config import FetchBound, IndexConfig
 from .errors import StateCodecError, VectorIndexError
-from .faiss_bands import BandPlan, NormBands, add_placed, search_placed, worth_banding
+from .faiss_bands import (
+    BandPlan,
+    NormBands,
+    add_placed,
+    merge_queries,
+    search_placed,
+    worth_banding,
+)
 from .faiss_scan import TRAIN_ROWS, PQScan, lists_of
 from .index_copy import ChunkedCopy
 from .index_rebuild import AsideRebuild, Job, start_thread
@@ -242,33 +249,44 @@ class FaissIndex:
         bound: FetchBound | None = None,
     ) -> list[list[Hit]]:
         excludes = list(excludes) if excludes is not None else [None] * len(queries)
-        stacked, counts = as_query_batch(queries, self.dim)
         self._advance_rebuild()
         index = self._search_index()
+        bands = self._bands if not self.use_gpu else None
+        weights = [len(np.atleast_2d(q)) for q in queries]  # each user's pooled budget, in queries
+        if bands is not None and self._pooled() and self.config.query_merge_cos < 1.0:
+            queries = [merge_queries(np.atleast_2d(np.asarray(q, np.float32)), self.config.query_merge_cos)
+                       for q in queries]
+        stacked, counts = as_query_batch(queries, self.dim)
         padded = pad_queries(stacked, self._norm, index.d)
         if not len(self) or not len(stacked) or k <= 0:
             return [[] for _ in queries]
         cap = min(index.ntotal, _GPU_MAX_K) if self._replica is not None and self.use_gpu else index.ntotal
-        bands = self._bands if not self.use_gpu else None
         scan = self._scan if index is self._master and self._scan_refine else None  # a replica has none
 
         def search(queries: np.ndarray, fetch: int, users: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            probes = None if bands is None else self._probes(bands, queries, [counts[u] for u in users],
+                                                             [weights[u] for u in users])
             if bands is not None and scan is not None:
-                probes = self._probes(bands, queries, users)
                 scores, labels = scan.search(index, queries, fetch, self._scan_refine, probes)
             elif bands is not None:
-                scores, labels = search_placed(index, bands, queries, fetch, self._probes(bands, queries, users))
+                scores, labels = search_placed(index, bands, queries, fetch, probes)
             else:
                 scores, labels = index.search(queries, fetch)
             return labels, scores
         return search_grouped(search, padded, counts, k, self._ids.id_of, excludes,
                               extra=self._replica_dead, cap=cap, bound=bound, grouped=True)
 
-    def _probes(self, bands: NormBands, padded: np.ndarray, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The lists each query of the banded IVF scans: pooled per user over its rows budget, or a
-        fixed nprobe / the per-query budget split by bands (IndexConfig.pooled_probes)."""
-        if self.config.pooled_probes and not self._nprobe:
-            return bands.pooled_probes(padded, counts, len(self), self.rows_budget(len(self)), self.config.probe_spread)
+    def _pooled(self) -> bool:
+        return self.config.pooled_probes and not self._nprobe
+
+    def _probes(self, bands: NormBands, padded: np.ndarray, counts: list[int],
+                weights: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The lists each query of the banded IVF scans: pooled per user over its rows budget (the
+        row budget x weights[u], the user's queries before any merge; counts by default), or a fixed nprobe / the
+        per-query budget split by bands (IndexConfig.pooled_probes)."""
+        if self._pooled():
+            return bands.pooled_probes(padded, counts, len(self), self.rows_budget(len(self)),
+                                       self.config.probe_spread, weights)
         return bands.probes(padded, bands.lists_per_band(len(self), self.rows_budget(len(self)), self._nprobe))
 
     def _search_index(self) -> faiss.Index:

@@ -141,8 +141,8 @@ def search_grouped(
     """search(queries, fetch) -> (labels, scores) once per fetch size: a user with a long seen list
     no longer makes every query of the batch fetch (and merge) that many neighbours. With a
     bound, fetch sizes stay bounded: a user short of k after the first pass gets one second
-    pass of at most bound.limit (FetchBound). grouped: search also gets the query count of each
-    user in the rows it is given (search(queries, fetch, counts))."""
+    pass of at most bound.limit (FetchBound). grouped: search also gets the positions of the
+    users whose rows it is given (search(queries, fetch, users))."""
     def capped(fetch: int) -> int:
         return fetch if cap is None else min(fetch, cap)
 
@@ -181,7 +181,7 @@ def _search_pass(
     out: list[list[Hit]] = [[] for _ in counts]
     for fetch, users in groups.items():
         rows = np.concatenate([np.arange(starts[u], starts[u + 1]) for u in users])
-        labels, scores = search(np.ascontiguousarray(stacked[rows]), fetch, [counts[u] for u in users])
+        labels, scores = search(np.ascontiguousarray(stacked[rows]), fetch, users)
         merged = split_and_merge(labels, scores, [counts[u] for u in users], k, id_of,
                                  [excludes[u] for u in users])
         for u, hits in zip(users, merged, strict=True):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from store import BruteForceIndex, IndexConfig
-from store.faiss_bands import BandPlan, NormBands
+from store.faiss_bands import BandPlan, NormBands, merge_queries
 from store.faiss_index import FaissIndex
 
 DIM = 16
@@ -213,3 +213,41 @@ def test_a_budget_following_the_catalogue_probes_as_a_fixed_budget_of_its_rows()
     queries = [x[j:j + 3] * 2 for j in range(0, 60, 3)]
     assert scaled.nprobe == fixed.nprobe < full.nprobe
     assert scaled.search_many(queries, 20) == fixed.search_many(queries, 20)
+
+
+def test_merge_queries_keeps_the_larger_of_near_duplicates_and_every_distinct_query_in_order() -> None:
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((2, DIM)).astype(np.float32)
+    near = a * 0.5 + 1e-4 * rng.standard_normal(DIM).astype(np.float32)  # cos ~1 with a, smaller
+    queries = np.stack([near, b, a, -a])
+    np.testing.assert_array_equal(merge_queries(queries, 0.999), queries[[1, 2, 3]])
+    np.testing.assert_array_equal(merge_queries(queries, 1.0 + 1e-6), queries)  # a cosine above 1: none
+    np.testing.assert_array_equal(merge_queries(queries[:1], 0.999), queries[:1])
+
+
+def test_merged_near_duplicate_queries_keep_their_users_budget_and_find_as_much() -> None:
+    """A user whose queries are near-duplicates of 2 directions is searched with those 2 and the
+    row budget of all 8 (the lists they would have re-read go to the next best): recall of the
+    top-k over all 8 queries is clearly above the unmerged search's, and the probes spend 8 x scan_rows."""
+    ids, x = norm_varied(20_000)
+    oracle = BruteForceIndex(DIM)
+    oracle.upsert(ids, x)
+    rng = np.random.default_rng(6)
+    users = []
+    for _ in range(30):
+        base = rng.standard_normal((2, DIM)).astype(np.float32)
+        users.append(np.repeat(base, 4, axis=0) * rng.uniform(0.9, 1.0, (8, 1)).astype(np.float32)
+                     + 1e-4 * rng.standard_normal((8, DIM)).astype(np.float32))
+    common = dict(dim=DIM, exact_threshold=100, rebuild_aside=False, scan_rows=150, scan_rows_exponent=0.0)
+    merged, plain = FaissIndex(IndexConfig(**common)), FaissIndex(IndexConfig(query_merge_cos=1.0, **common))
+    for index in (merged, plain):
+        index.upsert(ids, x)
+    r_merged, r_plain = recall(merged, oracle, users), recall(plain, oracle, users)
+    assert r_merged > r_plain + 0.1  # 0.84 against 0.64 here
+    bands = merged._bands
+    kept = merge_queries(users[0], 0.999)
+    assert len(kept) == 2
+    padded = np.hstack([kept, np.zeros((2, bands.width - DIM), np.float32)])
+    lists, _ = merged._probes(bands, padded, [2], [8])
+    spent = sum(merged._master.invlists.list_size(int(j)) for j in lists[lists >= 0])
+    assert spent > 4 * 150  # the budget of 8 queries, where 2 alone would have 300 rows
