@@ -67,6 +67,8 @@ LAYOUTS = {  # IndexConfig options of each layout
     # the banded default with its --scan-rows fixed (by default they are the budget at 1M items,
     # scaled by the catalogue's cube root: IndexConfig.scan_rows_exponent)
     "banded-fixed": {"scan_rows_exponent": 0.0},
+    # the banded default searching every query, near-duplicates too (IndexConfig.query_merge_cos)
+    "banded-unmerged": {"query_merge_cos": 1.0},
 }
 
 

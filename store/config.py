@@ -22,7 +22,10 @@ class IndexConfig:
     # bench/results/index.json (one thread, 10 UPE codes per engagement, the encoder's vectors):
     # banded, 25k rows: 88k items recall@100 0.998 in 7.7 ms per engagement, 1M 0.967 in 8.4 ms
     # (the layout before, 48k rows: 0.990 in 8.1 ms, 0.980 in 29 ms). One IVF, 1M, 25k: 0.47.
-    scan_rows: int = 25_000
+    # 15k since near-duplicate queries merge (query_merge_cos; 2026-12-07, one run, quiet machine):
+    # 1M fitted items 0.957 in 8.4 ms (unmerged 25k: 0.955 in 10.7); with a trained checkpoint's
+    # items and codes 0.992 in 8.6 ms (unmerged 15k 0.991 in 8.0, 25k 0.996 in 10.9).
+    scan_rows: int = 15_000
     # The budget follows the catalogue: scan_rows at scan_rows_items, x (items / scan_rows_items) **
     # exponent elsewhere (0: a fixed scan_rows). Recall@100 0.95 took ~10k rows at the feed's 88k
     # items, 13k at 300k fitted, 20-21k at 1M: about the cube root. With it 88k items scan 11.1k
