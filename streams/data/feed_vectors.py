@@ -89,12 +89,15 @@ def main() -> None:
     p.add_argument("--items", type=int, default=100_000)
     p.add_argument("--users", type=int, default=400)
     p.add_argument("--out", type=Path, required=True, help="writes items.npy and user_codes.npy here")
+    p.add_argument("--checkpoint", type=Path, help="a trained checkpoint's encoder (default: the packaged "
+                   "backbone with untrained heads, whose UPE codes are near-duplicates)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO)
     import torch
 
     torch.set_num_threads(1)
-    inf = EmbSumInference.pretrained(EmbSumConfig(), device="cpu", mode="auto")
+    inf = (EmbSumInference.from_checkpoint(args.checkpoint, device="cpu", mode="auto") if args.checkpoint
+           else EmbSumInference.pretrained(EmbSumConfig(), device="cpu", mode="auto"))
     vectors, codes = encode(inf, args.items, args.users)
     args.out.mkdir(parents=True, exist_ok=True)
     np.save(args.out / "items.npy", vectors)
