@@ -3,6 +3,7 @@
 engagement for each layout (norm bands, as before them, one IVF) and row budget, at each size.
 
     python bench/report_index.py [--json bench/results/index.json --readme README.md]
+        [--later bench/results/index_merged.json bench/results/index_trained_codes.json]
 """
 
 from __future__ import annotations
@@ -36,14 +37,25 @@ def _pair(rows: list[dict[str, Any]], key: str) -> str:
     return " / ".join(fmt.format(by[q][key]) if q in by else "-" for q in ("codes", "items"))
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def _now() -> int:
+    from store.config import IndexConfig
+
+    return IndexConfig().scan_rows
+
+
+def table(rows: list[dict[str, Any]], default_rows: int | None = None) -> str:
+    """One line per setting; default_rows: mark that budget as today's default (later runs)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         key = (r["data"], r["items"], r.get("layout", "single"), r.get("scan_rows"), r["nprobe"])
         groups.setdefault(key, []).append(r)
     out = []
     for (data, items, layout, budget, nprobe), rs in groups.items():
-        default = " (default)" if rs[0].get("default_nprobe") and layout == "banded" else ""
+        if default_rows is None:  # the run's own default, which may have changed since
+            was = rs[0].get("default_nprobe") and layout == "banded"
+            default = "" if not was else " (default)" if budget == _now() else " (default then)"
+        else:
+            default = " (default now)" if budget == default_rows and layout == "banded" else ""
         at = rs[0].get("rows_at_size")
         budget_text = f"{budget:,}" + (f" ({at:,} here)" if at and at != budget else "") + default
         out.append((data, f"{items:,}", layout, budget_text if budget else f"nprobe {nprobe}",
@@ -53,19 +65,35 @@ def table(rows: list[dict[str, Any]]) -> str:
     return markdown_table(head, out)
 
 
-def section(d: dict[str, Any]) -> str:
+def section(d: dict[str, Any], later: list[tuple[str, dict[str, Any]]] = ()) -> str:
     m = d["machine"]
     load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
-    return (f"## Results: retrieval index\n\n{INTRO}\n{table(d['rows'])}\nMachine: {m['cpu_count']} cores, "
-            f"load average {load} at the end (shared), faiss {m['faiss']}, {m['threads']} thread.\n")
+    out = (f"## Results: retrieval index\n\n{INTRO}\n{table(d['rows'])}\nMachine: {m['cpu_count']} cores, "
+           f"load average {load} at the end (shared), faiss {m['faiss']}, {m['threads']} thread.\n")
+    for name, run in later:
+        out += "\n" + later_run(name, run)
+    return out
+
+
+def later_run(name: str, d: dict[str, Any]) -> str:
+    """A later, smaller run: its vectors, the merge of near-duplicate queries, and its rows."""
+    cfg, merge = d["config"], d["index_defaults"].get("query_merge_cos", 1.0)
+    load = ", ".join(f"{x:.1f}" for x in d["machine"]["load_avg_at_end"])
+    return (f"A later run (`bench/results/{name}`): vectors from `{Path(cfg['vectors']).name}` "
+            f"({d['encoded_items']:,} encoded items, {d['users_with_codes']} users' codes), near-duplicate "
+            f"queries merged above cosine {merge} (`banded-unmerged`: not), load average {load} at the end.\n\n"
+            f"{table(d['rows'], _now())}")
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--json", type=Path, default=ROOT / "bench/results/index.json")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    p.add_argument("--later", type=Path, nargs="*", default=[ROOT / "bench/results/index_merged.json",
+                                                          ROOT / "bench/results/index_trained_codes.json"])
     args = p.parse_args()
-    splice_section(args.readme, "index", section(json.loads(args.json.read_text())),
+    later = [(f.name, json.loads(f.read_text())) for f in args.later if f.is_file()]
+    splice_section(args.readme, "index", section(json.loads(args.json.read_text()), later),
                    before="## Results: online trainer at scale")
     print("README index section written")
     return 0
