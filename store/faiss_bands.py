@@ -27,6 +27,9 @@ Two more choices, both measured at 1M items in bench/bench_index.py (one thread)
   R around their centroid c, at a distance sqrt(R^2 - |c|^2) on average). Of a user's exact
   top-100, one of its 10 queries wins about 63% and three about 93%: equal budgets per query
   spent most rows where nothing was to be found.
+- merged queries: a user's near-duplicate queries (merge_queries) are searched once, with the
+  user's whole budget; 10 codes of the packaged backbone's untrained heads re-read 84% of the
+  rows they scanned (1M items: 0.957 in 8.4 ms at 15k rows, where 25k unmerged gave 0.955 in 10.7).
 """
 
 from __future__ import annotations
