@@ -195,4 +195,6 @@ def test_random_syncs_follow_the_version_rule_record_by_record(ivf):
     users = np.random.default_rng(6).standard_normal((3, DIM)).astype(np.float32)
     assert half.retrieve(users, 25, [set()] * 3) == dense_retrieve(half, users, 25, [set()] * 3)
     rebuilt = IdHalf(half.memory, half.tower, half.fusion, cfg)  # its sample drawn from the rows as they are
-    np.testing.assert_array_equal(half.references(users).numpy(), rebuilt.references(users).numpy())
+    # the same members and rows; their gates computed in batches of other shapes may differ in
+    # the last bit on CPUs whose matmul kernels depend on the shape (seen without AVX-512)
+    np.testing.assert_allclose(half.references(users).numpy(), rebuilt.references(users).numpy(), rtol=1e-6)
