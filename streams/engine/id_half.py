@@ -25,6 +25,7 @@ from model.ids.sasrec import SASRec
 from store import FetchBound, IdMemory, IdMemoryConfig, IdRow, IndexConfig, RowSample, SeenItems
 from store.faiss_index import FaissIndex
 from store.memory_backend import MemoryKV
+from store.row_sample import PutPlan
 from store.upsert_plan import UpsertPlan
 from streams.engine.config import IdIndexConfig
 
@@ -41,9 +42,10 @@ class PreparedRows:
     ids: list[str]
     gated: np.ndarray  # (n, k) g_i e_i
     plan: UpsertPlan | None
+    sample_plan: PutPlan | None = None  # the row sample's reads, for known rows as prepare_rows was told
 
     def take(self, at: np.ndarray) -> PreparedRows:
-        """The rows at (positions, ascending) alone."""
+        """The rows at (positions, ascending) alone (the row sample's plan dropped)."""
         return PreparedRows([self.ids[k] for k in at.tolist()], self.gated[at],
                             None if self.plan is None else self.plan.take(at))
 
@@ -179,13 +181,15 @@ class IdHalf:
                 kept = None if known is None else [w for w, p in zip(known, present, strict=True) if p]
                 self._sample.put(live, gated if everyone else gated[present], kept)
 
-    def prepare_rows(self, ids: list[str], rows: np.ndarray) -> PreparedRows:
+    def prepare_rows(self, ids: list[str], rows: np.ndarray, known: np.ndarray | None = None) -> PreparedRows:
         """The work of rows_changed for distinct ids' new rows that only reads (gates, the index's
-        plan), so a caller can do it off the engine lock, beside searches but not beside changes."""
+        and the row sample's plans), so a caller can do it off the engine lock, beside searches but
+        not beside changes. known: as rows_prepared will be told (the sample's plan holds for it)."""
         with torch.no_grad():
             gated = rows * self.fusion.gates(torch.from_numpy(rows)).numpy()[:, None]
-        index = self._index
-        return PreparedRows(list(ids), gated, None if index is None else index.plan_upsert(list(ids), gated))
+        index, ids = self._index, list(ids)
+        sample_plan = self._sample.plan_put(ids, known) if self._sampled and known is not None else None
+        return PreparedRows(ids, gated, None if index is None else index.plan_upsert(ids, gated), sample_plan)
 
     def rows_prepared(self, rows: PreparedRows, known: Sequence[bool] | None = None) -> None:
         """rows_changed for rows prepare_rows worked out (every one present)."""
@@ -194,4 +198,4 @@ class IdHalf:
         if self._index is not None:
             self._index.upsert(rows.ids, rows.gated, plan=rows.plan)
         if self._sampled:
-            self._sample.put(rows.ids, rows.gated, None if known is None else list(known))
+            self._sample.put(rows.ids, rows.gated, known, plan=rows.sample_plan)

@@ -95,7 +95,8 @@ def prepare_parameters(half: IdHalf, records: Sequence[tuple[bytes | None, bytes
     ok, batch = decode_served([k for k, _ in records], [v for _, v in records], memory.table, memory.config.dim)
     if not (ok.all() and len(set(batch.ids)) == len(records)):
         return PreparedSlice(ok, batch, None)
-    rows, versions = half.prepare_rows(batch.ids, batch.vectors), memory.versions_ahead(batch.ids)
+    versions = memory.versions_ahead(batch.ids)
+    rows = half.prepare_rows(batch.ids, batch.vectors, None if versions is None else ~versions.absent)
     if (batch.versions <= min(ceiling, MAX_VERSION)).all():
         versions = memory.write_ahead(batch, versions)
     return PreparedSlice(ok, batch, rows, versions)
@@ -146,8 +147,7 @@ def _store_whole(half: IdHalf, batch: RowBatch, rows: PreparedRows,
         return None
     changed = np.flatnonzero(applied)
     if len(changed):
-        half.rows_prepared(rows if len(changed) == len(batch) else rows.take(changed),
-                           known=(~created[changed]).tolist())
+        half.rows_prepared(rows if len(changed) == len(batch) else rows.take(changed), known=~created[changed])
     return [_APPLIED if a else _STALE for a in applied.tolist()]
 
 

@@ -71,3 +71,39 @@ def test_known_rows_skip_the_hash_and_the_matrix_follows_changed_members_in_plac
     assert c.matrix()[1] is c.matrix()[1] and c.matrix()[0] == members
     at = {k: j for j, k in enumerate(rows)}
     np.testing.assert_array_equal(c.matrix()[1], [new[at[k]] + (at[k] < 200) for k in members])
+
+
+def test_a_key_repeated_in_one_put_keeps_its_last_vector():
+    """Members and new keys alike: the last of a key's vectors in one put is the one kept (as
+    puts one by one would leave it), and a new key repeated joins once."""
+    sample = RowSample(10, 1, seed=3)
+    sample.put(["a", "b"], np.array([[1.0], [2.0]], np.float32))
+    sample.matrix()
+    sample.put(["a", "c", "a", "c"], np.array([[3.0], [4.0], [5.0], [6.0]], np.float32), [True, False, True, False])
+    keys, vectors = sample.matrix()
+    assert keys == ["a", "b", "c"]
+    np.testing.assert_array_equal(vectors[:, 0], [5.0, 2.0, 6.0])
+    assert sorted(k for _, k in sample._heap) == ["a", "b", "c"]
+
+
+def test_a_put_planned_ahead_equals_a_put_and_a_plan_the_sample_outdated_is_not_used():
+    """plan_put's reads, done before the put (off the worker's lock), give the put's result; once
+    a change came between (here: new rows pushed out a member the plan had found), the put works
+    afresh, so that member does not come back."""
+    rows = [f"k{j}" for j in range(400)]
+    a, b = RowSample(50, 3, seed=7), RowSample(50, 3, seed=7)
+    for s in (a, b):
+        s.put(rows, np.zeros((400, 3), np.float32))
+    keys, known = rows[:200] + [f"n{j}" for j in range(100)], [True] * 200 + [False] * 100
+    vectors = np.arange(900, dtype=np.float32).reshape(300, 3)
+    a.put(keys, vectors, known, plan=a.plan_put(keys, known))
+    b.put(keys, vectors, known)
+    assert a.matrix()[0] == b.matrix()[0] == bottom(rows + keys[200:], 50, 7)
+    np.testing.assert_array_equal(a.matrix()[1], b.matrix()[1])
+    last = max(a.matrix()[0], key=lambda k: priority(7, k))  # the member with the largest priority
+    plan = a.plan_put([last], [True])
+    lower = [k for k in (f"x{j}" for j in range(5000)) if priority(7, k) < a.threshold][:3]
+    a.put(lower, np.ones((3, 3), np.float32))  # pushes `last` out
+    assert last not in a
+    a.put([last], np.ones((1, 3), np.float32), [True], plan=plan)
+    assert last not in a and len(a) == 50 and sorted(k for _, k in a._heap) == a.matrix()[0]
