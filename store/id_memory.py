@@ -23,6 +23,7 @@ from .base import KVStore
 from .config import IdMemoryConfig
 from .errors import StateCodecError
 from .frequency import FrequencyFilter
+from .held_versions import HeldVersions
 from .id_row import (
     MAX_DIM,
     IdRow,
@@ -124,7 +125,7 @@ class VersionsAhead:
     # write_ahead's: the new rows, as IdRows of their own, of the ids cached just after its write
     # (put_batch swaps them in rather than copying into the cached ones under its caller's lock)
     rows: dict[str, IdRow] | None = None
-    versions: dict[str, int] | None = None  # write_ahead's: the versions of the rows it wrote
+    slots: np.ndarray | None = None  # the ids' slots in the versions held (HeldVersions.slots)
 
 
 class IdMemory:
@@ -363,8 +364,9 @@ class IdMemory:
         if self._versions is None:
             return None
         changed = self._versions_changed
-        stored, absent = self._stored_versions(ids)
-        return VersionsAhead(ids, stored, absent, changed)
+        slots = self._versions.slots(ids)
+        stored, absent = self._versions.read(slots)
+        return VersionsAhead(ids, stored, absent, changed, slots=slots)
 
     def write_ahead(self, batch: RowBatch, ahead: VersionsAhead | None) -> VersionsAhead | None:
         """put_batch's KV write for these rows done now, ahead of it (a worker: off the engine
@@ -380,10 +382,9 @@ class IdMemory:
         put = np.flatnonzero(ahead.absent | (batch.versions >= ahead.stored)).tolist()
         self._journal = []  # before the write: a read that ends after it is noted
         if not put:
-            return replace(ahead, written=True, rows={}, versions={})
+            return replace(ahead, written=True, rows={})
         self._write_rows(batch, put)
-        versions = dict(zip([batch.ids[k] for k in put], batch.versions[put].tolist(), strict=True))
-        return replace(ahead, written=True, rows=self._new_rows(batch, put), versions=versions)
+        return replace(ahead, written=True, rows=self._new_rows(batch, put))
 
     def _new_rows(self, batch: RowBatch, put: list[int]) -> dict[str, IdRow]:
         """IdRows of their own of batch's rows at put whose ids are cached now (read after the
@@ -436,9 +437,9 @@ class IdMemory:
         if self.config.track_touched:
             self._touched.update(dict.fromkeys(put_ids))
         if self._versions is not None:
-            # a dict built ahead goes in faster than pairs (no tuples; hashes kept)
-            held = ahead.versions if written and ahead.versions is not None else None
-            self._versions.update(held if held is not None else zip(put_ids, versions.tolist(), strict=True))
+            slots = ahead.slots if valid else None  # read ahead, off the lock: one scatter here
+            slots = self._versions.slots(put_ids) if slots is None else slots if everyone else slots[put]
+            self._versions.put(put_ids, slots, versions)
             self._versions_changed += 1
         self._count += int(absent.sum() if everyone else absent[put].sum())
         self.version = max(self.version, int(versions.max()))
@@ -498,9 +499,7 @@ class IdMemory:
         """((N,) uint64 versions of the stored rows, (N,) bool absent): from the versions held,
         else the KV read in one call."""
         if self._versions is not None:
-            held = list(map(self._versions.get, ids))
-            absent = np.fromiter((v is None for v in held), bool, len(ids))
-            return np.fromiter((v or 0 for v in held), np.uint64, len(ids)), absent
+            return self._versions.read(self._versions.slots(ids))
         versions, absent = np.zeros(len(ids), np.uint64), np.zeros(len(ids), bool)
         cache, pending = self._cache, self._pending
         held = cache.keys() & ids
@@ -673,10 +672,10 @@ class IdMemory:
             self._versions[item_id] = int(version)
             self._versions_changed += 1
 
-    def _read_versions(self) -> dict[str, int]:
+    def _read_versions(self) -> HeldVersions:
         """Every stored row's version, read from the KV (a row too damaged to show it: 0, as
         put_batch reads it)."""
-        n, versions = len(self._prefix), {}
+        n, versions = len(self._prefix), HeldVersions()
         for key, raw in self.kv.iterate(self._prefix):
             try:
                 versions[key[n:].decode("utf-8")] = read_version(raw)
@@ -713,7 +712,7 @@ class IdMemory:
             self._pending.pop(item_id, None)
             self._touched[item_id] = None
             if self._versions is not None:
-                self._versions.pop(item_id, None)
+                self._versions.pop(item_id)
                 self._versions_changed += 1
         self._count -= len(ids)
         self.kv.write_batch([], [self._key(i) for i in ids])

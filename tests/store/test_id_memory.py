@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from store.config import FrequencyConfig, IdMemoryConfig
 from store.errors import StateCodecError
+from store.held_versions import HeldVersions
 from store.id_memory import IdMemory
 from store.id_row import IdRow, initial_row, read_version
 from store.id_snapshot import read_header, write_header
@@ -369,7 +370,7 @@ def test_a_tiny_cache_behaves_like_an_unbounded_one(ops) -> None:
     assert small.drain_touched() == large.drain_touched() == held.drain_touched()
     assert small.ids() == large.ids() == held.ids() and len(small) == len(large) == len(held) == len(small.ids())
     assert all(small.get_row(i) == large.get_row(i) == held.get_row(i) for i in names)
-    assert held._versions == {i: held.get_row(i).version for i in held.ids()}
+    assert dict(held._versions.items()) == {i: held.get_row(i).version for i in held.ids()}
 
 
 def _run(mem: IdMemory, op: str, ids: list[str], n: int) -> object:
@@ -445,8 +446,8 @@ def test_versions_read_ahead_hold_until_a_version_changes(monkeypatch) -> None:
     mem = IdMemory(MemoryKV(), config(versions_held=True, track_touched=False))
     mem.put_rows(["a"], [IdRow(np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0, 1, 5)])
     reads = []
-    real = IdMemory._stored_versions
-    monkeypatch.setattr(IdMemory, "_stored_versions", lambda self, ids: reads.append(ids) or real(self, ids))
+    real = HeldVersions.slots
+    monkeypatch.setattr(HeldVersions, "slots", lambda self, ids: reads.append(ids) or real(self, ids))
     first = batch({"a": 6, "b": 2})
     ahead = mem.versions_ahead(first.ids)
     assert len(reads) == 1
