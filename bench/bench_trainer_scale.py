@@ -111,7 +111,7 @@ def build_learner(n: int, settings: TrainerSettings, dim: int, root: Path, seed:
     from a checkpoint: the checkpoint's rows with fresh slots, not reported as touched."""
     torch.manual_seed(seed)
     tower = SASRec([], SASRecOptions(dim=dim)).eval()  # reads rows, holds none
-    memory = IdMemory(RocksDictKV(root / "rows"), memory_config(settings, dim, HybridConfig()))
+    memory = IdMemory(RocksDictKV(root / "rows", point_reads=True), memory_config(settings, dim, HybridConfig()))
     acc = np.full(dim, memory.config.initial_accumulator, np.float32)
     t = time.perf_counter()
     for ids, vectors in initial_rows(n, dim, seed):

@@ -81,7 +81,10 @@ def sum_duplicates(
         repeat = np.ones(len(ids), bool)
         repeat[first] = False
         summed = grads[first].astype(np.float64)
-        np.add.at(summed, inverse[repeat], grads[repeat])
+        # through the flat view: numpy's add.at is several times faster on one axis (same sums)
+        width = summed.shape[1]
+        at = (inverse[repeat][:, None] * width + np.arange(width)).ravel()
+        np.add.at(summed.reshape(-1), at, grads[repeat].astype(np.float64).ravel())
         summed = np.clip(summed, -_F32_MAX, _F32_MAX).astype(np.float32)
     counts = np.bincount(inverse, minlength=len(index))
     latest = None

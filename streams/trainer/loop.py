@@ -70,7 +70,7 @@ class Trainer:
 
         if snap is None:  # rows written before a first snapshot reflect nothing: start clean
             shutil.rmtree(self.root / "rows", ignore_errors=True)
-            self.rows = RocksDictKV(self.root / "rows")
+            self.rows = RocksDictKV(self.root / "rows", point_reads=True)  # rows: random point reads
             memory, histories = IdMemory(self.rows, half.config), histories_in(self.rows)
             meta = snapshot.SnapshotMeta()
             half.write_rows(memory)

@@ -86,12 +86,12 @@ def restore(snap: Path, rows_path: Path, config: IdMemoryConfig,
     snapshot's checkpoint; format 1: its rows and histories written into it)."""
     meta = SnapshotMeta.from_json((snap / "meta.json").read_text())
     if (snap / "kv").is_dir():
-        kv = RocksDictKV.from_checkpoint(snap / "kv", rows_path)
+        kv = RocksDictKV.from_checkpoint(snap / "kv", rows_path, point_reads=True)
         memory = IdMemory.reopen(kv, read_header(snap / "table.bin", config.dim), config)
         users = histories(kv)
         users.reload()
         return memory, users, meta
-    kv = RocksDictKV(rows_path)
+    kv = RocksDictKV(rows_path, point_reads=True)
     memory = IdMemory.restore(snap / "rows.snap", kv, config)
     users = histories(kv)
     users.restore(snap / "histories.jsonl")
