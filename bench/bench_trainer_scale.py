@@ -60,6 +60,7 @@ from streams.trainer.histories import Histories
 from streams.trainer.learner import OnlineLearner, memory_config
 from streams.trainer.publisher import Publisher
 from streams.worker.config import WorkerSettings
+from streams.worker.heap import freeze_startup_objects
 from streams.worker.id_rows import replica_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +150,9 @@ def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users:
     t = time.perf_counter()
     half.index(), half.sample()
     index_s = time.perf_counter() - t
+    # as a worker does once it serves (streams/worker/heap.py): what is alive now (here the
+    # trainer's objects too, which a worker would not hold) is kept out of the collector's scans
+    freeze_startup_objects()
 
     def serve(k: int) -> float:
         t = time.perf_counter()
