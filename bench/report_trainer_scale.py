@@ -31,7 +31,9 @@ one serve's, at most `param_apply_budget_ms` per hold of the lock, at least the
 `param_apply_min_per_s` rate). Apply us per row: under the lock (wall, and the thread's CPU
 time); prepare us per row: off it (wall); the p99 of (one hold + one serve), an engagement that
 waited for the lock a whole slice, over the p99 of serves taken just before each slice (the same
-moment's load), and the p99 of the serves beside a prepare over the same. Start: until a worker's ID half over N rows can
+moment's load), and the p99 of the serves beside a prepare over the same; the syncs are applied on
+fresh worker halves until at least 600 slices are pooled (one pass at 10k rows is about 80 slices,
+whose p99 is their largest), each size in a process of its own. Start: until a worker's ID half over N rows can
 serve (rows open, index and row sample built), from its local rows (full disk) or from the
 checkpoint's rows plus the whole compacted `parameters` topic applied record by record (empty
 disk).
