@@ -175,9 +175,10 @@ def worker_apply(half: IdHalf, records: list[tuple[bytes, bytes | None]], users:
 
     serve(0)
     settings = WorkerSettings()
-    pacer = ApplyPacer(settings.param_apply_budget_ms / 1000.0, settings.param_apply_slice,
-                       settings.param_apply_share, min_per_s=settings.param_apply_min_per_s)
     samples = new_samples() if samples is None else samples
+    # one pacer over the passes, as a worker's runs over its syncs (a fresh one sizes its first slices blind)
+    pacer = samples.setdefault("pacer", ApplyPacer(settings.param_apply_budget_ms / 1000.0, settings.param_apply_slice,
+                                                   settings.param_apply_share, min_per_s=settings.param_apply_min_per_s))
     held, during, quiet, beside, sizes = (samples[k] for k in ("held", "during", "quiet", "beside", "sizes"))
     start, held["rows"] = 0, held["rows"] + len(records)
     with ThreadPoolExecutor(1, thread_name_prefix="param-prepare") as pool:
